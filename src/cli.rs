@@ -1,0 +1,61 @@
+//! The command line: global flags and the subcommands (each subcommand's flags live in its own file).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cmd::{demo::DemoArgs, generate::GenArgs, query::QueryArgs};
+
+/// Exact daily, weekly and monthly active users from a date-partitioned Parquet lake.
+#[derive(Debug, Parser)]
+#[command(name = "dau", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes. Each beats its `DAU_*` variable, which beats `dau.toml`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// The lake: a folder or file:// URL holding one folder per day (date=YYYY-MM-DD/…)
+    #[arg(long, global = true, env = "DAU_LAKE", value_name = "URL")]
+    pub lake: Option<String>,
+
+    /// Config file [default: ./dau.toml when it exists]
+    #[arg(long, global = true, env = "DAU_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Name of the user id column in the files [default: userId]
+    #[arg(long, global = true, env = "DAU_USER_COLUMN", value_name = "NAME")]
+    pub user_column: Option<String>,
+
+    /// Name of a date column inside the files, if any; the partition's date is the one `date` [default: date]
+    #[arg(long, global = true, env = "DAU_DATE_COLUMN", value_name = "NAME")]
+    pub date_column: Option<String>,
+
+    /// IANA timezone that decides what today and yesterday mean [default: UTC]
+    #[arg(long, global = true, env = "DAU_TIMEZONE", value_name = "TZ")]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a small sample lake (cached) and show its DAU, MAU and opens
+    Demo(DemoArgs),
+    /// Write a deterministic synthetic lake of app-open events
+    Gen(GenArgs),
+    /// Compute one metric over a range of days
+    Query(QueryArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flags_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

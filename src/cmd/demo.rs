@@ -1,0 +1,82 @@
+//! `dau demo`: a sample lake made once into the cache folder, and its DAU, MAU and opens.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate};
+use clap::Args;
+
+use crate::cmd::generate::{self, Shape};
+use crate::config::Config;
+use crate::lake::Lake;
+use crate::metrics::{self, Metric, Query};
+use crate::output::{self, Format};
+use crate::{Error, Result};
+
+/// The embedded default: the lake the demo makes. Changing it needs a new folder name.
+const DEMO_FOLDER: &str = "demo-lake-v1";
+const DEMO_USERS: u64 = 20_000;
+const DEMO_DAYS: u64 = 60;
+const DEMO_START: &str = "2024-05-01";
+/// Days the demo's tables show, ending on the lake's last day.
+const SHOWN_DAYS: u64 = 14;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to keep the sample lake [default: dau's folder in the user cache dir]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
+    let lake_dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => default_dir()?,
+    };
+    let start: NaiveDate = DEMO_START.parse().expect("DEMO_START is a date");
+    let shape = Shape {
+        users: DEMO_USERS,
+        days: DEMO_DAYS,
+        start,
+        ..Shape::default()
+    };
+    let made = generate::ensure(&lake_dir, &shape)?;
+    let lake = Arc::new(Lake::open(&lake_dir.to_string_lossy()).await?);
+    let (first, last) = (lake.first_day(), lake.last_day());
+    eprintln!(
+        "dau demo: {} sample lake of {DEMO_USERS} users over {DEMO_DAYS} days ({first} to {last}) in {}",
+        if made { "made a" } else { "using the" },
+        lake_dir.display()
+    );
+    let from = last - Days::new(SHOWN_DAYS - 1);
+    for (title, metric) in [
+        (
+            "Daily and monthly active users (mau: rolling 30 days), and dau / mau",
+            Metric::Stickiness,
+        ),
+        (
+            "App opens per day, and opens per active user",
+            Metric::Opens,
+        ),
+    ] {
+        println!("\n{title}, {from} to {last}");
+        let query = Query::new(metric, from, last, false)?;
+        let df = metrics::plan(lake.clone(), config, &query).await?;
+        output::write(df.execute_stream().await?, Format::Table, None).await?;
+    }
+    println!(
+        "\nPoint dau at your own lake: dau query dau --lake /path/to/lake \
+         (folders date=YYYY-MM-DD/*.parquet with a userId column)"
+    );
+    Ok(())
+}
+
+fn default_dir() -> Result<PathBuf> {
+    let cache = dirs::cache_dir().ok_or_else(|| {
+        Error::usage(
+            "no cache folder for the demo lake",
+            "give one with dau demo --dir DIR",
+        )
+    })?;
+    Ok(cache.join("dau").join(DEMO_FOLDER))
+}

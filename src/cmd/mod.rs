@@ -1,0 +1,5 @@
+//! One file per subcommand: its flags and its `run`.
+
+pub mod demo;
+pub mod generate;
+pub mod query;

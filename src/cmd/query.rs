@@ -1,0 +1,72 @@
+//! `dau query METRIC`: one metric over a range of days, as a table or a file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate, Utc};
+use clap::Args;
+
+use crate::config::Config;
+use crate::dates::{ACCEPTED, parse_day};
+use crate::lake::Lake;
+use crate::metrics::{self, Metric, Query};
+use crate::output::{self, Format};
+use crate::{Error, Result};
+
+/// Days in the default range, ending on the lake's last day.
+const DEFAULT_DAYS: u64 = 30;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    dau query dau --lake ./lake --from 2024-06-01 --to 2024-06-30\n  \
+    dau query mau --calendar --from 2024-01-01 --to 2024-06-30 --format csv\n  \
+    dau query user-days --from yesterday --to yesterday --output out/user_days.parquet")]
+pub struct QueryArgs {
+    /// The metric to compute
+    #[arg(value_enum)]
+    pub metric: Metric,
+
+    /// First day: YYYY-MM-DD, today, yesterday or -Nd [default: 29 days before --to]
+    #[arg(long, value_name = "DAY")]
+    pub from: Option<String>,
+
+    /// Last day, in the same forms [default: the lake's last day]
+    #[arg(long, value_name = "DAY")]
+    pub to: Option<String>,
+
+    /// wau per ISO week (Monday to Sunday) and mau per calendar month, instead of rolling windows
+    #[arg(long)]
+    pub calendar: bool,
+
+    /// Output format [default: from the --output extension, else table]
+    #[arg(long, short, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write to this file instead of stdout
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
+    let format = Format::resolve(args.format, args.output.as_deref())?;
+    let lake = Arc::new(Lake::open(config.lake()?).await?);
+    let today = Utc::now().with_timezone(&config.timezone).date_naive();
+    let day = |flag: &str, value: &Option<String>| -> Result<Option<NaiveDate>> {
+        value
+            .as_deref()
+            .map(|v| {
+                parse_day(v, today)
+                    .ok_or_else(|| Error::usage(format!("bad {flag} '{v}'"), ACCEPTED))
+            })
+            .transpose()
+    };
+    let (from, to) = (day("--from", &args.from)?, day("--to", &args.to)?);
+    let to = to.unwrap_or_else(|| lake.last_day());
+    let from = from.unwrap_or_else(|| to - Days::new(DEFAULT_DAYS - 1));
+    let query = Query::new(args.metric, from, to, args.calendar)?;
+    let df = metrics::plan(lake.clone(), config, &query).await?;
+    for warning in query.warnings(&lake) {
+        eprintln!("dau: warning: {warning}");
+    }
+    output::write(df.execute_stream().await?, format, args.output.as_deref()).await
+}

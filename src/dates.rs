@@ -1,0 +1,74 @@
+//! Day arguments (`2024-06-18`, `today`, `yesterday`, `-7d`) and the day ↔ Arrow Date32 mapping.
+
+use chrono::{Days, NaiveDate};
+
+pub const ACCEPTED: &str =
+    "use YYYY-MM-DD, today, yesterday, or -Nd for N days before today (e.g. -7d)";
+
+/// Parses a day argument relative to `today` (already taken in the configured timezone).
+pub fn parse_day(text: &str, today: NaiveDate) -> Option<NaiveDate> {
+    match text.trim() {
+        "today" => Some(today),
+        "yesterday" => today.checked_sub_days(Days::new(1)),
+        t if t.starts_with('-') && t.ends_with('d') => {
+            let n: u64 = t[1..t.len() - 1].parse().ok()?;
+            today.checked_sub_days(Days::new(n))
+        }
+        t => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()
+            .filter(|_| t.len() == 10),
+    }
+}
+
+/// Days since 1970-01-01, as Arrow's Date32 stores them.
+pub fn to_date32(day: NaiveDate) -> i32 {
+    (day - NaiveDate::default()).num_days() as i32
+}
+
+/// Every day from `from` to `to`, both included.
+pub fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    from.iter_days().take_while(move |d| *d <= to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn accepted_forms() {
+        let today = day("2024-03-01");
+        assert_eq!(parse_day("2024-06-18", today), Some(day("2024-06-18")));
+        assert_eq!(parse_day("today", today), Some(today));
+        assert_eq!(parse_day("yesterday", today), Some(day("2024-02-29")));
+        assert_eq!(parse_day("-7d", today), Some(day("2024-02-23")));
+        assert_eq!(parse_day("-0d", today), Some(today));
+    }
+
+    #[test]
+    fn rejected_forms() {
+        let today = day("2024-03-01");
+        for bad in [
+            "",
+            "2024-6-18",
+            "2024-13-01",
+            "2024-02-30",
+            "-d",
+            "-7",
+            "7d",
+            "-x7d",
+            "tomorrow",
+        ] {
+            assert_eq!(parse_day(bad, today), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn date32_epoch() {
+        assert_eq!(to_date32(day("1970-01-01")), 0);
+        assert_eq!(to_date32(day("2024-06-18")), 19892);
+    }
+}

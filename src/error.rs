@@ -1,0 +1,141 @@
+//! The one error type: every message a user reads, and the exit code that goes with it.
+//!
+//! Messages follow `dau: <what> (<where>): <hint>`; `main` adds the `dau: ` prefix.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flag or argument that cannot be used as given.
+    #[error("{what}: {hint}")]
+    Usage { what: String, hint: String },
+
+    /// `dau.toml` that cannot be read or parsed.
+    #[error("bad config ({}): {what}", path.display())]
+    Config { path: PathBuf, what: String },
+
+    /// The lake location does not exist or is not a folder.
+    #[error(
+        "lake not found ({lake}): check --lake, DAU_LAKE or [lake] url in dau.toml, \
+         or run `dau gen --out DIR` to make a sample lake"
+    )]
+    LakeNotFound { lake: String },
+
+    /// Listing or reading the lake's storage failed.
+    #[error("cannot read the lake ({lake}): {source}")]
+    Storage {
+        lake: String,
+        source: object_store::Error,
+    },
+
+    /// No folder of a known partition layout below the lake root.
+    #[error(
+        "no date partitions found ({lake}): expected folders like date=YYYY-MM-DD, dt=YYYY-MM-DD, \
+         day=YYYY-MM-DD or year=YYYY/month=MM/day=DD{found}"
+    )]
+    NoLayout { lake: String, found: String },
+
+    /// The asked range holds no partition.
+    #[error(
+        "no partitions between {from} and {to} ({lake}): the lake has days {first} to {last}; \
+         choose --from/--to inside them"
+    )]
+    NoPartitions {
+        lake: String,
+        from: NaiveDate,
+        to: NaiveDate,
+        first: NaiveDate,
+        last: NaiveDate,
+    },
+
+    /// The partitions of the range hold no data file at all.
+    #[error("no data files in the partitions from {from} to {to} ({lake}): nothing to count")]
+    NoFiles {
+        lake: String,
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+
+    /// A data file that cannot be read as Parquet.
+    #[error("cannot read data file ({file}): {reason}")]
+    BadFile { file: String, reason: String },
+
+    /// The user column is not in the files.
+    #[error(
+        "no column '{column}' ({file}): columns found: {found}; set the user column with \
+         --user-column, DAU_USER_COLUMN or [lake] user_column in dau.toml"
+    )]
+    MissingColumn {
+        column: String,
+        file: String,
+        found: String,
+    },
+
+    /// The user column has a type that cannot be an id.
+    #[error(
+        "column '{column}' has type {found} ({file}): a user id must be an integer or a string"
+    )]
+    BadColumnType {
+        column: String,
+        file: String,
+        found: String,
+    },
+
+    /// DataFusion failed while planning or running a query.
+    #[error("query failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+
+    /// Reading or writing a local file failed.
+    #[error("{what} ({}): {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn usage(what: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Usage {
+            what: what.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Exit codes from design.md: 1 runtime, 2 usage/config, 3 storage, 4 data problem.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage { .. } | Error::Config { .. } => 2,
+            Error::LakeNotFound { .. } | Error::Storage { .. } => 3,
+            Error::NoLayout { .. }
+            | Error::NoPartitions { .. }
+            | Error::NoFiles { .. }
+            | Error::BadFile { .. }
+            | Error::MissingColumn { .. }
+            | Error::BadColumnType { .. } => 4,
+            Error::Query(_) | Error::Io { .. } => 1,
+        }
+    }
+
+    /// True when stdout was closed by the reader (`dau query … | head`): not an error to report.
+    pub fn is_broken_pipe(&self) -> bool {
+        let io = match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Query(datafusion::error::DataFusionError::IoError(e)) => Some(e),
+            _ => None,
+        };
+        io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}

@@ -1,0 +1,253 @@
+//! Partition layouts: which folder names carry a day, and how to find the days below a lake root.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use futures::future::try_join_all;
+use object_store::{ObjectStore, path::Path};
+
+/// Hive keys that hold a whole `YYYY-MM-DD` day, in the order they are preferred.
+const DAY_KEYS: [&str; 3] = ["date", "dt", "day"];
+/// How many single-folder levels (such as `topics/<topic>/`) discovery walks through.
+const MAX_PREFIX_DEPTH: usize = 3;
+
+/// How a day is spelled in the lake's folder names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// One folder per day, `key=YYYY-MM-DD` with key `date`, `dt` or `day`.
+    Hive { key: String },
+    /// `year=YYYY/month=MM/day=DD`.
+    Nested,
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layout::Hive { key } => write!(f, "{key}=YYYY-MM-DD"),
+            Layout::Nested => write!(f, "year=YYYY/month=MM/day=DD"),
+        }
+    }
+}
+
+/// The days found below a root: each day's partition folders (usually one).
+#[derive(Debug, Default)]
+pub struct Discovered {
+    pub layout: Option<Layout>,
+    /// The folder the partitions hang from: the root, or a prefix below it such as `topics/app_opens`.
+    pub base: Path,
+    pub days: BTreeMap<NaiveDate, Vec<Path>>,
+    /// Folders that look like partitions but do not name a real day (`date=latest`, `date=2024-13-45`).
+    pub skipped: Vec<String>,
+    /// Sub-folders seen at the level where discovery gave up, for the error message.
+    pub seen: Vec<String>,
+}
+
+/// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`.
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with('.')
+}
+
+/// `key=value` → (key, value).
+fn key_value(name: &str) -> Option<(&str, &str)> {
+    name.split_once('=')
+}
+
+/// Parses a hive day value, `YYYY-MM-DD` exactly.
+pub fn parse_hive_day(value: &str) -> Option<NaiveDate> {
+    if value.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
+}
+
+/// Parses `year=`, `month=`, `day=` numbers into a real day.
+pub fn parse_nested_day(year: &str, month: &str, day: &str) -> Option<NaiveDate> {
+    let number = |s: &str, max_len: usize| -> Option<u32> {
+        (!s.is_empty() && s.len() <= max_len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    NaiveDate::from_ymd_opt(number(year, 4)? as i32, number(month, 2)?, number(day, 2)?)
+}
+
+/// Child folder names of `dir` (hidden ones left out), sorted.
+async fn child_folders(store: &dyn ObjectStore, dir: &Path) -> object_store::Result<Vec<String>> {
+    let listing = store.list_with_delimiter(Some(dir)).await?;
+    let mut names: Vec<String> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .filter(|name| !is_hidden(name))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Finds the layout and every day below `root`, walking through single-folder prefixes.
+pub async fn discover(store: &dyn ObjectStore, root: &Path) -> object_store::Result<Discovered> {
+    let mut base = root.clone();
+    for _ in 0..=MAX_PREFIX_DEPTH {
+        let folders = child_folders(store, &base).await?;
+        let has_key = |key: &str| {
+            folders
+                .iter()
+                .any(|f| key_value(f).is_some_and(|(k, _)| k == key))
+        };
+        if let Some(key) = DAY_KEYS.into_iter().find(|k| has_key(k)) {
+            return Ok(hive_days(&base, key, &folders));
+        }
+        if has_key("year") {
+            return nested_days(store, &base, &folders).await;
+        }
+        match folders.as_slice() {
+            [only] => base = base.clone().join(only.as_str()),
+            _ => {
+                return Ok(Discovered {
+                    base,
+                    seen: folders,
+                    ..Discovered::default()
+                });
+            }
+        }
+    }
+    Ok(Discovered {
+        base,
+        ..Discovered::default()
+    })
+}
+
+fn hive_days(base: &Path, key: &str, folders: &[String]) -> Discovered {
+    let mut found = Discovered {
+        layout: Some(Layout::Hive {
+            key: key.to_string(),
+        }),
+        base: base.clone(),
+        ..Discovered::default()
+    };
+    for name in folders {
+        let Some((k, value)) = key_value(name) else {
+            continue;
+        };
+        if k != key {
+            continue;
+        }
+        match parse_hive_day(value) {
+            Some(day) => found
+                .days
+                .entry(day)
+                .or_default()
+                .push(base.clone().join(name.as_str())),
+            None => found.skipped.push(name.clone()),
+        }
+    }
+    found
+}
+
+async fn nested_days(
+    store: &dyn ObjectStore,
+    base: &Path,
+    years: &[String],
+) -> object_store::Result<Discovered> {
+    let mut found = Discovered {
+        layout: Some(Layout::Nested),
+        base: base.clone(),
+        ..Discovered::default()
+    };
+    // (year, month) folders, listed concurrently year by year, then their day folders.
+    let years: Vec<(String, Path)> = years
+        .iter()
+        .filter_map(|y| {
+            key_value(y)
+                .filter(|(k, _)| *k == "year")
+                .map(|(_, v)| (v.to_string(), base.clone().join(y.as_str())))
+        })
+        .collect();
+    let months = try_join_all(years.iter().map(|(_, path)| child_folders(store, path))).await?;
+    let mut month_paths = Vec::new();
+    for ((year, year_path), months) in years.iter().zip(months) {
+        for m in months {
+            if let Some(("month", month)) = key_value(&m) {
+                month_paths.push((
+                    year.clone(),
+                    month.to_string(),
+                    year_path.clone().join(m.as_str()),
+                ));
+            }
+        }
+    }
+    let days = try_join_all(
+        month_paths
+            .iter()
+            .map(|(_, _, path)| child_folders(store, path)),
+    )
+    .await?;
+    for ((year, month, month_path), days) in month_paths.iter().zip(days) {
+        for d in days {
+            let Some(("day", day)) = key_value(&d) else {
+                continue;
+            };
+            match parse_nested_day(year, month, day) {
+                Some(date) => found
+                    .days
+                    .entry(date)
+                    .or_default()
+                    .push(month_path.clone().join(d.as_str())),
+                None => found.skipped.push(format!("year={year}/month={month}/{d}")),
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_values() {
+        assert_eq!(
+            parse_hive_day("2024-06-18"),
+            NaiveDate::from_ymd_opt(2024, 6, 18)
+        );
+        for bad in [
+            "latest",
+            "2024-13-45",
+            "2024-6-18",
+            "20240618",
+            "",
+            "2024-02-30",
+            "__HIVE_DEFAULT_PARTITION__",
+        ] {
+            assert_eq!(parse_hive_day(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn nested_values() {
+        assert_eq!(
+            parse_nested_day("2024", "06", "18"),
+            NaiveDate::from_ymd_opt(2024, 6, 18)
+        );
+        assert_eq!(
+            parse_nested_day("2024", "6", "8"),
+            NaiveDate::from_ymd_opt(2024, 6, 8)
+        );
+        for (y, m, d) in [
+            ("2024", "13", "01"),
+            ("2024", "02", "30"),
+            ("x", "1", "1"),
+            ("2024", "+1", "1"),
+            ("2024", "001", "1"),
+        ] {
+            assert_eq!(parse_nested_day(y, m, d), None, "{y}-{m}-{d}");
+        }
+    }
+
+    #[test]
+    fn hidden_names() {
+        for name in ["_SUCCESS", "_temporary", ".crc", ".DS_Store", "._x.parquet"] {
+            assert!(is_hidden(name), "{name}");
+        }
+        assert!(!is_hidden("part-0.parquet"));
+    }
+}

@@ -1,0 +1,271 @@
+//! The `events` table: a DataFusion table over chosen days of a lake, with `date` typed DATE.
+//!
+//! The partition's day is the table's `date`; a `date` column inside the files (as BigQuery exports
+//! carry) is left out, so `date` has one meaning. Filters on `date` prune whole days before any
+//! file is listed, so a query reads only the partitions it asks for.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, Date32Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, ScalarValue, project_schema};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use futures::future::try_join_all;
+
+use super::Lake;
+use crate::dates::to_date32;
+use crate::{Error, Result};
+
+/// The table's day column.
+pub const DATE: &str = "date";
+
+fn date_field() -> FieldRef {
+    Arc::new(Field::new(DATE, DataType::Date32, false))
+}
+
+/// The user id column and the in-file date column, by name.
+pub struct Columns<'a> {
+    pub user: &'a str,
+    pub date: &'a str,
+}
+
+pub struct EventsTable {
+    lake: Arc<Lake>,
+    /// The days this table covers, ascending; each has a partition in the lake.
+    days: Vec<NaiveDate>,
+    file_schema: SchemaRef,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for EventsTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EventsTable({}, {} days)",
+            self.lake.name,
+            self.days.len()
+        )
+    }
+}
+
+impl EventsTable {
+    /// A table over `days` of `lake`. The schema comes from the newest file among those days.
+    pub async fn new(
+        lake: Arc<Lake>,
+        days: Vec<NaiveDate>,
+        columns: &Columns<'_>,
+        state: &dyn Session,
+    ) -> Result<EventsTable> {
+        let mut sample = None;
+        for day in days.iter().rev() {
+            if let Some(file) = lake.files(*day).await?.pop() {
+                sample = Some(file);
+                break;
+            }
+        }
+        let file = sample.ok_or_else(|| Error::NoFiles {
+            lake: lake.name.clone(),
+            from: days.first().copied().unwrap_or_default(),
+            to: days.last().copied().unwrap_or_default(),
+        })?;
+        let inferred = ParquetFormat::default()
+            .infer_schema(state, &lake.store, std::slice::from_ref(&file))
+            .await
+            .map_err(|e| Error::BadFile {
+                file: file.location.to_string(),
+                reason: e.to_string(),
+            })?;
+        let file_schema = Arc::new(file_schema(&inferred, columns, &file.location.to_string())?);
+        let mut fields = file_schema.fields().to_vec();
+        fields.push(date_field());
+        Ok(EventsTable {
+            lake,
+            days,
+            file_schema,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// The covered days that every `date`-only filter keeps.
+    fn prune(&self, state: &dyn Session, filters: &[Expr]) -> DfResult<Vec<NaiveDate>> {
+        let on_date: Vec<Expr> = filters
+            .iter()
+            .filter(|f| only_date(f))
+            .map(unqualified)
+            .collect::<DfResult<_>>()?;
+        let Some(predicate) = conjunction(on_date) else {
+            return Ok(self.days.clone());
+        };
+        let schema = Arc::new(Schema::new(vec![date_field()]));
+        let dates = Date32Array::from_iter_values(self.days.iter().map(|d| to_date32(*d)));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dates)])?;
+        let expr = state.create_physical_expr(predicate, &DFSchema::try_from(schema)?)?;
+        let keep = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let keep = keep.as_boolean_opt().ok_or_else(|| {
+            DataFusionError::Internal("a date filter did not give booleans".to_string())
+        })?;
+        Ok(self
+            .days
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep.is_valid(*i) && keep.value(*i))
+            .map(|(_, d)| *d)
+            .collect())
+    }
+}
+
+/// The file columns the table keeps: all but the in-file dates, with integer ids widened to Int64
+/// so that files written with INT32 and INT64 ids read as one type.
+fn file_schema(inferred: &Schema, columns: &Columns<'_>, file: &str) -> Result<Schema> {
+    if inferred.field_with_name(columns.user).is_err() {
+        let found: Vec<&str> = inferred
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        return Err(Error::MissingColumn {
+            column: columns.user.to_string(),
+            file: file.to_string(),
+            found: found.join(", "),
+        });
+    }
+    let mut fields = Vec::new();
+    for field in inferred.fields() {
+        let name = field.name().as_str();
+        if name == DATE || name == columns.date {
+            continue;
+        }
+        if name != columns.user {
+            fields.push(field.clone());
+            continue;
+        }
+        let id_type = match field.data_type() {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32 => DataType::Int64,
+            t @ (DataType::UInt64 | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+                t.clone()
+            }
+            other => {
+                return Err(Error::BadColumnType {
+                    column: name.to_string(),
+                    file: file.to_string(),
+                    found: other.to_string(),
+                });
+            }
+        };
+        fields.push(Arc::new(Field::new(name, id_type, true)));
+    }
+    Ok(Schema::new(fields))
+}
+
+/// True when the filter reads no column but `date`.
+fn only_date(filter: &Expr) -> bool {
+    let refs = filter.column_refs();
+    !refs.is_empty() && refs.iter().all(|c| c.name == DATE)
+}
+
+/// The filter with `events.date` written as plain `date`, to evaluate over the list of days.
+fn unqualified(filter: &Expr) -> DfResult<Expr> {
+    filter
+        .clone()
+        .transform(|e| match e {
+            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                c.name,
+            )))),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+}
+
+#[async_trait]
+impl TableProvider for EventsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Inexact: days are pruned here, and DataFusion still applies the filter to the rows.
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if only_date(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let days = self.prune(state, filters)?;
+        let listed = try_join_all(days.iter().map(|day| self.lake.files(*day)))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let files: Vec<PartitionedFile> = days
+            .iter()
+            .zip(listed)
+            .flat_map(|(day, metas)| {
+                let date = ScalarValue::Date32(Some(to_date32(*day)));
+                metas.into_iter().map(move |meta| {
+                    let mut file = PartitionedFile::from(meta);
+                    file.partition_values = vec![date.clone()];
+                    file
+                })
+            })
+            .collect();
+        if files.is_empty() {
+            let schema = project_schema(&self.schema, projection)?;
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        // Spread the files over the target partitions so that both cores read.
+        let mut groups = vec![Vec::new(); state.config().target_partitions().clamp(1, files.len())];
+        let group_count = groups.len();
+        for (i, file) in files.into_iter().enumerate() {
+            groups[i % group_count].push(file);
+        }
+        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+        let source = format.file_source(
+            TableSchema::builder(self.file_schema.clone())
+                .with_table_partition_cols(vec![date_field()])
+                .build(),
+        );
+        let config = FileScanConfigBuilder::new(self.lake.store_url.clone(), source)
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
+    }
+}

@@ -1,0 +1,34 @@
+//! dau: exact active-user metrics over a date-partitioned Parquet lake.
+//!
+//! Data flows one way: config → lake (discovery, the `events` table) → metric (SQL) → output.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod dates;
+pub mod error;
+pub mod lake;
+pub mod metrics;
+pub mod output;
+
+pub use error::{Error, Result};
+
+use cli::{Cli, Command};
+
+/// Runs one command line to completion.
+pub fn run(cli: Cli) -> Result<()> {
+    let config = config::Config::resolve(&cli.global)?;
+    match cli.command {
+        Command::Gen(args) => cmd::generate::run(&args),
+        Command::Demo(args) => block_on(cmd::demo::run(&config, &args)),
+        Command::Query(args) => block_on(cmd::query::run(&config, &args)),
+    }
+}
+
+fn block_on<F: Future<Output = Result<()>>>(f: F) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
+    runtime.block_on(f)
+}

@@ -1,0 +1,352 @@
+//! The metrics: each one a SQL file in `sql/` (the reference definition), run over the lake.
+//!
+//! A query registers two tables: `events` (the lake's days that the rows read) and `days` (every day
+//! those rows read, with `observed` false where the lake has no partition), then runs the metric's SQL.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{Datelike, Days, Months, NaiveDate};
+use clap::ValueEnum;
+use datafusion::arrow::array::{BooleanArray, Date32Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+
+use crate::config::Config;
+use crate::dates::{days, to_date32};
+use crate::lake::Lake;
+use crate::lake::table::{Columns, EventsTable};
+use crate::{Error, Result};
+
+/// A metric `dau query` computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Metric {
+    /// Distinct users per day
+    Dau,
+    /// Distinct users in the 7 days ending on each day (--calendar: per ISO week)
+    Wau,
+    /// Distinct users in the 30 days ending on each day (--calendar: per calendar month)
+    Mau,
+    /// Opens (events), active users and opens per user (mean, p50, p90, max) per day
+    Opens,
+    /// dau / mau per day
+    Stickiness,
+    /// One row per user and active day with that day's opens
+    UserDays,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Dau => "dau",
+            Metric::Wau => "wau",
+            Metric::Mau => "mau",
+            Metric::Opens => "opens",
+            Metric::Stickiness => "stickiness",
+            Metric::UserDays => "user-days",
+        }
+    }
+
+    /// The reference SQL, a template filled in by [`Query::sql`].
+    pub fn sql(self, calendar: bool) -> &'static str {
+        match (self, calendar) {
+            (Metric::Dau, _) => include_str!("../../sql/dau.sql"),
+            (Metric::Wau | Metric::Mau, false) => include_str!("../../sql/active_rolling.sql"),
+            (Metric::Wau | Metric::Mau, true) => include_str!("../../sql/active_calendar.sql"),
+            (Metric::Opens, _) => include_str!("../../sql/opens.sql"),
+            (Metric::Stickiness, _) => include_str!("../../sql/stickiness.sql"),
+            (Metric::UserDays, _) => include_str!("../../sql/user_days.sql"),
+        }
+    }
+
+    /// How many days each row's value reads, ending on its day.
+    pub fn window(self) -> u64 {
+        match self {
+            Metric::Wau => 7,
+            Metric::Mau | Metric::Stickiness => 30,
+            Metric::Dau | Metric::Opens | Metric::UserDays => 1,
+        }
+    }
+
+    /// The metrics whose results this one's SQL reads as tables.
+    fn parts(self) -> &'static [Metric] {
+        match self {
+            Metric::Stickiness => &[Metric::Dau, Metric::Mau],
+            _ => &[],
+        }
+    }
+}
+
+/// One metric over a resolved range of days.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub metric: Metric,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// ISO weeks / calendar months instead of rolling windows (wau and mau only).
+    pub calendar: bool,
+}
+
+impl Query {
+    pub fn new(metric: Metric, from: NaiveDate, to: NaiveDate, calendar: bool) -> Result<Query> {
+        if from > to {
+            return Err(Error::usage(
+                format!("--from {from} is after --to {to}"),
+                "give the earlier day as --from",
+            ));
+        }
+        if calendar && !matches!(metric, Metric::Wau | Metric::Mau) {
+            return Err(Error::usage(
+                format!("--calendar does not apply to {}", metric.name()),
+                "use it with wau (ISO weeks) or mau (calendar months)",
+            ));
+        }
+        Ok(Query {
+            metric,
+            from,
+            to,
+            calendar,
+        })
+    }
+
+    /// The first and last day the rows read: the asked range, widened back by the rolling window,
+    /// or out to whole weeks or months with --calendar.
+    pub fn span(&self) -> (NaiveDate, NaiveDate) {
+        match (self.calendar, self.metric) {
+            (true, Metric::Wau) => {
+                let monday =
+                    |d: NaiveDate| d - Days::new(d.weekday().num_days_from_monday().into());
+                (monday(self.from), monday(self.to) + Days::new(6))
+            }
+            (true, _) => {
+                let first = |d: NaiveDate| d.with_day(1).expect("day 1 exists");
+                (
+                    first(self.from),
+                    first(self.to) + Months::new(1) - Days::new(1),
+                )
+            }
+            (false, metric) => (self.from - Days::new(metric.window() - 1), self.to),
+        }
+    }
+
+    /// The metric's SQL with this query's days and the user column filled in.
+    fn sql(&self, metric: Metric, user_column: &str) -> String {
+        let (start, end) = self.span();
+        let day = |d: NaiveDate| format!("DATE '{d}'");
+        let window = metric.window();
+        let (period, name) = match metric {
+            Metric::Wau => ("week", "wau"),
+            _ => ("month", "mau"),
+        };
+        metric
+            .sql(self.calendar)
+            .replace("{from}", &day(self.from))
+            .replace("{to}", &day(self.to))
+            .replace("{start}", &day(start))
+            .replace("{end}", &day(end))
+            .replace("{user}", &quote_ident(user_column))
+            .replace("{window}", &window.to_string())
+            .replace("{lookback}", &(window.saturating_sub(1)).to_string())
+            .replace("{period}", period)
+            .replace("{name}", name)
+    }
+
+    /// Days the rows read that have no partition, though the lake had started by then.
+    pub fn missing_days(&self, lake: &Lake) -> Vec<NaiveDate> {
+        let (start, end) = self.span();
+        days(start.max(lake.first_day()), end)
+            .filter(|d| !lake.days.contains_key(d))
+            .collect()
+    }
+
+    /// What a user should know about the answer: missing days, windows that reach before the lake,
+    /// folders that were skipped.
+    pub fn warnings(&self, lake: &Lake) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let missing = self.missing_days(lake);
+        if !missing.is_empty() {
+            let shown: Vec<String> = missing.iter().take(10).map(|d| d.to_string()).collect();
+            let more = if missing.len() > 10 {
+                format!(" and {} more", missing.len() - 10)
+            } else {
+                String::new()
+            };
+            let rows = if self.metric == Metric::UserDays {
+                "they have no rows"
+            } else if self.metric.window() > 1 || self.calendar {
+                "the rows of those days, and every row whose window holds one, are NULL"
+            } else {
+                "their rows are NULL"
+            };
+            warnings.push(format!(
+                "{} day(s) have no partition in {}: {}{more}; {rows}",
+                missing.len(),
+                lake.name,
+                shown.join(", ")
+            ));
+        }
+        let (start, _) = self.span();
+        if start < lake.first_day() && start < self.from {
+            warnings.push(format!(
+                "{} windows reach back to {start}, before the lake's first day {}: they count only days from {}",
+                self.metric.name(),
+                lake.first_day(),
+                lake.first_day()
+            ));
+        }
+        if !lake.skipped.is_empty() {
+            warnings.push(format!(
+                "skipped {} folder(s) that do not name a day: {}",
+                lake.skipped.len(),
+                lake.skipped.join(", ")
+            ));
+        }
+        warnings
+    }
+}
+
+/// `"name"`, so that SQL keeps its case (`userId`) and any character.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A DataFusion session as dau uses it: identifiers keep their case, so `userId` works unquoted.
+pub fn session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
+    SessionContext::new_with_config(config)
+}
+
+/// Plans `query` over `lake`: the DataFrame of its rows, ready to stream.
+pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<DataFrame> {
+    let (start, end) = query.span();
+    let asked: Vec<NaiveDate> = lake
+        .days
+        .range(query.from..=query.to)
+        .map(|(d, _)| *d)
+        .collect();
+    if asked.is_empty() {
+        return Err(Error::NoPartitions {
+            lake: lake.name.clone(),
+            from: query.from,
+            to: query.to,
+            first: lake.first_day(),
+            last: lake.last_day(),
+        });
+    }
+    let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
+    let observed: BTreeSet<NaiveDate> = days(start, end)
+        .filter(|d| *d < lake.first_day() || lake.days.contains_key(d))
+        .collect();
+
+    let ctx = session();
+    ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
+    let columns = Columns {
+        user: &config.user_column,
+        date: &config.date_column,
+    };
+    let events = EventsTable::new(lake.clone(), read, &columns, &ctx.state()).await?;
+    ctx.register_table("events", Arc::new(events))?;
+    ctx.register_table("days", Arc::new(days_table(start, end, &observed)?))?;
+    for part in query.metric.parts() {
+        let view = ctx
+            .sql(&query.sql(*part, &config.user_column))
+            .await?
+            .into_view();
+        ctx.register_table(part.name(), view)?;
+    }
+    Ok(ctx
+        .sql(&query.sql(query.metric, &config.user_column))
+        .await?)
+}
+
+/// The `days` table: every day from `start` to `end`, and whether its data is known.
+fn days_table(
+    start: NaiveDate,
+    end: NaiveDate,
+    observed: &BTreeSet<NaiveDate>,
+) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("date", DataType::Date32, false),
+        Field::new("observed", DataType::Boolean, false),
+    ]));
+    let dates = Date32Array::from_iter_values(days(start, end).map(to_date32));
+    let flags: BooleanArray = days(start, end)
+        .map(|d| Some(observed.contains(&d)))
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dates), Arc::new(flags)])
+        .map_err(datafusion::error::DataFusionError::from)?;
+    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn every_metric_sql_parses_with_nothing_left_to_fill() {
+        let ctx = session();
+        for metric in Metric::value_variants() {
+            for calendar in [false, true] {
+                let query = Query {
+                    metric: *metric,
+                    from: day("2024-06-01"),
+                    to: day("2024-06-30"),
+                    calendar,
+                };
+                let sql = query.sql(*metric, "userId");
+                assert!(
+                    !sql.contains('{'),
+                    "{metric:?}: unfilled placeholder in\n{sql}"
+                );
+                ctx.state()
+                    .sql_to_statement(&sql, "generic")
+                    .unwrap_or_else(|e| panic!("{metric:?}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn spans() {
+        let q = |m, from, to, cal| Query::new(m, day(from), day(to), cal).unwrap().span();
+        assert_eq!(
+            q(Metric::Dau, "2024-06-10", "2024-06-12", false),
+            (day("2024-06-10"), day("2024-06-12"))
+        );
+        assert_eq!(
+            q(Metric::Wau, "2024-06-10", "2024-06-12", false),
+            (day("2024-06-04"), day("2024-06-12"))
+        );
+        assert_eq!(
+            q(Metric::Mau, "2024-06-10", "2024-06-12", false),
+            (day("2024-05-12"), day("2024-06-12"))
+        );
+        // 2024-06-12 is a Wednesday: its ISO week runs Monday 06-10 to Sunday 06-16.
+        assert_eq!(
+            q(Metric::Wau, "2024-06-12", "2024-06-12", true),
+            (day("2024-06-10"), day("2024-06-16"))
+        );
+        assert_eq!(
+            q(Metric::Mau, "2024-02-12", "2024-03-01", true),
+            (day("2024-02-01"), day("2024-03-31"))
+        );
+    }
+
+    #[test]
+    fn bad_queries() {
+        assert!(Query::new(Metric::Dau, day("2024-06-02"), day("2024-06-01"), false).is_err());
+        assert!(Query::new(Metric::Dau, day("2024-06-01"), day("2024-06-02"), true).is_err());
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("userId"), "\"userId\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,278 @@
+//! Output formats: a result stream written as a table, CSV, JSON, NDJSON or Parquet to any writer.
+//!
+//! Column names and types are stable: `date` is a DATE (YYYY-MM-DD in text), counts are 64-bit
+//! integers, and strings are written as plain UTF-8 (never Arrow's view types) so that pandas,
+//! polars and DuckDB load every file as it is.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::ValueEnum;
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::arrow::{csv, json};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::StreamExt;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people
+    Table,
+    /// CSV with a header; NULL is an empty field
+    Csv,
+    /// One JSON array of objects
+    Json,
+    /// One JSON object per line
+    Ndjson,
+    /// Parquet (needs --output)
+    Parquet,
+}
+
+impl Format {
+    /// `--format` as given, else from the `--output` file's extension, else a table.
+    pub fn resolve(format: Option<Format>, output: Option<&Path>) -> Result<Format> {
+        let from_extension = output
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+            .and_then(|e| Format::from_str(&e.to_ascii_lowercase(), true).ok())
+            .filter(|f| *f != Format::Table);
+        let format = format.or(from_extension).unwrap_or(Format::Table);
+        if format == Format::Parquet && output.is_none() {
+            return Err(Error::usage(
+                "parquet output needs a file",
+                "add --output FILE.parquet, or pick --format csv for stdout",
+            ));
+        }
+        Ok(format)
+    }
+}
+
+/// Writes a result stream to `output` (atomically: a temp file renamed into place) or to stdout.
+pub async fn write(
+    stream: SendableRecordBatchStream,
+    format: Format,
+    output: Option<&Path>,
+) -> Result<()> {
+    let Some(path) = output else {
+        let out = BufWriter::new(std::io::stdout());
+        return write_to(stream, format, out, Path::new("stdout")).await;
+    };
+    let temp = temp_path(path);
+    let file = std::fs::File::create(&temp)
+        .map_err(|e| Error::io("cannot create the output file", &temp, e))?;
+    let written = write_to(stream, format, BufWriter::new(file), path).await;
+    let renamed = written.and_then(|()| {
+        std::fs::rename(&temp, path).map_err(|e| Error::io("cannot write the output file", path, e))
+    });
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    renamed
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+async fn write_to<W: Write + Send>(
+    mut stream: SendableRecordBatchStream,
+    format: Format,
+    out: W,
+    path: &Path,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::io("cannot write the output", path, e);
+    let arrow = |e: ArrowError| match e {
+        ArrowError::IoError(_, source) => io(source),
+        other => Error::Query(other.into()),
+    };
+    let schema = plain_schema(&stream.schema());
+    let mut sink = Sink::new(format, schema.clone(), out).map_err(arrow)?;
+    while let Some(batch) = stream.next().await {
+        sink.write(&plain_batch(&batch?, &schema).map_err(arrow)?)
+            .map_err(arrow)?;
+    }
+    sink.finish().map_err(arrow)
+}
+
+/// A format's writer, fed batch by batch.
+enum Sink<W: Write + Send> {
+    Table(Vec<RecordBatch>, SchemaRef, W),
+    Csv(csv::Writer<W>),
+    Json(json::ArrayWriter<W>),
+    Ndjson(json::LineDelimitedWriter<W>),
+    Parquet(ArrowWriter<W>),
+}
+
+impl<W: Write + Send> Sink<W> {
+    fn new(format: Format, schema: SchemaRef, out: W) -> Result<Self, ArrowError> {
+        Ok(match format {
+            Format::Table => Sink::Table(Vec::new(), schema, out),
+            Format::Csv => {
+                let mut writer = csv::WriterBuilder::new().with_header(true).build(out);
+                // The header even when there are no rows.
+                writer.write(&RecordBatch::new_empty(schema))?;
+                Sink::Csv(writer)
+            }
+            Format::Json => Sink::Json(
+                json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, json::writer::JsonArray>(out),
+            ),
+            Format::Ndjson => Sink::Ndjson(
+                json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, json::writer::LineDelimited>(out),
+            ),
+            Format::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .build();
+                Sink::Parquet(ArrowWriter::try_new(out, schema, Some(props))?)
+            }
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+        match self {
+            Sink::Table(batches, _, _) => batches.push(batch.clone()),
+            Sink::Csv(w) => w.write(batch)?,
+            Sink::Json(w) => w.write(batch)?,
+            Sink::Ndjson(w) => w.write(batch)?,
+            Sink::Parquet(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), ArrowError> {
+        let mut out = match self {
+            Sink::Table(batches, schema, mut out) => {
+                writeln!(out, "{}", table(&schema, &batches)?)?;
+                out
+            }
+            Sink::Csv(w) => w.into_inner(),
+            Sink::Json(mut w) => {
+                w.finish()?;
+                let mut out = w.into_inner();
+                writeln!(out)?;
+                out
+            }
+            Sink::Ndjson(mut w) => {
+                w.finish()?;
+                w.into_inner()
+            }
+            Sink::Parquet(w) => w
+                .into_inner()
+                .map_err(|e| ArrowError::ExternalError(Box::new(e)))?,
+        };
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// The results as a table for people: NULL spelled out, numbers right-aligned, fractions to 4 places.
+fn table(schema: &Schema, batches: &[RecordBatch]) -> Result<Table, ArrowError> {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(schema.fields().iter().map(|f| f.name()));
+    let options = FormatOptions::default().with_null("NULL");
+    for batch in batches {
+        let columns: Vec<Vec<String>> = batch
+            .columns()
+            .iter()
+            .map(|column| cells(column, &options))
+            .collect::<Result<_, _>>()?;
+        for row in 0..batch.num_rows() {
+            table.add_row(columns.iter().map(|c| c[row].clone()));
+        }
+    }
+    for (i, field) in schema.fields().iter().enumerate() {
+        if field.data_type().is_numeric() {
+            if let Some(column) = table.column_mut(i) {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+    Ok(table)
+}
+
+fn cells(column: &ArrayRef, options: &FormatOptions) -> Result<Vec<String>, ArrowError> {
+    if let Some(floats) = column.as_primitive_opt::<Float64Type>() {
+        return Ok(floats
+            .iter()
+            .map(|v| v.map_or("NULL".to_string(), |v| format!("{v:.4}")))
+            .collect());
+    }
+    let formatter = ArrayFormatter::try_new(column.as_ref(), options)?;
+    Ok((0..column.len())
+        .map(|i| formatter.value(i).to_string())
+        .collect())
+}
+
+/// The schema with Arrow's view and large string types as plain UTF-8.
+fn plain_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_data_type(plain_type(f.data_type())))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn plain_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        other => other.clone(),
+    }
+}
+
+fn plain_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_from_extension() {
+        let f = |p: &str| Format::resolve(None, Some(Path::new(p))).unwrap();
+        assert_eq!(f("out.csv"), Format::Csv);
+        assert_eq!(f("out.PARQUET"), Format::Parquet);
+        assert_eq!(f("out.ndjson"), Format::Ndjson);
+        assert_eq!(f("out.txt"), Format::Table);
+        assert_eq!(
+            Format::resolve(Some(Format::Json), Some(Path::new("x.csv"))).unwrap(),
+            Format::Json
+        );
+        assert!(Format::resolve(Some(Format::Parquet), None).is_err());
+    }
+}
