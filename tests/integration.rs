@@ -1,1 +1,8 @@
+//! The one integration-test binary: `dau` run as a user runs it, checked against oracles.
 
+mod util;
+
+mod errors;
+mod formats;
+mod generate;
+mod query;

@@ -59,16 +59,15 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
             Metric::Opens,
         ),
     ] {
-        println!("\n{title}, {from} to {last}");
+        output::say(&format!("\n{title}, {from} to {last}"))?;
         let query = Query::new(metric, from, last, false)?;
         let df = metrics::plan(lake.clone(), config, &query).await?;
         output::write(df.execute_stream().await?, Format::Table, None).await?;
     }
-    println!(
+    output::say(
         "\nPoint dau at your own lake: dau query dau --lake /path/to/lake \
-         (folders date=YYYY-MM-DD/*.parquet with a userId column)"
-    );
-    Ok(())
+         (folders date=YYYY-MM-DD/*.parquet with a userId column)",
+    )
 }
 
 fn default_dir() -> Result<PathBuf> {

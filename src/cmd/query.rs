@@ -27,11 +27,11 @@ pub struct QueryArgs {
     pub metric: Metric,
 
     /// First day: YYYY-MM-DD, today, yesterday or -Nd [default: 29 days before --to]
-    #[arg(long, value_name = "DAY")]
+    #[arg(long, value_name = "DAY", allow_hyphen_values = true)]
     pub from: Option<String>,
 
     /// Last day, in the same forms [default: the lake's last day]
-    #[arg(long, value_name = "DAY")]
+    #[arg(long, value_name = "DAY", allow_hyphen_values = true)]
     pub to: Option<String>,
 
     /// wau per ISO week (Monday to Sunday) and mau per calendar month, instead of rolling windows

@@ -27,6 +27,7 @@ pub struct Lake {
     pub days: BTreeMap<NaiveDate, Vec<Path>>,
     /// Partition-like folders that do not name a real day, skipped.
     pub skipped: Vec<String>,
+    display_prefix: String,
 }
 
 impl Lake {
@@ -57,7 +58,13 @@ impl Lake {
             layout,
             days: found.days,
             skipped: found.skipped,
+            display_prefix: location.display_prefix,
         })
+    }
+
+    /// An object's name as a person can find it: a full local path, or a full URL.
+    pub fn describe(&self, location: &Path) -> String {
+        format!("{}{location}", self.display_prefix)
     }
 
     pub fn first_day(&self) -> NaiveDate {

@@ -12,6 +12,8 @@ pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     pub store_url: ObjectStoreUrl,
     pub root: Path,
+    /// What goes before an object's path to name it for a person (`/` for a local folder).
+    pub display_prefix: String,
 }
 
 /// Opens a lake given as a plain folder or a `file://` URL.
@@ -41,5 +43,6 @@ pub fn open(lake: &str) -> Result<Location> {
         store: Arc::new(LocalFileSystem::new()),
         store_url: ObjectStoreUrl::local_filesystem(),
         root,
+        display_prefix: "/".to_string(),
     })
 }

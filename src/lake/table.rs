@@ -81,14 +81,15 @@ impl EventsTable {
             from: days.first().copied().unwrap_or_default(),
             to: days.last().copied().unwrap_or_default(),
         })?;
+        let name = lake.describe(&file.location);
         let inferred = ParquetFormat::default()
             .infer_schema(state, &lake.store, std::slice::from_ref(&file))
             .await
             .map_err(|e| Error::BadFile {
-                file: file.location.to_string(),
+                file: name.clone(),
                 reason: e.to_string(),
             })?;
-        let file_schema = Arc::new(file_schema(&inferred, columns, &file.location.to_string())?);
+        let file_schema = Arc::new(file_schema(&inferred, columns, &name)?);
         let mut fields = file_schema.fields().to_vec();
         fields.push(date_field());
         Ok(EventsTable {

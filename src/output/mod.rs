@@ -7,6 +7,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::ValueEnum;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
@@ -16,6 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaR
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::{csv, json};
+use datafusion::error::DataFusionError;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -80,6 +82,11 @@ pub async fn write(
     renamed
 }
 
+/// Prints a line of text for people on stdout; a closed pipe is reported as such.
+pub fn say(text: &str) -> Result<()> {
+    writeln!(std::io::stdout(), "{text}").map_err(|e| Error::io("cannot write the output", "stdout", e))
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
@@ -95,17 +102,61 @@ async fn write_to<W: Write + Send>(
     path: &Path,
 ) -> Result<()> {
     let io = |e: std::io::Error| Error::io("cannot write the output", path, e);
-    let arrow = |e: ArrowError| match e {
-        ArrowError::IoError(_, source) => io(source),
-        other => Error::Query(other.into()),
+    let closed = Arc::new(AtomicBool::new(false));
+    let out = Watched {
+        inner: out,
+        closed: closed.clone(),
     };
-    let schema = plain_schema(&stream.schema());
-    let mut sink = Sink::new(format, schema.clone(), out).map_err(arrow)?;
-    while let Some(batch) = stream.next().await {
-        sink.write(&plain_batch(&batch?, &schema).map_err(arrow)?)
-            .map_err(arrow)?;
+    let written: Result<(), DataFusionError> = async {
+        let schema = plain_schema(&stream.schema());
+        let mut sink = Sink::new(format, schema.clone(), out)?;
+        while let Some(batch) = stream.next().await {
+            sink.write(&plain_batch(&batch?, &schema)?)?;
+        }
+        Ok(sink.finish()?)
     }
-    sink.finish().map_err(arrow)
+    .await;
+    if closed.load(Ordering::Relaxed) {
+        return Err(io(std::io::ErrorKind::BrokenPipe.into()));
+    }
+    written.map_err(|e| match e {
+        DataFusionError::ArrowError(e, _) => match *e {
+            ArrowError::IoError(_, source) => io(source),
+            other => Error::Query(other.into()),
+        },
+        DataFusionError::IoError(source) => io(source),
+        other => Error::Query(other),
+    })
+}
+
+/// A writer that remembers whether the reader closed the pipe, which Arrow's writers report
+/// only as text.
+struct Watched<W> {
+    inner: W,
+    closed: Arc<AtomicBool>,
+}
+
+impl<W: Write> Watched<W> {
+    fn watch<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.watch(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.watch(result)
+    }
 }
 
 /// A format's writer, fed batch by batch.
@@ -202,10 +253,10 @@ fn table(schema: &Schema, batches: &[RecordBatch]) -> Result<Table, ArrowError> 
         }
     }
     for (i, field) in schema.fields().iter().enumerate() {
-        if field.data_type().is_numeric() {
-            if let Some(column) = table.column_mut(i) {
-                column.set_cell_alignment(CellAlignment::Right);
-            }
+        if field.data_type().is_numeric()
+            && let Some(column) = table.column_mut(i)
+        {
+            column.set_cell_alignment(CellAlignment::Right);
         }
     }
     Ok(table)

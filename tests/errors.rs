@@ -1,0 +1,170 @@
+//! Every error case: its exit code and its message (snapshots), from the same run.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::util::*;
+
+fn lake(w: &Workdir) {
+    let rows = random_rows(5, day("2024-06-01"), 10, 50);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+}
+
+/// Runs `args`, checks the exit code and that stdout is empty, and returns stderr with paths redacted.
+fn fails(w: &Workdir, args: &[&str], code: i32) -> String {
+    let run = w.run(args);
+    assert_eq!(run.code, code, "stderr: {}", run.stderr);
+    assert_eq!(run.stdout, "", "no data on a failure");
+    w.redact(&run.stderr)
+}
+
+#[test]
+fn lake_that_does_not_exist() {
+    let w = Workdir::new();
+    insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", "nowhere"], 3));
+}
+
+#[test]
+fn no_lake_given() {
+    let w = Workdir::new();
+    insta::assert_snapshot!(fails(&w, &["query", "dau"], 2));
+}
+
+#[test]
+fn no_partitions_in_the_range() {
+    let w = Workdir::new();
+    lake(&w);
+    insta::assert_snapshot!(fails(
+        &w,
+        &[
+            "query",
+            "dau",
+            "--lake",
+            "lake",
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2023-01-31"
+        ],
+        4
+    ));
+}
+
+#[test]
+fn no_user_column() {
+    let w = Workdir::new();
+    let rows = vec![(day("2024-06-01"), 1)];
+    write_lake(
+        &w.join("lake"),
+        &LakeSpec {
+            user_column: "uid",
+            ..LakeSpec::default()
+        },
+        &rows,
+        &[],
+    );
+    insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", "lake"], 4));
+}
+
+#[test]
+fn bad_from() {
+    let w = Workdir::new();
+    lake(&w);
+    insta::assert_snapshot!(fails(
+        &w,
+        &["query", "dau", "--lake", "lake", "--from", "June 1st"],
+        2
+    ));
+}
+
+#[test]
+fn from_after_to() {
+    let w = Workdir::new();
+    lake(&w);
+    let args = [
+        "query",
+        "dau",
+        "--lake",
+        "lake",
+        "--from",
+        "2024-06-05",
+        "--to",
+        "2024-06-01",
+    ];
+    insta::assert_snapshot!(fails(&w, &args, 2));
+}
+
+#[test]
+fn calendar_on_dau() {
+    let w = Workdir::new();
+    lake(&w);
+    insta::assert_snapshot!(fails(
+        &w,
+        &["query", "dau", "--lake", "lake", "--calendar"],
+        2
+    ));
+}
+
+#[test]
+fn parquet_to_stdout() {
+    let w = Workdir::new();
+    lake(&w);
+    insta::assert_snapshot!(fails(
+        &w,
+        &["query", "dau", "--lake", "lake", "--format", "parquet"],
+        2
+    ));
+}
+
+#[test]
+fn folder_without_partitions() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.join("lake/a")).unwrap();
+    std::fs::create_dir_all(w.join("lake/b")).unwrap();
+    insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", "lake"], 4));
+}
+
+#[test]
+fn bad_config_file() {
+    let w = Workdir::new();
+    std::fs::write(w.join("dau.toml"), "[lake]\nulr = 'lake'\n").unwrap();
+    insta::assert_snapshot!(fails(&w, &["query", "dau"], 2));
+}
+
+#[test]
+fn bad_timezone() {
+    let w = Workdir::new();
+    insta::assert_snapshot!(fails(
+        &w,
+        &["query", "dau", "--timezone", "Mars/Olympus"],
+        2
+    ));
+}
+
+// `dau query … | head -1` must end quietly with exit 0 when the reader goes away.
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let w = Workdir::new();
+    let rows = random_rows(9, day("2024-06-01"), 30, 3000);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let mut child = w
+        .command(&["query", "user-days", "--lake", "lake", "--format", "csv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "userId,date,opens\n");
+    // The reader is dropped here, closing the pipe while dau still has rows to write.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -1,0 +1,158 @@
+//! Output formats: each read back and compared, with stable names and types; the table as a snapshot.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::util::*;
+
+/// A small fixed lake: users 1..=3 on 06-01, 2..=3 on 06-02, nothing on 06-03 (missing), 4 on 06-04.
+fn small_lake(w: &Workdir) {
+    let rows: Vec<Row> = [
+        ("2024-06-01", 1),
+        ("2024-06-01", 2),
+        ("2024-06-01", 2),
+        ("2024-06-01", 3),
+        ("2024-06-02", 2),
+        ("2024-06-02", 3),
+        ("2024-06-04", 4),
+    ]
+    .iter()
+    .map(|(d, u)| (day(d), *u))
+    .collect();
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+}
+
+const RANGE: [&str; 4] = ["--from", "2024-06-01", "--to", "2024-06-04"];
+
+fn query(w: &Workdir, metric: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["query", metric, "--lake", "lake"];
+    args.extend_from_slice(&RANGE);
+    args.extend_from_slice(extra);
+    w.run(&args)
+}
+
+#[test]
+fn table() {
+    let w = Workdir::new();
+    small_lake(&w);
+    let run = query(&w, "dau", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("dau_table", run.stdout);
+    insta::assert_snapshot!("dau_table_stderr", w.redact(&run.stderr));
+    let run = query(&w, "opens", &[]);
+    insta::assert_snapshot!("opens_table", run.stdout);
+}
+
+#[test]
+fn csv() {
+    let w = Workdir::new();
+    small_lake(&w);
+    let run = query(&w, "dau", &["--format", "csv"]);
+    assert_eq!(
+        run.stdout,
+        "date,dau\n2024-06-01,3\n2024-06-02,2\n2024-06-03,\n2024-06-04,1\n"
+    );
+}
+
+#[test]
+fn json_and_ndjson() {
+    let w = Workdir::new();
+    small_lake(&w);
+    let run = query(&w, "dau", &["--format", "json"]);
+    assert_eq!(
+        run.stdout,
+        "[{\"date\":\"2024-06-01\",\"dau\":3},{\"date\":\"2024-06-02\",\"dau\":2},\
+         {\"date\":\"2024-06-03\",\"dau\":null},{\"date\":\"2024-06-04\",\"dau\":1}]\n"
+    );
+    let run = query(&w, "dau", &["--format", "ndjson"]);
+    assert_eq!(
+        run.stdout,
+        "{\"date\":\"2024-06-01\",\"dau\":3}\n{\"date\":\"2024-06-02\",\"dau\":2}\n\
+         {\"date\":\"2024-06-03\",\"dau\":null}\n{\"date\":\"2024-06-04\",\"dau\":1}\n"
+    );
+}
+
+#[test]
+fn parquet_and_csv_files() {
+    let w = Workdir::new();
+    small_lake(&w);
+    // The format comes from the extension.
+    let run = query(&w, "wau", &["--output", "out.parquet"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.stderr);
+    let file = std::fs::File::open(w.join("out.parquet")).unwrap();
+    let batches: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let schema = batches[0].schema();
+    assert_eq!(schema.field(0).name(), "date");
+    assert_eq!(schema.field(0).data_type(), &DataType::Date32);
+    assert_eq!(schema.field(1).name(), "wau");
+    assert_eq!(schema.field(1).data_type(), &DataType::Int64);
+    let dates: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<Date32Type>()
+                .iter()
+                .map(|d| d.unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // 2024-06-01 is day 19875 since 1970-01-01.
+    assert_eq!(dates, ["19875", "19876", "19877", "19878"]);
+    let wau = Arc::clone(batches[0].column(1));
+    let wau = wau.as_primitive::<Int64Type>();
+    assert_eq!((wau.value(0), wau.value(1)), (3, 3));
+    assert!(
+        wau.is_null(2) && wau.is_null(3),
+        "06-03 is missing: its window and the next are NULL"
+    );
+
+    let run = query(&w, "user-days", &["-o", "ud.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(w.join("ud.csv")).unwrap();
+    assert_eq!(
+        text,
+        "userId,date,opens\n1,2024-06-01,1\n2,2024-06-01,2\n3,2024-06-01,1\n2,2024-06-02,1\n3,2024-06-02,1\n4,2024-06-04,1\n"
+    );
+    // No temp file is left behind.
+    let names: Vec<String> = std::fs::read_dir(w.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+}
+
+#[test]
+fn string_ids_are_plain_utf8_in_parquet() {
+    let w = Workdir::new();
+    let rows = vec![(day("2024-06-01"), 5), (day("2024-06-01"), 6)];
+    write_lake(
+        &w.join("lake"),
+        &LakeSpec {
+            ids: "string",
+            ..LakeSpec::default()
+        },
+        &rows,
+        &[],
+    );
+    let run = w.run(&[
+        "query",
+        "user-days",
+        "--lake",
+        "lake",
+        "--output",
+        "ud.parquet",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let file = std::fs::File::open(w.join("ud.parquet")).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    assert_eq!(reader.schema().field(0).data_type(), &DataType::Utf8);
+    assert_eq!(reader.schema().field(2).data_type(), &DataType::Int64);
+}

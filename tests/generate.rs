@@ -1,0 +1,98 @@
+//! `dau gen` and `dau demo`.
+
+use std::collections::HashSet;
+
+use crate::util::*;
+
+#[test]
+fn the_same_seed_gives_the_same_lake() {
+    let w = Workdir::new();
+    for out in ["a", "b"] {
+        let run = w.run(&[
+            "gen", "--out", out, "--users", "500", "--days", "5", "--seed", "9",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let (a, b) = (read_lake_rows(&w.join("a")), read_lake_rows(&w.join("b")));
+    let sorted = |mut rows: Vec<Row>| {
+        rows.sort();
+        rows
+    };
+    assert_eq!(sorted(a.clone()), sorted(b));
+    let run = w.run(&[
+        "gen", "--out", "c", "--users", "500", "--days", "5", "--seed", "10",
+    ]);
+    assert_eq!(run.code, 0);
+    assert_ne!(sorted(a.clone()), sorted(read_lake_rows(&w.join("c"))));
+
+    // Realistic shape: several opens per active day, ids not sorted, sparse ids.
+    assert!(
+        a.windows(2).any(|p| p[0].1 > p[1].1),
+        "rows are not sorted by user"
+    );
+    let users: HashSet<u64> = a.iter().map(|r| r.1).collect();
+    assert!(
+        a.len() > users.len(),
+        "some users open the app more than once"
+    );
+    assert!(users.iter().max().unwrap() > &(1 << 32), "ids are sparse");
+}
+
+#[test]
+fn gen_refuses_a_folder_that_is_not_empty() {
+    let w = Workdir::new();
+    std::fs::create_dir(w.join("full")).unwrap();
+    std::fs::write(w.join("full/keep.txt"), "mine").unwrap();
+    let run = w.run(&["gen", "--out", "full"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("is not empty"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(w.join("full/keep.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn demo_makes_its_lake_once_and_shows_the_metrics() {
+    let w = Workdir::new();
+    let first = w.run(&["demo", "--dir", "demo"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("made a sample lake"),
+        "{}",
+        first.stderr
+    );
+    for needle in ["stickiness", "opens_per_user_p90", "dau query dau --lake"] {
+        assert!(
+            first.stdout.contains(needle),
+            "{needle} in\n{}",
+            first.stdout
+        );
+    }
+    let second = w.run(&["demo", "--dir", "demo"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("using the sample lake"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(first.stdout, second.stdout);
+    // The numbers it shows are the lake's: check the last day's dau against the files.
+    let rows = read_lake_rows(&w.join("demo"));
+    let last = rows.iter().map(|r| r.0).max().unwrap();
+    let dau = rows
+        .iter()
+        .filter(|r| r.0 == last)
+        .map(|r| r.1)
+        .collect::<HashSet<_>>()
+        .len();
+    let line = first
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("│ {last}")))
+        .unwrap();
+    assert!(
+        line.contains(&format!(" {dau} ")),
+        "{line} should show dau {dau}"
+    );
+}

@@ -1,0 +1,421 @@
+//! Metric values against brute-force oracles, over every layout, id type and lake shape.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, Days, NaiveDate};
+
+use crate::util::*;
+
+const START: &str = "2024-05-20";
+const DAYS: u64 = 45;
+
+fn lake(w: &Workdir, spec: &LakeSpec) -> Vec<Row> {
+    let rows = random_rows(7, day(START), DAYS, 300);
+    write_lake(&w.join("lake"), spec, &rows, &[]);
+    rows
+}
+
+fn csv(w: &Workdir, args: &[&str]) -> Run {
+    let mut all = vec!["query", "--lake", "lake", "--format", "csv"];
+    all.extend_from_slice(args);
+    w.run(&all)
+}
+
+/// dau, wau and mau from 2024-06-10 to 2024-06-30: windows reach back before --from.
+fn check_active_users(w: &Workdir, rows: &[Row], extra: &[&str]) {
+    let (from, to) = (day("2024-06-10"), day("2024-06-30"));
+    for (metric, n) in [("dau", 1), ("wau", 7), ("mau", 30)] {
+        let mut args = vec![metric, "--from", "2024-06-10", "--to", "2024-06-30"];
+        args.extend_from_slice(extra);
+        let run = csv(w, &args);
+        assert_eq!(run.csv()[0], ["date", metric], "{metric}");
+        assert_eq!(
+            run.series(),
+            oracle_window(rows, n, from, to, &[]),
+            "{metric} {extra:?}"
+        );
+    }
+}
+
+#[test]
+fn every_layout_gives_the_oracle_numbers() {
+    for (layout, prefix) in [
+        ("date", ""),
+        ("dt", ""),
+        ("day", ""),
+        ("nested", ""),
+        ("date", "topics/app_opens/"),
+    ] {
+        let w = Workdir::new();
+        let rows = lake(
+            &w,
+            &LakeSpec {
+                layout,
+                prefix,
+                ..LakeSpec::default()
+            },
+        );
+        check_active_users(&w, &rows, &[]);
+    }
+}
+
+#[test]
+fn every_id_type_gives_the_oracle_numbers() {
+    for ids in ["int32", "int64", "string"] {
+        let w = Workdir::new();
+        let rows = lake(
+            &w,
+            &LakeSpec {
+                ids,
+                files_per_day: 3,
+                ..LakeSpec::default()
+            },
+        );
+        check_active_users(&w, &rows, &[]);
+    }
+}
+
+// A BigQuery-style lake: the files carry the day as a DATE column `date` too.
+#[test]
+fn a_date_column_in_the_files_is_the_partition_date() {
+    let w = Workdir::new();
+    let rows = lake(
+        &w,
+        &LakeSpec {
+            date_column: true,
+            ..LakeSpec::default()
+        },
+    );
+    check_active_users(&w, &rows, &[]);
+}
+
+#[test]
+fn the_user_column_name_is_configurable() {
+    let w = Workdir::new();
+    let rows = lake(
+        &w,
+        &LakeSpec {
+            user_column: "user_id",
+            ..LakeSpec::default()
+        },
+    );
+    check_active_users(&w, &rows, &["--user-column", "user_id"]);
+    std::fs::write(
+        w.join("dau.toml"),
+        "[lake]\nurl = 'lake'\nuser_column = 'user_id'\n",
+    )
+    .unwrap();
+    let run = w.run(&[
+        "query",
+        "dau",
+        "--from",
+        "2024-06-10",
+        "--to",
+        "2024-06-30",
+        "-f",
+        "csv",
+    ]);
+    let (from, to) = (day("2024-06-10"), day("2024-06-30"));
+    assert_eq!(run.series(), oracle_window(&rows, 1, from, to, &[]));
+}
+
+#[test]
+fn missing_days_are_null_and_named() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    let gone = [day("2024-06-15"), day("2024-06-16")];
+    for d in gone {
+        std::fs::remove_dir_all(w.join(&format!("lake/date={d}"))).unwrap();
+    }
+    let kept: Vec<Row> = rows
+        .iter()
+        .filter(|(d, _)| !gone.contains(d))
+        .copied()
+        .collect();
+    let (from, to) = (day("2024-06-10"), day("2024-06-30"));
+    for (metric, n) in [("dau", 1), ("wau", 7), ("mau", 30)] {
+        let run = csv(&w, &[metric, "--from", "2024-06-10", "--to", "2024-06-30"]);
+        let expected = oracle_window(&kept, n, from, to, &gone);
+        assert_eq!(run.series(), expected, "{metric}");
+        assert!(expected.values().any(Option::is_none) && expected.values().any(Option::is_some));
+        assert!(
+            run.stderr.contains("2 day(s) have no partition"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("2024-06-15, 2024-06-16"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+// A partition outside the asked range (and its look-back) is never read, even when it is corrupt.
+#[test]
+fn partitions_outside_the_range_are_not_read() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    std::fs::write(
+        w.join("lake/date=2024-05-20/part-0.parquet"),
+        "not parquet at all",
+    )
+    .unwrap();
+    std::fs::write(
+        w.join("lake/date=2024-07-03/part-1.parquet"),
+        "PAR1 truncated",
+    )
+    .unwrap();
+    // mau on 2024-06-20 reads from 2024-05-22; wau from 2024-06-14: neither reaches 05-20 or 07-03.
+    check_active_users_between(&w, &rows, "2024-06-20", "2024-07-02");
+}
+
+fn check_active_users_between(w: &Workdir, rows: &[Row], from: &str, to: &str) {
+    for (metric, n) in [("dau", 1), ("wau", 7), ("mau", 30)] {
+        let run = csv(w, &[metric, "--from", from, "--to", to]);
+        assert_eq!(
+            run.series(),
+            oracle_window(rows, n, day(from), day(to), &[]),
+            "{metric}"
+        );
+    }
+    // And the corrupt file is really there to be found: a range that holds it fails.
+    let run = csv(w, &["dau", "--from", "2024-07-01", "--to", "2024-07-04"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn calendar_weeks_and_months() {
+    let w = Workdir::new();
+    // Two whole months and more, so that both have every day.
+    let rows = random_rows(11, day("2024-04-29"), 70, 200);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let all_days = |from: &str, to: &str| {
+        let (from, to) = (day(from), day(to));
+        from.iter_days().take_while(move |d| *d <= to)
+    };
+    let run = csv(
+        &w,
+        &[
+            "mau",
+            "--calendar",
+            "--from",
+            "2024-05-10",
+            "--to",
+            "2024-06-03",
+        ],
+    );
+    let expected = oracle_periods(&rows, all_days("2024-05-01", "2024-06-30"), |d| {
+        d.with_day(1).unwrap()
+    });
+    assert_eq!(run.series(), expected);
+
+    let monday = |d: NaiveDate| d - Days::new(d.weekday().num_days_from_monday().into());
+    let run = csv(
+        &w,
+        &[
+            "wau",
+            "--calendar",
+            "--from",
+            "2024-05-01",
+            "--to",
+            "2024-06-30",
+        ],
+    );
+    let expected = oracle_periods(&rows, all_days("2024-04-29", "2024-06-30"), monday);
+    assert_eq!(run.series(), expected);
+    assert_eq!(expected.len(), 9);
+
+    // July is cut off by the lake's end (2024-07-07): NULL, with a warning.
+    let run = csv(
+        &w,
+        &[
+            "mau",
+            "--calendar",
+            "--from",
+            "2024-06-01",
+            "--to",
+            "2024-07-07",
+        ],
+    );
+    let series = run.series();
+    assert_eq!(series[&day("2024-07-01")], None);
+    assert!(series[&day("2024-06-01")].is_some());
+    assert!(run.stderr.contains("have no partition"), "{}", run.stderr);
+}
+
+#[test]
+fn opens_and_opens_per_user() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    // A partition with a file of no rows: 0 opens, not NULL.
+    let empty = day("2024-07-10");
+    write_lake(&w.join("lake"), &LakeSpec::default(), &[], &[empty]);
+    let run = csv(&w, &["opens", "--from", "2024-06-25", "--to", "2024-07-10"]);
+    let table = run.csv();
+    assert_eq!(
+        table[0],
+        [
+            "date",
+            "opens",
+            "active_users",
+            "opens_per_user_mean",
+            "opens_per_user_p50",
+            "opens_per_user_p90",
+            "opens_per_user_max"
+        ]
+    );
+    let counts = per_user_counts(&rows);
+    let mut checked = 0;
+    for row in &table[1..] {
+        let d = day(&row[0]);
+        if d == empty {
+            assert_eq!(row[1..], ["0", "0", "", "", "", ""], "{d}");
+            continue;
+        }
+        if d > day("2024-07-03") {
+            assert_eq!(row[1..], ["", "", "", "", "", ""], "{d} has no partition");
+            continue;
+        }
+        let c = &counts[&d];
+        let opens: u64 = c.iter().sum();
+        assert_eq!(row[1], opens.to_string(), "{d}");
+        assert_eq!(row[2], c.len().to_string(), "{d}");
+        let mean: f64 = row[3].parse().unwrap();
+        assert!((mean - opens as f64 / c.len() as f64).abs() < 1e-9, "{d}");
+        assert_eq!(row[4], nearest_rank(c, 50).to_string(), "{d}");
+        assert_eq!(row[5], nearest_rank(c, 90).to_string(), "{d}");
+        assert_eq!(row[6], c.last().unwrap().to_string(), "{d}");
+        checked += 1;
+    }
+    // 2024-06-25 .. 2024-07-03 have rows; 07-04 .. 07-09 are missing (NULL), 07-10 is empty.
+    assert_eq!(checked, 9);
+    assert_eq!(table.len(), 1 + 16);
+}
+
+#[test]
+fn stickiness_is_dau_over_mau() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    let (from, to) = (day("2024-06-10"), day("2024-06-30"));
+    let dau = oracle_window(&rows, 1, from, to, &[]);
+    let mau = oracle_window(&rows, 30, from, to, &[]);
+    let run = csv(
+        &w,
+        &["stickiness", "--from", "2024-06-10", "--to", "2024-06-30"],
+    );
+    let table = run.csv();
+    assert_eq!(table[0], ["date", "dau", "mau", "stickiness"]);
+    assert_eq!(table.len(), 22);
+    for row in &table[1..] {
+        let d = day(&row[0]);
+        let (a, m) = (dau[&d].unwrap(), mau[&d].unwrap());
+        assert_eq!(
+            (row[1].as_str(), row[2].as_str()),
+            (a.to_string().as_str(), m.to_string().as_str())
+        );
+        let s: f64 = row[3].parse().unwrap();
+        assert!((s - a as f64 / m as f64).abs() < 1e-12, "{d}");
+    }
+}
+
+#[test]
+fn user_days_rows() {
+    for ids in ["int64", "string"] {
+        let w = Workdir::new();
+        let rows = lake(
+            &w,
+            &LakeSpec {
+                ids,
+                ..LakeSpec::default()
+            },
+        );
+        let run = csv(
+            &w,
+            &["user-days", "--from", "2024-06-01", "--to", "2024-06-07"],
+        );
+        let table = run.csv();
+        assert_eq!(table[0], ["userId", "date", "opens"]);
+        let got: BTreeMap<(NaiveDate, String), u64> = table[1..]
+            .iter()
+            .map(|r| ((day(&r[1]), r[0].clone()), r[2].parse().unwrap()))
+            .collect();
+        assert_eq!(got.len(), table.len() - 1, "one row per user and day");
+        let mut expected: BTreeMap<(NaiveDate, String), u64> = BTreeMap::new();
+        for (d, u) in rows
+            .iter()
+            .filter(|(d, _)| *d >= day("2024-06-01") && *d <= day("2024-06-07"))
+        {
+            let id = if ids == "string" {
+                format!("user-{u}")
+            } else {
+                u.to_string()
+            };
+            *expected.entry((*d, id)).or_default() += 1;
+        }
+        assert_eq!(got, expected, "{ids}");
+    }
+}
+
+#[test]
+fn default_range_is_the_last_30_days_of_the_lake() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    let last = day(START) + Days::new(DAYS - 1);
+    let run = csv(&w, &["dau"]);
+    assert_eq!(
+        run.series(),
+        oracle_window(&rows, 1, last - Days::new(29), last, &[])
+    );
+    // --from alone runs to the lake's last day.
+    let run = csv(&w, &["dau", "--from", "2024-06-30"]);
+    assert_eq!(
+        run.series(),
+        oracle_window(&rows, 1, day("2024-06-30"), last, &[])
+    );
+}
+
+#[test]
+fn relative_days() {
+    let w = Workdir::new();
+    let today = chrono::Utc::now().date_naive();
+    let rows = random_rows(3, today - Days::new(10), 11, 50);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let run = csv(&w, &["dau", "--from", "-3d", "--to", "yesterday"]);
+    let expected = oracle_window(&rows, 1, today - Days::new(3), today - Days::new(1), &[]);
+    assert_eq!(run.series(), expected);
+    assert_eq!(expected.len(), 3);
+}
+
+// Lakes from `dau gen`: the oracle reads the Parquet files back itself.
+#[test]
+fn generated_lakes_match_the_oracle() {
+    let w = Workdir::new();
+    let run = w.run(&[
+        "gen",
+        "--out",
+        "lake",
+        "--users",
+        "3000",
+        "--days",
+        "40",
+        "--files-per-day",
+        "3",
+        "--layout",
+        "nested",
+        "--prefix",
+        "topics/opens",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = read_lake_rows(&w.join("lake"));
+    assert!(rows.len() > 10_000, "{}", rows.len());
+    let (from, to) = (day("2024-06-05"), day("2024-07-10"));
+    for (metric, n) in [("dau", 1), ("wau", 7), ("mau", 30)] {
+        let run = csv(&w, &[metric, "--from", "2024-06-05", "--to", "2024-07-10"]);
+        assert_eq!(
+            run.series(),
+            oracle_window(&rows, n, from, to, &[]),
+            "{metric}"
+        );
+    }
+}

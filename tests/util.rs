@@ -1,0 +1,376 @@
+//! Test helpers: a work folder, the `dau` binary run in it, lakes written straight with arrow, and
+//! brute-force oracles (HashSets over the same rows) that share no code with dau.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use chrono::{Datelike, Days, NaiveDate};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+
+pub fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+/// One app open: a day and a user.
+pub type Row = (NaiveDate, u64);
+
+/// A temporary folder to run `dau` in.
+pub struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+/// What one run of `dau` did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The CSV output as rows of fields, header first.
+    pub fn csv(&self) -> Vec<Vec<String>> {
+        assert_eq!(self.code, 0, "dau failed: {}", self.stderr);
+        self.stdout
+            .lines()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// The CSV output's second column keyed by its first (`date`), NULL (empty) as None.
+    pub fn series(&self) -> BTreeMap<NaiveDate, Option<u64>> {
+        self.csv()[1..]
+            .iter()
+            .map(|r| {
+                (
+                    day(&r[0]),
+                    if r[1].is_empty() {
+                        None
+                    } else {
+                        Some(r[1].parse().unwrap())
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// `dau` in this folder, with no `DAU_*` setting from outside.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dau"));
+        cmd.args(args).current_dir(self.path());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("DAU_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// Replaces this folder's path in `text`, so snapshots do not depend on it.
+    pub fn redact(&self, text: &str) -> String {
+        let real = std::fs::canonicalize(self.path()).unwrap();
+        text.replace(&real.to_string_lossy().to_string(), "[DIR]")
+            .replace(&self.path().to_string_lossy().to_string(), "[DIR]")
+    }
+}
+
+/// How a test lake is written.
+#[derive(Clone)]
+pub struct LakeSpec {
+    /// `date`, `dt`, `day` or `nested`.
+    pub layout: &'static str,
+    /// Folders above the partitions.
+    pub prefix: &'static str,
+    /// `int32`, `int64` or `string`.
+    pub ids: &'static str,
+    pub user_column: &'static str,
+    pub files_per_day: usize,
+    /// Also write a DATE column `date` into the files.
+    pub date_column: bool,
+}
+
+impl Default for LakeSpec {
+    fn default() -> Self {
+        LakeSpec {
+            layout: "date",
+            prefix: "",
+            ids: "int64",
+            user_column: "userId",
+            files_per_day: 2,
+            date_column: false,
+        }
+    }
+}
+
+/// The partition folder of `d` in `spec`'s layout.
+pub fn partition(spec: &LakeSpec, d: NaiveDate) -> String {
+    let part = match spec.layout {
+        "nested" => format!(
+            "year={}/month={:02}/day={:02}",
+            d.year(),
+            d.month(),
+            d.day()
+        ),
+        key => format!("{key}={d}"),
+    };
+    format!("{}{part}", spec.prefix)
+}
+
+/// Writes `rows` as a lake under `root`: one partition per day that has rows, plus the days in
+/// `empty_days` as partitions with a zero-row file. Returns nothing: the rows are the truth.
+pub fn write_lake(root: &Path, spec: &LakeSpec, rows: &[Row], empty_days: &[NaiveDate]) {
+    let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
+    for (d, u) in rows {
+        by_day.entry(*d).or_default().push(*u);
+    }
+    for d in empty_days {
+        by_day.entry(*d).or_default();
+    }
+    for (d, users) in &by_day {
+        let folder = root.join(partition(spec, *d));
+        std::fs::create_dir_all(&folder).unwrap();
+        let files = spec.files_per_day.max(1);
+        for f in 0..files {
+            let chunk = &users[users.len() * f / files..users.len() * (f + 1) / files];
+            write_file(&folder.join(format!("part-{f}.parquet")), spec, chunk, *d);
+        }
+        std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+    }
+}
+
+pub fn write_file(path: &Path, spec: &LakeSpec, users: &[u64], d: NaiveDate) {
+    let (id_type, ids): (DataType, ArrayRef) = match spec.ids {
+        "int32" => (
+            DataType::Int32,
+            Arc::new(Int32Array::from_iter_values(
+                users.iter().map(|u| *u as i32),
+            )),
+        ),
+        "int64" => (
+            DataType::Int64,
+            Arc::new(Int64Array::from_iter_values(
+                users.iter().map(|u| *u as i64),
+            )),
+        ),
+        "string" => (
+            DataType::Utf8,
+            Arc::new(StringArray::from_iter_values(
+                users.iter().map(|u| format!("user-{u}")),
+            )),
+        ),
+        other => panic!("unknown id type {other}"),
+    };
+    let mut fields = vec![Field::new(spec.user_column, id_type, false)];
+    let mut columns = vec![ids];
+    if spec.date_column {
+        fields.push(Field::new("date", DataType::Date32, false));
+        let days = (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+        columns.push(Arc::new(Date32Array::from_value(days, users.len())));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// Random app opens over `days` days from `start`: `users` users of varying activity, several opens
+/// on some days, unsorted. A small LCG, independent of dau's generator.
+pub fn random_rows(seed: u64, start: NaiveDate, days: u64, users: u64) -> Vec<Row> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    let mut rows = Vec::new();
+    for u in 0..users {
+        let id = 1_000 + u * 7919 % 1_000_003 + (u % 5) * 300_000_000;
+        let activity = 5 + next() % 90; // percent
+        for d in 0..days {
+            if next() % 100 < activity {
+                for _ in 0..1 + next() % 4 {
+                    rows.push((start + Days::new(d), id));
+                }
+            }
+        }
+    }
+    // Unsorted: a deterministic shuffle.
+    for i in (1..rows.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        rows.swap(i, j);
+    }
+    rows
+}
+
+/// A(d): the users active on each day.
+pub fn active(rows: &[Row]) -> BTreeMap<NaiveDate, HashSet<u64>> {
+    let mut sets: BTreeMap<NaiveDate, HashSet<u64>> = BTreeMap::new();
+    for (d, u) in rows {
+        sets.entry(*d).or_default().insert(*u);
+    }
+    sets
+}
+
+/// |A(d-n+1) ∪ … ∪ A(d)| for each d in from..=to; None where a day of the window is in `missing`.
+pub fn oracle_window(
+    rows: &[Row],
+    n: u64,
+    from: NaiveDate,
+    to: NaiveDate,
+    missing: &[NaiveDate],
+) -> BTreeMap<NaiveDate, Option<u64>> {
+    let sets = active(rows);
+    let mut out = BTreeMap::new();
+    let mut d = from;
+    while d <= to {
+        let window: Vec<NaiveDate> = (0..n).map(|k| d - Days::new(k)).collect();
+        let value = if window.iter().any(|w| missing.contains(w)) {
+            None
+        } else {
+            let union: HashSet<u64> = window
+                .iter()
+                .filter_map(|w| sets.get(w))
+                .flatten()
+                .copied()
+                .collect();
+            Some(union.len() as u64)
+        };
+        out.insert(d, value);
+        d = d + Days::new(1);
+    }
+    out
+}
+
+/// Distinct users per period, keyed by the period's first day, for periods given by `start_of`.
+pub fn oracle_periods(
+    rows: &[Row],
+    days: impl Iterator<Item = NaiveDate>,
+    start_of: impl Fn(NaiveDate) -> NaiveDate,
+) -> BTreeMap<NaiveDate, Option<u64>> {
+    let sets = active(rows);
+    let mut periods: BTreeMap<NaiveDate, HashSet<u64>> = BTreeMap::new();
+    for d in days {
+        let set = periods.entry(start_of(d)).or_default();
+        set.extend(sets.get(&d).into_iter().flatten());
+    }
+    periods
+        .into_iter()
+        .map(|(p, s)| (p, Some(s.len() as u64)))
+        .collect()
+}
+
+/// Per day: opens, active users, and the per-user counts sorted ascending.
+pub fn per_user_counts(rows: &[Row]) -> BTreeMap<NaiveDate, Vec<u64>> {
+    let mut counts: HashMap<(NaiveDate, u64), u64> = HashMap::new();
+    for r in rows {
+        *counts.entry(*r).or_default() += 1;
+    }
+    let mut per_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
+    for ((d, _), n) in counts {
+        per_day.entry(d).or_default().push(n);
+    }
+    for v in per_day.values_mut() {
+        v.sort_unstable();
+    }
+    per_day
+}
+
+/// Nearest-rank percentile of sorted values: the value at rank ceil(p/100 · n).
+pub fn nearest_rank(sorted: &[u64], p: u64) -> u64 {
+    let rank = (sorted.len() as u64 * p).div_ceil(100).max(1);
+    sorted[rank as usize - 1]
+}
+
+/// Every (day, user) row of a lake, read with the parquet crate: the day from the folder names
+/// (`date=`, `dt=`, `day=` or `year=/month=/day=`), the user from column `userId` (integers).
+pub fn read_lake_rows(root: &Path) -> Vec<Row> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let mut rows = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            let keys: HashMap<&str, &str> =
+                rel.split('/').filter_map(|p| p.split_once('=')).collect();
+            let d = match keys.get("date").or(keys.get("dt")) {
+                Some(v) => day(v),
+                None if keys.contains_key("year") => NaiveDate::from_ymd_opt(
+                    keys["year"].parse().unwrap(),
+                    keys["month"].parse().unwrap(),
+                    keys["day"].parse().unwrap(),
+                )
+                .unwrap(),
+                None => day(keys["day"]),
+            };
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let ids = batch.column_by_name("userId").unwrap();
+                let ids = datafusion::arrow::compute::cast(ids, &DataType::Int64).unwrap();
+                rows.extend(
+                    ids.as_primitive::<Int64Type>()
+                        .values()
+                        .iter()
+                        .map(|u| (d, *u as u64)),
+                );
+            }
+        }
+    }
+    rows
+}
