@@ -31,12 +31,12 @@ names=(dau-all-days dau-one-day mau-calendar-month)
 dau_args=(
   "query dau --from 2024-06-01 --to 2024-07-30"
   "query dau --from 2024-07-15 --to 2024-07-15"
-  "query mau --calendar --from 2024-07-01 --to 2024-07-31"
+  "query mau --calendar --from 2024-06-01 --to 2024-06-30"
 )
 duck_args=(
   "dau 2024-06-01 2024-07-30"
   "dau 2024-07-15 2024-07-15"
-  "mau-month 2024-07-01 2024-07-31"
+  "mau-month 2024-06-01 2024-06-30"
 )
 
 # Same rows from both engines, or the benchmark stops.

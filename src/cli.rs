@@ -19,6 +19,7 @@ pub struct Cli {
 
 /// Flags every subcommand takes. Each beats its `DAU_*` variable, which beats `dau.toml`.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The lake: a folder or file:// URL holding one folder per day (date=YYYY-MM-DD/…)
     #[arg(long, global = true, env = "DAU_LAKE", value_name = "URL")]

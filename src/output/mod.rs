@@ -84,7 +84,8 @@ pub async fn write(
 
 /// Prints a line of text for people on stdout; a closed pipe is reported as such.
 pub fn say(text: &str) -> Result<()> {
-    writeln!(std::io::stdout(), "{text}").map_err(|e| Error::io("cannot write the output", "stdout", e))
+    writeln!(std::io::stdout(), "{text}")
+        .map_err(|e| Error::io("cannot write the output", "stdout", e))
 }
 
 fn temp_path(path: &Path) -> PathBuf {
