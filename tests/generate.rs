@@ -96,3 +96,21 @@ fn demo_makes_its_lake_once_and_shows_the_metrics() {
         "{line} should show dau {dau}"
     );
 }
+
+#[test]
+fn demo_leaves_a_folder_of_other_files_alone() {
+    let w = Workdir::new();
+    std::fs::create_dir(w.join("mine")).unwrap();
+    std::fs::write(w.join("mine/notes.txt"), "keep").unwrap();
+    let run = w.run(&["demo", "--dir", "mine"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("holds no lake made by dau"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.join("mine/notes.txt")).unwrap(),
+        "keep"
+    );
+}

@@ -110,10 +110,7 @@ pub enum IdType {
 
 pub fn run(args: &GenArgs) -> Result<()> {
     let out = &args.out;
-    let occupied = std::fs::read_dir(out)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
-    if occupied {
+    if is_occupied(out) {
         return Err(Error::usage(
             format!("--out {} is not empty", out.display()),
             "choose a new folder, or remove this one first",
@@ -135,17 +132,31 @@ pub fn run(args: &GenArgs) -> Result<()> {
 }
 
 /// Makes the lake in `dir` unless a finished one is there. Returns whether it made one.
+/// A folder with anything else in it is left alone.
 pub fn ensure(dir: &Path, shape: &Shape) -> Result<bool> {
     if dir.join(COMPLETE_MARKER).is_file() {
         return Ok(false);
     }
+    if is_occupied(dir) {
+        return Err(Error::usage(
+            format!(
+                "{} is not empty and holds no lake made by dau",
+                dir.display()
+            ),
+            "choose another folder",
+        ));
+    }
     let temp = dir.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&temp);
     write(&temp, shape)?;
-    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir(dir);
     std::fs::rename(&temp, dir)
         .map_err(|e| Error::io("cannot move the sample lake into place", dir, e))?;
     Ok(true)
+}
+
+fn is_occupied(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
 /// Writes every day of the lake, in parallel. Returns the number of events.
