@@ -419,3 +419,53 @@ fn generated_lakes_match_the_oracle() {
         );
     }
 }
+
+// Spark and Hadoop leave markers, checksums and temp folders; Finder leaves .DS_Store.
+#[test]
+fn non_data_files_and_folders_are_skipped() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    let part = w.join("lake/date=2024-06-20");
+    std::fs::write(part.join(".part-0.parquet.crc"), "crc garbage").unwrap();
+    std::fs::write(part.join(".DS_Store"), "finder garbage").unwrap();
+    std::fs::create_dir_all(part.join("_temporary/0")).unwrap();
+    std::fs::write(part.join("_temporary/0/part-9.parquet"), "half written").unwrap();
+    std::fs::create_dir_all(w.join("lake/date=latest")).unwrap();
+    std::fs::write(w.join("lake/date=latest/part-0.parquet"), "not a day").unwrap();
+    std::fs::create_dir_all(w.join("lake/_dau")).unwrap();
+    let run = csv(&w, &["dau", "--from", "2024-06-18", "--to", "2024-06-22"]);
+    let (from, to) = (day("2024-06-18"), day("2024-06-22"));
+    assert_eq!(run.series(), oracle_window(&rows, 1, from, to, &[]));
+    assert!(
+        run.stderr
+            .contains("skipped 1 folder(s) that do not name a day: date=latest"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_file_url_names_a_lake_too() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    let url = format!(
+        "file://{}",
+        std::fs::canonicalize(w.join("lake")).unwrap().display()
+    );
+    let run = w.run(&[
+        "query",
+        "wau",
+        "--lake",
+        &url,
+        "--from",
+        "2024-06-01",
+        "--to",
+        "2024-06-09",
+        "-f",
+        "csv",
+    ]);
+    assert_eq!(
+        run.series(),
+        oracle_window(&rows, 7, day("2024-06-01"), day("2024-06-09"), &[])
+    );
+}
