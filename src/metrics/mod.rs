@@ -237,9 +237,7 @@ pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Dat
         });
     }
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
-    let observed: BTreeSet<NaiveDate> = days(start, end)
-        .filter(|d| *d < lake.first_day() || lake.days.contains_key(d))
-        .collect();
+    let missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
 
     let ctx = session();
     ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
@@ -249,7 +247,7 @@ pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Dat
     };
     let events = EventsTable::new(lake.clone(), read, &columns, &ctx.state()).await?;
     ctx.register_table("events", Arc::new(events))?;
-    ctx.register_table("days", Arc::new(days_table(start, end, &observed)?))?;
+    ctx.register_table("days", Arc::new(days_table(start, end, &missing)?))?;
     for part in query.metric.parts() {
         let view = ctx
             .sql(&query.sql(*part, &config.user_column))
@@ -262,19 +260,15 @@ pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Dat
         .await?)
 }
 
-/// The `days` table: every day from `start` to `end`, and whether its data is known.
-fn days_table(
-    start: NaiveDate,
-    end: NaiveDate,
-    observed: &BTreeSet<NaiveDate>,
-) -> Result<MemTable> {
+/// The `days` table: every day from `start` to `end`, `observed` unless it is `missing`.
+fn days_table(start: NaiveDate, end: NaiveDate, missing: &BTreeSet<NaiveDate>) -> Result<MemTable> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("date", DataType::Date32, false),
         Field::new("observed", DataType::Boolean, false),
     ]));
     let dates = Date32Array::from_iter_values(days(start, end).map(to_date32));
     let flags: BooleanArray = days(start, end)
-        .map(|d| Some(observed.contains(&d)))
+        .map(|d| Some(!missing.contains(&d)))
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dates), Arc::new(flags)])
         .map_err(datafusion::error::DataFusionError::from)?;
