@@ -40,6 +40,14 @@ pub struct GlobalArgs {
     /// IANA timezone that decides what today and yesterday mean [default: UTC]
     #[arg(long, global = true, env = "DAU_TIMEZONE", value_name = "TZ")]
     pub timezone: Option<String>,
+
+    /// Leave unreadable data files out of a query, naming them, instead of failing
+    #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES")]
+    pub skip_bad_files: bool,
+
+    /// Most memory a query may use, e.g. 4G; operators that can spill to disk do [default: no limit]
+    #[arg(long, global = true, env = "DAU_MEMORY_LIMIT", value_name = "SIZE")]
+    pub memory_limit: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,6 +20,54 @@ pub struct Config {
     pub user_column: String,
     pub date_column: String,
     pub timezone: Tz,
+    /// Leave unreadable files out of a query (with a warning) instead of failing.
+    pub skip_bad_files: bool,
+    pub memory_limit: Option<MemoryLimit>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            lake: None,
+            user_column: DEFAULT_USER_COLUMN.to_string(),
+            date_column: DEFAULT_DATE_COLUMN.to_string(),
+            timezone: Tz::UTC,
+            skip_bad_files: false,
+            memory_limit: None,
+        }
+    }
+}
+
+/// A memory limit for queries, as the user wrote it and in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryLimit {
+    pub text: String,
+    pub bytes: usize,
+}
+
+impl MemoryLimit {
+    /// Parses `4G`, `512M`, `1.5G`, `64K` or a number of bytes (binary units).
+    pub fn parse(text: &str) -> Option<MemoryLimit> {
+        let t = text.trim();
+        let (number, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+            Some((i, _)) => (&t[..i], t[i..].to_ascii_uppercase()),
+            None => (t, String::new()),
+        };
+        let scale: f64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+            "" => 1.0,
+            "K" => 1024.0,
+            "M" => 1024.0 * 1024.0,
+            "G" => 1024.0 * 1024.0 * 1024.0,
+            "T" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+            _ => return None,
+        };
+        let value: f64 = number.trim().parse().ok()?;
+        let bytes = value * scale;
+        (value.is_finite() && bytes >= 1.0 && bytes < usize::MAX as f64).then(|| MemoryLimit {
+            text: t.to_string(),
+            bytes: bytes as usize,
+        })
+    }
 }
 
 /// The file `dau.toml`.
@@ -63,11 +111,22 @@ impl Config {
         let name = |flag: &Option<String>, file: Option<String>, default: &str| {
             flag.clone().or(file).unwrap_or_else(|| default.to_string())
         };
+        let memory_limit = match &args.memory_limit {
+            None => None,
+            Some(text) => Some(MemoryLimit::parse(text).ok_or_else(|| {
+                Error::usage(
+                    format!("bad --memory-limit '{text}'"),
+                    "use a size such as 512M, 4G or 1.5G",
+                )
+            })?),
+        };
         Ok(Config {
             lake: args.lake.clone().or(lake.url),
             user_column: name(&args.user_column, lake.user_column, DEFAULT_USER_COLUMN),
             date_column: name(&args.date_column, lake.date_column, DEFAULT_DATE_COLUMN),
             timezone,
+            skip_bad_files: args.skip_bad_files,
+            memory_limit,
         })
     }
 
@@ -97,6 +156,19 @@ fn load(path: &Path) -> Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_limits() {
+        let bytes = |t: &str| MemoryLimit::parse(t).map(|m| m.bytes);
+        assert_eq!(bytes("4G"), Some(4 << 30));
+        assert_eq!(bytes("512m"), Some(512 << 20));
+        assert_eq!(bytes("1.5GiB"), Some(3 << 29));
+        assert_eq!(bytes("64KB"), Some(64 << 10));
+        assert_eq!(bytes("1000"), Some(1000));
+        for bad in ["", "G", "4X", "-1G", "0", "NaNG", "1e400G"] {
+            assert_eq!(bytes(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn unknown_keys_are_rejected() {

@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
+use datafusion::error::DataFusionError;
+
+use crate::config::MemoryLimit;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -60,9 +63,29 @@ pub enum Error {
         to: NaiveDate,
     },
 
-    /// A data file that cannot be read as Parquet.
-    #[error("cannot read data file ({file}): {reason}")]
-    BadFile { file: String, reason: String },
+    /// A data file a query cannot use: unreadable, or without a usable user column.
+    #[error(
+        "bad data file ({file}): {reason}{}; fix or remove it, or pass --skip-bad-files to answer \
+         without it (run `dau check` for the whole list)",
+        if *others > 0 { format!(" (and {others} more bad file(s))") } else { String::new() }
+    )]
+    BadFile {
+        file: String,
+        reason: String,
+        others: usize,
+    },
+
+    /// A file's date column disagrees with its partition folder.
+    #[error(
+        "dates in the file disagree with its partition ({file}): the folder says {day}, the date \
+         column holds {lo} to {hi}; fix the file or move it to the right partition"
+    )]
+    DateMismatch {
+        file: String,
+        day: NaiveDate,
+        lo: NaiveDate,
+        hi: NaiveDate,
+    },
 
     /// The user column is not in the files.
     #[error(
@@ -75,19 +98,16 @@ pub enum Error {
         found: String,
     },
 
-    /// The user column has a type that cannot be an id.
+    /// A query needed more memory than `--memory-limit` allows and could not spill.
     #[error(
-        "column '{column}' has type {found} ({file}): a user id must be an integer or a string"
+        "the query needs more memory than --memory-limit {limit} allows ({detail}): raise the \
+         limit (e.g. --memory-limit 8G or DAU_MEMORY_LIMIT), or ask for fewer days"
     )]
-    BadColumnType {
-        column: String,
-        file: String,
-        found: String,
-    },
+    MemoryLimit { limit: String, detail: String },
 
     /// DataFusion failed while planning or running a query.
     #[error("query failed: {0}")]
-    Query(#[from] datafusion::error::DataFusionError),
+    Query(#[from] DataFusionError),
 
     /// Reading or writing a local file failed.
     #[error("{what} ({}): {source}", path.display())]
@@ -123,9 +143,24 @@ impl Error {
             | Error::NoPartitions { .. }
             | Error::NoFiles { .. }
             | Error::BadFile { .. }
-            | Error::MissingColumn { .. }
-            | Error::BadColumnType { .. } => 4,
-            Error::Query(_) | Error::Io { .. } => 1,
+            | Error::DateMismatch { .. }
+            | Error::MissingColumn { .. } => 4,
+            Error::Query(_) | Error::MemoryLimit { .. } | Error::Io { .. } => 1,
+        }
+    }
+
+    /// Names the memory limit when a query failed for want of memory under one.
+    pub fn under_memory_limit(self, limit: Option<&MemoryLimit>) -> Self {
+        match (self, limit) {
+            (Error::Query(e), Some(limit))
+                if matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) =>
+            {
+                Error::MemoryLimit {
+                    limit: limit.text.clone(),
+                    detail: e.find_root().to_string(),
+                }
+            }
+            (other, _) => other,
         }
     }
 
@@ -133,7 +168,7 @@ impl Error {
     pub fn is_broken_pipe(&self) -> bool {
         let io = match self {
             Error::Io { source, .. } => Some(source),
-            Error::Query(datafusion::error::DataFusionError::IoError(e)) => Some(e),
+            Error::Query(DataFusionError::IoError(e)) => Some(e),
             _ => None,
         };
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)

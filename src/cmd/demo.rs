@@ -7,7 +7,7 @@ use chrono::{Days, NaiveDate};
 use clap::Args;
 
 use crate::cmd::generate::{self, Shape};
-use crate::config::{Config, DEFAULT_DATE_COLUMN, DEFAULT_USER_COLUMN};
+use crate::config::Config;
 use crate::lake::Lake;
 use crate::metrics::{self, Metric, Query};
 use crate::output::{self, Format};
@@ -43,10 +43,8 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
     let made = generate::ensure(&lake_dir, &shape)?;
     // The sample lake has dau's default columns, whatever a dau.toml here says.
     let config = Config {
-        lake: None,
-        user_column: DEFAULT_USER_COLUMN.to_string(),
-        date_column: DEFAULT_DATE_COLUMN.to_string(),
         timezone: config.timezone,
+        ..Config::default()
     };
     let lake = Arc::new(Lake::open(&lake_dir.to_string_lossy()).await?);
     let (first, last) = (lake.first_day(), lake.last_day());
@@ -68,8 +66,8 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
     ] {
         output::say(&format!("\n{title}, {from} to {last}"))?;
         let query = Query::new(metric, from, last, false)?;
-        let df = metrics::plan(lake.clone(), &config, &query).await?;
-        output::write(df.execute_stream().await?, Format::Table, None).await?;
+        let planned = metrics::plan(lake.clone(), &config, &query).await?;
+        output::write(planned.df.execute_stream().await?, Format::Table, None).await?;
     }
     output::say(
         "\nPoint dau at your own lake: dau query dau --lake /path/to/lake \

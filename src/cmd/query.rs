@@ -64,9 +64,19 @@ pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
     let to = to.unwrap_or_else(|| lake.last_day());
     let from = from.unwrap_or_else(|| to - Days::new(DEFAULT_DAYS - 1));
     let query = Query::new(args.metric, from, to, args.calendar)?;
-    let df = metrics::plan(lake.clone(), config, &query).await?;
-    for warning in query.warnings(&lake) {
+    let planned = metrics::plan(lake, config, &query).await?;
+    for warning in &planned.warnings {
         eprintln!("dau: warning: {warning}");
     }
-    output::write(df.execute_stream().await?, format, args.output.as_deref()).await
+    let written = async {
+        output::write(
+            planned.df.execute_stream().await?,
+            format,
+            args.output.as_deref(),
+        )
+        .await
+    };
+    written
+        .await
+        .map_err(|e| e.under_memory_limit(config.memory_limit.as_ref()))
 }

@@ -1,5 +1,6 @@
 //! The lake: where it is, how its days are laid out, and the `events` table over a set of its days.
 
+pub mod inspect;
 pub mod layout;
 pub mod storage;
 pub mod table;

@@ -4,6 +4,7 @@
 //! carry) is left out, so `date` has one meaning. Filters on `date` prune whole days before any
 //! file is listed, so a query reads only the partitions it asks for.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,9 +24,10 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
-use futures::future::try_join_all;
+use object_store::ObjectMeta;
 
 use super::Lake;
+use super::inspect::{FileReport, IdKind, id_kind};
 use crate::dates::to_date32;
 use crate::{Error, Result};
 
@@ -44,8 +46,8 @@ pub struct Columns<'a> {
 
 pub struct EventsTable {
     lake: Arc<Lake>,
-    /// The days this table covers, ascending; each has a partition in the lake.
-    days: Vec<NaiveDate>,
+    /// The data files of each covered day, ascending by day. A day may have none.
+    files: BTreeMap<NaiveDate, Vec<ObjectMeta>>,
     file_schema: SchemaRef,
     schema: SchemaRef,
 }
@@ -56,45 +58,43 @@ impl std::fmt::Debug for EventsTable {
             f,
             "EventsTable({}, {} days)",
             self.lake.name,
-            self.days.len()
+            self.files.len()
         )
     }
 }
 
 impl EventsTable {
-    /// A table over `days` of `lake`. The schema comes from the newest file among those days.
-    pub async fn new(
+    /// A table over `days`, reading the files of `reports` (footers already read and found good).
+    pub fn new(
         lake: Arc<Lake>,
-        days: Vec<NaiveDate>,
+        days: &[NaiveDate],
+        reports: &[&FileReport],
         columns: &Columns<'_>,
-        state: &dyn Session,
     ) -> Result<EventsTable> {
-        let mut sample = None;
-        for day in days.iter().rev() {
-            if let Some(file) = lake.files(*day).await?.pop() {
-                sample = Some(file);
-                break;
-            }
+        let mut files: BTreeMap<NaiveDate, Vec<ObjectMeta>> =
+            days.iter().map(|d| (*d, Vec::new())).collect();
+        for r in reports {
+            files.entry(r.day).or_default().push(r.meta.clone());
         }
-        let file = sample.ok_or_else(|| Error::NoFiles {
-            lake: lake.name.clone(),
-            from: days.first().copied().unwrap_or_default(),
-            to: days.last().copied().unwrap_or_default(),
-        })?;
-        let name = lake.describe(&file.location);
-        let inferred = ParquetFormat::default()
-            .infer_schema(state, &lake.store, std::slice::from_ref(&file))
-            .await
-            .map_err(|e| Error::BadFile {
-                file: name.clone(),
-                reason: e.to_string(),
-            })?;
-        let file_schema = Arc::new(file_schema(&inferred, columns, &name)?);
+        let schemas: Vec<&Schema> = reports
+            .iter()
+            .rev()
+            .filter_map(|r| r.facts.as_ref().ok())
+            .map(|f| f.schema.as_ref())
+            .collect();
+        if schemas.is_empty() {
+            return Err(Error::NoFiles {
+                lake: lake.name.clone(),
+                from: days.first().copied().unwrap_or_default(),
+                to: days.last().copied().unwrap_or_default(),
+            });
+        }
+        let file_schema = Arc::new(file_schema(&schemas, columns));
         let mut fields = file_schema.fields().to_vec();
         fields.push(date_field());
         Ok(EventsTable {
             lake,
-            days,
+            files,
             file_schema,
             schema: Arc::new(Schema::new(fields)),
         })
@@ -102,79 +102,59 @@ impl EventsTable {
 
     /// The covered days that every `date`-only filter keeps.
     fn prune(&self, state: &dyn Session, filters: &[Expr]) -> DfResult<Vec<NaiveDate>> {
+        let days: Vec<NaiveDate> = self.files.keys().copied().collect();
         let on_date: Vec<Expr> = filters
             .iter()
             .filter(|f| only_date(f))
             .map(unqualified)
             .collect::<DfResult<_>>()?;
         let Some(predicate) = conjunction(on_date) else {
-            return Ok(self.days.clone());
+            return Ok(days);
         };
         let schema = Arc::new(Schema::new(vec![date_field()]));
-        let dates = Date32Array::from_iter_values(self.days.iter().map(|d| to_date32(*d)));
+        let dates = Date32Array::from_iter_values(days.iter().map(|d| to_date32(*d)));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dates)])?;
         let expr = state.create_physical_expr(predicate, &DFSchema::try_from(schema)?)?;
         let keep = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
         let keep = keep.as_boolean_opt().ok_or_else(|| {
             DataFusionError::Internal("a date filter did not give booleans".to_string())
         })?;
-        Ok(self
-            .days
-            .iter()
+        Ok(days
+            .into_iter()
             .enumerate()
             .filter(|(i, _)| keep.is_valid(*i) && keep.value(*i))
-            .map(|(_, d)| *d)
+            .map(|(_, d)| d)
             .collect())
     }
 }
 
-/// The file columns the table keeps: all but the in-file dates, with integer ids widened to Int64
-/// so that files written with INT32 and INT64 ids read as one type.
-fn file_schema(inferred: &Schema, columns: &Columns<'_>, file: &str) -> Result<Schema> {
-    if inferred.field_with_name(columns.user).is_err() {
-        let found: Vec<&str> = inferred
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        return Err(Error::MissingColumn {
-            column: columns.user.to_string(),
-            file: file.to_string(),
-            found: found.join(", "),
-        });
-    }
-    let mut fields = Vec::new();
-    for field in inferred.fields() {
+/// The table's file columns, from the files' schemas (newest first): every column but the in-file
+/// dates, each with the type of the newest file that has it. The user id follows one policy:
+/// integers of any width read as Int64; when any file has string ids, every id reads as a string,
+/// so that `1` and `"1"` are one user.
+fn file_schema(schemas: &[&Schema], columns: &Columns<'_>) -> Schema {
+    let any_string_ids = schemas.iter().any(|s| {
+        s.field_with_name(columns.user)
+            .is_ok_and(|f| id_kind(f.data_type()) == Some(IdKind::String))
+    });
+    let id_type = if any_string_ids {
+        DataType::Utf8
+    } else {
+        DataType::Int64
+    };
+    let mut fields: Vec<FieldRef> = Vec::new();
+    for field in schemas.iter().flat_map(|s| s.fields()) {
         let name = field.name().as_str();
-        if name == DATE || name == columns.date {
+        if name == DATE || name == columns.date || fields.iter().any(|f| f.name() == name) {
             continue;
         }
-        if name != columns.user {
-            fields.push(field.clone());
-            continue;
+        if name == columns.user {
+            fields.push(Arc::new(Field::new(name, id_type.clone(), true)));
+        } else {
+            fields.push(Arc::new(field.as_ref().clone().with_nullable(true)));
         }
-        let id_type = match field.data_type() {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32 => DataType::Int64,
-            t @ (DataType::UInt64 | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
-                t.clone()
-            }
-            other => {
-                return Err(Error::BadColumnType {
-                    column: name.to_string(),
-                    file: file.to_string(),
-                    found: other.to_string(),
-                });
-            }
-        };
-        fields.push(Arc::new(Field::new(name, id_type, true)));
     }
-    Ok(Schema::new(fields))
+    Schema::new(fields)
 }
 
 /// True when the filter reads no column but `date`.
@@ -231,16 +211,12 @@ impl TableProvider for EventsTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let days = self.prune(state, filters)?;
-        let listed = try_join_all(days.iter().map(|day| self.lake.files(*day)))
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let files: Vec<PartitionedFile> = days
             .iter()
-            .zip(listed)
-            .flat_map(|(day, metas)| {
+            .flat_map(|day| {
                 let date = ScalarValue::Date32(Some(to_date32(*day)));
-                metas.into_iter().map(move |meta| {
-                    let mut file = PartitionedFile::from(meta);
+                self.files[day].iter().map(move |meta| {
+                    let mut file = PartitionedFile::from(meta.clone());
                     file.partition_values = vec![date.clone()];
                     file
                 })

@@ -11,11 +11,14 @@ use clap::ValueEnum;
 use datafusion::arrow::array::{BooleanArray, Date32Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::config::Config;
 use crate::dates::{days, to_date32};
 use crate::lake::Lake;
+use crate::lake::inspect::{FileFacts, FileReport, inspect, null_users_per_day};
 use crate::lake::table::{Columns, EventsTable};
 use crate::{Error, Result};
 
@@ -211,16 +214,32 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A DataFusion session as dau uses it: identifiers keep their case, so `userId` works unquoted.
-pub fn session() -> SessionContext {
-    let config = SessionConfig::new()
+/// A DataFusion session as dau uses it: identifiers keep their case, so `userId` works unquoted;
+/// with a memory limit, operators that can spill to disk do so, and the others fail clearly.
+pub fn session(config: &Config) -> Result<SessionContext> {
+    let session = SessionConfig::new()
         .with_information_schema(true)
         .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
-    SessionContext::new_with_config(config)
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = &config.memory_limit {
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit.bytes)));
+    }
+    Ok(SessionContext::new_with_config_rt(
+        session,
+        runtime.build_arc()?,
+    ))
 }
 
-/// Plans `query` over `lake`: the DataFrame of its rows, ready to stream.
-pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<DataFrame> {
+/// A planned query: its rows, ready to stream, and what the user should be told about them.
+pub struct Planned {
+    pub df: DataFrame,
+    pub warnings: Vec<String>,
+}
+
+/// Plans `query` over `lake`. Every file the rows read has its footer checked first: an
+/// unreadable file, a missing user column or in-file dates that disagree with the partition stop
+/// the query here, with the file named, before any number is computed.
+pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Planned> {
     let (start, end) = query.span();
     let asked: Vec<NaiveDate> = lake
         .days
@@ -238,14 +257,17 @@ pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Dat
     }
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
     let missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
-
-    let ctx = session();
-    ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
     let columns = Columns {
         user: &config.user_column,
         date: &config.date_column,
     };
-    let events = EventsTable::new(lake.clone(), read, &columns, &ctx.state()).await?;
+    let reports = inspect(&lake, &read, &columns).await?;
+    let mut warnings = query.warnings(&lake);
+    let usable = usable_files(&reports, &columns, config.skip_bad_files, &mut warnings)?;
+
+    let ctx = session(config)?;
+    ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
+    let events = EventsTable::new(lake.clone(), &read, &usable, &columns)?;
     ctx.register_table("events", Arc::new(events))?;
     ctx.register_table("days", Arc::new(days_table(start, end, &missing)?))?;
     for part in query.metric.parts() {
@@ -255,9 +277,92 @@ pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Dat
             .into_view();
         ctx.register_table(part.name(), view)?;
     }
-    Ok(ctx
+    let df = ctx
         .sql(&query.sql(query.metric, &config.user_column))
-        .await?)
+        .await?;
+    Ok(Planned { df, warnings })
+}
+
+/// The files a query may read. A bad file is an error, unless `skip_bad` says to leave it out
+/// (with a warning naming it and the days it belongs to). In-file dates that disagree with the
+/// partition are always an error. NULL user ids are counted for a warning.
+fn usable_files<'a>(
+    reports: &'a [FileReport],
+    columns: &Columns<'_>,
+    skip_bad: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<&'a FileReport>> {
+    if let Some((r, (lo, hi))) = reports
+        .iter()
+        .find_map(|r| Some((r, r.date_disagreement()?)))
+    {
+        return Err(Error::DateMismatch {
+            file: r.name.clone(),
+            day: r.day,
+            lo,
+            hi,
+        });
+    }
+    let readable: Vec<&FileFacts> = reports
+        .iter()
+        .filter_map(|r| r.facts.as_ref().ok())
+        .collect();
+    if let [first, ..] = readable.as_slice()
+        && readable
+            .iter()
+            .all(|f| f.schema.field_with_name(columns.user).is_err())
+    {
+        // No readable file has the column: its name is what is wrong.
+        let file = reports
+            .iter()
+            .find(|r| r.facts.is_ok())
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        let found: Vec<&str> = first
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        return Err(Error::MissingColumn {
+            column: columns.user.to_string(),
+            file,
+            found: found.join(", "),
+        });
+    }
+    let (bad, good): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.problem(columns).is_some());
+    if let Some(first) = bad.first() {
+        if !skip_bad {
+            return Err(Error::BadFile {
+                file: first.name.clone(),
+                reason: first.problem(columns).unwrap_or_default(),
+                others: bad.len() - 1,
+            });
+        }
+        let days: BTreeSet<NaiveDate> = bad.iter().map(|r| r.day).collect();
+        let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+        let files: Vec<String> = bad
+            .iter()
+            .map(|r| format!("{} ({})", r.name, r.problem(columns).unwrap_or_default()))
+            .collect();
+        warnings.push(format!(
+            "skipped {} bad file(s) (--skip-bad-files), so {} may be undercounted: {}",
+            bad.len(),
+            days.join(", "),
+            files.join("; ")
+        ));
+    }
+    let nulls = null_users_per_day(reports);
+    if !nulls.is_empty() {
+        let total: u64 = nulls.values().sum();
+        let per_day: Vec<String> = nulls.iter().map(|(d, n)| format!("{d}: {n}")).collect();
+        warnings.push(format!(
+            "ignored {total} row(s) with a NULL {} (never counted as a user): {}",
+            columns.user,
+            per_day.join(", ")
+        ));
+    }
+    Ok(good)
 }
 
 /// The `days` table: every day from `start` to `end`, `observed` unless it is `missing`.
@@ -295,7 +400,7 @@ mod tests {
                     to,
                     calendar,
                 };
-                let ctx = session();
+                let ctx = session(&Config::default()).unwrap();
                 let events = Schema::new(vec![
                     Field::new("userId", DataType::Int64, true),
                     Field::new("date", DataType::Date32, false),

@@ -1,0 +1,201 @@
+//! Reading every file's Parquet footer before a query runs, and what it tells: rows, schema, NULL
+//! user ids and the range of an in-file date column (from the footer's statistics). Unreadable
+//! files, a missing user column, ids of the wrong type and dates that disagree with the partition
+//! are found here, named, before any number is computed.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, UInt64Array};
+use datafusion::arrow::compute::{cast, max, min};
+use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use futures::{StreamExt, stream};
+use object_store::ObjectMeta;
+
+use super::Lake;
+use super::table::Columns;
+use crate::Result;
+
+/// How many footers are read at once.
+const CONCURRENT_READS: usize = 16;
+
+/// What one data file holds, as its footer says.
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    pub rows: u64,
+    pub schema: SchemaRef,
+    /// Rows whose user id is NULL, when the footer has the counts.
+    pub null_users: Option<u64>,
+    /// The smallest and largest day of the in-file date column, when there is one with statistics.
+    pub date_range: Option<(NaiveDate, NaiveDate)>,
+}
+
+/// One data file of one day, and what reading its footer gave.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub day: NaiveDate,
+    pub meta: ObjectMeta,
+    /// The file as a person can find it.
+    pub name: String,
+    pub facts: std::result::Result<FileFacts, String>,
+}
+
+/// How an id column's type is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Integer,
+    String,
+}
+
+pub fn id_kind(t: &DataType) -> Option<IdKind> {
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => Some(IdKind::Integer),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(IdKind::String),
+        _ => None,
+    }
+}
+
+impl FileReport {
+    /// Why this file cannot be part of a query: unreadable, no user column, or ids of no id type.
+    pub fn problem(&self, columns: &Columns<'_>) -> Option<String> {
+        let facts = match &self.facts {
+            Err(reason) => return Some(reason.clone()),
+            Ok(facts) => facts,
+        };
+        match facts.schema.field_with_name(columns.user) {
+            Err(_) => {
+                let found: Vec<&str> = facts
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                Some(format!(
+                    "no column '{}'; columns found: {}",
+                    columns.user,
+                    found.join(", ")
+                ))
+            }
+            Ok(field) if id_kind(field.data_type()).is_none() => Some(format!(
+                "column '{}' has type {}: a user id must be an integer or a string",
+                columns.user,
+                field.data_type()
+            )),
+            Ok(_) => None,
+        }
+    }
+
+    /// The in-file dates when they are not all this file's partition day.
+    pub fn date_disagreement(&self) -> Option<(NaiveDate, NaiveDate)> {
+        let (lo, hi) = self.facts.as_ref().ok()?.date_range?;
+        (lo != self.day || hi != self.day).then_some((lo, hi))
+    }
+}
+
+/// Lists the data files of `days` and reads every footer.
+pub async fn inspect(
+    lake: &Lake,
+    days: &[NaiveDate],
+    columns: &Columns<'_>,
+) -> Result<Vec<FileReport>> {
+    let listed = futures::future::try_join_all(days.iter().map(|day| lake.files(*day))).await?;
+    let files: Vec<(NaiveDate, ObjectMeta)> = days
+        .iter()
+        .zip(listed)
+        .flat_map(|(day, metas)| metas.into_iter().map(move |m| (*day, m)))
+        .collect();
+    let reports = stream::iter(files)
+        .map(|(day, meta)| async move {
+            let facts = read_footer(lake, &meta, columns).await;
+            FileReport {
+                day,
+                name: lake.describe(&meta.location),
+                meta,
+                facts,
+            }
+        })
+        .buffered(CONCURRENT_READS)
+        .collect::<Vec<_>>()
+        .await;
+    Ok(reports)
+}
+
+async fn read_footer(
+    lake: &Lake,
+    meta: &ObjectMeta,
+    columns: &Columns<'_>,
+) -> std::result::Result<FileFacts, String> {
+    if meta.size == 0 {
+        return Err("the file is empty (0 bytes)".to_string());
+    }
+    let metadata = DFParquetMetadata::new(lake.store.as_ref(), meta)
+        .fetch_metadata()
+        .await
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let file = metadata.file_metadata();
+    let parquet_schema = file.schema_descr();
+    let schema = parquet_to_arrow_schema(parquet_schema, file.key_value_metadata())
+        .map_err(|e| format!("a Parquet schema dau cannot read: {e}"))?;
+    let schema = std::sync::Arc::new(schema);
+    let row_groups = metadata.row_groups();
+    let rows = file.num_rows().max(0) as u64;
+
+    let null_users = StatisticsConverter::try_new(columns.user, &schema, parquet_schema)
+        .and_then(|c| c.row_group_null_counts(row_groups))
+        .ok()
+        .and_then(|counts: UInt64Array| {
+            (counts.null_count() == 0).then(|| counts.values().iter().sum::<u64>())
+        });
+
+    let date_range = [columns.date, super::table::DATE]
+        .into_iter()
+        .find(|name| schema.field_with_name(name).is_ok())
+        .and_then(|name| {
+            let stats = StatisticsConverter::try_new(name, &schema, parquet_schema).ok()?;
+            let lo = stats.row_group_mins(row_groups).ok()?;
+            let hi = stats.row_group_maxes(row_groups).ok()?;
+            let day = |values: &dyn Array, smallest: bool| -> Option<NaiveDate> {
+                let days = cast(values, &DataType::Date32).ok()?;
+                let days = days.as_primitive::<Date32Type>();
+                if days.null_count() > 0 {
+                    return None;
+                }
+                let n = if smallest { min(days)? } else { max(days)? };
+                NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()))
+            };
+            Some((day(lo.as_ref(), true)?, day(hi.as_ref(), false)?))
+        });
+    Ok(FileFacts {
+        rows,
+        schema,
+        null_users,
+        date_range,
+    })
+}
+
+/// NULL user ids per day, summed over the files whose footers count them.
+pub fn null_users_per_day(reports: &[FileReport]) -> BTreeMap<NaiveDate, u64> {
+    let mut per_day = BTreeMap::new();
+    for r in reports {
+        if let Some(n) = r
+            .facts
+            .as_ref()
+            .ok()
+            .and_then(|f| f.null_users)
+            .filter(|n| *n > 0)
+        {
+            *per_day.entry(r.day).or_default() += n;
+        }
+    }
+    per_day
+}
