@@ -66,8 +66,8 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
     ] {
         output::say(&format!("\n{title}, {from} to {last}"))?;
         let query = Query::new(metric, from, last, false)?;
-        let planned = metrics::plan(lake.clone(), &config, &query).await?;
-        output::write(planned.df.execute_stream().await?, Format::Table, None).await?;
+        let answer = metrics::run(lake.clone(), &config, &query).await?;
+        output::write(answer.rows, Format::Table, None).await?;
     }
     output::say(
         "\nPoint dau at your own lake: dau query dau --lake /path/to/lake \

@@ -26,7 +26,7 @@ pub struct QueryArgs {
     #[arg(value_enum)]
     pub metric: Metric,
 
-    /// First day: YYYY-MM-DD, today, yesterday or -Nd [default: 29 days before --to]
+    /// First day: YYYY-MM-DD, today, yesterday or -Nd [default: 29 days before --to, or the lake's first day]
     #[arg(long, value_name = "DAY", allow_hyphen_values = true)]
     pub from: Option<String>,
 
@@ -62,21 +62,13 @@ pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
     };
     let (from, to) = (day("--from", &args.from)?, day("--to", &args.to)?);
     let to = to.unwrap_or_else(|| lake.last_day());
-    let from = from.unwrap_or_else(|| to - Days::new(DEFAULT_DAYS - 1));
+    let from = from.unwrap_or_else(|| (to - Days::new(DEFAULT_DAYS - 1)).max(lake.first_day()));
     let query = Query::new(args.metric, from, to, args.calendar)?;
-    let planned = metrics::plan(lake, config, &query).await?;
-    for warning in &planned.warnings {
+    let answer = metrics::run(lake, config, &query).await?;
+    for warning in &answer.warnings {
         eprintln!("dau: warning: {warning}");
     }
-    let written = async {
-        output::write(
-            planned.df.execute_stream().await?,
-            format,
-            args.output.as_deref(),
-        )
-        .await
-    };
-    written
+    output::write(answer.rows, format, args.output.as_deref())
         .await
         .map_err(|e| e.under_memory_limit(config.memory_limit.as_ref()))
 }

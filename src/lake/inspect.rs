@@ -10,10 +10,11 @@ use datafusion::arrow::array::{Array, AsArray, UInt64Array};
 use datafusion::arrow::compute::{cast, max, min};
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use datafusion::parquet::arrow::{ProjectionMask, parquet_to_arrow_schema};
 use futures::{StreamExt, stream};
-use object_store::ObjectMeta;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::Lake;
 use super::table::Columns;
@@ -181,6 +182,41 @@ async fn read_footer(
         null_users,
         date_range,
     })
+}
+
+/// Reads a file's user column in full, as a query would: why it fails, if it does. A footer can be
+/// sound while a page behind it is corrupt; this finds which file a failed query tripped on.
+pub async fn read_fully(lake: &Lake, report: &FileReport, columns: &Columns<'_>) -> Option<String> {
+    let bytes = match lake.store.get(&report.meta.location).await {
+        Ok(got) => match got.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => return Some(format!("cannot be read: {e}")),
+        },
+        Err(e) => return Some(format!("cannot be read: {e}")),
+    };
+    let decode = || -> std::result::Result<(), String> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+        let leaves: Vec<usize> = builder
+            .parquet_schema()
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.path().parts().first().is_some_and(|p| p == columns.user))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+        for batch in builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| e.to_string())?
+        {
+            batch.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    decode()
+        .err()
+        .map(|e| format!("a data page cannot be decoded: {e}"))
 }
 
 /// NULL user ids per day, summed over the files whose footers count them.

@@ -3,7 +3,7 @@
 //! A query registers two tables: `events` (the lake's days that the rows read) and `days` (every day
 //! those rows read, with `observed` false where the lake has no partition), then runs the metric's SQL.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{Datelike, Days, Months, NaiveDate};
@@ -13,12 +13,16 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
 
 use crate::config::Config;
 use crate::dates::{days, to_date32};
 use crate::lake::Lake;
-use crate::lake::inspect::{FileFacts, FileReport, inspect, null_users_per_day};
+use crate::lake::inspect::{FileFacts, FileReport, inspect, null_users_per_day, read_fully};
 use crate::lake::table::{Columns, EventsTable};
 use crate::{Error, Result};
 
@@ -155,11 +159,12 @@ impl Query {
             .replace("{name}", name)
     }
 
-    /// Days the rows read that have no partition, though the lake had started by then.
+    /// Days the rows read that have no partition: every such day of the asked range, and the
+    /// look-back days after the lake's first day. (Look-back days before the lake began are empty.)
     pub fn missing_days(&self, lake: &Lake) -> Vec<NaiveDate> {
         let (start, end) = self.span();
-        days(start.max(lake.first_day()), end)
-            .filter(|d| !lake.days.contains_key(d))
+        days(start, end)
+            .filter(|d| *d >= self.from.min(lake.first_day()) && !lake.days.contains_key(d))
             .collect()
     }
 
@@ -231,15 +236,67 @@ pub fn session(config: &Config) -> Result<SessionContext> {
 }
 
 /// A planned query: its rows, ready to stream, and what the user should be told about them.
-pub struct Planned {
-    pub df: DataFrame,
+struct Planned {
+    df: DataFrame,
+    warnings: Vec<String>,
+    /// The files the rows read.
+    files: Vec<FileReport>,
+}
+
+/// A running query: its rows, and what the user should be told about them.
+pub struct Answer {
+    pub rows: SendableRecordBatchStream,
     pub warnings: Vec<String>,
+}
+
+/// Runs `query` until its first rows are ready (every metric sorts, so by then every file has been
+/// read). When reading fails, each file is read again on its own to find the culprit: it is named
+/// in the error, or, with --skip-bad-files, left out and the query run again.
+pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answer> {
+    let columns = Columns {
+        user: &config.user_column,
+        date: &config.date_column,
+    };
+    let mut known_bad: BTreeMap<ObjectPath, String> = BTreeMap::new();
+    loop {
+        let planned = plan(lake.clone(), config, query, &known_bad).await?;
+        let schema = planned.df.schema().inner().clone();
+        let mut rows = planned.df.execute_stream().await?;
+        let first = match rows.next().await {
+            Some(Err(e)) => e,
+            first => {
+                let rows = futures::stream::iter(first).chain(rows);
+                let rows = RecordBatchStreamAdapter::new(schema, rows);
+                return Ok(Answer {
+                    rows: Box::pin(rows),
+                    warnings: planned.warnings,
+                });
+            }
+        };
+        let error = Error::Query(first).under_memory_limit(config.memory_limit.as_ref());
+        let mut found = false;
+        for report in &planned.files {
+            if let Some(reason) = read_fully(&lake, report, &columns).await {
+                known_bad.insert(report.meta.location.clone(), reason);
+                found = true;
+            }
+        }
+        if !found {
+            return Err(error);
+        }
+    }
 }
 
 /// Plans `query` over `lake`. Every file the rows read has its footer checked first: an
 /// unreadable file, a missing user column or in-file dates that disagree with the partition stop
 /// the query here, with the file named, before any number is computed.
-pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Planned> {
+/// `known_bad` names files already found unreadable, with the reason.
+async fn plan(
+    lake: Arc<Lake>,
+    config: &Config,
+    query: &Query,
+    known_bad: &BTreeMap<ObjectPath, String>,
+) -> Result<Planned> {
     let (start, end) = query.span();
     let asked: Vec<NaiveDate> = lake
         .days
@@ -256,14 +313,27 @@ pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Pla
         });
     }
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
-    let missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
+    let mut missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
     let columns = Columns {
         user: &config.user_column,
         date: &config.date_column,
     };
-    let reports = inspect(&lake, &read, &columns).await?;
+    let mut reports = inspect(&lake, &read, &columns).await?;
+    for report in &mut reports {
+        if let Some(reason) = known_bad.get(&report.meta.location) {
+            report.facts = Err(reason.clone());
+        }
+    }
     let mut warnings = query.warnings(&lake);
     let usable = usable_files(&reports, &columns, config.skip_bad_files, &mut warnings)?;
+    // A day whose every file was skipped is not zero: nothing is known of it.
+    let read_days: BTreeSet<NaiveDate> = usable.iter().map(|r| r.day).collect();
+    missing.extend(
+        reports
+            .iter()
+            .map(|r| r.day)
+            .filter(|d| !read_days.contains(d)),
+    );
 
     let ctx = session(config)?;
     ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
@@ -280,7 +350,12 @@ pub async fn plan(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Pla
     let df = ctx
         .sql(&query.sql(query.metric, &config.user_column))
         .await?;
-    Ok(Planned { df, warnings })
+    let files = usable.into_iter().cloned().collect();
+    Ok(Planned {
+        df,
+        warnings,
+        files,
+    })
 }
 
 /// The files a query may read. A bad file is an error, unless `skip_bad` says to leave it out
@@ -346,7 +421,8 @@ fn usable_files<'a>(
             .map(|r| format!("{} ({})", r.name, r.problem(columns).unwrap_or_default()))
             .collect();
         warnings.push(format!(
-            "skipped {} bad file(s) (--skip-bad-files), so {} may be undercounted: {}",
+            "skipped {} bad file(s) (--skip-bad-files), so {} may be undercounted (a day with no \
+             readable file is NULL): {}",
             bad.len(),
             days.join(", "),
             files.join("; ")
