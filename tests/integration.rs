@@ -5,4 +5,5 @@ mod util;
 mod errors;
 mod formats;
 mod generate;
+mod messy;
 mod query;

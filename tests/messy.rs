@@ -1,0 +1,361 @@
+//! Messy lakes (issue 3): every bad case sits next to good partitions; the message names what is
+//! wrong and where, the exit code says what kind of problem, and the good days stay exact.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Date32Array, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+
+use crate::util::*;
+
+const BAD_DAY: &str = "2024-06-05";
+
+fn lake(w: &Workdir) -> Vec<Row> {
+    let rows = random_rows(21, day("2024-06-01"), 10, 200);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    rows
+}
+
+fn dau(w: &Workdir, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "query",
+        "dau",
+        "--lake",
+        "lake",
+        "--from",
+        "2024-06-01",
+        "--to",
+        "2024-06-10",
+        "-f",
+        "csv",
+    ];
+    args.extend_from_slice(extra);
+    w.run(&args)
+}
+
+fn expected(rows: &[Row]) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
+    oracle_window(rows, 1, day("2024-06-01"), day("2024-06-10"), &[])
+}
+
+/// A good file's bytes, for truncating and corrupting.
+fn good_file(w: &Workdir) -> Vec<u8> {
+    std::fs::read(w.join(&format!("lake/date={BAD_DAY}/part-0.parquet"))).unwrap()
+}
+
+/// The bytes of `file` with its data pages (everything between the magic and the footer) overwritten.
+fn corrupt_pages(file: &[u8]) -> Vec<u8> {
+    let n = file.len();
+    let footer = u32::from_le_bytes(file[n - 8..n - 4].try_into().unwrap()) as usize;
+    let mut bad = file.to_vec();
+    bad[4..n - 8 - footer].fill(0xAB);
+    bad
+}
+
+#[test]
+fn unreadable_files_are_named_and_can_be_skipped() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let good = good_file(&w);
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("zero-byte", Vec::new(), "the file is empty (0 bytes)"),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "not a readable Parquet file",
+        ),
+        (
+            "not parquet",
+            b"userId,date\n1,2024-06-05\n".to_vec(),
+            "not a readable Parquet file",
+        ),
+        (
+            "corrupt pages",
+            corrupt_pages(&good),
+            "a data page cannot be decoded",
+        ),
+    ];
+    let bad = w.join(&format!("lake/date={BAD_DAY}/part-9.parquet"));
+    let shown = w.redact(
+        &std::fs::canonicalize(w.path())
+            .unwrap()
+            .join(&format!("lake/date={BAD_DAY}/part-9.parquet"))
+            .to_string_lossy(),
+    );
+    for (case, bytes, reason) in cases {
+        std::fs::write(&bad, &bytes).unwrap();
+        let run = dau(&w, &[]);
+        assert_eq!(run.code, 4, "{case}: {}", run.stderr);
+        assert_eq!(run.stdout, "", "{case}: no number is printed");
+        let stderr = w.redact(&run.stderr);
+        assert!(
+            stderr.contains(&format!("bad data file ({shown}): {reason}")),
+            "{case}: {stderr}"
+        );
+        assert!(stderr.contains("--skip-bad-files"), "{case}: {stderr}");
+
+        // Skipped: the bad file held no real rows, so every day is still exact.
+        let run = dau(&w, &["--skip-bad-files"]);
+        assert_eq!(run.series(), expected(&rows), "{case}");
+        assert!(
+            run.stderr
+                .contains(&format!("so {BAD_DAY} may be undercounted")),
+            "{case}: {}",
+            run.stderr
+        );
+        assert!(
+            w.redact(&run.stderr).contains(&shown),
+            "{case}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_day_whose_every_file_is_bad_is_null_when_skipped() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    for part in ["part-0.parquet", "part-1.parquet"] {
+        std::fs::write(w.join(&format!("lake/date={BAD_DAY}/{part}")), "garbage").unwrap();
+    }
+    let run = dau(&w, &["--skip-bad-files"]);
+    let mut want = expected(&rows);
+    want.insert(day(BAD_DAY), None);
+    assert_eq!(run.series(), want);
+    assert!(
+        run.stderr.contains("skipped 2 bad file(s)"),
+        "{}",
+        run.stderr
+    );
+}
+
+// Policy: when any file has string ids, every id reads as a string, so 3 and "3" are one user.
+#[test]
+fn ids_that_drift_from_integers_to_strings_are_one_user_each() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let folder = w.join("lake/date=2024-06-11");
+    std::fs::create_dir_all(&folder).unwrap();
+    let ints = LakeSpec {
+        ids: "int64",
+        ..LakeSpec::default()
+    };
+    write_file(
+        &folder.join("part-0.parquet"),
+        &ints,
+        &[1, 2, 3],
+        day("2024-06-11"),
+    );
+    // write_file spells string ids `user-N`; these must be plain numbers to meet the integers.
+    write_strings(&folder.join("part-1.parquet"), &["3", "4", "4"]);
+    let run = w.run(&[
+        "query",
+        "dau",
+        "--lake",
+        "lake",
+        "--from",
+        "2024-06-01",
+        "--to",
+        "2024-06-11",
+        "-f",
+        "csv",
+    ]);
+    let mut want = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-10"), &[]);
+    want.insert(day("2024-06-11"), Some(4));
+    assert_eq!(run.series(), want, "{}", run.stderr);
+    let run = w.run(&[
+        "query",
+        "user-days",
+        "--lake",
+        "lake",
+        "--from",
+        "2024-06-11",
+        "--to",
+        "2024-06-11",
+        "-f",
+        "csv",
+    ]);
+    assert_eq!(
+        run.stdout,
+        "userId,date,opens\n1,2024-06-11,1\n2,2024-06-11,1\n3,2024-06-11,2\n4,2024-06-11,2\n"
+    );
+}
+
+fn write_strings(path: &Path, ids: &[&str]) {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "userId",
+        DataType::Utf8,
+        false,
+    )]));
+    let array = datafusion::arrow::array::StringArray::from_iter_values(ids.iter().copied());
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(array)]).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// A file of nullable ids, optionally with a `date` column holding `date_days` (days since 1970).
+fn write_nullable(path: &Path, ids: &[Option<i64>], date_days: Option<i32>) {
+    let mut fields = vec![Field::new("userId", DataType::Int64, true)];
+    let mut columns: Vec<datafusion::arrow::array::ArrayRef> =
+        vec![Arc::new(Int64Array::from(ids.to_vec()))];
+    if let Some(d) = date_days {
+        fields.push(Field::new("date", DataType::Date32, false));
+        columns.push(Arc::new(Date32Array::from_value(d, ids.len())));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn null_user_ids_are_never_users_and_are_counted_in_a_warning() {
+    let w = Workdir::new();
+    let mut rows = lake(&w);
+    let folder = w.join(&format!("lake/date={BAD_DAY}"));
+    write_nullable(
+        &folder.join("part-7.parquet"),
+        &[Some(999_999), None, None, Some(999_999), None],
+        None,
+    );
+    rows.push((day(BAD_DAY), 999_999));
+    let run = dau(&w, &[]);
+    assert_eq!(run.series(), expected(&rows));
+    assert!(
+        run.stderr.contains(&format!(
+            "ignored 3 row(s) with a NULL userId (never counted as a user): {BAD_DAY}: 3"
+        )),
+        "{}",
+        run.stderr
+    );
+    // Opens leave them out too: the day's opens are the oracle's rows, not the file's.
+    let run = w.run(&[
+        "query", "opens", "--lake", "lake", "--from", BAD_DAY, "--to", BAD_DAY, "-f", "csv",
+    ]);
+    let opens = rows.iter().filter(|r| r.0 == day(BAD_DAY)).count() + 1; // 999_999 opened twice
+    assert_eq!(run.csv()[1][1], opens.to_string());
+}
+
+#[test]
+fn a_date_column_that_disagrees_with_its_partition_fails() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let folder = w.join(&format!("lake/date={BAD_DAY}"));
+    // 2024-06-04 is day 19878 since 1970-01-01.
+    write_nullable(
+        &folder.join("part-8.parquet"),
+        &[Some(1), Some(2)],
+        Some(19878),
+    );
+    let run = dau(&w, &[]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    let stderr = w.redact(&run.stderr);
+    assert!(stderr.contains("part-8.parquet): the folder says 2024-06-05, the date column holds 2024-06-04 to 2024-06-04"), "{stderr}");
+    // A range without that partition is unaffected.
+    let run = w.run(&[
+        "query",
+        "dau",
+        "--lake",
+        "lake",
+        "--from",
+        "2024-06-06",
+        "--to",
+        "2024-06-10",
+        "-f",
+        "csv",
+    ]);
+    assert_eq!(
+        run.series(),
+        oracle_window(&rows, 1, day("2024-06-06"), day("2024-06-10"), &[])
+    );
+}
+
+#[test]
+fn folders_that_name_no_day_are_reported_and_skipped() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    for name in [
+        "date=__HIVE_DEFAULT_PARTITION__",
+        "date=2024-13-45",
+        "date=latest",
+    ] {
+        std::fs::create_dir_all(w.join(&format!("lake/{name}"))).unwrap();
+        std::fs::write(w.join(&format!("lake/{name}/part-0.parquet")), "not read").unwrap();
+    }
+    let run = dau(&w, &[]);
+    assert_eq!(run.series(), expected(&rows));
+    assert!(
+        run.stderr.contains("skipped 3 folder(s) that do not name a day: date=2024-13-45, date=__HIVE_DEFAULT_PARTITION__, date=latest"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn memory_limit_too_small_fails_clearly() {
+    let w = Workdir::new();
+    lake(&w);
+    let run = dau(&w, &["--memory-limit", "1K"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("needs more memory than --memory-limit 1K allows"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+    let run = dau(&w, &["--memory-limit", "256M"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = dau(&w, &["--memory-limit", "lots"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("bad --memory-limit 'lots'"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Every file below `root` with its bytes.
+fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.insert(
+                    path.to_string_lossy().into_owned(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn no_input_file_is_ever_changed() {
+    let w = Workdir::new();
+    lake(&w);
+    let folder = w.join(&format!("lake/date={BAD_DAY}"));
+    std::fs::write(folder.join("part-9.parquet"), corrupt_pages(&good_file(&w))).unwrap();
+    std::fs::write(folder.join("part-10.parquet"), "").unwrap();
+    let before = snapshot(&w.join("lake"));
+    for args in [&[][..], &["--skip-bad-files"][..]] {
+        for metric in ["dau", "mau", "opens", "user-days"] {
+            let mut all = vec!["query", metric, "--lake", "lake"];
+            all.extend_from_slice(args);
+            w.run(&all);
+        }
+    }
+    assert_eq!(snapshot(&w.join("lake")), before);
+}
