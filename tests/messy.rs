@@ -78,12 +78,7 @@ fn unreadable_files_are_named_and_can_be_skipped() {
         ),
     ];
     let bad = w.join(&format!("lake/date={BAD_DAY}/part-9.parquet"));
-    let shown = w.redact(
-        &std::fs::canonicalize(w.path())
-            .unwrap()
-            .join(&format!("lake/date={BAD_DAY}/part-9.parquet"))
-            .to_string_lossy(),
-    );
+    let shown = format!("[DIR]/lake/date={BAD_DAY}/part-9.parquet");
     for (case, bytes, reason) in cases {
         std::fs::write(&bad, &bytes).unwrap();
         let run = dau(&w, &[]);
