@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd::{demo::DemoArgs, generate::GenArgs, query::QueryArgs};
+use crate::cmd::{check::CheckArgs, demo::DemoArgs, generate::GenArgs, query::QueryArgs};
 
 /// Exact daily, weekly and monthly active users from a date-partitioned Parquet lake.
 #[derive(Debug, Parser)]
@@ -52,6 +52,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check the lake for what would make a number wrong (exit 4 when it finds a problem)
+    Check(CheckArgs),
     /// Make a small sample lake (cached) and show its DAU, MAU and opens
     Demo(DemoArgs),
     /// Write a deterministic synthetic lake of app-open events

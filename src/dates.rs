@@ -20,6 +20,25 @@ pub fn parse_day(text: &str, today: NaiveDate) -> Option<NaiveDate> {
     }
 }
 
+/// A `--from`/`--to` flag's day, if given, or a usage error that shows the accepted forms.
+pub fn day_arg(
+    flag: &str,
+    value: Option<&str>,
+    today: NaiveDate,
+) -> crate::Result<Option<NaiveDate>> {
+    value
+        .map(|v| {
+            parse_day(v, today)
+                .ok_or_else(|| crate::Error::usage(format!("bad {flag} '{v}'"), ACCEPTED))
+        })
+        .transpose()
+}
+
+/// Today in `tz`.
+pub fn today(tz: chrono_tz::Tz) -> NaiveDate {
+    chrono::Utc::now().with_timezone(&tz).date_naive()
+}
+
 /// Days since 1970-01-01, as Arrow's Date32 stores them.
 pub fn to_date32(day: NaiveDate) -> i32 {
     (day - NaiveDate::default()).num_days() as i32

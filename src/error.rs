@@ -98,6 +98,10 @@ pub enum Error {
         found: String,
     },
 
+    /// `dau check` found problems (it has printed them).
+    #[error("check found {problems} problem(s) ({lake}); see the report above")]
+    CheckFailed { lake: String, problems: usize },
+
     /// A query needed more memory than `--memory-limit` allows and could not spill.
     #[error(
         "the query needs more memory than --memory-limit {limit} allows ({detail}): raise the \
@@ -144,6 +148,7 @@ impl Error {
             | Error::NoFiles { .. }
             | Error::BadFile { .. }
             | Error::DateMismatch { .. }
+            | Error::CheckFailed { .. }
             | Error::MissingColumn { .. } => 4,
             Error::Query(_) | Error::MemoryLimit { .. } | Error::Io { .. } => 1,
         }

@@ -19,6 +19,7 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> Result<()> {
     let config = config::Config::resolve(&cli.global)?;
     match cli.command {
+        Command::Check(args) => block_on(cmd::check::run(&config, &args)),
         Command::Gen(args) => cmd::generate::run(&args),
         Command::Demo(args) => block_on(cmd::demo::run(&config, &args)),
         Command::Query(args) => block_on(cmd::query::run(&config, &args)),

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod check;
 mod errors;
 mod formats;
 mod generate;

@@ -193,7 +193,7 @@ fn write_strings(path: &Path, ids: &[&str]) {
 }
 
 /// A file of nullable ids, optionally with a `date` column holding `date_days` (days since 1970).
-fn write_nullable(path: &Path, ids: &[Option<i64>], date_days: Option<i32>) {
+pub fn write_nullable(path: &Path, ids: &[Option<i64>], date_days: Option<i32>) {
     let mut fields = vec![Field::new("userId", DataType::Int64, true)];
     let mut columns: Vec<datafusion::arrow::array::ArrayRef> =
         vec![Arc::new(Int64Array::from(ids.to_vec()))];
@@ -352,5 +352,6 @@ fn no_input_file_is_ever_changed() {
             w.run(&all);
         }
     }
+    assert_eq!(w.run(&["check", "--lake", "lake"]).code, 4);
     assert_eq!(snapshot(&w.join("lake")), before);
 }

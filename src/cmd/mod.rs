@@ -1,5 +1,6 @@
 //! One file per subcommand: its flags and its `run`.
 
+pub mod check;
 pub mod demo;
 pub mod generate;
 pub mod query;

@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::Days;
 use clap::Args;
 
+use crate::Result;
 use crate::config::Config;
-use crate::dates::{ACCEPTED, parse_day};
+use crate::dates::{day_arg, today};
 use crate::lake::Lake;
 use crate::metrics::{self, Metric, Query};
 use crate::output::{self, Format};
-use crate::{Error, Result};
 
 /// Days in the default range, ending on the lake's last day.
 const DEFAULT_DAYS: u64 = 30;
@@ -50,17 +50,9 @@ pub struct QueryArgs {
 pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
     let format = Format::resolve(args.format, args.output.as_deref())?;
     let lake = Arc::new(Lake::open(config.lake()?).await?);
-    let today = Utc::now().with_timezone(&config.timezone).date_naive();
-    let day = |flag: &str, value: &Option<String>| -> Result<Option<NaiveDate>> {
-        value
-            .as_deref()
-            .map(|v| {
-                parse_day(v, today)
-                    .ok_or_else(|| Error::usage(format!("bad {flag} '{v}'"), ACCEPTED))
-            })
-            .transpose()
-    };
-    let (from, to) = (day("--from", &args.from)?, day("--to", &args.to)?);
+    let today = today(config.timezone);
+    let from = day_arg("--from", args.from.as_deref(), today)?;
+    let to = day_arg("--to", args.to.as_deref(), today)?;
     let to = to.unwrap_or_else(|| lake.last_day());
     let from = from.unwrap_or_else(|| (to - Days::new(DEFAULT_DAYS - 1)).max(lake.first_day()));
     let query = Query::new(args.metric, from, to, args.calendar)?;

@@ -184,39 +184,74 @@ async fn read_footer(
     })
 }
 
-/// Reads a file's user column in full, as a query would: why it fails, if it does. A footer can be
-/// sound while a page behind it is corrupt; this finds which file a failed query tripped on.
-pub async fn read_fully(lake: &Lake, report: &FileReport, columns: &Columns<'_>) -> Option<String> {
-    let bytes = match lake.store.get(&report.meta.location).await {
-        Ok(got) => match got.bytes().await {
-            Ok(bytes) => bytes,
-            Err(e) => return Some(format!("cannot be read: {e}")),
-        },
-        Err(e) => return Some(format!("cannot be read: {e}")),
-    };
-    let decode = || -> std::result::Result<(), String> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
-        let leaves: Vec<usize> = builder
-            .parquet_schema()
-            .columns()
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.path().parts().first().is_some_and(|p| p == columns.user))
-            .map(|(i, _)| i)
-            .collect();
-        let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
-        for batch in builder
-            .with_projection(mask)
-            .build()
-            .map_err(|e| e.to_string())?
-        {
-            batch.map_err(|e| e.to_string())?;
+/// What reading a file's ids and in-file dates in full found.
+#[derive(Debug, Clone, Default)]
+pub struct FileScan {
+    pub null_users: u64,
+    /// Rows whose in-file date is not the partition's day, and one such date.
+    pub date_mismatches: u64,
+    pub mismatch_example: Option<NaiveDate>,
+}
+
+/// Reads a file's user column (and in-file date column) in full, as a query would. A footer can be
+/// sound while a page behind it is corrupt: this finds which file a failed query tripped on, and
+/// gives `dau check` exact counts.
+pub async fn scan_file(
+    lake: &Lake,
+    report: &FileReport,
+    columns: &Columns<'_>,
+) -> std::result::Result<FileScan, String> {
+    let unreadable = |e: &dyn std::fmt::Display| format!("cannot be read: {e}");
+    let got = lake
+        .store
+        .get(&report.meta.location)
+        .await
+        .map_err(|e| unreadable(&e))?;
+    let bytes = got.bytes().await.map_err(|e| unreadable(&e))?;
+    let undecodable = |e: &dyn std::fmt::Display| format!("a data page cannot be decoded: {e}");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let date_column = [columns.date, super::table::DATE]
+        .into_iter()
+        .find(|name| builder.schema().field_with_name(name).is_ok());
+    let wanted = |name: &str| name == columns.user || Some(name) == date_column;
+    let leaves: Vec<usize> = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.path().parts().first().is_some_and(|p| wanted(p)))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| undecodable(&e))?;
+    let day = crate::dates::to_date32(report.day);
+    let mut scan = FileScan::default();
+    for batch in reader {
+        let batch = batch.map_err(|e| undecodable(&e))?;
+        if let Some(ids) = batch.column_by_name(columns.user) {
+            scan.null_users += ids.null_count() as u64;
         }
-        Ok(())
-    };
-    decode()
-        .err()
-        .map(|e| format!("a data page cannot be decoded: {e}"))
+        let Some(dates) = date_column.and_then(|name| batch.column_by_name(name)) else {
+            continue;
+        };
+        let dates = cast(dates, &DataType::Date32).map_err(|e| undecodable(&e))?;
+        for value in dates
+            .as_primitive::<Date32Type>()
+            .iter()
+            .flatten()
+            .filter(|d| *d != day)
+        {
+            scan.date_mismatches += 1;
+            scan.mismatch_example = scan.mismatch_example.or_else(|| {
+                NaiveDate::default().checked_add_signed(chrono::Duration::days(value.into()))
+            });
+        }
+    }
+    Ok(scan)
 }
 
 /// NULL user ids per day, summed over the files whose footers count them.

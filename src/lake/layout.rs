@@ -40,6 +40,8 @@ pub struct Discovered {
     pub skipped: Vec<String>,
     /// Sub-folders seen at the level where discovery gave up, for the error message.
     pub seen: Vec<String>,
+    /// Files and folders beside the partitions that are neither partitions nor hidden.
+    pub strays: Vec<String>,
 }
 
 /// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`.
@@ -72,43 +74,69 @@ pub fn parse_nested_day(year: &str, month: &str, day: &str) -> Option<NaiveDate>
 
 /// Child folder names of `dir` (hidden ones left out), sorted.
 async fn child_folders(store: &dyn ObjectStore, dir: &Path) -> object_store::Result<Vec<String>> {
+    Ok(children(store, dir).await?.0)
+}
+
+/// The names of the folders and of the files directly in `dir`, hidden ones left out, sorted.
+async fn children(
+    store: &dyn ObjectStore,
+    dir: &Path,
+) -> object_store::Result<(Vec<String>, Vec<String>)> {
     let listing = store.list_with_delimiter(Some(dir)).await?;
-    let mut names: Vec<String> = listing
-        .common_prefixes
-        .iter()
-        .filter_map(|p| p.filename().map(str::to_string))
-        .filter(|name| !is_hidden(name))
-        .collect();
-    names.sort();
-    Ok(names)
+    let names = |paths: &mut dyn Iterator<Item = &Path>| -> Vec<String> {
+        let mut names: Vec<String> = paths
+            .filter_map(|p| p.filename().map(str::to_string))
+            .filter(|name| !is_hidden(name))
+            .collect();
+        names.sort();
+        names
+    };
+    let folders = names(&mut listing.common_prefixes.iter());
+    let files = names(&mut listing.objects.iter().map(|o| &o.location));
+    Ok((folders, files))
 }
 
 /// Finds the layout and every day below `root`, walking through single-folder prefixes.
 pub async fn discover(store: &dyn ObjectStore, root: &Path) -> object_store::Result<Discovered> {
     let mut base = root.clone();
     for _ in 0..=MAX_PREFIX_DEPTH {
-        let folders = child_folders(store, &base).await?;
+        let (folders, files) = children(store, &base).await?;
         let has_key = |key: &str| {
             folders
                 .iter()
                 .any(|f| key_value(f).is_some_and(|(k, _)| k == key))
         };
-        if let Some(key) = DAY_KEYS.into_iter().find(|k| has_key(k)) {
-            return Ok(hive_days(&base, key, &folders));
-        }
-        if has_key("year") {
-            return nested_days(store, &base, &folders).await;
-        }
-        match folders.as_slice() {
-            [only] => base = base.clone().join(only.as_str()),
-            _ => {
-                return Ok(Discovered {
-                    base,
-                    seen: folders,
-                    ..Discovered::default()
-                });
+        let key = DAY_KEYS
+            .into_iter()
+            .find(|k| has_key(k))
+            .or(has_key("year").then_some("year"));
+        let Some(key) = key else {
+            match folders.as_slice() {
+                [only] if files.is_empty() => {
+                    base = base.clone().join(only.as_str());
+                    continue;
+                }
+                _ => {
+                    return Ok(Discovered {
+                        base,
+                        seen: folders,
+                        ..Discovered::default()
+                    });
+                }
             }
-        }
+        };
+        let mut found = if key == "year" {
+            nested_days(store, &base, &folders).await?
+        } else {
+            hive_days(&base, key, &folders)
+        };
+        found.strays = folders
+            .iter()
+            .filter(|f| key_value(f).is_none_or(|(k, _)| k != key))
+            .map(|f| format!("{f}/"))
+            .chain(files)
+            .collect();
+        return Ok(found);
     }
     Ok(Discovered {
         base,

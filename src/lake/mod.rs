@@ -28,6 +28,8 @@ pub struct Lake {
     pub days: BTreeMap<NaiveDate, Vec<Path>>,
     /// Partition-like folders that do not name a real day, skipped.
     pub skipped: Vec<String>,
+    /// Files and folders beside the partitions that are neither partitions nor hidden.
+    pub strays: Vec<String>,
     display_prefix: String,
 }
 
@@ -59,6 +61,7 @@ impl Lake {
             layout,
             days: found.days,
             skipped: found.skipped,
+            strays: found.strays,
             display_prefix: location.display_prefix,
         })
     }

@@ -22,7 +22,7 @@ use object_store::path::Path as ObjectPath;
 use crate::config::Config;
 use crate::dates::{days, to_date32};
 use crate::lake::Lake;
-use crate::lake::inspect::{FileFacts, FileReport, inspect, null_users_per_day, read_fully};
+use crate::lake::inspect::{FileFacts, FileReport, inspect, null_users_per_day, scan_file};
 use crate::lake::table::{Columns, EventsTable};
 use crate::{Error, Result};
 
@@ -276,7 +276,7 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
         let error = Error::Query(first).under_memory_limit(config.memory_limit.as_ref());
         let mut found = false;
         for report in &planned.files {
-            if let Some(reason) = read_fully(&lake, report, &columns).await {
+            if let Err(reason) = scan_file(&lake, report, &columns).await {
                 known_bad.insert(report.meta.location.clone(), reason);
                 found = true;
             }

@@ -1,0 +1,348 @@
+//! `dau check`: a lake doctor. It reads every file of the range in full and reports what would
+//! make a number wrong: missing days, unreadable files, schema drift, NULL user ids, in-file dates
+//! that disagree with their partition, folders that name no day, and stray files.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use clap::{Args, ValueEnum};
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use futures::{StreamExt, stream};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::dates::{day_arg, days, today};
+use crate::lake::Lake;
+use crate::lake::inspect::{FileReport, FileScan, inspect, scan_file};
+use crate::lake::table::Columns;
+use crate::output::say;
+use crate::{Error, Result};
+
+/// How many files are read in full at once.
+const CONCURRENT_SCANS: usize = 4;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 when the lake is clean, 4 when check found a problem.\n\n\
+    Examples:\n  dau check --lake ./lake\n  dau check --lake ./lake --from -7d --format json"
+)]
+pub struct CheckArgs {
+    /// First day to check: YYYY-MM-DD, today, yesterday or -Nd [default: the lake's first day]
+    #[arg(long, value_name = "DAY", allow_hyphen_values = true)]
+    pub from: Option<String>,
+
+    /// Last day to check [default: the lake's last day]
+    #[arg(long, value_name = "DAY", allow_hyphen_values = true)]
+    pub to: Option<String>,
+
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = CheckFormat::Table)]
+    pub format: CheckFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// For people
+    Table,
+    /// One JSON object, documented in the README
+    Json,
+}
+
+/// What `dau check` found: the JSON output, field for field.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub lake: String,
+    pub layout: String,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub problems: usize,
+    pub missing_days: Vec<NaiveDate>,
+    pub days: Vec<DayReport>,
+    pub bad_files: Vec<BadFile>,
+    pub schema_drift: Vec<Drift>,
+    pub date_mismatches: Vec<DateMismatch>,
+    pub skipped_folders: Vec<String>,
+    pub stray_files: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DayReport {
+    pub date: NaiveDate,
+    pub files: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub null_user_ids: u64,
+    pub date_mismatches: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BadFile {
+    pub file: String,
+    pub date: NaiveDate,
+    pub reason: String,
+}
+
+/// A column whose type differs between files.
+#[derive(Debug, Serialize)]
+pub struct Drift {
+    pub column: String,
+    pub types: Vec<DriftType>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DriftType {
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub files: usize,
+    pub example: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DateMismatch {
+    pub file: String,
+    pub date: NaiveDate,
+    pub rows: u64,
+    pub example: Option<NaiveDate>,
+}
+
+pub async fn run(config: &Config, args: &CheckArgs) -> Result<()> {
+    let lake = Lake::open(config.lake()?).await?;
+    let today = today(config.timezone);
+    let from = day_arg("--from", args.from.as_deref(), today)?.unwrap_or(lake.first_day());
+    let to = day_arg("--to", args.to.as_deref(), today)?.unwrap_or(lake.last_day());
+    if from > to {
+        return Err(Error::usage(
+            format!("--from {from} is after --to {to}"),
+            "give the earlier day as --from",
+        ));
+    }
+    let report = examine(&lake, config, from, to).await?;
+    match args.format {
+        CheckFormat::Json => {
+            say(&serde_json::to_string_pretty(&report).expect("a report serializes"))?
+        }
+        CheckFormat::Table => say(&render(&report))?,
+    }
+    match report.problems {
+        0 => Ok(()),
+        problems => Err(Error::CheckFailed {
+            lake: lake.name.clone(),
+            problems,
+        }),
+    }
+}
+
+/// Reads every file of `from..=to` and gathers the report.
+pub async fn examine(
+    lake: &Lake,
+    config: &Config,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Report> {
+    let columns = Columns {
+        user: &config.user_column,
+        date: &config.date_column,
+    };
+    let present: Vec<NaiveDate> = lake.days.range(from..=to).map(|(d, _)| *d).collect();
+    let reports = inspect(lake, &present, &columns).await?;
+    let scans: Vec<Option<std::result::Result<FileScan, String>>> = stream::iter(&reports)
+        .map(|r| async {
+            match r.problem(&columns) {
+                Some(_) => None,
+                None => Some(scan_file(lake, r, &columns).await),
+            }
+        })
+        .buffered(CONCURRENT_SCANS)
+        .collect()
+        .await;
+
+    let mut per_day: BTreeMap<NaiveDate, DayReport> = present
+        .iter()
+        .map(|d| {
+            (
+                *d,
+                DayReport {
+                    date: *d,
+                    ..DayReport::default()
+                },
+            )
+        })
+        .collect();
+    let mut bad_files = Vec::new();
+    let mut date_mismatches = Vec::new();
+    for (r, scan) in reports.iter().zip(scans) {
+        let day = per_day.get_mut(&r.day).expect("every file's day is listed");
+        day.files += 1;
+        day.bytes += r.meta.size;
+        let problem = r
+            .problem(&columns)
+            .or_else(|| scan.as_ref().and_then(|s| s.as_ref().err().cloned()));
+        if let Some(reason) = problem {
+            bad_files.push(BadFile {
+                file: r.name.clone(),
+                date: r.day,
+                reason,
+            });
+            continue;
+        }
+        let (Ok(facts), Some(Ok(scan))) = (&r.facts, scan) else {
+            continue;
+        };
+        day.rows += facts.rows;
+        day.null_user_ids += scan.null_users;
+        day.date_mismatches += scan.date_mismatches;
+        if scan.date_mismatches > 0 {
+            date_mismatches.push(DateMismatch {
+                file: r.name.clone(),
+                date: r.day,
+                rows: scan.date_mismatches,
+                example: scan.mismatch_example,
+            });
+        }
+    }
+    let missing_days: Vec<NaiveDate> = days(from, to)
+        .filter(|d| !lake.days.contains_key(d))
+        .collect();
+    let schema_drift = drift(&reports);
+    let days: Vec<DayReport> = per_day.into_values().collect();
+    let null_days = days.iter().filter(|d| d.null_user_ids > 0).count();
+    let problems = missing_days.len()
+        + bad_files.len()
+        + schema_drift.len()
+        + date_mismatches.len()
+        + null_days
+        + lake.skipped.len()
+        + lake.strays.len();
+    Ok(Report {
+        lake: lake.name.clone(),
+        layout: lake.layout.to_string(),
+        first_day: lake.first_day(),
+        last_day: lake.last_day(),
+        from,
+        to,
+        problems,
+        missing_days,
+        days,
+        bad_files,
+        schema_drift,
+        date_mismatches,
+        skipped_folders: lake.skipped.clone(),
+        stray_files: lake.strays.clone(),
+    })
+}
+
+/// Columns whose type is not the same in every readable file.
+fn drift(reports: &[FileReport]) -> Vec<Drift> {
+    let mut types: BTreeMap<String, BTreeMap<String, (usize, String)>> = BTreeMap::new();
+    for r in reports {
+        let Ok(facts) = &r.facts else { continue };
+        for field in facts.schema.fields() {
+            let entry = types.entry(field.name().clone()).or_default();
+            let seen = entry
+                .entry(field.data_type().to_string())
+                .or_insert((0, r.name.clone()));
+            seen.0 += 1;
+        }
+    }
+    types
+        .into_iter()
+        .filter(|(_, by_type)| by_type.len() > 1)
+        .map(|(column, by_type)| Drift {
+            column,
+            types: by_type
+                .into_iter()
+                .map(|(data_type, (files, example))| DriftType {
+                    data_type,
+                    files,
+                    example,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The report for people: a line per fact, a table per day, a line per problem.
+fn render(report: &Report) -> String {
+    let mut out = vec![
+        format!("lake      {} ({})", report.lake, report.layout),
+        format!(
+            "days      {} to {} in the lake; checked {} to {}",
+            report.first_day, report.last_day, report.from, report.to
+        ),
+    ];
+    let mut table = Table::new();
+    table
+        .load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header([
+            "date",
+            "files",
+            "rows",
+            "bytes",
+            "null ids",
+            "date mismatches",
+        ]);
+    for d in &report.days {
+        table.add_row([
+            d.date.to_string(),
+            d.files.to_string(),
+            d.rows.to_string(),
+            d.bytes.to_string(),
+            d.null_user_ids.to_string(),
+            d.date_mismatches.to_string(),
+        ]);
+    }
+    for i in 1..6 {
+        if let Some(column) = table.column_mut(i) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    out.push(table.to_string());
+    let mut problems = Vec::new();
+    for d in &report.missing_days {
+        problems.push(format!("missing day: {d} has no partition"));
+    }
+    for b in &report.bad_files {
+        problems.push(format!("bad file: {} ({})", b.file, b.reason));
+    }
+    for d in &report.schema_drift {
+        let types: Vec<String> = d
+            .types
+            .iter()
+            .map(|t| format!("{} in {} file(s), e.g. {}", t.data_type, t.files, t.example))
+            .collect();
+        problems.push(format!(
+            "schema drift: column {} is {}",
+            d.column,
+            types.join("; ")
+        ));
+    }
+    for m in &report.date_mismatches {
+        let example = m.example.map(|e| format!(", e.g. {e}")).unwrap_or_default();
+        problems.push(format!(
+            "date mismatch: {}: {} row(s) whose date column is not the folder's {}{example}",
+            m.file, m.rows, m.date
+        ));
+    }
+    for d in report.days.iter().filter(|d| d.null_user_ids > 0) {
+        problems.push(format!(
+            "NULL user ids: {} row(s) on {} (never counted as users)",
+            d.null_user_ids, d.date
+        ));
+    }
+    for f in &report.skipped_folders {
+        problems.push(format!("folder that names no day (skipped): {f}"));
+    }
+    for f in &report.stray_files {
+        problems.push(format!("stray beside the partitions (not read): {f}"));
+    }
+    if problems.is_empty() {
+        out.push("clean: no problems found".to_string());
+    } else {
+        out.push(format!("{} problem(s):", problems.len()));
+        out.extend(problems.iter().map(|p| format!("  - {p}")));
+    }
+    out.join("\n")
+}

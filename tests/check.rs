@@ -1,0 +1,186 @@
+//! `dau check`: a clean lake passes with exact per-day counts; a messy one lists every problem.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn day_counts(rows: &[Row]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for (d, _) in rows {
+        *counts.entry(d.to_string()).or_default() += 1;
+    }
+    counts
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+#[test]
+fn a_clean_lake_passes() {
+    let w = Workdir::new();
+    let rows = random_rows(4, day("2024-06-01"), 8, 100);
+    write_lake(
+        &w.join("lake"),
+        &LakeSpec {
+            date_column: true,
+            ..LakeSpec::default()
+        },
+        &rows,
+        &[],
+    );
+    let run = w.run(&["check", "--lake", "lake"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.ends_with("clean: no problems found\n"),
+        "{}",
+        run.stdout
+    );
+    let run = w.run(&["check", "--lake", "lake", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["problems"], 0);
+    assert_eq!(report["layout"], "date=YYYY-MM-DD");
+    let got: BTreeMap<String, u64> = report["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["date"].as_str().unwrap().to_string(),
+                d["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, day_counts(&rows));
+    assert!(
+        report["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["files"] == 2)
+    );
+}
+
+#[test]
+fn a_messy_lake_lists_every_problem() {
+    let w = Workdir::new();
+    let rows = random_rows(4, day("2024-06-01"), 8, 100);
+    let spec = LakeSpec {
+        date_column: true,
+        ..LakeSpec::default()
+    };
+    write_lake(&w.join("lake"), &spec, &rows, &[]);
+    let lake = w.join("lake");
+    // A gap, an empty file, a file with string ids, a file filed under the wrong day,
+    // a folder that names no day, and strays beside the partitions.
+    std::fs::remove_dir_all(lake.join("date=2024-06-04")).unwrap();
+    std::fs::write(lake.join("date=2024-06-02/part-9.parquet"), "").unwrap();
+    let strings = LakeSpec {
+        ids: "string",
+        date_column: true,
+        ..LakeSpec::default()
+    };
+    write_file(
+        &lake.join("date=2024-06-03/part-9.parquet"),
+        &strings,
+        &[1, 2],
+        day("2024-06-03"),
+    );
+    write_file(
+        &lake.join("date=2024-06-05/part-9.parquet"),
+        &spec,
+        &[7, 8, 9],
+        day("2024-06-01"),
+    );
+    std::fs::create_dir_all(lake.join("date=latest")).unwrap();
+    std::fs::create_dir_all(lake.join("backup")).unwrap();
+    std::fs::write(lake.join("notes.txt"), "hi").unwrap();
+
+    let run = w.run(&["check", "--lake", "lake"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    insta::assert_snapshot!("messy_check", w.redact(&run.stdout));
+    assert!(
+        run.stderr.contains("check found 7 problem(s)"),
+        "{}",
+        run.stderr
+    );
+
+    let report = json(&w.run(&["check", "--lake", "lake", "--format", "json"]));
+    assert_eq!(report["problems"], 7);
+    assert_eq!(report["missing_days"], serde_json::json!(["2024-06-04"]));
+    assert_eq!(report["bad_files"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        report["bad_files"][0]["reason"],
+        "the file is empty (0 bytes)"
+    );
+    assert_eq!(report["schema_drift"][0]["column"], "userId");
+    let types: Vec<&str> = report["schema_drift"][0]["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Int64", "Utf8"]);
+    assert_eq!(report["date_mismatches"][0]["rows"], 3);
+    assert_eq!(report["date_mismatches"][0]["example"], "2024-06-01");
+    assert_eq!(
+        report["skipped_folders"],
+        serde_json::json!(["date=latest"])
+    );
+    assert_eq!(
+        report["stray_files"],
+        serde_json::json!(["backup/", "notes.txt"])
+    );
+    // Rows per day are the good files' rows: the oracle's, plus the extra files' own.
+    let mut want = day_counts(&rows);
+    want.remove("2024-06-04");
+    *want.get_mut("2024-06-03").unwrap() += 2;
+    *want.get_mut("2024-06-05").unwrap() += 3;
+    let got: BTreeMap<String, u64> = report["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["date"].as_str().unwrap().to_string(),
+                d["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn check_counts_null_ids_per_day_and_takes_a_range() {
+    let w = Workdir::new();
+    let rows = random_rows(4, day("2024-06-01"), 8, 100);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    crate::messy::write_nullable(
+        &w.join("lake/date=2024-06-06/part-5.parquet"),
+        &[None, Some(1), None],
+        None,
+    );
+    let run = w.run(&[
+        "check",
+        "--lake",
+        "lake",
+        "--from",
+        "2024-06-05",
+        "--to",
+        "2024-06-07",
+        "-f",
+        "json",
+    ]);
+    assert_eq!(run.code, 4);
+    let report = json(&run);
+    assert_eq!(report["days"].as_array().unwrap().len(), 3);
+    assert_eq!(report["days"][1]["date"], "2024-06-06");
+    assert_eq!(report["days"][1]["null_user_ids"], 2);
+    assert_eq!(report["problems"], 1);
+    // Outside the null day, the range is clean.
+    let run = w.run(&["check", "--lake", "lake", "--from", "2024-06-07"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
