@@ -143,14 +143,16 @@ impl Config {
 }
 
 fn load(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string());
+    text.and_then(|t| parse(&t)).map_err(|what| Error::Config {
         path: PathBuf::from(path),
-        what: e.to_string(),
-    })?;
-    toml::from_str(&text).map_err(|e| Error::Config {
-        path: PathBuf::from(path),
-        what: e.message().to_string(),
+        what,
     })
+}
+
+/// Parses the text of a `dau.toml`.
+fn parse(text: &str) -> std::result::Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.message().to_string())
 }
 
 #[cfg(test)]
@@ -172,8 +174,33 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = toml::from_str::<FileConfig>("[lake]\nulr = 'x'\n").unwrap_err();
-        assert!(err.message().contains("unknown field `ulr`"), "{err}");
+        let err = parse("[lake]\nulr = 'x'\n").unwrap_err();
+        assert!(err.contains("unknown field `ulr`"), "{err}");
+    }
+
+    proptest::proptest! {
+        // The loader answers any text with a config or an error, never a panic.
+        #[test]
+        fn any_text_is_a_config_or_an_error(text in "\\PC*") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn toml_like_text_is_a_config_or_an_error(
+            key in "(url|user_column|date_column|timezone|x)",
+            value in "('[^'\n]*'|[0-9]+|\\[\\]|true)",
+            section in "(lake|other|)",
+        ) {
+            let text = format!("[{section}]\n{key} = {value}\n");
+            if parse(&text).is_ok() {
+                proptest::prop_assert!(section == "lake" && key != "x");
+            }
+        }
+
+        #[test]
+        fn memory_limits_parse_or_fail(text in "\\PC{0,12}") {
+            let _ = MemoryLimit::parse(&text);
+        }
     }
 
     #[test]

@@ -85,6 +85,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_fails(text in "\\PC*", offset in 0i64..200_000) {
+            let today = NaiveDate::default() + chrono::Duration::days(offset);
+            let _ = parse_day(&text, today);
+        }
+
+        #[test]
+        fn relative_days_count_back(n in 0u64..10_000) {
+            let today = day("2024-03-01");
+            proptest::prop_assert_eq!(parse_day(&format!("-{n}d"), today), today.checked_sub_days(Days::new(n)));
+        }
+
+        #[test]
+        fn written_days_read_back(offset in -200_000i64..200_000) {
+            let d = NaiveDate::default() + chrono::Duration::days(offset);
+            let text = d.format("%Y-%m-%d").to_string();
+            let expected = if text.len() == 10 { Some(d) } else { None };
+            proptest::prop_assert_eq!(parse_day(&text, d), expected);
+        }
+    }
+
     #[test]
     fn date32_epoch() {
         assert_eq!(to_date32(day("1970-01-01")), 0);

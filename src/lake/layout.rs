@@ -229,6 +229,8 @@ async fn nested_days(
 
 #[cfg(test)]
 mod tests {
+    use chrono::Datelike;
+
     use super::*;
 
     #[test]
@@ -268,6 +270,32 @@ mod tests {
             ("2024", "001", "1"),
         ] {
             assert_eq!(parse_nested_day(y, m, d), None, "{y}-{m}-{d}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_folder_name_parses_or_fails(name in "\\PC*") {
+            if let Some((_, value)) = key_value(&name) {
+                let _ = parse_hive_day(value);
+            }
+            let _ = parse_hive_day(&name);
+        }
+
+        #[test]
+        fn any_nested_numbers_parse_or_fail(y in "\\PC{0,6}", m in "\\PC{0,3}", d in "\\PC{0,3}") {
+            let _ = parse_nested_day(&y, &m, &d);
+        }
+
+        #[test]
+        fn real_days_read_back(offset in 0i64..3_000_000) {
+            let day = NaiveDate::from_ymd_opt(1, 1, 1).unwrap() + chrono::Duration::days(offset);
+            if day.year() <= 9999 {
+                let hive = day.format("%Y-%m-%d").to_string();
+                proptest::prop_assert_eq!(parse_hive_day(&hive), Some(day));
+                let (y, m, d) = (day.format("%Y").to_string(), day.format("%m").to_string(), day.format("%d").to_string());
+                proptest::prop_assert_eq!(parse_nested_day(&y, &m, &d), Some(day));
+            }
         }
     }
 
