@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
+use crate::lake::table::Columns;
 use crate::{Error, Result};
 
 pub const DEFAULT_USER_COLUMN: &str = "userId";
@@ -128,6 +129,14 @@ impl Config {
             skip_bad_files: args.skip_bad_files,
             memory_limit,
         })
+    }
+
+    /// The user id and in-file date column names.
+    pub fn columns(&self) -> Columns<'_> {
+        Columns {
+            user: &self.user_column,
+            date: &self.date_column,
+        }
     }
 
     /// The lake, or a usage error saying the three ways to name one.

@@ -210,6 +210,33 @@ pub fn write_nullable(path: &Path, ids: &[Option<i64>], date_days: Option<i32>) 
 }
 
 #[test]
+fn a_file_without_the_user_column_is_a_bad_file() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let other = LakeSpec {
+        user_column: "uid",
+        ..LakeSpec::default()
+    };
+    write_file(
+        &w.join(&format!("lake/date={BAD_DAY}/part-9.parquet")),
+        &other,
+        &[5, 6],
+        day(BAD_DAY),
+    );
+    let run = dau(&w, &[]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        w.redact(&run.stderr).contains(&format!(
+            "bad data file ([DIR]/lake/date={BAD_DAY}/part-9.parquet): no column 'userId'; columns found: uid"
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = dau(&w, &["--skip-bad-files"]);
+    assert_eq!(run.series(), expected(&rows));
+}
+
+#[test]
 fn null_user_ids_are_never_users_and_are_counted_in_a_warning() {
     let w = Workdir::new();
     let mut rows = lake(&w);

@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::dates::{day_arg, days, today};
 use crate::lake::Lake;
 use crate::lake::inspect::{FileReport, FileScan, inspect, scan_file};
-use crate::lake::table::Columns;
 use crate::output::say;
 use crate::{Error, Result};
 
@@ -141,10 +140,7 @@ pub async fn examine(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Report> {
-    let columns = Columns {
-        user: &config.user_column,
-        date: &config.date_column,
-    };
+    let columns = config.columns();
     let present: Vec<NaiveDate> = lake.days.range(from..=to).map(|(d, _)| *d).collect();
     let reports = inspect(lake, &present, &columns).await?;
     let scans: Vec<Option<std::result::Result<FileScan, String>>> = stream::iter(&reports)

@@ -253,10 +253,7 @@ pub struct Answer {
 /// read). When reading fails, each file is read again on its own to find the culprit: it is named
 /// in the error, or, with --skip-bad-files, left out and the query run again.
 pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answer> {
-    let columns = Columns {
-        user: &config.user_column,
-        date: &config.date_column,
-    };
+    let columns = config.columns();
     let mut known_bad: BTreeMap<ObjectPath, String> = BTreeMap::new();
     loop {
         let planned = plan(lake.clone(), config, query, &known_bad).await?;
@@ -314,10 +311,7 @@ async fn plan(
     }
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
     let mut missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
-    let columns = Columns {
-        user: &config.user_column,
-        date: &config.date_column,
-    };
+    let columns = config.columns();
     let mut reports = inspect(&lake, &read, &columns).await?;
     for report in &mut reports {
         if let Some(reason) = known_bad.get(&report.meta.location) {
@@ -378,22 +372,17 @@ fn usable_files<'a>(
             hi,
         });
     }
-    let readable: Vec<&FileFacts> = reports
+    let readable: Vec<(&FileReport, &FileFacts)> = reports
         .iter()
-        .filter_map(|r| r.facts.as_ref().ok())
+        .filter_map(|r| Some((r, r.facts.as_ref().ok()?)))
         .collect();
-    if let [first, ..] = readable.as_slice()
+    if let Some((first, facts)) = readable.first()
         && readable
             .iter()
-            .all(|f| f.schema.field_with_name(columns.user).is_err())
+            .all(|(_, f)| f.schema.field_with_name(columns.user).is_err())
     {
         // No readable file has the column: its name is what is wrong.
-        let file = reports
-            .iter()
-            .find(|r| r.facts.is_ok())
-            .map(|r| r.name.clone())
-            .unwrap_or_default();
-        let found: Vec<&str> = first
+        let found: Vec<&str> = facts
             .schema
             .fields()
             .iter()
@@ -401,7 +390,7 @@ fn usable_files<'a>(
             .collect();
         return Err(Error::MissingColumn {
             column: columns.user.to_string(),
-            file,
+            file: first.name.clone(),
             found: found.join(", "),
         });
     }
