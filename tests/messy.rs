@@ -299,6 +299,31 @@ fn a_date_column_that_disagrees_with_its_partition_fails() {
     );
 }
 
+// A `date` column that holds no dates (here yyyymmdd integers) is not checked against the folder.
+#[test]
+fn a_date_column_of_integers_is_not_taken_for_dates() {
+    let w = Workdir::new();
+    let mut rows = lake(&w);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("userId", DataType::Int64, false),
+        Field::new("date", DataType::Int32, false),
+    ]));
+    let columns: Vec<datafusion::arrow::array::ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![424_242])),
+        Arc::new(datafusion::arrow::array::Int32Array::from(vec![20240605])),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let path = w.join(&format!("lake/date={BAD_DAY}/part-6.parquet"));
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    rows.push((day(BAD_DAY), 424_242));
+    let run = dau(&w, &[]);
+    assert_eq!(run.series(), expected(&rows), "{}", run.stderr);
+    assert_eq!(w.run(&["check", "--lake", "lake"]).code, 0);
+}
+
 #[test]
 fn folders_that_name_no_day_are_reported_and_skipped() {
     let w = Workdir::new();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, UInt64Array};
 use datafusion::arrow::compute::{cast, max, min};
-use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Schema, SchemaRef};
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -158,24 +158,21 @@ async fn read_footer(
             (counts.null_count() == 0).then(|| counts.values().iter().sum::<u64>())
         });
 
-    let date_range = [columns.date, super::table::DATE]
-        .into_iter()
-        .find(|name| schema.field_with_name(name).is_ok())
-        .and_then(|name| {
-            let stats = StatisticsConverter::try_new(name, &schema, parquet_schema).ok()?;
-            let lo = stats.row_group_mins(row_groups).ok()?;
-            let hi = stats.row_group_maxes(row_groups).ok()?;
-            let day = |values: &dyn Array, smallest: bool| -> Option<NaiveDate> {
-                let days = cast(values, &DataType::Date32).ok()?;
-                let days = days.as_primitive::<Date32Type>();
-                if days.null_count() > 0 {
-                    return None;
-                }
-                let n = if smallest { min(days)? } else { max(days)? };
-                NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()))
-            };
-            Some((day(lo.as_ref(), true)?, day(hi.as_ref(), false)?))
-        });
+    let date_range = date_column(&schema, columns).and_then(|name| {
+        let stats = StatisticsConverter::try_new(name, &schema, parquet_schema).ok()?;
+        let lo = stats.row_group_mins(row_groups).ok()?;
+        let hi = stats.row_group_maxes(row_groups).ok()?;
+        let day = |values: &dyn Array, smallest: bool| -> Option<NaiveDate> {
+            let days = cast(values, &DataType::Date32).ok()?;
+            let days = days.as_primitive::<Date32Type>();
+            if days.null_count() > 0 {
+                return None;
+            }
+            let n = if smallest { min(days)? } else { max(days)? };
+            NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()))
+        };
+        Some((day(lo.as_ref(), true)?, day(hi.as_ref(), false)?))
+    });
     Ok(FileFacts {
         rows,
         schema,
@@ -211,9 +208,7 @@ pub async fn scan_file(
     let undecodable = |e: &dyn std::fmt::Display| format!("a data page cannot be decoded: {e}");
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
-    let date_column = [columns.date, super::table::DATE]
-        .into_iter()
-        .find(|name| builder.schema().field_with_name(name).is_ok());
+    let date_column = date_column(builder.schema(), columns);
     let wanted = |name: &str| name == columns.user || Some(name) == date_column;
     let leaves: Vec<usize> = builder
         .parquet_schema()
@@ -252,6 +247,24 @@ pub async fn scan_file(
         }
     }
     Ok(scan)
+}
+
+/// The in-file date column to check against the partition: the configured one, else `date`, when
+/// it holds dates (DATE, TIMESTAMP or `YYYY-MM-DD` text). A column of another type is not a date.
+fn date_column<'a>(schema: &Schema, columns: &Columns<'a>) -> Option<&'a str> {
+    [columns.date, super::table::DATE].into_iter().find(|name| {
+        schema.field_with_name(name).is_ok_and(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Date32
+                    | DataType::Date64
+                    | DataType::Timestamp(..)
+                    | DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+            )
+        })
+    })
 }
 
 /// NULL user ids per day, summed over the files whose footers count them.
