@@ -284,10 +284,7 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
     }
 }
 
-/// Plans `query` over `lake`. Every file the rows read has its footer checked first: an
-/// unreadable file, a missing user column or in-file dates that disagree with the partition stop
-/// the query here, with the file named, before any number is computed.
-/// `known_bad` names files already found unreadable, with the reason.
+/// Plans `query` over `lake`; every file the rows read is checked first ([`register_events`]).
 async fn plan(
     lake: Arc<Lake>,
     config: &Config,
@@ -310,29 +307,13 @@ async fn plan(
         });
     }
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
-    let mut missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
-    let columns = config.columns();
-    let mut reports = inspect(&lake, &read, &columns).await?;
-    for report in &mut reports {
-        if let Some(reason) = known_bad.get(&report.meta.location) {
-            report.facts = Err(reason.clone());
-        }
-    }
-    let mut warnings = query.warnings(&lake);
-    let usable = usable_files(&reports, &columns, config.skip_bad_files, &mut warnings)?;
-    // A day whose every file was skipped is not zero: nothing is known of it.
-    let read_days: BTreeSet<NaiveDate> = usable.iter().map(|r| r.day).collect();
-    missing.extend(
-        reports
-            .iter()
-            .map(|r| r.day)
-            .filter(|d| !read_days.contains(d)),
-    );
-
     let ctx = session(config)?;
-    ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
-    let events = EventsTable::new(lake.clone(), &read, &usable, &columns)?;
-    ctx.register_table("events", Arc::new(events))?;
+    let events = register_events(&ctx, &lake, config, &read, known_bad).await?;
+    let mut warnings = query.warnings(&lake);
+    warnings.extend(events.warnings);
+    let mut missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
+    // A day whose every file was skipped is not zero: nothing is known of it.
+    missing.extend(events.unread_days);
     ctx.register_table("days", Arc::new(days_table(start, end, &missing)?))?;
     for part in query.metric.parts() {
         let view = ctx
@@ -344,11 +325,54 @@ async fn plan(
     let df = ctx
         .sql(&query.sql(query.metric, &config.user_column))
         .await?;
-    let files = usable.into_iter().cloned().collect();
     Ok(Planned {
         df,
         warnings,
+        files: events.files,
+    })
+}
+
+/// The `events` table as registered: the files it reads, and what the user should know.
+pub struct Events {
+    pub files: Vec<FileReport>,
+    /// Days that have files, none of them readable (skipped with --skip-bad-files).
+    pub unread_days: BTreeSet<NaiveDate>,
+    pub warnings: Vec<String>,
+}
+
+/// Registers `events` over `days` of `lake` in `ctx`, after reading every footer of those days:
+/// an unreadable file, a missing user column or in-file dates that disagree with the partition
+/// fail here, with the file named. `known_bad` names files already found unreadable.
+pub async fn register_events(
+    ctx: &SessionContext,
+    lake: &Arc<Lake>,
+    config: &Config,
+    days: &[NaiveDate],
+    known_bad: &BTreeMap<ObjectPath, String>,
+) -> Result<Events> {
+    let columns = config.columns();
+    let mut reports = inspect(lake, days, &columns).await?;
+    for report in &mut reports {
+        if let Some(reason) = known_bad.get(&report.meta.location) {
+            report.facts = Err(reason.clone());
+        }
+    }
+    let mut warnings = Vec::new();
+    let usable = usable_files(&reports, &columns, config.skip_bad_files, &mut warnings)?;
+    let read_days: BTreeSet<NaiveDate> = usable.iter().map(|r| r.day).collect();
+    let unread_days = reports
+        .iter()
+        .map(|r| r.day)
+        .filter(|d| !read_days.contains(d))
+        .collect();
+    ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
+    let table = EventsTable::new(lake.clone(), days, &usable, &columns)?;
+    ctx.register_table("events", Arc::new(table))?;
+    let files = usable.into_iter().cloned().collect();
+    Ok(Events {
         files,
+        unread_days,
+        warnings,
     })
 }
 
