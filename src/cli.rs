@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd::{check::CheckArgs, demo::DemoArgs, generate::GenArgs, query::QueryArgs};
+use crate::cmd::{
+    check::CheckArgs, demo::DemoArgs, generate::GenArgs, query::QueryArgs, sql::SqlArgs,
+};
 
 /// Exact daily, weekly and monthly active users from a date-partitioned Parquet lake.
 #[derive(Debug, Parser)]
@@ -60,6 +62,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Compute one metric over a range of days
     Query(QueryArgs),
+    /// SQL over the lake's `events` table: a REPL, or -c / -f / stdin
+    Sql(SqlArgs),
 }
 
 #[cfg(test)]

@@ -109,6 +109,13 @@ pub enum Error {
     )]
     MemoryLimit { limit: String, detail: String },
 
+    /// A statement in `dau sql` would write.
+    #[error(
+        "dau sql is read-only (INSERT, UPDATE, DELETE and COPY are refused): save results with \
+         --output FILE; session views and tables (CREATE VIEW, CREATE TABLE … AS) are fine"
+    )]
+    ReadOnly,
+
     /// DataFusion failed while planning or running a query.
     #[error("query failed: {0}")]
     Query(#[from] DataFusionError),
@@ -150,7 +157,7 @@ impl Error {
             | Error::DateMismatch { .. }
             | Error::CheckFailed { .. }
             | Error::MissingColumn { .. } => 4,
-            Error::Query(_) | Error::MemoryLimit { .. } | Error::Io { .. } => 1,
+            Error::Query(_) | Error::ReadOnly | Error::MemoryLimit { .. } | Error::Io { .. } => 1,
         }
     }
 

@@ -23,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Gen(args) => cmd::generate::run(&args),
         Command::Demo(args) => block_on(cmd::demo::run(&config, &args)),
         Command::Query(args) => block_on(cmd::query::run(&config, &args)),
+        Command::Sql(args) => block_on(cmd::sql::run(&config, &args)),
     }
 }
 

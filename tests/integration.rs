@@ -8,3 +8,4 @@ mod formats;
 mod generate;
 mod messy;
 mod query;
+mod sql;

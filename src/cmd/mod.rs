@@ -4,3 +4,4 @@ pub mod check;
 pub mod demo;
 pub mod generate;
 pub mod query;
+pub mod sql;

@@ -1,0 +1,179 @@
+//! `dau sql` one-shot: -c, -f and stdin, formats, exit codes; numbers against the oracle.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use chrono::NaiveDate;
+
+use crate::util::*;
+
+fn lake(w: &Workdir) -> Vec<Row> {
+    let rows = random_rows(31, day("2024-06-01"), 12, 150);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    rows
+}
+
+const DAU_SQL: &str =
+    "SELECT date, COUNT(DISTINCT userId) AS dau FROM events GROUP BY date ORDER BY date";
+
+#[test]
+fn command_sql_counts_like_the_oracle() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", DAU_SQL]);
+    assert_eq!(
+        run.series(),
+        oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-12"), &[])
+    );
+    // userId as typed, and a string literal compared with the DATE column.
+    let run = w.run(&[
+        "sql", "--lake", "lake", "--format", "csv", "-c",
+        "SELECT COUNT(*) AS opens, COUNT(DISTINCT userId) AS users FROM events WHERE date = '2024-06-05'",
+    ]);
+    let on_day: Vec<&Row> = rows.iter().filter(|r| r.0 == day("2024-06-05")).collect();
+    let users: std::collections::HashSet<u64> = on_day.iter().map(|r| r.1).collect();
+    assert_eq!(
+        run.stdout,
+        format!("opens,users\n{},{}\n", on_day.len(), users.len())
+    );
+}
+
+#[test]
+fn a_file_of_statements_and_stdin() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let expected = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-12"), &[]);
+    std::fs::write(
+        w.join("report.sql"),
+        format!(
+            "-- a view, then a query on it\nCREATE VIEW daily AS {DAU_SQL};\nSELECT * FROM daily;\n"
+        ),
+    )
+    .unwrap();
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "--format",
+        "csv",
+        "-f",
+        "report.sql",
+    ]);
+    assert_eq!(run.series(), expected);
+
+    let mut child = w
+        .command(&["sql", "--lake", "lake", "--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{DAU_SQL};\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Run {
+        code: 0,
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::new(),
+    };
+    assert_eq!(run.series(), expected);
+}
+
+#[test]
+fn results_go_to_a_file_in_any_format() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let run = w.run(&[
+        "sql", "--lake", "lake", "-c", DAU_SQL, "--output", "dau.json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.join("dau.json")).unwrap()).unwrap();
+    let got: Vec<(NaiveDate, u64)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (day(r["date"].as_str().unwrap()), r["dau"].as_u64().unwrap()))
+        .collect();
+    let want: Vec<(NaiveDate, u64)> =
+        oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-12"), &[])
+            .into_iter()
+            .map(|(d, v)| (d, v.unwrap()))
+            .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn sql_errors_and_exit_codes() {
+    let w = Workdir::new();
+    lake(&w);
+    let run = w.run(&["sql", "--lake", "lake", "-c", "SELEC 1"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("Expected: an SQL statement, found: SELEC"),
+        "{}",
+        run.stderr
+    );
+    let run = w.run(&["sql", "--lake", "lake", "-c", "SELECT nope FROM events"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("No field named nope"), "{}", run.stderr);
+    let run = w.run(&["sql", "--lake", "missing", "-c", "SELECT 1"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    std::fs::create_dir_all(w.join("empty/a")).unwrap();
+    std::fs::create_dir_all(w.join("empty/b")).unwrap();
+    let run = w.run(&["sql", "--lake", "empty", "-c", "SELECT 1"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "-c",
+        "SELECT 1; SELECT 2",
+        "--output",
+        "x.csv",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+#[test]
+fn the_lake_is_read_only_from_sql() {
+    let w = Workdir::new();
+    lake(&w);
+    let target = w.join("lake/date=2024-06-01/part-0.parquet");
+    let before = std::fs::read(&target).unwrap();
+    for sql in [
+        format!("COPY (SELECT 1 AS userId) TO '{}'", target.display()),
+        "INSERT INTO events VALUES (1, DATE '2024-06-01')".to_string(),
+    ] {
+        let run = w.run(&["sql", "--lake", "lake", "-c", &sql]);
+        assert_eq!(run.code, 1, "{sql}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("dau sql is read-only"),
+            "{sql}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+    // Session views and tables are fine.
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "--format",
+        "csv",
+        "-c",
+        "CREATE TABLE t AS SELECT 41 AS x; SELECT x + 1 AS y FROM t",
+    ]);
+    assert_eq!(run.stdout, "y\n42\n", "{}", run.stderr);
+}
