@@ -62,5 +62,6 @@ pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
     }
     output::write(answer.rows, format, args.output.as_deref())
         .await
+        .map(|_rows| ())
         .map_err(|e| e.under_memory_limit(config.memory_limit.as_ref()))
 }

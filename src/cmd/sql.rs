@@ -4,10 +4,12 @@
 //! session views and in-memory tables are fine.
 
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Args;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
@@ -16,8 +18,8 @@ use rustyline::error::ReadlineError;
 
 use crate::config::Config;
 use crate::lake::Lake;
-use crate::metrics::{register_events, session};
-use crate::output::{self, Format};
+use crate::metrics::{Metric, register_events, session};
+use crate::output::{self, Format, say};
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -46,13 +48,8 @@ pub struct SqlArgs {
 
 pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
     let format = Format::resolve(args.format, args.output.as_deref())?;
-    let lake = Arc::new(Lake::open(config.lake()?).await?);
-    let ctx = session(config)?;
-    let days: Vec<_> = lake.days.keys().copied().collect();
-    let events = register_events(&ctx, &lake, config, &days, &Default::default()).await?;
-    for warning in &events.warnings {
-        eprintln!("dau: warning: {warning}");
-    }
+    let lake = config.lake()?.to_string();
+    let mut session = Session::open(config, &lake, format, args.output.clone()).await?;
     let text = match (&args.command, &args.file) {
         (Some(sql), _) => sql.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -64,103 +61,260 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
                 .map_err(|e| Error::io("cannot read SQL from stdin", "stdin", e))?;
             sql
         }
-        (None, None) => return repl(&ctx, &lake, format).await,
+        (None, None) => return session.repl().await,
     };
-    execute(&ctx, &text, format, args.output.as_deref()).await
+    session.execute(&text).await
 }
 
-/// Runs every statement in `sql`, writing each result that has columns.
-pub async fn execute(
-    ctx: &SessionContext,
-    sql: &str,
+/// A SQL session on a lake: the DataFusion context with `events` registered, and the REPL's settings.
+struct Session<'a> {
+    config: &'a Config,
+    ctx: SessionContext,
+    lake: Arc<Lake>,
+    files: usize,
     format: Format,
-    output: Option<&Path>,
-) -> Result<()> {
-    let statements = DFParser::parse_sql(sql)?;
-    if output.is_some() && statements.len() > 1 {
-        return Err(Error::usage(
-            format!(
-                "--output takes one statement, and the SQL has {}",
-                statements.len()
-            ),
-            "run the statements one by one, or send the results to stdout",
-        ));
-    }
-    let read_only = SQLOptions::new().with_allow_dml(false);
-    for statement in statements {
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        if read_only.verify_plan(&plan).is_err() {
-            return Err(Error::ReadOnly);
-        }
-        let df = ctx.execute_logical_plan(plan).await?;
-        if df.schema().fields().is_empty() {
-            df.collect().await?;
-            continue;
-        }
-        output::write(df.execute_stream().await?, format, output).await?;
-    }
-    Ok(())
+    output: Option<PathBuf>,
+    timing: bool,
 }
 
-/// The REPL: statements end with `;` and may span lines; `\q` or Ctrl-D quits; Ctrl-C clears the
-/// line; a failed statement is reported and the REPL carries on. History is kept across sessions.
-async fn repl(ctx: &SessionContext, lake: &Lake, format: Format) -> Result<()> {
-    let editor_error =
-        |e: ReadlineError| Error::io("the terminal failed", "stdin", std::io::Error::other(e));
-    let mut editor = DefaultEditor::new().map_err(editor_error)?;
-    let history = dirs::data_dir().map(|d| d.join("dau").join("history"));
-    if let Some(path) = &history {
-        let _ = editor.load_history(path);
+impl<'a> Session<'a> {
+    async fn open(
+        config: &'a Config,
+        lake: &str,
+        format: Format,
+        output: Option<PathBuf>,
+    ) -> Result<Session<'a>> {
+        let ctx = session(config)?;
+        let (lake, files) = register_lake(&ctx, config, lake).await?;
+        Ok(Session {
+            config,
+            ctx,
+            lake,
+            files,
+            format,
+            output,
+            timing: false,
+        })
     }
-    eprintln!(
-        "dau sql on {} ({} to {}): the table is `events`. End statements with ;  \\q quits, \\? helps.",
-        lake.name,
-        lake.first_day(),
-        lake.last_day()
-    );
-    let mut buffer = String::new();
-    loop {
-        let prompt = if buffer.is_empty() { "dau> " } else { "  -> " };
-        let line = match editor.readline(prompt) {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => {
-                buffer.clear();
-                continue;
+
+    /// Runs every statement in `sql`, writing each result that has columns.
+    async fn execute(&self, sql: &str) -> Result<()> {
+        let statements = DFParser::parse_sql(sql)?;
+        if self.output.is_some() && statements.len() > 1 {
+            return Err(Error::usage(
+                format!(
+                    "--output takes one statement, and the SQL has {}",
+                    statements.len()
+                ),
+                "run the statements one by one, or send the results to stdout",
+            ));
+        }
+        let read_only = SQLOptions::new().with_allow_dml(false);
+        for statement in statements {
+            let started = Instant::now();
+            let plan = self.ctx.state().statement_to_plan(statement).await?;
+            if read_only.verify_plan(&plan).is_err() {
+                return Err(Error::ReadOnly);
             }
-            Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(editor_error(e)),
-        };
-        if buffer.is_empty() {
-            match line.trim() {
-                "" => continue,
-                "\\q" => break,
-                "\\?" => {
-                    output::say(HELP)?;
+            let df = self.ctx.execute_logical_plan(plan).await?;
+            let rows = if df.schema().fields().is_empty() {
+                df.collect().await?;
+                0
+            } else {
+                let stream = df.execute_stream().await?;
+                output::write(stream, self.format, self.output.as_deref())
+                    .await
+                    .map_err(|e| e.under_memory_limit(self.config.memory_limit.as_ref()))?
+            };
+            if self.timing {
+                eprintln!("{rows} row(s) in {:.3} s", started.elapsed().as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
+    /// The REPL: statements end with `;` and may span lines; `\q` or Ctrl-D quits; Ctrl-C clears
+    /// the line; a failed statement is reported and the REPL carries on. History is kept.
+    async fn repl(&mut self) -> Result<()> {
+        let editor_error =
+            |e: ReadlineError| Error::io("the terminal failed", "stdin", std::io::Error::other(e));
+        let mut editor = DefaultEditor::new().map_err(editor_error)?;
+        let history = dirs::data_dir().map(|d| d.join("dau").join("history"));
+        if let Some(path) = &history {
+            let _ = editor.load_history(path);
+        }
+        eprintln!(
+            "dau sql on {} ({} to {}): the table is `events`. End statements with ;  \\q quits, \\? helps.",
+            self.lake.name,
+            self.lake.first_day(),
+            self.lake.last_day()
+        );
+        let mut buffer = String::new();
+        loop {
+            let prompt = if buffer.is_empty() { "dau> " } else { "  -> " };
+            let line = match editor.readline(prompt) {
+                Ok(line) => line,
+                Err(ReadlineError::Interrupted) => {
+                    buffer.clear();
                     continue;
                 }
-                _ => {}
+                Err(ReadlineError::Eof) => break,
+                Err(e) => return Err(editor_error(e)),
+            };
+            if buffer.is_empty() && line.trim_start().starts_with('\\') {
+                let _ = editor.add_history_entry(line.trim());
+                match self.meta(line.trim()).await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        eprintln!("dau: {e}");
+                        continue;
+                    }
+                }
+            }
+            if line.trim().is_empty() && buffer.is_empty() {
+                continue;
+            }
+            buffer.push_str(&line);
+            buffer.push('\n');
+            if line.trim_end().ends_with(';') {
+                let _ = editor.add_history_entry(buffer.trim_end());
+                if let Err(e) = self.execute(&buffer).await {
+                    eprintln!("dau: {e}");
+                }
+                buffer.clear();
             }
         }
-        buffer.push_str(&line);
-        buffer.push('\n');
-        if line.trim_end().ends_with(';') {
-            let _ = editor.add_history_entry(buffer.trim_end());
-            if let Err(e) = execute(ctx, &buffer, format, None).await {
-                eprintln!("dau: {e}");
+        if let Some(path) = &history {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
             }
-            buffer.clear();
+            let _ = editor.save_history(path);
         }
+        Ok(())
     }
-    if let Some(path) = &history {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+
+    /// A backslash command. Returns false when the REPL should end.
+    async fn meta(&mut self, line: &str) -> Result<bool> {
+        let (command, argument) = match line.split_once(char::is_whitespace) {
+            Some((c, a)) => (c, a.trim()),
+            None => (line, ""),
+        };
+        match (command, argument) {
+            ("\\q", _) => return Ok(false),
+            ("\\?", _) => say(HELP)?,
+            ("\\d", "") => {
+                self.show(
+                    "SELECT table_name, table_type FROM information_schema.tables \
+                           WHERE table_schema = 'public' ORDER BY table_name",
+                )
+                .await?
+            }
+            ("\\d", table) => self.describe(table).await?,
+            ("\\metrics", _) => {
+                for metric in Metric::value_variants() {
+                    let help = metric
+                        .to_possible_value()
+                        .and_then(|v| v.get_help().map(|h| h.to_string()));
+                    say(&format!(
+                        "{:<11} {}",
+                        metric.name(),
+                        help.unwrap_or_default()
+                    ))?;
+                }
+                say("(dau query METRIC computes one; its SQL is in sql/ of the dau repository)")?;
+            }
+            ("\\timing", "on" | "") => self.timing = true,
+            ("\\timing", "off") => self.timing = false,
+            ("\\format", name) => {
+                self.format = Format::from_str(name, true)
+                    .ok()
+                    .filter(|f| *f != Format::Parquet)
+                    .ok_or_else(|| {
+                        Error::usage(
+                            format!("unknown format '{name}'"),
+                            "use table, csv, json or ndjson",
+                        )
+                    })?;
+            }
+            ("\\o", "") => self.output = None,
+            ("\\o", file) => self.output = Some(PathBuf::from(file)),
+            ("\\lake", url) if !url.is_empty() => {
+                let _ = self.ctx.deregister_table("events")?;
+                let (lake, files) = register_lake(&self.ctx, self.config, url).await?;
+                (self.lake, self.files) = (lake, files);
+                eprintln!(
+                    "now on {} ({} to {})",
+                    self.lake.name,
+                    self.lake.first_day(),
+                    self.lake.last_day()
+                );
+            }
+            _ => {
+                return Err(Error::usage(
+                    format!("unknown command {line}"),
+                    "\\? lists the commands",
+                ));
+            }
         }
-        let _ = editor.save_history(path);
+        Ok(true)
     }
-    Ok(())
+
+    /// Runs a query of dau's own and shows it as a table.
+    async fn show(&self, sql: &str) -> Result<()> {
+        let df = self.ctx.sql(sql).await?;
+        output::write(df.execute_stream().await?, Format::Table, None).await?;
+        Ok(())
+    }
+
+    /// `\\d TABLE`: its columns; for `events`, also the days and files it covers.
+    async fn describe(&self, table: &str) -> Result<()> {
+        let name = table.replace('\'', "''");
+        self.show(&format!(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+             WHERE table_name = '{name}' ORDER BY ordinal_position"
+        ))
+        .await?;
+        if table == "events" {
+            say(&format!(
+                "partitions: {} days from {} to {} ({}), {} data files",
+                self.lake.days.len(),
+                self.lake.first_day(),
+                self.lake.last_day(),
+                self.lake.layout,
+                self.files
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens `lake` and registers its `events` table in `ctx`; returns the lake and its file count.
+async fn register_lake(
+    ctx: &SessionContext,
+    config: &Config,
+    lake: &str,
+) -> Result<(Arc<Lake>, usize)> {
+    let lake = Arc::new(Lake::open(lake).await?);
+    let days: Vec<_> = lake.days.keys().copied().collect();
+    let events = register_events(ctx, &lake, config, &days, &Default::default()).await?;
+    for warning in &events.warnings {
+        eprintln!("dau: warning: {warning}");
+    }
+    Ok((lake, events.files.len()))
 }
 
 const HELP: &str = "\
-SQL over the lake: the table `events` has the files' columns and `date` (a DATE).
+SQL over the lake: the table `events` has the files' columns and `date` (a DATE), e.g.
   SELECT date, COUNT(DISTINCT userId) AS dau FROM events GROUP BY date ORDER BY date;
-Statements end with ;  \\q quits.";
+Statements end with ; and may span lines. The lake is read-only; CREATE VIEW / CREATE TABLE … AS
+make session tables.
+  \\q                quit (or Ctrl-D)
+  \\?                this help
+  \\d                tables and views
+  \\d TABLE          a table's columns (for events: its days and files)
+  \\metrics          the metrics `dau query` computes
+  \\timing on|off    show rows and elapsed time after each statement
+  \\format FORMAT    table, csv, json or ndjson
+  \\o FILE / \\o     send results to FILE (each result replaces it) / back to the screen
+  \\lake URL         switch to another lake";

@@ -60,11 +60,12 @@ impl Format {
 }
 
 /// Writes a result stream to `output` (atomically: a temp file renamed into place) or to stdout.
+/// Returns the number of rows written.
 pub async fn write(
     stream: SendableRecordBatchStream,
     format: Format,
     output: Option<&Path>,
-) -> Result<()> {
+) -> Result<u64> {
     let Some(path) = output else {
         let out = BufWriter::new(std::io::stdout());
         return write_to(stream, format, out, Path::new("stdout")).await;
@@ -73,8 +74,10 @@ pub async fn write(
     let file = std::fs::File::create(&temp)
         .map_err(|e| Error::io("cannot create the output file", &temp, e))?;
     let written = write_to(stream, format, BufWriter::new(file), path).await;
-    let renamed = written.and_then(|()| {
-        std::fs::rename(&temp, path).map_err(|e| Error::io("cannot write the output file", path, e))
+    let renamed = written.and_then(|rows| {
+        std::fs::rename(&temp, path)
+            .map(|()| rows)
+            .map_err(|e| Error::io("cannot write the output file", path, e))
     });
     if renamed.is_err() {
         let _ = std::fs::remove_file(&temp);
@@ -101,20 +104,24 @@ async fn write_to<W: Write + Send>(
     format: Format,
     out: W,
     path: &Path,
-) -> Result<()> {
+) -> Result<u64> {
     let io = |e: std::io::Error| Error::io("cannot write the output", path, e);
     let closed = Arc::new(AtomicBool::new(false));
     let out = Watched {
         inner: out,
         closed: closed.clone(),
     };
-    let written: Result<(), DataFusionError> = async {
+    let written: Result<u64, DataFusionError> = async {
         let schema = plain_schema(&stream.schema());
         let mut sink = Sink::new(format, schema.clone(), out)?;
+        let mut rows = 0;
         while let Some(batch) = stream.next().await {
-            sink.write(&plain_batch(&batch?, &schema)?)?;
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            sink.write(&plain_batch(&batch, &schema)?)?;
         }
-        Ok(sink.finish()?)
+        sink.finish()?;
+        Ok(rows)
     }
     .await;
     if closed.load(Ordering::Relaxed) {
