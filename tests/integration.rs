@@ -8,4 +8,5 @@ mod formats;
 mod generate;
 mod messy;
 mod query;
+mod repl;
 mod sql;

@@ -1,0 +1,60 @@
+//! The `dau sql` REPL driven through a real pseudo-terminal, as a person types.
+
+use rexpect::session::{PtySession, spawn_command};
+
+use crate::util::*;
+
+fn repl(w: &Workdir) -> PtySession {
+    let mut cmd = w.command(&["sql", "--lake", "lake"]);
+    // History goes to the work folder, not the real home.
+    cmd.env("HOME", w.path())
+        .env("XDG_DATA_HOME", w.join("data"))
+        .env("TERM", "dumb");
+    let mut session = spawn_command(cmd, Some(20_000)).unwrap();
+    session.exp_string("the table is `events`").unwrap();
+    session.exp_string("dau> ").unwrap();
+    session
+}
+
+#[test]
+fn a_session_at_the_prompt() {
+    let w = Workdir::new();
+    let rows = random_rows(8, day("2024-06-01"), 5, 80);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let opens = rows.iter().filter(|r| r.0 == day("2024-06-03")).count();
+
+    let mut s = repl(&w);
+    // Tables are drawn with box characters; CSV is easier to match.
+    s.send_line("\\format csv").unwrap();
+    s.exp_string("dau> ").unwrap();
+    // A statement over two lines.
+    s.send_line("SELECT COUNT(*) AS opens FROM events").unwrap();
+    s.exp_string("  -> ").unwrap();
+    s.send_line("WHERE date = '2024-06-03';").unwrap();
+    s.exp_string(&format!("opens\r\n{opens}\r\n")).unwrap();
+    s.exp_string("dau> ").unwrap();
+    // A syntax error, then the REPL carries on.
+    s.send_line("SELEC 1;").unwrap();
+    s.exp_string("Expected: an SQL statement").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\d events").unwrap();
+    s.exp_string("userId").unwrap();
+    s.exp_string("partitions: 5 days from 2024-06-01 to 2024-06-05")
+        .unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\timing on").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("SELECT 41 + 1 AS answer;").unwrap();
+    s.exp_string("answer\r\n42\r\n").unwrap();
+    s.exp_string("1 row(s) in ").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\q").unwrap();
+    s.exp_eof().unwrap();
+
+    // The history is there in a second session.
+    let history = std::fs::read_to_string(w.join("data/dau/history")).unwrap();
+    assert!(history.contains("SELECT 41 + 1 AS answer;"), "{history}");
+    let mut s = repl(&w);
+    s.send_control('d').unwrap();
+    s.exp_eof().unwrap();
+}
