@@ -9,7 +9,7 @@ fn repl(w: &Workdir) -> PtySession {
     // History goes to the work folder, not the real home.
     cmd.env("HOME", w.path())
         .env("XDG_DATA_HOME", w.join("data"))
-        .env("TERM", "dumb");
+        .env("TERM", "xterm");
     let mut session = spawn_command(cmd, Some(20_000)).unwrap();
     session.exp_string("the table is `events`").unwrap();
     session.exp_string("dau> ").unwrap();
@@ -47,6 +47,22 @@ fn a_session_at_the_prompt() {
     s.send_line("SELECT 41 + 1 AS answer;").unwrap();
     s.exp_string("answer\r\n42\r\n").unwrap();
     s.exp_string("1 row(s) in ").unwrap();
+    s.exp_string("dau> ").unwrap();
+    // Tab completes table names: `eve` becomes `events`.
+    s.send("SELECT COUNT(*) AS n FROM eve").unwrap();
+    s.send("\t").unwrap();
+    s.send_line(";").unwrap();
+    s.exp_string(&format!("n\r\n{}\r\n", rows.len())).unwrap();
+    s.exp_string("dau> ").unwrap();
+    // Ctrl-C cancels a long query, and the REPL takes the next one.
+    s.send_line("SELECT COUNT(*) FROM events a, events b, events c, events d;")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    s.send_control('c').unwrap();
+    s.exp_string("cancelled").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("SELECT 7 AS seven;").unwrap();
+    s.exp_string("seven\r\n7\r\n").unwrap();
     s.exp_string("dau> ").unwrap();
     s.send_line("\\q").unwrap();
     s.exp_eof().unwrap();

@@ -13,8 +13,13 @@ use clap::{Args, ValueEnum};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
-use rustyline::DefaultEditor;
+use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, Helper};
 
 use crate::config::Config;
 use crate::lake::Lake;
@@ -138,7 +143,10 @@ impl<'a> Session<'a> {
     async fn repl(&mut self) -> Result<()> {
         let editor_error =
             |e: ReadlineError| Error::io("the terminal failed", "stdin", std::io::Error::other(e));
-        let mut editor = DefaultEditor::new().map_err(editor_error)?;
+        let mut editor: Editor<SqlHelper, DefaultHistory> = Editor::new().map_err(editor_error)?;
+        editor.set_helper(Some(SqlHelper {
+            words: self.words().await,
+        }));
         let history = dirs::data_dir().map(|d| d.join("dau").join("history"));
         if let Some(path) = &history {
             let _ = editor.load_history(path);
@@ -179,10 +187,19 @@ impl<'a> Session<'a> {
             buffer.push('\n');
             if line.trim_end().ends_with(';') {
                 let _ = editor.add_history_entry(buffer.trim_end());
-                if let Err(e) = self.execute(&buffer).await {
-                    eprintln!("dau: {e}");
+                // Ctrl-C while a statement runs cancels it (dropping its streams), not the REPL.
+                tokio::select! {
+                    result = self.execute(&buffer) => {
+                        if let Err(e) = result {
+                            eprintln!("dau: {e}");
+                        }
+                    }
+                    _ = tokio::signal::ctrl_c() => eprintln!("cancelled"),
                 }
                 buffer.clear();
+                editor.set_helper(Some(SqlHelper {
+                    words: self.words().await,
+                }));
             }
         }
         if let Some(path) = &history {
@@ -192,6 +209,33 @@ impl<'a> Session<'a> {
             let _ = editor.save_history(path);
         }
         Ok(())
+    }
+
+    /// What Tab completes: SQL keywords, tables, columns, functions and backslash commands.
+    async fn words(&self) -> Vec<String> {
+        let state = self.ctx.state();
+        let mut words: Vec<String> = KEYWORDS.iter().map(|k| k.to_string()).collect();
+        words.extend(COMMANDS.iter().map(|c| c.to_string()));
+        words.extend(state.scalar_functions().keys().cloned());
+        words.extend(state.aggregate_functions().keys().cloned());
+        words.extend(state.window_functions().keys().cloned());
+        for catalog in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog) else {
+                continue;
+            };
+            for schema in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema) else {
+                    continue;
+                };
+                words.extend(schema.table_names());
+            }
+        }
+        if let Ok(events) = self.ctx.table_provider("events").await {
+            words.extend(events.schema().fields().iter().map(|f| f.name().clone()));
+        }
+        words.sort();
+        words.dedup();
+        words
     }
 
     /// A backslash command. Returns false when the REPL should end.
@@ -303,6 +347,100 @@ async fn register_lake(
     }
     Ok((lake, events.files.len()))
 }
+
+/// Completes the word before the cursor from a fixed list.
+struct SqlHelper {
+    words: Vec<String>,
+}
+
+impl Completer for SqlHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let start = line[..pos]
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '\\'))
+            .map_or(0, |i| i + 1);
+        let prefix = line[start..pos].to_lowercase();
+        if prefix.is_empty() {
+            return Ok((pos, Vec::new()));
+        }
+        let matches = self
+            .words
+            .iter()
+            .filter(|w| w.to_lowercase().starts_with(&prefix))
+            .cloned()
+            .collect();
+        Ok((start, matches))
+    }
+}
+
+impl Hinter for SqlHelper {
+    type Hint = String;
+}
+impl Highlighter for SqlHelper {}
+impl Validator for SqlHelper {}
+impl Helper for SqlHelper {}
+
+const KEYWORDS: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "ORDER BY",
+    "HAVING",
+    "LIMIT",
+    "OFFSET",
+    "JOIN",
+    "LEFT JOIN",
+    "INNER JOIN",
+    "ON",
+    "USING",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "BETWEEN",
+    "LIKE",
+    "IS NULL",
+    "IS NOT NULL",
+    "DISTINCT",
+    "COUNT",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "WITH",
+    "UNION ALL",
+    "CREATE VIEW",
+    "CREATE TABLE",
+    "DROP VIEW",
+    "DROP TABLE",
+    "DESC",
+    "ASC",
+    "DATE",
+    "INTERVAL",
+    "CAST",
+    "EXPLAIN",
+    "SHOW TABLES",
+];
+
+const COMMANDS: &[&str] = &[
+    "\\q",
+    "\\?",
+    "\\d",
+    "\\metrics",
+    "\\timing",
+    "\\format",
+    "\\o",
+    "\\lake",
+];
 
 const HELP: &str = "\
 SQL over the lake: the table `events` has the files' columns and `date` (a DATE), e.g.
