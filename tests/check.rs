@@ -14,6 +14,19 @@ fn day_counts(rows: &[Row]) -> BTreeMap<String, u64> {
     counts
 }
 
+/// `days[].rows` of a check report, by date.
+fn rows_per_day(report: &Value) -> BTreeMap<String, u64> {
+    let days = report["days"].as_array().unwrap();
+    days.iter()
+        .map(|d| {
+            (
+                d["date"].as_str().unwrap().to_string(),
+                d["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
@@ -43,17 +56,7 @@ fn a_clean_lake_passes() {
     let report = json(&run);
     assert_eq!(report["problems"], 0);
     assert_eq!(report["layout"], "date=YYYY-MM-DD");
-    let got: BTreeMap<String, u64> = report["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["date"].as_str().unwrap().to_string(),
-                d["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let got = rows_per_day(&report);
     assert_eq!(got, day_counts(&rows));
     assert!(
         report["days"]
@@ -139,17 +142,7 @@ fn a_messy_lake_lists_every_problem() {
     want.remove("2024-06-04");
     *want.get_mut("2024-06-03").unwrap() += 2;
     *want.get_mut("2024-06-05").unwrap() += 3;
-    let got: BTreeMap<String, u64> = report["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["date"].as_str().unwrap().to_string(),
-                d["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let got = rows_per_day(&report);
     assert_eq!(got, want);
 }
 

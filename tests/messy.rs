@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Date32Array, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::arrow::array::{Date32Array, Int64Array};
+use datafusion::arrow::datatypes::{DataType, Field};
 
 use crate::util::*;
 
@@ -179,17 +178,12 @@ fn ids_that_drift_from_integers_to_strings_are_one_user_each() {
 }
 
 fn write_strings(path: &Path, ids: &[&str]) {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "userId",
-        DataType::Utf8,
-        false,
-    )]));
     let array = datafusion::arrow::array::StringArray::from_iter_values(ids.iter().copied());
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(array)]).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_batch(
+        path,
+        vec![Field::new("userId", DataType::Utf8, false)],
+        vec![Arc::new(array)],
+    );
 }
 
 /// A file of nullable ids, optionally with a `date` column holding `date_days` (days since 1970).
@@ -201,12 +195,7 @@ pub fn write_nullable(path: &Path, ids: &[Option<i64>], date_days: Option<i32>) 
         fields.push(Field::new("date", DataType::Date32, false));
         columns.push(Arc::new(Date32Array::from_value(d, ids.len())));
     }
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_batch(path, fields, columns);
 }
 
 #[test]
@@ -304,20 +293,17 @@ fn a_date_column_that_disagrees_with_its_partition_fails() {
 fn a_date_column_of_integers_is_not_taken_for_dates() {
     let w = Workdir::new();
     let mut rows = lake(&w);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("userId", DataType::Int64, false),
-        Field::new("date", DataType::Int32, false),
-    ]));
-    let columns: Vec<datafusion::arrow::array::ArrayRef> = vec![
-        Arc::new(Int64Array::from(vec![424_242])),
-        Arc::new(datafusion::arrow::array::Int32Array::from(vec![20240605])),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let path = w.join(&format!("lake/date={BAD_DAY}/part-6.parquet"));
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_batch(
+        &w.join(&format!("lake/date={BAD_DAY}/part-6.parquet")),
+        vec![
+            Field::new("userId", DataType::Int64, false),
+            Field::new("date", DataType::Int32, false),
+        ],
+        vec![
+            Arc::new(Int64Array::from(vec![424_242])),
+            Arc::new(datafusion::arrow::array::Int32Array::from(vec![20240605])),
+        ],
+    );
     rows.push((day(BAD_DAY), 424_242));
     let run = dau(&w, &[]);
     assert_eq!(run.series(), expected(&rows), "{}", run.stderr);

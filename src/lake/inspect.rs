@@ -66,6 +66,19 @@ pub fn id_kind(t: &DataType) -> Option<IdKind> {
     }
 }
 
+impl FileFacts {
+    /// The file's column names, comma-separated, for messages.
+    pub fn column_names(&self) -> String {
+        let names: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        names.join(", ")
+    }
+}
+
 impl FileReport {
     /// Why this file cannot be part of a query: unreadable, no user column, or ids of no id type.
     pub fn problem(&self, columns: &Columns<'_>) -> Option<String> {
@@ -74,19 +87,11 @@ impl FileReport {
             Ok(facts) => facts,
         };
         match facts.schema.field_with_name(columns.user) {
-            Err(_) => {
-                let found: Vec<&str> = facts
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect();
-                Some(format!(
-                    "no column '{}'; columns found: {}",
-                    columns.user,
-                    found.join(", ")
-                ))
-            }
+            Err(_) => Some(format!(
+                "no column '{}'; columns found: {}",
+                columns.user,
+                facts.column_names()
+            )),
             Ok(field) if id_kind(field.data_type()).is_none() => Some(format!(
                 "column '{}' has type {}: a user id must be an integer or a string",
                 columns.user,

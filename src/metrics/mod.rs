@@ -406,16 +406,10 @@ fn usable_files<'a>(
             .all(|(_, f)| f.schema.field_with_name(columns.user).is_err())
     {
         // No readable file has the column: its name is what is wrong.
-        let found: Vec<&str> = facts
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
         return Err(Error::MissingColumn {
             column: columns.user.to_string(),
             file: first.name.clone(),
-            found: found.join(", "),
+            found: facts.column_names(),
         });
     }
     let (bad, good): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.problem(columns).is_some());
