@@ -300,7 +300,7 @@ fn a_date_column_of_integers_is_not_taken_for_dates() {
             Field::new("date", DataType::Int32, false),
         ],
         vec![
-            Arc::new(Int64Array::from(vec![424_242])),
+            Arc::new(Int64Array::from(vec![424_242])) as datafusion::arrow::array::ArrayRef,
             Arc::new(datafusion::arrow::array::Int32Array::from(vec![20240605])),
         ],
     );

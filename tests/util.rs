@@ -198,10 +198,15 @@ pub fn write_file(path: &Path, spec: &LakeSpec, users: &[u64], d: NaiveDate) {
         let days = (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
         columns.push(Arc::new(Date32Array::from_value(days, users.len())));
     }
+    write_batch(path, fields, columns);
+}
+
+/// Writes one Parquet file of the given columns.
+pub fn write_batch(path: &Path, fields: Vec<Field>, columns: Vec<ArrayRef>) {
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
 }
