@@ -177,3 +177,69 @@ fn the_lake_is_read_only_from_sql() {
     ]);
     assert_eq!(run.stdout, "y\n42\n", "{}", run.stderr);
 }
+
+// The metrics as table functions give the oracle's numbers, and the same rows as `dau query`.
+#[test]
+fn metric_table_functions() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let (from, to) = (day("2024-06-04"), day("2024-06-12"));
+    for (metric, n) in [("dau", 1), ("wau", 7), ("mau", 30)] {
+        let sql = format!("SELECT * FROM {metric}('2024-06-04', '2024-06-12')");
+        let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", &sql]);
+        assert_eq!(
+            run.series(),
+            oracle_window(&rows, n, from, to, &[]),
+            "{metric}"
+        );
+    }
+    for (function, args) in [
+        (
+            "opens('2024-06-02', '2024-06-09')",
+            ["opens", "--from", "2024-06-02", "--to", "2024-06-09"],
+        ),
+        (
+            "mau('2024-06-01', '2024-06-12', 'calendar')",
+            ["mau", "--from", "2024-06-01", "--to", "2024-06-12"],
+        ),
+        (
+            "stickiness('2024-06-05', '2024-06-06')",
+            ["stickiness", "--from", "2024-06-05", "--to", "2024-06-06"],
+        ),
+        (
+            "user_days('2024-06-03', '2024-06-03')",
+            ["user-days", "--from", "2024-06-03", "--to", "2024-06-03"],
+        ),
+    ] {
+        let sql = format!("SELECT * FROM {function}");
+        let from_sql = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", &sql]);
+        let mut query = vec!["query", "--lake", "lake", "--format", "csv"];
+        query.extend_from_slice(&args);
+        if function.contains("calendar") {
+            query.push("--calendar");
+        }
+        let from_query = w.run(&query);
+        assert_eq!(from_sql.code, 0, "{function}: {}", from_sql.stderr);
+        assert_eq!(from_sql.stdout, from_query.stdout, "{function}");
+    }
+    // Filters and projections work on them like on any table.
+    let run = w.run(&[
+        "sql", "--lake", "lake", "--format", "csv", "-c",
+        "SELECT date FROM dau('2024-06-01', '2024-06-12') WHERE dau >= 0 ORDER BY date DESC LIMIT 1",
+    ]);
+    assert_eq!(run.stdout, "date\n2024-06-12\n", "{}", run.stderr);
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "-c",
+        "SELECT * FROM dau('June', '2024-06-12')",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("dau(from, to [, 'calendar']): bad first day 'June'"),
+        "{}",
+        run.stderr
+    );
+}

@@ -23,7 +23,7 @@ use rustyline::{Context, Editor, Helper};
 
 use crate::config::Config;
 use crate::lake::Lake;
-use crate::metrics::{Metric, register_events, session};
+use crate::metrics::{Metric, functions, register_events, session};
 use crate::output::{self, Format, say};
 use crate::{Error, Result};
 
@@ -345,6 +345,8 @@ async fn register_lake(
     for warning in &events.warnings {
         eprintln!("dau: warning: {warning}");
     }
+    let schema = ctx.table_provider("events").await?.schema();
+    functions::register(ctx, lake.clone(), config, schema);
     Ok((lake, events.files.len()))
 }
 

@@ -18,6 +18,7 @@ pub use layout::Layout;
 use crate::{Error, Result};
 
 /// A discovered lake: its days and where each day's files are.
+#[derive(Debug)]
 pub struct Lake {
     /// The lake as the user named it, for messages.
     pub name: String,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{Datelike, Days, Months, NaiveDate};
 use clap::ValueEnum;
 use datafusion::arrow::array::{BooleanArray, Date32Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -235,10 +235,12 @@ pub fn session(config: &Config) -> Result<SessionContext> {
     ))
 }
 
+pub mod functions;
+
 /// A planned query: its rows, ready to stream, and what the user should be told about them.
-struct Planned {
-    df: DataFrame,
-    warnings: Vec<String>,
+pub(crate) struct Planned {
+    pub(crate) df: DataFrame,
+    pub(crate) warnings: Vec<String>,
     /// The files the rows read.
     files: Vec<FileReport>,
 }
@@ -285,7 +287,7 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
 }
 
 /// Plans `query` over `lake`; every file the rows read is checked first ([`register_events`]).
-async fn plan(
+pub(crate) async fn plan(
     lake: Arc<Lake>,
     config: &Config,
     query: &Query,
@@ -448,6 +450,28 @@ fn usable_files<'a>(
     Ok(good)
 }
 
+/// The schema of `query`'s rows, found by planning its SQL on empty tables (no storage is touched).
+pub async fn output_schema(
+    query: &Query,
+    user_column: &str,
+    events: SchemaRef,
+) -> Result<SchemaRef> {
+    let ctx = session(&Config::default())?;
+    ctx.register_table("events", Arc::new(MemTable::try_new(events, vec![vec![]])?))?;
+    let (start, end) = query.span();
+    ctx.register_table("days", Arc::new(days_table(start, end, &BTreeSet::new())?))?;
+    for part in query.metric.parts() {
+        let view = ctx.sql(&query.sql(*part, user_column)).await?.into_view();
+        ctx.register_table(part.name(), view)?;
+    }
+    Ok(ctx
+        .sql(&query.sql(query.metric, user_column))
+        .await?
+        .schema()
+        .inner()
+        .clone())
+}
+
 /// The `days` table: every day from `start` to `end`, `observed` unless it is `missing`.
 fn days_table(start: NaiveDate, end: NaiveDate, missing: &BTreeSet<NaiveDate>) -> Result<MemTable> {
     let schema = Arc::new(Schema::new(vec![
@@ -475,6 +499,10 @@ mod tests {
     #[tokio::test]
     async fn every_metric_sql_plans_with_nothing_left_to_fill() {
         let (from, to) = (day("2024-06-01"), day("2024-06-30"));
+        let events = Arc::new(Schema::new(vec![
+            Field::new("userId", DataType::Int64, true),
+            Field::new("date", DataType::Date32, false),
+        ]));
         for metric in Metric::value_variants() {
             for calendar in [false, true] {
                 let query = Query {
@@ -483,32 +511,22 @@ mod tests {
                     to,
                     calendar,
                 };
-                let ctx = session(&Config::default()).unwrap();
-                let events = Schema::new(vec![
-                    Field::new("userId", DataType::Int64, true),
-                    Field::new("date", DataType::Date32, false),
-                ]);
-                let events = MemTable::try_new(Arc::new(events), vec![vec![]]).unwrap();
-                ctx.register_table("events", Arc::new(events)).unwrap();
-                let (start, end) = query.span();
-                let days = days_table(start, end, &BTreeSet::new()).unwrap();
-                ctx.register_table("days", Arc::new(days)).unwrap();
-                for part in metric.parts() {
-                    let view = ctx
-                        .sql(&query.sql(*part, "userId"))
-                        .await
-                        .unwrap()
-                        .into_view();
-                    ctx.register_table(part.name(), view).unwrap();
-                }
                 let sql = query.sql(*metric, "userId");
                 assert!(
                     !sql.contains('{'),
                     "{metric:?}: unfilled placeholder in\n{sql}"
                 );
-                if let Err(e) = ctx.sql(&sql).await {
-                    panic!("{metric:?} calendar={calendar}: {e}");
-                }
+                let schema = output_schema(&query, "userId", events.clone()).await;
+                let schema =
+                    schema.unwrap_or_else(|e| panic!("{metric:?} calendar={calendar}: {e}"));
+                assert_eq!(
+                    schema.field(0).name(),
+                    if *metric == Metric::UserDays {
+                        "userId"
+                    } else {
+                        "date"
+                    }
+                );
             }
         }
     }
