@@ -266,7 +266,8 @@ impl<'a> Session<'a> {
                         help.unwrap_or_default()
                     ))?;
                 }
-                say("(dau query METRIC computes one; its SQL is in sql/ of the dau repository)")?;
+                say("In SQL each is a table function: SELECT * FROM mau('2024-06-01', '2024-06-30');")?;
+                say("user-days is user_days(…); a third argument 'calendar' gives weeks (wau) or months (mau).")?;
             }
             ("\\timing", "on" | "") => self.timing = true,
             ("\\timing", "off") => self.timing = false,
@@ -447,6 +448,7 @@ const COMMANDS: &[&str] = &[
 const HELP: &str = "\
 SQL over the lake: the table `events` has the files' columns and `date` (a DATE), e.g.
   SELECT date, COUNT(DISTINCT userId) AS dau FROM events GROUP BY date ORDER BY date;
+Every metric is a table function too: SELECT * FROM mau('2024-06-01', '2024-06-30') WHERE mau > 1000;
 Statements end with ; and may span lines. The lake is read-only; CREATE VIEW / CREATE TABLE … AS
 make session tables.
   \\q                quit (or Ctrl-D)
