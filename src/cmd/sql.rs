@@ -266,8 +266,12 @@ impl<'a> Session<'a> {
                         help.unwrap_or_default()
                     ))?;
                 }
-                say("In SQL each is a table function: SELECT * FROM mau('2024-06-01', '2024-06-30');")?;
-                say("user-days is user_days(…); a third argument 'calendar' gives weeks (wau) or months (mau).")?;
+                say(
+                    "In SQL each is a table function: SELECT * FROM mau('2024-06-01', '2024-06-30');",
+                )?;
+                say(
+                    "user-days is user_days(…); a third argument 'calendar' gives weeks (wau) or months (mau).",
+                )?;
             }
             ("\\timing", "on" | "") => self.timing = true,
             ("\\timing", "off") => self.timing = false,
