@@ -243,3 +243,49 @@ fn metric_table_functions() {
         run.stderr
     );
 }
+
+// A filter on `date` reads that partition's data only: a corrupt page elsewhere is never decoded.
+#[test]
+fn a_day_filter_reads_only_that_partition() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let good = std::fs::read(w.join("lake/date=2024-06-09/part-0.parquet")).unwrap();
+    let n = good.len();
+    let footer = u32::from_le_bytes(good[n - 8..n - 4].try_into().unwrap()) as usize;
+    let mut bad = good.clone();
+    bad[4..n - 8 - footer].fill(0xAB);
+    std::fs::write(w.join("lake/date=2024-06-09/part-0.parquet"), bad).unwrap();
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT COUNT(DISTINCT userId) AS users FROM events WHERE date = '2024-06-05'",
+    ]);
+    let users: std::collections::HashSet<u64> = rows
+        .iter()
+        .filter(|r| r.0 == day("2024-06-05"))
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(
+        run.stdout,
+        format!("users\n{}\n", users.len()),
+        "{}",
+        run.stderr
+    );
+    // The corrupt day itself fails, naming the file.
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "-c",
+        "SELECT COUNT(DISTINCT userId) FROM events WHERE date = '2024-06-09'",
+    ]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let stderr = w.redact(&run.stderr);
+    let named =
+        "bad data file ([DIR]/lake/date=2024-06-09/part-0.parquet): a data page cannot be decoded";
+    assert!(stderr.contains(named), "{stderr}");
+}

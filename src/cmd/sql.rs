@@ -23,7 +23,8 @@ use rustyline::{Context, Editor, Helper};
 
 use crate::config::Config;
 use crate::lake::Lake;
-use crate::metrics::{Metric, functions, register_events, session};
+use crate::lake::inspect::FileReport;
+use crate::metrics::{Metric, functions, register_events, session, unreadable_files};
 use crate::output::{self, Format, say};
 use crate::{Error, Result};
 
@@ -76,7 +77,8 @@ struct Session<'a> {
     config: &'a Config,
     ctx: SessionContext,
     lake: Arc<Lake>,
-    files: usize,
+    /// The data files `events` reads.
+    files: Vec<FileReport>,
     format: Format,
     output: Option<PathBuf>,
     timing: bool,
@@ -127,9 +129,11 @@ impl<'a> Session<'a> {
                 0
             } else {
                 let stream = df.execute_stream().await?;
-                output::write(stream, self.format, self.output.as_deref())
-                    .await
-                    .map_err(|e| e.under_memory_limit(self.config.memory_limit.as_ref()))?
+                let written = output::write(stream, self.format, self.output.as_deref()).await;
+                match written.map_err(|e| e.under_memory_limit(self.config.memory_limit.as_ref())) {
+                    Err(Error::Query(e)) => return Err(self.blame_a_file(Error::Query(e)).await),
+                    other => other?,
+                }
             };
             if self.timing {
                 eprintln!("{rows} row(s) in {:.3} s", started.elapsed().as_secs_f64());
@@ -211,6 +215,19 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// A statement failed while reading: name the file it tripped on, if a file is to blame.
+    async fn blame_a_file(&self, error: Error) -> Error {
+        let bad = unreadable_files(&self.lake, &self.files, &self.config.columns()).await;
+        match bad.first() {
+            None => error,
+            Some((first, reason)) => Error::BadFile {
+                file: first.name.clone(),
+                reason: reason.clone(),
+                others: bad.len() - 1,
+            },
+        }
+    }
+
     /// What Tab completes: SQL keywords, tables, columns, functions and backslash commands.
     async fn words(&self) -> Vec<String> {
         let state = self.ctx.state();
@@ -250,9 +267,12 @@ impl<'a> Session<'a> {
             ("\\d", "") => {
                 self.show(
                     "SELECT table_name, table_type FROM information_schema.tables \
-                           WHERE table_schema = 'public' ORDER BY table_name",
+                     WHERE table_schema = 'public' ORDER BY table_name",
                 )
-                .await?
+                .await?;
+                say(
+                    "table functions: dau, wau, mau, opens, stickiness, user_days (\\metrics explains them)",
+                )?;
             }
             ("\\d", table) => self.describe(table).await?,
             ("\\metrics", _) => {
@@ -331,19 +351,19 @@ impl<'a> Session<'a> {
                 self.lake.first_day(),
                 self.lake.last_day(),
                 self.lake.layout,
-                self.files
+                self.files.len()
             ))?;
         }
         Ok(())
     }
 }
 
-/// Opens `lake` and registers its `events` table in `ctx`; returns the lake and its file count.
+/// Opens `lake` and registers its `events` table in `ctx`; returns the lake and its data files.
 async fn register_lake(
     ctx: &SessionContext,
     config: &Config,
     lake: &str,
-) -> Result<(Arc<Lake>, usize)> {
+) -> Result<(Arc<Lake>, Vec<FileReport>)> {
     let lake = Arc::new(Lake::open(lake).await?);
     let days: Vec<_> = lake.days.keys().copied().collect();
     let events = register_events(ctx, &lake, config, &days, &Default::default()).await?;
@@ -352,7 +372,7 @@ async fn register_lake(
     }
     let schema = ctx.table_provider("events").await?.schema();
     functions::register(ctx, lake.clone(), config, schema);
-    Ok((lake, events.files.len()))
+    Ok((lake, events.files))
 }
 
 /// Completes the word before the cursor from a fixed list.

@@ -273,17 +273,31 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
             }
         };
         let error = Error::Query(first).under_memory_limit(config.memory_limit.as_ref());
-        let mut found = false;
-        for report in &planned.files {
-            if let Err(reason) = scan_file(&lake, report, &columns).await {
-                known_bad.insert(report.meta.location.clone(), reason);
-                found = true;
-            }
-        }
-        if !found {
+        let found = unreadable_files(&lake, &planned.files, &columns).await;
+        if found.is_empty() {
             return Err(error);
         }
+        known_bad.extend(
+            found
+                .into_iter()
+                .map(|(r, reason)| (r.meta.location.clone(), reason)),
+        );
     }
+}
+
+/// Reads each file's ids in full to find the ones a failed query tripped on, with the reason.
+pub async fn unreadable_files<'a>(
+    lake: &Lake,
+    files: &'a [FileReport],
+    columns: &Columns<'_>,
+) -> Vec<(&'a FileReport, String)> {
+    let mut bad = Vec::new();
+    for report in files {
+        if let Err(reason) = scan_file(lake, report, columns).await {
+            bad.push((report, reason));
+        }
+    }
+    bad
 }
 
 /// Plans `query` over `lake`; every file the rows read is checked first ([`register_events`]).
