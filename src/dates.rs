@@ -34,6 +34,17 @@ pub fn day_arg(
         .transpose()
 }
 
+/// A usage error unless `from` comes no later than `to`.
+pub fn check_order(from: NaiveDate, to: NaiveDate) -> crate::Result<()> {
+    if from > to {
+        return Err(crate::Error::usage(
+            format!("--from {from} is after --to {to}"),
+            "give the earlier day as --from",
+        ));
+    }
+    Ok(())
+}
+
 /// Today in `tz`.
 pub fn today(tz: chrono_tz::Tz) -> NaiveDate {
     chrono::Utc::now().with_timezone(&tz).date_naive()

@@ -44,15 +44,6 @@ fn good_file(w: &Workdir) -> Vec<u8> {
     std::fs::read(w.join(&format!("lake/date={BAD_DAY}/part-0.parquet"))).unwrap()
 }
 
-/// The bytes of `file` with its data pages (everything between the magic and the footer) overwritten.
-fn corrupt_pages(file: &[u8]) -> Vec<u8> {
-    let n = file.len();
-    let footer = u32::from_le_bytes(file[n - 8..n - 4].try_into().unwrap()) as usize;
-    let mut bad = file.to_vec();
-    bad[4..n - 8 - footer].fill(0xAB);
-    bad
-}
-
 #[test]
 fn unreadable_files_are_named_and_can_be_skipped() {
     let w = Workdir::new();

@@ -249,12 +249,8 @@ fn metric_table_functions() {
 fn a_day_filter_reads_only_that_partition() {
     let w = Workdir::new();
     let rows = lake(&w);
-    let good = std::fs::read(w.join("lake/date=2024-06-09/part-0.parquet")).unwrap();
-    let n = good.len();
-    let footer = u32::from_le_bytes(good[n - 8..n - 4].try_into().unwrap()) as usize;
-    let mut bad = good.clone();
-    bad[4..n - 8 - footer].fill(0xAB);
-    std::fs::write(w.join("lake/date=2024-06-09/part-0.parquet"), bad).unwrap();
+    let file = w.join("lake/date=2024-06-09/part-0.parquet");
+    std::fs::write(&file, corrupt_pages(&std::fs::read(&file).unwrap())).unwrap();
     let run = w.run(&[
         "sql",
         "--lake",

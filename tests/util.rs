@@ -379,3 +379,13 @@ pub fn read_lake_rows(root: &Path) -> Vec<Row> {
     }
     rows
 }
+
+/// The bytes of a Parquet `file` with its data pages (everything between the magic and the footer)
+/// overwritten: the footer still reads, the pages do not.
+pub fn corrupt_pages(file: &[u8]) -> Vec<u8> {
+    let n = file.len();
+    let footer = u32::from_le_bytes(file[n - 8..n - 4].try_into().unwrap()) as usize;
+    let mut bad = file.to_vec();
+    bad[4..n - 8 - footer].fill(0xAB);
+    bad
+}

@@ -11,7 +11,7 @@ use futures::{StreamExt, stream};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::dates::{day_arg, days, today};
+use crate::dates::{check_order, day_arg, days, today};
 use crate::lake::Lake;
 use crate::lake::inspect::{FileReport, FileScan, inspect, scan_file};
 use crate::output::say;
@@ -111,12 +111,7 @@ pub async fn run(config: &Config, args: &CheckArgs) -> Result<()> {
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?.unwrap_or(lake.first_day());
     let to = day_arg("--to", args.to.as_deref(), today)?.unwrap_or(lake.last_day());
-    if from > to {
-        return Err(Error::usage(
-            format!("--from {from} is after --to {to}"),
-            "give the earlier day as --from",
-        ));
-    }
+    check_order(from, to)?;
     let report = examine(&lake, config, from, to).await?;
     match args.format {
         CheckFormat::Json => {

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 
 use crate::config::Config;
-use crate::dates::{days, to_date32};
+use crate::dates::{check_order, days, to_date32};
 use crate::lake::Lake;
 use crate::lake::inspect::{FileFacts, FileReport, inspect, null_users_per_day, scan_file};
 use crate::lake::table::{Columns, EventsTable};
@@ -97,12 +97,7 @@ pub struct Query {
 
 impl Query {
     pub fn new(metric: Metric, from: NaiveDate, to: NaiveDate, calendar: bool) -> Result<Query> {
-        if from > to {
-            return Err(Error::usage(
-                format!("--from {from} is after --to {to}"),
-                "give the earlier day as --from",
-            ));
-        }
+        check_order(from, to)?;
         if calendar && !matches!(metric, Metric::Wau | Metric::Mau) {
             return Err(Error::usage(
                 format!("--calendar does not apply to {}", metric.name()),
