@@ -50,6 +50,26 @@ pub struct GlobalArgs {
     /// Most memory a query may use, e.g. 4G; operators that can spill to disk do [default: no limit]
     #[arg(long, global = true, env = "DAU_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,
+
+    /// Read a gs:// or s3:// lake without credentials (public buckets)
+    #[arg(long, global = true, env = "DAU_ANONYMOUS")]
+    pub anonymous: bool,
+
+    /// Storage endpoint for gs:// or s3:// lakes: an emulator, MinIO or a private endpoint
+    #[arg(long, global = true, env = "DAU_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Seconds before a storage request is abandoned (then retried) [default: 30]
+    #[arg(long, global = true, env = "DAU_TIMEOUT", value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+
+    /// How often a failed storage request (429, 5xx, timeout, no connection) is retried [default: 3]
+    #[arg(long, global = true, env = "DAU_RETRIES", value_name = "N")]
+    pub retries: Option<usize>,
+
+    /// No progress bar on stderr
+    #[arg(long, short, global = true, env = "DAU_QUIET")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

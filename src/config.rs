@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
+use crate::lake::storage::StorageOptions;
 use crate::lake::table::Columns;
 use crate::{Error, Result};
 
@@ -24,6 +25,10 @@ pub struct Config {
     /// Leave unreadable files out of a query (with a warning) instead of failing.
     pub skip_bad_files: bool,
     pub memory_limit: Option<MemoryLimit>,
+    /// How to reach a lake in a bucket.
+    pub storage: StorageOptions,
+    /// No progress bar.
+    pub quiet: bool,
 }
 
 impl Default for Config {
@@ -35,6 +40,8 @@ impl Default for Config {
             timezone: Tz::UTC,
             skip_bad_files: false,
             memory_limit: None,
+            storage: StorageOptions::default(),
+            quiet: false,
         }
     }
 }
@@ -86,6 +93,10 @@ struct LakeSection {
     user_column: Option<String>,
     date_column: Option<String>,
     timezone: Option<String>,
+    endpoint: Option<String>,
+    anonymous: Option<bool>,
+    timeout: Option<f64>,
+    retries: Option<usize>,
 }
 
 impl Config {
@@ -121,6 +132,26 @@ impl Config {
                 )
             })?),
         };
+        let defaults = StorageOptions::default();
+        let timeout = args.timeout.or(lake.timeout);
+        let timeout = match timeout {
+            None => defaults.timeout,
+            Some(seconds) => std::time::Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|t| !t.is_zero())
+                .ok_or_else(|| {
+                    Error::usage(
+                        format!("bad timeout {seconds} (--timeout, DAU_TIMEOUT or [lake] timeout)"),
+                        "give seconds greater than 0, e.g. 30",
+                    )
+                })?,
+        };
+        let storage = StorageOptions {
+            endpoint: args.endpoint.clone().or(lake.endpoint),
+            anonymous: args.anonymous || lake.anonymous.unwrap_or(false),
+            timeout,
+            retries: args.retries.or(lake.retries).unwrap_or(defaults.retries),
+        };
         Ok(Config {
             lake: args.lake.clone().or(lake.url),
             user_column: name(&args.user_column, lake.user_column, DEFAULT_USER_COLUMN),
@@ -128,6 +159,8 @@ impl Config {
             timezone,
             skip_bad_files: args.skip_bad_files,
             memory_limit,
+            storage,
+            quiet: args.quiet,
         })
     }
 

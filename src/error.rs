@@ -28,11 +28,12 @@ pub enum Error {
     )]
     LakeNotFound { lake: String },
 
-    /// Listing or reading the lake's storage failed.
-    #[error("cannot read the lake ({lake}): {source}")]
+    /// Listing or reading the lake's storage failed (after retries).
+    #[error("cannot read the lake ({lake}): {detail}{hint}")]
     Storage {
         lake: String,
-        source: object_store::Error,
+        detail: String,
+        hint: String,
     },
 
     /// No folder of a known partition layout below the lake root.

@@ -20,14 +20,14 @@ pub fn run(cli: Cli) -> Result<()> {
     let config = config::Config::resolve(&cli.global)?;
     match cli.command {
         Command::Check(args) => block_on(cmd::check::run(&config, &args)),
-        Command::Gen(args) => cmd::generate::run(&args),
+        Command::Gen(args) => cmd::generate::run(&config, &args),
         Command::Demo(args) => block_on(cmd::demo::run(&config, &args)),
         Command::Query(args) => block_on(cmd::query::run(&config, &args)),
         Command::Sql(args) => block_on(cmd::sql::run(&config, &args)),
     }
 }
 
-fn block_on<F: Future<Output = Result<()>>>(f: F) -> Result<()> {
+pub(crate) fn block_on<T, F: Future<Output = Result<T>>>(f: F) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

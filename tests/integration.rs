@@ -3,6 +3,7 @@
 mod util;
 
 mod check;
+mod cloud;
 mod errors;
 mod formats;
 mod generate;

@@ -107,10 +107,12 @@ pub struct DateMismatch {
 }
 
 pub async fn run(config: &Config, args: &CheckArgs) -> Result<()> {
-    let lake = Lake::open(config.lake()?).await?;
     let today = today(config.timezone);
-    let from = day_arg("--from", args.from.as_deref(), today)?.unwrap_or(lake.first_day());
-    let to = day_arg("--to", args.to.as_deref(), today)?.unwrap_or(lake.last_day());
+    let from = day_arg("--from", args.from.as_deref(), today)?;
+    let to = day_arg("--to", args.to.as_deref(), today)?;
+    let lake = Lake::open(config.lake()?, &config.storage, from.zip(to)).await?;
+    let from = from.unwrap_or(lake.first_day());
+    let to = to.unwrap_or(lake.last_day());
     check_order(from, to)?;
     let report = examine(&lake, config, from, to).await?;
     match args.format {
@@ -141,13 +143,15 @@ pub async fn examine(
     let scans: Vec<Option<std::result::Result<FileScan, String>>> = stream::iter(&reports)
         .map(|r| async {
             match r.problem(&columns) {
-                Some(_) => None,
-                None => Some(scan_file(lake, r, &columns).await),
+                Some(_) => Ok(None),
+                None => scan_file(lake, r, &columns).await.map(Some),
             }
         })
         .buffered(CONCURRENT_SCANS)
-        .collect()
-        .await;
+        .collect::<Vec<Result<_>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
 
     let mut per_day: BTreeMap<NaiveDate, DayReport> = present
         .iter()

@@ -22,7 +22,12 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+
+use crate::config::Config;
 use crate::dates::to_date32;
+use crate::lake::storage;
 use crate::{Error, Result};
 
 /// Marks a finished lake; hidden from readers by its leading dot.
@@ -30,11 +35,12 @@ const COMPLETE_MARKER: &str = ".dau-gen-complete";
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  dau gen --out ./lake --users 100000 --days 60 --files-per-day 4"
+    after_help = "Examples:\n  dau gen --out ./lake --users 100000 --days 60 --files-per-day 4\n  \
+                  dau gen --out gs://my-bucket/sample-lake   (made locally, then uploaded)"
 )]
 pub struct GenArgs {
-    /// Folder to write the lake into; must not exist or be empty
-    #[arg(long, value_name = "DIR")]
+    /// Folder to write the lake into, or a gs:// or s3:// prefix; must not exist or be empty
+    #[arg(long, value_name = "DIR|URL")]
     pub out: PathBuf,
 
     #[command(flatten)]
@@ -108,16 +114,22 @@ pub enum IdType {
     String,
 }
 
-pub fn run(args: &GenArgs) -> Result<()> {
+pub fn run(config: &Config, args: &GenArgs) -> Result<()> {
     let out = &args.out;
-    if is_occupied(out) {
+    let text = out.to_string_lossy();
+    let bucket = storage::is_bucket(&text);
+    if !bucket && is_occupied(out) {
         return Err(Error::usage(
             format!("--out {} is not empty", out.display()),
             "choose a new folder, or remove this one first",
         ));
     }
     let started = Instant::now();
-    let events = write(out, &args.shape)?;
+    let events = if bucket {
+        crate::block_on(to_bucket(config, &text, &args.shape))?
+    } else {
+        write(out, &args.shape)?
+    };
     let s = &args.shape;
     eprintln!(
         "dau gen: wrote {events} events of {} users over {} days ({} to {}) to {} in {:.1}s",
@@ -128,6 +140,69 @@ pub fn run(args: &GenArgs) -> Result<()> {
         out.display(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Writes the lake into a local temporary folder, then uploads its files below `url`.
+async fn to_bucket(config: &Config, url: &str, shape: &Shape) -> Result<u64> {
+    let location = storage::open(url, &config.storage)?;
+    let store = location.store.as_ref();
+    let failed = |e: object_store::Error| storage::storage_error(url, &e, &location.credentials);
+    let prefix = Some(&location.root);
+    if store
+        .list(prefix)
+        .next()
+        .await
+        .transpose()
+        .map_err(failed)?
+        .is_some()
+    {
+        return Err(Error::usage(
+            format!("--out {url} is not empty"),
+            "choose a new prefix, or remove this one first",
+        ));
+    }
+    let temp = std::env::temp_dir().join(format!("dau-gen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&temp);
+    let written = write(&temp, shape);
+    let mut files = Vec::new();
+    if written.is_ok() {
+        list_files(&temp, &mut files).map_err(|e| Error::io("cannot list", &temp, e))?;
+        // Empty markers (`_SUCCESS`) mean nothing to readers, and some emulators refuse empty uploads.
+        files.retain(|f| f.metadata().is_ok_and(|m| m.len() > 0));
+    }
+    let uploaded = futures::stream::iter(files)
+        .map(|file| {
+            let relative = file.strip_prefix(&temp).expect("listed below the folder");
+            let mut target = location.root.clone();
+            for part in relative.iter() {
+                target = target.join(part.to_string_lossy().as_ref());
+            }
+            async move {
+                let bytes = std::fs::read(&file).map_err(|e| Error::io("cannot read", &file, e))?;
+                store.put(&target, bytes.into()).await.map_err(failed)?;
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let _ = std::fs::remove_dir_all(&temp);
+    let events = written?;
+    uploaded.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(events)
+}
+
+/// Every file below `dir`, recursively.
+fn list_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            list_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
     Ok(())
 }
 

@@ -49,10 +49,15 @@ pub struct QueryArgs {
 
 pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
     let format = Format::resolve(args.format, args.output.as_deref())?;
-    let lake = Arc::new(Lake::open(config.lake()?).await?);
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;
+    // With both ends known, a nested lake lists only the months the query reads.
+    let near = match (from, to) {
+        (Some(from), Some(to)) => Some(Query::new(args.metric, from, to, args.calendar)?.span()),
+        _ => None,
+    };
+    let lake = Arc::new(Lake::open(config.lake()?, &config.storage, near).await?);
     let to = to.unwrap_or_else(|| lake.last_day());
     let from = from.unwrap_or_else(|| (to - Days::new(DEFAULT_DAYS - 1)).max(lake.first_day()));
     let query = Query::new(args.metric, from, to, args.calendar)?;

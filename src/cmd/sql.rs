@@ -215,9 +215,18 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// A statement failed while reading: name the file it tripped on, if a file is to blame.
+    /// A statement failed while reading: name the file it tripped on, if a file is to blame, or
+    /// the storage that failed.
     async fn blame_a_file(&self, error: Error) -> Error {
-        let bad = unreadable_files(&self.lake, &self.files, &self.config.columns()).await;
+        if let Error::Query(e) = &error
+            && let Some(failure) = self.lake.storage_failure(e)
+        {
+            return failure;
+        }
+        let bad = match unreadable_files(&self.lake, &self.files, &self.config.columns()).await {
+            Ok(bad) => bad,
+            Err(failure) => return failure,
+        };
         match bad.first() {
             None => error,
             Some((first, reason)) => Error::BadFile {
@@ -364,7 +373,7 @@ async fn register_lake(
     config: &Config,
     lake: &str,
 ) -> Result<(Arc<Lake>, Vec<FileReport>)> {
-    let lake = Arc::new(Lake::open(lake).await?);
+    let lake = Arc::new(Lake::open(lake, &config.storage, None).await?);
     let days: Vec<_> = lake.days.keys().copied().collect();
     let events = register_events(ctx, &lake, config, &days, &Default::default()).await?;
     for warning in &events.warnings {

@@ -3,7 +3,8 @@
 //! files, a missing user column, ids of the wrong type and dates that disagree with the partition
 //! are found here, named, before any number is computed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, UInt64Array};
@@ -19,6 +20,20 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use super::Lake;
 use super::table::Columns;
 use crate::Result;
+
+/// Footers already read, by the file's path, size, etag and modification time: a file that
+/// changes is read again.
+pub type FooterCache = Mutex<HashMap<String, std::result::Result<FileFacts, String>>>;
+
+fn cache_key(meta: &ObjectMeta) -> String {
+    format!(
+        "{}\u{0}{}\u{0}{}\u{0}{}",
+        meta.location,
+        meta.size,
+        meta.e_tag.as_deref().unwrap_or(""),
+        meta.last_modified.timestamp_nanos_opt().unwrap_or(0)
+    )
+}
 
 /// How many footers are read at once.
 const CONCURRENT_READS: usize = 16;
@@ -120,34 +135,68 @@ pub async fn inspect(
         .zip(listed)
         .flat_map(|(day, metas)| metas.into_iter().map(move |m| (*day, m)))
         .collect();
-    let reports = stream::iter(files)
+    stream::iter(files)
         .map(|(day, meta)| async move {
-            let facts = read_footer(lake, &meta, columns).await;
-            FileReport {
+            let key = cache_key(&meta);
+            let cached = lake
+                .footers
+                .lock()
+                .expect("footer cache")
+                .get(&key)
+                .cloned();
+            let facts = match cached {
+                Some(facts) => facts,
+                None => {
+                    let facts = read_footer(lake, &meta, columns).await?;
+                    let mut cache = lake.footers.lock().expect("footer cache");
+                    cache.insert(key, facts.clone());
+                    facts
+                }
+            };
+            Ok(FileReport {
                 day,
                 name: lake.describe(&meta.location),
                 meta,
                 facts,
-            }
+            })
         })
         .buffered(CONCURRENT_READS)
-        .collect::<Vec<_>>()
-        .await;
-    Ok(reports)
+        .collect::<Vec<Result<FileReport>>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
+/// Reads a file's footer: the outer error is storage failing (exit 3), the inner one what is wrong
+/// with the file.
 async fn read_footer(
     lake: &Lake,
     meta: &ObjectMeta,
     columns: &Columns<'_>,
-) -> std::result::Result<FileFacts, String> {
+) -> Result<std::result::Result<FileFacts, String>> {
     if meta.size == 0 {
-        return Err("the file is empty (0 bytes)".to_string());
+        return Ok(Err("the file is empty (0 bytes)".to_string()));
     }
-    let metadata = DFParquetMetadata::new(lake.store.as_ref(), meta)
+    let metadata = match DFParquetMetadata::new(lake.store.as_ref(), meta)
         .fetch_metadata()
         .await
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            if let Some(failure) = lake.storage_failure(&e) {
+                return Err(failure);
+            }
+            return Ok(Err(format!("not a readable Parquet file: {e}")));
+        }
+    };
+    Ok(facts(&metadata, columns))
+}
+
+/// What a footer says.
+fn facts(
+    metadata: &datafusion::parquet::file::metadata::ParquetMetaData,
+    columns: &Columns<'_>,
+) -> std::result::Result<FileFacts, String> {
     let file = metadata.file_metadata();
     let parquet_schema = file.schema_descr();
     let schema = parquet_to_arrow_schema(parquet_schema, file.key_value_metadata())
@@ -197,19 +246,30 @@ pub struct FileScan {
 
 /// Reads a file's user column (and in-file date column) in full, as a query would. A footer can be
 /// sound while a page behind it is corrupt: this finds which file a failed query tripped on, and
-/// gives `dau check` exact counts.
+/// gives `dau check` exact counts. The outer error is storage failing, the inner one the file's.
 pub async fn scan_file(
     lake: &Lake,
     report: &FileReport,
     columns: &Columns<'_>,
+) -> Result<std::result::Result<FileScan, String>> {
+    let got = match lake.store.get(&report.meta.location).await {
+        Ok(got) => got.bytes().await,
+        Err(e) => Err(e),
+    };
+    let bytes = match got {
+        Ok(bytes) => bytes,
+        Err(e) if lake.is_remote() => return Err(lake.storage_error(&e)),
+        Err(e) => return Ok(Err(format!("cannot be read: {e}"))),
+    };
+    Ok(decode(bytes, report, columns))
+}
+
+/// Decodes the user (and in-file date) columns of a whole file.
+fn decode(
+    bytes: bytes::Bytes,
+    report: &FileReport,
+    columns: &Columns<'_>,
 ) -> std::result::Result<FileScan, String> {
-    let unreadable = |e: &dyn std::fmt::Display| format!("cannot be read: {e}");
-    let got = lake
-        .store
-        .get(&report.meta.location)
-        .await
-        .map_err(|e| unreadable(&e))?;
-    let bytes = got.bytes().await.map_err(|e| unreadable(&e))?;
     let undecodable = |e: &dyn std::fmt::Display| format!("a data page cannot be decoded: {e}");
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use futures::future::try_join_all;
 use object_store::{ObjectStore, path::Path};
 
@@ -96,8 +96,15 @@ async fn children(
     Ok((folders, files))
 }
 
-/// Finds the layout and every day below `root`, walking through single-folder prefixes.
-pub async fn discover(store: &dyn ObjectStore, root: &Path) -> object_store::Result<Discovered> {
+/// Finds the layout and every day below `root`, walking through single-folder prefixes. With
+/// `near` (first and last day wanted), a nested lake lists only the months that overlap those
+/// days, and its first and last month (so the lake's extent is still known): a few requests
+/// instead of one per month of its history.
+pub async fn discover(
+    store: &dyn ObjectStore,
+    root: &Path,
+    near: Option<(NaiveDate, NaiveDate)>,
+) -> object_store::Result<Discovered> {
     let mut base = root.clone();
     for _ in 0..=MAX_PREFIX_DEPTH {
         let (folders, files) = children(store, &base).await?;
@@ -126,7 +133,7 @@ pub async fn discover(store: &dyn ObjectStore, root: &Path) -> object_store::Res
             }
         };
         let mut found = if key == "year" {
-            nested_days(store, &base, &folders).await?
+            nested_days(store, &base, &folders, near).await?
         } else {
             hive_days(&base, key, &folders)
         };
@@ -171,10 +178,30 @@ fn hive_days(base: &Path, key: &str, folders: &[String]) -> Discovered {
     found
 }
 
+/// Keeps the (year, month) pairs a discovery needs: those between `near`'s months, and the first and
+/// last. Without `near`, all of them.
+fn wanted<T>(mut items: Vec<((i32, u32), T)>, near: Option<(NaiveDate, NaiveDate)>) -> Vec<T> {
+    items.sort_by_key(|(key, _)| *key);
+    let Some((from, to)) = near else {
+        return items.into_iter().map(|(_, t)| t).collect();
+    };
+    let (first, last) = match (items.first(), items.last()) {
+        (Some(first), Some(last)) => (first.0, last.0),
+        _ => return Vec::new(),
+    };
+    let range = (from.year(), from.month())..=(to.year(), to.month());
+    items
+        .into_iter()
+        .filter(|(key, _)| *key == first || *key == last || range.contains(key))
+        .map(|(_, t)| t)
+        .collect()
+}
+
 async fn nested_days(
     store: &dyn ObjectStore,
     base: &Path,
     years: &[String],
+    near: Option<(NaiveDate, NaiveDate)>,
 ) -> object_store::Result<Discovered> {
     let mut found = Discovered {
         layout: Some(Layout::Nested),
@@ -182,27 +209,50 @@ async fn nested_days(
         ..Discovered::default()
     };
     // (year, month) folders, listed concurrently year by year, then their day folders.
-    let years: Vec<(String, Path)> = years
+    // A year is keyed by its January, so that `near` keeps the years it overlaps; folders that
+    // name no number are looked into only when all are.
+    let number = |v: &str| v.parse::<u32>().ok().filter(|n| *n <= 9999);
+    let years: Vec<((i32, u32), (String, Path))> = years
         .iter()
         .filter_map(|y| {
-            key_value(y)
-                .filter(|(k, _)| *k == "year")
-                .map(|(_, v)| (v.to_string(), base.clone().join(y.as_str())))
+            let (_, v) = key_value(y).filter(|(k, _)| *k == "year")?;
+            let key = (number(v).map_or(-1, |n| n as i32), 1);
+            Some((key, (v.to_string(), base.clone().join(y.as_str()))))
         })
+        .filter(|(key, _)| near.is_none() || key.0 >= 0)
         .collect();
+    let years = match near {
+        // Whole years: a year overlaps when any of its months does.
+        Some((from, to)) => wanted(
+            years,
+            Some((
+                from.with_month(1).unwrap_or(from),
+                to.with_month(1).unwrap_or(to),
+            )),
+        ),
+        None => wanted(years, None),
+    };
     let months = try_join_all(years.iter().map(|(_, path)| child_folders(store, path))).await?;
     let mut month_paths = Vec::new();
     for ((year, year_path), months) in years.iter().zip(months) {
         for m in months {
             if let Some(("month", month)) = key_value(&m) {
+                let key = (
+                    number(year).map_or(-1, |n| n as i32),
+                    number(month).unwrap_or(0),
+                );
                 month_paths.push((
-                    year.clone(),
-                    month.to_string(),
-                    year_path.clone().join(m.as_str()),
+                    key,
+                    (
+                        year.clone(),
+                        month.to_string(),
+                        year_path.clone().join(m.as_str()),
+                    ),
                 ));
             }
         }
     }
+    let month_paths = wanted(month_paths, near);
     let days = try_join_all(
         month_paths
             .iter()
@@ -229,7 +279,6 @@ async fn nested_days(
 
 #[cfg(test)]
 mod tests {
-    use chrono::Datelike;
 
     use super::*;
 

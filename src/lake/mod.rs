@@ -1,12 +1,13 @@
 //! The lake: where it is, how its days are laid out, and the `events` table over a set of its days.
 
+pub mod gcs;
 pub mod inspect;
 pub mod layout;
 pub mod storage;
 pub mod table;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -14,6 +15,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore, path::Path};
 
 pub use layout::Layout;
+use storage::{StorageOptions, storage_error};
 
 use crate::{Error, Result};
 
@@ -32,19 +34,39 @@ pub struct Lake {
     /// Files and folders beside the partitions that are neither partitions nor hidden.
     pub strays: Vec<String>,
     display_prefix: String,
+    /// Which credentials requests carry, for permission errors.
+    credentials: String,
+    /// Each day's data files once listed: a session lists a day once.
+    listings: Mutex<HashMap<NaiveDate, Vec<ObjectMeta>>>,
+    /// Footers already read (see `inspect`), by path, size and etag.
+    pub(crate) footers: inspect::FooterCache,
 }
 
 impl Lake {
-    /// Finds the lake's layout and days. Lists folders only, never the files inside them.
-    pub async fn open(name: &str) -> Result<Lake> {
-        let location = storage::open(name)?;
-        let storage_error = |source| Error::Storage {
-            lake: name.to_string(),
-            source,
-        };
-        let found = layout::discover(location.store.as_ref(), &location.root)
+    /// Finds the lake's layout and days. Lists folders only, never the files inside them; with
+    /// `near`, a nested (`year=/month=/day=`) lake lists only the months around those days.
+    pub async fn open(
+        name: &str,
+        options: &StorageOptions,
+        near: Option<(NaiveDate, NaiveDate)>,
+    ) -> Result<Lake> {
+        let location = storage::open(name, options)?;
+        let found = layout::discover(location.store.as_ref(), &location.root, near)
             .await
-            .map_err(storage_error)?;
+            .map_err(|e| match e {
+                // Listing a bucket that does not exist (S3 says so in a generic error).
+                object_store::Error::NotFound { .. } => Error::LakeNotFound {
+                    lake: name.to_string(),
+                },
+                object_store::Error::Generic { source, .. }
+                    if source.to_string().contains("NoSuchBucket") =>
+                {
+                    Error::LakeNotFound {
+                        lake: name.to_string(),
+                    }
+                }
+                e => storage_error(name, &e, &location.credentials),
+            })?;
         let Some(layout) = found.layout.filter(|_| !found.days.is_empty()) else {
             let found = match found.seen.as_slice() {
                 [] => String::new(),
@@ -64,7 +86,36 @@ impl Lake {
             skipped: found.skipped,
             strays: found.strays,
             display_prefix: location.display_prefix,
+            credentials: location.credentials,
+            listings: Mutex::default(),
+            footers: inspect::FooterCache::default(),
         })
+    }
+
+    /// True for a lake in a bucket, where a failed read is the network's or the server's, not the file's.
+    pub fn is_remote(&self) -> bool {
+        self.display_prefix != "/"
+    }
+
+    /// A failed storage request, with what to do about it.
+    pub fn storage_error(&self, error: &object_store::Error) -> Error {
+        storage_error(&self.name, error, &self.credentials)
+    }
+
+    /// For a lake in a bucket: the storage failure behind a failed read, if that is what it was.
+    /// (On local disk a failed read is the file's own problem.)
+    pub fn storage_failure(&self, error: &(dyn std::error::Error + 'static)) -> Option<Error> {
+        if !self.is_remote() {
+            return None;
+        }
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(e) = e.downcast_ref::<object_store::Error>() {
+                return Some(self.storage_error(e));
+            }
+            cause = e.source();
+        }
+        None
     }
 
     /// An object's name as a person can find it: a full local path, or a full URL.
@@ -91,6 +142,9 @@ impl Lake {
     /// The data files of one day: every file below its partition folders whose name and folders
     /// do not start with `_` or `.`.
     pub async fn files(&self, day: NaiveDate) -> Result<Vec<ObjectMeta>> {
+        if let Some(files) = self.listings.lock().expect("listing cache").get(&day) {
+            return Ok(files.clone());
+        }
         let mut files = Vec::new();
         for folder in self.days.get(&day).into_iter().flatten() {
             let listed: Vec<ObjectMeta> = self
@@ -98,10 +152,7 @@ impl Lake {
                 .list(Some(folder))
                 .try_collect()
                 .await
-                .map_err(|source| Error::Storage {
-                    lake: self.name.clone(),
-                    source,
-                })?;
+                .map_err(|e| self.storage_error(&e))?;
             files.extend(listed.into_iter().filter(|meta| {
                 meta.location
                     .prefix_match(folder)
@@ -109,6 +160,10 @@ impl Lake {
             }));
         }
         files.sort_by(|a, b| a.location.cmp(&b.location));
+        self.listings
+            .lock()
+            .expect("listing cache")
+            .insert(day, files.clone());
         Ok(files)
     }
 }

@@ -1,11 +1,43 @@
-//! Object stores, chosen by URL scheme in one place.
+//! Object stores, chosen by URL scheme in one place: a folder or `file://`, `gs://bucket/prefix`
+//! and `s3://bucket/prefix`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::execution::object_store::ObjectStoreUrl;
-use object_store::{ObjectStore, local::LocalFileSystem, path::Path};
+use object_store::aws::AmazonS3Builder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::{ClientOptions, ObjectStore, RetryConfig, local::LocalFileSystem, path::Path};
+use url::Url;
 
+use super::gcs::Gcs;
 use crate::{Error, Result};
+
+const GCS_ENDPOINT: &str = "https://storage.googleapis.com";
+
+/// How to reach a bucket: endpoint, credentials and patience.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageOptions {
+    /// Another endpoint than the cloud's own (an emulator, MinIO, a private endpoint).
+    pub endpoint: Option<String>,
+    /// No credentials: public buckets.
+    pub anonymous: bool,
+    /// Longest wait for one request before it is abandoned (and retried).
+    pub timeout: Duration,
+    /// Retries of a request that failed with 429, 5xx, a timeout or no connection.
+    pub retries: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            endpoint: None,
+            anonymous: false,
+            timeout: Duration::from_secs(30),
+            retries: 3,
+        }
+    }
+}
 
 /// Where a lake lives: the store, the URL DataFusion knows the store by, and the lake's root in it.
 pub struct Location {
@@ -14,20 +46,89 @@ pub struct Location {
     pub root: Path,
     /// What goes before an object's path to name it for a person (`/` for a local folder).
     pub display_prefix: String,
+    /// Which credentials requests carry, and how to change them, for permission errors.
+    pub credentials: String,
 }
 
-/// Opens a lake given as a plain folder or a `file://` URL.
-pub fn open(lake: &str) -> Result<Location> {
-    let folder = match lake.split_once("://") {
-        None => std::path::PathBuf::from(lake),
-        Some(("file", rest)) => std::path::PathBuf::from(rest),
-        Some((scheme, _)) => {
-            return Err(Error::usage(
-                format!("unsupported lake URL scheme '{scheme}://' ({lake})"),
-                "use a local folder or a file:// URL",
-            ));
+/// True for a `gs://` or `s3://` URL.
+pub fn is_bucket(lake: &str) -> bool {
+    lake.starts_with("gs://") || lake.starts_with("s3://")
+}
+
+/// Opens a lake given as a plain folder, a `file://` URL, `gs://bucket/prefix` or `s3://bucket/prefix`.
+pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
+    match lake.split_once("://") {
+        None => local(lake, std::path::PathBuf::from(lake)),
+        Some(("file", rest)) => local(lake, std::path::PathBuf::from(rest)),
+        Some((scheme @ ("gs" | "s3"), rest)) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::usage(
+                    format!("no bucket in the lake URL '{lake}'"),
+                    format!("write it as {scheme}://BUCKET/PREFIX"),
+                ));
+            }
+            let (store, credentials) = if scheme == "gs" {
+                gcs(bucket, options)
+            } else {
+                s3(bucket, options)
+            }
+            .map_err(|(e, credentials)| storage_error(lake, &e, &credentials))?;
+            let store_url = ObjectStoreUrl::parse(format!("{scheme}://{bucket}"))?;
+            Ok(Location {
+                store,
+                store_url,
+                root: Path::from(prefix.trim_end_matches('/')),
+                display_prefix: format!("{scheme}://{bucket}/"),
+                credentials,
+            })
         }
+        Some((scheme, _)) => Err(Error::usage(
+            format!("unsupported lake URL scheme '{scheme}://' ({lake})"),
+            "use a folder, file://, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX",
+        )),
+    }
+}
+
+/// A failed storage request as the user reads it: what failed, and what to do about it.
+pub fn storage_error(lake: &str, error: &object_store::Error, credentials: &str) -> Error {
+    use object_store::Error as E;
+    let hint = match error {
+        E::Unauthenticated { .. } | E::PermissionDenied { .. } => format!("; {credentials}"),
+        // S3 reports refused or missing credentials as generic errors.
+        E::Generic { source, .. } if is_about_credentials(&source.to_string()) => {
+            format!("; {credentials}")
+        }
+        E::Generic { .. } => "; check that the endpoint is reachable (--endpoint); each request \
+                              waits up to --timeout seconds and is retried --retries times"
+            .to_string(),
+        E::NotFound { .. } => "; was the lake changed while dau read it?".to_string(),
+        _ => String::new(),
     };
+    Error::Storage {
+        lake: lake.to_string(),
+        detail: error.to_string(),
+        hint,
+    }
+}
+
+fn is_about_credentials(message: &str) -> bool {
+    [
+        "AccessKeyId",
+        "AccessDenied",
+        "SignatureDoesNotMatch",
+        "credential",
+        "403 Forbidden",
+        "401 Unauthorized",
+    ]
+    .iter()
+    .any(|word| message.contains(word))
+}
+
+/// A store and the words naming its credentials, or why it cannot be made (with those words).
+type Made = std::result::Result<(Arc<dyn ObjectStore>, String), (object_store::Error, String)>;
+
+fn local(lake: &str, folder: std::path::PathBuf) -> Result<Location> {
     let not_found = || Error::LakeNotFound {
         lake: lake.to_string(),
     };
@@ -35,14 +136,221 @@ pub fn open(lake: &str) -> Result<Location> {
     if !folder.is_dir() {
         return Err(not_found());
     }
-    let root = Path::from_absolute_path(&folder).map_err(|e| Error::Storage {
-        lake: lake.to_string(),
-        source: e.into(),
-    })?;
+    let root = Path::from_absolute_path(&folder).map_err(|e| storage_error(lake, &e.into(), ""))?;
     Ok(Location {
         store: Arc::new(LocalFileSystem::new()),
         store_url: ObjectStoreUrl::local_filesystem(),
         root,
         display_prefix: "/".to_string(),
+        credentials: "local files".to_string(),
     })
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A GCS bucket, with credentials found as Google's own tools find them: a service account
+/// (`GOOGLE_APPLICATION_CREDENTIALS` or `GOOGLE_SERVICE_ACCOUNT`), the gcloud application-default
+/// credentials file, else the metadata server. `STORAGE_EMULATOR_HOST`, as in Google's client
+/// libraries, points at an emulator and sends no credentials.
+fn gcs(bucket: &str, options: &StorageOptions) -> Made {
+    let emulator = env("STORAGE_EMULATOR_HOST").map(|host| {
+        if host.contains("://") {
+            host
+        } else {
+            format!("http://{host}")
+        }
+    });
+    let endpoint = options.endpoint.clone().or(emulator.clone());
+    let base = endpoint.clone().unwrap_or_else(|| GCS_ENDPOINT.to_string());
+    let base = Url::parse(&base).map_err(|e| {
+        let source = format!("the endpoint '{base}' is not a URL: {e}").into();
+        (
+            object_store::Error::Generic {
+                store: "GCS",
+                source,
+            },
+            String::new(),
+        )
+    })?;
+    let anonymous = options.anonymous || (emulator.is_some() && options.endpoint.is_none());
+    let described = if anonymous {
+        let why = if options.anonymous {
+            "--anonymous"
+        } else {
+            "STORAGE_EMULATOR_HOST is set"
+        };
+        format!("none (anonymous: {why})")
+    } else {
+        gcs_credential_source()
+    };
+    let hint = format!(
+        "credentials used: {described}. To use others, set GOOGLE_APPLICATION_CREDENTIALS to a \
+         service-account key file, run `gcloud auth application-default login`, or pass \
+         --anonymous for a public bucket"
+    );
+    let fail = |e| (e, hint.clone());
+    let credentials = match anonymous {
+        true => None,
+        false => Some(
+            GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|e| {
+                    fail(object_store::Error::Unauthenticated {
+                        path: String::new(),
+                        source: Box::new(e),
+                    })
+                })?
+                .credentials()
+                .clone(),
+        ),
+    };
+    let store = Gcs::new(
+        base,
+        bucket.to_string(),
+        credentials,
+        options.timeout,
+        options.retries,
+    )
+    .map_err(fail)?;
+    Ok((Arc::new(store), hint))
+}
+
+/// Which GCS credential source object_store's builder will take, in its order.
+fn gcs_credential_source() -> String {
+    for var in [
+        "GOOGLE_SERVICE_ACCOUNT",
+        "GOOGLE_SERVICE_ACCOUNT_PATH",
+        "SERVICE_ACCOUNT",
+        "GOOGLE_SERVICE_ACCOUNT_KEY",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    ] {
+        if let Some(value) = env(var) {
+            return if var.ends_with("_KEY") {
+                format!("the service-account key in {var}")
+            } else {
+                format!("the key file in {var} ({value})")
+            };
+        }
+    }
+    let adc = dirs::home_dir()
+        .map(|home| home.join(".config/gcloud/application_default_credentials.json"))
+        .filter(|path| path.is_file());
+    match adc {
+        Some(path) => format!(
+            "gcloud application-default credentials ({})",
+            path.display()
+        ),
+        None => "the GCE metadata server (no GOOGLE_APPLICATION_CREDENTIALS and no gcloud \
+                 application-default login on this machine)"
+            .to_string(),
+    }
+}
+
+/// An S3 bucket, with the standard AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`), else a profile in `~/.aws/credentials`
+/// (`AWS_PROFILE`, default `default`), else the instance metadata service.
+fn s3(bucket: &str, options: &StorageOptions) -> Made {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_client_options(
+            ClientOptions::new()
+                .with_timeout(options.timeout)
+                .with_connect_timeout(options.timeout.min(Duration::from_secs(10)))
+                .with_allow_http(true),
+        )
+        .with_retry(RetryConfig {
+            max_retries: options.retries,
+            retry_timeout: options.timeout * (options.retries as u32 + 1),
+            ..RetryConfig::default()
+        });
+    if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
+        builder =
+            builder.with_region(profile_value("config", "region").unwrap_or("us-east-1".into()));
+    }
+    let endpoint = options.endpoint.clone().or(env("AWS_ENDPOINT_URL"));
+    if let Some(endpoint) = endpoint {
+        // Emulators and MinIO serve buckets as paths, not as host names.
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_virtual_hosted_style_request(false);
+    }
+    let described = if options.anonymous {
+        builder = builder.with_skip_signature(true);
+        "none (anonymous: --anonymous)".to_string()
+    } else if env("AWS_ACCESS_KEY_ID").is_some() {
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment".to_string()
+    } else if let (Some(key), Some(secret)) = (
+        profile_value("credentials", "aws_access_key_id"),
+        profile_value("credentials", "aws_secret_access_key"),
+    ) {
+        builder = builder
+            .with_access_key_id(key)
+            .with_secret_access_key(secret);
+        if let Some(token) = profile_value("credentials", "aws_session_token") {
+            builder = builder.with_token(token);
+        }
+        format!("profile '{}' in ~/.aws/credentials", aws_profile())
+    } else {
+        "the instance metadata service (no AWS_ACCESS_KEY_ID and no ~/.aws/credentials profile)"
+            .to_string()
+    };
+    let hint = format!(
+        "credentials used: {described}. To use others, set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass --anonymous for a public bucket"
+    );
+    let store = builder.build().map_err(|e| (e, hint.clone()))?;
+    Ok((Arc::new(store), hint))
+}
+
+fn aws_profile() -> String {
+    env("AWS_PROFILE").unwrap_or_else(|| "default".to_string())
+}
+
+/// A key of the current profile in `~/.aws/credentials` or `~/.aws/config` (INI; in `config`,
+/// profiles other than `default` are headed `[profile NAME]`).
+fn profile_value(file: &str, key: &str) -> Option<String> {
+    let path = dirs::home_dir()?.join(".aws").join(file);
+    let text = std::fs::read_to_string(path).ok()?;
+    let profile = aws_profile();
+    let headers = [format!("[{profile}]"), format!("[profile {profile}]")];
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = headers.iter().any(|h| h == line);
+        } else if inside
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return Some(v.trim().to_string());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_their_store() {
+        let options = StorageOptions {
+            anonymous: true,
+            endpoint: Some("http://127.0.0.1:1".into()),
+            ..StorageOptions::default()
+        };
+        let gs = open("gs://bucket/some/prefix/", &options).unwrap();
+        assert_eq!(gs.root, Path::from("some/prefix"));
+        assert_eq!(gs.display_prefix, "gs://bucket/");
+        assert_eq!(gs.store_url.as_str(), "gs://bucket/");
+        let s3 = open("s3://bucket", &options).unwrap();
+        assert_eq!(s3.root, Path::from(""));
+        assert_eq!(s3.store_url.as_str(), "s3://bucket/");
+        for bad in ["gs:///x", "ftp://host/x"] {
+            let err = open(bad, &options).err().unwrap();
+            assert!(matches!(err, Error::Usage { .. }), "{bad}: {err}");
+        }
+    }
 }

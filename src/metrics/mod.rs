@@ -267,8 +267,11 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
                 });
             }
         };
+        if let Some(failure) = lake.storage_failure(&first) {
+            return Err(failure);
+        }
         let error = Error::Query(first).under_memory_limit(config.memory_limit.as_ref());
-        let found = unreadable_files(&lake, &planned.files, &columns).await;
+        let found = unreadable_files(&lake, &planned.files, &columns).await?;
         if found.is_empty() {
             return Err(error);
         }
@@ -285,14 +288,14 @@ pub async fn unreadable_files<'a>(
     lake: &Lake,
     files: &'a [FileReport],
     columns: &Columns<'_>,
-) -> Vec<(&'a FileReport, String)> {
+) -> Result<Vec<(&'a FileReport, String)>> {
     let mut bad = Vec::new();
     for report in files {
-        if let Err(reason) = scan_file(lake, report, columns).await {
+        if let Err(reason) = scan_file(lake, report, columns).await? {
             bad.push((report, reason));
         }
     }
-    bad
+    Ok(bad)
 }
 
 /// Plans `query` over `lake`; every file the rows read is checked first ([`register_events`]).

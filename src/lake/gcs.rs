@@ -1,0 +1,467 @@
+//! Google Cloud Storage through its JSON API: listing by prefix (with or without a delimiter),
+//! ranged reads, and simple uploads, each request with a timeout and retried with backoff on
+//! 429, 5xx and network failures.
+//!
+//! object_store's own GCS client speaks the XML API, which GCS emulators do not serve; its
+//! credential providers (service account, application-default credentials, metadata server) are
+//! used here as they are.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use object_store::gcp::GcpCredentialProvider;
+use object_store::path::Path;
+use object_store::{
+    Attributes, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use url::Url;
+
+const STORE: &str = "GCS";
+
+/// A bucket, reached at `base` (Google's endpoint, an emulator, or a private endpoint).
+#[derive(Debug, Clone)]
+pub struct Gcs {
+    http: reqwest::Client,
+    base: Url,
+    bucket: String,
+    /// None: anonymous, for public buckets and emulators.
+    credentials: Option<GcpCredentialProvider>,
+    retries: usize,
+}
+
+impl std::fmt::Display for Gcs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GCS(gs://{} at {})", self.bucket, self.base)
+    }
+}
+
+/// A failed request, in words: method, URL (never a credential), and what came back.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RequestError(String);
+
+fn generic(message: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: STORE,
+        source: Box::new(RequestError(message)),
+    }
+}
+
+/// One object as the JSON API lists it.
+#[derive(serde::Deserialize)]
+struct Item {
+    name: String,
+    /// The JSON API sends sizes as strings.
+    size: String,
+    updated: Option<DateTime<Utc>>,
+    etag: Option<String>,
+    generation: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    #[serde(default)]
+    items: Vec<Item>,
+    #[serde(default)]
+    prefixes: Vec<String>,
+    next_page_token: Option<String>,
+}
+
+impl Item {
+    fn into_meta(self) -> object_store::Result<ObjectMeta> {
+        let size = self.size.parse().map_err(|_| {
+            generic(format!(
+                "object {} has a size that is not a number: {}",
+                self.name, self.size
+            ))
+        })?;
+        Ok(ObjectMeta {
+            location: Path::from(self.name),
+            last_modified: self.updated.unwrap_or_default(),
+            size,
+            e_tag: self.etag,
+            version: self.generation,
+        })
+    }
+}
+
+impl Gcs {
+    pub fn new(
+        base: Url,
+        bucket: String,
+        credentials: Option<GcpCredentialProvider>,
+        timeout: Duration,
+        retries: usize,
+    ) -> object_store::Result<Gcs> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| generic(format!("cannot make an HTTP client: {e}")))?;
+        Ok(Gcs {
+            http,
+            base,
+            bucket,
+            credentials,
+            retries,
+        })
+    }
+
+    /// `{base}/{segments…}`, each segment escaped (an object name's `/` included).
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("an http(s) endpoint has a path")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    fn object_url(&self, location: &Path) -> Url {
+        self.url(&["storage", "v1", "b", &self.bucket, "o", location.as_ref()])
+    }
+
+    /// Sends the request `build` makes, with the bearer token, retrying 429, 5xx, timeouts and
+    /// failed connections with exponential backoff. Any other failure status is mapped to the
+    /// object_store error a caller can act on (not found, permission denied, …).
+    async fn send(
+        &self,
+        location: &Path,
+        build: impl Fn() -> RequestBuilder,
+    ) -> object_store::Result<Response> {
+        let mut attempt = 0;
+        loop {
+            let mut request = build();
+            if let Some(credentials) = &self.credentials {
+                let token = credentials.get_credential().await.map_err(|e| {
+                    object_store::Error::Unauthenticated {
+                        path: location.to_string(),
+                        source: Box::new(RequestError(format!("no access token: {e}"))),
+                    }
+                })?;
+                if !token.bearer.is_empty() {
+                    request = request.bearer_auth(&token.bearer);
+                }
+            }
+            let request = request
+                .build()
+                .map_err(|e| generic(format!("cannot make a request: {e}")))?;
+            let what = format!("{} {}", request.method(), request.url());
+            let outcome = self.http.execute(request).await;
+            let retry = match &outcome {
+                Ok(response) => {
+                    let status = response.status();
+                    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+                }
+                Err(e) => e.is_timeout() || e.is_connect() || e.is_request() || e.is_body(),
+            };
+            if retry && attempt < self.retries {
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            let tries = attempt + 1;
+            return match outcome {
+                Ok(response) if response.status().is_success() => Ok(response),
+                Ok(response) => Err(status_error(location, &what, tries, response).await),
+                Err(e) => Err(generic(format!(
+                    "{what} failed after {tries} attempt(s): {}",
+                    chain(&e)
+                ))),
+            };
+        }
+    }
+
+    /// One page of a listing.
+    async fn page(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+        token: Option<&str>,
+    ) -> object_store::Result<Page> {
+        let mut url = self.url(&["storage", "v1", "b", &self.bucket, "o"]);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("prefix", prefix);
+            if delimiter {
+                query.append_pair("delimiter", "/");
+            }
+            if let Some(token) = token {
+                query.append_pair("pageToken", token);
+            }
+        }
+        let response = self
+            .send(&Path::from(prefix), || self.http.get(url.clone()))
+            .await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| generic(format!("listing {prefix} was cut off: {}", chain(&e))))?;
+        serde_json::from_slice(&body).map_err(|e| {
+            generic(format!(
+                "listing {prefix}: the server's answer is not a listing: {e}"
+            ))
+        })
+    }
+
+    /// Every page of a listing, in order.
+    fn pages(
+        &self,
+        prefix: Option<&Path>,
+        delimiter: bool,
+    ) -> BoxStream<'_, object_store::Result<Page>> {
+        let prefix = match prefix {
+            Some(p) if !p.as_ref().is_empty() => format!("{p}/"),
+            _ => String::new(),
+        };
+        stream::try_unfold(Some(None::<String>), move |state| {
+            let prefix = prefix.clone();
+            async move {
+                let Some(token) = state else {
+                    return Ok(None);
+                };
+                let page = self.page(&prefix, delimiter, token.as_deref()).await?;
+                let next = page.next_page_token.clone().map(Some);
+                Ok(Some((page, next)))
+            }
+        })
+        .boxed()
+    }
+}
+
+fn backoff(attempt: usize) -> Duration {
+    Duration::from_millis(100 << attempt.min(6))
+}
+
+/// An error and its causes, joined (reqwest names the URL, its causes say what went wrong).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn status_error(
+    location: &Path,
+    what: &str,
+    tries: usize,
+    response: Response,
+) -> object_store::Error {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let body: String = body.trim().chars().take(300).collect();
+    let source = Box::new(RequestError(format!(
+        "{what} returned {status} after {tries} attempt(s): {body}"
+    )));
+    let path = location.to_string();
+    match status {
+        StatusCode::NOT_FOUND => object_store::Error::NotFound { path, source },
+        StatusCode::UNAUTHORIZED => object_store::Error::Unauthenticated { path, source },
+        StatusCode::FORBIDDEN => object_store::Error::PermissionDenied { path, source },
+        _ => object_store::Error::Generic {
+            store: STORE,
+            source,
+        },
+    }
+}
+
+fn not_supported(operation: &str) -> object_store::Error {
+    object_store::Error::NotImplemented {
+        operation: operation.to_string(),
+        implementer: STORE.to_string(),
+    }
+}
+
+/// `bytes a-b/total` → (a..b+1, total).
+fn content_range(response: &Response) -> Option<(Range<u64>, u64)> {
+    let value = response.headers().get("content-range")?.to_str().ok()?;
+    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
+    Some((start..end + 1, total.parse().ok()?))
+}
+
+#[async_trait]
+impl ObjectStore for Gcs {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        _opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let body = Bytes::from(payload);
+        let mut url = self.url(&["upload", "storage", "v1", "b", &self.bucket, "o"]);
+        url.query_pairs_mut()
+            .append_pair("uploadType", "media")
+            .append_pair("name", location.as_ref());
+        let response = self
+            .send(location, || {
+                self.http
+                    .request(Method::POST, url.clone())
+                    .header("content-type", "application/octet-stream")
+                    .body(body.clone())
+            })
+            .await?;
+        let body = response.bytes().await.unwrap_or_default();
+        let item: Option<Item> = serde_json::from_slice(&body).ok();
+        Ok(PutResult {
+            e_tag: item.as_ref().and_then(|i| i.etag.clone()),
+            version: item.and_then(|i| i.generation),
+        })
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        _location: &Path,
+        _opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        Err(not_supported("put_multipart"))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        if options.head {
+            let response = self
+                .send(location, || self.http.get(self.object_url(location)))
+                .await?;
+            let body = response.bytes().await.unwrap_or_default();
+            let item: Item = serde_json::from_slice(&body).map_err(|e| {
+                generic(format!(
+                    "{location}: the server's answer is not object metadata: {e}"
+                ))
+            })?;
+            let meta = item.into_meta()?;
+            return Ok(GetResult {
+                range: 0..meta.size,
+                meta,
+                payload: GetResultPayload::Stream(stream::empty().boxed()),
+                attributes: Attributes::default(),
+            });
+        }
+        let range = match &options.range {
+            None => None,
+            Some(GetRange::Bounded(r)) if r.is_empty() => {
+                return Err(generic(format!("{location}: an empty range was asked for")));
+            }
+            Some(GetRange::Bounded(r)) => Some(format!("bytes={}-{}", r.start, r.end - 1)),
+            Some(GetRange::Offset(o)) => Some(format!("bytes={o}-")),
+            Some(GetRange::Suffix(n)) => Some(format!("bytes=-{n}")),
+        };
+        let mut url = self.object_url(location);
+        url.query_pairs_mut().append_pair("alt", "media");
+        let response = self
+            .send(location, || {
+                let request = self.http.get(url.clone());
+                match &range {
+                    Some(range) => request.header("range", range),
+                    None => request,
+                }
+            })
+            .await?;
+        let length = response.content_length();
+        let (range, size) = match (content_range(&response), length) {
+            (Some((range, size)), _) => (range, size),
+            (None, Some(length)) => (0..length, length),
+            (None, None) => {
+                return Err(generic(format!(
+                    "{location}: the server did not say how long it is"
+                )));
+            }
+        };
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let meta = ObjectMeta {
+            location: location.clone(),
+            last_modified: header("last-modified")
+                .and_then(|v| DateTime::parse_from_rfc2822(&v).ok())
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or_default(),
+            size,
+            e_tag: header("etag"),
+            version: header("x-goog-generation"),
+        };
+        let path = location.to_string();
+        let body = response
+            .bytes_stream()
+            .map_err(move |e| generic(format!("reading {path} was cut off: {}", chain(&e))))
+            .boxed();
+        Ok(GetResult {
+            payload: GetResultPayload::Stream(body),
+            meta,
+            range,
+            attributes: Attributes::default(),
+        })
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        locations.map(|_| Err(not_supported("delete"))).boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        // The stream outlives `self`'s borrow, so it lists with a copy of the client.
+        let gcs = self.clone();
+        let prefix = prefix.cloned();
+        stream::once(async move {
+            let pages: Vec<Page> = gcs.pages(prefix.as_ref(), false).try_collect().await?;
+            let items: Vec<object_store::Result<ObjectMeta>> = pages
+                .into_iter()
+                .flat_map(|p| p.items)
+                // `folder/` placeholders that consoles make are not files.
+                .filter(|i| !i.name.ends_with('/'))
+                .map(Item::into_meta)
+                .collect();
+            Ok::<_, object_store::Error>(stream::iter(items))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        let pages: Vec<Page> = self.pages(prefix, true).try_collect().await?;
+        let mut result = ListResult {
+            common_prefixes: Vec::new(),
+            objects: Vec::new(),
+        };
+        for page in pages {
+            result
+                .common_prefixes
+                .extend(page.prefixes.iter().map(|p| Path::from(p.as_str())));
+            for item in page.items.into_iter().filter(|i| !i.name.ends_with('/')) {
+                result.objects.push(item.into_meta()?);
+            }
+        }
+        Ok(result)
+    }
+
+    async fn copy_opts(
+        &self,
+        _from: &Path,
+        _to: &Path,
+        _options: CopyOptions,
+    ) -> object_store::Result<()> {
+        Err(not_supported("copy"))
+    }
+}

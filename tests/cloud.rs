@@ -1,0 +1,632 @@
+//! Lakes in buckets, on real servers started here on free loopback ports: a GCS JSON-API server
+//! (gcp-storage-emulator) and an S3 server (moto), both from PyPI (`.ci/test-tools.sh`). The same
+//! numbers as the same lake on local disk, only the needed days listed (counted in the server's
+//! request log), and storage failures reported with exit 3, never a hang or a wrong number.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+
+use crate::util::{Run, Workdir, active, day, read_lake_rows};
+
+/// The virtualenv holding the servers, installed on first use.
+fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/test-tools.sh");
+        let out = Command::new("bash").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "installing the test servers failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A storage server, killed when dropped. Both servers log one line per request.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(program: &str, args: &[&str], port: u16, log: PathBuf) -> Server {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(venv().join("bin").join(program))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let server = Server { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{program} did not start: {}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// A GCS server with an empty bucket `lake`.
+    fn gcs(work: &Workdir) -> Server {
+        let port = free_port();
+        let args = ["start", "--host", "127.0.0.1", "--port", &port.to_string()];
+        let args = [&args[..], &["--default-bucket", "lake", "--in-memory"]].concat();
+        Server::start("gcp-storage-emulator", &args, port, work.join("gcs.log"))
+    }
+
+    /// An S3 server with an empty bucket `lake`.
+    fn s3(work: &Workdir) -> Server {
+        let port = free_port();
+        let server = Server::start(
+            "moto_server",
+            &["-H", "127.0.0.1", "-p", &port.to_string()],
+            port,
+            work.join("s3.log"),
+        );
+        let made = Command::new("curl")
+            .args(["-sf", "-X", "PUT", &format!("{}/lake", server.endpoint())])
+            .status()
+            .unwrap();
+        assert!(made.success(), "cannot make the S3 bucket");
+        server
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The request lines logged so far (`GET /storage/v1/b/lake/o?prefix=… HTTP/1.1`).
+    fn requests(&self) -> Vec<String> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| l.split('"').nth(1))
+            .filter(|r| r.ends_with("HTTP/1.1") || r.ends_with("HTTP/1.0"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Sends a signal to the server (`-STOP`, `-CONT`, `-KILL`).
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How `dau` reaches each kind of server: flags and environment.
+struct Access {
+    flags: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Access {
+    fn gcs(server: &Server) -> Access {
+        Access {
+            flags: vec!["--endpoint".into(), server.endpoint(), "--anonymous".into()],
+            env: vec![],
+        }
+    }
+
+    fn s3(server: &Server) -> Access {
+        Access {
+            flags: vec!["--endpoint".into(), server.endpoint()],
+            env: vec![
+                ("AWS_ACCESS_KEY_ID", "test".into()),
+                ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ],
+        }
+    }
+
+    fn command(&self, work: &Workdir, args: &[&str]) -> Command {
+        let mut command = work.command(args);
+        command.args(&self.flags);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    fn run(&self, work: &Workdir, args: &[&str]) -> Run {
+        let out = self.command(work, args).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+}
+
+/// Makes the same generated lake in the bucket (through the server's API) and on local disk.
+fn gen_both(work: &Workdir, access: &Access, url: &str, local: &str, shape: &[&str]) {
+    let remote = access.run(work, &[&["gen", "--out", url], shape].concat());
+    assert_eq!(remote.code, 0, "{}", remote.stderr);
+    let here = work.run(&[&["gen", "--out", local], shape].concat());
+    assert_eq!(here.code, 0, "{}", here.stderr);
+}
+
+/// Every metric, every SQL table function and `dau check` give on the bucket exactly what they
+/// give on local disk, and DAU equals the brute-force oracle.
+fn same_numbers_as_on_disk(work: &Workdir, access: &Access, url: &str) {
+    let shape = [
+        "--users",
+        "3000",
+        "--days",
+        "45",
+        "--start",
+        "2024-05-01",
+        "--files-per-day",
+        "3",
+    ];
+    gen_both(work, access, url, "local", &shape);
+    let range = [
+        "--from",
+        "2024-05-10",
+        "--to",
+        "2024-06-14",
+        "--format",
+        "csv",
+    ];
+    let metrics: [&[&str]; 8] = [
+        &["dau"],
+        &["wau"],
+        &["mau"],
+        &["wau", "--calendar"],
+        &["mau", "--calendar"],
+        &["opens"],
+        &["stickiness"],
+        &["user-days"],
+    ];
+    for metric in metrics {
+        let args = [&["query"], metric, &range[..]].concat();
+        let remote = access.run(work, &[&args[..], &["--lake", url]].concat());
+        let local = work.run(&[&args[..], &["--lake", "local"]].concat());
+        assert_eq!(remote.code, 0, "{metric:?}: {}", remote.stderr);
+        assert!(
+            remote.stdout.lines().count() > 1,
+            "{metric:?}: {}",
+            remote.stdout
+        );
+        assert_eq!(remote.stdout, local.stdout, "{metric:?}");
+        assert_eq!(
+            remote.stderr.replace(url, "local"),
+            local.stderr,
+            "{metric:?}"
+        );
+    }
+
+    let rows = read_lake_rows(&work.join("local"));
+    let oracle: BTreeMap<NaiveDate, Option<u64>> = active(&rows)
+        .into_iter()
+        .filter(|(d, _)| (day("2024-05-10")..=day("2024-06-14")).contains(d))
+        .map(|(d, users)| (d, Some(users.len() as u64)))
+        .collect();
+    let dau = access.run(
+        work,
+        &[&["query", "dau", "--lake", url], &range[..]].concat(),
+    );
+    assert_eq!(dau.series(), oracle);
+
+    let sql = "SELECT * FROM mau('2024-06-01', '2024-06-14') ORDER BY date";
+    let remote = access.run(work, &["sql", "--lake", url, "--format", "csv", "-c", sql]);
+    let local = work.run(&["sql", "--lake", "local", "--format", "csv", "-c", sql]);
+    assert_eq!(remote.code, 0, "{}", remote.stderr);
+    assert_eq!(remote.stdout, local.stdout);
+
+    let check = access.run(work, &["check", "--lake", url, "--format", "json"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["problems"], 0);
+    assert_eq!(report["days"].as_array().unwrap().len(), 45);
+}
+
+#[test]
+fn a_gcs_lake_gives_the_numbers_of_the_same_lake_on_disk() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    same_numbers_as_on_disk(&work, &Access::gcs(&server), "gs://lake/events/app_opens");
+}
+
+#[test]
+fn an_s3_lake_gives_the_numbers_of_the_same_lake_on_disk() {
+    let work = Workdir::new();
+    let server = Server::s3(&work);
+    same_numbers_as_on_disk(&work, &Access::s3(&server), "s3://lake/events");
+}
+
+#[test]
+fn the_emulator_variable_points_dau_at_a_gcs_emulator_as_google_clients_do() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let emulator = (
+        "STORAGE_EMULATOR_HOST",
+        format!("127.0.0.1:{}", server.port),
+    );
+    let access = Access {
+        flags: vec![],
+        env: vec![emulator],
+    };
+    let made = access.run(&work, &["gen", "--out", "gs://lake/x", "--days", "3"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let run = access.run(
+        &work,
+        &["query", "dau", "--lake", "gs://lake/x", "--format", "csv"],
+    );
+    assert_eq!(run.csv().len(), 4, "{}", run.stdout);
+}
+
+/// Requests since `before` that list (`…/o?prefix=`) and that read objects (`alt=media`).
+fn counted(server: &Server, before: usize) -> (usize, usize) {
+    let requests = server.requests();
+    let new = &requests[before..];
+    let lists = new.iter().filter(|r| r.contains("/o?prefix=")).count();
+    let reads = new.iter().filter(|r| r.contains("alt=media")).count();
+    (lists, reads)
+}
+
+#[test]
+fn a_week_of_a_three_year_lake_lists_about_a_week_of_prefixes() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let access = Access::gcs(&server);
+    for layout in ["date", "nested"] {
+        let url = format!("gs://lake/{layout}");
+        let local = format!("local-{layout}");
+        let shape = [
+            "--users",
+            "40",
+            "--days",
+            "1096",
+            "--start",
+            "2023-01-01",
+            "--layout",
+            layout,
+        ];
+        gen_both(&work, &access, &url, &local, &shape);
+
+        let week = [
+            "--from",
+            "2024-06-10",
+            "--to",
+            "2024-06-16",
+            "--format",
+            "csv",
+        ];
+        let before = server.requests().len();
+        let dau = access.run(
+            &work,
+            &[&["query", "dau", "--lake", &url], &week[..]].concat(),
+        );
+        let (lists, reads) = counted(&server, before);
+        // Every day has a partition; a day without events is a real 0.
+        let active = active(&read_lake_rows(&work.join(&local)));
+        let oracle: BTreeMap<NaiveDate, Option<u64>> = (10..=16)
+            .map(|d| day(&format!("2024-06-{d}")))
+            .map(|d| {
+                (
+                    d,
+                    Some(active.get(&d).map_or(0, |users| users.len() as u64)),
+                )
+            })
+            .collect();
+        assert_eq!(dau.series(), oracle, "{layout}");
+        // The root (and for nested folders the years, the months around the week and the
+        // first and last month), then one listing per day: never one per day of the lake.
+        let most = if layout == "date" {
+            1 + 7
+        } else {
+            1 + 2 + 6 + 7
+        };
+        assert!(lists <= most, "{layout}: {lists} list requests for a week");
+        // One file a day: its footer, then its data, in a few ranged reads.
+        assert!(reads <= 7 * 4, "{layout}: {reads} reads for a week");
+
+        // A trailing-30-day MAU of the week reads the 29 days before it too, and no more.
+        let before = server.requests().len();
+        let mau = access.run(
+            &work,
+            &[&["query", "mau", "--lake", &url], &week[..]].concat(),
+        );
+        assert_eq!(mau.code, 0, "{}", mau.stderr);
+        let (lists, _) = counted(&server, before);
+        assert!(
+            lists <= most + 29,
+            "{layout}: {lists} list requests for a week of MAU"
+        );
+    }
+}
+
+#[test]
+fn a_missing_bucket_or_an_unreachable_endpoint_is_exit_3_and_quick() {
+    let work = Workdir::new();
+    let gcs = Server::gcs(&work);
+    let s3 = Server::s3(&work);
+    for (access, url) in [
+        (Access::gcs(&gcs), "gs://no-such-bucket/events"),
+        (Access::s3(&s3), "s3://no-such-bucket/events"),
+    ] {
+        let run = access.run(&work, &["query", "dau", "--lake", url, "--retries", "1"]);
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("lake not found ({url})")),
+            "{}",
+            run.stderr
+        );
+    }
+
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    for url in ["gs://lake/events", "s3://lake/events"] {
+        let started = Instant::now();
+        let run = work.run(&[
+            "query",
+            "dau",
+            "--lake",
+            url,
+            "--endpoint",
+            &nobody,
+            "--anonymous",
+        ]);
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("cannot read the lake ({url})")),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("check that the endpoint is reachable"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{url}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// A lake big enough that a query makes many requests after its first data read.
+fn many_files(work: &Workdir, access: &Access, url: &str) {
+    let shape = ["--users", "2000", "--days", "30", "--files-per-day", "4"];
+    let made = access.run(work, &[&["gen", "--out", url], &shape[..]].concat());
+    assert_eq!(made.code, 0, "{}", made.stderr);
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test when it hangs.
+fn wait(mut child: Child, limit: Duration) -> Run {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dau hung for more than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn a_server_that_dies_mid_query_is_exit_3_with_no_number() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let access = Access::gcs(&server);
+    many_files(&work, &access, "gs://lake/big");
+    let before = server.requests().len();
+    let child = access
+        .command(
+            &work,
+            &[
+                "query",
+                "dau",
+                "--lake",
+                "gs://lake/big",
+                "--timeout",
+                "5",
+                "--retries",
+                "1",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server as soon as dau reads its first data (footers are read before any data).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server.requests()[before..]
+        .iter()
+        .any(|r| r.contains("alt=media"))
+    {
+        assert!(Instant::now() < deadline, "dau never read a file");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.signal("-KILL");
+    let run = wait(child, Duration::from_secs(60));
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read the lake (gs://lake/big)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("bad data file"), "{}", run.stderr);
+    assert_eq!(run.stdout, "", "no number is printed");
+}
+
+#[test]
+fn a_server_that_stops_answering_times_out_instead_of_hanging() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let access = Access::gcs(&server);
+    many_files(&work, &access, "gs://lake/big");
+    server.signal("-STOP");
+    let started = Instant::now();
+    let child = access
+        .command(
+            &work,
+            &[
+                "query",
+                "dau",
+                "--lake",
+                "gs://lake/big",
+                "--timeout",
+                "1",
+                "--retries",
+                "1",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = wait(child, Duration::from_secs(30));
+    server.signal("-CONT");
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot read the lake (gs://lake/big)"),
+        "{}",
+        run.stderr
+    );
+    // Two attempts (--retries 1) of one second each, and a short backoff between them.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_credential_the_server_refuses_is_named_with_how_to_change_it() {
+    let work = Workdir::new();
+    // moto checks signatures and keys when told to authenticate every request.
+    let port = free_port();
+    let mut server = Server::s3(&work);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let file = std::fs::File::create(work.join("s3-auth.log")).unwrap();
+    server.child = Command::new(venv().join("bin/moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    server.port = port;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
+    let run = work
+        .command(&[
+            "query",
+            "dau",
+            "--lake",
+            "s3://lake/events",
+            "--retries",
+            "0",
+        ])
+        .args(["--endpoint", &server.endpoint()])
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "credentials used: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("AWS_PROFILE, or pass --anonymous"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(secret), "the secret leaked: {stderr}");
+}
+
+#[test]
+fn a_gcs_key_file_that_cannot_sign_is_named_and_never_shown() {
+    let work = Workdir::new();
+    let key =
+        "-----BEGIN PRIVATE KEY-----\nTk9UQUtFWU5PVEFLRVlOT1RBS0VZ\n-----END PRIVATE KEY-----\n";
+    let account = serde_json::json!({
+        "type": "service_account",
+        "project_id": "dau-test",
+        "private_key_id": "0123456789abcdef",
+        "private_key": key,
+        "client_email": "reader@dau-test.iam.gserviceaccount.com",
+    });
+    let path = work.join("service-account.json");
+    std::fs::write(&path, account.to_string()).unwrap();
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    for credentials in [path.clone(), work.join("missing.json")] {
+        let run = work
+            .command(&[
+                "query",
+                "dau",
+                "--lake",
+                "gs://lake/events",
+                "--retries",
+                "0",
+            ])
+            .args(["--endpoint", &nobody])
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &credentials)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(run.stderr).unwrap();
+        assert_eq!(run.status.code(), Some(3), "{stderr}");
+        let source = format!(
+            "credentials used: the key file in GOOGLE_APPLICATION_CREDENTIALS ({})",
+            credentials.display()
+        );
+        assert!(stderr.contains(&source), "{stderr}");
+        assert!(
+            stderr.contains("gcloud auth application-default login"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("Tk9UQUtFWU5PVEFLRVlOT1RBS0VZ"),
+            "the key leaked: {stderr}"
+        );
+    }
+}
