@@ -67,9 +67,19 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "DAU_RETRIES", value_name = "N")]
     pub retries: Option<usize>,
 
-    /// No progress bar on stderr
+    /// No progress bar on stderr (it shows when reading takes more than a second)
     #[arg(long, short, global = true, env = "DAU_QUIET")]
     pub quiet: bool,
+
+    /// Seconds of reading before the progress bar shows [default: 1]
+    #[arg(
+        long,
+        global = true,
+        env = "DAU_PROGRESS_AFTER",
+        value_name = "SECONDS",
+        hide = true
+    )]
+    pub progress_after: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,8 +27,8 @@ pub struct Config {
     pub memory_limit: Option<MemoryLimit>,
     /// How to reach a lake in a bucket.
     pub storage: StorageOptions,
-    /// No progress bar.
-    pub quiet: bool,
+    /// How long reading runs before a progress bar shows; None: never (`--quiet`).
+    pub progress_after: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -41,7 +41,7 @@ impl Default for Config {
             skip_bad_files: false,
             memory_limit: None,
             storage: StorageOptions::default(),
-            quiet: false,
+            progress_after: Some(std::time::Duration::from_secs(1)),
         }
     }
 }
@@ -133,18 +133,14 @@ impl Config {
             })?),
         };
         let defaults = StorageOptions::default();
-        let timeout = args.timeout.or(lake.timeout);
-        let timeout = match timeout {
+        let timeout = match args.timeout.or(lake.timeout) {
             None => defaults.timeout,
-            Some(seconds) => std::time::Duration::try_from_secs_f64(seconds)
-                .ok()
-                .filter(|t| !t.is_zero())
-                .ok_or_else(|| {
-                    Error::usage(
-                        format!("bad timeout {seconds} (--timeout, DAU_TIMEOUT or [lake] timeout)"),
-                        "give seconds greater than 0, e.g. 30",
-                    )
-                })?,
+            Some(s) => seconds(s, "--timeout, DAU_TIMEOUT or [lake] timeout")?,
+        };
+        let progress_after = match (args.quiet, args.progress_after) {
+            (true, _) => None,
+            (false, None) => Config::default().progress_after,
+            (false, Some(s)) => Some(seconds(s, "DAU_PROGRESS_AFTER")?),
         };
         let storage = StorageOptions {
             endpoint: args.endpoint.clone().or(lake.endpoint),
@@ -160,7 +156,7 @@ impl Config {
             skip_bad_files: args.skip_bad_files,
             memory_limit,
             storage,
-            quiet: args.quiet,
+            progress_after,
         })
     }
 
@@ -182,6 +178,19 @@ impl Config {
             )
         })
     }
+}
+
+/// A positive number of seconds, from the setting `what`.
+fn seconds(value: f64, what: &str) -> Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| {
+            Error::usage(
+                format!("bad number of seconds {value} ({what})"),
+                "give seconds greater than 0, e.g. 30",
+            )
+        })
 }
 
 fn load(path: &Path) -> Result<FileConfig> {

@@ -117,9 +117,17 @@ pub enum Error {
     )]
     ReadOnly,
 
+    /// A file's user ids are text where the table, typed by the newest day, has integers.
+    #[error(
+        "user ids are text in this file, integers in the newest day's files ({file}): `dau sql` \
+         types the table by the newest day; `dau query`, which reads every file first, counts \
+         such a lake"
+    )]
+    MixedIds { file: String },
+
     /// DataFusion failed while planning or running a query.
     #[error("query failed: {0}")]
-    Query(#[from] DataFusionError),
+    Query(DataFusionError),
 
     /// Reading or writing a local file failed.
     #[error("{what} ({}): {source}", path.display())]
@@ -130,7 +138,30 @@ pub enum Error {
     },
 }
 
+/// A DataFusion error, or one of ours that a table provider passed through DataFusion.
+impl From<DataFusionError> for Error {
+    fn from(error: DataFusionError) -> Self {
+        match error {
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(inner) => Error::Query(DataFusionError::External(inner)),
+            },
+            DataFusionError::Context(_, inner)
+                if matches!(*inner, DataFusionError::External(_)) =>
+            {
+                Error::from(*inner)
+            }
+            other => Error::Query(other),
+        }
+    }
+}
+
 impl Error {
+    /// Hands one of ours to DataFusion, from a table provider; [`From`] takes it back.
+    pub fn into_datafusion(self) -> DataFusionError {
+        DataFusionError::External(Box::new(self))
+    }
+
     pub fn usage(what: impl Into<String>, hint: impl Into<String>) -> Self {
         Error::Usage {
             what: what.into(),
@@ -157,6 +188,7 @@ impl Error {
             | Error::BadFile { .. }
             | Error::DateMismatch { .. }
             | Error::CheckFailed { .. }
+            | Error::MixedIds { .. }
             | Error::MissingColumn { .. } => 4,
             Error::Query(_) | Error::ReadOnly | Error::MemoryLimit { .. } | Error::Io { .. } => 1,
         }

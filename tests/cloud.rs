@@ -3,7 +3,7 @@
 //! numbers as the same lake on local disk, only the needed days listed (counted in the server's
 //! request log), and storage failures reported with exit 3, never a hang or a wrong number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -332,7 +332,13 @@ fn a_week_of_a_three_year_lake_lists_about_a_week_of_prefixes() {
         );
         let (lists, reads) = counted(&server, before);
         // Every day has a partition; a day without events is a real 0.
-        let active = active(&read_lake_rows(&work.join(&local)));
+        let rows = read_lake_rows(&work.join(&local));
+        let rows_of_week: Vec<_> = rows
+            .iter()
+            .filter(|r| (day("2024-06-10")..=day("2024-06-16")).contains(&r.0))
+            .copied()
+            .collect();
+        let active = active(&rows);
         let oracle: BTreeMap<NaiveDate, Option<u64>> = (10..=16)
             .map(|d| day(&format!("2024-06-{d}")))
             .map(|d| {
@@ -366,6 +372,30 @@ fn a_week_of_a_three_year_lake_lists_about_a_week_of_prefixes() {
             lists <= most + 29,
             "{layout}: {lists} list requests for a week of MAU"
         );
+
+        // `dau sql` starts on the newest day's footers, and a statement lists the days it reads.
+        let before = server.requests().len();
+        let statement = "SELECT COUNT(DISTINCT \"userId\") AS users FROM events \
+                         WHERE date BETWEEN '2024-06-10' AND '2024-06-16'";
+        let sql = access.run(
+            &work,
+            &["sql", "--lake", &url, "--format", "csv", "-c", statement],
+        );
+        let users: HashSet<u64> = rows_of_week.iter().map(|r| r.1).collect();
+        assert_eq!(
+            sql.stdout,
+            format!("users\n{}\n", users.len()),
+            "{}",
+            sql.stderr
+        );
+        let (lists, reads) = counted(&server, before);
+        // (Nested folders are walked whole, a listing per year and per month: 40 for 3 years.)
+        let walk = if layout == "date" { 1 } else { 1 + 3 + 37 };
+        assert!(
+            lists <= walk + 1 + 7,
+            "{layout}: {lists} list requests for a week in SQL"
+        );
+        assert!(reads <= 8 * 4, "{layout}: {reads} reads for a week in SQL");
     }
 }
 
@@ -629,4 +659,32 @@ fn a_gcs_key_file_that_cannot_sign_is_named_and_never_shown() {
             "the key leaked: {stderr}"
         );
     }
+}
+
+#[test]
+fn a_sql_session_lists_and_reads_footers_once() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let access = Access::gcs(&server);
+    let shape = ["--days", "10", "--files-per-day", "2"];
+    let made = access.run(
+        &work,
+        &[&["gen", "--out", "gs://lake/x"], &shape[..]].concat(),
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let statement = "SELECT * FROM mau('2024-06-05', '2024-06-10'); \
+                     SELECT COUNT(DISTINCT \"userId\") AS users FROM events;";
+    let mut counts = Vec::new();
+    for statements in [statement.to_string(), statement.repeat(2)] {
+        let before = server.requests().len();
+        let run = access.run(&work, &["sql", "--lake", "gs://lake/x", "-c", &statements]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        counts.push(counted(&server, before));
+    }
+    let ((lists, reads), (lists_twice, reads_twice)) = (counts[0], counts[1]);
+    assert_eq!(lists, 1 + 10, "the root, then each day once");
+    assert_eq!(lists_twice, lists, "nothing is listed again");
+    // The first time: every footer once (one request each), then the data; again: the data only.
+    assert_eq!(reads, 20 + 2 * 20, "{reads}");
+    assert_eq!(reads_twice - reads, 2 * 20, "{reads_twice}");
 }

@@ -384,3 +384,38 @@ fn no_input_file_is_ever_changed() {
     assert_eq!(w.run(&["check", "--lake", "lake"]).code, 4);
     assert_eq!(snapshot(&w.join("lake")), before);
 }
+
+// `dau sql` types ids by the newest day; text ids in an older day are named when a statement reads
+// that day, never counted under the wrong type.
+#[test]
+fn sql_names_text_ids_in_an_older_day() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let file = "lake/date=2024-06-05/part-7.parquet";
+    write_strings(&w.join(file), &["3", "x"]);
+    let sql = |filter: &str| {
+        let statement = format!("SELECT COUNT(DISTINCT userId) AS users FROM events {filter}");
+        w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", &statement])
+    };
+    let run = sql("");
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let stderr = w.redact(&run.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "user ids are text in this file, integers in the newest day's files ([DIR]/{file})"
+        )),
+        "{stderr}"
+    );
+    let run = sql("WHERE date >= '2024-06-06'");
+    let users: std::collections::HashSet<u64> = rows
+        .iter()
+        .filter(|r| r.0 >= day("2024-06-06"))
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(
+        run.stdout,
+        format!("users\n{}\n", users.len()),
+        "{}",
+        run.stderr
+    );
+}

@@ -74,3 +74,33 @@ fn a_session_at_the_prompt() {
     s.send_control('d').unwrap();
     s.exp_eof().unwrap();
 }
+
+#[test]
+fn a_progress_bar_shows_on_a_terminal_only() {
+    let w = Workdir::new();
+    let rows = random_rows(3, day("2024-06-01"), 10, 200);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let args = ["query", "dau", "--lake", "lake", "--format", "csv"];
+    // Shown at once instead of after a second, so that a small lake shows it.
+    let soon = ("DAU_PROGRESS_AFTER", "0.001");
+
+    let mut cmd = w.command(&args);
+    cmd.env(soon.0, soon.1).env("TERM", "xterm");
+    let mut s = spawn_command(cmd, Some(20_000)).unwrap();
+    s.exp_regex("reading .* [0-9]+/[0-9]+ files, [0-9.]+ [KMG]?i?B read")
+        .unwrap();
+    s.exp_string("2024-06-10,").unwrap();
+    s.exp_eof().unwrap();
+
+    let mut quiet = w.command(&[&args[..], &["--quiet"]].concat());
+    quiet.env(soon.0, soon.1).env("TERM", "xterm");
+    let mut s = spawn_command(quiet, Some(20_000)).unwrap();
+    let (before, _) = s.exp_string("2024-06-10,").map(|b| (b, ())).unwrap();
+    assert!(!before.contains(" files, "), "{before}");
+    s.exp_eof().unwrap();
+
+    let piped = w.command(&args).env(soon.0, soon.1).output().unwrap();
+    let stderr = String::from_utf8(piped.stderr).unwrap();
+    assert!(piped.status.success(), "{stderr}");
+    assert_eq!(stderr, "", "no progress on a pipe");
+}

@@ -110,7 +110,7 @@ pub async fn run(config: &Config, args: &CheckArgs) -> Result<()> {
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;
-    let lake = Lake::open(config.lake()?, &config.storage, from.zip(to)).await?;
+    let lake = Lake::open(config.lake()?, config, from.zip(to)).await?;
     let from = from.unwrap_or(lake.first_day());
     let to = to.unwrap_or(lake.last_day());
     check_order(from, to)?;
@@ -140,6 +140,7 @@ pub async fn examine(
     let columns = config.columns();
     let present: Vec<NaiveDate> = lake.days.range(from..=to).map(|(d, _)| *d).collect();
     let reports = inspect(lake, &present, &columns).await?;
+    let watch = lake.watch("checking", Some(reports.len()));
     let scans: Vec<Option<std::result::Result<FileScan, String>>> = stream::iter(&reports)
         .map(|r| async {
             match r.problem(&columns) {
@@ -152,6 +153,7 @@ pub async fn examine(
         .await
         .into_iter()
         .collect::<Result<_>>()?;
+    drop(watch);
 
     let mut per_day: BTreeMap<NaiveDate, DayReport> = present
         .iter()

@@ -46,7 +46,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
         timezone: config.timezone,
         ..Config::default()
     };
-    let lake = Arc::new(Lake::open(&lake_dir.to_string_lossy(), &config.storage, None).await?);
+    let lake = Arc::new(Lake::open(&lake_dir.to_string_lossy(), &config, None).await?);
     let (first, last) = (lake.first_day(), lake.last_day());
     eprintln!(
         "dau demo: {} sample lake of {DEMO_USERS} users over {DEMO_DAYS} days ({first} to {last}) in {}",

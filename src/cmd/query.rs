@@ -57,7 +57,7 @@ pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
         (Some(from), Some(to)) => Some(Query::new(args.metric, from, to, args.calendar)?.span()),
         _ => None,
     };
-    let lake = Arc::new(Lake::open(config.lake()?, &config.storage, near).await?);
+    let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
     let to = to.unwrap_or_else(|| lake.last_day());
     let from = from.unwrap_or_else(|| (to - Days::new(DEFAULT_DAYS - 1)).max(lake.first_day()));
     let query = Query::new(args.metric, from, to, args.calendar)?;

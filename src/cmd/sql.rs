@@ -23,10 +23,11 @@ use rustyline::{Context, Editor, Helper};
 
 use crate::config::Config;
 use crate::lake::Lake;
-use crate::lake::inspect::FileReport;
-use crate::metrics::{Metric, functions, register_events, session, unreadable_files};
+use crate::lake::table::EventsTable;
+use crate::metrics::{Metric, functions, session, unreadable_files};
 use crate::output::{self, Format, say};
 use crate::{Error, Result};
+use datafusion::catalog::TableProvider;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -77,8 +78,8 @@ struct Session<'a> {
     config: &'a Config,
     ctx: SessionContext,
     lake: Arc<Lake>,
-    /// The data files `events` reads.
-    files: Vec<FileReport>,
+    /// The `events` table, which reads a day's files when a statement first needs them.
+    events: Arc<EventsTable>,
     format: Format,
     output: Option<PathBuf>,
     timing: bool,
@@ -91,13 +92,14 @@ impl<'a> Session<'a> {
         format: Format,
         output: Option<PathBuf>,
     ) -> Result<Session<'a>> {
-        let ctx = session(config)?;
-        let (lake, files) = register_lake(&ctx, config, lake).await?;
+        let lake = Arc::new(Lake::open(lake, config, None).await?);
+        let ctx = session(config, Some(&lake))?;
+        let events = register_lake(&ctx, config, &lake).await?;
         Ok(Session {
             config,
             ctx,
             lake,
-            files,
+            events,
             format,
             output,
             timing: false,
@@ -129,7 +131,9 @@ impl<'a> Session<'a> {
                 0
             } else {
                 let stream = df.execute_stream().await?;
+                let watch = self.lake.watch("reading", None);
                 let written = output::write(stream, self.format, self.output.as_deref()).await;
+                drop(watch);
                 match written.map_err(|e| e.under_memory_limit(self.config.memory_limit.as_ref())) {
                     Err(Error::Query(e)) => return Err(self.blame_a_file(Error::Query(e)).await),
                     other => other?,
@@ -223,7 +227,8 @@ impl<'a> Session<'a> {
         {
             return failure;
         }
-        let bad = match unreadable_files(&self.lake, &self.files, &self.config.columns()).await {
+        let files = self.events.last_scan();
+        let bad = match unreadable_files(&self.lake, &files, &self.config.columns()).await {
             Ok(bad) => bad,
             Err(failure) => return failure,
         };
@@ -319,8 +324,9 @@ impl<'a> Session<'a> {
             ("\\o", file) => self.output = Some(PathBuf::from(file)),
             ("\\lake", url) if !url.is_empty() => {
                 let _ = self.ctx.deregister_table("events")?;
-                let (lake, files) = register_lake(&self.ctx, self.config, url).await?;
-                (self.lake, self.files) = (lake, files);
+                let lake = Arc::new(Lake::open(url, self.config, None).await?);
+                self.events = register_lake(&self.ctx, self.config, &lake).await?;
+                self.lake = lake;
                 eprintln!(
                     "now on {} ({} to {})",
                     self.lake.name,
@@ -345,7 +351,7 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// `\\d TABLE`: its columns; for `events`, also the days and files it covers.
+    /// `\\d TABLE`: its columns; for `events`, also the days it covers.
     async fn describe(&self, table: &str) -> Result<()> {
         let name = table.replace('\'', "''");
         self.show(&format!(
@@ -355,33 +361,30 @@ impl<'a> Session<'a> {
         .await?;
         if table == "events" {
             say(&format!(
-                "partitions: {} days from {} to {} ({}), {} data files",
+                "partitions: {} days from {} to {} ({}); a day's files are listed when a \
+                 statement first reads it",
                 self.lake.days.len(),
                 self.lake.first_day(),
                 self.lake.last_day(),
                 self.lake.layout,
-                self.files.len()
             ))?;
         }
         Ok(())
     }
 }
 
-/// Opens `lake` and registers its `events` table in `ctx`; returns the lake and its data files.
+/// Registers the `events` table of `lake` in `ctx` (reading only the newest day's footers now),
+/// and the metric table functions.
 async fn register_lake(
     ctx: &SessionContext,
     config: &Config,
-    lake: &str,
-) -> Result<(Arc<Lake>, Vec<FileReport>)> {
-    let lake = Arc::new(Lake::open(lake, &config.storage, None).await?);
-    let days: Vec<_> = lake.days.keys().copied().collect();
-    let events = register_events(ctx, &lake, config, &days, &Default::default()).await?;
-    for warning in &events.warnings {
-        eprintln!("dau: warning: {warning}");
-    }
-    let schema = ctx.table_provider("events").await?.schema();
-    functions::register(ctx, lake.clone(), config, schema);
-    Ok((lake, events.files))
+    lake: &Arc<Lake>,
+) -> Result<Arc<EventsTable>> {
+    let events = Arc::new(EventsTable::on_demand(lake.clone(), config).await?);
+    ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
+    ctx.register_table("events", events.clone())?;
+    functions::register(ctx, lake.clone(), config, events.schema());
+    Ok(events)
 }
 
 /// Completes the word before the cursor from a fixed list.
@@ -487,7 +490,7 @@ make session tables.
   \\q                quit (or Ctrl-D)
   \\?                this help
   \\d                tables and views
-  \\d TABLE          a table's columns (for events: its days and files)
+  \\d TABLE          a table's columns (for events: its days)
   \\metrics          the metrics `dau query` computes
   \\timing on|off    show rows and elapsed time after each statement
   \\format FORMAT    table, csv, json or ndjson

@@ -3,7 +3,7 @@
 //! files, a missing user column, ids of the wrong type and dates that disagree with the partition
 //! are found here, named, before any number is computed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use chrono::NaiveDate;
@@ -14,12 +14,13 @@ use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::{ProjectionMask, parquet_to_arrow_schema};
-use futures::{StreamExt, stream};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
+use futures::{StreamExt, TryStreamExt, stream};
 use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::Lake;
 use super::table::Columns;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Footers already read, by the file's path, size, etag and modification time: a file that
 /// changes is read again.
@@ -34,6 +35,9 @@ fn cache_key(meta: &ObjectMeta) -> String {
         meta.last_modified.timestamp_nanos_opt().unwrap_or(0)
     )
 }
+
+/// How many bytes at a file's end are read first, to get its footer in one request.
+const FOOTER_HINT: usize = 64 * 1024;
 
 /// How many footers are read at once.
 const CONCURRENT_READS: usize = 16;
@@ -116,6 +120,13 @@ impl FileReport {
         }
     }
 
+    /// How this file's user ids read, when it has a user column of an id type.
+    pub fn id_kind(&self, columns: &Columns<'_>) -> Option<IdKind> {
+        let facts = self.facts.as_ref().ok()?;
+        let field = facts.schema.field_with_name(columns.user).ok()?;
+        id_kind(field.data_type())
+    }
+
     /// The in-file dates when they are not all this file's partition day.
     pub fn date_disagreement(&self) -> Option<(NaiveDate, NaiveDate)> {
         let (lo, hi) = self.facts.as_ref().ok()?.date_range?;
@@ -129,12 +140,17 @@ pub async fn inspect(
     days: &[NaiveDate],
     columns: &Columns<'_>,
 ) -> Result<Vec<FileReport>> {
-    let listed = futures::future::try_join_all(days.iter().map(|day| lake.files(*day))).await?;
+    let listed: Vec<Vec<ObjectMeta>> = stream::iter(days.to_vec())
+        .map(|day| lake.files(day))
+        .buffered(CONCURRENT_READS)
+        .try_collect()
+        .await?;
     let files: Vec<(NaiveDate, ObjectMeta)> = days
         .iter()
         .zip(listed)
         .flat_map(|(day, metas)| metas.into_iter().map(move |m| (*day, m)))
         .collect();
+    let _watch = lake.watch("reading footers", Some(files.len()));
     stream::iter(files)
         .map(|(day, meta)| async move {
             let key = cache_key(&meta);
@@ -177,7 +193,13 @@ async fn read_footer(
     if meta.size == 0 {
         return Ok(Err("the file is empty (0 bytes)".to_string()));
     }
+    // One request for most footers; DataFusion then finds them in the lake's cache when it runs.
     let metadata = match DFParquetMetadata::new(lake.store.as_ref(), meta)
+        .with_metadata_size_hint(Some(FOOTER_HINT))
+        .with_file_metadata_cache(Some(lake.parquet_footers.clone()))
+        // The page index is not needed to count users; a corrupt one must not fail a file that
+        // reads. (DataFusion loads it later if a query can use it.)
+        .with_page_index_policy(Some(PageIndexPolicy::Skip))
         .fetch_metadata()
         .await
     {
@@ -347,4 +369,76 @@ pub fn null_users_per_day(reports: &[FileReport]) -> BTreeMap<NaiveDate, u64> {
         }
     }
     per_day
+}
+
+/// The files a query may read. A bad file is an error, unless `skip_bad` says to leave it out
+/// (with a warning naming it and the days it belongs to). In-file dates that disagree with the
+/// partition are always an error. NULL user ids are counted for a warning.
+pub fn usable<'a>(
+    reports: &'a [FileReport],
+    columns: &Columns<'_>,
+    skip_bad: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<&'a FileReport>> {
+    if let Some((r, (lo, hi))) = reports
+        .iter()
+        .find_map(|r| Some((r, r.date_disagreement()?)))
+    {
+        return Err(Error::DateMismatch {
+            file: r.name.clone(),
+            day: r.day,
+            lo,
+            hi,
+        });
+    }
+    let readable: Vec<(&FileReport, &FileFacts)> = reports
+        .iter()
+        .filter_map(|r| Some((r, r.facts.as_ref().ok()?)))
+        .collect();
+    if let Some((first, facts)) = readable.first()
+        && readable
+            .iter()
+            .all(|(_, f)| f.schema.field_with_name(columns.user).is_err())
+    {
+        // No readable file has the column: its name is what is wrong.
+        return Err(Error::MissingColumn {
+            column: columns.user.to_string(),
+            file: first.name.clone(),
+            found: facts.column_names(),
+        });
+    }
+    let (bad, good): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.problem(columns).is_some());
+    if let Some(first) = bad.first() {
+        if !skip_bad {
+            return Err(Error::BadFile {
+                file: first.name.clone(),
+                reason: first.problem(columns).unwrap_or_default(),
+                others: bad.len() - 1,
+            });
+        }
+        let days: BTreeSet<NaiveDate> = bad.iter().map(|r| r.day).collect();
+        let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
+        let files: Vec<String> = bad
+            .iter()
+            .map(|r| format!("{} ({})", r.name, r.problem(columns).unwrap_or_default()))
+            .collect();
+        warnings.push(format!(
+            "skipped {} bad file(s) (--skip-bad-files), so {} may be undercounted (a day with no \
+             readable file is NULL): {}",
+            bad.len(),
+            days.join(", "),
+            files.join("; ")
+        ));
+    }
+    let nulls = null_users_per_day(reports);
+    if !nulls.is_empty() {
+        let total: u64 = nulls.values().sum();
+        let per_day: Vec<String> = nulls.iter().map(|(d, n)| format!("{d}: {n}")).collect();
+        warnings.push(format!(
+            "ignored {total} row(s) with a NULL {} (never counted as a user): {}",
+            columns.user,
+            per_day.join(", ")
+        ));
+    }
+    Ok(good)
 }

@@ -3,6 +3,7 @@
 pub mod gcs;
 pub mod inspect;
 pub mod layout;
+pub mod progress;
 pub mod storage;
 pub mod table;
 
@@ -10,13 +11,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
+use datafusion::execution::cache::cache_manager::{
+    CacheManager, CacheManagerConfig, FileMetadataCache,
+};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore, path::Path};
 
 pub use layout::Layout;
-use storage::{StorageOptions, storage_error};
+use progress::{Meter, Metered, Watch};
+use storage::storage_error;
 
+use crate::config::Config;
 use crate::{Error, Result};
 
 /// A discovered lake: its days and where each day's files are.
@@ -40,6 +46,12 @@ pub struct Lake {
     listings: Mutex<HashMap<NaiveDate, Vec<ObjectMeta>>>,
     /// Footers already read (see `inspect`), by path, size and etag.
     pub(crate) footers: inspect::FooterCache,
+    /// The Parquet footers DataFusion reads while running queries, kept across queries.
+    pub parquet_footers: Arc<FileMetadataCache>,
+    /// What has been read, for the progress bar.
+    meter: Arc<Meter>,
+    /// How long reading runs before a progress bar shows; None: never.
+    progress_after: Option<std::time::Duration>,
 }
 
 impl Lake {
@@ -47,10 +59,10 @@ impl Lake {
     /// `near`, a nested (`year=/month=/day=`) lake lists only the months around those days.
     pub async fn open(
         name: &str,
-        options: &StorageOptions,
+        config: &Config,
         near: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Lake> {
-        let location = storage::open(name, options)?;
+        let location = storage::open(name, &config.storage)?;
         let found = layout::discover(location.store.as_ref(), &location.root, near)
             .await
             .map_err(|e| match e {
@@ -77,9 +89,13 @@ impl Lake {
                 found,
             });
         };
+        let meter = Arc::new(Meter::default());
         Ok(Lake {
             name: name.to_string(),
-            store: location.store,
+            store: Arc::new(Metered {
+                inner: location.store,
+                meter: meter.clone(),
+            }),
             store_url: location.store_url,
             layout,
             days: found.days,
@@ -89,7 +105,17 @@ impl Lake {
             credentials: location.credentials,
             listings: Mutex::default(),
             footers: inspect::FooterCache::default(),
+            parquet_footers: CacheManager::try_new(&CacheManagerConfig::default())?
+                .get_file_metadata_cache(),
+            meter,
+            progress_after: config.progress_after,
         })
+    }
+
+    /// Shows how many of `files` have been read, and how many bytes, until dropped (see
+    /// [`progress`]).
+    pub fn watch(&self, what: &'static str, files: Option<usize>) -> Watch {
+        self.meter.watch(what, files, self.progress_after)
     }
 
     /// True for a lake in a bucket, where a failed read is the network's or the server's, not the file's.

@@ -4,8 +4,8 @@
 //! carry) is left out, so `date` has one meaning. Filters on `date` prune whole days before any
 //! file is listed, so a query reads only the partitions it asks for.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -27,7 +27,8 @@ use datafusion::physical_plan::empty::EmptyExec;
 use object_store::ObjectMeta;
 
 use super::Lake;
-use super::inspect::{FileReport, IdKind, id_kind};
+use super::inspect::{FileReport, IdKind, id_kind, inspect, usable};
+use crate::config::Config;
 use crate::dates::to_date32;
 use crate::{Error, Result};
 
@@ -46,10 +47,27 @@ pub struct Columns<'a> {
 
 pub struct EventsTable {
     lake: Arc<Lake>,
-    /// The data files of each covered day, ascending by day. A day may have none.
-    files: BTreeMap<NaiveDate, Vec<ObjectMeta>>,
+    /// The covered days, ascending.
+    days: Vec<NaiveDate>,
+    files: Files,
     file_schema: SchemaRef,
     schema: SchemaRef,
+}
+
+/// Where a scan finds each day's files.
+enum Files {
+    /// Read and checked before the table was made (`dau query`): each day's files, maybe none.
+    Checked(BTreeMap<NaiveDate, Vec<ObjectMeta>>),
+    /// Listed, read and checked when a scan first needs the day (`dau sql` over years of days).
+    OnDemand(Box<OnDemand>),
+}
+
+struct OnDemand {
+    config: Config,
+    /// Warnings already shown, so that each shows once a session.
+    warned: Mutex<BTreeSet<String>>,
+    /// The files the latest scan read, to find the culprit when reading fails.
+    last_scan: Mutex<Vec<FileReport>>,
 }
 
 impl std::fmt::Debug for EventsTable {
@@ -58,7 +76,7 @@ impl std::fmt::Debug for EventsTable {
             f,
             "EventsTable({}, {} days)",
             self.lake.name,
-            self.files.len()
+            self.days.len()
         )
     }
 }
@@ -76,6 +94,46 @@ impl EventsTable {
         for r in reports {
             files.entry(r.day).or_default().push(r.meta.clone());
         }
+        EventsTable::typed(lake, days, reports, columns, Files::Checked(files))
+    }
+
+    /// A table over every day of `lake` that lists and checks a day's files only when a scan
+    /// first reads that day. Its columns and id type are the newest readable day's.
+    pub async fn on_demand(lake: Arc<Lake>, config: &Config) -> Result<EventsTable> {
+        let columns = config.columns();
+        let days: Vec<NaiveDate> = lake.days.keys().copied().collect();
+        let mut sample = Vec::new();
+        for day in days.iter().rev() {
+            sample = inspect(&lake, &[*day], &columns).await?;
+            if sample.iter().any(|r| r.problem(&columns).is_none()) {
+                break;
+            }
+        }
+        let mut warnings = Vec::new();
+        let good = usable(&sample, &columns, config.skip_bad_files, &mut warnings)?;
+        let files = Files::OnDemand(Box::new(OnDemand {
+            config: config.clone(),
+            warned: Mutex::default(),
+            last_scan: Mutex::default(),
+        }));
+        EventsTable::typed(lake, &days, &good, &columns, files)
+    }
+
+    /// The files the latest scan read (all of them when the table was checked up front).
+    pub fn last_scan(&self) -> Vec<FileReport> {
+        match &self.files {
+            Files::Checked(_) => Vec::new(),
+            Files::OnDemand(on) => on.last_scan.lock().expect("last scan").clone(),
+        }
+    }
+
+    fn typed(
+        lake: Arc<Lake>,
+        days: &[NaiveDate],
+        reports: &[&FileReport],
+        columns: &Columns<'_>,
+        files: Files,
+    ) -> Result<EventsTable> {
         let schemas: Vec<&Schema> = reports
             .iter()
             .rev()
@@ -94,6 +152,7 @@ impl EventsTable {
         fields.push(date_field());
         Ok(EventsTable {
             lake,
+            days: days.to_vec(),
             files,
             file_schema,
             schema: Arc::new(Schema::new(fields)),
@@ -102,7 +161,7 @@ impl EventsTable {
 
     /// The covered days that every `date`-only filter keeps.
     fn prune(&self, state: &dyn Session, filters: &[Expr]) -> DfResult<Vec<NaiveDate>> {
-        let days: Vec<NaiveDate> = self.files.keys().copied().collect();
+        let days = self.days.clone();
         let on_date: Vec<Expr> = filters
             .iter()
             .filter(|f| only_date(f))
@@ -124,6 +183,47 @@ impl EventsTable {
             .enumerate()
             .filter(|(i, _)| keep.is_valid(*i) && keep.value(*i))
             .map(|(_, d)| d)
+            .collect())
+    }
+
+    /// Each of `days` with its data files: as checked up front, or listed, read and checked now.
+    async fn files_of(&self, days: &[NaiveDate]) -> Result<Vec<(NaiveDate, Vec<ObjectMeta>)>> {
+        let on = match &self.files {
+            Files::Checked(files) => {
+                return Ok(days.iter().map(|d| (*d, files[d].clone())).collect());
+            }
+            Files::OnDemand(on) => on,
+        };
+        let columns = on.config.columns();
+        let reports = inspect(&self.lake, days, &columns).await?;
+        let mut warnings = Vec::new();
+        let good = usable(&reports, &columns, on.config.skip_bad_files, &mut warnings)?;
+        let integer_ids = self
+            .file_schema
+            .field_with_name(columns.user)
+            .is_ok_and(|f| f.data_type() == &DataType::Int64);
+        if integer_ids
+            && let Some(text) = good
+                .iter()
+                .find(|r| r.id_kind(&columns) == Some(IdKind::String))
+        {
+            return Err(Error::MixedIds {
+                file: text.name.clone(),
+            });
+        }
+        let mut warned = on.warned.lock().expect("warnings");
+        for warning in warnings {
+            if warned.insert(warning.clone()) {
+                eprintln!("dau: warning: {warning}");
+            }
+        }
+        *on.last_scan.lock().expect("last scan") = good.iter().map(|r| (*r).clone()).collect();
+        Ok(days
+            .iter()
+            .map(|d| {
+                let files = good.iter().filter(|r| r.day == *d).map(|r| r.meta.clone());
+                (*d, files.collect())
+            })
             .collect())
     }
 }
@@ -211,12 +311,13 @@ impl TableProvider for EventsTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let days = self.prune(state, filters)?;
-        let files: Vec<PartitionedFile> = days
-            .iter()
-            .flat_map(|day| {
-                let date = ScalarValue::Date32(Some(to_date32(*day)));
-                self.files[day].iter().map(move |meta| {
-                    let mut file = PartitionedFile::from(meta.clone());
+        let by_day = self.files_of(&days).await.map_err(Error::into_datafusion)?;
+        let files: Vec<PartitionedFile> = by_day
+            .into_iter()
+            .flat_map(|(day, metas)| {
+                let date = ScalarValue::Date32(Some(to_date32(day)));
+                metas.into_iter().map(move |meta| {
+                    let mut file = PartitionedFile::from(meta);
                     file.partition_values = vec![date.clone()];
                     file
                 })

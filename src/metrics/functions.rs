@@ -19,6 +19,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::prelude::SessionContext;
 
 use super::{Metric, Query, output_schema, plan};
+use crate::Error;
 use crate::config::Config;
 use crate::dates::{parse_day, today};
 use crate::lake::Lake;
@@ -100,7 +101,7 @@ impl TableFunctionImpl for MetricFunction {
             &self.config.user_column,
             self.events.clone(),
         ))
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        .map_err(Error::into_datafusion)?;
         Ok(Arc::new(MetricTable {
             query,
             schema,
@@ -143,7 +144,7 @@ impl TableProvider for MetricTable {
             &BTreeMap::new(),
         )
         .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        .map_err(Error::into_datafusion)?;
         for warning in &planned.warnings {
             eprintln!("dau: warning: {warning}");
         }

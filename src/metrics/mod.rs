@@ -11,6 +11,7 @@ use clap::ValueEnum;
 use datafusion::arrow::array::{BooleanArray, Date32Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -22,7 +23,7 @@ use object_store::path::Path as ObjectPath;
 use crate::config::Config;
 use crate::dates::{check_order, days, to_date32};
 use crate::lake::Lake;
-use crate::lake::inspect::{FileFacts, FileReport, inspect, null_users_per_day, scan_file};
+use crate::lake::inspect::{FileReport, inspect, scan_file, usable};
 use crate::lake::table::{Columns, EventsTable};
 use crate::{Error, Result};
 
@@ -216,13 +217,19 @@ fn quote_ident(name: &str) -> String {
 
 /// A DataFusion session as dau uses it: identifiers keep their case, so `userId` works unquoted;
 /// with a memory limit, operators that can spill to disk do so, and the others fail clearly.
-pub fn session(config: &Config) -> Result<SessionContext> {
+pub fn session(config: &Config, lake: Option<&Lake>) -> Result<SessionContext> {
     let session = SessionConfig::new()
         .with_information_schema(true)
         .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = &config.memory_limit {
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit.bytes)));
+    }
+    if let Some(lake) = lake {
+        // Parquet footers DataFusion reads are kept for the life of the lake, across queries.
+        let cache = CacheManagerConfig::default()
+            .with_file_metadata_cache(Some(lake.parquet_footers.clone()));
+        runtime = runtime.with_cache_manager(cache);
     }
     Ok(SessionContext::new_with_config_rt(
         session,
@@ -255,8 +262,11 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
     loop {
         let planned = plan(lake.clone(), config, query, &known_bad).await?;
         let schema = planned.df.schema().inner().clone();
+        let watch = lake.watch("reading", Some(planned.files.len()));
         let mut rows = planned.df.execute_stream().await?;
-        let first = match rows.next().await {
+        let first = rows.next().await;
+        drop(watch);
+        let first = match first {
             Some(Err(e)) => e,
             first => {
                 let rows = futures::stream::iter(first).chain(rows);
@@ -270,7 +280,7 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
         if let Some(failure) = lake.storage_failure(&first) {
             return Err(failure);
         }
-        let error = Error::Query(first).under_memory_limit(config.memory_limit.as_ref());
+        let error = Error::from(first).under_memory_limit(config.memory_limit.as_ref());
         let found = unreadable_files(&lake, &planned.files, &columns).await?;
         if found.is_empty() {
             return Err(error);
@@ -321,7 +331,7 @@ pub(crate) async fn plan(
         });
     }
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
-    let ctx = session(config)?;
+    let ctx = session(config, Some(&lake))?;
     let events = register_events(&ctx, &lake, config, &read, known_bad).await?;
     let mut warnings = query.warnings(&lake);
     warnings.extend(events.warnings);
@@ -357,7 +367,7 @@ pub struct Events {
 /// Registers `events` over `days` of `lake` in `ctx`, after reading every footer of those days:
 /// an unreadable file, a missing user column or in-file dates that disagree with the partition
 /// fail here, with the file named. `known_bad` names files already found unreadable.
-pub async fn register_events(
+async fn register_events(
     ctx: &SessionContext,
     lake: &Arc<Lake>,
     config: &Config,
@@ -372,7 +382,7 @@ pub async fn register_events(
         }
     }
     let mut warnings = Vec::new();
-    let usable = usable_files(&reports, &columns, config.skip_bad_files, &mut warnings)?;
+    let usable = usable(&reports, &columns, config.skip_bad_files, &mut warnings)?;
     let read_days: BTreeSet<NaiveDate> = usable.iter().map(|r| r.day).collect();
     let unread_days = reports
         .iter()
@@ -390,85 +400,13 @@ pub async fn register_events(
     })
 }
 
-/// The files a query may read. A bad file is an error, unless `skip_bad` says to leave it out
-/// (with a warning naming it and the days it belongs to). In-file dates that disagree with the
-/// partition are always an error. NULL user ids are counted for a warning.
-fn usable_files<'a>(
-    reports: &'a [FileReport],
-    columns: &Columns<'_>,
-    skip_bad: bool,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<&'a FileReport>> {
-    if let Some((r, (lo, hi))) = reports
-        .iter()
-        .find_map(|r| Some((r, r.date_disagreement()?)))
-    {
-        return Err(Error::DateMismatch {
-            file: r.name.clone(),
-            day: r.day,
-            lo,
-            hi,
-        });
-    }
-    let readable: Vec<(&FileReport, &FileFacts)> = reports
-        .iter()
-        .filter_map(|r| Some((r, r.facts.as_ref().ok()?)))
-        .collect();
-    if let Some((first, facts)) = readable.first()
-        && readable
-            .iter()
-            .all(|(_, f)| f.schema.field_with_name(columns.user).is_err())
-    {
-        // No readable file has the column: its name is what is wrong.
-        return Err(Error::MissingColumn {
-            column: columns.user.to_string(),
-            file: first.name.clone(),
-            found: facts.column_names(),
-        });
-    }
-    let (bad, good): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.problem(columns).is_some());
-    if let Some(first) = bad.first() {
-        if !skip_bad {
-            return Err(Error::BadFile {
-                file: first.name.clone(),
-                reason: first.problem(columns).unwrap_or_default(),
-                others: bad.len() - 1,
-            });
-        }
-        let days: BTreeSet<NaiveDate> = bad.iter().map(|r| r.day).collect();
-        let days: Vec<String> = days.iter().map(|d| d.to_string()).collect();
-        let files: Vec<String> = bad
-            .iter()
-            .map(|r| format!("{} ({})", r.name, r.problem(columns).unwrap_or_default()))
-            .collect();
-        warnings.push(format!(
-            "skipped {} bad file(s) (--skip-bad-files), so {} may be undercounted (a day with no \
-             readable file is NULL): {}",
-            bad.len(),
-            days.join(", "),
-            files.join("; ")
-        ));
-    }
-    let nulls = null_users_per_day(reports);
-    if !nulls.is_empty() {
-        let total: u64 = nulls.values().sum();
-        let per_day: Vec<String> = nulls.iter().map(|(d, n)| format!("{d}: {n}")).collect();
-        warnings.push(format!(
-            "ignored {total} row(s) with a NULL {} (never counted as a user): {}",
-            columns.user,
-            per_day.join(", ")
-        ));
-    }
-    Ok(good)
-}
-
 /// The schema of `query`'s rows, found by planning its SQL on empty tables (no storage is touched).
 pub async fn output_schema(
     query: &Query,
     user_column: &str,
     events: SchemaRef,
 ) -> Result<SchemaRef> {
-    let ctx = session(&Config::default())?;
+    let ctx = session(&Config::default(), None)?;
     ctx.register_table("events", Arc::new(MemTable::try_new(events, vec![vec![]])?))?;
     let (start, end) = query.span();
     ctx.register_table("days", Arc::new(days_table(start, end, &BTreeSet::new())?))?;

@@ -133,7 +133,7 @@ async fn write_to<W: Write + Send>(
             other => Error::Query(other.into()),
         },
         DataFusionError::IoError(source) => io(source),
-        other => Error::Query(other),
+        other => Error::from(other),
     })
 }
 
