@@ -688,3 +688,94 @@ fn a_sql_session_lists_and_reads_footers_once() {
     assert_eq!(reads, 20 + 2 * 20, "{reads}");
     assert_eq!(reads_twice - reads, 2 * 20, "{reads_twice}");
 }
+
+/// A loopback proxy in front of a real server that answers every other request with `status`
+/// (as an overloaded GCS does) and forwards the rest.
+struct Flaky {
+    port: u16,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Flaky {
+    fn start(upstream: u16, status: &'static str) -> Flaky {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refused = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = refused.clone();
+        std::thread::spawn(move || {
+            for (n, client) in listener.incoming().enumerate() {
+                let Ok(mut client) = client else { return };
+                // Read the request head (the requests forwarded here have no body).
+                let mut head = String::new();
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if !line.to_ascii_lowercase().starts_with("connection:") {
+                        head.push_str(&line);
+                    }
+                }
+                if n % 2 == 0 {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = client.write_all(answer.as_bytes());
+                    continue;
+                }
+                let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                server
+                    .write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
+                    .unwrap();
+                let mut answer = Vec::new();
+                let _ = server.read_to_end(&mut answer);
+                let _ = client.write_all(&answer);
+            }
+        });
+        Flaky { port, refused }
+    }
+}
+
+#[test]
+fn busy_servers_are_retried_with_backoff() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let direct = Access::gcs(&server);
+    let made = direct.run(&work, &["gen", "--out", "gs://lake/x", "--days", "5"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let want = direct.run(
+        &work,
+        &["query", "opens", "--lake", "gs://lake/x", "-f", "csv"],
+    );
+    assert_eq!(want.code, 0, "{}", want.stderr);
+    for status in ["503 Service Unavailable", "429 Too Many Requests"] {
+        let flaky = Flaky::start(server.port, status);
+        let endpoint = format!("http://127.0.0.1:{}", flaky.port);
+        let args = [
+            "query",
+            "opens",
+            "--lake",
+            "gs://lake/x",
+            "-f",
+            "csv",
+            "--anonymous",
+        ];
+        let run = work.run(&[&args[..], &["--endpoint", &endpoint]].concat());
+        assert_eq!(run.stdout, want.stdout, "{status}: {}", run.stderr);
+        let refused = flaky.refused.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(refused >= 5, "{status}: only {refused} refused");
+        // Without retries the first refusal ends the query, naming the status.
+        let run = work.run(&[&args[..], &["--endpoint", &endpoint, "--retries", "0"]].concat());
+        assert_eq!(run.code, 3, "{status}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("returned {status}")),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "");
+    }
+}
