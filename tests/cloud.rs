@@ -45,10 +45,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(program: &str, args: &[&str], port: u16, log: PathBuf) -> Server {
+    fn start(program: &str, args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Server {
+        let port = free_port();
+        let args = args.iter().map(|a| a.replace("PORT", &port.to_string()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(venv().join("bin").join(program))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -69,27 +72,25 @@ impl Server {
 
     /// A GCS server with an empty bucket `lake`.
     fn gcs(work: &Workdir) -> Server {
-        let port = free_port();
-        let args = ["start", "--host", "127.0.0.1", "--port", &port.to_string()];
+        let args = ["start", "--host", "127.0.0.1", "--port", "PORT"];
         let args = [&args[..], &["--default-bucket", "lake", "--in-memory"]].concat();
-        Server::start("gcp-storage-emulator", &args, port, work.join("gcs.log"))
+        Server::start("gcp-storage-emulator", &args, &[], work.join("gcs.log"))
     }
 
     /// An S3 server with an empty bucket `lake`.
     fn s3(work: &Workdir) -> Server {
-        let port = free_port();
-        let server = Server::start(
-            "moto_server",
-            &["-H", "127.0.0.1", "-p", &port.to_string()],
-            port,
-            work.join("s3.log"),
-        );
+        let server = Server::moto(work, &[]);
         let made = Command::new("curl")
             .args(["-sf", "-X", "PUT", &format!("{}/lake", server.endpoint())])
             .status()
             .unwrap();
         assert!(made.success(), "cannot make the S3 bucket");
         server
+    }
+
+    fn moto(work: &Workdir, env: &[(&str, &str)]) -> Server {
+        let args = ["-H", "127.0.0.1", "-p", "PORT"];
+        Server::start("moto_server", &args, env, work.join("s3.log"))
     }
 
     fn endpoint(&self) -> String {
@@ -161,12 +162,7 @@ impl Access {
     }
 
     fn run(&self, work: &Workdir, args: &[&str]) -> Run {
-        let out = self.command(work, args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
+        self.command(work, args).output().unwrap().into()
     }
 }
 
@@ -466,12 +462,27 @@ fn wait(mut child: Child, limit: Duration) -> Run {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    child.wait_with_output().unwrap().into()
+}
+
+/// `dau query dau` on the big lake, started, with a request timeout of `timeout` seconds and one retry.
+fn start_query(work: &Workdir, access: &Access, timeout: &str) -> Child {
+    let args = ["query", "dau", "--lake", "gs://lake/big", "--retries", "1"];
+    access
+        .command(work, &[&args[..], &["--timeout", timeout]].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A query that ended on a storage failure: exit 3, the lake named, no number printed.
+fn failed_on_storage(run: &Run) {
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let named = "cannot read the lake (gs://lake/big)";
+    assert!(run.stderr.contains(named), "{}", run.stderr);
+    assert!(!run.stderr.contains("bad data file"), "{}", run.stderr);
+    assert_eq!(run.stdout, "", "no number is printed");
 }
 
 #[test]
@@ -481,24 +492,7 @@ fn a_server_that_dies_mid_query_is_exit_3_with_no_number() {
     let access = Access::gcs(&server);
     many_files(&work, &access, "gs://lake/big");
     let before = server.requests().len();
-    let child = access
-        .command(
-            &work,
-            &[
-                "query",
-                "dau",
-                "--lake",
-                "gs://lake/big",
-                "--timeout",
-                "5",
-                "--retries",
-                "1",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_query(&work, &access, "5");
     // Kill the server as soon as dau reads its first data (footers are read before any data).
     let deadline = Instant::now() + Duration::from_secs(60);
     while !server.requests()[before..]
@@ -509,15 +503,7 @@ fn a_server_that_dies_mid_query_is_exit_3_with_no_number() {
         std::thread::sleep(Duration::from_millis(5));
     }
     server.signal("-KILL");
-    let run = wait(child, Duration::from_secs(60));
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("cannot read the lake (gs://lake/big)"),
-        "{}",
-        run.stderr
-    );
-    assert!(!run.stderr.contains("bad data file"), "{}", run.stderr);
-    assert_eq!(run.stdout, "", "no number is printed");
+    failed_on_storage(&wait(child, Duration::from_secs(60)));
 }
 
 #[test]
@@ -528,32 +514,10 @@ fn a_server_that_stops_answering_times_out_instead_of_hanging() {
     many_files(&work, &access, "gs://lake/big");
     server.signal("-STOP");
     let started = Instant::now();
-    let child = access
-        .command(
-            &work,
-            &[
-                "query",
-                "dau",
-                "--lake",
-                "gs://lake/big",
-                "--timeout",
-                "1",
-                "--retries",
-                "1",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_query(&work, &access, "1");
     let run = wait(child, Duration::from_secs(30));
     server.signal("-CONT");
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("cannot read the lake (gs://lake/big)"),
-        "{}",
-        run.stderr
-    );
+    failed_on_storage(&run);
     // Two attempts (--retries 1) of one second each, and a short backoff between them.
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -565,25 +529,8 @@ fn a_server_that_stops_answering_times_out_instead_of_hanging() {
 #[test]
 fn a_credential_the_server_refuses_is_named_with_how_to_change_it() {
     let work = Workdir::new();
-    // moto checks signatures and keys when told to authenticate every request.
-    let port = free_port();
-    let mut server = Server::s3(&work);
-    let _ = server.child.kill();
-    let _ = server.child.wait();
-    let file = std::fs::File::create(work.join("s3-auth.log")).unwrap();
-    server.child = Command::new(venv().join("bin/moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    server.port = port;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // moto checks keys and signatures when told to authenticate every request.
+    let server = Server::moto(&work, &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
     let secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
     let run = work
         .command(&[

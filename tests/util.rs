@@ -33,6 +33,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+}
+
 impl Run {
     /// The CSV output as rows of fields, header first.
     pub fn csv(&self) -> Vec<Vec<String>> {
@@ -89,12 +99,7 @@ impl Workdir {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
+        self.command(args).output().unwrap().into()
     }
 
     /// Replaces this folder's path in `text`, so snapshots do not depend on it.
