@@ -3,8 +3,7 @@
 //! files, a missing user column, ids of the wrong type and dates that disagree with the partition
 //! are found here, named, before any number is computed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, UInt64Array};
@@ -21,20 +20,6 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use super::Lake;
 use super::table::Columns;
 use crate::{Error, Result};
-
-/// Footers already read, by the file's path, size, etag and modification time: a file that
-/// changes is read again.
-pub type FooterCache = Mutex<HashMap<String, std::result::Result<FileFacts, String>>>;
-
-fn cache_key(meta: &ObjectMeta) -> String {
-    format!(
-        "{}\u{0}{}\u{0}{}\u{0}{}",
-        meta.location,
-        meta.size,
-        meta.e_tag.as_deref().unwrap_or(""),
-        meta.last_modified.timestamp_nanos_opt().unwrap_or(0)
-    )
-}
 
 /// How many bytes at a file's end are read first, to get its footer in one request.
 const FOOTER_HINT: usize = 64 * 1024;
@@ -153,22 +138,8 @@ pub async fn inspect(
     let _watch = lake.watch("reading footers", Some(files.len()));
     stream::iter(files)
         .map(|(day, meta)| async move {
-            let key = cache_key(&meta);
-            let cached = lake
-                .footers
-                .lock()
-                .expect("footer cache")
-                .get(&key)
-                .cloned();
-            let facts = match cached {
-                Some(facts) => facts,
-                None => {
-                    let facts = read_footer(lake, &meta, columns).await?;
-                    let mut cache = lake.footers.lock().expect("footer cache");
-                    cache.insert(key, facts.clone());
-                    facts
-                }
-            };
+            // A footer read before comes from the lake's cache, as long as the file is unchanged.
+            let facts = read_footer(lake, &meta, columns).await?;
             Ok(FileReport {
                 day,
                 name: lake.describe(&meta.location),

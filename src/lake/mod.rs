@@ -44,9 +44,8 @@ pub struct Lake {
     credentials: String,
     /// Each day's data files once listed: a session lists a day once.
     listings: Mutex<HashMap<NaiveDate, Vec<ObjectMeta>>>,
-    /// Footers already read (see `inspect`), by path, size and etag.
-    pub(crate) footers: inspect::FooterCache,
-    /// The Parquet footers DataFusion reads while running queries, kept across queries.
+    /// Parquet footers once read, by path, checked against size and modification time: read
+    /// before a query (see `inspect`), then found here by DataFusion, and by later queries.
     pub parquet_footers: Arc<FileMetadataCache>,
     /// What has been read, for the progress bar.
     meter: Arc<Meter>,
@@ -104,7 +103,6 @@ impl Lake {
             display_prefix: location.display_prefix,
             credentials: location.credentials,
             listings: Mutex::default(),
-            footers: inspect::FooterCache::default(),
             parquet_footers: CacheManager::try_new(&CacheManagerConfig::default())?
                 .get_file_metadata_cache(),
             meter,

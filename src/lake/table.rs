@@ -119,7 +119,7 @@ impl EventsTable {
         EventsTable::typed(lake, &days, &good, &columns, files)
     }
 
-    /// The files the latest scan read (all of them when the table was checked up front).
+    /// The files the latest scan read (none for a table checked up front: its maker has them).
     pub fn last_scan(&self) -> Vec<FileReport> {
         match &self.files {
             Files::Checked(_) => Vec::new(),
