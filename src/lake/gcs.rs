@@ -99,11 +99,12 @@ impl Gcs {
         bucket: String,
         credentials: Option<GcpCredentialProvider>,
         timeout: Duration,
+        connect_timeout: Duration,
         retries: usize,
     ) -> object_store::Result<Gcs> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(connect_timeout)
             .build()
             .map_err(|e| generic(format!("cannot make an HTTP client: {e}")))?;
         Ok(Gcs {

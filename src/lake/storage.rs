@@ -196,6 +196,8 @@ fn gcs(bucket: &str, options: &StorageOptions) -> Made {
         false => Some(
             GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(bucket)
+                .with_client_options(client_options(options))
+                .with_retry(retry_config(options))
                 .build()
                 .map_err(|e| {
                     fail(object_store::Error::Unauthenticated {
@@ -212,6 +214,7 @@ fn gcs(bucket: &str, options: &StorageOptions) -> Made {
         bucket.to_string(),
         credentials,
         options.timeout,
+        connect_timeout(options),
         options.retries,
     )
     .map_err(fail)?;
@@ -255,17 +258,8 @@ fn gcs_credential_source() -> String {
 fn s3(bucket: &str, options: &StorageOptions) -> Made {
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
-        .with_client_options(
-            ClientOptions::new()
-                .with_timeout(options.timeout)
-                .with_connect_timeout(options.timeout.min(Duration::from_secs(10)))
-                .with_allow_http(true),
-        )
-        .with_retry(RetryConfig {
-            max_retries: options.retries,
-            retry_timeout: options.timeout * (options.retries as u32 + 1),
-            ..RetryConfig::default()
-        });
+        .with_client_options(client_options(options))
+        .with_retry(retry_config(options));
     if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
         builder =
             builder.with_region(profile_value("config", "region").unwrap_or("us-east-1".into()));
@@ -303,6 +297,27 @@ fn s3(bucket: &str, options: &StorageOptions) -> Made {
     );
     let store = builder.build().map_err(|e| (e, hint.clone()))?;
     Ok((Arc::new(store), hint))
+}
+
+/// Timeouts for object_store's own clients (S3, and GCS credential requests).
+fn client_options(options: &StorageOptions) -> ClientOptions {
+    ClientOptions::new()
+        .with_timeout(options.timeout)
+        .with_connect_timeout(connect_timeout(options))
+        .with_allow_http(true)
+}
+
+fn retry_config(options: &StorageOptions) -> RetryConfig {
+    RetryConfig {
+        max_retries: options.retries,
+        retry_timeout: options.timeout * (options.retries as u32 + 1),
+        ..RetryConfig::default()
+    }
+}
+
+/// A connection that takes longer than this is not coming.
+fn connect_timeout(options: &StorageOptions) -> Duration {
+    options.timeout.min(Duration::from_secs(10))
 }
 
 fn aws_profile() -> String {
