@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
-    check::CheckArgs, demo::DemoArgs, generate::GenArgs, query::QueryArgs, sql::SqlArgs,
+    check::CheckArgs, demo::DemoArgs, export::ExportArgs, generate::GenArgs, query::QueryArgs,
+    sql::SqlArgs,
 };
 
 /// Exact daily, weekly and monthly active users from a date-partitioned Parquet lake.
@@ -88,6 +89,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Make a small sample lake (cached) and show its DAU, MAU and opens
     Demo(DemoArgs),
+    /// Deliver metrics for a day (yesterday by default) into a file, replacing that day's rows
+    Export(ExportArgs),
     /// Write a deterministic synthetic lake of app-open events
     Gen(GenArgs),
     /// Compute one metric over a range of days

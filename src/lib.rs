@@ -10,6 +10,7 @@ pub mod error;
 pub mod lake;
 pub mod metrics;
 pub mod output;
+pub mod sink;
 
 pub use error::{Error, Result};
 
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(args) => block_on(cmd::check::run(&config, &args)),
         Command::Gen(args) => cmd::generate::run(&config, &args),
         Command::Demo(args) => block_on(cmd::demo::run(&config, &args)),
+        Command::Export(args) => block_on(cmd::export::run(&config, &args)),
         Command::Query(args) => block_on(cmd::query::run(&config, &args)),
         Command::Sql(args) => block_on(cmd::sql::run(&config, &args)),
     }

@@ -5,6 +5,7 @@ mod util;
 mod check;
 mod cloud;
 mod errors;
+mod export;
 mod formats;
 mod generate;
 mod messy;

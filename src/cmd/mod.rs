@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod export;
 pub mod generate;
 pub mod query;
 pub mod sql;

@@ -59,7 +59,8 @@ impl Format {
     }
 }
 
-/// Writes a result stream to `output` (atomically: a temp file renamed into place) or to stdout.
+/// Writes a result stream to `output` (atomically: a temp file, synced, renamed into place) or to
+/// stdout.
 /// Returns the number of rows written.
 pub async fn write(
     stream: SendableRecordBatchStream,
@@ -73,9 +74,11 @@ pub async fn write(
     let temp = temp_path(path);
     let file = std::fs::File::create(&temp)
         .map_err(|e| Error::io("cannot create the output file", &temp, e))?;
-    let written = write_to(stream, format, BufWriter::new(file), path).await;
+    let written = write_to(stream, format, BufWriter::new(&file), path).await;
+    // On disk before it takes the old file's place: a crash leaves the old file or the new one.
     let renamed = written.and_then(|rows| {
-        std::fs::rename(&temp, path)
+        file.sync_all()
+            .and_then(|()| std::fs::rename(&temp, path))
             .map(|()| rows)
             .map_err(|e| Error::io("cannot write the output file", path, e))
     });
@@ -284,7 +287,7 @@ fn cells(column: &ArrayRef, options: &FormatOptions) -> Result<Vec<String>, Arro
 }
 
 /// The schema with Arrow's view and large string types as plain UTF-8.
-fn plain_schema(schema: &Schema) -> SchemaRef {
+pub fn plain_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()

@@ -1,0 +1,167 @@
+//! `dau export METRIC…`: the nightly delivery. Computes the metrics for a day (or a range) and
+//! merges them into a destination, replacing the rows of those days, so that a rerun is harmless.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clap::Args;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+
+use crate::config::Config;
+use crate::dates::{check_order, day_arg, today};
+use crate::lake::Lake;
+use crate::metrics::{self, Metric, Query};
+use crate::sink::Sink;
+use crate::{Error, Result};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    dau export dau mau opens --date yesterday --output out/daily.csv      (the nightly job)\n  \
+    dau export dau wau mau --from 2024-06-01 --to 2024-06-30 --output out/daily.parquet\n  \
+    dau export user-days --date 2024-06-30 --output out/user_days.parquet\n\n\
+    The metrics become one row per date (columns: date, then each metric's columns); user-days\n\
+    exports alone. Exporting a day again replaces its rows; the file is replaced atomically.")]
+pub struct ExportArgs {
+    /// The metrics to export
+    #[arg(value_enum, required = true)]
+    pub metrics: Vec<Metric>,
+
+    /// The day to export: YYYY-MM-DD, today, yesterday or -Nd [default: yesterday]
+    #[arg(long, value_name = "DAY", allow_hyphen_values = true, conflicts_with_all = ["from", "to"])]
+    pub date: Option<String>,
+
+    /// First day of a range to export (with --to)
+    #[arg(long, value_name = "DAY", allow_hyphen_values = true, requires = "to")]
+    pub from: Option<String>,
+
+    /// Last day of a range to export (with --from)
+    #[arg(
+        long,
+        value_name = "DAY",
+        allow_hyphen_values = true,
+        requires = "from"
+    )]
+    pub to: Option<String>,
+
+    /// wau per ISO week and mau per calendar month, instead of rolling windows
+    #[arg(long)]
+    pub calendar: bool,
+
+    /// Where to: a .csv or .parquet file
+    #[arg(long, short, value_name = "DEST")]
+    pub output: String,
+}
+
+pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
+    let sink = Sink::parse(&args.output)?;
+    let metrics = metrics_of(&args.metrics)?;
+    let (from, to) = days(config, args)?;
+    let queries: Vec<Query> = metrics
+        .iter()
+        .map(|m| Query::new(*m, from, to, args.calendar))
+        .collect::<Result<_>>()?;
+    let near = queries
+        .iter()
+        .map(Query::span)
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
+
+    let ctx = SessionContext::new();
+    for (i, query) in queries.iter().enumerate() {
+        let answer = metrics::run(lake.clone(), config, query).await?;
+        for warning in &answer.warnings {
+            eprintln!("dau: warning: {warning}");
+        }
+        let schema = answer.rows.schema();
+        let batches: Vec<_> = answer.rows.try_collect().await?;
+        ctx.register_table(
+            format!("m{i}"),
+            Arc::new(MemTable::try_new(schema, vec![batches])?),
+        )?;
+    }
+    let (sql, order) = match metrics.as_slice() {
+        [Metric::UserDays] => ("SELECT * FROM m0".to_string(), "date, 1"),
+        _ => (wide(&ctx, queries.len()).await?, "date"),
+    };
+    let new = ctx.sql(&sql).await?;
+    let schema = Arc::new(new.schema().as_arrow().clone());
+    let exported = new.clone().count().await?;
+    ctx.register_table("new", new.into_view())?;
+    let total = sink.write(&ctx, schema, order, (from, to)).await?;
+    eprintln!(
+        "dau export: {exported} row(s) for {from} to {to} into {} ({total} row(s) in all)",
+        args.output
+    );
+    Ok(())
+}
+
+/// The metrics, each once; user-days (a row per user and day) only on its own.
+fn metrics_of(asked: &[Metric]) -> Result<Vec<Metric>> {
+    let mut metrics: Vec<Metric> = Vec::new();
+    for m in asked {
+        if !metrics.contains(m) {
+            metrics.push(*m);
+        }
+    }
+    if metrics.len() > 1 && metrics.contains(&Metric::UserDays) {
+        return Err(Error::usage(
+            "user-days exports on its own (a row per user and day, not per date)",
+            "export it in a command of its own, to a file of its own",
+        ));
+    }
+    Ok(metrics)
+}
+
+/// `--date`, or `--from`/`--to`; yesterday when neither is given.
+fn days(config: &Config, args: &ExportArgs) -> Result<(NaiveDate, NaiveDate)> {
+    let today = today(config.timezone);
+    if let (Some(from), Some(to)) = (&args.from, &args.to) {
+        let from = day_arg("--from", Some(from), today)?.expect("given");
+        let to = day_arg("--to", Some(to), today)?.expect("given");
+        check_order(from, to)?;
+        return Ok((from, to));
+    }
+    let day = day_arg(
+        "--date",
+        Some(args.date.as_deref().unwrap_or("yesterday")),
+        today,
+    )?;
+    let day = day.expect("given");
+    Ok((day, day))
+}
+
+/// One row per date with every metric's columns (a column two metrics share, such as `dau` in
+/// `dau` and `stickiness`, once): the metric tables `m0…` joined on `date`.
+async fn wide(ctx: &SessionContext, count: usize) -> Result<String> {
+    let mut columns = Vec::new();
+    let mut seen = vec!["date".to_string()];
+    for i in 0..count {
+        let table = ctx.table(format!("m{i}").as_str()).await?;
+        for field in table.schema().fields() {
+            if !seen.contains(field.name()) {
+                seen.push(field.name().clone());
+                columns.push(format!("m{i}.\"{}\"", field.name()));
+            }
+        }
+    }
+    let dates: Vec<String> = (0..count).map(|i| format!("m{i}.date")).collect();
+    let mut from = "m0".to_string();
+    for i in 1..count {
+        let earlier = &dates[..i];
+        let on = match earlier {
+            [one] => one.clone(),
+            many => format!("COALESCE({})", many.join(", ")),
+        };
+        from.push_str(&format!(" FULL JOIN m{i} ON {on} = m{i}.date"));
+    }
+    let date = match dates.as_slice() {
+        [one] => one.clone(),
+        many => format!("COALESCE({})", many.join(", ")),
+    };
+    Ok(format!(
+        "SELECT {date} AS date{} FROM {from}",
+        columns.iter().map(|c| format!(", {c}")).collect::<String>()
+    ))
+}

@@ -1,0 +1,255 @@
+//! `dau export`: the metrics of a day merged into a file, one row per date, idempotently and
+//! atomically; every number against the oracle.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::util::*;
+
+const START: &str = "2024-06-01";
+
+/// A 20-day lake of random rows.
+fn lake(w: &Workdir) -> Vec<Row> {
+    let rows = random_rows(11, day(START), 20, 300);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    rows
+}
+
+fn export(w: &Workdir, args: &[&str]) -> Run {
+    w.run(&[&["export", "--lake", "lake"], args].concat())
+}
+
+/// A CSV file's rows by their first column, each as its fields.
+fn csv_rows(text: &str) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    let by_date: BTreeMap<String, Vec<String>> =
+        rows.iter().map(|r| (r[0].clone(), r.clone())).collect();
+    assert_eq!(by_date.len(), rows.len(), "one row per date: {text}");
+    (header, by_date)
+}
+
+/// dau, mau and opens of `d`, from the oracle.
+fn oracle(rows: &[Row], d: NaiveDate) -> (u64, u64, u64) {
+    let dau = oracle_window(rows, 1, d, d, &[])[&d].unwrap();
+    let mau = oracle_window(rows, 30, d, d, &[])[&d].unwrap();
+    let opens = rows.iter().filter(|r| r.0 == d).count() as u64;
+    (dau, mau, opens)
+}
+
+#[test]
+fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let metrics = ["dau", "mau", "opens", "stickiness"];
+    let out = ["--output", "out/daily.csv"];
+    std::fs::create_dir_all(w.join("out")).unwrap();
+    let range = ["--from", "2024-06-05", "--to", "2024-06-07"];
+    let run = export(&w, &[&metrics[..], &range[..], &out[..]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for day_arg in ["2024-06-06", "2024-06-10", "2024-06-10", "2024-06-03"] {
+        let run = export(&w, &[&metrics[..], &["--date", day_arg], &out[..]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let text = std::fs::read_to_string(w.join("out/daily.csv")).unwrap();
+    let (header, by_date) = csv_rows(&text);
+    assert_eq!(
+        header.join(","),
+        "date,dau,mau,opens,active_users,opens_per_user_mean,opens_per_user_p50,\
+         opens_per_user_p90,opens_per_user_max,stickiness"
+    );
+    let dates: Vec<&str> = by_date.keys().map(String::as_str).collect();
+    assert_eq!(
+        dates,
+        [
+            "2024-06-03",
+            "2024-06-05",
+            "2024-06-06",
+            "2024-06-07",
+            "2024-06-10"
+        ]
+    );
+    assert!(text.lines().skip(1).is_sorted(), "sorted by date: {text}");
+    for (date, row) in &by_date {
+        let (dau, mau, opens) = oracle(&rows, day(date));
+        assert_eq!(row[1], dau.to_string(), "{date}");
+        assert_eq!(row[2], mau.to_string(), "{date}");
+        assert_eq!(row[3], opens.to_string(), "{date}");
+        assert_eq!(row[4], dau.to_string(), "{date}");
+        let stickiness: f64 = row[9].parse().unwrap();
+        assert!(
+            (stickiness - dau as f64 / mau as f64).abs() < 1e-12,
+            "{date}"
+        );
+    }
+
+    // Other metrics into the same file: refused, and the file is left as it was.
+    let run = export(
+        &w,
+        &["dau", "--date", "2024-06-06", "--output", "out/daily.csv"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("this export writes date,dau"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.join("out/daily.csv")).unwrap(),
+        text
+    );
+}
+
+/// A Parquet file's `date` and `dau` columns.
+fn parquet_dau(path: &std::path::Path) -> BTreeMap<NaiveDate, u64> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let dates = batch
+            .column_by_name("date")
+            .unwrap()
+            .as_primitive::<Date32Type>();
+        let dau = batch
+            .column_by_name("dau")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            let d = dates.value_as_date(i).unwrap();
+            assert!(out.insert(d, dau.value(i) as u64).is_none(), "{d} twice");
+        }
+    }
+    out
+}
+
+#[test]
+fn parquet_keeps_one_row_per_date() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let out = ["--output", "daily.parquet"];
+    for args in [
+        &["--from", "2024-06-01", "--to", "2024-06-04"][..],
+        &["--date", "2024-06-02"],
+        &["--from", "2024-06-03", "--to", "2024-06-06"],
+    ] {
+        let run = export(&w, &[&["dau", "wau"], args, &out[..]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let got = parquet_dau(&w.join("daily.parquet"));
+    let want: BTreeMap<NaiveDate, u64> =
+        oracle_window(&rows, 1, day(START), day("2024-06-06"), &[])
+            .into_iter()
+            .map(|(d, n)| (d, n.unwrap()))
+            .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn user_days_replace_their_day() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let out = ["--output", "user_days.csv"];
+    for args in [
+        &["--date", "2024-06-08"][..],
+        &["--date", "2024-06-09"],
+        &["--date", "2024-06-08"],
+    ] {
+        let run = export(&w, &[&["user-days"], args, &out[..]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let text = std::fs::read_to_string(w.join("user_days.csv")).unwrap();
+    let mut got: Vec<(NaiveDate, u64, u64)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (day(f[1]), f[0].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    let mut want: Vec<(NaiveDate, u64, u64)> = Vec::new();
+    for d in [day("2024-06-08"), day("2024-06-09")] {
+        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r.0 == d) {
+            *counts.entry(r.1).or_default() += 1;
+        }
+        want.extend(counts.into_iter().map(|(u, n)| (d, u, n)));
+    }
+    got.sort_unstable();
+    assert_eq!(got, want);
+
+    let run = export(
+        &w,
+        &["user-days", "dau", "--date", "2024-06-08", "-o", "x.csv"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("user-days exports on its own"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_failed_or_killed_export_leaves_the_old_file() {
+    let w = Workdir::new();
+    let made = w.run(&["gen", "--out", "lake", "--users", "200000", "--days", "20"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let run = export(
+        &w,
+        &["user-days", "--date", "2024-06-05", "-o", "user_days.csv"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let before = std::fs::read(w.join("user_days.csv")).unwrap();
+
+    // Killed while writing: the file is still the old one.
+    let all = ["--from", "2024-06-01", "--to", "2024-06-20"];
+    let mut child = w
+        .command(&[&["export", "--lake", "lake", "user-days"], &all[..]].concat())
+        .args(["--output", "user_days.csv"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let writing = || {
+        std::fs::read_dir(w.path())
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+    };
+    while !writing() {
+        assert!(
+            Instant::now() < deadline,
+            "the export never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export ended first"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::read(w.join("user_days.csv")).unwrap(), before);
+
+    // Failed (a corrupt file in the day): exit 4, the file untouched.
+    let part = w.join("lake/date=2024-06-06/part-00000.parquet");
+    std::fs::write(&part, b"not parquet").unwrap();
+    let run = export(
+        &w,
+        &["user-days", "--date", "2024-06-06", "-o", "user_days.csv"],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(std::fs::read(w.join("user_days.csv")).unwrap(), before);
+}
