@@ -117,6 +117,10 @@ pub enum Error {
     )]
     ReadOnly,
 
+    /// An export destination (a database) could not be written; nothing of this export is in it.
+    #[error("cannot export to {dest}: {detail}; nothing of this export was written")]
+    Sink { dest: String, detail: String },
+
     /// A file's user ids are text where the table, typed by the newest day, has integers.
     #[error(
         "user ids are text in this file, integers in the newest day's files ({file}): `dau sql` \
@@ -181,7 +185,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage { .. } | Error::Config { .. } => 2,
-            Error::LakeNotFound { .. } | Error::Storage { .. } => 3,
+            Error::LakeNotFound { .. } | Error::Storage { .. } | Error::Sink { .. } => 3,
             Error::NoLayout { .. }
             | Error::NoPartitions { .. }
             | Error::NoFiles { .. }

@@ -253,3 +253,126 @@ fn a_failed_or_killed_export_leaves_the_old_file() {
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert_eq!(std::fs::read(w.join("user_days.csv")).unwrap(), before);
 }
+
+/// `SELECT date, dau, mau, opens FROM daily_metrics`.
+fn sqlite_rows(db: &std::path::Path) -> BTreeMap<NaiveDate, (u64, u64, u64)> {
+    let db = rusqlite::Connection::open(db).unwrap();
+    let mut statement = db
+        .prepare("SELECT date, dau, mau, opens FROM daily_metrics")
+        .unwrap();
+    let rows = statement
+        .query_map([], |r| {
+            let d: String = r.get(0)?;
+            Ok((day(&d), (r.get(1)?, r.get(2)?, r.get(3)?)))
+        })
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn sqlite_rows_are_replaced_per_day_in_one_transaction() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let db = "sqlite://metrics.db";
+    let metrics = ["dau", "mau", "opens"];
+    for args in [
+        &["--from", "2024-06-02", "--to", "2024-06-05"][..],
+        &["--date", "2024-06-04"],
+        &["--date", "2024-06-04"],
+        &["--date", "2024-06-12"],
+    ] {
+        let run = export(&w, &[&metrics[..], args, &["--output", db]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let want: BTreeMap<NaiveDate, (u64, u64, u64)> = [
+        "2024-06-02",
+        "2024-06-03",
+        "2024-06-04",
+        "2024-06-05",
+        "2024-06-12",
+    ]
+    .into_iter()
+    .map(|d| (day(d), oracle(&rows, day(d))))
+    .collect();
+    assert_eq!(sqlite_rows(&w.join("metrics.db")), want);
+
+    // user-days go to their own table, a row per user and day, replaced the same way.
+    for _ in 0..2 {
+        let run = export(&w, &["user-days", "--date", "2024-06-04", "--output", db]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let conn = rusqlite::Connection::open(w.join("metrics.db")).unwrap();
+    let (n, users): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT userId) FROM user_days WHERE date = '2024-06-04'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let dau = oracle(&rows, day("2024-06-04")).0 as i64;
+    assert_eq!((n, users), (dau, dau));
+
+    // Other columns into the same table: refused, the table untouched.
+    let run = export(&w, &["dau", "--date", "2024-06-06", "--output", db]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("table daily_metrics in metrics.db has the columns"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sqlite_rows(&w.join("metrics.db")), want);
+    let run = export(
+        &w,
+        &[
+            "dau",
+            "--date",
+            "2024-06-06",
+            "--output",
+            "sqlite://metrics.db?table=dau_only",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_killed_sqlite_export_leaves_no_half_written_rows() {
+    let w = Workdir::new();
+    let made = w.run(&["gen", "--out", "lake", "--users", "200000", "--days", "20"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let db = "sqlite://metrics.db";
+    let run = export(&w, &["user-days", "--date", "2024-06-05", "--output", db]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let count = || -> i64 {
+        let conn = rusqlite::Connection::open(w.join("metrics.db")).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM user_days", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = count();
+    assert!(before > 1000, "{before}");
+
+    let all = ["--from", "2024-06-01", "--to", "2024-06-20"];
+    let mut child = w
+        .command(&[&["export", "--lake", "lake", "user-days"], &all[..]].concat())
+        .args(["--output", db])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // SQLite keeps a rollback journal while the transaction is open.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !w.join("metrics.db-journal").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the export never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export ended first"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(count(), before, "the killed transaction left nothing");
+}

@@ -49,7 +49,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub calendar: bool,
 
-    /// Where to: a .csv or .parquet file
+    /// Where to: a .csv or .parquet file, or sqlite://PATH[?table=NAME]
     #[arg(long, short, value_name = "DEST")]
     pub output: String,
 }
@@ -81,15 +81,18 @@ pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
             Arc::new(MemTable::try_new(schema, vec![batches])?),
         )?;
     }
-    let (sql, order) = match metrics.as_slice() {
-        [Metric::UserDays] => ("SELECT * FROM m0".to_string(), "date, 1"),
-        _ => (wide(&ctx, queries.len()).await?, "date"),
+    let (sql, key) = match metrics.as_slice() {
+        [Metric::UserDays] => (
+            "SELECT * FROM m0".to_string(),
+            vec!["date", &config.user_column],
+        ),
+        _ => (wide(&ctx, queries.len()).await?, vec!["date"]),
     };
     let new = ctx.sql(&sql).await?;
     let schema = Arc::new(new.schema().as_arrow().clone());
     let exported = new.clone().count().await?;
     ctx.register_table("new", new.into_view())?;
-    let total = sink.write(&ctx, schema, order, (from, to)).await?;
+    let total = sink.write(&ctx, schema, &key, (from, to)).await?;
     eprintln!(
         "dau export: {exported} row(s) for {from} to {to} into {} ({total} row(s) in all)",
         args.output

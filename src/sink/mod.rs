@@ -1,26 +1,51 @@
-//! Export destinations, written idempotently: exporting a day again replaces that day's rows.
-//!
-//! The destination is picked from `--output`: a `.csv` or `.parquet` file for now.
+//! Export destinations, written idempotently: exporting a day again replaces that day's rows, and
+//! a failed export leaves what was there.
 
-use std::path::{Path, PathBuf};
+mod file;
+mod sqlite;
+
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 
-use crate::output::{self, Format};
+use crate::output::Format;
 use crate::{Error, Result};
 
 /// Where an export goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sink {
-    /// A CSV or Parquet file holding every exported day, one row per date (per user for
-    /// user-days), sorted.
+    /// A CSV or Parquet file holding every exported day, sorted by date.
     File { path: PathBuf, format: Format },
+    /// A table in an SQLite database (created with the table when absent).
+    Sqlite {
+        path: PathBuf,
+        table: Option<String>,
+    },
 }
 
 impl Sink {
+    /// `out/daily.csv`, `out/daily.parquet`, `sqlite://out/dau.db` (or `sqlite:///abs/dau.db`),
+    /// optionally with `?table=NAME`.
     pub fn parse(dest: &str) -> Result<Sink> {
+        if let Some(rest) = dest.strip_prefix("sqlite://") {
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let table = match query.split_once('=') {
+                None if query.is_empty() => None,
+                Some(("table", name)) if is_identifier(name) => Some(name.to_string()),
+                _ => {
+                    return Err(Error::usage(
+                        format!("bad destination '{dest}'"),
+                        "write it as sqlite://PATH or sqlite://PATH?table=NAME (letters, digits, _)",
+                    ));
+                }
+            };
+            return Ok(Sink::Sqlite {
+                path: PathBuf::from(path),
+                table,
+            });
+        }
         let path = PathBuf::from(dest);
         let extension = path
             .extension()
@@ -31,84 +56,54 @@ impl Sink {
             _ => {
                 return Err(Error::usage(
                     format!("cannot tell where to export '{dest}'"),
-                    "give a file ending in .csv or .parquet",
+                    "give a file ending in .csv or .parquet, or sqlite://PATH",
                 ));
             }
         };
         Ok(Sink::File { path, format })
     }
 
-    /// Writes `rows` (registered in `ctx` as `new`, sorted by `order`), replacing whatever the
-    /// destination held for the dates from `from` to `to` and for the dates `rows` has. Returns
-    /// how many rows the destination holds afterwards.
+    /// Writes the rows registered in `ctx` as `new` (their `key` columns identify a row),
+    /// replacing whatever the destination held for the dates from `from` to `to` and for the
+    /// dates `new` has. Returns how many rows the destination holds afterwards.
     pub async fn write(
         &self,
         ctx: &SessionContext,
         schema: SchemaRef,
-        order: &str,
-        (from, to): (NaiveDate, NaiveDate),
+        key: &[&str],
+        days: (NaiveDate, NaiveDate),
     ) -> Result<u64> {
-        let Sink::File { path, format } = self;
-        let kept = if path.exists() {
-            register_old(ctx, path, *format, schema).await?;
-            format!(
-                "SELECT * FROM old WHERE NOT (date BETWEEN DATE '{from}' AND DATE '{to}') \
-                 AND date NOT IN (SELECT date FROM new) UNION ALL "
-            )
-        } else {
-            String::new()
-        };
-        let merged = ctx
-            .sql(&format!("{kept}SELECT * FROM new ORDER BY {order}"))
-            .await?;
-        let stream = merged.execute_stream().await?;
-        output::write(stream, *format, Some(path)).await
+        match self {
+            Sink::File { path, format } => file::write(ctx, path, *format, schema, key, days).await,
+            Sink::Sqlite { path, table } => {
+                let default = if key.len() > 1 {
+                    "user_days"
+                } else {
+                    "daily_metrics"
+                };
+                let table = table.as_deref().unwrap_or(default);
+                sqlite::write(ctx, path, table, schema, key, days).await
+            }
+        }
     }
 }
 
-/// Registers the file's rows as `old`, after checking it has the columns of this export.
-async fn register_old(
-    ctx: &SessionContext,
-    path: &Path,
-    format: Format,
-    schema: SchemaRef,
-) -> Result<()> {
-    let file = path.to_string_lossy();
-    let old = match format {
-        Format::Parquet => {
-            ctx.read_parquet(file.as_ref(), ParquetReadOptions::default())
-                .await?
-        }
-        _ => {
-            ctx.read_csv(file.as_ref(), CsvReadOptions::new().has_header(true))
-                .await?
-        }
-    };
-    let names = |s: &datafusion::arrow::datatypes::Schema| -> Vec<String> {
-        s.fields().iter().map(|f| f.name().clone()).collect()
-    };
-    let found = names(old.schema().as_arrow());
-    let wanted = names(&schema);
-    if found != wanted {
-        return Err(Error::usage(
-            format!(
-                "{} has the columns {}, and this export writes {}",
-                path.display(),
-                found.join(","),
-                wanted.join(",")
-            ),
-            "export these metrics to another file, or move this one away",
-        ));
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Refuses a destination whose columns are not this export's.
+fn same_columns(place: &str, found: &[String], schema: &SchemaRef) -> Result<()> {
+    let wanted: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    if found == wanted.as_slice() {
+        return Ok(());
     }
-    // CSV is read again with this export's types, so that old and new rows are one table.
-    let old = match format {
-        Format::Parquet => old,
-        _ => {
-            let plain = output::plain_schema(&schema);
-            let options = CsvReadOptions::new().has_header(true).schema(&plain);
-            ctx.read_csv(file.as_ref(), options).await?
-        }
-    };
-    ctx.register_table("old", old.into_view())?;
-    Ok(())
+    Err(Error::usage(
+        format!(
+            "{place} has the columns {}, and this export writes {}",
+            found.join(","),
+            wanted.join(",")
+        ),
+        "export these metrics to another file or table, or move this one away",
+    ))
 }

@@ -1,0 +1,168 @@
+//! A table in an SQLite database: the exported days' rows deleted and inserted again in one
+//! transaction, so a failed export leaves the table as it was.
+//!
+//! The table, when absent, is made from the export's columns: `date` as TEXT (`YYYY-MM-DD`),
+//! counts as INTEGER, means and ratios as REAL, ids as INTEGER or TEXT; the primary key is
+//! `date` (with the user id for user-days).
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Float64Type, Int32Type, Int64Type, SchemaRef,
+};
+use datafusion::prelude::SessionContext;
+use rusqlite::types::Value;
+
+use crate::{Error, Result};
+
+pub async fn write(
+    ctx: &SessionContext,
+    path: &Path,
+    table: &str,
+    schema: SchemaRef,
+    key: &[&str],
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<u64> {
+    let batches = ctx.table("new").await?.collect().await?;
+    let job = Job {
+        path: path.to_path_buf(),
+        table: table.to_string(),
+        schema,
+        key: key.iter().map(|k| k.to_string()).collect(),
+        days: (from, to),
+    };
+    tokio::task::spawn_blocking(move || job.run(&batches))
+        .await
+        .expect("the SQLite writer panicked")
+}
+
+struct Job {
+    path: PathBuf,
+    table: String,
+    schema: SchemaRef,
+    key: Vec<String>,
+    days: (NaiveDate, NaiveDate),
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Job {
+    fn failed(&self, e: rusqlite::Error) -> Error {
+        Error::Sink {
+            dest: format!("sqlite://{}?table={}", self.path.display(), self.table),
+            detail: e.to_string(),
+        }
+    }
+
+    fn run(&self, batches: &[RecordBatch]) -> Result<u64> {
+        let mut db = rusqlite::Connection::open(&self.path).map_err(|e| self.failed(e))?;
+        let tx = db.transaction().map_err(|e| self.failed(e))?;
+        let table = quote(&self.table);
+        tx.execute_batch(&self.create())
+            .map_err(|e| self.failed(e))?;
+        let found: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{}')",
+                self.table
+            ))
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.failed(e))?;
+        let place = format!("table {} in {}", self.table, self.path.display());
+        super::same_columns(&place, &found, &self.schema)?;
+
+        let (from, to) = self.days;
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE date BETWEEN ?1 AND ?2"),
+            [from.to_string(), to.to_string()],
+        )
+        .map_err(|e| self.failed(e))?;
+        // The dates the new rows have (a calendar period may start before --from) go too.
+        let date = self
+            .schema
+            .index_of("date")
+            .expect("every export has a date");
+        let mut dates = std::collections::BTreeSet::new();
+        for batch in batches {
+            for row in 0..batch.num_rows() {
+                if let Value::Text(d) = value(batch.column(date), row) {
+                    dates.insert(d);
+                }
+            }
+        }
+        for d in dates {
+            tx.execute(&format!("DELETE FROM {table} WHERE date = ?1"), [d])
+                .map_err(|e| self.failed(e))?;
+        }
+        let places = vec!["?"; self.schema.fields().len()].join(", ");
+        let mut insert = tx
+            .prepare(&format!("INSERT INTO {table} VALUES ({places})"))
+            .map_err(|e| self.failed(e))?;
+        for batch in batches {
+            for row in 0..batch.num_rows() {
+                let values = batch.columns().iter().map(|c| value(c, row));
+                insert
+                    .execute(rusqlite::params_from_iter(values))
+                    .map_err(|e| self.failed(e))?;
+            }
+        }
+        drop(insert);
+        let rows: i64 = tx
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .map_err(|e| self.failed(e))?;
+        tx.commit().map_err(|e| self.failed(e))?;
+        Ok(rows as u64)
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` with the export's columns and key.
+    fn create(&self) -> String {
+        let columns: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let kind = match f.data_type() {
+                    DataType::Float16 | DataType::Float32 | DataType::Float64 => "REAL",
+                    t if t.is_integer() => "INTEGER",
+                    _ => "TEXT",
+                };
+                let required = if self.key.contains(f.name()) {
+                    " NOT NULL"
+                } else {
+                    ""
+                };
+                format!("{} {kind}{required}", quote(f.name()))
+            })
+            .collect();
+        let key: Vec<String> = self.key.iter().map(|k| quote(k)).collect();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))",
+            quote(&self.table),
+            columns.join(", "),
+            key.join(", ")
+        )
+    }
+}
+
+/// One cell as SQLite stores it.
+fn value(column: &ArrayRef, row: usize) -> Value {
+    if column.is_null(row) {
+        return Value::Null;
+    }
+    match column.data_type() {
+        DataType::Date32 => match column.as_primitive::<Date32Type>().value_as_date(row) {
+            Some(d) => Value::Text(d.to_string()),
+            None => Value::Null,
+        },
+        DataType::Int64 => Value::Integer(column.as_primitive::<Int64Type>().value(row)),
+        DataType::Int32 => Value::Integer(column.as_primitive::<Int32Type>().value(row).into()),
+        DataType::Float64 => Value::Real(column.as_primitive::<Float64Type>().value(row)),
+        _ => {
+            let text = datafusion::arrow::util::display::array_value_to_string(column, row);
+            Value::Text(text.unwrap_or_default())
+        }
+    }
+}
