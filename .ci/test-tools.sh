@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The storage servers the cloud tests start, from PyPI, in one virtualenv; prints its folder.
+# The servers the tests start: PostgreSQL from Debian; GCS and S3 servers from PyPI in one
+# virtualenv, whose folder it prints.
 # Idempotent: installs only what is missing. Called by .ci/run and by the tests themselves.
 set -euo pipefail
+# PostgreSQL's server programs, for the export tests (each test starts a private server).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  { apt-get update -qq && apt-get install -y -qq postgresql; } >&2
+fi
 venv="${DAU_TEST_VENV:-$HOME/.cache/dau/test-venv}"
 if [ ! -x "$venv/bin/gcp-storage-emulator" ] || [ ! -x "$venv/bin/moto_server" ]; then
   python3 -m venv "$venv" >&2

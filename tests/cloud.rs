@@ -5,37 +5,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
-use crate::util::{Run, Workdir, active, day, read_lake_rows};
-
-/// The virtualenv holding the servers, installed on first use.
-fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/test-tools.sh");
-        let out = Command::new("bash").arg(script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "installing the test servers failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::util::{Run, Workdir, active, day, free_port, read_lake_rows, venv};
 
 /// A storage server, killed when dropped. Both servers log one line per request.
 struct Server {

@@ -2,7 +2,7 @@
 //! atomically; every number against the oracle.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -375,4 +375,237 @@ fn a_killed_sqlite_export_leaves_no_half_written_rows() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(count(), before, "the killed transaction left nothing");
+}
+
+/// A private PostgreSQL server from Debian's packages, in a temporary folder on a free port,
+/// stopped when dropped. (As root, the server programs run as the `postgres` user.)
+struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        venv(); // installs PostgreSQL when it is missing
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .map(|e| e.unwrap().path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("PostgreSQL's server programs (apt-get install postgresql)");
+        let dir = tempfile::tempdir().unwrap();
+        let server = Postgres {
+            port: free_port(),
+            bin,
+            dir,
+        };
+        if Postgres::as_root() {
+            let owned = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(server.dir.path())
+                .status()
+                .unwrap();
+            assert!(owned.success());
+        }
+        let data = server.dir.path().join("data");
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "dau",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
+        );
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            server.port,
+            server.dir.path().display()
+        );
+        let log = server.dir.path().join("log");
+        server.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+        server
+    }
+
+    fn as_root() -> bool {
+        let id = Command::new("id").arg("-u").output().unwrap();
+        String::from_utf8_lossy(&id.stdout).trim() == "0"
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let mut command = if Postgres::as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        let out = command.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://dau@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// One value from psql, as text.
+    fn query(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([&self.url(), "-At", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
+        );
+    }
+}
+
+#[test]
+fn postgres_rows_are_upserted_per_day_in_one_transaction() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let pg = Postgres::start();
+    let dest = format!("{}?table=daily_metrics", pg.url());
+    let metrics = ["dau", "mau", "opens"];
+    for args in [
+        &["--from", "2024-06-02", "--to", "2024-06-05"][..],
+        &["--date", "2024-06-04"],
+        &["--date", "2024-06-04"],
+        &["--date", "2024-06-12"],
+    ] {
+        let run = export(&w, &[&metrics[..], args, &["--output", &dest]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let got = pg.query(
+        "SELECT string_agg(date::text || ' ' || dau || ' ' || mau || ' ' || opens, ',' ORDER BY date) \
+         FROM daily_metrics",
+    );
+    let want: Vec<String> = [
+        "2024-06-02",
+        "2024-06-03",
+        "2024-06-04",
+        "2024-06-05",
+        "2024-06-12",
+    ]
+    .into_iter()
+    .map(|d| {
+        let (dau, mau, opens) = oracle(&rows, day(d));
+        format!("{d} {dau} {mau} {opens}")
+    })
+    .collect();
+    assert_eq!(got, want.join(","));
+    let types = pg.query(
+        "SELECT string_agg(column_name || ' ' || data_type, ',' ORDER BY ordinal_position) \
+         FROM information_schema.columns WHERE table_name = 'daily_metrics'",
+    );
+    assert!(
+        types.starts_with("date date,dau bigint,mau bigint,opens bigint"),
+        "{types}"
+    );
+
+    for _ in 0..2 {
+        let run = export(
+            &w,
+            &["user-days", "--date", "2024-06-04", "--output", &pg.url()],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let dau = oracle(&rows, day("2024-06-04")).0;
+    assert_eq!(
+        pg.query("SELECT COUNT(*) || ' ' || COUNT(DISTINCT \"userId\") FROM user_days"),
+        format!("{dau} {dau}")
+    );
+
+    // Other columns into the same table: refused, the table untouched.
+    let run = export(&w, &["dau", "--date", "2024-06-06", "--output", &dest]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(pg.query("SELECT COUNT(*) FROM daily_metrics"), "5");
+
+    // No server there: exit 3, saying where.
+    let nobody = format!("postgres://dau@127.0.0.1:{}/postgres", free_port());
+    let run = export(&w, &["dau", "--date", "2024-06-06", "--output", &nobody]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("cannot export to {nobody}")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_killed_postgres_export_leaves_no_half_written_rows() {
+    let w = Workdir::new();
+    let made = w.run(&["gen", "--out", "lake", "--users", "200000", "--days", "20"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let pg = Postgres::start();
+    let run = export(
+        &w,
+        &["user-days", "--date", "2024-06-05", "--output", &pg.url()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let before = pg.query("SELECT COUNT(*) FROM user_days");
+
+    let all = ["--from", "2024-06-01", "--to", "2024-06-20"];
+    let mut child = w
+        .command(&[&["export", "--lake", "lake", "user-days"], &all[..]].concat())
+        .args(["--output", &pg.url()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let inserting = "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO%'";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg.query(inserting) == "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the export never started inserting"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export ended first"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The server notices the closed connection and rolls the transaction back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.query("SELECT COUNT(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'") != "0" {
+        assert!(Instant::now() < deadline, "the transaction stayed open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pg.query("SELECT COUNT(*) FROM user_days"), before);
 }

@@ -2,9 +2,11 @@
 //! brute-force oracles (HashSets over the same rows) that share no code with dau.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use chrono::{Datelike, Days, NaiveDate};
 use datafusion::arrow::array::{
@@ -393,4 +395,28 @@ pub fn corrupt_pages(file: &[u8]) -> Vec<u8> {
     let mut bad = file.to_vec();
     bad[4..n - 8 - footer].fill(0xAB);
     bad
+}
+
+/// The virtualenv holding the GCS and S3 servers, installed on first use with everything else
+/// the tests start (`.ci/test-tools.sh`: PostgreSQL too).
+pub fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/test-tools.sh");
+        let out = Command::new("bash").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "installing the test servers failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

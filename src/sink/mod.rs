@@ -2,12 +2,16 @@
 //! a failed export leaves what was there.
 
 mod file;
+mod postgres;
 mod sqlite;
 
 use std::path::PathBuf;
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use crate::output::Format;
@@ -23,6 +27,8 @@ pub enum Sink {
         path: PathBuf,
         table: Option<String>,
     },
+    /// A table in a PostgreSQL database: the connection URL without our `table` parameter.
+    Postgres { url: String, table: Option<String> },
 }
 
 impl Sink {
@@ -30,21 +36,15 @@ impl Sink {
     /// optionally with `?table=NAME`.
     pub fn parse(dest: &str) -> Result<Sink> {
         if let Some(rest) = dest.strip_prefix("sqlite://") {
-            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-            let table = match query.split_once('=') {
-                None if query.is_empty() => None,
-                Some(("table", name)) if is_identifier(name) => Some(name.to_string()),
-                _ => {
-                    return Err(Error::usage(
-                        format!("bad destination '{dest}'"),
-                        "write it as sqlite://PATH or sqlite://PATH?table=NAME (letters, digits, _)",
-                    ));
-                }
-            };
+            let (path, table) = table_parameter(dest, rest)?;
             return Ok(Sink::Sqlite {
                 path: PathBuf::from(path),
                 table,
             });
+        }
+        if dest.starts_with("postgres://") || dest.starts_with("postgresql://") {
+            let (url, table) = table_parameter(dest, dest)?;
+            return Ok(Sink::Postgres { url, table });
         }
         let path = PathBuf::from(dest);
         let extension = path
@@ -56,7 +56,7 @@ impl Sink {
             _ => {
                 return Err(Error::usage(
                     format!("cannot tell where to export '{dest}'"),
-                    "give a file ending in .csv or .parquet, or sqlite://PATH",
+                    "give a file ending in .csv or .parquet, sqlite://PATH or postgres://…",
                 ));
             }
         };
@@ -76,16 +76,94 @@ impl Sink {
         match self {
             Sink::File { path, format } => file::write(ctx, path, *format, schema, key, days).await,
             Sink::Sqlite { path, table } => {
-                let default = if key.len() > 1 {
-                    "user_days"
-                } else {
-                    "daily_metrics"
-                };
-                let table = table.as_deref().unwrap_or(default);
+                let table = table.as_deref().unwrap_or(default_table(key));
                 sqlite::write(ctx, path, table, schema, key, days).await
+            }
+            Sink::Postgres { url, table } => {
+                let table = table.as_deref().unwrap_or(default_table(key));
+                postgres::write(ctx, url, table, schema, key, days).await
             }
         }
     }
+}
+
+/// `daily_metrics`, or `user_days` for the table keyed by user too.
+fn default_table(key: &[&str]) -> &'static str {
+    if key.len() > 1 {
+        "user_days"
+    } else {
+        "daily_metrics"
+    }
+}
+
+/// Splits `?table=NAME` off a database URL (`rest` is the part that holds it); other parameters
+/// stay in the URL.
+fn table_parameter(dest: &str, rest: &str) -> Result<(String, Option<String>)> {
+    let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut table = None;
+    let mut others = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("table", name)) if is_identifier(name) => table = Some(name.to_string()),
+            Some(("table", _)) => {
+                return Err(Error::usage(
+                    format!("bad table name in '{dest}'"),
+                    "a table name has letters, digits and _ only",
+                ));
+            }
+            _ => others.push(pair),
+        }
+    }
+    let url = match others.as_slice() {
+        [] => base.to_string(),
+        others => format!("{base}?{}", others.join("&")),
+    };
+    Ok((url, table))
+}
+
+/// A name as SQL quotes it.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `CREATE TABLE IF NOT EXISTS` with the export's columns (typed by `sql_type`) and key.
+fn create_table(
+    table: &str,
+    schema: &SchemaRef,
+    key: &[String],
+    sql_type: fn(&DataType) -> &'static str,
+) -> String {
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let required = if key.contains(f.name()) {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            format!("{} {}{required}", quote(f.name()), sql_type(f.data_type()))
+        })
+        .collect();
+    let key: Vec<String> = key.iter().map(|k| quote(k)).collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))",
+        quote(table),
+        columns.join(", "),
+        key.join(", ")
+    )
+}
+
+/// The dates of the new rows (a calendar period may start before `--from`: its rows go too).
+fn dates_of(batches: &[RecordBatch]) -> BTreeSet<NaiveDate> {
+    let mut dates = BTreeSet::new();
+    for batch in batches {
+        if let Some(column) = batch.column_by_name("date") {
+            let column = column.as_primitive::<Date32Type>();
+            dates.extend((0..column.len()).filter_map(|i| column.value_as_date(i)));
+        }
+    }
+    dates
 }
 
 fn is_identifier(name: &str) -> bool {

@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::prelude::SessionContext;
 use rusqlite::types::Value;
 
+use super::{create_table, dates_of, quote};
 use crate::{Error, Result};
 
 pub async fn write(
@@ -46,10 +47,6 @@ struct Job {
     days: (NaiveDate, NaiveDate),
 }
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 impl Job {
     fn failed(&self, e: rusqlite::Error) -> Error {
         Error::Sink {
@@ -62,8 +59,8 @@ impl Job {
         let mut db = rusqlite::Connection::open(&self.path).map_err(|e| self.failed(e))?;
         let tx = db.transaction().map_err(|e| self.failed(e))?;
         let table = quote(&self.table);
-        tx.execute_batch(&self.create())
-            .map_err(|e| self.failed(e))?;
+        let create = create_table(&self.table, &self.schema, &self.key, sql_type);
+        tx.execute_batch(&create).map_err(|e| self.failed(e))?;
         let found: Vec<String> = tx
             .prepare(&format!(
                 "SELECT name FROM pragma_table_info('{}')",
@@ -81,21 +78,12 @@ impl Job {
         )
         .map_err(|e| self.failed(e))?;
         // The dates the new rows have (a calendar period may start before --from) go too.
-        let date = self
-            .schema
-            .index_of("date")
-            .expect("every export has a date");
-        let mut dates = std::collections::BTreeSet::new();
-        for batch in batches {
-            for row in 0..batch.num_rows() {
-                if let Value::Text(d) = value(batch.column(date), row) {
-                    dates.insert(d);
-                }
-            }
-        }
-        for d in dates {
-            tx.execute(&format!("DELETE FROM {table} WHERE date = ?1"), [d])
-                .map_err(|e| self.failed(e))?;
+        for d in dates_of(batches) {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE date = ?1"),
+                [d.to_string()],
+            )
+            .map_err(|e| self.failed(e))?;
         }
         let places = vec!["?"; self.schema.fields().len()].join(", ");
         let mut insert = tx
@@ -116,34 +104,13 @@ impl Job {
         tx.commit().map_err(|e| self.failed(e))?;
         Ok(rows as u64)
     }
+}
 
-    /// `CREATE TABLE IF NOT EXISTS` with the export's columns and key.
-    fn create(&self) -> String {
-        let columns: Vec<String> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| {
-                let kind = match f.data_type() {
-                    DataType::Float16 | DataType::Float32 | DataType::Float64 => "REAL",
-                    t if t.is_integer() => "INTEGER",
-                    _ => "TEXT",
-                };
-                let required = if self.key.contains(f.name()) {
-                    " NOT NULL"
-                } else {
-                    ""
-                };
-                format!("{} {kind}{required}", quote(f.name()))
-            })
-            .collect();
-        let key: Vec<String> = self.key.iter().map(|k| quote(k)).collect();
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))",
-            quote(&self.table),
-            columns.join(", "),
-            key.join(", ")
-        )
+fn sql_type(t: &DataType) -> &'static str {
+    match t {
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => "REAL",
+        t if t.is_integer() => "INTEGER",
+        _ => "TEXT",
     }
 }
 
