@@ -609,3 +609,51 @@ fn a_killed_postgres_export_leaves_no_half_written_rows() {
     }
     assert_eq!(pg.query("SELECT COUNT(*) FROM user_days"), before);
 }
+
+#[test]
+fn a_workbook_has_a_sheet_per_metric_with_typed_cells() {
+    use calamine::{Data, DataType, Reader, Xlsx};
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let metrics = ["dau", "mau", "opens"];
+    for args in [
+        &["--from", "2024-06-02", "--to", "2024-06-05"][..],
+        &["--date", "2024-06-04"],
+        &["--date", "2024-06-12"],
+        &["--date", "2024-06-12"],
+    ] {
+        let run = export(
+            &w,
+            &[&metrics[..], args, &["--output", "daily.xlsx"]].concat(),
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let mut book: Xlsx<_> = calamine::open_workbook(w.join("daily.xlsx")).unwrap();
+    assert_eq!(book.sheet_names(), metrics);
+    let days = [
+        "2024-06-02",
+        "2024-06-03",
+        "2024-06-04",
+        "2024-06-05",
+        "2024-06-12",
+    ];
+    for (i, metric) in metrics.iter().enumerate() {
+        let range = book.worksheet_range(metric).unwrap();
+        let mut sheet = range.rows();
+        assert_eq!(sheet.next().unwrap()[1], Data::String(metric.to_string()));
+        let got: Vec<(NaiveDate, f64)> = sheet
+            .map(|r| {
+                assert!(matches!(r[0], Data::DateTime(_)), "a date cell: {:?}", r[0]);
+                (r[0].as_date().unwrap(), r[1].get_float().unwrap())
+            })
+            .collect();
+        let want: Vec<(NaiveDate, f64)> = days
+            .iter()
+            .map(|d| {
+                let (dau, mau, opens) = oracle(&rows, day(d));
+                (day(d), [dau, mau, opens][i] as f64)
+            })
+            .collect();
+        assert_eq!(got, want, "{metric}");
+    }
+}

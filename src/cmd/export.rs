@@ -49,7 +49,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub calendar: bool,
 
-    /// Where to: a .csv or .parquet file, or sqlite://PATH[?table=NAME]
+    /// Where to: a .csv, .parquet or .xlsx file, or sqlite://PATH or postgres://URL (?table=NAME)
     #[arg(long, short, value_name = "DEST")]
     pub output: String,
 }
@@ -92,7 +92,8 @@ pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
     let schema = Arc::new(new.schema().as_arrow().clone());
     let exported = new.clone().count().await?;
     ctx.register_table("new", new.into_view())?;
-    let total = sink.write(&ctx, schema, &key, (from, to)).await?;
+    let names: Vec<&str> = metrics.iter().map(|m| m.name()).collect();
+    let total = sink.write(&ctx, schema, &key, (from, to), &names).await?;
     eprintln!(
         "dau export: {exported} row(s) for {from} to {to} into {} ({total} row(s) in all)",
         args.output

@@ -4,6 +4,7 @@
 mod file;
 mod postgres;
 mod sqlite;
+mod xlsx;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,8 @@ pub enum Sink {
     },
     /// A table in a PostgreSQL database: the connection URL without our `table` parameter.
     Postgres { url: String, table: Option<String> },
+    /// An Excel workbook with a sheet per metric.
+    Xlsx { path: PathBuf },
 }
 
 impl Sink {
@@ -51,29 +54,33 @@ impl Sink {
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         let format = match extension.as_deref() {
+            Some("xlsx") => return Ok(Sink::Xlsx { path }),
             Some("csv") => Format::Csv,
             Some("parquet") => Format::Parquet,
             _ => {
                 return Err(Error::usage(
                     format!("cannot tell where to export '{dest}'"),
-                    "give a file ending in .csv or .parquet, sqlite://PATH or postgres://…",
+                    "give a file ending in .csv, .parquet or .xlsx, sqlite://PATH or postgres://…",
                 ));
             }
         };
         Ok(Sink::File { path, format })
     }
 
-    /// Writes the rows registered in `ctx` as `new` (their `key` columns identify a row),
-    /// replacing whatever the destination held for the dates from `from` to `to` and for the
-    /// dates `new` has. Returns how many rows the destination holds afterwards.
+    /// Writes the rows registered in `ctx` as `new` (their `key` columns identify a row; a
+    /// workbook takes each metric's table `m0…`, named by `metrics`), replacing whatever the
+    /// destination held for the dates from `from` to `to` and for the dates `new` has. Returns
+    /// how many rows the destination holds afterwards.
     pub async fn write(
         &self,
         ctx: &SessionContext,
         schema: SchemaRef,
         key: &[&str],
         days: (NaiveDate, NaiveDate),
+        metrics: &[&str],
     ) -> Result<u64> {
         match self {
+            Sink::Xlsx { path } => xlsx::write(ctx, path, metrics, days).await,
             Sink::File { path, format } => file::write(ctx, path, *format, schema, key, days).await,
             Sink::Sqlite { path, table } => {
                 let table = table.as_deref().unwrap_or(default_table(key));

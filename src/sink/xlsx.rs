@@ -1,0 +1,266 @@
+//! An Excel workbook: a sheet per metric, a row per date (per user and date for user-days), with
+//! typed cells — dates as dates (`yyyy-mm-dd`), counts and ratios as numbers. The rows of other
+//! days are read back from the workbook (calamine) and kept; the new workbook replaces the old
+//! atomically.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use calamine::{Data, DataType, Reader, Xlsx};
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType as Arrow, Date32Type, Float64Type};
+use datafusion::prelude::SessionContext;
+use rust_xlsxwriter::{Format, Workbook, XlsxError};
+
+use crate::{Error, Result};
+
+/// One cell as a workbook holds it.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Date(NaiveDate),
+    Number(f64),
+    Text(String),
+    Empty,
+}
+
+struct Sheet {
+    name: String,
+    header: Vec<String>,
+    rows: Vec<Vec<Cell>>,
+}
+
+/// Merges the metric tables `m0…` of `ctx` (one sheet each, named by `names`) into `path`.
+/// Returns the rows of the first sheet afterwards.
+pub async fn write(
+    ctx: &SessionContext,
+    path: &Path,
+    names: &[&str],
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<u64> {
+    let mut sheets = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let table = ctx.table(format!("m{i}").as_str()).await?;
+        let header = table
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let batches = table.collect().await?;
+        sheets.push(Sheet {
+            name: name.to_string(),
+            header,
+            rows: batches.iter().flat_map(rows_of).collect(),
+        });
+    }
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || save(&path, sheets, (from, to)))
+        .await
+        .expect("the workbook writer panicked")
+}
+
+fn rows_of(batch: &RecordBatch) -> Vec<Vec<Cell>> {
+    (0..batch.num_rows())
+        .map(|row| batch.columns().iter().map(|c| cell(c, row)).collect())
+        .collect()
+}
+
+fn cell(column: &ArrayRef, row: usize) -> Cell {
+    if column.is_null(row) {
+        return Cell::Empty;
+    }
+    match column.data_type() {
+        Arrow::Date32 => column
+            .as_primitive::<Date32Type>()
+            .value_as_date(row)
+            .map_or(Cell::Empty, Cell::Date),
+        t if t.is_numeric() => {
+            let value = datafusion::arrow::compute::cast(&column.slice(row, 1), &Arrow::Float64);
+            match value {
+                Ok(v) => Cell::Number(v.as_primitive::<Float64Type>().value(0)),
+                Err(_) => Cell::Empty,
+            }
+        }
+        _ => Cell::Text(
+            datafusion::arrow::util::display::array_value_to_string(column, row)
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+fn failed(path: &Path, detail: impl std::fmt::Display) -> Error {
+    Error::Sink {
+        dest: path.display().to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn save(path: &Path, mut sheets: Vec<Sheet>, (from, to): (NaiveDate, NaiveDate)) -> Result<u64> {
+    if path.exists() {
+        keep_other_days(path, &mut sheets, (from, to))?;
+    }
+    for sheet in &mut sheets {
+        sheet.rows.sort_by(|a, b| compare(a, b));
+    }
+    let temp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let written = workbook(&sheets)
+        .and_then(|mut book| book.save(&temp))
+        .map_err(|e| failed(path, e))
+        .and_then(|()| {
+            // On disk before it takes the old workbook's place.
+            std::fs::File::open(&temp)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&temp, path))
+                .map_err(|e| Error::io("cannot write the workbook", path, e))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.map(|()| sheets.first().map_or(0, |s| s.rows.len() as u64))
+}
+
+/// Adds to each sheet the workbook's rows of days this export does not replace. The workbook
+/// must have this export's sheets and columns.
+fn keep_other_days(
+    path: &Path,
+    sheets: &mut [Sheet],
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<()> {
+    let mut book: Xlsx<_> = calamine::open_workbook(path).map_err(|e| failed(path, e))?;
+    let found = book.sheet_names();
+    let wanted: Vec<String> = sheets.iter().map(|s| s.name.clone()).collect();
+    if found != wanted {
+        return Err(Error::usage(
+            format!(
+                "{} has the sheets {}, and this export writes {}",
+                path.display(),
+                found.join(","),
+                wanted.join(",")
+            ),
+            "export these metrics to another workbook, or move this one away",
+        ));
+    }
+    for sheet in sheets {
+        let range = book
+            .worksheet_range(&sheet.name)
+            .map_err(|e| failed(path, e))?;
+        let mut rows = range.rows();
+        let header: Vec<String> = rows
+            .next()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let place = format!("{} sheet {}", path.display(), sheet.name);
+        let schema_names = sheet.header.clone();
+        if header != schema_names {
+            return Err(Error::usage(
+                format!(
+                    "{place} has the columns {}, and this export writes {}",
+                    header.join(","),
+                    schema_names.join(",")
+                ),
+                "export these metrics to another workbook, or move this one away",
+            ));
+        }
+        let date = sheet
+            .header
+            .iter()
+            .position(|h| h == "date")
+            .expect("a date column");
+        let replaced: BTreeSet<NaiveDate> = sheet
+            .rows
+            .iter()
+            .filter_map(|r| match &r[date] {
+                Cell::Date(d) => Some(*d),
+                _ => None,
+            })
+            .collect();
+        for row in rows {
+            let cells: Vec<Cell> = row.iter().map(read).collect();
+            let keep = match cells.get(date) {
+                Some(Cell::Date(d)) => !(from..=to).contains(d) && !replaced.contains(d),
+                _ => false,
+            };
+            if keep {
+                sheet.rows.push(cells);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cell read back from a workbook.
+fn read(data: &Data) -> Cell {
+    match data {
+        Data::Empty => Cell::Empty,
+        Data::Int(n) => Cell::Number(*n as f64),
+        Data::Float(f) => Cell::Number(*f),
+        Data::String(s) => Cell::Text(s.clone()),
+        other => match other.as_date() {
+            Some(d) => Cell::Date(d),
+            None => Cell::Text(other.to_string()),
+        },
+    }
+}
+
+/// By the first column that tells rows apart: the date, then the rest in order.
+fn compare(a: &[Cell], b: &[Cell]) -> Ordering {
+    let date_first = |row: &[Cell]| -> Vec<Cell> {
+        let mut row = row.to_vec();
+        if let Some(i) = row.iter().position(|c| matches!(c, Cell::Date(_))) {
+            let date = row.remove(i);
+            row.insert(0, date);
+        }
+        row
+    };
+    let (a, b) = (date_first(a), date_first(b));
+    for (x, y) in a.iter().zip(&b) {
+        let order = match (x, y) {
+            (Cell::Date(x), Cell::Date(y)) => x.cmp(y),
+            (Cell::Number(x), Cell::Number(y)) => x.total_cmp(y),
+            (Cell::Text(x), Cell::Text(y)) => x.cmp(y),
+            _ => Ordering::Equal,
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    Ordering::Equal
+}
+
+fn workbook(sheets: &[Sheet]) -> std::result::Result<Workbook, XlsxError> {
+    let mut book = Workbook::new();
+    let bold = Format::new().set_bold();
+    let day = Format::new().set_num_format("yyyy-mm-dd");
+    for sheet in sheets {
+        let page = book.add_worksheet();
+        page.set_name(&sheet.name)?;
+        for (c, name) in sheet.header.iter().enumerate() {
+            page.write_string_with_format(0, c as u16, name, &bold)?;
+        }
+        for (r, row) in sheet.rows.iter().enumerate() {
+            let r = r as u32 + 1;
+            for (c, value) in row.iter().enumerate() {
+                let c = c as u16;
+                match value {
+                    Cell::Date(d) => page.write_datetime_with_format(r, c, d, &day)?,
+                    Cell::Number(n) => page.write_number(r, c, *n)?,
+                    Cell::Text(t) => page.write_string(r, c, t)?,
+                    Cell::Empty => page,
+                };
+            }
+        }
+        page.set_freeze_panes(1, 0)?;
+        page.autofit();
+    }
+    Ok(book)
+}
