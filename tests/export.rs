@@ -202,32 +202,23 @@ fn user_days_replace_their_day() {
     );
 }
 
-#[test]
-fn a_failed_or_killed_export_leaves_the_old_file() {
-    let w = Workdir::new();
+/// A lake big enough that exporting all its user-days takes a while.
+fn big_lake(w: &Workdir) {
     let made = w.run(&["gen", "--out", "lake", "--users", "200000", "--days", "20"]);
     assert_eq!(made.code, 0, "{}", made.stderr);
-    let run = export(
-        &w,
-        &["user-days", "--date", "2024-06-05", "-o", "user_days.csv"],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let before = std::fs::read(w.join("user_days.csv")).unwrap();
+}
 
-    // Killed while writing: the file is still the old one.
+/// Starts exporting every user-day of the big lake into `dest`, and kills the export (SIGKILL)
+/// once `writing` says it is writing.
+fn kill_while_writing(w: &Workdir, dest: &str, writing: impl Fn() -> bool) {
     let all = ["--from", "2024-06-01", "--to", "2024-06-20"];
     let mut child = w
         .command(&[&["export", "--lake", "lake", "user-days"], &all[..]].concat())
-        .args(["--output", "user_days.csv"])
+        .args(["--output", dest])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let writing = || {
-        std::fs::read_dir(w.path())
-            .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
-    };
     while !writing() {
         assert!(
             Instant::now() < deadline,
@@ -237,10 +228,29 @@ fn a_failed_or_killed_export_leaves_the_old_file() {
             child.try_wait().unwrap().is_none(),
             "the export ended first"
         );
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn a_failed_or_killed_export_leaves_the_old_file() {
+    let w = Workdir::new();
+    big_lake(&w);
+    let run = export(
+        &w,
+        &["user-days", "--date", "2024-06-05", "-o", "user_days.csv"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let before = std::fs::read(w.join("user_days.csv")).unwrap();
+
+    // Killed while writing: the file is still the old one.
+    kill_while_writing(&w, "user_days.csv", || {
+        std::fs::read_dir(w.path())
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+    });
     assert_eq!(std::fs::read(w.join("user_days.csv")).unwrap(), before);
 
     // Failed (a corrupt file in the day): exit 4, the file untouched.
@@ -338,8 +348,7 @@ fn sqlite_rows_are_replaced_per_day_in_one_transaction() {
 #[test]
 fn a_killed_sqlite_export_leaves_no_half_written_rows() {
     let w = Workdir::new();
-    let made = w.run(&["gen", "--out", "lake", "--users", "200000", "--days", "20"]);
-    assert_eq!(made.code, 0, "{}", made.stderr);
+    big_lake(&w);
     let db = "sqlite://metrics.db";
     let run = export(&w, &["user-days", "--date", "2024-06-05", "--output", db]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -351,29 +360,8 @@ fn a_killed_sqlite_export_leaves_no_half_written_rows() {
     let before = count();
     assert!(before > 1000, "{before}");
 
-    let all = ["--from", "2024-06-01", "--to", "2024-06-20"];
-    let mut child = w
-        .command(&[&["export", "--lake", "lake", "user-days"], &all[..]].concat())
-        .args(["--output", db])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // SQLite keeps a rollback journal while the transaction is open.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !w.join("metrics.db-journal").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the export never started writing"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the export ended first"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_while_writing(&w, db, || w.join("metrics.db-journal").exists());
     assert_eq!(count(), before, "the killed transaction left nothing");
 }
 
@@ -569,8 +557,7 @@ fn postgres_rows_are_upserted_per_day_in_one_transaction() {
 #[test]
 fn a_killed_postgres_export_leaves_no_half_written_rows() {
     let w = Workdir::new();
-    let made = w.run(&["gen", "--out", "lake", "--users", "200000", "--days", "20"]);
-    assert_eq!(made.code, 0, "{}", made.stderr);
+    big_lake(&w);
     let pg = Postgres::start();
     let run = export(
         &w,
@@ -579,28 +566,8 @@ fn a_killed_postgres_export_leaves_no_half_written_rows() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let before = pg.query("SELECT COUNT(*) FROM user_days");
 
-    let all = ["--from", "2024-06-01", "--to", "2024-06-20"];
-    let mut child = w
-        .command(&[&["export", "--lake", "lake", "user-days"], &all[..]].concat())
-        .args(["--output", &pg.url()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let inserting = "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO%'";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while pg.query(inserting) == "0" {
-        assert!(
-            Instant::now() < deadline,
-            "the export never started inserting"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the export ended first"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_while_writing(&w, &pg.url(), || pg.query(inserting) != "0");
     // The server notices the closed connection and rolls the transaction back.
     let deadline = Instant::now() + Duration::from_secs(30);
     while pg.query("SELECT COUNT(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'") != "0" {
