@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
     check::CheckArgs, demo::DemoArgs, export::ExportArgs, generate::GenArgs, query::QueryArgs,
-    sql::SqlArgs,
+    schedule::ScheduleArgs, sql::SqlArgs,
 };
 
 /// Exact daily, weekly and monthly active users from a date-partitioned Parquet lake.
@@ -95,6 +95,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Compute one metric over a range of days
     Query(QueryArgs),
+    /// Run the [[jobs]] of dau.toml on their cron schedules, catching up missed days
+    Schedule(ScheduleArgs),
     /// SQL over the lake's `events` table: a REPL, or -c / -f / stdin
     Sql(SqlArgs),
 }

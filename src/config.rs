@@ -29,6 +29,8 @@ pub struct Config {
     pub storage: StorageOptions,
     /// How long reading runs before a progress bar shows; None: never (`--quiet`).
     pub progress_after: Option<std::time::Duration>,
+    /// `[[jobs]]` for `dau schedule`, as written (checked when the schedule starts).
+    pub jobs: Vec<Job>,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             memory_limit: None,
             storage: StorageOptions::default(),
             progress_after: Some(std::time::Duration::from_secs(1)),
+            jobs: Vec::new(),
         }
     }
 }
@@ -84,6 +87,33 @@ impl MemoryLimit {
 struct FileConfig {
     #[serde(default)]
     lake: LakeSection,
+    /// Jobs for `dau schedule`.
+    #[serde(default)]
+    jobs: Vec<Job>,
+}
+
+/// A `[[jobs]]` entry of `dau.toml`: what `dau schedule` exports, where, and when.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub name: String,
+    /// Metric names, as `dau export` takes them.
+    pub metrics: Vec<String>,
+    /// When it fires: 5 fields (minute hour day month weekday), or 6 with seconds first.
+    pub cron: String,
+    /// IANA timezone of the cron and of "yesterday" [default: the config's timezone].
+    pub timezone: Option<String>,
+    /// The day a firing exports: `yesterday` (the default) or `today`.
+    #[serde(default = "yesterday")]
+    pub range: String,
+    /// Where to, as `dau export --output` takes it.
+    pub output: String,
+    #[serde(default)]
+    pub calendar: bool,
+}
+
+fn yesterday() -> String {
+    "yesterday".to_string()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +138,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let jobs = file.jobs;
         let lake = file.lake;
         let timezone = match args.timezone.as_ref().or(lake.timezone.as_ref()) {
             None => Tz::UTC,
@@ -157,6 +188,7 @@ impl Config {
             memory_limit,
             storage,
             progress_after,
+            jobs,
         })
     }
 

@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => block_on(cmd::demo::run(&config, &args)),
         Command::Export(args) => block_on(cmd::export::run(&config, &args)),
         Command::Query(args) => block_on(cmd::query::run(&config, &args)),
+        Command::Schedule(args) => block_on(cmd::schedule::run(&config, &args)),
         Command::Sql(args) => block_on(cmd::sql::run(&config, &args)),
     }
 }

@@ -11,4 +11,5 @@ mod generate;
 mod messy;
 mod query;
 mod repl;
+mod schedule;
 mod sql;

@@ -55,12 +55,39 @@ pub struct ExportArgs {
 }
 
 pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
-    let sink = Sink::parse(&args.output)?;
-    let metrics = metrics_of(&args.metrics)?;
     let (from, to) = days(config, args)?;
+    export(
+        config,
+        &args.metrics,
+        (from, to),
+        args.calendar,
+        &args.output,
+    )
+    .await?;
+    Ok(())
+}
+
+/// What one export did.
+pub struct Exported {
+    /// Rows written for the exported days.
+    pub rows: u64,
+    /// Rows the destination holds afterwards.
+    pub total: u64,
+}
+
+/// Exports `metrics` for the days `from` to `to` into `output` (see [`ExportArgs`]).
+pub async fn export(
+    config: &Config,
+    metrics: &[Metric],
+    (from, to): (NaiveDate, NaiveDate),
+    calendar: bool,
+    output: &str,
+) -> Result<Exported> {
+    let sink = Sink::parse(output)?;
+    let metrics = metrics_of(metrics)?;
     let queries: Vec<Query> = metrics
         .iter()
-        .map(|m| Query::new(*m, from, to, args.calendar))
+        .map(|m| Query::new(*m, from, to, calendar))
         .collect::<Result<_>>()?;
     let near = queries
         .iter()
@@ -95,10 +122,12 @@ pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
     let names: Vec<&str> = metrics.iter().map(|m| m.name()).collect();
     let total = sink.write(&ctx, schema, &key, (from, to), &names).await?;
     eprintln!(
-        "dau export: {exported} row(s) for {from} to {to} into {} ({total} row(s) in all)",
-        args.output
+        "dau export: {exported} row(s) for {from} to {to} into {output} ({total} row(s) in all)"
     );
-    Ok(())
+    Ok(Exported {
+        rows: exported as u64,
+        total,
+    })
 }
 
 /// The metrics, each once; user-days (a row per user and day) only on its own.

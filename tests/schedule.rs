@@ -1,0 +1,141 @@
+//! `dau schedule`: jobs fire on their cron, export, record their state, catch up missed days once,
+//! and stop on SIGTERM.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate, Utc};
+
+use crate::util::*;
+
+/// A lake of the 15 days before today (UTC), and the dau.toml of one job.
+fn setup(w: &Workdir, cron: &str) -> Vec<Row> {
+    let today = Utc::now().date_naive();
+    let start = today - Days::new(15);
+    let rows = random_rows(5, start, 15, 200);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let toml = format!(
+        "[lake]\nurl = \"lake\"\n\n[[jobs]]\nname = \"nightly\"\nmetrics = [\"dau\", \"opens\"]\n\
+         cron = \"{cron}\"\ntimezone = \"UTC\"\nrange = \"yesterday\"\noutput = \"daily.csv\"\n"
+    );
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    rows
+}
+
+/// The exported CSV: date → dau.
+fn exported(w: &Workdir) -> BTreeMap<NaiveDate, u64> {
+    let text = std::fs::read_to_string(w.join("daily.csv")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (day(f[0]), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
+fn dau_of(rows: &[Row], days: &[NaiveDate]) -> BTreeMap<NaiveDate, u64> {
+    let sets = active(rows);
+    days.iter()
+        .map(|d| (*d, sets.get(d).map_or(0, |s| s.len() as u64)))
+        .collect()
+}
+
+#[test]
+fn a_job_fires_exports_records_its_state_and_stops_on_sigterm() {
+    let w = Workdir::new();
+    let rows = setup(&w, "* * * * * *");
+    let mut child = w
+        .command(&["schedule", "--state", "state.json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !w.join("state.json").exists() {
+        assert!(Instant::now() < deadline, "the job never fired");
+        assert!(child.try_wait().unwrap().is_none(), "the schedule ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM did not stop the schedule"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    assert_eq!(exported(&w), dau_of(&rows, &[yesterday]), "{stderr}");
+    assert!(
+        stderr.contains(&format!("job nightly date {yesterday}: ok")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("dau schedule: stopping"), "{stderr}");
+    let state: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(w.join("state.json")).unwrap()).unwrap();
+    assert!(state.contains_key("nightly"), "{state:?}");
+}
+
+#[test]
+fn days_missed_while_down_are_caught_up_once() {
+    let w = Workdir::new();
+    let rows = setup(&w, "0 0 * * *");
+    let today = Utc::now().date_naive();
+    // The last success was the midnight four days ago: the firings of the three midnights since
+    // and today's have not run.
+    let last = (today - Days::new(4))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
+    std::fs::write(w.join("state.json"), state).unwrap();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let missed: Vec<NaiveDate> = (1..=4).rev().map(|k| today - Days::new(k)).collect();
+    assert_eq!(exported(&w), dau_of(&rows, &missed), "{}", run.stderr);
+    assert_eq!(run.stderr.matches(": ok, ").count(), 4, "{}", run.stderr);
+
+    // Up to date: a second start runs nothing.
+    let before = std::fs::read(w.join("daily.csv")).unwrap();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains(": ok, "), "{}", run.stderr);
+    assert_eq!(std::fs::read(w.join("daily.csv")).unwrap(), before);
+}
+
+#[test]
+fn a_failing_job_is_retried_and_its_state_not_advanced() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    // Yesterday's partition is corrupt: every attempt fails, naming the file.
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
+    std::fs::write(&part, b"not parquet").unwrap();
+    let last = (yesterday - Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
+    std::fs::write(w.join("state.json"), &state).unwrap();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("attempt 3 of 3 failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("bad data file"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(w.join("state.json")).unwrap(),
+        state
+    );
+}
