@@ -31,6 +31,8 @@ pub struct Config {
     pub progress_after: Option<std::time::Duration>,
     /// `[[jobs]]` for `dau schedule`, as written (checked when the schedule starts).
     pub jobs: Vec<Job>,
+    /// `[schedule]`: where `dau schedule` listens, and its token.
+    pub schedule: ScheduleSection,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             storage: StorageOptions::default(),
             progress_after: Some(std::time::Duration::from_secs(1)),
             jobs: Vec::new(),
+            schedule: ScheduleSection::default(),
         }
     }
 }
@@ -90,6 +93,18 @@ struct FileConfig {
     /// Jobs for `dau schedule`.
     #[serde(default)]
     jobs: Vec<Job>,
+    #[serde(default)]
+    schedule: ScheduleSection,
+}
+
+/// `[schedule]` in `dau.toml`: the HTTP side of `dau schedule`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// Address for `/healthz`, `/metrics` and `POST /jobs/NAME/run`, e.g. `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Bearer token that `POST /jobs/NAME/run` needs (also `DAU_SCHEDULE_TOKEN`).
+    pub token: Option<String>,
 }
 
 /// A `[[jobs]]` entry of `dau.toml`: what `dau schedule` exports, where, and when.
@@ -139,6 +154,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let jobs = file.jobs;
+        let schedule = file.schedule;
         let lake = file.lake;
         let timezone = match args.timezone.as_ref().or(lake.timezone.as_ref()) {
             None => Tz::UTC,
@@ -189,6 +205,7 @@ impl Config {
             storage,
             progress_after,
             jobs,
+            schedule,
         })
     }
 

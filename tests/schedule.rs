@@ -139,3 +139,83 @@ fn a_failing_job_is_retried_and_its_state_not_advanced() {
         state
     );
 }
+
+/// `curl` a URL: (HTTP status, body).
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
+    let w = Workdir::new();
+    let rows = setup(&w, "0 0 1 1 *");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = w
+        .command(&[
+            "schedule",
+            "--state",
+            "state.json",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("DAU_SCHEDULE_TOKEN", "s3cret")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while curl(&[&format!("{base}/healthz")]).0 != 200 {
+        assert!(Instant::now() < deadline, "the server never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let day = Utc::now().date_naive() - Days::new(3);
+    let run = format!("{base}/jobs/nightly/run?date={day}");
+    assert_eq!(curl(&["-X", "POST", &run]).0, 401);
+    assert_eq!(
+        curl(&["-X", "POST", "-H", "Authorization: Bearer nope", &run]).0,
+        401
+    );
+    let other = format!("{base}/jobs/other/run");
+    assert_eq!(
+        curl(&["-X", "POST", "-H", "Authorization: Bearer s3cret", &other]).0,
+        404
+    );
+    let (status, body) = curl(&["-X", "POST", "-H", "Authorization: Bearer s3cret", &run]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(exported(&w), dau_of(&rows, &[day]));
+
+    let (status, text) = curl(&[&format!("{base}/metrics")]);
+    assert_eq!(status, 200);
+    let mut values = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').expect("name value");
+        let value: f64 = value.parse().expect("a number");
+        values.insert(series.to_string(), value);
+    }
+    assert_eq!(values["dau_job_runs_total{job=\"nightly\"}"], 1.0, "{text}");
+    assert_eq!(
+        values["dau_job_failures_total{job=\"nightly\"}"], 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        values["dau_job_rows_exported_total{job=\"nightly\"}"], 1.0,
+        "{text}"
+    );
+    let newest = (Utc::now().date_naive() - Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    assert_eq!(
+        values["dau_lake_last_partition_timestamp_seconds"],
+        newest.and_utc().timestamp() as f64,
+        "{text}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

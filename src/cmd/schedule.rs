@@ -4,10 +4,20 @@
 //! The state file keeps, per job, the last firing whose export succeeded. A firing exports the day
 //! before it (`range = "yesterday"`) or its own day (`"today"`); missed firings that export the
 //! same day run it once. SIGTERM or Ctrl-C stops the server between exports.
+//!
+//! With `[schedule] listen` (or `--listen`), it also serves HTTP: `GET /healthz`, `GET /metrics`
+//! (Prometheus text) and `POST /jobs/NAME/run[?date=YYYY-MM-DD]`, which needs the bearer token of
+//! `[schedule] token` or `DAU_SCHEDULE_TOKEN` (401 without it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -17,6 +27,8 @@ use croner::parser::{CronParser, Seconds};
 
 use crate::cmd::export::export;
 use crate::config::{Config, Job};
+use crate::dates::parse_day;
+use crate::lake::Lake;
 use crate::metrics::Metric;
 use crate::{Error, Result};
 
@@ -37,9 +49,14 @@ pub struct ScheduleArgs {
     /// Run what is due (and what was missed), then exit instead of waiting
     #[arg(long)]
     pub once: bool,
+
+    /// Serve /healthz, /metrics and POST /jobs/NAME/run here [default: [schedule] listen]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 /// A job, checked and parsed.
+#[derive(Clone)]
 struct Scheduled {
     job: Job,
     metrics: Vec<Metric>,
@@ -69,6 +86,23 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
     };
     let mut state = load(&state_path)?;
     let started = Utc::now();
+    let stats: Stats = Arc::default();
+    if let Some(listen) = args.listen.as_ref().or(config.schedule.listen.as_ref()) {
+        let token = std::env::var("DAU_SCHEDULE_TOKEN")
+            .ok()
+            .or(config.schedule.token.clone());
+        let app = App {
+            config: Arc::new(config.clone()),
+            jobs: Arc::new(jobs.clone()),
+            stats: stats.clone(),
+            token,
+        };
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::io("cannot listen", listen, e))?;
+        eprintln!("dau schedule: serving /healthz, /metrics and POST /jobs/NAME/run on {listen}");
+        tokio::spawn(async move { axum::serve(listener, app.router()).await });
+    }
     eprintln!(
         "dau schedule: {} job(s), state in {}",
         jobs.len(),
@@ -82,7 +116,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
             let (days, newest) = due(job, last, now);
             let mut all_ok = true;
             for day in days {
-                if !run_job(config, job, day).await {
+                if !run_job(config, job, day, &stats).await {
                     all_ok = false;
                     break;
                 }
@@ -189,39 +223,212 @@ fn due(
     (days, newest)
 }
 
+/// What each job has done since the start, for `/metrics`.
+type Stats = Arc<Mutex<BTreeMap<String, JobStats>>>;
+
+#[derive(Debug, Default, Clone)]
+struct JobStats {
+    runs: u64,
+    failures: u64,
+    rows: u64,
+    last_success: Option<DateTime<Utc>>,
+    last_seconds: f64,
+}
+
 /// Exports one day of a job, retrying with backoff. Logs one line per attempt that ends it.
-async fn run_job(config: &Config, job: &Scheduled, day: NaiveDate) -> bool {
-    let name = &job.job.name;
+async fn run_job(config: &Config, job: &Scheduled, day: NaiveDate, stats: &Stats) -> bool {
     for attempt in 1..=ATTEMPTS {
-        let started = Instant::now();
-        let done = export(
-            config,
-            &job.metrics,
-            (day, day),
-            job.job.calendar,
-            &job.job.output,
-        )
-        .await;
-        let seconds = started.elapsed().as_secs_f64();
-        match done {
-            Ok(done) => {
-                eprintln!(
-                    "dau schedule: job {name} date {day}: ok, {} row(s) in {seconds:.2} s",
-                    done.rows
-                );
-                return true;
-            }
-            Err(e) => {
-                eprintln!(
-                    "dau schedule: job {name} date {day}: attempt {attempt} of {ATTEMPTS} failed after {seconds:.2} s: {e}"
-                );
-                if attempt < ATTEMPTS {
-                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
-                }
-            }
+        if attempt_job(config, job, day, stats, attempt).await.is_ok() {
+            return true;
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
         }
     }
     false
+}
+
+/// One export of one day of a job, logged and counted.
+async fn attempt_job(
+    config: &Config,
+    job: &Scheduled,
+    day: NaiveDate,
+    stats: &Stats,
+    attempt: u32,
+) -> Result<u64> {
+    let name = &job.job.name;
+    let started = Instant::now();
+    let done = export(
+        config,
+        &job.metrics,
+        (day, day),
+        job.job.calendar,
+        &job.job.output,
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut stats = stats.lock().expect("stats");
+    let counted = stats.entry(name.clone()).or_default();
+    counted.runs += 1;
+    counted.last_seconds = seconds;
+    match done {
+        Ok(done) => {
+            counted.rows += done.rows;
+            counted.last_success = Some(Utc::now());
+            eprintln!(
+                "dau schedule: job {name} date {day}: ok, {} row(s) in {seconds:.2} s",
+                done.rows
+            );
+            Ok(done.rows)
+        }
+        Err(e) => {
+            counted.failures += 1;
+            eprintln!(
+                "dau schedule: job {name} date {day}: attempt {attempt} of {ATTEMPTS} failed \
+                 after {seconds:.2} s: {e}"
+            );
+            Err(e)
+        }
+    }
+}
+
+/// The HTTP side: the jobs, what they did, and the token that may run them.
+#[derive(Clone)]
+struct App {
+    config: Arc<Config>,
+    jobs: Arc<Vec<Scheduled>>,
+    stats: Stats,
+    token: Option<String>,
+}
+
+impl App {
+    fn router(self) -> axum::Router {
+        axum::Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(prometheus))
+            .route("/jobs/{name}/run", post(run_now))
+            .with_state(self)
+    }
+}
+
+/// `POST /jobs/NAME/run[?date=DAY]`: runs the job now (once, no retries) for its day or `date`.
+async fn run_now(
+    State(app): State<App>,
+    UrlPath(name): UrlPath<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&app.token, given) {
+        (Some(token), Some(given)) if token == given => {}
+        (None, _) => {
+            let why = "no token is configured ([schedule] token or DAU_SCHEDULE_TOKEN)\n";
+            return (StatusCode::UNAUTHORIZED, why.to_string());
+        }
+        _ => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is needed\n".to_string(),
+            );
+        }
+    }
+    let Some(job) = app.jobs.iter().find(|j| j.job.name == name) else {
+        return (StatusCode::NOT_FOUND, format!("no job '{name}'\n"));
+    };
+    let today = Utc::now().with_timezone(&job.timezone).date_naive();
+    let day = match params.get("date") {
+        None => today - Days::new(job.back),
+        Some(text) => match parse_day(text, today) {
+            Some(day) => day,
+            None => return (StatusCode::BAD_REQUEST, format!("bad date '{text}'\n")),
+        },
+    };
+    match attempt_job(&app.config, job, day, &app.stats, 1).await {
+        Ok(rows) => (
+            StatusCode::OK,
+            format!("job {name} date {day}: ok, {rows} row(s)\n"),
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("job {name} date {day}: failed: {e}\n"),
+        ),
+    }
+}
+
+/// A Prometheus series: name, type, help, and its value for a job (if it has one).
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&JobStats) -> Option<f64>,
+);
+
+/// `GET /metrics`: runs, failures, rows, last success and duration per job, and the lake's last
+/// partition day (its freshness), in Prometheus text format.
+async fn prometheus(State(app): State<App>) -> String {
+    let stats = app.stats.lock().expect("stats").clone();
+    let mut out = String::new();
+    let series: [Series; 5] = [
+        ("dau_job_runs_total", "counter", "Exports attempted", |s| {
+            Some(s.runs as f64)
+        }),
+        (
+            "dau_job_failures_total",
+            "counter",
+            "Exports that failed",
+            |s| Some(s.failures as f64),
+        ),
+        (
+            "dau_job_rows_exported_total",
+            "counter",
+            "Rows exported",
+            |s| Some(s.rows as f64),
+        ),
+        (
+            "dau_job_last_success_timestamp_seconds",
+            "gauge",
+            "When the last export succeeded",
+            |s| s.last_success.map(|t| t.timestamp() as f64),
+        ),
+        (
+            "dau_job_last_duration_seconds",
+            "gauge",
+            "How long the last export took",
+            |s| Some(s.last_seconds),
+        ),
+    ];
+    for (metric, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {metric} {help}.\n# TYPE {metric} {kind}");
+        for job in app.jobs.iter() {
+            let name = &job.job.name;
+            let job_stats = stats.get(name).cloned().unwrap_or_default();
+            if let Some(v) = value(&job_stats) {
+                let _ = writeln!(out, "{metric}{{job=\"{name}\"}} {v}");
+            }
+        }
+    }
+    let lake = match app.config.lake() {
+        Ok(url) => Lake::open(url, &app.config, None).await.ok(),
+        Err(_) => None,
+    };
+    if let Some(lake) = lake {
+        let last = lake
+            .last_day()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc();
+        let metric = "dau_lake_last_partition_timestamp_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {metric} The lake's newest day (midnight UTC).\n# TYPE {metric} gauge\n\
+             {metric} {}",
+            last.timestamp()
+        );
+    }
+    out
 }
 
 /// Resolves when the process is asked to stop (SIGTERM, or Ctrl-C / SIGINT).
