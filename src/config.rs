@@ -105,6 +105,11 @@ pub struct ScheduleSection {
     pub listen: Option<String>,
     /// Bearer token that `POST /jobs/NAME/run` needs (also `DAU_SCHEDULE_TOKEN`).
     pub token: Option<String>,
+    /// Slack-compatible webhook URLs told when a job fails (after its retries) and recovers.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+    /// Retries of a failed export, with backoff [default: 2].
+    pub retries: Option<u32>,
 }
 
 /// A `[[jobs]]` entry of `dau.toml`: what `dau schedule` exports, where, and when.

@@ -219,3 +219,91 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A webhook receiver on loopback: every request body it gets, in order.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bodies = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            bodies
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).to_string());
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn a_failing_streak_alerts_once_and_recovery_once() {
+    let w = Workdir::new();
+    setup(&w, "* * * * * *");
+    let (url, alerts) = receiver();
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let toml = format!("{toml}\n[schedule]\nwebhooks = [\"{url}\"]\nretries = 0\n");
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
+    let good = std::fs::read(&part).unwrap();
+    std::fs::write(&part, b"not parquet").unwrap();
+
+    let mut child = w
+        .command(&["schedule", "--state", "state.json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Several firings fail (one a second); the webhook hears of it once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alerts.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no alert came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // Fixed: the next firing works, and the webhook hears that too.
+    std::fs::write(&part, good).unwrap();
+    while alerts.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "no recovery alert came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let failures = stderr.matches("attempt 1 of 1 failed").count();
+    assert!(failures >= 2, "several firings failed: {stderr}");
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    let first: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
+    let text = first["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("failed: job nightly could not export {yesterday}")),
+        "{text}"
+    );
+    assert!(text.contains("bad data file"), "{text}");
+    let second: serde_json::Value = serde_json::from_str(&alerts[1]).unwrap();
+    let text = second["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("recovered: job nightly exported {yesterday}")),
+        "{text}"
+    );
+}

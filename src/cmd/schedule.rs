@@ -32,8 +32,8 @@ use crate::lake::Lake;
 use crate::metrics::Metric;
 use crate::{Error, Result};
 
-/// Attempts of a failed export before the firing is given up (until the next start or firing).
-const ATTEMPTS: u32 = 3;
+/// Retries of a failed export before the firing is given up (until the next start or firing).
+const RETRIES: u32 = 2;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example dau.toml:\n  \
@@ -233,19 +233,95 @@ struct JobStats {
     rows: u64,
     last_success: Option<DateTime<Utc>>,
     last_seconds: f64,
+    /// Failed for good since the last success (alerted once).
+    failing: bool,
 }
 
-/// Exports one day of a job, retrying with backoff. Logs one line per attempt that ends it.
+/// Exports one day of a job, retrying with backoff. When it fails for good, the webhooks hear of
+/// it once per failing streak; when it works again, that it recovered.
 async fn run_job(config: &Config, job: &Scheduled, day: NaiveDate, stats: &Stats) -> bool {
-    for attempt in 1..=ATTEMPTS {
-        if attempt_job(config, job, day, stats, attempt).await.is_ok() {
-            return true;
+    let attempts = config.schedule.retries.unwrap_or(RETRIES) + 1;
+    let mut error = None;
+    for attempt in 1..=attempts {
+        match attempt_job(config, job, day, stats, (attempt, attempts)).await {
+            Ok(_) => {
+                let was_failing = std::mem::take(
+                    &mut stats
+                        .lock()
+                        .expect("stats")
+                        .entry(job.job.name.clone())
+                        .or_default()
+                        .failing,
+                );
+                if was_failing {
+                    alert(
+                        config,
+                        &format!("recovered: job {} exported {day}", job.job.name),
+                    )
+                    .await;
+                }
+                return true;
+            }
+            Err(e) => error = Some(e),
         }
-        if attempt < ATTEMPTS {
+        if attempt < attempts {
             tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
         }
     }
+    let already = std::mem::replace(
+        &mut stats
+            .lock()
+            .expect("stats")
+            .entry(job.job.name.clone())
+            .or_default()
+            .failing,
+        true,
+    );
+    if !already {
+        let error = error.map(|e| e.to_string()).unwrap_or_default();
+        let stale = if error.contains("no partitions between") {
+            " (stale lake?)"
+        } else {
+            ""
+        };
+        let text = format!(
+            "failed: job {} could not export {day}{stale}: {error}",
+            job.job.name
+        );
+        alert(config, &text).await;
+    }
     false
+}
+
+/// Posts `{"text": "dau on HOST: …"}` to every webhook, retrying; a failed delivery is logged.
+async fn alert(config: &Config, what: &str) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown host".to_string());
+    let body = serde_json::json!({ "text": format!("dau on {host}: {what}") });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    for hook in &config.schedule.webhooks {
+        let mut delivered = false;
+        for attempt in 0..3u32 {
+            let sent = client
+                .post(hook)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status().is_success()) {
+                delivered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+        if !delivered {
+            eprintln!("dau schedule: could not deliver an alert to {hook}");
+        }
+    }
 }
 
 /// One export of one day of a job, logged and counted.
@@ -254,7 +330,7 @@ async fn attempt_job(
     job: &Scheduled,
     day: NaiveDate,
     stats: &Stats,
-    attempt: u32,
+    (attempt, attempts): (u32, u32),
 ) -> Result<u64> {
     let name = &job.job.name;
     let started = Instant::now();
@@ -284,7 +360,7 @@ async fn attempt_job(
         Err(e) => {
             counted.failures += 1;
             eprintln!(
-                "dau schedule: job {name} date {day}: attempt {attempt} of {ATTEMPTS} failed \
+                "dau schedule: job {name} date {day}: attempt {attempt} of {attempts} failed \
                  after {seconds:.2} s: {e}"
             );
             Err(e)
@@ -346,7 +422,7 @@ async fn run_now(
             None => return (StatusCode::BAD_REQUEST, format!("bad date '{text}'\n")),
         },
     };
-    match attempt_job(&app.config, job, day, &app.stats, 1).await {
+    match attempt_job(&app.config, job, day, &app.stats, (1, 1)).await {
         Ok(rows) => (
             StatusCode::OK,
             format!("job {name} date {day}: ok, {rows} row(s)\n"),
