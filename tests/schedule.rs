@@ -307,3 +307,46 @@ fn a_failing_streak_alerts_once_and_recovery_once() {
         "{text}"
     );
 }
+
+#[test]
+fn json_logs_have_a_line_per_run() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    let today = Utc::now().date_naive();
+    let last = (today - Days::new(2))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
+    std::fs::write(w.join("state.json"), state).unwrap();
+    let run = w.run(&[
+        "schedule",
+        "--state",
+        "state.json",
+        "--once",
+        "--log-format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let runs: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["fields"]["outcome"].is_string())
+        .collect();
+    let days: Vec<String> = runs
+        .iter()
+        .map(|v| {
+            assert_eq!(v["fields"]["job"], "nightly", "{v}");
+            assert_eq!(v["fields"]["outcome"], "ok", "{v}");
+            assert_eq!(v["fields"]["rows"], 1, "{v}");
+            v["fields"]["day"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let want: Vec<String> = [2, 1]
+        .iter()
+        .map(|k| (today - Days::new(*k)).to_string())
+        .collect();
+    assert_eq!(days, want, "{}", run.stderr);
+}

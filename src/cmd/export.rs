@@ -121,9 +121,6 @@ pub async fn export(
     ctx.register_table("new", new.into_view())?;
     let names: Vec<&str> = metrics.iter().map(|m| m.name()).collect();
     let total = sink.write(&ctx, schema, &key, (from, to), &names).await?;
-    eprintln!(
-        "dau export: {exported} row(s) for {from} to {to} into {output} ({total} row(s) in all)"
-    );
     Ok(Exported {
         rows: exported as u64,
         total,

@@ -53,6 +53,16 @@ pub struct ScheduleArgs {
     /// Serve /healthz, /metrics and POST /jobs/NAME/run here [default: [schedule] listen]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+
+    /// Log lines for people, or one JSON object per line for a log collector
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 /// A job, checked and parsed.
@@ -78,6 +88,13 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
             "add [[jobs]] entries (name, metrics, cron, output) to dau.toml; see dau schedule --help",
         ));
     }
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match args.log_format {
+        LogFormat::Human => logs.try_init(),
+        LogFormat::Json => logs.json().try_init(),
+    };
     let state_path = match &args.state {
         Some(path) => path.clone(),
         None => dirs::data_local_dir()
@@ -100,13 +117,13 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| Error::io("cannot listen", listen, e))?;
-        eprintln!("dau schedule: serving /healthz, /metrics and POST /jobs/NAME/run on {listen}");
+        tracing::info!(%listen, "dau schedule: serving /healthz, /metrics and POST /jobs/NAME/run");
         tokio::spawn(async move { axum::serve(listener, app.router()).await });
     }
-    eprintln!(
-        "dau schedule: {} job(s), state in {}",
-        jobs.len(),
-        state_path.display()
+    tracing::info!(
+        jobs = jobs.len(),
+        state = %state_path.display(),
+        "dau schedule: started"
     );
     let mut stop = Box::pin(stopped());
     loop {
@@ -144,7 +161,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => {
-                eprintln!("dau schedule: stopping");
+                tracing::info!("dau schedule: stopping");
                 return Ok(());
             }
         }
@@ -319,7 +336,7 @@ async fn alert(config: &Config, what: &str) {
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
         }
         if !delivered {
-            eprintln!("dau schedule: could not deliver an alert to {hook}");
+            tracing::error!(%hook, "dau schedule: could not deliver an alert");
         }
     }
 }
@@ -351,17 +368,26 @@ async fn attempt_job(
         Ok(done) => {
             counted.rows += done.rows;
             counted.last_success = Some(Utc::now());
-            eprintln!(
-                "dau schedule: job {name} date {day}: ok, {} row(s) in {seconds:.2} s",
+            tracing::info!(
+                job = %name,
+                %day,
+                rows = done.rows,
+                seconds,
+                outcome = "ok",
+                "job {name} date {day}: ok, {} row(s) in {seconds:.2} s",
                 done.rows
             );
             Ok(done.rows)
         }
         Err(e) => {
             counted.failures += 1;
-            eprintln!(
-                "dau schedule: job {name} date {day}: attempt {attempt} of {attempts} failed \
-                 after {seconds:.2} s: {e}"
+            tracing::error!(
+                job = %name,
+                %day,
+                seconds,
+                outcome = "failed",
+                error = %e,
+                "job {name} date {day}: attempt {attempt} of {attempts} failed after {seconds:.2} s"
             );
             Err(e)
         }
