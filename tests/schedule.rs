@@ -350,3 +350,32 @@ fn json_logs_have_a_line_per_run() {
         .collect();
     assert_eq!(days, want, "{}", run.stderr);
 }
+
+#[test]
+fn a_missing_partition_alerts_as_a_stale_lake() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    let (url, alerts) = receiver();
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let toml = format!("{toml}\n[schedule]\nwebhooks = [\"{url}\"]\nretries = 0\n");
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    std::fs::remove_dir_all(w.join(&format!("lake/date={yesterday}"))).unwrap();
+    let last = (yesterday - Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
+    std::fs::write(w.join("state.json"), state).unwrap();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?} {}", run.stderr);
+    let alert: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
+    let text = alert["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("could not export {yesterday} (stale lake?)")),
+        "{text}"
+    );
+    assert!(text.contains("no partitions between"), "{text}");
+}
