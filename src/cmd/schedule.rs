@@ -257,25 +257,14 @@ struct JobStats {
 /// Exports one day of a job, retrying with backoff. When it fails for good, the webhooks hear of
 /// it once per failing streak; when it works again, that it recovered.
 async fn run_job(config: &Config, job: &Scheduled, day: NaiveDate, stats: &Stats) -> bool {
+    let name = &job.job.name;
     let attempts = config.schedule.retries.unwrap_or(RETRIES) + 1;
     let mut error = None;
     for attempt in 1..=attempts {
         match attempt_job(config, job, day, stats, (attempt, attempts)).await {
             Ok(_) => {
-                let was_failing = std::mem::take(
-                    &mut stats
-                        .lock()
-                        .expect("stats")
-                        .entry(job.job.name.clone())
-                        .or_default()
-                        .failing,
-                );
-                if was_failing {
-                    alert(
-                        config,
-                        &format!("recovered: job {} exported {day}", job.job.name),
-                    )
-                    .await;
+                if set_failing(stats, name, false) {
+                    alert(config, &format!("recovered: job {name} exported {day}")).await;
                 }
                 return true;
             }
@@ -285,29 +274,24 @@ async fn run_job(config: &Config, job: &Scheduled, day: NaiveDate, stats: &Stats
             tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
         }
     }
-    let already = std::mem::replace(
-        &mut stats
-            .lock()
-            .expect("stats")
-            .entry(job.job.name.clone())
-            .or_default()
-            .failing,
-        true,
-    );
-    if !already {
-        let error = error.map(|e| e.to_string()).unwrap_or_default();
-        let stale = if error.contains("no partitions between") {
-            " (stale lake?)"
-        } else {
-            ""
+    if !set_failing(stats, name, true)
+        && let Some(error) = error
+    {
+        let stale = match error {
+            Error::NoPartitions { .. } => " (stale lake?)",
+            _ => "",
         };
-        let text = format!(
-            "failed: job {} could not export {day}{stale}: {error}",
-            job.job.name
-        );
+        let text = format!("failed: job {name} could not export {day}{stale}: {error}");
         alert(config, &text).await;
     }
     false
+}
+
+/// Marks whether a job is in a failing streak; returns whether it was.
+fn set_failing(stats: &Stats, name: &str, failing: bool) -> bool {
+    let mut stats = stats.lock().expect("stats");
+    let job = stats.entry(name.to_string()).or_default();
+    std::mem::replace(&mut job.failing, failing)
 }
 
 /// Posts `{"text": "dau on HOST: …"}` to every webhook, retrying; a failed delivery is logged.
