@@ -23,6 +23,26 @@ fn setup(w: &Workdir, cron: &str) -> Vec<Row> {
     rows
 }
 
+/// Writes a state file whose last successful firing is the midnight (UTC) of `day`; returns it.
+fn last_success(w: &Workdir, day: NaiveDate) -> String {
+    let last = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
+    std::fs::write(w.join("state.json"), &state).unwrap();
+    state
+}
+
+/// Points the schedule's alerts at a receiver of the test's, with no retries; its bodies.
+fn alert_without_retries(w: &Workdir) -> Alerts {
+    let (url, alerts) = receiver();
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let toml = format!("{toml}\n[schedule]\nwebhooks = [\"{url}\"]\nretries = 0\n");
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    alerts
+}
+
+/// What a webhook receiver got: each request body, in order.
+type Alerts = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// The exported CSV: date → dau.
 fn exported(w: &Workdir) -> BTreeMap<NaiveDate, u64> {
     let text = std::fs::read_to_string(w.join("daily.csv")).unwrap_or_default();
@@ -92,12 +112,7 @@ fn days_missed_while_down_are_caught_up_once() {
     let today = Utc::now().date_naive();
     // The last success was the midnight four days ago: the firings of the three midnights since
     // and today's have not run.
-    let last = (today - Days::new(4))
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
-    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
-    std::fs::write(w.join("state.json"), state).unwrap();
+    last_success(&w, today - Days::new(4));
     let run = w.run(&["schedule", "--state", "state.json", "--once"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let missed: Vec<NaiveDate> = (1..=4).rev().map(|k| today - Days::new(k)).collect();
@@ -120,12 +135,7 @@ fn a_failing_job_is_retried_and_its_state_not_advanced() {
     let yesterday = Utc::now().date_naive() - Days::new(1);
     let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
     std::fs::write(&part, b"not parquet").unwrap();
-    let last = (yesterday - Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
-    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
-    std::fs::write(w.join("state.json"), &state).unwrap();
+    let state = last_success(&w, yesterday - Days::new(1));
     let run = w.run(&["schedule", "--state", "state.json", "--once"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -221,7 +231,7 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
 }
 
 /// A webhook receiver on loopback: every request body it gets, in order.
-fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+fn receiver() -> (String, Alerts) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -258,10 +268,7 @@ fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 fn a_failing_streak_alerts_once_and_recovery_once() {
     let w = Workdir::new();
     setup(&w, "* * * * * *");
-    let (url, alerts) = receiver();
-    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
-    let toml = format!("{toml}\n[schedule]\nwebhooks = [\"{url}\"]\nretries = 0\n");
-    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let alerts = alert_without_retries(&w);
     let yesterday = Utc::now().date_naive() - Days::new(1);
     let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
     let good = std::fs::read(&part).unwrap();
@@ -313,12 +320,7 @@ fn json_logs_have_a_line_per_run() {
     let w = Workdir::new();
     setup(&w, "0 0 * * *");
     let today = Utc::now().date_naive();
-    let last = (today - Days::new(2))
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
-    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
-    std::fs::write(w.join("state.json"), state).unwrap();
+    last_success(&w, today - Days::new(2));
     let run = w.run(&[
         "schedule",
         "--state",
@@ -355,18 +357,10 @@ fn json_logs_have_a_line_per_run() {
 fn a_missing_partition_alerts_as_a_stale_lake() {
     let w = Workdir::new();
     setup(&w, "0 0 * * *");
-    let (url, alerts) = receiver();
-    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
-    let toml = format!("{toml}\n[schedule]\nwebhooks = [\"{url}\"]\nretries = 0\n");
-    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let alerts = alert_without_retries(&w);
     let yesterday = Utc::now().date_naive() - Days::new(1);
     std::fs::remove_dir_all(w.join(&format!("lake/date={yesterday}"))).unwrap();
-    let last = (yesterday - Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
-    let state = format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339());
-    std::fs::write(w.join("state.json"), state).unwrap();
+    last_success(&w, yesterday - Days::new(1));
     let run = w.run(&["schedule", "--state", "state.json", "--once"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let alerts = alerts.lock().unwrap().clone();
