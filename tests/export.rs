@@ -264,6 +264,33 @@ fn a_failed_or_killed_export_leaves_the_old_file() {
     assert_eq!(std::fs::read(w.join("user_days.csv")).unwrap(), before);
 }
 
+/// The days [`export_rounds`] leaves in a destination, each once.
+const EXPORTED: [&str; 5] = [
+    "2024-06-02",
+    "2024-06-03",
+    "2024-06-04",
+    "2024-06-05",
+    "2024-06-12",
+];
+
+/// Exports dau, mau and opens to `dest` for a range, then one of its days again, twice, then a
+/// later day, twice.
+fn export_rounds(w: &Workdir, dest: &str) {
+    for args in [
+        &["--from", "2024-06-02", "--to", "2024-06-05"][..],
+        &["--date", "2024-06-04"],
+        &["--date", "2024-06-04"],
+        &["--date", "2024-06-12"],
+        &["--date", "2024-06-12"],
+    ] {
+        let run = export(
+            w,
+            &[&["dau", "mau", "opens"], args, &["--output", dest]].concat(),
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+}
+
 /// `SELECT date, dau, mau, opens FROM daily_metrics`.
 fn sqlite_rows(db: &std::path::Path) -> BTreeMap<NaiveDate, (u64, u64, u64)> {
     let db = rusqlite::Connection::open(db).unwrap();
@@ -284,26 +311,11 @@ fn sqlite_rows_are_replaced_per_day_in_one_transaction() {
     let w = Workdir::new();
     let rows = lake(&w);
     let db = "sqlite://metrics.db";
-    let metrics = ["dau", "mau", "opens"];
-    for args in [
-        &["--from", "2024-06-02", "--to", "2024-06-05"][..],
-        &["--date", "2024-06-04"],
-        &["--date", "2024-06-04"],
-        &["--date", "2024-06-12"],
-    ] {
-        let run = export(&w, &[&metrics[..], args, &["--output", db]].concat());
-        assert_eq!(run.code, 0, "{}", run.stderr);
-    }
-    let want: BTreeMap<NaiveDate, (u64, u64, u64)> = [
-        "2024-06-02",
-        "2024-06-03",
-        "2024-06-04",
-        "2024-06-05",
-        "2024-06-12",
-    ]
-    .into_iter()
-    .map(|d| (day(d), oracle(&rows, day(d))))
-    .collect();
+    export_rounds(&w, db);
+    let want: BTreeMap<NaiveDate, (u64, u64, u64)> = EXPORTED
+        .into_iter()
+        .map(|d| (day(d), oracle(&rows, day(d))))
+        .collect();
     assert_eq!(sqlite_rows(&w.join("metrics.db")), want);
 
     // user-days go to their own table, a row per user and day, replaced the same way.
@@ -488,33 +500,18 @@ fn postgres_rows_are_upserted_per_day_in_one_transaction() {
     let rows = lake(&w);
     let pg = Postgres::start();
     let dest = format!("{}?table=daily_metrics", pg.url());
-    let metrics = ["dau", "mau", "opens"];
-    for args in [
-        &["--from", "2024-06-02", "--to", "2024-06-05"][..],
-        &["--date", "2024-06-04"],
-        &["--date", "2024-06-04"],
-        &["--date", "2024-06-12"],
-    ] {
-        let run = export(&w, &[&metrics[..], args, &["--output", &dest]].concat());
-        assert_eq!(run.code, 0, "{}", run.stderr);
-    }
+    export_rounds(&w, &dest);
     let got = pg.query(
         "SELECT string_agg(date::text || ' ' || dau || ' ' || mau || ' ' || opens, ',' ORDER BY date) \
          FROM daily_metrics",
     );
-    let want: Vec<String> = [
-        "2024-06-02",
-        "2024-06-03",
-        "2024-06-04",
-        "2024-06-05",
-        "2024-06-12",
-    ]
-    .into_iter()
-    .map(|d| {
-        let (dau, mau, opens) = oracle(&rows, day(d));
-        format!("{d} {dau} {mau} {opens}")
-    })
-    .collect();
+    let want: Vec<String> = EXPORTED
+        .into_iter()
+        .map(|d| {
+            let (dau, mau, opens) = oracle(&rows, day(d));
+            format!("{d} {dau} {mau} {opens}")
+        })
+        .collect();
     assert_eq!(got, want.join(","));
     let types = pg.query(
         "SELECT string_agg(column_name || ' ' || data_type, ',' ORDER BY ordinal_position) \
@@ -582,28 +579,10 @@ fn a_workbook_has_a_sheet_per_metric_with_typed_cells() {
     use calamine::{Data, DataType, Reader, Xlsx};
     let w = Workdir::new();
     let rows = lake(&w);
-    let metrics = ["dau", "mau", "opens"];
-    for args in [
-        &["--from", "2024-06-02", "--to", "2024-06-05"][..],
-        &["--date", "2024-06-04"],
-        &["--date", "2024-06-12"],
-        &["--date", "2024-06-12"],
-    ] {
-        let run = export(
-            &w,
-            &[&metrics[..], args, &["--output", "daily.xlsx"]].concat(),
-        );
-        assert_eq!(run.code, 0, "{}", run.stderr);
-    }
+    export_rounds(&w, "daily.xlsx");
     let mut book: Xlsx<_> = calamine::open_workbook(w.join("daily.xlsx")).unwrap();
+    let metrics = ["dau", "mau", "opens"];
     assert_eq!(book.sheet_names(), metrics);
-    let days = [
-        "2024-06-02",
-        "2024-06-03",
-        "2024-06-04",
-        "2024-06-05",
-        "2024-06-12",
-    ];
     for (i, metric) in metrics.iter().enumerate() {
         let range = book.worksheet_range(metric).unwrap();
         let mut sheet = range.rows();
@@ -614,7 +593,7 @@ fn a_workbook_has_a_sheet_per_metric_with_typed_cells() {
                 (r[0].as_date().unwrap(), r[1].get_float().unwrap())
             })
             .collect();
-        let want: Vec<(NaiveDate, f64)> = days
+        let want: Vec<(NaiveDate, f64)> = EXPORTED
             .iter()
             .map(|d| {
                 let (dau, mau, opens) = oracle(&rows, day(d));
