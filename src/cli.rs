@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
     check::CheckArgs, demo::DemoArgs, export::ExportArgs, generate::GenArgs, query::QueryArgs,
-    schedule::ScheduleArgs, sql::SqlArgs,
+    rollup::RollupArgs, schedule::ScheduleArgs, sql::SqlArgs,
 };
 
 /// Exact daily, weekly and monthly active users from a date-partitioned Parquet lake.
@@ -68,6 +68,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "DAU_RETRIES", value_name = "N")]
     pub retries: Option<usize>,
 
+    /// How metrics are computed: auto (per-day user bitmaps where they apply, else SQL), sql (the
+    /// reference SQL in sql/), bitmap (bitmaps or an error saying why not) [default: auto]
+    #[arg(long, global = true, env = "DAU_ENGINE", value_enum)]
+    pub engine: Option<Engine>,
+
+    /// Folder for rollups, the per-day user bitmaps kept between runs, or `off` [default: the user's cache folder, dau/rollups]
+    #[arg(long, global = true, env = "DAU_ROLLUPS", value_name = "DIR|off")]
+    pub rollups: Option<String>,
+
     /// No progress bar on stderr (it shows when reading takes more than a second)
     #[arg(long, short, global = true, env = "DAU_QUIET")]
     pub quiet: bool,
@@ -83,6 +92,19 @@ pub struct GlobalArgs {
     pub progress_after: Option<f64>,
 }
 
+/// How metrics are computed (`--engine`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// Per-day user bitmaps where they apply (integer ids), else the reference SQL
+    #[default]
+    Auto,
+    /// The reference SQL in sql/
+    Sql,
+    /// Per-day user bitmaps, or an error saying why they do not apply
+    Bitmap,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the lake for what would make a number wrong (exit 4 when it finds a problem)
@@ -95,6 +117,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Compute one metric over a range of days
     Query(QueryArgs),
+    /// Build the per-day user bitmaps (rollups) ahead of time, so that queries need not read the days
+    Rollup(RollupArgs),
     /// Run the [[jobs]] of dau.toml on their cron schedules, catching up missed days
     Schedule(ScheduleArgs),
     /// SQL over the lake's `events` table: a REPL, or -c / -f / stdin

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{Engine, GlobalArgs};
 use crate::lake::storage::StorageOptions;
 use crate::lake::table::Columns;
 use crate::{Error, Result};
@@ -29,6 +29,10 @@ pub struct Config {
     pub storage: StorageOptions,
     /// How long reading runs before a progress bar shows; None: never (`--quiet`).
     pub progress_after: Option<std::time::Duration>,
+    /// How metrics are computed.
+    pub engine: Engine,
+    /// Where rollups (per-day user bitmaps) are kept; None: nowhere (`--rollups off`).
+    pub rollups: Option<PathBuf>,
     /// `[[jobs]]` for `dau schedule`, as written (checked when the schedule starts).
     pub jobs: Vec<Job>,
     /// `[schedule]`: where `dau schedule` listens, and its token.
@@ -46,6 +50,8 @@ impl Default for Config {
             memory_limit: None,
             storage: StorageOptions::default(),
             progress_after: Some(std::time::Duration::from_secs(1)),
+            engine: Engine::Auto,
+            rollups: None,
             jobs: Vec::new(),
             schedule: ScheduleSection::default(),
         }
@@ -147,6 +153,9 @@ struct LakeSection {
     anonymous: Option<bool>,
     timeout: Option<f64>,
     retries: Option<usize>,
+    engine: Option<Engine>,
+    /// Folder for rollups, or "off".
+    rollups: Option<String>,
 }
 
 impl Config {
@@ -200,6 +209,11 @@ impl Config {
             timeout,
             retries: args.retries.or(lake.retries).unwrap_or(defaults.retries),
         };
+        let rollups = match args.rollups.clone().or(lake.rollups) {
+            Some(dir) if dir == "off" => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => dirs::cache_dir().map(|d| d.join("dau").join("rollups")),
+        };
         Ok(Config {
             lake: args.lake.clone().or(lake.url),
             user_column: name(&args.user_column, lake.user_column, DEFAULT_USER_COLUMN),
@@ -209,6 +223,8 @@ impl Config {
             memory_limit,
             storage,
             progress_after,
+            engine: args.engine.or(lake.engine).unwrap_or_default(),
+            rollups,
             jobs,
             schedule,
         })

@@ -1,6 +1,7 @@
 //! dau: exact active-user metrics over a date-partitioned Parquet lake.
 //!
-//! Data flows one way: config → lake (discovery, the `events` table) → metric (SQL) → output.
+//! Data flows one way: config → lake (discovery, the `events` table, rollups) → metric (SQL, or
+//! per-day user bitmaps) → output.
 
 pub mod cli;
 pub mod cmd;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => block_on(cmd::demo::run(&config, &args)),
         Command::Export(args) => block_on(cmd::export::run(&config, &args)),
         Command::Query(args) => block_on(cmd::query::run(&config, &args)),
+        Command::Rollup(args) => block_on(cmd::rollup::run(&config, &args)),
         Command::Schedule(args) => block_on(cmd::schedule::run(&config, &args)),
         Command::Sql(args) => block_on(cmd::sql::run(&config, &args)),
     }

@@ -600,7 +600,17 @@ fn a_sql_session_lists_and_reads_footers_once() {
     let mut counts = Vec::new();
     for statements in [statement.to_string(), statement.repeat(2)] {
         let before = server.requests().len();
-        let run = access.run(&work, &["sql", "--lake", "gs://lake/x", "-c", &statements]);
+        // Without rollups, so that every statement reads the lake (through the session's caches).
+        let args = [
+            "sql",
+            "--lake",
+            "gs://lake/x",
+            "--rollups",
+            "off",
+            "-c",
+            &statements,
+        ];
+        let run = access.run(&work, &args);
         assert_eq!(run.code, 0, "{}", run.stderr);
         counts.push(counted(&server, before));
     }

@@ -88,7 +88,7 @@ impl Workdir {
         self.dir.path().join(p)
     }
 
-    /// `dau` in this folder, with no `DAU_*` setting from outside.
+    /// `dau` in this folder, with no `DAU_*` setting from outside, keeping its rollups here.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dau"));
         cmd.args(args).current_dir(self.path());
@@ -97,7 +97,13 @@ impl Workdir {
                 cmd.env_remove(key);
             }
         }
+        cmd.env("DAU_ROLLUPS", self.rollups());
         cmd
+    }
+
+    /// Where `dau` run by [`Workdir::command`] keeps its rollups.
+    pub fn rollups(&self) -> PathBuf {
+        self.join(".rollups")
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

@@ -5,5 +5,6 @@ pub mod demo;
 pub mod export;
 pub mod generate;
 pub mod query;
+pub mod rollup;
 pub mod schedule;
 pub mod sql;

@@ -344,7 +344,7 @@ pub fn null_users_per_day(reports: &[FileReport]) -> BTreeMap<NaiveDate, u64> {
 
 /// The files a query may read. A bad file is an error, unless `skip_bad` says to leave it out
 /// (with a warning naming it and the days it belongs to). In-file dates that disagree with the
-/// partition are always an error. NULL user ids are counted for a warning.
+/// partition are always an error.
 pub fn usable<'a>(
     reports: &'a [FileReport],
     columns: &Columns<'_>,
@@ -401,15 +401,19 @@ pub fn usable<'a>(
             files.join("; ")
         ));
     }
-    let nulls = null_users_per_day(reports);
-    if !nulls.is_empty() {
-        let total: u64 = nulls.values().sum();
-        let per_day: Vec<String> = nulls.iter().map(|(d, n)| format!("{d}: {n}")).collect();
-        warnings.push(format!(
-            "ignored {total} row(s) with a NULL {} (never counted as a user): {}",
-            columns.user,
-            per_day.join(", ")
-        ));
-    }
     Ok(good)
+}
+
+/// The warning for rows whose user id is NULL, given their number per day (days with none left out).
+pub fn null_warning(nulls: &BTreeMap<NaiveDate, u64>, user: &str) -> Option<String> {
+    let nulls: Vec<(&NaiveDate, &u64)> = nulls.iter().filter(|(_, n)| **n > 0).collect();
+    if nulls.is_empty() {
+        return None;
+    }
+    let total: u64 = nulls.iter().map(|(_, n)| **n).sum();
+    let per_day: Vec<String> = nulls.iter().map(|(d, n)| format!("{d}: {n}")).collect();
+    Some(format!(
+        "ignored {total} row(s) with a NULL {user} (never counted as a user): {}",
+        per_day.join(", ")
+    ))
 }

@@ -1,9 +1,12 @@
 //! The lake: where it is, how its days are laid out, and the `events` table over a set of its days.
 
+pub mod dictionary;
 pub mod gcs;
 pub mod inspect;
 pub mod layout;
 pub mod progress;
+pub mod rollup;
+pub mod scan;
 pub mod storage;
 pub mod table;
 
@@ -32,6 +35,8 @@ pub struct Lake {
     pub name: String,
     pub store: Arc<dyn ObjectStore>,
     pub store_url: ObjectStoreUrl,
+    /// The lake's folder in its store.
+    pub root: Path,
     pub layout: Layout,
     /// Each day that has a partition, with its partition folders.
     pub days: BTreeMap<NaiveDate, Vec<Path>>,
@@ -96,6 +101,7 @@ impl Lake {
                 meter: meter.clone(),
             }),
             store_url: location.store_url,
+            root: location.root,
             layout,
             days: found.days,
             skipped: found.skipped,

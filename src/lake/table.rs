@@ -27,7 +27,9 @@ use datafusion::physical_plan::empty::EmptyExec;
 use object_store::ObjectMeta;
 
 use super::Lake;
-use super::inspect::{FileReport, IdKind, id_kind, inspect, usable};
+use super::inspect::{
+    FileReport, IdKind, id_kind, inspect, null_users_per_day, null_warning, usable,
+};
 use crate::config::Config;
 use crate::dates::to_date32;
 use crate::{Error, Result};
@@ -198,6 +200,7 @@ impl EventsTable {
         let reports = inspect(&self.lake, days, &columns).await?;
         let mut warnings = Vec::new();
         let good = usable(&reports, &columns, on.config.skip_bad_files, &mut warnings)?;
+        warnings.extend(null_warning(&null_users_per_day(&reports), columns.user));
         let integer_ids = self
             .file_schema
             .field_with_name(columns.user)

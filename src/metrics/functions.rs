@@ -11,6 +11,7 @@ use clap::ValueEnum;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::ScalarValue;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_expr::expressions::Column;
@@ -18,7 +19,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::prelude::SessionContext;
 
-use super::{Metric, Query, output_schema, plan};
+use super::{Metric, Query, bitmap, output_schema, plan};
 use crate::Error;
 use crate::config::Config;
 use crate::dates::{parse_day, today};
@@ -137,6 +138,20 @@ impl TableProvider for MetricTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if let Some((batch, warnings)) = bitmap::run(&self.lake, &self.config, &self.query)
+            .await
+            .map_err(Error::into_datafusion)?
+        {
+            for warning in &warnings {
+                eprintln!("dau: warning: {warning}");
+            }
+            let schema = batch.schema();
+            return Ok(MemorySourceConfig::try_new_exec(
+                &[vec![batch]],
+                schema,
+                projection.cloned(),
+            )?);
+        }
         let planned = plan(
             self.lake.clone(),
             &self.config,

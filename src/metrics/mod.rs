@@ -23,7 +23,9 @@ use object_store::path::Path as ObjectPath;
 use crate::config::Config;
 use crate::dates::{check_order, days, to_date32};
 use crate::lake::Lake;
-use crate::lake::inspect::{FileReport, inspect, scan_file, usable};
+use crate::lake::inspect::{
+    FileReport, inspect, null_users_per_day, null_warning, scan_file, usable,
+};
 use crate::lake::table::{Columns, EventsTable};
 use crate::{Error, Result};
 
@@ -237,6 +239,7 @@ pub fn session(config: &Config, lake: Option<&Lake>) -> Result<SessionContext> {
     ))
 }
 
+pub mod bitmap;
 pub mod functions;
 
 /// A planned query: its rows, ready to stream, and what the user should be told about them.
@@ -253,10 +256,19 @@ pub struct Answer {
     pub warnings: Vec<String>,
 }
 
-/// Runs `query` until its first rows are ready (every metric sorts, so by then every file has been
+/// Runs `query` until its first rows are ready: from per-day user bitmaps when they apply
+/// ([`bitmap`]), else with its SQL (every metric sorts, so by then every file has been
 /// read). When reading fails, each file is read again on its own to find the culprit: it is named
 /// in the error, or, with --skip-bad-files, left out and the query run again.
 pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answer> {
+    if let Some((batch, warnings)) = bitmap::run(&lake, config, query).await? {
+        let schema = batch.schema();
+        let rows = futures::stream::iter([Ok(batch)]);
+        return Ok(Answer {
+            rows: Box::pin(RecordBatchStreamAdapter::new(schema, rows)),
+            warnings,
+        });
+    }
     let columns = config.columns();
     let mut known_bad: BTreeMap<ObjectPath, String> = BTreeMap::new();
     loop {
@@ -308,20 +320,9 @@ pub async fn unreadable_files<'a>(
     Ok(bad)
 }
 
-/// Plans `query` over `lake`; every file the rows read is checked first ([`register_events`]).
-pub(crate) async fn plan(
-    lake: Arc<Lake>,
-    config: &Config,
-    query: &Query,
-    known_bad: &BTreeMap<ObjectPath, String>,
-) -> Result<Planned> {
-    let (start, end) = query.span();
-    let asked: Vec<NaiveDate> = lake
-        .days
-        .range(query.from..=query.to)
-        .map(|(d, _)| *d)
-        .collect();
-    if asked.is_empty() {
+/// A query must ask for at least one day the lake has.
+fn check_asked(lake: &Lake, query: &Query) -> Result<()> {
+    if lake.days.range(query.from..=query.to).next().is_none() {
         return Err(Error::NoPartitions {
             lake: lake.name.clone(),
             from: query.from,
@@ -330,6 +331,18 @@ pub(crate) async fn plan(
             last: lake.last_day(),
         });
     }
+    Ok(())
+}
+
+/// Plans `query` over `lake`; every file the rows read is checked first ([`register_events`]).
+pub(crate) async fn plan(
+    lake: Arc<Lake>,
+    config: &Config,
+    query: &Query,
+    known_bad: &BTreeMap<ObjectPath, String>,
+) -> Result<Planned> {
+    check_asked(&lake, query)?;
+    let (start, end) = query.span();
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
     let ctx = session(config, Some(&lake))?;
     let events = register_events(&ctx, &lake, config, &read, known_bad).await?;
@@ -383,6 +396,7 @@ async fn register_events(
     }
     let mut warnings = Vec::new();
     let usable = usable(&reports, &columns, config.skip_bad_files, &mut warnings)?;
+    warnings.extend(null_warning(&null_users_per_day(&reports), columns.user));
     let read_days: BTreeSet<NaiveDate> = usable.iter().map(|r| r.day).collect();
     let unread_days = reports
         .iter()

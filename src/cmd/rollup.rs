@@ -1,0 +1,96 @@
+//! `dau rollup`: reads days of the lake into rollups (each day's users as a bitmap, see
+//! `lake::rollup`) ahead of time, so that the queries after it read no data for those days.
+
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::config::Config;
+use crate::dates::{check_order, day_arg, today};
+use crate::lake::Lake;
+use crate::lake::rollup::Rollups;
+use crate::metrics::bitmap::gather;
+use crate::{Error, Result};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    dau rollup --lake ./lake\n  \
+    dau rollup --lake gs://bucket/events --from -7d --to yesterday\n\n\
+    Queries keep rollups current by themselves; this reads the days before anyone asks \
+    (e.g. right after the nightly load). A rollup is used only while its day's files are \
+    unchanged (names, sizes, modification times).")]
+pub struct RollupArgs {
+    /// First day: YYYY-MM-DD, today, yesterday or -Nd [default: the lake's first day]
+    #[arg(long, value_name = "DAY", allow_hyphen_values = true)]
+    pub from: Option<String>,
+
+    /// Last day, in the same forms [default: the lake's last day]
+    #[arg(long, value_name = "DAY", allow_hyphen_values = true)]
+    pub to: Option<String>,
+}
+
+pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
+    let Some(base) = &config.rollups else {
+        return Err(Error::usage(
+            "rollups are off (--rollups off or DAU_ROLLUPS=off)",
+            "give --rollups DIR, or leave it unset for the cache folder",
+        ));
+    };
+    let today = today(config.timezone);
+    let from = day_arg("--from", args.from.as_deref(), today)?;
+    let to = day_arg("--to", args.to.as_deref(), today)?;
+    let lake = Arc::new(Lake::open(config.lake()?, config, from.zip(to)).await?);
+    let from = from.unwrap_or_else(|| lake.first_day());
+    let to = to.unwrap_or_else(|| lake.last_day());
+    check_order(from, to)?;
+    let days: Vec<_> = lake.days.range(from..=to).map(|(d, _)| *d).collect();
+    if days.is_empty() {
+        return Err(Error::NoPartitions {
+            lake: lake.name.clone(),
+            from,
+            to,
+            first: lake.first_day(),
+            last: lake.last_day(),
+        });
+    }
+    let Some(gathered) = gather(&lake, config, &days).await? else {
+        return Err(Error::usage(
+            format!("{} has text user ids: rollups hold integer ids", lake.name),
+            "queries on this lake run their SQL (exact on text ids); there is nothing to roll up",
+        ));
+    };
+    for warning in &gathered.warnings {
+        eprintln!("dau: warning: {warning}");
+    }
+    if let Some(why) = gathered.unsaved {
+        return Err(Error::usage(
+            why,
+            "give a writable folder with --rollups DIR",
+        ));
+    }
+    let dir = Rollups::new(base, &lake, &config.columns()).dir;
+    let built = &gathered.built;
+    let left = days.len() - built.len() - gathered.reused;
+    println!(
+        "{} day(s) of {} from {from} to {to}: {} rolled up now, {} already current{}",
+        days.len(),
+        lake.name,
+        built.len(),
+        gathered.reused,
+        if left > 0 {
+            format!(", {left} not rolled up (skipped files)")
+        } else {
+            String::new()
+        }
+    );
+    if !built.is_empty() {
+        let shown: Vec<String> = built.iter().take(10).map(|d| d.to_string()).collect();
+        let more = match built.len() {
+            n if n > 10 => format!(" and {} more", n - 10),
+            _ => String::new(),
+        };
+        println!("rolled up: {}{more}", shown.join(", "));
+    }
+    println!("rollups: {}", dir.display());
+    Ok(())
+}

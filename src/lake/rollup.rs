@@ -1,0 +1,220 @@
+//! Rollups: each day's users (see [`scan`](super::scan)) kept on disk between runs, one file per
+//! day, so that a query over days already rolled up reads no data at all.
+//!
+//! A rollup is keyed by the day's file listing (every name, size, modification time and etag) and
+//! the columns it was read with: a file added, replaced or deleted in a day makes that day's
+//! rollup stale, and only that day is read again. Files are written beside their final name and
+//! renamed, so a crash or a concurrent run never leaves a half-written rollup to be read.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use object_store::ObjectMeta;
+use roaring::RoaringBitmap;
+
+use super::Lake;
+use super::dictionary::Dictionary;
+use super::scan::DayUsers;
+use super::table::Columns;
+
+/// First bytes of every rollup file; a new layout gets a new number.
+const MAGIC: &[u8] = b"dau rollup 1\n";
+
+/// The rollups of one lake and user column.
+#[derive(Debug, Clone)]
+pub struct Rollups {
+    pub dir: PathBuf,
+    /// Says what the folder is for, in the folder (`lake.txt`).
+    about: String,
+}
+
+impl Rollups {
+    /// The folder for `lake`'s rollups below `base`: one per lake and user column.
+    pub fn new(base: &Path, lake: &Lake, columns: &Columns<'_>) -> Rollups {
+        let about = format!(
+            "lake: {}\nuser column: {}\ndate column: {}\n",
+            lake.describe(&lake.root),
+            columns.user,
+            columns.date
+        );
+        Rollups {
+            dir: base.join(format!("{:016x}", fnv1a(about.as_bytes()))),
+            about,
+        }
+    }
+
+    /// What a day's rollup must have been made from to be current: the columns, the dictionary
+    /// and the listing.
+    pub fn key(&self, files: &[ObjectMeta], generation: u64) -> String {
+        let mut key = format!("{}ids: {generation:016x}\n", self.about);
+        for f in files {
+            key.push_str(&format!(
+                "{}\t{}\t{}\t{}\n",
+                f.location,
+                f.size,
+                f.last_modified.to_rfc3339(),
+                f.e_tag.as_deref().unwrap_or("")
+            ));
+        }
+        key
+    }
+
+    fn path(&self, day: NaiveDate) -> PathBuf {
+        self.dir.join(format!("{day}.rollup"))
+    }
+
+    /// The day's rollup when there is one made from exactly `key`; anything else (none, stale,
+    /// unreadable) is None, and the day is read from the lake.
+    pub fn load(&self, day: NaiveDate, key: &str) -> Option<DayUsers> {
+        let bytes = std::fs::read(self.path(day)).ok()?;
+        decode(&bytes, key)
+    }
+
+    fn dictionary_path(&self) -> PathBuf {
+        self.dir.join("ids")
+    }
+
+    /// The generation of the lake's dictionary, when it has one.
+    pub fn generation(&self) -> Option<u64> {
+        Dictionary::generation_in(&self.dictionary_path())
+    }
+
+    /// Takes the lake's rollups for writing, until the returned lock is dropped (another run
+    /// waits), and loads its dictionary (a new one when there is none).
+    pub fn lock(&self) -> std::io::Result<(std::fs::File, Dictionary)> {
+        std::fs::create_dir_all(&self.dir)?;
+        let about = self.dir.join("lake.txt");
+        if !about.exists() {
+            write_atomic(&about, self.about.as_bytes())?;
+        }
+        let lock = std::fs::File::create(self.dir.join("lock"))?;
+        lock.lock()?;
+        let dictionary = Dictionary::load(&self.dictionary_path()).unwrap_or_default();
+        Ok((lock, dictionary))
+    }
+
+    /// Writes the dictionary when it learnt ids, before any rollup that uses them (under the lock).
+    pub fn save_dictionary(&self, dictionary: &Dictionary) -> std::io::Result<()> {
+        if dictionary.changed() || !self.dictionary_path().exists() {
+            write_atomic(&self.dictionary_path(), &dictionary.encode())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the day's rollup atomically (under the lock).
+    pub fn save(&self, day: NaiveDate, key: &str, users: &DayUsers) -> std::io::Result<()> {
+        write_atomic(&self.path(day), &encode(key, users))
+    }
+}
+
+/// Writes `bytes` beside `path` and renames it there.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("rollup");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn encode(key: &str, day: &DayUsers) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    let put = |out: &mut Vec<u8>, n: u64| out.extend_from_slice(&n.to_le_bytes());
+    put(&mut out, key.len() as u64);
+    out.extend_from_slice(key.as_bytes());
+    put(&mut out, day.opens);
+    put(&mut out, day.nulls);
+    put(&mut out, day.histogram.len() as u64);
+    for (opens, users) in &day.histogram {
+        put(&mut out, *opens);
+        put(&mut out, *users);
+    }
+    day.users
+        .serialize_into(&mut out)
+        .expect("writing to memory");
+    out
+}
+
+fn decode(bytes: &[u8], key: &str) -> Option<DayUsers> {
+    let mut r = Reader(bytes.strip_prefix(MAGIC)?);
+    let key_len = usize::try_from(r.number()?).ok()?;
+    if r.take(key_len)? != key.as_bytes() {
+        return None;
+    }
+    let opens = r.number()?;
+    let nulls = r.number()?;
+    let pairs = r.number()?;
+    let mut histogram = Vec::new();
+    for _ in 0..pairs {
+        histogram.push((r.number()?, r.number()?));
+    }
+    let users = RoaringBitmap::deserialize_from(r.0).ok()?;
+    // The histogram is the users counted by opens: a rollup that disagrees with itself is not used.
+    let counted: u64 = histogram.iter().map(|(_, u)| u).sum();
+    let summed: u64 = histogram.iter().map(|(o, u)| o * u).sum();
+    (counted == users.len() && summed == opens).then_some(DayUsers {
+        users,
+        opens,
+        nulls,
+        histogram,
+    })
+}
+
+/// Reads a rollup's fields in order.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn number(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+/// FNV-1a, 64 bits: a stable name for a lake's folder (its text is inside, and every key is
+/// compared in full, so a collision cannot mix lakes).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DayUsers {
+        DayUsers {
+            users: [1u32, 7, 1 << 30].into_iter().collect(),
+            opens: 5,
+            nulls: 2,
+            histogram: vec![(1, 2), (3, 1)],
+        }
+    }
+
+    #[test]
+    fn round_trip_with_the_same_key_only() {
+        let bytes = encode("key", &sample());
+        assert_eq!(decode(&bytes, "key"), Some(sample()));
+        assert_eq!(decode(&bytes, "other"), None);
+        // Cut anywhere, a rollup is not used.
+        for end in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..end], "key"), None, "cut at {end}");
+        }
+    }
+
+    #[test]
+    fn a_rollup_that_disagrees_with_itself_is_not_used() {
+        let mut day = sample();
+        day.opens = 6;
+        assert_eq!(decode(&encode("key", &day), "key"), None);
+    }
+}

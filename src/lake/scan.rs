@@ -1,0 +1,423 @@
+//! The fast scan: reads only the user id column of a day's files, every row group in parallel,
+//! straight into that day's set of users (a compressed bitmap) and how often each user came.
+//! Integer ids only: they are the bitmap's members as they are, so nothing can collide.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt, stream};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use roaring::RoaringBitmap;
+
+use super::dictionary::Dictionary;
+
+use super::Lake;
+use super::inspect::FileReport;
+use crate::Result;
+
+/// Rows decoded at a time.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Row groups read at once within a day.
+const CONCURRENT_ROW_GROUPS: usize = 8;
+
+/// One day's users: who came, and how often.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DayUsers {
+    /// The day's distinct users, by their index in the lake's [`Dictionary`].
+    pub users: RoaringBitmap,
+    /// Events with a user id.
+    pub opens: u64,
+    /// Rows whose user id is NULL: never a user, never an open.
+    pub nulls: u64,
+    /// How many users had each number of opens, ascending by opens: `(opens, users)`.
+    pub histogram: Vec<(u64, u64)>,
+}
+
+/// One day's ids as read: distinct ids in order, each with its number of events.
+#[derive(Debug, Default)]
+pub struct DayIds {
+    ids: Vec<u64>,
+    counts: Vec<u64>,
+    nulls: u64,
+}
+
+/// A file the scan could not decode, and why.
+pub type Undecodable = (ObjectPath, String);
+
+/// The ids of one row group, and its NULL ids.
+struct Chunk {
+    ids: Vec<u64>,
+    nulls: u64,
+}
+
+/// Reads the user ids of one day's `files` (already checked: each has an integer user column).
+/// The outer error is storage failing; the inner one names a file whose data cannot be decoded.
+pub async fn scan_day(
+    lake: &Arc<Lake>,
+    files: &[FileReport],
+    user: &str,
+) -> Result<std::result::Result<DayIds, Undecodable>> {
+    let mut groups = Vec::new();
+    for file in files {
+        let metadata = match DFParquetMetadata::new(lake.store.as_ref(), &file.meta)
+            .with_file_metadata_cache(Some(lake.parquet_footers.clone()))
+            .with_page_index_policy(Some(PageIndexPolicy::Skip))
+            .fetch_metadata()
+            .await
+        {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                if let Some(failure) = lake.storage_failure(&e) {
+                    return Err(failure);
+                }
+                let reason = format!("not a readable Parquet file: {e}");
+                return Ok(Err((file.meta.location.clone(), reason)));
+            }
+        };
+        let metadata = match ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new()) {
+            Ok(metadata) => metadata,
+            Err(e) => return Ok(Err((file.meta.location.clone(), e.to_string()))),
+        };
+        for row_group in 0..metadata.metadata().num_row_groups() {
+            groups.push((file.clone(), metadata.clone(), row_group));
+        }
+    }
+    let chunks = stream::iter(groups)
+        .map(|(file, metadata, row_group)| {
+            let lake = lake.clone();
+            let user = user.to_string();
+            async move {
+                tokio::spawn(async move {
+                    read_row_group(&lake, &file, metadata, row_group, &user).await
+                })
+                .await
+                .expect("a row group read does not panic")
+            }
+        })
+        .buffer_unordered(CONCURRENT_ROW_GROUPS)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let chunks: std::result::Result<Vec<Chunk>, Undecodable> = chunks.into_iter().collect();
+    Ok(chunks.map(DayIds::from_chunks))
+}
+
+/// Decodes the user column of one row group.
+async fn read_row_group(
+    lake: &Lake,
+    file: &FileReport,
+    metadata: ArrowReaderMetadata,
+    row_group: usize,
+    user: &str,
+) -> Result<std::result::Result<Chunk, Undecodable>> {
+    let undecodable = |e: &dyn std::fmt::Display| {
+        Ok(Err((
+            file.meta.location.clone(),
+            format!("a data page cannot be decoded: {e}"),
+        )))
+    };
+    let rows = metadata.metadata().row_group(row_group).num_rows().max(0) as usize;
+    let reader = Reader {
+        store: lake.store.clone(),
+        path: file.meta.location.clone(),
+        metadata: metadata.metadata().clone(),
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
+    let leaves: Vec<usize> = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.path().parts().first().is_some_and(|p| p == user))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+    let mut batches = match builder
+        .with_projection(mask)
+        .with_row_groups(vec![row_group])
+        .with_batch_size(BATCH_ROWS)
+        .build()
+    {
+        Ok(batches) => batches,
+        Err(e) => return undecodable(&e),
+    };
+    let mut chunk = Chunk {
+        ids: Vec::with_capacity(rows),
+        nulls: 0,
+    };
+    // Integers of any width are one id space (Int64), as in the SQL; an unsigned id beyond it fails.
+    let exact = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    while let Some(batch) = batches.next().await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                if let Some(failure) = lake.storage_failure(&e) {
+                    return Err(failure);
+                }
+                return undecodable(&e);
+            }
+        };
+        let column = batch.column(0);
+        let ids = match cast_with_options(column, &DataType::Int64, &exact) {
+            Ok(ids) => ids,
+            Err(e) => return undecodable(&e),
+        };
+        let ids = ids.as_primitive::<Int64Type>();
+        chunk.nulls += ids.null_count() as u64;
+        if ids.null_count() == 0 {
+            chunk.ids.extend(ids.values().iter().map(|id| *id as u64));
+        } else {
+            chunk.ids.extend(ids.iter().flatten().map(|id| id as u64));
+        }
+    }
+    Ok(Ok(chunk))
+}
+
+/// Reads a file's byte ranges from the lake's store; its footer is already known.
+struct Reader {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    metadata: Arc<ParquetMetaData>,
+}
+
+impl AsyncFileReader for Reader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<bytes::Bytes>> {
+        async move {
+            let bytes = self.store.get_range(&self.path, range).await;
+            bytes.map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Vec<bytes::Bytes>>> {
+        async move {
+            let bytes = self.store.get_ranges(&self.path, &ranges).await;
+            bytes.map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
+        futures::future::ready(Ok(self.metadata.clone())).boxed()
+    }
+}
+
+impl DayIds {
+    /// Counts the ids: with a dense id range (at most 8 slots per id read) in an array indexed by
+    /// id, otherwise by sorting. Either way the ids come out in order.
+    fn from_chunks(chunks: Vec<Chunk>) -> DayIds {
+        let nulls = chunks.iter().map(|c| c.nulls).sum();
+        let mut ids = Vec::with_capacity(chunks.iter().map(|c| c.ids.len()).sum());
+        for chunk in chunks {
+            ids.extend_from_slice(&chunk.ids);
+        }
+        let mut day = DayIds {
+            nulls,
+            ..DayIds::default()
+        };
+        let (Some(&min), Some(&max)) = (ids.iter().min(), ids.iter().max()) else {
+            return day;
+        };
+        if max - min < (ids.len() as u64).saturating_mul(8).max(1 << 16) {
+            let mut counts = vec![0u32; (max - min + 1) as usize];
+            for id in &ids {
+                counts[(id - min) as usize] += 1;
+            }
+            for (offset, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+                day.ids.push(min + offset as u64);
+                day.counts.push(u64::from(*n));
+            }
+        } else {
+            for id in &mut ids {
+                *id -= min;
+            }
+            radix_sort(&mut ids, u64::BITS - (max - min).leading_zeros());
+            for run in ids.chunk_by(|a, b| a == b) {
+                day.ids.push(run[0] + min);
+                day.counts.push(run.len() as u64);
+            }
+        }
+        day
+    }
+}
+
+/// Sorts keys below `2^bits`, least significant digit first, in as few passes of at most 14
+/// bits as it takes.
+fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
+    let passes = bits.div_ceil(14).max(1);
+    let digit = bits.div_ceil(passes);
+    let mask = (1u64 << digit) - 1;
+    let mut scratch = vec![0u64; keys.len()];
+    let mut starts = vec![0usize; 1 << digit];
+    let mut shift = 0;
+    while shift < bits {
+        starts.fill(0);
+        for key in keys.iter() {
+            starts[((key >> shift) & mask) as usize] += 1;
+        }
+        let mut sum = 0;
+        for start in starts.iter_mut() {
+            (*start, sum) = (sum, sum + *start);
+        }
+        for key in keys.iter() {
+            let slot = &mut starts[((key >> shift) & mask) as usize];
+            scratch[*slot] = *key;
+            *slot += 1;
+        }
+        std::mem::swap(keys, &mut scratch);
+        shift += digit;
+    }
+}
+
+impl DayUsers {
+    /// The day's users as indices of `dictionary` (which learns the ids it has not seen).
+    pub fn new(day: DayIds, dictionary: &mut Dictionary) -> DayUsers {
+        let mut histogram = Histogram::default();
+        for n in &day.counts {
+            histogram.add(*n);
+        }
+        // The indices as bits, then as a bitmap: cheaper than inserting them one by one.
+        let indices = dictionary.indices(&day.ids);
+        let top = indices.iter().max().map_or(0, |i| *i as usize / 8 + 1);
+        let mut bits = vec![0u8; top];
+        for i in indices {
+            bits[i as usize / 8] |= 1 << (i % 8);
+        }
+        DayUsers {
+            users: RoaringBitmap::from_lsb0_bytes(0, &bits),
+            opens: day.counts.iter().sum(),
+            nulls: day.nulls,
+            histogram: histogram.into_pairs(),
+        }
+    }
+
+    /// The opens of the user at `rank` (1-based) when users are ordered by their opens.
+    pub fn opens_at_rank(&self, rank: u64) -> Option<u64> {
+        let mut seen = 0;
+        self.histogram.iter().find_map(|(opens, users)| {
+            seen += users;
+            (seen >= rank).then_some(*opens)
+        })
+    }
+}
+
+/// Users per number of opens: small counts in an array, the rare large ones in a map.
+#[derive(Default)]
+struct Histogram {
+    small: Vec<u64>,
+    large: BTreeMap<u64, u64>,
+}
+
+impl Histogram {
+    const SMALL: u64 = 4096;
+
+    fn add(&mut self, opens: u64) {
+        if opens < Self::SMALL {
+            let i = opens as usize;
+            if self.small.len() <= i {
+                self.small.resize(i + 1, 0);
+            }
+            self.small[i] += 1;
+        } else {
+            *self.large.entry(opens).or_default() += 1;
+        }
+    }
+
+    fn into_pairs(self) -> Vec<(u64, u64)> {
+        let small = self.small.into_iter().enumerate();
+        small
+            .filter(|(_, users)| *users > 0)
+            .map(|(opens, users)| (opens as u64, users))
+            .chain(self.large)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day_of(ids: &[Vec<u64>]) -> DayUsers {
+        let chunks = ids
+            .iter()
+            .map(|ids| Chunk {
+                ids: ids.clone(),
+                nulls: 1,
+            })
+            .collect();
+        DayUsers::new(DayIds::from_chunks(chunks), &mut Dictionary::default())
+    }
+
+    /// The dense (array) and sparse (sorting) counts agree with a brute-force count.
+    #[test]
+    fn counts_match_brute_force() {
+        let dense = vec![vec![5, 3, 5, 9], vec![3, 5, 100]];
+        let sparse = vec![vec![5, 3, 5, u64::MAX], vec![3, 5, 1 << 40]];
+        for ids in [dense, sparse] {
+            let day = day_of(&ids);
+            let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+            for id in ids.iter().flatten() {
+                *counts.entry(*id).or_default() += 1;
+            }
+            // A new dictionary numbers the ids in order.
+            let users: Vec<u32> = day.users.iter().collect();
+            assert_eq!(users, (0..counts.len() as u32).collect::<Vec<_>>());
+            let mut histogram: BTreeMap<u64, u64> = BTreeMap::new();
+            for n in counts.values() {
+                *histogram.entry(*n).or_default() += 1;
+            }
+            assert_eq!(day.histogram, histogram.into_iter().collect::<Vec<_>>());
+            assert_eq!(day.opens, 7);
+            assert_eq!(day.nulls, 2);
+            assert_eq!(day.opens_at_rank(1), Some(1));
+            assert_eq!(day.opens_at_rank(4), Some(3));
+            assert_eq!(day.opens_at_rank(5), None);
+        }
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut state = 3u64;
+        let mut keys: Vec<u64> = (0..5000)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                state >> 20
+            })
+            .collect();
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        radix_sort(&mut keys, 44);
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn an_empty_day_has_no_users() {
+        let day = day_of(&[vec![]]);
+        assert!(day.users.is_empty());
+        assert_eq!((day.opens, day.nulls), (0, 1));
+        assert_eq!(day.opens_at_rank(1), None);
+    }
+}

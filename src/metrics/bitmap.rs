@@ -1,0 +1,596 @@
+//! The fast path: every metric but user-days as set algebra over each day's users, A(d).
+//! dau(d) = |A(d)|; wau/mau(d) = |A(d-6) ∪ … ∪ A(d)| / |A(d-29) ∪ … ∪ A(d)|; a calendar period is
+//! the union of its days; opens come from each day's histogram of opens per user. The SQL in
+//! `sql/` stays the definition: these rows are the same rows, NULLs and warnings included.
+//!
+//! Each day's users come from its rollup when one is current, else from the fast scan (after the
+//! same footer checks as the SQL path), and are then rolled up for the next run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{Datelike, Days as DayCount, NaiveDate};
+use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryConsumer, MemoryPool, MemoryReservation,
+};
+use futures::{StreamExt, TryStreamExt, stream};
+use object_store::ObjectMeta;
+use object_store::path::Path as ObjectPath;
+use roaring::RoaringBitmap;
+
+use super::{Metric, Query, check_asked, output_schema};
+use crate::cli::Engine;
+use crate::config::{Config, MemoryLimit};
+use crate::dates::{days, to_date32};
+use crate::lake::Lake;
+use crate::lake::dictionary::Dictionary;
+use crate::lake::inspect::{FileReport, IdKind, inspect, null_warning, usable};
+use crate::lake::rollup::Rollups;
+use crate::lake::scan::{DayUsers, scan_day};
+use crate::{Error, Result};
+
+/// Days whose listings are read at once.
+const CONCURRENT_LISTINGS: usize = 16;
+
+/// Each read day's users, and what the user should know about them.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub days: BTreeMap<NaiveDate, DayUsers>,
+    /// Days that have files, none of them readable (skipped with --skip-bad-files): unknown.
+    pub unread_days: BTreeSet<NaiveDate>,
+    pub warnings: Vec<String>,
+    /// Days read from the lake and rolled up now.
+    pub built: Vec<NaiveDate>,
+    /// Days whose current rollup was used.
+    pub reused: usize,
+    /// Why rollups could not be written, if they could not.
+    pub unsaved: Option<String>,
+}
+
+/// Computes `query` from per-day users when they apply: None when they do not (user-days, text
+/// ids, `--engine sql`) and the SQL must run.
+pub async fn run(
+    lake: &Arc<Lake>,
+    config: &Config,
+    query: &Query,
+) -> Result<Option<(RecordBatch, Vec<String>)>> {
+    if config.engine == Engine::Sql {
+        return Ok(None);
+    }
+    if query.metric == Metric::UserDays {
+        return not_applicable(config, "user-days lists every user: it has no bitmap form");
+    }
+    check_asked(lake, query)?;
+    let (start, end) = query.span();
+    let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
+    let Some(gathered) = gather(lake, config, &read).await? else {
+        return Ok(None);
+    };
+    let mut missing: BTreeSet<NaiveDate> = query.missing_days(lake).into_iter().collect();
+    missing.extend(gathered.unread_days.iter().copied());
+    let mut warnings = query.warnings(lake);
+    warnings.extend(gathered.warnings);
+    warnings.extend(gathered.unsaved);
+    let nulls = gathered.days.iter().map(|(d, u)| (*d, u.nulls)).collect();
+    warnings.extend(null_warning(&nulls, &config.user_column));
+    let span = Span::new(query, &gathered.days, &missing);
+    let events = Arc::new(Schema::new(vec![
+        Field::new(&config.user_column, DataType::Int64, true),
+        Field::new("date", DataType::Date32, false),
+    ]));
+    let schema = output_schema(query, &config.user_column, events).await?;
+    let columns = span.columns(query);
+    let arrays = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            columns
+                .iter()
+                .find(|(name, _)| name == f.name())
+                .map(|(_, array)| array.clone())
+                .ok_or_else(|| internal(format!("no bitmap column for {}", f.name())))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let batch = RecordBatch::try_new(schema, arrays).map_err(|e| internal(e.to_string()))?;
+    Ok(Some((batch, warnings)))
+}
+
+fn internal(what: String) -> Error {
+    Error::Query(datafusion::error::DataFusionError::Internal(what))
+}
+
+/// The SQL runs instead, unless `--engine bitmap` asked for bitmaps: then the user is told why not.
+fn not_applicable<T>(config: &Config, why: &str) -> Result<Option<T>> {
+    match config.engine {
+        Engine::Bitmap => Err(Error::usage(
+            format!("--engine bitmap cannot answer this: {why}"),
+            "use --engine auto (the default) or --engine sql",
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// The users of each of `days`: from current rollups, else read from the lake (after the same
+/// footer checks as the SQL) and rolled up. None when the files hold text ids (the SQL handles
+/// those, as text).
+pub async fn gather(
+    lake: &Arc<Lake>,
+    config: &Config,
+    days: &[NaiveDate],
+) -> Result<Option<Gathered>> {
+    let columns = config.columns();
+    let rollups = config
+        .rollups
+        .as_ref()
+        .map(|base| Rollups::new(base, lake, &columns));
+    let listings: BTreeMap<NaiveDate, Vec<ObjectMeta>> = stream::iter(days.iter().copied())
+        .map(|day| async move { Ok::<_, Error>((day, lake.files(day).await?)) })
+        .buffered(CONCURRENT_LISTINGS)
+        .try_collect()
+        .await?;
+    let mut gathered = Gathered::default();
+    let generation = rollups.as_ref().and_then(Rollups::generation);
+    for (day, files) in &listings {
+        let current = rollups
+            .as_ref()
+            .zip(generation)
+            .and_then(|(r, g)| r.load(*day, &r.key(files, g)));
+        if let Some(users) = current {
+            gathered.days.insert(*day, users);
+        }
+    }
+    if gathered.days.len() == days.len() {
+        gathered.reused = days.len();
+        return Ok(Some(gathered));
+    }
+    // Days to read: under the rollups' lock, with the lake's dictionary.
+    let (_lock, mut dictionary) = match rollups.as_ref().map(Rollups::lock) {
+        Some(Ok(locked)) => (Some(locked.0), locked.1),
+        Some(Err(e)) => {
+            gathered.unsaved = Some(unsaved(rollups.as_ref(), &e));
+            (None, Dictionary::default())
+        }
+        None => (None, Dictionary::default()),
+    };
+    if Some(dictionary.generation) != generation {
+        // The rollups used are of another dictionary (made anew meanwhile): read every day.
+        gathered.days.clear();
+    }
+    gathered.reused = gathered.days.len();
+    let mut todo: Vec<NaiveDate> = days
+        .iter()
+        .copied()
+        .filter(|d| !gathered.days.contains_key(d))
+        .collect();
+    let budget = config.memory_limit.as_ref().map(Budget::new);
+    let mut known_bad: BTreeMap<ObjectPath, String> = BTreeMap::new();
+    while !todo.is_empty() {
+        let mut reports = inspect(lake, &todo, &columns).await?;
+        for report in &mut reports {
+            if let Some(reason) = known_bad.get(&report.meta.location) {
+                report.facts = Err(reason.clone());
+            }
+        }
+        let mut warnings = Vec::new();
+        let good = usable(&reports, &columns, config.skip_bad_files, &mut warnings)?;
+        if let Some(text) = good
+            .iter()
+            .find(|r| r.id_kind(&columns) == Some(IdKind::String))
+        {
+            let why = format!("{} has text user ids; bitmaps need integer ids", text.name);
+            return not_applicable(config, &why);
+        }
+        let mut by_day: BTreeMap<NaiveDate, Vec<FileReport>> = BTreeMap::new();
+        for report in &good {
+            by_day
+                .entry(report.day)
+                .or_default()
+                .push((*report).clone());
+        }
+        let whole = |day: &NaiveDate| {
+            let files = reports.iter().filter(|r| r.day == *day).count();
+            by_day.get(day).map_or(0, Vec::len) == files
+        };
+        let clean: BTreeSet<NaiveDate> = todo.iter().copied().filter(whole).collect();
+        let unread: BTreeSet<NaiveDate> = reports
+            .iter()
+            .map(|r| r.day)
+            .filter(|d| !by_day.contains_key(d))
+            .collect();
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let watch = lake.watch("reading", Some(good.len()));
+        let mut scanned = stream::iter(by_day)
+            .map(|(day, files)| {
+                let budget = budget.as_ref();
+                async move {
+                    // A day's ids and counts while it is read, under --memory-limit.
+                    let rows: u64 = files
+                        .iter()
+                        .filter_map(|f| f.facts.as_ref().ok())
+                        .map(|f| f.rows)
+                        .sum();
+                    let reading = budget
+                        .map(|b| b.reserve(&format!("reading {day}"), rows * SCAN_BYTES_PER_ROW))
+                        .transpose()?;
+                    // A task per day, so that days are counted on every core.
+                    let (lake, user) = (lake.clone(), config.user_column.clone());
+                    let ids = tokio::spawn(async move { scan_day(&lake, &files, &user).await })
+                        .await
+                        .expect("reading a day does not panic")?;
+                    Ok::<_, Error>((day, ids, reading))
+                }
+            })
+            .buffer_unordered(parallel);
+        let mut found_bad = false;
+        let mut read = BTreeMap::new();
+        while let Some(scanned) = scanned.next().await {
+            let (day, ids, reading) = scanned?;
+            match ids {
+                Ok(ids) => {
+                    let users = DayUsers::new(ids, &mut dictionary);
+                    drop(reading);
+                    if let Some(budget) = &budget {
+                        budget.keep(users.users.serialized_size() as u64)?;
+                    }
+                    read.insert(day, users);
+                }
+                Err((location, reason)) => {
+                    if !config.skip_bad_files {
+                        return Err(Error::BadFile {
+                            file: lake.describe(&location),
+                            reason,
+                            others: 0,
+                        });
+                    }
+                    known_bad.insert(location, reason);
+                    found_bad = true;
+                }
+            }
+        }
+        drop(watch);
+        if found_bad {
+            // Check and read again without the files found bad, so the warning names them.
+            continue;
+        }
+        if let Some(rollups) = rollups.as_ref().filter(|_| gathered.unsaved.is_none()) {
+            let saved = rollups.save_dictionary(&dictionary).and_then(|()| {
+                for day in &clean {
+                    let key = rollups.key(&listings[day], dictionary.generation);
+                    rollups.save(*day, &key, &read[day])?;
+                    gathered.built.push(*day);
+                }
+                Ok(())
+            });
+            if let Err(e) = saved {
+                gathered.unsaved = Some(unsaved(Some(rollups), &e));
+            }
+        }
+        gathered.days.extend(read);
+        gathered.unread_days = unread;
+        gathered.warnings = warnings;
+        todo.clear();
+    }
+    Ok(Some(gathered))
+}
+
+/// The warning for rollups that could not be written.
+fn unsaved(rollups: Option<&Rollups>, error: &std::io::Error) -> String {
+    let dir = rollups.map(|r| r.dir.display().to_string());
+    format!(
+        "could not keep rollups in {}: {error}",
+        dir.unwrap_or_default()
+    )
+}
+
+/// Most bytes reading a day takes per row: its id (8), and the counts array of a dense id range
+/// (at most 8 four-byte slots per id).
+const SCAN_BYTES_PER_ROW: u64 = 8 + 8 * 4;
+
+/// `--memory-limit` for the bitmaps: the days being read, and the users kept.
+struct Budget {
+    pool: Arc<dyn MemoryPool>,
+    limit: MemoryLimit,
+    kept: std::sync::Mutex<MemoryReservation>,
+}
+
+impl Budget {
+    fn new(limit: &MemoryLimit) -> Budget {
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(limit.bytes));
+        let kept = MemoryConsumer::new("users of the days read").register(&pool);
+        Budget {
+            pool,
+            limit: limit.clone(),
+            kept: std::sync::Mutex::new(kept),
+        }
+    }
+
+    fn fail(&self, e: datafusion::error::DataFusionError) -> Error {
+        Error::from(e).under_memory_limit(Some(&self.limit))
+    }
+
+    /// Memory for `what`, given back when the reservation is dropped.
+    fn reserve(&self, what: &str, bytes: u64) -> Result<MemoryReservation> {
+        let reservation = MemoryConsumer::new(what).register(&self.pool);
+        reservation
+            .try_grow(bytes as usize)
+            .map_err(|e| self.fail(e))?;
+        Ok(reservation)
+    }
+
+    /// Memory held until the query ends.
+    fn keep(&self, bytes: u64) -> Result<()> {
+        let kept = self.kept.lock().expect("memory budget");
+        kept.try_grow(bytes as usize).map_err(|e| self.fail(e))
+    }
+}
+
+/// The days a query's rows read, each with its users (empty where the lake has no day) and
+/// whether it is missing (no partition, or no readable file): such a day makes its rows NULL.
+struct Span<'a> {
+    start: NaiveDate,
+    sets: Vec<&'a RoaringBitmap>,
+    users: Vec<Option<&'a DayUsers>>,
+    /// Missing days up to and including each day, for "does this window hold one".
+    missing_so_far: Vec<usize>,
+}
+
+static EMPTY: std::sync::LazyLock<RoaringBitmap> = std::sync::LazyLock::new(RoaringBitmap::new);
+
+impl<'a> Span<'a> {
+    fn new(
+        query: &Query,
+        read: &'a BTreeMap<NaiveDate, DayUsers>,
+        missing: &BTreeSet<NaiveDate>,
+    ) -> Span<'a> {
+        let (start, end) = query.span();
+        let users: Vec<Option<&DayUsers>> = days(start, end).map(|d| read.get(&d)).collect();
+        let sets = users
+            .iter()
+            .map(|u| u.map_or(&*EMPTY, |u| &u.users))
+            .collect();
+        let missing_so_far = days(start, end)
+            .scan(0, |n, d| {
+                *n += usize::from(missing.contains(&d));
+                Some(*n)
+            })
+            .collect();
+        Span {
+            start,
+            sets,
+            users,
+            missing_so_far,
+        }
+    }
+
+    fn index(&self, day: NaiveDate) -> usize {
+        (day - self.start).num_days() as usize
+    }
+
+    /// True when a day from `first` to `last` (indexes) is missing.
+    fn holds_missing(&self, first: usize, last: usize) -> bool {
+        let before = if first == 0 {
+            0
+        } else {
+            self.missing_so_far[first - 1]
+        };
+        self.missing_so_far[last] > before
+    }
+
+    /// The query's columns by name, the rows of `from` .. `to` (or of each period).
+    fn columns(&self, query: &Query) -> Vec<(String, ArrayRef)> {
+        let asked: Vec<NaiveDate> = days(query.from, query.to).collect();
+        let dates = |days: &[NaiveDate]| -> ArrayRef {
+            Arc::new(Date32Array::from_iter_values(
+                days.iter().map(|d| to_date32(*d)),
+            ))
+        };
+        let int = |values: Vec<Option<u64>>| -> ArrayRef {
+            Arc::new(Int64Array::from_iter(
+                values.into_iter().map(|v| v.map(|v| v as i64)),
+            ))
+        };
+        let col = |name: &str, array: ArrayRef| (name.to_string(), array);
+        match (query.metric, query.calendar) {
+            (Metric::Dau, _) => vec![
+                col("date", dates(&asked)),
+                col("dau", int(self.dau(&asked))),
+            ],
+            (Metric::Wau | Metric::Mau, false) => {
+                let window = self.windows(&asked, query.metric.window() as usize);
+                vec![
+                    col("date", dates(&asked)),
+                    col(query.metric.name(), int(window)),
+                ]
+            }
+            (Metric::Wau | Metric::Mau, true) => {
+                let (periods, users) = self.periods(query.metric == Metric::Wau);
+                vec![
+                    col("date", dates(&periods)),
+                    col(query.metric.name(), int(users)),
+                ]
+            }
+            (Metric::Stickiness, _) => {
+                let dau = self.dau(&asked);
+                let mau = self.windows(&asked, Metric::Mau.window() as usize);
+                let ratio: Float64Array = dau
+                    .iter()
+                    .zip(&mau)
+                    .map(|(d, m)| match (d, m) {
+                        (Some(d), Some(m)) if *m > 0 => Some(*d as f64 / *m as f64),
+                        _ => None,
+                    })
+                    .collect();
+                vec![
+                    col("date", dates(&asked)),
+                    col("dau", int(dau)),
+                    col("mau", int(mau)),
+                    col("stickiness", Arc::new(ratio)),
+                ]
+            }
+            (Metric::Opens, _) => self.opens(&asked, dates(&asked)),
+            (Metric::UserDays, _) => unreachable!("user-days has no bitmap form"),
+        }
+    }
+
+    fn dau(&self, asked: &[NaiveDate]) -> Vec<Option<u64>> {
+        asked
+            .iter()
+            .map(|d| self.index(*d))
+            .map(|i| (!self.holds_missing(i, i)).then(|| self.sets[i].len()))
+            .collect()
+    }
+
+    /// Distinct users in the `window` days ending on each asked day (the span starts `window - 1`
+    /// days before the first).
+    fn windows(&self, asked: &[NaiveDate], window: usize) -> Vec<Option<u64>> {
+        let counts = window_counts(&self.sets, window);
+        asked
+            .iter()
+            .map(|d| self.index(*d))
+            .map(|i| (!self.holds_missing(i + 1 - window, i)).then(|| counts[i + 1 - window]))
+            .collect()
+    }
+
+    /// Each ISO week (or calendar month) of the span: its first day and its distinct users.
+    fn periods(&self, weeks: bool) -> (Vec<NaiveDate>, Vec<Option<u64>>) {
+        let first_day = |d: NaiveDate| {
+            if weeks {
+                d - DayCount::new(d.weekday().num_days_from_monday().into())
+            } else {
+                d.with_day(1).expect("day 1 exists")
+            }
+        };
+        let mut periods: BTreeMap<NaiveDate, (usize, usize)> = BTreeMap::new();
+        for (i, day) in days(
+            self.start,
+            self.start + DayCount::new(self.sets.len() as u64 - 1),
+        )
+        .enumerate()
+        {
+            let range = periods.entry(first_day(day)).or_insert((i, i));
+            range.1 = i;
+        }
+        periods
+            .into_iter()
+            .map(|(start, (first, last))| {
+                let users = (!self.holds_missing(first, last)).then(|| {
+                    let mut union = RoaringBitmap::new();
+                    for set in &self.sets[first..=last] {
+                        union |= *set;
+                    }
+                    union.len()
+                });
+                (start, users)
+            })
+            .unzip()
+    }
+
+    fn opens(&self, asked: &[NaiveDate], dates: ArrayRef) -> Vec<(String, ArrayRef)> {
+        let mut opens = Vec::new();
+        let mut active = Vec::new();
+        let mut mean = Vec::new();
+        let mut p50 = Vec::new();
+        let mut p90 = Vec::new();
+        let mut max = Vec::new();
+        for day in asked {
+            let i = self.index(*day);
+            let observed = !self.holds_missing(i, i);
+            let empty = DayUsers::default();
+            let users = self.users[i].unwrap_or(&empty);
+            let n = users.users.len();
+            opens.push(observed.then_some(users.opens as i64));
+            active.push(observed.then_some(n as i64));
+            // Nearest rank, as in opens.sql: the count at rank ceil(n * p / 100).
+            let at = |p: u64| users.opens_at_rank((n * p).div_ceil(100)).map(|v| v as i64);
+            let some = observed && n > 0;
+            mean.push(some.then(|| users.opens as f64 / n as f64));
+            p50.push(if some { at(50) } else { None });
+            p90.push(if some { at(90) } else { None });
+            max.push(if some {
+                users.histogram.last().map(|(o, _)| *o as i64)
+            } else {
+                None
+            });
+        }
+        let int = |v: Vec<Option<i64>>| -> ArrayRef { Arc::new(Int64Array::from(v)) };
+        vec![
+            ("date".into(), dates),
+            ("opens".into(), int(opens)),
+            ("active_users".into(), int(active)),
+            (
+                "opens_per_user_mean".into(),
+                Arc::new(Float64Array::from(mean)),
+            ),
+            ("opens_per_user_p50".into(), int(p50)),
+            ("opens_per_user_p90".into(), int(p90)),
+            ("opens_per_user_max".into(), int(max)),
+        ]
+    }
+}
+
+/// `|sets[i + 1 - w] ∪ … ∪ sets[i]|` for every `i ≥ w - 1`. The days are cut into blocks of `w`;
+/// a window is a suffix of one block joined with a prefix of the next, so each day costs two
+/// unions and one counted union, however long the window.
+fn window_counts(sets: &[&RoaringBitmap], w: usize) -> Vec<u64> {
+    let mut counts = Vec::with_capacity(sets.len().saturating_sub(w - 1));
+    // suffixes[k]: the union from day `block - w + k` to the end of the previous block.
+    let mut suffixes: Vec<RoaringBitmap> = Vec::new();
+    for block in (0..sets.len()).step_by(w) {
+        let end = (block + w).min(sets.len());
+        let mut prefix = RoaringBitmap::new();
+        for (i, set) in sets.iter().enumerate().take(end).skip(block) {
+            prefix |= *set;
+            if i + 1 >= w {
+                let first = i + 1 - w;
+                counts.push(if first == block {
+                    prefix.len()
+                } else {
+                    suffixes[first + w - block].union_len(&prefix)
+                });
+            }
+        }
+        let mut union = RoaringBitmap::new();
+        suffixes = sets[block..end]
+            .iter()
+            .rev()
+            .map(|set| {
+                union |= *set;
+                union.clone()
+            })
+            .collect();
+        suffixes.reverse();
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows of every length over days with overlapping users equal a brute-force union.
+    #[test]
+    fn window_counts_match_brute_force() {
+        let sets: Vec<RoaringBitmap> = (0..40u32)
+            .map(|d| (0..(d % 7 + 1)).map(|k| (d * 3 + k * 5) % 50).collect())
+            .collect();
+        let refs: Vec<&RoaringBitmap> = sets.iter().collect();
+        for w in 1..=12 {
+            let counts = window_counts(&refs, w);
+            assert_eq!(counts.len(), sets.len() + 1 - w);
+            for (k, count) in counts.iter().enumerate() {
+                let mut union = BTreeSet::new();
+                for set in &sets[k..k + w] {
+                    union.extend(set.iter());
+                }
+                assert_eq!(
+                    *count,
+                    union.len() as u64,
+                    "window {w} ending on {}",
+                    k + w - 1
+                );
+            }
+        }
+    }
+}
