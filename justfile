@@ -12,7 +12,7 @@ ci:
 demo:
     cargo run --release -- demo
 
-# Time dau on a generated ~25M-event, 60-day lake (hyperfine); results in bench/out/
+# Check dau against DuckDB, Polars, DataFusion, chDB on 25M/250M-event lakes, then time them (bench/run.sh)
 bench:
     bash bench/run.sh
 

@@ -8,6 +8,7 @@
 //! number, which every rollup's key names: rollups made with another dictionary are never used.
 
 use std::path::Path;
+use std::sync::RwLock;
 
 /// First bytes of a dictionary file.
 const MAGIC: &[u8] = b"dau ids 1\n";
@@ -88,6 +89,37 @@ impl Dictionary {
             out.extend_from_slice(&id.to_le_bytes());
         }
         out
+    }
+
+    /// The index of each of `ids` (sorted, distinct) in a dictionary shared by the days being
+    /// read: looked up under the read lock, in parallel; only new ids take the write lock.
+    pub fn shared_indices(dictionary: &RwLock<Dictionary>, ids: &[u64]) -> Vec<u32> {
+        let mut found = {
+            let dictionary = dictionary.read().expect("dictionary lock");
+            let mut found = look_up(&dictionary.sorted, ids);
+            for (slot, recent) in found.iter_mut().zip(look_up(&dictionary.recent, ids)) {
+                *slot = slot.or(recent);
+            }
+            found
+        };
+        let new: Vec<u64> = ids
+            .iter()
+            .zip(&found)
+            .filter(|(_, index)| index.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if !new.is_empty() {
+            // Found or added under the write lock: another day may have added some meanwhile.
+            let added = dictionary.write().expect("dictionary lock").indices(&new);
+            let empty = found.iter_mut().filter(|index| index.is_none());
+            for (slot, index) in empty.zip(added) {
+                *slot = Some(index);
+            }
+        }
+        found
+            .into_iter()
+            .map(|i| i.expect("every id found or added"))
+            .collect()
     }
 
     /// The index of each of `ids` (sorted, distinct), giving new ids the next indices.

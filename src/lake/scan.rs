@@ -3,7 +3,7 @@
 //! Integer ids only: they are the bitmap's members as they are, so nothing can collide.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
@@ -265,19 +265,20 @@ impl DayIds {
 }
 
 /// Sorts keys below `2^bits`, least significant digit first, in as few passes of at most 14
-/// bits as it takes.
+/// bits as it takes (the digits of every pass counted in one read).
 fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
     let passes = bits.div_ceil(14).max(1);
     let digit = bits.div_ceil(passes);
     let mask = (1u64 << digit) - 1;
-    let mut scratch = vec![0u64; keys.len()];
-    let mut starts = vec![0usize; 1 << digit];
-    let mut shift = 0;
-    while shift < bits {
-        starts.fill(0);
-        for key in keys.iter() {
-            starts[((key >> shift) & mask) as usize] += 1;
+    let mut starts = vec![vec![0usize; 1 << digit]; passes as usize];
+    for key in keys.iter() {
+        for (pass, counts) in starts.iter_mut().enumerate() {
+            counts[((key >> (pass as u32 * digit)) & mask) as usize] += 1;
         }
+    }
+    let mut scratch = vec![0u64; keys.len()];
+    for (pass, starts) in starts.iter_mut().enumerate() {
+        let shift = pass as u32 * digit;
         let mut sum = 0;
         for start in starts.iter_mut() {
             (*start, sum) = (sum, sum + *start);
@@ -288,19 +289,18 @@ fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
             *slot += 1;
         }
         std::mem::swap(keys, &mut scratch);
-        shift += digit;
     }
 }
 
 impl DayUsers {
     /// The day's users as indices of `dictionary` (which learns the ids it has not seen).
-    pub fn new(day: DayIds, dictionary: &mut Dictionary) -> DayUsers {
+    pub fn new(day: DayIds, dictionary: &RwLock<Dictionary>) -> DayUsers {
         let mut histogram = Histogram::default();
         for n in &day.counts {
             histogram.add(*n);
         }
         // The indices as bits, then as a bitmap: cheaper than inserting them one by one.
-        let indices = dictionary.indices(&day.ids);
+        let indices = Dictionary::shared_indices(dictionary, &day.ids);
         let top = indices.iter().max().map_or(0, |i| *i as usize / 8 + 1);
         let mut bits = vec![0u8; top];
         for i in indices {
@@ -368,7 +368,7 @@ mod tests {
                 nulls: 1,
             })
             .collect();
-        DayUsers::new(DayIds::from_chunks(chunks), &mut Dictionary::default())
+        DayUsers::new(DayIds::from_chunks(chunks), &Dictionary::default().into())
     }
 
     /// The dense (array) and sparse (sorting) counts agree with a brute-force count.

@@ -146,7 +146,7 @@ pub async fn gather(
         return Ok(Some(gathered));
     }
     // Days to read: under the rollups' lock, with the lake's dictionary.
-    let (_lock, mut dictionary) = match rollups.as_ref().map(Rollups::lock) {
+    let (_lock, dictionary) = match rollups.as_ref().map(Rollups::lock) {
         Some(Ok(locked)) => (Some(locked.0), locked.1),
         Some(Err(e)) => {
             gathered.unsaved = Some(unsaved(rollups.as_ref(), &e));
@@ -159,6 +159,8 @@ pub async fn gather(
         gathered.days.clear();
     }
     gathered.reused = gathered.days.len();
+    let generation = dictionary.generation;
+    let dictionary = Arc::new(std::sync::RwLock::new(dictionary));
     let mut todo: Vec<NaiveDate> = days
         .iter()
         .copied()
@@ -204,6 +206,7 @@ pub async fn gather(
         let mut scanned = stream::iter(by_day)
             .map(|(day, files)| {
                 let budget = budget.as_ref();
+                let dictionary = dictionary.clone();
                 async move {
                     // A day's ids and counts while it is read, under --memory-limit.
                     let rows: u64 = files
@@ -216,20 +219,22 @@ pub async fn gather(
                         .transpose()?;
                     // A task per day, so that days are counted on every core.
                     let (lake, user) = (lake.clone(), config.user_column.clone());
-                    let ids = tokio::spawn(async move { scan_day(&lake, &files, &user).await })
-                        .await
-                        .expect("reading a day does not panic")?;
-                    Ok::<_, Error>((day, ids, reading))
+                    let users = tokio::spawn(async move {
+                        let ids = scan_day(&lake, &files, &user).await?;
+                        Ok::<_, Error>(ids.map(|ids| DayUsers::new(ids, &dictionary)))
+                    })
+                    .await
+                    .expect("reading a day does not panic")?;
+                    Ok::<_, Error>((day, users, reading))
                 }
             })
             .buffer_unordered(parallel);
         let mut found_bad = false;
         let mut read = BTreeMap::new();
         while let Some(scanned) = scanned.next().await {
-            let (day, ids, reading) = scanned?;
-            match ids {
-                Ok(ids) => {
-                    let users = DayUsers::new(ids, &mut dictionary);
+            let (day, users, reading) = scanned?;
+            match users {
+                Ok(users) => {
                     drop(reading);
                     if let Some(budget) = &budget {
                         budget.keep(users.users.serialized_size() as u64)?;
@@ -255,9 +260,10 @@ pub async fn gather(
             continue;
         }
         if let Some(rollups) = rollups.as_ref().filter(|_| gathered.unsaved.is_none()) {
+            let dictionary = dictionary.read().expect("dictionary lock");
             let saved = rollups.save_dictionary(&dictionary).and_then(|()| {
                 for day in &clean {
-                    let key = rollups.key(&listings[day], dictionary.generation);
+                    let key = rollups.key(&listings[day], generation);
                     rollups.save(*day, &key, &read[day])?;
                     gathered.built.push(*day);
                 }
