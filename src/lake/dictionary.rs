@@ -21,10 +21,10 @@ pub struct Dictionary {
     ids: Vec<u64>,
     /// How many of `ids` the file holds.
     saved: usize,
-    /// `(id, index)` sorted by id, to look a day's sorted ids up in one pass.
-    sorted: Vec<(u64, u32)>,
-    /// Ids given an index since `sorted` was built, sorted by id.
-    recent: Vec<(u64, u32)>,
+    /// Every id with its index, for lookups.
+    sorted: Table,
+    /// Ids given an index since `sorted` was built.
+    recent: Table,
 }
 
 impl Default for Dictionary {
@@ -46,8 +46,8 @@ impl Dictionary {
             generation,
             saved: ids.len(),
             ids,
-            sorted,
-            recent: Vec::new(),
+            sorted: Table::new(sorted),
+            recent: Table::default(),
         }
     }
 
@@ -96,11 +96,7 @@ impl Dictionary {
     pub fn shared_indices(dictionary: &RwLock<Dictionary>, ids: &[u64]) -> Vec<u32> {
         let mut found = {
             let dictionary = dictionary.read().expect("dictionary lock");
-            let mut found = look_up(&dictionary.sorted, ids);
-            for (slot, recent) in found.iter_mut().zip(look_up(&dictionary.recent, ids)) {
-                *slot = slot.or(recent);
-            }
-            found
+            ids.iter().map(|id| dictionary.get(*id)).collect::<Vec<_>>()
         };
         let new: Vec<u64> = ids
             .iter()
@@ -122,64 +118,93 @@ impl Dictionary {
             .collect()
     }
 
+    /// The index of `id`, if it has one.
+    fn get(&self, id: u64) -> Option<u32> {
+        self.sorted.get(id).or_else(|| self.recent.get(id))
+    }
+
     /// The index of each of `ids` (sorted, distinct), giving new ids the next indices.
     pub fn indices(&mut self, ids: &[u64]) -> Vec<u32> {
-        let mut found = look_up(&self.sorted, ids);
-        let recent = look_up(&self.recent, ids);
         let mut added = Vec::new();
-        for ((slot, in_recent), id) in found.iter_mut().zip(recent).zip(ids) {
-            if slot.is_none() {
-                *slot = in_recent.or_else(|| {
+        let indices = ids
+            .iter()
+            .map(|id| {
+                self.get(*id).unwrap_or_else(|| {
                     let index = u32::try_from(self.ids.len()).expect("fewer than 2^32 users");
                     self.ids.push(*id);
                     added.push((*id, index));
-                    Some(index)
-                });
-            }
-        }
+                    index
+                })
+            })
+            .collect();
         if !added.is_empty() {
-            self.recent = merge(&self.recent, &added);
-            // Fold the recent ids in once they are a fair share, so lookups stay one pass each.
-            if self.recent.len() > self.sorted.len() / 4 {
-                self.sorted = merge(&self.sorted, &self.recent);
-                self.recent.clear();
+            let recent = merge(&self.recent.pairs(), &added);
+            // Fold the recent ids in once they are a fair share, so that rebuilding `recent`
+            // stays cheap.
+            if recent.len() > self.sorted.keys.len() / 4 {
+                self.sorted = Table::new(merge(&self.sorted.pairs(), &recent));
+                self.recent = Table::default();
+            } else {
+                self.recent = Table::new(recent);
             }
         }
-        found
-            .into_iter()
-            .map(|i| i.expect("every id found or added"))
-            .collect()
+        indices
     }
 }
 
-/// Looks sorted `ids` up in the sorted `table`, moving forward only: entry by entry when the
-/// ids are a fair share of the table, else galloping over it.
-fn look_up(table: &[(u64, u32)], ids: &[u64]) -> Vec<Option<u32>> {
-    let mut at = 0;
-    if table.len() <= ids.len().saturating_mul(16) {
-        return ids
-            .iter()
-            .map(|id| {
-                while at < table.len() && table[at].0 < *id {
-                    at += 1;
-                }
-                table.get(at).filter(|(t, _)| t == id).map(|(_, i)| *i)
-            })
-            .collect();
+/// Ids with their indices, sorted by id, and a directory from a range of ids to where it starts
+/// (about one entry per range): a lookup goes straight to its one or two candidates.
+#[derive(Debug, Default)]
+struct Table {
+    keys: Vec<u64>,
+    values: Vec<u32>,
+    /// The smallest key, and how far keys are shifted to give their range.
+    min: u64,
+    shift: u32,
+    /// `starts[r]`: the position of the first key in range `r` or after; one more than ranges.
+    starts: Vec<u32>,
+}
+
+impl Table {
+    /// A table of `pairs`, sorted by id.
+    fn new(pairs: Vec<(u64, u32)>) -> Table {
+        let (Some(first), Some(last)) = (pairs.first(), pairs.last()) else {
+            return Table::default();
+        };
+        let (min, span) = (first.0, last.0 - first.0);
+        let ranges = pairs.len().next_power_of_two() as u64;
+        let shift = (0..64).find(|s| span >> s < ranges).unwrap_or(63);
+        let mut starts = vec![0u32; ranges as usize + 1];
+        for (key, _) in &pairs {
+            starts[((key - min) >> shift) as usize + 1] += 1;
+        }
+        for r in 1..starts.len() {
+            starts[r] += starts[r - 1];
+        }
+        Table {
+            keys: pairs.iter().map(|p| p.0).collect(),
+            values: pairs.iter().map(|p| p.1).collect(),
+            min,
+            shift,
+            starts,
+        }
     }
-    ids.iter()
-        .map(|id| {
-            let mut step = 1;
-            while at + step < table.len() && table[at + step].0 < *id {
-                at += step;
-                step *= 2;
-            }
-            // table[at + step] (if any) is at least id: the first such entry is before it.
-            let end = (at + step + 1).min(table.len());
-            at += table[at.min(end)..end].partition_point(|(t, _)| t < id);
-            table.get(at).filter(|(t, _)| t == id).map(|(_, i)| *i)
-        })
-        .collect()
+
+    fn get(&self, id: u64) -> Option<u32> {
+        let range = (id.checked_sub(self.min)? >> self.shift) as usize;
+        let (from, to) = (*self.starts.get(range)?, *self.starts.get(range + 1)?);
+        let from = from as usize;
+        let at = self.keys[from..to as usize].iter().position(|k| *k == id)?;
+        Some(self.values[from + at])
+    }
+
+    fn pairs(&self) -> Vec<(u64, u32)> {
+        self.keys
+            .iter()
+            .copied()
+            .zip(self.values.iter().copied())
+            .collect()
+    }
 }
 
 /// Two sorted tables as one.

@@ -229,21 +229,20 @@ impl DayIds {
     /// Counts the ids: with a dense id range (at most 8 slots per id read) in an array indexed by
     /// id, otherwise by sorting. Either way the ids come out in order.
     fn from_chunks(chunks: Vec<Chunk>) -> DayIds {
-        let nulls = chunks.iter().map(|c| c.nulls).sum();
-        let mut ids = Vec::with_capacity(chunks.iter().map(|c| c.ids.len()).sum());
-        for chunk in chunks {
-            ids.extend_from_slice(&chunk.ids);
-        }
         let mut day = DayIds {
-            nulls,
+            nulls: chunks.iter().map(|c| c.nulls).sum(),
             ..DayIds::default()
         };
-        let (Some(&min), Some(&max)) = (ids.iter().min(), ids.iter().max()) else {
+        let events: usize = chunks.iter().map(|c| c.ids.len()).sum();
+        let min = chunks.iter().filter_map(|c| c.ids.iter().min()).min();
+        let max = chunks.iter().filter_map(|c| c.ids.iter().max()).max();
+        let (Some(&min), Some(&max)) = (min, max) else {
             return day;
         };
-        if max - min < (ids.len() as u64).saturating_mul(8).max(1 << 16) {
+        let all = || chunks.iter().flat_map(|c| c.ids.iter().copied());
+        if max - min < (events as u64).saturating_mul(8).max(1 << 16) {
             let mut counts = vec![0u32; (max - min + 1) as usize];
-            for id in &ids {
+            for id in all() {
                 counts[(id - min) as usize] += 1;
             }
             for (offset, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
@@ -251,11 +250,9 @@ impl DayIds {
                 day.counts.push(u64::from(*n));
             }
         } else {
-            for id in &mut ids {
-                *id -= min;
-            }
-            radix_sort(&mut ids, u64::BITS - (max - min).leading_zeros());
-            for run in ids.chunk_by(|a, b| a == b) {
+            let keys = || all().map(|id| id - min);
+            let sorted = radix_sort(keys, events, u64::BITS - (max - min).leading_zeros());
+            for run in sorted.chunk_by(|a, b| a == b) {
                 day.ids.push(run[0] + min);
                 day.counts.push(run.len() as u64);
             }
@@ -264,32 +261,44 @@ impl DayIds {
     }
 }
 
-/// Sorts keys below `2^bits`, least significant digit first, in as few passes of at most 14
-/// bits as it takes (the digits of every pass counted in one read).
-fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
+/// The `n` keys (all below `2^bits`) sorted, least significant digit first, in as few passes of
+/// at most 14 bits as it takes: one read counts every pass's digits, the first pass reads the
+/// keys where they are.
+fn radix_sort<I: Iterator<Item = u64>>(keys: impl Fn() -> I, n: usize, bits: u32) -> Vec<u64> {
     let passes = bits.div_ceil(14).max(1);
     let digit = bits.div_ceil(passes);
     let mask = (1u64 << digit) - 1;
     let mut starts = vec![vec![0usize; 1 << digit]; passes as usize];
-    for key in keys.iter() {
+    for key in keys() {
         for (pass, counts) in starts.iter_mut().enumerate() {
             counts[((key >> (pass as u32 * digit)) & mask) as usize] += 1;
         }
     }
-    let mut scratch = vec![0u64; keys.len()];
-    for (pass, starts) in starts.iter_mut().enumerate() {
-        let shift = pass as u32 * digit;
+    for counts in starts.iter_mut() {
         let mut sum = 0;
-        for start in starts.iter_mut() {
+        for start in counts.iter_mut() {
             (*start, sum) = (sum, sum + *start);
         }
-        for key in keys.iter() {
+    }
+    let scatter = |keys: &mut dyn Iterator<Item = u64>,
+                   pass: usize,
+                   starts: &mut [usize],
+                   out: &mut [u64]| {
+        let shift = pass as u32 * digit;
+        for key in keys {
             let slot = &mut starts[((key >> shift) & mask) as usize];
-            scratch[*slot] = *key;
+            out[*slot] = key;
             *slot += 1;
         }
-        std::mem::swap(keys, &mut scratch);
+    };
+    let mut sorted = vec![0u64; n];
+    scatter(&mut keys(), 0, &mut starts[0], &mut sorted);
+    let mut scratch = vec![0u64; if passes > 1 { n } else { 0 }];
+    for (pass, starts) in starts.iter_mut().enumerate().skip(1) {
+        scatter(&mut sorted.iter().copied(), pass, starts, &mut scratch);
+        std::mem::swap(&mut sorted, &mut scratch);
     }
+    sorted
 }
 
 impl DayUsers {
@@ -407,10 +416,9 @@ mod tests {
                 state >> 20
             })
             .collect();
-        let mut expected = keys.clone();
-        expected.sort_unstable();
-        radix_sort(&mut keys, 44);
-        assert_eq!(keys, expected);
+        let sorted = radix_sort(|| keys.iter().copied(), keys.len(), 44);
+        keys.sort_unstable();
+        assert_eq!(sorted, keys);
     }
 
     #[test]
