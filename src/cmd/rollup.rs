@@ -53,7 +53,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
             last: lake.last_day(),
         });
     }
-    let Some(gathered) = gather(&lake, config, &days).await? else {
+    let Some(gathered) = gather(&lake, config, &days, false).await? else {
         return Err(Error::usage(
             format!("{} has text user ids: rollups hold integer ids", lake.name),
             "queries on this lake run their SQL (exact on text ids); there is nothing to roll up",

@@ -65,10 +65,20 @@ impl Rollups {
     }
 
     /// The day's rollup when there is one made from exactly `key`; anything else (none, stale,
-    /// unreadable) is None, and the day is read from the lake.
-    pub fn load(&self, day: NaiveDate, key: &str) -> Option<DayUsers> {
-        let bytes = std::fs::read(self.path(day)).ok()?;
-        decode(&bytes, key)
+    /// unreadable) is None, and the day is read from the lake. Without `users`, only the counts
+    /// before the bitmap are read (enough for dau and opens).
+    pub fn load(&self, day: NaiveDate, key: &str, users: bool) -> Option<DayUsers> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(self.path(day)).ok()?;
+        let mut bytes = Vec::new();
+        if !users {
+            (&mut file).take(HEAD).read_to_end(&mut bytes).ok()?;
+            if let Some(day) = decode(&bytes, key, false) {
+                return Some(day);
+            }
+        }
+        file.read_to_end(&mut bytes).ok()?;
+        decode(&bytes, key, users)
     }
 
     fn dictionary_path(&self) -> PathBuf {
@@ -139,7 +149,10 @@ fn encode(key: &str, day: &DayUsers) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8], key: &str) -> Option<DayUsers> {
+/// Bytes read first when only a rollup's counts are wanted: its key and histogram fit.
+const HEAD: u64 = 16 * 1024;
+
+fn decode(bytes: &[u8], key: &str, with_users: bool) -> Option<DayUsers> {
     let mut r = Reader(bytes.strip_prefix(MAGIC)?);
     let key_len = usize::try_from(r.number()?).ok()?;
     if r.take(key_len)? != key.as_bytes() {
@@ -152,12 +165,17 @@ fn decode(bytes: &[u8], key: &str) -> Option<DayUsers> {
     for _ in 0..pairs {
         histogram.push((r.number()?, r.number()?));
     }
-    let users = RoaringBitmap::deserialize_from(r.0).ok()?;
     // The histogram is the users counted by opens: a rollup that disagrees with itself is not used.
-    let counted: u64 = histogram.iter().map(|(_, u)| u).sum();
+    let active: u64 = histogram.iter().map(|(_, u)| u).sum();
     let summed: u64 = histogram.iter().map(|(o, u)| o * u).sum();
-    (counted == users.len() && summed == opens).then_some(DayUsers {
+    let users = match with_users {
+        true => RoaringBitmap::deserialize_from(r.0).ok()?,
+        false => RoaringBitmap::new(),
+    };
+    let whole = !with_users || users.len() == active;
+    (whole && summed == opens).then_some(DayUsers {
         users,
+        active,
         opens,
         nulls,
         histogram,
@@ -194,6 +212,7 @@ mod tests {
     fn sample() -> DayUsers {
         DayUsers {
             users: [1u32, 7, 1 << 30].into_iter().collect(),
+            active: 3,
             opens: 5,
             nulls: 2,
             histogram: vec![(1, 2), (3, 1)],
@@ -203,11 +222,14 @@ mod tests {
     #[test]
     fn round_trip_with_the_same_key_only() {
         let bytes = encode("key", &sample());
-        assert_eq!(decode(&bytes, "key"), Some(sample()));
-        assert_eq!(decode(&bytes, "other"), None);
+        assert_eq!(decode(&bytes, "key", true), Some(sample()));
+        assert_eq!(decode(&bytes, "other", true), None);
+        let counts = decode(&bytes, "key", false).unwrap();
+        assert_eq!((counts.active, counts.opens), (3, 5));
+        assert!(counts.users.is_empty());
         // Cut anywhere, a rollup is not used.
         for end in 0..bytes.len() {
-            assert_eq!(decode(&bytes[..end], "key"), None, "cut at {end}");
+            assert_eq!(decode(&bytes[..end], "key", true), None, "cut at {end}");
         }
     }
 
@@ -215,6 +237,6 @@ mod tests {
     fn a_rollup_that_disagrees_with_itself_is_not_used() {
         let mut day = sample();
         day.opens = 6;
-        assert_eq!(decode(&encode("key", &day), "key"), None);
+        assert_eq!(decode(&encode("key", &day), "key", true), None);
     }
 }

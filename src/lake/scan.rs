@@ -35,8 +35,11 @@ const CONCURRENT_ROW_GROUPS: usize = 8;
 /// One day's users: who came, and how often.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DayUsers {
-    /// The day's distinct users, by their index in the lake's [`Dictionary`].
+    /// The day's distinct users, by their index in the lake's [`Dictionary`] (empty when loaded
+    /// from a rollup for a metric that needs only the counts).
     pub users: RoaringBitmap,
+    /// How many distinct users: dau.
+    pub active: u64,
     /// Events with a user id.
     pub opens: u64,
     /// Rows whose user id is NULL: never a user, never an open.
@@ -315,8 +318,10 @@ impl DayUsers {
         for i in indices {
             bits[i as usize / 8] |= 1 << (i % 8);
         }
+        let users = RoaringBitmap::from_lsb0_bytes(0, &bits);
         DayUsers {
-            users: RoaringBitmap::from_lsb0_bytes(0, &bits),
+            active: users.len(),
+            users,
             opens: day.counts.iter().sum(),
             nulls: day.nulls,
             histogram: histogram.into_pairs(),

@@ -65,7 +65,9 @@ pub async fn run(
     check_asked(lake, query)?;
     let (start, end) = query.span();
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
-    let Some(gathered) = gather(lake, config, &read).await? else {
+    // dau and opens need each day's counts only; windows and periods need the users themselves.
+    let sets = !matches!(query.metric, Metric::Dau | Metric::Opens);
+    let Some(gathered) = gather(lake, config, &read, sets).await? else {
         return Ok(None);
     };
     let mut missing: BTreeSet<NaiveDate> = query.missing_days(lake).into_iter().collect();
@@ -114,11 +116,12 @@ fn not_applicable<T>(config: &Config, why: &str) -> Result<Option<T>> {
 
 /// The users of each of `days`: from current rollups, else read from the lake (after the same
 /// footer checks as the SQL) and rolled up. None when the files hold text ids (the SQL handles
-/// those, as text).
+/// those, as text). Without `sets`, days from rollups come with their counts only.
 pub async fn gather(
     lake: &Arc<Lake>,
     config: &Config,
     days: &[NaiveDate],
+    sets: bool,
 ) -> Result<Option<Gathered>> {
     let columns = config.columns();
     let rollups = config
@@ -132,14 +135,31 @@ pub async fn gather(
         .await?;
     let mut gathered = Gathered::default();
     let generation = rollups.as_ref().and_then(Rollups::generation);
-    for (day, files) in &listings {
-        let current = rollups
-            .as_ref()
-            .zip(generation)
-            .and_then(|(r, g)| r.load(*day, &r.key(files, g)));
-        if let Some(users) = current {
-            gathered.days.insert(*day, users);
-        }
+    if let (Some(rollups), Some(generation)) = (&rollups, generation) {
+        // Rollups are read on every core: a year of them is a few hundred megabytes at most.
+        let listed: Vec<(&NaiveDate, &Vec<ObjectMeta>)> = listings.iter().collect();
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let share = listed.len().div_ceil(parallel).max(1);
+        std::thread::scope(|scope| {
+            let loading: Vec<_> = listed
+                .chunks(share)
+                .map(|days| {
+                    scope.spawn(move || {
+                        days.iter()
+                            .filter_map(|(day, files)| {
+                                let key = rollups.key(files, generation);
+                                Some((**day, rollups.load(**day, &key, sets)?))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for loaded in loading {
+                gathered
+                    .days
+                    .extend(loaded.join().expect("reading rollups does not panic"));
+            }
+        });
     }
     if gathered.days.len() == days.len() {
         gathered.reused = days.len();
@@ -444,7 +464,7 @@ impl<'a> Span<'a> {
         asked
             .iter()
             .map(|d| self.index(*d))
-            .map(|i| (!self.holds_missing(i, i)).then(|| self.sets[i].len()))
+            .map(|i| (!self.holds_missing(i, i)).then(|| self.users[i].map_or(0, |u| u.active)))
             .collect()
     }
 
@@ -505,7 +525,7 @@ impl<'a> Span<'a> {
             let observed = !self.holds_missing(i, i);
             let empty = DayUsers::default();
             let users = self.users[i].unwrap_or(&empty);
-            let n = users.users.len();
+            let n = users.active;
             opens.push(observed.then_some(users.opens as i64));
             active.push(observed.then_some(n as i64));
             // Nearest rank, as in opens.sql: the count at rank ceil(n * p / 100).
