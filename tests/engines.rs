@@ -158,7 +158,8 @@ fn rollup(w: &Workdir) -> Run {
     run
 }
 
-fn dau_series(w: &Workdir) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
+/// dau from 2024-06-01 to 2024-06-20 as CSV, with `extra` arguments.
+fn dau_run(w: &Workdir, extra: &[&str]) -> Run {
     let args = [
         "query",
         "dau",
@@ -171,7 +172,11 @@ fn dau_series(w: &Workdir) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
         "--format",
         "csv",
     ];
-    w.run(&args).series()
+    w.run(&[&args[..], extra].concat())
+}
+
+fn dau_series(w: &Workdir) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
+    dau_run(w, &[]).series()
 }
 
 /// Adding, replacing and deleting a file in one day changes that day's result, and only that
@@ -223,20 +228,7 @@ fn a_changed_file_rebuilds_exactly_its_day() {
             .map(|(name, _)| name)
             .collect();
         assert_eq!(rebuilt, [&format!("{changed}.rollup")], "{what}");
-        let sql = w.run(&[
-            "query",
-            "dau",
-            "--lake",
-            "lake",
-            "--from",
-            "2024-06-01",
-            "--to",
-            "2024-06-20",
-            "--format",
-            "csv",
-            "--engine",
-            "sql",
-        ]);
+        let sql = dau_run(&w, &["--engine", "sql"]);
         assert_eq!(sql.series(), series, "{what}");
         let current = rollup(&w);
         assert!(
@@ -313,24 +305,12 @@ fn rollups_off_or_unwritable() {
     let rows = random_rows(6, day("2024-06-01"), 20, 100);
     write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    let args = [
-        "query",
-        "dau",
-        "--lake",
-        "lake",
-        "--from",
-        "2024-06-01",
-        "--to",
-        "2024-06-20",
-        "--format",
-        "csv",
-    ];
-    let off = w.run(&[&args[..], &["--rollups", "off"]].concat());
+    let off = dau_run(&w, &["--rollups", "off"]);
     assert_eq!(off.series(), oracle_window(&rows, 1, from, to, &[]));
     assert!(!w.rollups().exists());
 
     std::fs::write(w.join("blocker"), "a file, not a folder").unwrap();
-    let blocked = w.run(&[&args[..], &["--rollups", "blocker/rollups"]].concat());
+    let blocked = dau_run(&w, &["--rollups", "blocker/rollups"]);
     assert_eq!(blocked.series(), oracle_window(&rows, 1, from, to, &[]));
     assert!(
         blocked

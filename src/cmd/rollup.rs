@@ -43,16 +43,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     let from = from.unwrap_or_else(|| lake.first_day());
     let to = to.unwrap_or_else(|| lake.last_day());
     check_order(from, to)?;
-    let days: Vec<_> = lake.days.range(from..=to).map(|(d, _)| *d).collect();
-    if days.is_empty() {
-        return Err(Error::NoPartitions {
-            lake: lake.name.clone(),
-            from,
-            to,
-            first: lake.first_day(),
-            last: lake.last_day(),
-        });
-    }
+    let days = lake.days_between(from, to)?;
     let Some(gathered) = gather(&lake, config, &days, false).await? else {
         return Err(Error::usage(
             format!("{} has text user ids: rollups hold integer ids", lake.name),

@@ -4,6 +4,7 @@
 //! are found here, named, before any number is computed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, UInt64Array};
@@ -13,7 +14,7 @@ use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::{ProjectionMask, parquet_to_arrow_schema};
-use datafusion::parquet::file::metadata::PageIndexPolicy;
+use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use futures::{StreamExt, TryStreamExt, stream};
 use object_store::{ObjectMeta, ObjectStoreExt};
 
@@ -164,25 +165,33 @@ async fn read_footer(
     if meta.size == 0 {
         return Ok(Err("the file is empty (0 bytes)".to_string()));
     }
+    Ok(footer(lake, meta)
+        .await?
+        .and_then(|metadata| facts(&metadata, columns)))
+}
+
+/// A file's parsed footer, from the lake's cache when it was read before (and the file is
+/// unchanged). The outer error is storage failing, the inner one what is wrong with the file.
+pub async fn footer(
+    lake: &Lake,
+    meta: &ObjectMeta,
+) -> Result<std::result::Result<Arc<ParquetMetaData>, String>> {
     // One request for most footers; DataFusion then finds them in the lake's cache when it runs.
-    let metadata = match DFParquetMetadata::new(lake.store.as_ref(), meta)
+    let metadata = DFParquetMetadata::new(lake.store.as_ref(), meta)
         .with_metadata_size_hint(Some(FOOTER_HINT))
         .with_file_metadata_cache(Some(lake.parquet_footers.clone()))
         // The page index is not needed to count users; a corrupt one must not fail a file that
         // reads. (DataFusion loads it later if a query can use it.)
         .with_page_index_policy(Some(PageIndexPolicy::Skip))
         .fetch_metadata()
-        .await
-    {
-        Ok(metadata) => metadata,
-        Err(e) => {
-            if let Some(failure) = lake.storage_failure(&e) {
-                return Err(failure);
-            }
-            return Ok(Err(format!("not a readable Parquet file: {e}")));
-        }
-    };
-    Ok(facts(&metadata, columns))
+        .await;
+    match metadata {
+        Ok(metadata) => Ok(Ok(metadata)),
+        Err(e) => match lake.storage_failure(&e) {
+            Some(failure) => Err(failure),
+            None => Ok(Err(format!("not a readable Parquet file: {e}"))),
+        },
+    }
 }
 
 /// What a footer says.

@@ -169,6 +169,22 @@ impl Lake {
             .expect("a lake has at least one day")
     }
 
+    /// The days from `from` to `to` that have a partition; none at all is an error that says
+    /// which days the lake has.
+    pub fn days_between(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
+        let days: Vec<NaiveDate> = self.days.range(from..=to).map(|(d, _)| *d).collect();
+        if days.is_empty() {
+            return Err(Error::NoPartitions {
+                lake: self.name.clone(),
+                from,
+                to,
+                first: self.first_day(),
+                last: self.last_day(),
+            });
+        }
+        Ok(days)
+    }
+
     /// The data files of one day: every file below its partition folders whose name and folders
     /// do not start with `_` or `.`.
     pub async fn files(&self, day: NaiveDate) -> Result<Vec<ObjectMeta>> {

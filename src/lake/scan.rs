@@ -8,12 +8,11 @@ use std::sync::{Arc, RwLock};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use datafusion::parquet::errors::ParquetError;
-use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
 use object_store::path::Path as ObjectPath;
@@ -23,7 +22,7 @@ use roaring::RoaringBitmap;
 use super::dictionary::Dictionary;
 
 use super::Lake;
-use super::inspect::FileReport;
+use super::inspect::{FileReport, footer};
 use crate::Result;
 
 /// Rows decoded at a time.
@@ -74,20 +73,9 @@ pub async fn scan_day(
 ) -> Result<std::result::Result<DayIds, Undecodable>> {
     let mut groups = Vec::new();
     for file in files {
-        let metadata = match DFParquetMetadata::new(lake.store.as_ref(), &file.meta)
-            .with_file_metadata_cache(Some(lake.parquet_footers.clone()))
-            .with_page_index_policy(Some(PageIndexPolicy::Skip))
-            .fetch_metadata()
-            .await
-        {
+        let metadata = match footer(lake, &file.meta).await? {
             Ok(metadata) => metadata,
-            Err(e) => {
-                if let Some(failure) = lake.storage_failure(&e) {
-                    return Err(failure);
-                }
-                let reason = format!("not a readable Parquet file: {e}");
-                return Ok(Err((file.meta.location.clone(), reason)));
-            }
+            Err(reason) => return Ok(Err((file.meta.location.clone(), reason))),
         };
         let metadata = match ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new()) {
             Ok(metadata) => metadata,

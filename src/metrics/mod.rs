@@ -320,20 +320,6 @@ pub async fn unreadable_files<'a>(
     Ok(bad)
 }
 
-/// A query must ask for at least one day the lake has.
-fn check_asked(lake: &Lake, query: &Query) -> Result<()> {
-    if lake.days.range(query.from..=query.to).next().is_none() {
-        return Err(Error::NoPartitions {
-            lake: lake.name.clone(),
-            from: query.from,
-            to: query.to,
-            first: lake.first_day(),
-            last: lake.last_day(),
-        });
-    }
-    Ok(())
-}
-
 /// Plans `query` over `lake`; every file the rows read is checked first ([`register_events`]).
 pub(crate) async fn plan(
     lake: Arc<Lake>,
@@ -341,7 +327,7 @@ pub(crate) async fn plan(
     query: &Query,
     known_bad: &BTreeMap<ObjectPath, String>,
 ) -> Result<Planned> {
-    check_asked(&lake, query)?;
+    lake.days_between(query.from, query.to)?;
     let (start, end) = query.span();
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
     let ctx = session(config, Some(&lake))?;
