@@ -1,6 +1,7 @@
 //! The two engines: per-day user bitmaps (the default where they apply) and the reference SQL give
-//! the same rows, both equal to the brute-force oracle; rollups are reused while a day's files are
-//! unchanged, and a file added, replaced or deleted rebuilds exactly its day.
+//! the same rows, both equal to the brute-force oracle; rollups (and the rolling windows counted
+//! from them) are reused while a day's files are unchanged, and a file added, replaced or deleted
+//! rebuilds exactly its day (and the windows that hold it are counted again).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -179,6 +180,30 @@ fn dau_series(w: &Workdir) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
     dau_run(w, &[]).series()
 }
 
+/// `metric` (wau or mau) from 2024-06-01 to 2024-06-20.
+fn window_series(w: &Workdir, metric: &str) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
+    let run = w.run(&[
+        "query",
+        metric,
+        "--lake",
+        "lake",
+        "--from",
+        "2024-06-01",
+        "--to",
+        "2024-06-20",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.series()
+}
+
+/// The file of rolling windows counted by `dau rollup` and queries, and when it was written.
+fn windows_file(w: &Workdir) -> Option<SystemTime> {
+    let dir = std::fs::read_dir(w.rollups()).ok()?.next()?.ok()?.path();
+    std::fs::metadata(dir.join("windows")).ok()?.modified().ok()
+}
+
 /// Adding, replacing and deleting a file in one day changes that day's result, and only that
 /// day is read again: every other rollup file is left as it was.
 #[test]
@@ -201,6 +226,17 @@ fn a_changed_file_rebuilds_exactly_its_day() {
     );
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
     assert_eq!(dau_series(&w), oracle_window(&rows, 1, from, to, &[]));
+    // dau rollup counted the rolling windows too: a query uses them and writes nothing.
+    let counted = windows_file(&w).expect("dau rollup counts the windows");
+    for (metric, days) in [("wau", 7), ("mau", 30)] {
+        let series = window_series(&w, metric);
+        assert_eq!(
+            series,
+            oracle_window(&rows, days, from, to, &[]),
+            "{metric}"
+        );
+    }
+    assert_eq!(windows_file(&w), Some(counted));
 
     let changed = day("2024-06-07");
     let folder = w.join("lake").join(partition(&spec, changed));
@@ -230,6 +266,15 @@ fn a_changed_file_rebuilds_exactly_its_day() {
         assert_eq!(rebuilt, [&format!("{changed}.rollup")], "{what}");
         let sql = dau_run(&w, &["--engine", "sql"]);
         assert_eq!(sql.series(), series, "{what}");
+        // The windows that hold the changed day are counted again, from the day as it is now.
+        for (metric, days) in [("wau", 7), ("mau", 30)] {
+            let series = window_series(&w, metric);
+            assert_eq!(
+                series,
+                oracle_window(&rows, days, from, to, &[]),
+                "{what} {metric}"
+            );
+        }
         let current = rollup(&w);
         assert!(
             current

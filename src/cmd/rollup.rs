@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use chrono::Days;
 use clap::Args;
 
 use crate::config::Config;
 use crate::dates::{check_order, day_arg, today};
 use crate::lake::Lake;
 use crate::lake::rollup::Rollups;
-use crate::metrics::bitmap::gather;
+use crate::metrics::bitmap::{self, gather};
+use crate::metrics::{Metric, Query};
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -39,7 +41,9 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;
-    let lake = Arc::new(Lake::open(config.lake()?, config, from.zip(to)).await?);
+    // The windows ending on these days reach 29 days further back.
+    let near = from.zip(to).map(|(from, to)| (from - Days::new(29), to));
+    let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
     let from = from.unwrap_or_else(|| lake.first_day());
     let to = to.unwrap_or_else(|| lake.last_day());
     check_order(from, to)?;
@@ -58,6 +62,10 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
             why,
             "give a writable folder with --rollups DIR",
         ));
+    }
+    // Rolling windows are counted now too, so that wau, mau and stickiness need no bitmaps.
+    for metric in [Metric::Wau, Metric::Mau] {
+        bitmap::run(&lake, config, &Query::new(metric, from, to, false)?).await?;
     }
     let dir = Rollups::new(base, &lake, &config.columns()).dir;
     let built = &gathered.built;
@@ -82,6 +90,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         };
         println!("rolled up: {}{more}", shown.join(", "));
     }
+    println!("windows counted: wau and mau of every day from {from} to {to}");
     println!("rollups: {}", dir.display());
     Ok(())
 }

@@ -6,10 +6,11 @@
 //! rollup stale, and only that day is read again. Files are written beside their final name and
 //! renamed, so a crash or a concurrent run never leaves a half-written rollup to be read.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use object_store::ObjectMeta;
 use roaring::RoaringBitmap;
 
@@ -20,6 +21,19 @@ use super::table::Columns;
 
 /// First bytes of every rollup file; a new layout gets a new number.
 const MAGIC: &[u8] = b"dau rollup 1\n";
+
+/// First bytes of the file of counted windows.
+const WINDOWS_MAGIC: &[u8] = b"dau windows 1\n";
+
+/// Rolling windows already counted, by length and last day: the [`stamp`] of each day the window
+/// covered (first to last) and its distinct users. A count is used only while every stamp is.
+pub type Windows = BTreeMap<(u64, NaiveDate), (Vec<u64>, u64)>;
+
+/// A day's current rollup in eight bytes (its key's hash), for the windows counted from it; never
+/// 0, which stands for a day the lake does not have.
+pub fn stamp(key: &str) -> u64 {
+    fnv1a(key.as_bytes()) | 1
+}
 
 /// The rollups of one lake and user column.
 #[derive(Debug, Clone)]
@@ -91,8 +105,8 @@ impl Rollups {
     }
 
     /// Takes the lake's rollups for writing, until the returned lock is dropped (another run
-    /// waits), and loads its dictionary (a new one when there is none).
-    pub fn lock(&self) -> std::io::Result<(std::fs::File, Dictionary)> {
+    /// waits).
+    pub fn lock(&self) -> std::io::Result<std::fs::File> {
         std::fs::create_dir_all(&self.dir)?;
         let about = self.dir.join("lake.txt");
         if !about.exists() {
@@ -100,8 +114,12 @@ impl Rollups {
         }
         let lock = std::fs::File::create(self.dir.join("lock"))?;
         lock.lock()?;
-        let dictionary = Dictionary::load(&self.dictionary_path()).unwrap_or_default();
-        Ok((lock, dictionary))
+        Ok(lock)
+    }
+
+    /// The lake's dictionary (a new one when there is none); read under the lock.
+    pub fn dictionary(&self) -> Dictionary {
+        Dictionary::load(&self.dictionary_path()).unwrap_or_default()
     }
 
     /// Writes the dictionary when it learnt ids, before any rollup that uses them (under the lock).
@@ -116,6 +134,43 @@ impl Rollups {
     pub fn save(&self, day: NaiveDate, key: &str, users: &DayUsers) -> std::io::Result<()> {
         write_atomic(&self.path(day), &encode(key, users))
     }
+
+    /// Counted windows: what dau rollup and earlier queries counted (none when unreadable).
+    pub fn windows(&self) -> Windows {
+        let bytes = std::fs::read(self.dir.join("windows")).unwrap_or_default();
+        decode_windows(&bytes).unwrap_or_default()
+    }
+
+    /// Adds `counted` to the counted windows (takes the lock).
+    pub fn save_windows(&self, counted: Windows) -> std::io::Result<()> {
+        let _lock = self.lock()?;
+        let mut windows = self.windows();
+        windows.extend(counted);
+        write_atomic(&self.dir.join("windows"), &encode_windows(&windows))
+    }
+}
+
+fn encode_windows(windows: &Windows) -> Vec<u8> {
+    let mut out = WINDOWS_MAGIC.to_vec();
+    for ((length, last), (stamps, users)) in windows {
+        let day = i64::from(last.num_days_from_ce()) as u64;
+        for n in [*length, day, *users].iter().chain(stamps) {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    out
+}
+
+fn decode_windows(bytes: &[u8]) -> Option<Windows> {
+    let mut r = Reader(bytes.strip_prefix(WINDOWS_MAGIC)?);
+    let mut windows = Windows::new();
+    while !r.0.is_empty() {
+        let (length, day, users) = (r.number()?, r.number()?, r.number()?);
+        let last = NaiveDate::from_num_days_from_ce_opt(i32::try_from(day as i64).ok()?)?;
+        let stamps = (0..length).map(|_| r.number()).collect::<Option<_>>()?;
+        windows.insert((length, last), (stamps, users));
+    }
+    Some(windows)
 }
 
 /// Writes `bytes` beside `path` and renames it there.
@@ -230,6 +285,33 @@ mod tests {
         // Cut anywhere, a rollup is not used.
         for end in 0..bytes.len() {
             assert_eq!(decode(&bytes[..end], "key", true), None, "cut at {end}");
+        }
+    }
+
+    #[test]
+    fn counted_windows_round_trip_and_a_cut_file_is_not_used() {
+        let last = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+        let windows: Windows = [
+            ((7, last), (vec![3, 0, 5, 7, 9, 11, 13], 42)),
+            ((30, last), ((0..30).map(|s| s * 2 + 1).collect(), 1 << 40)),
+        ]
+        .into_iter()
+        .collect();
+        let bytes = encode_windows(&windows);
+        assert_eq!(decode_windows(&bytes), Some(windows));
+        // Cut between windows, the ones before the cut are whole; cut inside one, none is used.
+        let first = WINDOWS_MAGIC.len() + 8 * (3 + 7);
+        for end in 0..bytes.len() {
+            let whole = match end {
+                e if e == WINDOWS_MAGIC.len() => Some(0),
+                e if e == first => Some(1),
+                _ => None,
+            };
+            assert_eq!(
+                decode_windows(&bytes[..end]).map(|w| w.len()),
+                whole,
+                "cut at {end}"
+            );
         }
     }
 

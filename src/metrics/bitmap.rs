@@ -27,7 +27,7 @@ use crate::dates::{days, to_date32};
 use crate::lake::Lake;
 use crate::lake::dictionary::Dictionary;
 use crate::lake::inspect::{FileReport, IdKind, inspect, null_warning, usable};
-use crate::lake::rollup::Rollups;
+use crate::lake::rollup::{Rollups, Windows, stamp};
 use crate::lake::scan::{DayUsers, scan_day};
 use crate::{Error, Result};
 
@@ -45,6 +45,8 @@ pub struct Gathered {
     pub built: Vec<NaiveDate>,
     /// Days whose current rollup was used.
     pub reused: usize,
+    /// The [`stamp`] of each day whose rollup is current (used, or written now).
+    pub stamps: BTreeMap<NaiveDate, u64>,
     /// Why rollups could not be written, if they could not.
     pub unsaved: Option<String>,
 }
@@ -65,19 +67,69 @@ pub async fn run(
     lake.days_between(query.from, query.to)?;
     let (start, end) = query.span();
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
-    // dau and opens need each day's counts only; windows and periods need the users themselves.
-    let sets = !matches!(query.metric, Metric::Dau | Metric::Opens);
-    let Some(gathered) = gather(lake, config, &read, sets).await? else {
+    // dau and opens need each day's counts only, and so do windows counted before; other windows
+    // and calendar periods need the users themselves.
+    let rolling = (!query.calendar && query.metric.window() > 1).then(|| query.metric.window());
+    let rollups = config
+        .rollups
+        .as_ref()
+        .map(|base| Rollups::new(base, lake, &config.columns()));
+    let counted = rollups
+        .as_ref()
+        .filter(|_| rolling.is_some())
+        .map(Rollups::windows);
+    let sets = match rolling {
+        Some(_) => counted.as_ref().is_none_or(Windows::is_empty),
+        None => !matches!(query.metric, Metric::Dau | Metric::Opens),
+    };
+    let Some(mut gathered) = gather(lake, config, &read, sets).await? else {
         return Ok(None);
     };
+    let asked: Vec<NaiveDate> = days(query.from, query.to).collect();
+    let mut windows = None;
+    if let Some(length) = rolling {
+        let stamps = window_stamps(lake, &gathered, length, &asked);
+        windows = asked
+            .iter()
+            .zip(stamps)
+            .map(|(last, stamps)| {
+                let (known, users) = counted.as_ref()?.get(&(length, *last))?;
+                (Some(known) == stamps.as_ref()).then_some(*users)
+            })
+            .collect::<Option<Vec<u64>>>();
+        if windows.is_none() && !sets {
+            // Some windows were not counted before: their days' users are needed after all.
+            gathered = gather(lake, config, &read, true).await?.ok_or_else(|| {
+                internal("the lake's ids changed kind while it was read".to_string())
+            })?;
+        }
+    }
     let mut missing: BTreeSet<NaiveDate> = query.missing_days(lake).into_iter().collect();
     missing.extend(gathered.unread_days.iter().copied());
     let mut warnings = query.warnings(lake);
-    warnings.extend(gathered.warnings);
-    warnings.extend(gathered.unsaved);
+    warnings.extend(std::mem::take(&mut gathered.warnings));
+    warnings.extend(gathered.unsaved.clone());
     let nulls = gathered.days.iter().map(|(d, u)| (*d, u.nulls)).collect();
     warnings.extend(null_warning(&nulls, &config.user_column));
-    let span = Span::new(query, &gathered.days, &missing);
+    let mut span = Span::new(query, &gathered.days, &missing);
+    if let Some(length) = rolling.filter(|_| windows.is_none()) {
+        let counts = span.window_counts(&asked, length as usize);
+        // Kept for the next run: the windows whose every day is rolled up.
+        let stamps = window_stamps(lake, &gathered, length, &asked);
+        let counted: Windows = asked
+            .iter()
+            .zip(stamps)
+            .zip(&counts)
+            .filter_map(|((last, stamps), users)| Some(((length, *last), (stamps?, *users))))
+            .collect();
+        if let Some(rollups) = rollups.filter(|_| gathered.unsaved.is_none())
+            && let Err(e) = rollups.save_windows(counted)
+        {
+            warnings.push(unsaved(Some(&rollups), &e));
+        }
+        windows = Some(counts);
+    }
+    span.windows = windows;
     let events = Arc::new(Schema::new(vec![
         Field::new(&config.user_column, DataType::Int64, true),
         Field::new("date", DataType::Date32, false),
@@ -148,16 +200,17 @@ pub async fn gather(
                         days.iter()
                             .filter_map(|(day, files)| {
                                 let key = rollups.key(files, generation);
-                                Some((**day, rollups.load(**day, &key, sets)?))
+                                Some((**day, rollups.load(**day, &key, sets)?, stamp(&key)))
                             })
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
             for loaded in loading {
-                gathered
-                    .days
-                    .extend(loaded.join().expect("reading rollups does not panic"));
+                for (day, users, stamp) in loaded.join().expect("reading rollups does not panic") {
+                    gathered.days.insert(day, users);
+                    gathered.stamps.insert(day, stamp);
+                }
             }
         });
     }
@@ -166,8 +219,8 @@ pub async fn gather(
         return Ok(Some(gathered));
     }
     // Days to read: under the rollups' lock, with the lake's dictionary.
-    let (_lock, dictionary) = match rollups.as_ref().map(Rollups::lock) {
-        Some(Ok(locked)) => (Some(locked.0), locked.1),
+    let (_lock, dictionary) = match rollups.as_ref().map(|r| Ok((r.lock()?, r.dictionary()))) {
+        Some(Ok((lock, dictionary))) => (Some(lock), dictionary),
         Some(Err(e)) => {
             gathered.unsaved = Some(unsaved(rollups.as_ref(), &e));
             (None, Dictionary::default())
@@ -177,6 +230,7 @@ pub async fn gather(
     if Some(dictionary.generation) != generation {
         // The rollups used are of another dictionary (made anew meanwhile): read every day.
         gathered.days.clear();
+        gathered.stamps.clear();
     }
     gathered.reused = gathered.days.len();
     let generation = dictionary.generation;
@@ -285,6 +339,7 @@ pub async fn gather(
                 for day in &clean {
                     let key = rollups.key(&listings[day], generation);
                     rollups.save(*day, &key, &read[day])?;
+                    gathered.stamps.insert(*day, stamp(&key));
                     gathered.built.push(*day);
                 }
                 Ok(())
@@ -360,6 +415,8 @@ struct Span<'a> {
     users: Vec<Option<&'a DayUsers>>,
     /// Missing days up to and including each day, for "does this window hold one".
     missing_so_far: Vec<usize>,
+    /// The distinct users of the rolling window ending on each asked day, when already counted.
+    windows: Option<Vec<u64>>,
 }
 
 static EMPTY: std::sync::LazyLock<RoaringBitmap> = std::sync::LazyLock::new(RoaringBitmap::new);
@@ -387,6 +444,7 @@ impl<'a> Span<'a> {
             sets,
             users,
             missing_so_far,
+            windows: None,
         }
     }
 
@@ -469,13 +527,29 @@ impl<'a> Span<'a> {
     }
 
     /// Distinct users in the `window` days ending on each asked day (the span starts `window - 1`
-    /// days before the first).
-    fn windows(&self, asked: &[NaiveDate], window: usize) -> Vec<Option<u64>> {
+    /// days before the first), counted from the days' users.
+    fn window_counts(&self, asked: &[NaiveDate], window: usize) -> Vec<u64> {
         let counts = window_counts(&self.sets, window);
         asked
             .iter()
-            .map(|d| self.index(*d))
-            .map(|i| (!self.holds_missing(i + 1 - window, i)).then(|| counts[i + 1 - window]))
+            .map(|d| counts[self.index(*d) + 1 - window])
+            .collect()
+    }
+
+    /// The same, NULL where a window holds a missing day; from the windows counted before when
+    /// there are.
+    fn windows(&self, asked: &[NaiveDate], window: usize) -> Vec<Option<u64>> {
+        let counts = match &self.windows {
+            Some(counts) => counts.clone(),
+            None => self.window_counts(asked, window),
+        };
+        asked
+            .iter()
+            .zip(counts)
+            .map(|(d, users)| {
+                let i = self.index(*d);
+                (!self.holds_missing(i + 1 - window, i)).then_some(users)
+            })
             .collect()
     }
 
@@ -554,6 +628,29 @@ impl<'a> Span<'a> {
             ("opens_per_user_max".into(), int(max)),
         ]
     }
+}
+
+/// For the window of `length` days ending on each of `asked`: the stamps of its days, first to last
+/// (0 for a day the lake does not have); None when one of them has no current rollup (a count of
+/// that window cannot be kept).
+fn window_stamps(
+    lake: &Lake,
+    gathered: &Gathered,
+    length: u64,
+    asked: &[NaiveDate],
+) -> Vec<Option<Vec<u64>>> {
+    let stamp = |day: NaiveDate| match lake.days.contains_key(&day) {
+        true => gathered.stamps.get(&day).copied(),
+        false => Some(0),
+    };
+    asked
+        .iter()
+        .map(|last| {
+            days(*last - DayCount::new(length - 1), *last)
+                .map(stamp)
+                .collect()
+        })
+        .collect()
 }
 
 /// `|sets[i + 1 - w] ∪ … ∪ sets[i]|` for every `i ≥ w - 1`. The days are cut into blocks of `w`;
