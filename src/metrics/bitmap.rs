@@ -45,8 +45,10 @@ pub struct Gathered {
     pub built: Vec<NaiveDate>,
     /// Days whose current rollup was used.
     pub reused: usize,
-    /// The [`stamp`] of each day whose rollup is current (used, or written now).
-    pub stamps: BTreeMap<NaiveDate, u64>,
+    /// The key of each day whose rollup is current (used, or written now).
+    pub keys: BTreeMap<NaiveDate, String>,
+    /// Where those rollups are.
+    rollups: Option<Rollups>,
     /// Why rollups could not be written, if they could not.
     pub unsaved: Option<String>,
 }
@@ -86,19 +88,24 @@ pub async fn run(
         return Ok(None);
     };
     let asked: Vec<NaiveDate> = days(query.from, query.to).collect();
-    let mut windows = None;
+    // The windows counted before, while every day they cover is as it was.
+    let mut known: Vec<Option<u64>> = vec![None; asked.len()];
     if let Some(length) = rolling {
         let stamps = window_stamps(lake, &gathered, length, &asked);
-        windows = asked
+        for ((last, stamps), known) in asked.iter().zip(stamps).zip(known.iter_mut()) {
+            let counted = counted.as_ref().and_then(|c| c.get(&(length, *last)));
+            *known = counted
+                .filter(|(at, _)| Some(at) == stamps.as_ref())
+                .map(|(_, users)| *users);
+        }
+        // The others need the users of their days.
+        let needed: BTreeSet<NaiveDate> = asked
             .iter()
-            .zip(stamps)
-            .map(|(last, stamps)| {
-                let (known, users) = counted.as_ref()?.get(&(length, *last))?;
-                (Some(known) == stamps.as_ref()).then_some(*users)
-            })
-            .collect::<Option<Vec<u64>>>();
-        if windows.is_none() && !sets {
-            // Some windows were not counted before: their days' users are needed after all.
+            .zip(&known)
+            .filter(|(_, known)| known.is_none())
+            .flat_map(|(last, _)| days(*last - DayCount::new(length - 1), *last))
+            .collect();
+        if !sets && !gathered.load_users(&needed) {
             gathered = gather(lake, config, &read, true).await?.ok_or_else(|| {
                 internal("the lake's ids changed kind while it was read".to_string())
             })?;
@@ -112,24 +119,33 @@ pub async fn run(
     let nulls = gathered.days.iter().map(|(d, u)| (*d, u.nulls)).collect();
     warnings.extend(null_warning(&nulls, &config.user_column));
     let mut span = Span::new(query, &gathered.days, &missing);
-    if let Some(length) = rolling.filter(|_| windows.is_none()) {
-        let counts = span.window_counts(&asked, length as usize);
-        // Kept for the next run: the windows whose every day is rolled up.
-        let stamps = window_stamps(lake, &gathered, length, &asked);
-        let counted: Windows = asked
-            .iter()
-            .zip(stamps)
-            .zip(&counts)
-            .filter_map(|((last, stamps), users)| Some(((length, *last), (stamps?, *users))))
-            .collect();
-        if let Some(rollups) = rollups.filter(|_| gathered.unsaved.is_none())
-            && let Err(e) = rollups.save_windows(counted)
-        {
-            warnings.push(unsaved(Some(&rollups), &e));
+    if let Some(length) = rolling {
+        if known.contains(&None) {
+            // Counted now (right where the window's days have their users) and kept for next time.
+            let counts = span.window_counts(&asked, length as usize);
+            let stamps = window_stamps(lake, &gathered, length, &asked);
+            let mut fresh = Windows::new();
+            for (((last, stamps), users), known) in
+                asked.iter().zip(stamps).zip(counts).zip(known.iter_mut())
+            {
+                if known.is_none() {
+                    *known = Some(users);
+                    if let Some(stamps) = stamps {
+                        fresh.insert((length, *last), (stamps, users));
+                    }
+                }
+            }
+            if let Some(rollups) = gathered
+                .rollups
+                .as_ref()
+                .filter(|_| gathered.unsaved.is_none())
+                && let Err(e) = rollups.save_windows(fresh)
+            {
+                warnings.push(unsaved(Some(rollups), &e));
+            }
         }
-        windows = Some(counts);
+        span.windows = known.into_iter().collect();
     }
-    span.windows = windows;
     let events = Arc::new(Schema::new(vec![
         Field::new(&config.user_column, DataType::Int64, true),
         Field::new("date", DataType::Date32, false),
@@ -188,32 +204,19 @@ pub async fn gather(
     let mut gathered = Gathered::default();
     let generation = rollups.as_ref().and_then(Rollups::generation);
     if let (Some(rollups), Some(generation)) = (&rollups, generation) {
-        // Rollups are read on every core: a year of them is a few hundred megabytes at most.
-        let listed: Vec<(&NaiveDate, &Vec<ObjectMeta>)> = listings.iter().collect();
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let share = listed.len().div_ceil(parallel).max(1);
-        std::thread::scope(|scope| {
-            let loading: Vec<_> = listed
-                .chunks(share)
-                .map(|days| {
-                    scope.spawn(move || {
-                        days.iter()
-                            .filter_map(|(day, files)| {
-                                let key = rollups.key(files, generation);
-                                Some((**day, rollups.load(**day, &key, sets)?, stamp(&key)))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for loaded in loading {
-                for (day, users, stamp) in loaded.join().expect("reading rollups does not panic") {
-                    gathered.days.insert(day, users);
-                    gathered.stamps.insert(day, stamp);
-                }
-            }
-        });
+        let keyed: Vec<(NaiveDate, String)> = listings
+            .iter()
+            .map(|(day, files)| (*day, rollups.key(files, generation)))
+            .collect();
+        for (day, users) in load_rollups(rollups, &keyed, sets) {
+            gathered.days.insert(day, users);
+        }
+        gathered.keys = keyed
+            .into_iter()
+            .filter(|(day, _)| gathered.days.contains_key(day))
+            .collect();
     }
+    gathered.rollups = rollups.clone();
     if gathered.days.len() == days.len() {
         gathered.reused = days.len();
         return Ok(Some(gathered));
@@ -230,7 +233,7 @@ pub async fn gather(
     if Some(dictionary.generation) != generation {
         // The rollups used are of another dictionary (made anew meanwhile): read every day.
         gathered.days.clear();
-        gathered.stamps.clear();
+        gathered.keys.clear();
     }
     gathered.reused = gathered.days.len();
     let generation = dictionary.generation;
@@ -339,7 +342,7 @@ pub async fn gather(
                 for day in &clean {
                     let key = rollups.key(&listings[day], generation);
                     rollups.save(*day, &key, &read[day])?;
-                    gathered.stamps.insert(*day, stamp(&key));
+                    gathered.keys.insert(*day, key);
                     gathered.built.push(*day);
                 }
                 Ok(())
@@ -354,6 +357,52 @@ pub async fn gather(
         todo.clear();
     }
     Ok(Some(gathered))
+}
+
+/// The current rollups among `keyed` days (each with its key), read on every core: a year of
+/// them is a few hundred megabytes at most. Without `users`, only their counts.
+fn load_rollups(
+    rollups: &Rollups,
+    keyed: &[(NaiveDate, String)],
+    users: bool,
+) -> Vec<(NaiveDate, DayUsers)> {
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let share = keyed.len().div_ceil(parallel).max(1);
+    std::thread::scope(|scope| {
+        let loading: Vec<_> = keyed
+            .chunks(share)
+            .map(|days| {
+                scope.spawn(move || {
+                    days.iter()
+                        .filter_map(|(day, key)| Some((*day, rollups.load(*day, key, users)?)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        loading
+            .into_iter()
+            .flat_map(|l| l.join().expect("reading rollups does not panic"))
+            .collect()
+    })
+}
+
+impl Gathered {
+    /// Reads the users of those of `days` that came with their counts only; false when a rollup
+    /// changed meanwhile (then gather again).
+    fn load_users(&mut self, days: &BTreeSet<NaiveDate>) -> bool {
+        let Some(rollups) = &self.rollups else {
+            return true;
+        };
+        let keyed: Vec<(NaiveDate, String)> = days
+            .iter()
+            .filter(|d| self.days.get(d).is_some_and(|u| u.users.len() != u.active))
+            .filter_map(|d| Some((*d, self.keys.get(d)?.clone())))
+            .collect();
+        let loaded = load_rollups(rollups, &keyed, true);
+        let whole = loaded.len() == keyed.len();
+        self.days.extend(loaded);
+        whole
+    }
 }
 
 /// The warning for rollups that could not be written.
@@ -639,15 +688,15 @@ fn window_stamps(
     length: u64,
     asked: &[NaiveDate],
 ) -> Vec<Option<Vec<u64>>> {
-    let stamp = |day: NaiveDate| match lake.days.contains_key(&day) {
-        true => gathered.stamps.get(&day).copied(),
+    let day_stamp = |day: NaiveDate| match lake.days.contains_key(&day) {
+        true => gathered.keys.get(&day).map(|key| stamp(key)),
         false => Some(0),
     };
     asked
         .iter()
         .map(|last| {
             days(*last - DayCount::new(length - 1), *last)
-                .map(stamp)
+                .map(day_stamp)
                 .collect()
         })
         .collect()
