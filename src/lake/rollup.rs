@@ -5,6 +5,9 @@
 //! the columns it was read with: a file added, replaced or deleted in a day makes that day's
 //! rollup stale, and only that day is read again. Files are written beside their final name and
 //! renamed, so a crash or a concurrent run never leaves a half-written rollup to be read.
+//!
+//! Beside them, the rolling windows already counted (`windows`): each count with a stamp of every
+//! day it covers, used while each of those days' rollups is the one it was counted from.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -143,6 +146,9 @@ impl Rollups {
 
     /// Adds `counted` to the counted windows (takes the lock).
     pub fn save_windows(&self, counted: Windows) -> std::io::Result<()> {
+        if counted.is_empty() {
+            return Ok(());
+        }
         let _lock = self.lock()?;
         let mut windows = self.windows();
         windows.extend(counted);

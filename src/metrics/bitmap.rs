@@ -88,16 +88,9 @@ pub async fn run(
         return Ok(None);
     };
     let asked: Vec<NaiveDate> = days(query.from, query.to).collect();
-    // The windows counted before, while every day they cover is as it was.
     let mut known: Vec<Option<u64>> = vec![None; asked.len()];
-    if let Some(length) = rolling {
-        let stamps = window_stamps(lake, &gathered, length, &asked);
-        for ((last, stamps), known) in asked.iter().zip(stamps).zip(known.iter_mut()) {
-            let counted = counted.as_ref().and_then(|c| c.get(&(length, *last)));
-            *known = counted
-                .filter(|(at, _)| Some(at) == stamps.as_ref())
-                .map(|(_, users)| *users);
-        }
+    if let (Some(length), Some(counted)) = (rolling, &counted) {
+        known = known_windows(lake, &gathered, counted, length, &asked);
         // The others need the users of their days.
         let needed: BTreeSet<NaiveDate> = asked
             .iter()
@@ -106,9 +99,11 @@ pub async fn run(
             .flat_map(|(last, _)| days(*last - DayCount::new(length - 1), *last))
             .collect();
         if !sets && !gathered.load_users(&needed) {
+            // A rollup changed meanwhile: every day and every window as they are now.
             gathered = gather(lake, config, &read, true).await?.ok_or_else(|| {
                 internal("the lake's ids changed kind while it was read".to_string())
             })?;
+            known.fill(None);
         }
     }
     let mut missing: BTreeSet<NaiveDate> = query.missing_days(lake).into_iter().collect();
@@ -677,6 +672,26 @@ impl<'a> Span<'a> {
             ("opens_per_user_max".into(), int(max)),
         ]
     }
+}
+
+/// The windows of `length` days ending on each of `asked` that were counted before, while every
+/// day they cover is as it was then.
+fn known_windows(
+    lake: &Lake,
+    gathered: &Gathered,
+    counted: &Windows,
+    length: u64,
+    asked: &[NaiveDate],
+) -> Vec<Option<u64>> {
+    let stamps = window_stamps(lake, gathered, length, asked);
+    asked
+        .iter()
+        .zip(stamps)
+        .map(|(last, stamps)| {
+            let (at, users) = counted.get(&(length, *last))?;
+            (Some(at) == stamps.as_ref()).then_some(*users)
+        })
+        .collect()
 }
 
 /// For the window of `length` days ending on each of `asked`: the stamps of its days, first to last
