@@ -42,11 +42,12 @@ impl Dictionary {
     fn with(generation: u64, ids: Vec<u64>) -> Dictionary {
         let mut sorted: Vec<(u64, u32)> = ids.iter().zip(0u32..).map(|(i, n)| (*i, n)).collect();
         sorted.sort_unstable();
+        let sorted = Table::new(sorted.into_iter().unzip());
         Dictionary {
             generation,
             saved: ids.len(),
             ids,
-            sorted: Table::new(sorted),
+            sorted,
             recent: Table::default(),
         }
     }
@@ -138,11 +139,12 @@ impl Dictionary {
             })
             .collect();
         if !added.is_empty() {
-            let recent = merge(&self.recent.pairs(), &added);
+            let added: (Vec<u64>, Vec<u32>) = added.into_iter().unzip();
+            let recent = merge(self.recent.columns(), (&added.0, &added.1));
             // Fold the recent ids in once they are a fair share, so that rebuilding `recent`
             // stays cheap.
-            if recent.len() > self.sorted.keys.len() / 4 {
-                self.sorted = Table::new(merge(&self.sorted.pairs(), &recent));
+            if recent.0.len() > self.sorted.keys.len() / 4 {
+                self.sorted = Table::new(merge(self.sorted.columns(), (&recent.0, &recent.1)));
                 self.recent = Table::default();
             } else {
                 self.recent = Table::new(recent);
@@ -166,24 +168,24 @@ struct Table {
 }
 
 impl Table {
-    /// A table of `pairs`, sorted by id.
-    fn new(pairs: Vec<(u64, u32)>) -> Table {
-        let (Some(first), Some(last)) = (pairs.first(), pairs.last()) else {
+    /// A table of ids (sorted) and their indices.
+    fn new((keys, values): (Vec<u64>, Vec<u32>)) -> Table {
+        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
             return Table::default();
         };
-        let (min, span) = (first.0, last.0 - first.0);
-        let ranges = pairs.len().next_power_of_two() as u64;
+        let (min, span) = (*first, last - first);
+        let ranges = keys.len().next_power_of_two() as u64;
         let shift = (0..64).find(|s| span >> s < ranges).unwrap_or(63);
         let mut starts = vec![0u32; ranges as usize + 1];
-        for (key, _) in &pairs {
+        for key in &keys {
             starts[((key - min) >> shift) as usize + 1] += 1;
         }
         for r in 1..starts.len() {
             starts[r] += starts[r - 1];
         }
         Table {
-            keys: pairs.iter().map(|p| p.0).collect(),
-            values: pairs.iter().map(|p| p.1).collect(),
+            keys,
+            values,
             min,
             shift,
             starts,
@@ -198,31 +200,33 @@ impl Table {
         Some(self.values[from + at])
     }
 
-    fn pairs(&self) -> Vec<(u64, u32)> {
-        self.keys
-            .iter()
-            .copied()
-            .zip(self.values.iter().copied())
-            .collect()
+    fn columns(&self) -> (&[u64], &[u32]) {
+        (&self.keys, &self.values)
     }
 }
 
-/// Two sorted tables as one.
-fn merge(a: &[(u64, u32)], b: &[(u64, u32)]) -> Vec<(u64, u32)> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
+/// Two sorted tables (ids, indices) as one, built apart: no table of pairs in between (in a cold
+/// run the dictionary is the largest thing held).
+fn merge(a: (&[u64], &[u32]), b: (&[u64], &[u32])) -> (Vec<u64>, Vec<u32>) {
+    let n = a.0.len() + b.0.len();
+    let (mut keys, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i] <= b[j] {
-            out.push(a[i]);
+    while i < a.0.len() && j < b.0.len() {
+        if a.0[i] <= b.0[j] {
+            keys.push(a.0[i]);
+            values.push(a.1[i]);
             i += 1;
         } else {
-            out.push(b[j]);
+            keys.push(b.0[j]);
+            values.push(b.1[j]);
             j += 1;
         }
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
+    for (k, v) in [(&a.0[i..], &a.1[i..]), (&b.0[j..], &b.1[j..])] {
+        keys.extend_from_slice(k);
+        values.extend_from_slice(v);
+    }
+    (keys, values)
 }
 
 #[cfg(test)]
