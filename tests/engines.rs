@@ -159,11 +159,11 @@ fn rollup(w: &Workdir) -> Run {
     run
 }
 
-/// dau from 2024-06-01 to 2024-06-20 as CSV, with `extra` arguments.
-fn dau_run(w: &Workdir, extra: &[&str]) -> Run {
+/// `metric` from 2024-06-01 to 2024-06-20 as CSV, with `extra` arguments.
+fn metric_run(w: &Workdir, metric: &str, extra: &[&str]) -> Run {
     let args = [
         "query",
-        "dau",
+        metric,
         "--lake",
         "lake",
         "--from",
@@ -176,24 +176,9 @@ fn dau_run(w: &Workdir, extra: &[&str]) -> Run {
     w.run(&[&args[..], extra].concat())
 }
 
-fn dau_series(w: &Workdir) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
-    dau_run(w, &[]).series()
-}
-
-/// `metric` (wau or mau) from 2024-06-01 to 2024-06-20.
-fn window_series(w: &Workdir, metric: &str) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
-    let run = w.run(&[
-        "query",
-        metric,
-        "--lake",
-        "lake",
-        "--from",
-        "2024-06-01",
-        "--to",
-        "2024-06-20",
-        "--format",
-        "csv",
-    ]);
+/// The series of `metric` (dau, wau or mau) from 2024-06-01 to 2024-06-20.
+fn series(w: &Workdir, metric: &str) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
+    let run = metric_run(w, metric, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.series()
 }
@@ -225,11 +210,11 @@ fn a_changed_file_rebuilds_exactly_its_day() {
         again.stdout
     );
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(dau_series(&w), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(series(&w, "dau"), oracle_window(&rows, 1, from, to, &[]));
     // dau rollup counted the rolling windows too: a query uses them and writes nothing.
     let counted = windows_file(&w).expect("dau rollup counts the windows");
     for (metric, days) in [("wau", 7), ("mau", 30)] {
-        let series = window_series(&w, metric);
+        let series = series(&w, metric);
         assert_eq!(
             series,
             oracle_window(&rows, days, from, to, &[]),
@@ -258,14 +243,14 @@ fn a_changed_file_rebuilds_exactly_its_day() {
         // The windows that hold the changed day are counted again (the first run since the
         // change reads the day itself), the others come as counted.
         for (metric, days) in [("wau", 7), ("mau", 30)] {
-            let series = window_series(&w, metric);
+            let series = series(&w, metric);
             assert_eq!(
                 series,
                 oracle_window(&rows, days, from, to, &[]),
                 "{what} {metric}"
             );
         }
-        let series = dau_series(&w);
+        let series = series(&w, "dau");
         assert_eq!(series, oracle_window(&rows, 1, from, to, &[]), "{what}");
         let after = rollup_files(&w);
         let rebuilt: Vec<&String> = after
@@ -274,7 +259,7 @@ fn a_changed_file_rebuilds_exactly_its_day() {
             .map(|(name, _)| name)
             .collect();
         assert_eq!(rebuilt, [&format!("{changed}.rollup")], "{what}");
-        let sql = dau_run(&w, &["--engine", "sql"]);
+        let sql = metric_run(&w, "dau", &["--engine", "sql"]);
         assert_eq!(sql.series(), series, "{what}");
         let current = rollup(&w);
         assert!(
@@ -305,7 +290,7 @@ fn a_damaged_rollup_is_rebuilt() {
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(dir.join("2024-06-11.rollup"), "garbage").unwrap();
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(dau_series(&w), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(series(&w, "dau"), oracle_window(&rows, 1, from, to, &[]));
     let run = rollup(&w);
     assert!(
         run.stdout.contains("0 rolled up now, 20 already current"),
@@ -333,7 +318,7 @@ fn concurrent_runs_share_rollups_safely() {
         assert!(run.wait_with_output().unwrap().status.success());
     }
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(dau_series(&w), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(series(&w, "dau"), oracle_window(&rows, 1, from, to, &[]));
     let leftovers: Vec<_> = std::fs::read_dir(w.rollups())
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
@@ -351,12 +336,12 @@ fn rollups_off_or_unwritable() {
     let rows = random_rows(6, day("2024-06-01"), 20, 100);
     write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    let off = dau_run(&w, &["--rollups", "off"]);
+    let off = metric_run(&w, "dau", &["--rollups", "off"]);
     assert_eq!(off.series(), oracle_window(&rows, 1, from, to, &[]));
     assert!(!w.rollups().exists());
 
     std::fs::write(w.join("blocker"), "a file, not a folder").unwrap();
-    let blocked = dau_run(&w, &["--rollups", "blocker/rollups"]);
+    let blocked = metric_run(&w, "dau", &["--rollups", "blocker/rollups"]);
     assert_eq!(blocked.series(), oracle_window(&rows, 1, from, to, &[]));
     assert!(
         blocked
