@@ -703,15 +703,24 @@ fn window_stamps(
     length: u64,
     asked: &[NaiveDate],
 ) -> Vec<Option<Vec<u64>>> {
-    let day_stamp = |day: NaiveDate| match lake.days.contains_key(&day) {
-        true => gathered.keys.get(&day).map(|key| stamp(key)),
-        false => Some(0),
+    // Each day's stamp once (a key is a few hundred bytes to hash), then each window's days.
+    let (Some(first), Some(last)) = (asked.first(), asked.last()) else {
+        return Vec::new();
     };
+    let first = *first - DayCount::new(length - 1);
+    let stamps: Vec<Option<u64>> = days(first, *last)
+        .map(|day| match lake.days.contains_key(&day) {
+            true => gathered.keys.get(&day).map(|key| stamp(key)),
+            false => Some(0),
+        })
+        .collect();
     asked
         .iter()
-        .map(|last| {
-            days(*last - DayCount::new(length - 1), *last)
-                .map(day_stamp)
+        .map(|day| {
+            let end = (*day - first).num_days() as usize;
+            stamps[end + 1 - length as usize..=end]
+                .iter()
+                .copied()
                 .collect()
         })
         .collect()
