@@ -4,6 +4,7 @@ pub mod dictionary;
 pub mod gcs;
 pub mod inspect;
 pub mod layout;
+mod pages;
 pub mod progress;
 pub mod rollup;
 pub mod scan;

@@ -19,10 +19,10 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use roaring::RoaringBitmap;
 
-use super::dictionary::Dictionary;
-
 use super::Lake;
+use super::dictionary::Dictionary;
 use super::inspect::{FileReport, footer};
+use super::pages::{self, Chunk, Column};
 use crate::Result;
 
 /// Rows decoded at a time.
@@ -58,12 +58,6 @@ pub struct DayIds {
 /// A file the scan could not decode, and why.
 pub type Undecodable = (ObjectPath, String);
 
-/// The ids of one row group, and its NULL ids.
-struct Chunk {
-    ids: Vec<u64>,
-    nulls: u64,
-}
-
 /// Reads the user ids of one day's `files` (already checked: each has an integer user column).
 /// The outer error is storage failing; the inner one names a file whose data cannot be decoded.
 pub async fn scan_day(
@@ -81,16 +75,23 @@ pub async fn scan_day(
             Ok(metadata) => metadata,
             Err(e) => return Ok(Err((file.meta.location.clone(), e.to_string()))),
         };
+        let column = Column::find(&metadata, user);
         for row_group in 0..metadata.metadata().num_row_groups() {
-            groups.push((file.clone(), metadata.clone(), row_group));
+            groups.push((file.clone(), metadata.clone(), column, row_group));
         }
     }
     let chunks = stream::iter(groups)
-        .map(|(file, metadata, row_group)| {
+        .map(|(file, metadata, column, row_group)| {
             let lake = lake.clone();
             let user = user.to_string();
             async move {
                 tokio::spawn(async move {
+                    if let Some(column) = column {
+                        let read = read_pages(&lake, &file, &metadata, column, row_group).await?;
+                        if let Some(chunk) = read {
+                            return Ok(Ok(chunk));
+                        }
+                    }
                     read_row_group(&lake, &file, metadata, row_group, &user).await
                 })
                 .await
@@ -104,7 +105,35 @@ pub async fn scan_day(
     Ok(chunks.map(DayIds::from_chunks))
 }
 
-/// Decodes the user column of one row group.
+/// Reads the user column of one row group page by page; None when [`pages`] declines it.
+async fn read_pages(
+    lake: &Lake,
+    file: &FileReport,
+    metadata: &ArrowReaderMetadata,
+    column: Column,
+    row_group: usize,
+) -> Result<Option<Chunk>> {
+    let row_group = metadata.metadata().row_group(row_group);
+    let meta = row_group.column(column.leaf);
+    let (start, length) = meta.byte_range();
+    match lake
+        .store
+        .get_range(&file.meta.location, start..start + length)
+        .await
+    {
+        Ok(bytes) => {
+            let rows = row_group.num_rows().max(0) as usize;
+            Ok(pages::read(bytes, meta, rows, column))
+        }
+        // The arrow reader tries again, and says what is wrong.
+        Err(e) => match lake.storage_failure(&e) {
+            Some(failure) => Err(failure),
+            None => Ok(None),
+        },
+    }
+}
+
+/// Decodes the user column of one row group with the arrow reader.
 async fn read_row_group(
     lake: &Lake,
     file: &FileReport,
@@ -144,8 +173,8 @@ async fn read_row_group(
         Err(e) => return undecodable(&e),
     };
     let mut chunk = Chunk {
-        ids: Vec::with_capacity(rows),
-        nulls: 0,
+        once: Vec::with_capacity(rows),
+        ..Chunk::default()
     };
     // Integers of any width are one id space (Int64), as in the SQL; an unsigned id beyond it fails.
     let exact = CastOptions {
@@ -170,9 +199,9 @@ async fn read_row_group(
         let ids = ids.as_primitive::<Int64Type>();
         chunk.nulls += ids.null_count() as u64;
         if ids.null_count() == 0 {
-            chunk.ids.extend(ids.values().iter().map(|id| *id as u64));
+            chunk.once.extend(ids.values().iter().map(|id| *id as u64));
         } else {
-            chunk.ids.extend(ids.iter().flatten().map(|id| id as u64));
+            chunk.once.extend(ids.iter().flatten().map(|id| id as u64));
         }
     }
     Ok(Ok(chunk))
@@ -224,35 +253,72 @@ impl DayIds {
             nulls: chunks.iter().map(|c| c.nulls).sum(),
             ..DayIds::default()
         };
-        let events: usize = chunks.iter().map(|c| c.ids.len()).sum();
-        let min = chunks.iter().filter_map(|c| c.ids.iter().min()).min();
-        let max = chunks.iter().filter_map(|c| c.ids.iter().max()).max();
+        let read: usize = chunks.iter().map(|c| c.counted.len() + c.once.len()).sum();
+        let lists = || chunks.iter().flat_map(|c| [&c.counted, &c.once]);
+        let min = lists().filter_map(|ids| ids.iter().min()).min();
+        let max = lists().filter_map(|ids| ids.iter().max()).max();
         let (Some(&min), Some(&max)) = (min, max) else {
             return day;
         };
-        if max - min < (events as u64).saturating_mul(8).max(1 << 16) {
+        if max - min < (read as u64).saturating_mul(8).max(1 << 16) {
             let mut counts = vec![0u32; (max - min + 1) as usize];
-            for id in chunks.iter().flat_map(|c| &c.ids) {
-                counts[(id - min) as usize] += 1;
+            for chunk in &chunks {
+                for (id, n) in chunk.counted.iter().zip(&chunk.counts) {
+                    counts[(id - min) as usize] += n;
+                }
+                for id in &chunk.once {
+                    counts[(id - min) as usize] += 1;
+                }
             }
             for (offset, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
                 day.ids.push(min + offset as u64);
                 day.counts.push(u64::from(*n));
             }
-        } else {
-            // Sorted in buffers this thread keeps: fresh ones cost a page fault per 4 KiB.
-            SORTING.with_borrow_mut(|(keys, scratch)| {
-                keys.clear();
-                for chunk in &chunks {
-                    keys.extend(chunk.ids.iter().map(|id| id - min));
-                }
-                radix_sort(keys, scratch, u64::BITS - (max - min).leading_zeros());
-                for run in keys.chunk_by(|a, b| a == b) {
-                    day.ids.push(run[0] + min);
-                    day.counts.push(run.len() as u64);
-                }
-            });
+            return day;
         }
+        // Each id is sorted with its count in the key's low bits when both fit in 64 bits, and
+        // otherwise once per event.
+        let span = u64::BITS - (max - min).leading_zeros();
+        let most = chunks.iter().flat_map(|c| &c.counts).max().copied();
+        let low = most.map_or(0, |n| u32::BITS - n.leading_zeros());
+        let low = if low > 1 && span + low <= u64::BITS {
+            low
+        } else {
+            0
+        };
+        // Sorted in buffers this thread keeps: fresh ones cost a page fault per 4 KiB.
+        SORTING.with_borrow_mut(|(keys, scratch)| {
+            keys.clear();
+            for chunk in &chunks {
+                let counted = chunk.counted.iter().zip(&chunk.counts);
+                if low > 0 {
+                    keys.extend(counted.map(|(id, n)| (id - min) << low | u64::from(*n)));
+                    keys.extend(chunk.once.iter().map(|id| (id - min) << low | 1));
+                } else {
+                    for (id, n) in counted {
+                        keys.extend(std::iter::repeat_n(id - min, *n as usize));
+                    }
+                    keys.extend(chunk.once.iter().map(|id| id - min));
+                }
+            }
+            radix_sort(keys, scratch, low, span);
+            // Each id once, with its count, at the front of the two buffers (`distinct` never
+            // passes the run being read); then copied out at their final size.
+            let mask = (1u64 << low) - 1;
+            let (mut distinct, mut at) = (0, 0);
+            while at < keys.len() {
+                let id = keys[at] >> low;
+                let mut count = 0;
+                while at < keys.len() && keys[at] >> low == id {
+                    count += if low == 0 { 1 } else { keys[at] & mask };
+                    at += 1;
+                }
+                (keys[distinct], scratch[distinct]) = (id, count);
+                distinct += 1;
+            }
+            day.ids = keys[..distinct].iter().map(|id| id + min).collect();
+            day.counts = scratch[..distinct].to_vec();
+        });
         day
     }
 }
@@ -262,17 +328,18 @@ thread_local! {
     static SORTING: std::cell::RefCell<(Vec<u64>, Vec<u64>)> = Default::default();
 }
 
-/// Sorts `keys` (all below `2^bits`), least significant digit first, in as few passes of at most
-/// 11 bits as it takes (a pass's counts then stay in the fastest cache); one read counts every
-/// pass's digits.
-fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, bits: u32) {
+/// Sorts `keys` by their bits from `low` to `low + bits` (the bits above are zero), least
+/// significant digit first, in as few passes of at most 11 bits as it takes (a pass's counts then
+/// stay in the fastest cache); one read counts every pass's digits.
+fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, low: u32, bits: u32) {
     let passes = bits.div_ceil(11).max(1) as usize;
     let digit = bits.div_ceil(passes as u32);
     let (mask, size) = ((1u64 << digit) - 1, 1usize << digit);
     let mut starts = vec![0usize; size * passes];
     for key in keys.iter() {
         for pass in 0..passes {
-            starts[pass * size + ((key >> (pass as u32 * digit)) & mask) as usize] += 1;
+            let shift = low + pass as u32 * digit;
+            starts[pass * size + ((key >> shift) & mask) as usize] += 1;
         }
     }
     scratch.resize(keys.len(), 0);
@@ -281,7 +348,7 @@ fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, bits: u32) {
         for start in starts.iter_mut() {
             (*start, sum) = (sum, sum + *start);
         }
-        let shift = pass as u32 * digit;
+        let shift = low + pass as u32 * digit;
         for key in keys.iter() {
             let slot = &mut starts[((key >> shift) & mask) as usize];
             scratch[*slot] = *key;
@@ -361,24 +428,43 @@ impl Histogram {
 mod tests {
     use super::*;
 
-    fn day_of(ids: &[Vec<u64>]) -> DayUsers {
+    /// A day of these row groups' ids: each id once per event, or (`counted`) each distinct id
+    /// with its count as a dictionary gives them, but for the last id, which comes once.
+    fn day_of(ids: &[Vec<u64>], counted: bool) -> DayUsers {
         let chunks = ids
             .iter()
-            .map(|ids| Chunk {
-                ids: ids.clone(),
-                nulls: 1,
+            .map(|ids| {
+                let mut chunk = Chunk {
+                    once: ids.clone(),
+                    nulls: 1,
+                    ..Chunk::default()
+                };
+                if counted {
+                    let last = chunk.once.split_off(ids.len() - 1);
+                    let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+                    for id in std::mem::replace(&mut chunk.once, last) {
+                        *counts.entry(id).or_default() += 1;
+                    }
+                    (chunk.counted, chunk.counts) = counts.into_iter().unzip();
+                }
+                chunk
             })
             .collect();
         DayUsers::new(DayIds::from_chunks(chunks), &Dictionary::default().into())
     }
 
-    /// The dense (array) and sparse (sorting) counts agree with a brute-force count.
+    /// The dense (array) and sparse (sorting: ids with their counts in one key, or once per
+    /// event when they do not fit) counts agree with a brute-force count.
     #[test]
     fn counts_match_brute_force() {
         let dense = vec![vec![5, 3, 5, 9], vec![3, 5, 100]];
-        let sparse = vec![vec![5, 3, 5, u64::MAX], vec![3, 5, 1 << 40]];
-        for ids in [dense, sparse] {
-            let day = day_of(&ids);
+        let sparse = vec![vec![5, 3, 5, 1 << 39], vec![3, 5, 1 << 40]];
+        let full = vec![vec![5, 3, 5, u64::MAX], vec![3, 5, 1 << 40]];
+        for (ids, counted) in [dense, sparse, full]
+            .into_iter()
+            .flat_map(|ids| [(ids.clone(), false), (ids, true)])
+        {
+            let day = day_of(&ids, counted);
             let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
             for id in ids.iter().flatten() {
                 *counts.entry(*id).or_default() += 1;
@@ -409,14 +495,14 @@ mod tests {
             })
             .collect();
         let mut sorted = keys.clone();
-        radix_sort(&mut sorted, &mut Vec::new(), 44);
+        radix_sort(&mut sorted, &mut Vec::new(), 0, 44);
         keys.sort_unstable();
         assert_eq!(sorted, keys);
     }
 
     #[test]
     fn an_empty_day_has_no_users() {
-        let day = day_of(&[vec![]]);
+        let day = day_of(&[vec![]], false);
         assert!(day.users.is_empty());
         assert_eq!((day.opens, day.nulls), (0, 1));
         assert_eq!(day.opens_at_rank(1), None);

@@ -1,0 +1,514 @@
+//! The user column read page by page, without arrow arrays. A dictionary-encoded column chunk is
+//! counted per dictionary entry, so each distinct id of a row group goes to the day's sort once,
+//! however many events it has; a plainly encoded page is taken as it is. Whatever this does not
+//! read (other encodings, nested columns, narrow or unsigned 64-bit types, a page that does not
+//! decode) it declines, and the arrow reader reads it or says what is wrong with it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use datafusion::parquet::basic::{Encoding, Type as Physical};
+use datafusion::parquet::column::page::{Page, PageReader};
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::ColumnChunkMetaData;
+use datafusion::parquet::file::reader::{ChunkReader, Length};
+use datafusion::parquet::file::serialized_reader::SerializedPageReader;
+
+/// One row group's ids, as stored: distinct ids with how many events each has (`counted` and
+/// `counts`, from a dictionary), and ids of one event each (`once`).
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub counted: Vec<u64>,
+    pub counts: Vec<u32>,
+    pub once: Vec<u64>,
+    /// Rows whose id is NULL.
+    pub nulls: u64,
+}
+
+/// A user column whose pages can be read here: a top-level INT32 or INT64 column.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Its index among the file's leaf columns.
+    pub leaf: usize,
+    width: Width,
+    /// It may hold NULLs: its pages start with definition levels.
+    optional: bool,
+}
+
+/// How an id is stored, and how it becomes one of the lake's ids (Int64, as in the SQL).
+#[derive(Debug, Clone, Copy)]
+enum Width {
+    Signed32,
+    Unsigned32,
+    Signed64,
+}
+
+impl Width {
+    fn bytes(self) -> usize {
+        match self {
+            Width::Signed32 | Width::Unsigned32 => 4,
+            Width::Signed64 => 8,
+        }
+    }
+}
+
+impl Column {
+    /// The user column of a file, when it is one this module reads.
+    pub fn find(metadata: &ArrowReaderMetadata, user: &str) -> Option<Column> {
+        let field = metadata.schema().field_with_name(user).ok()?;
+        let leaves = metadata.metadata().file_metadata().schema_descr();
+        let leaf =
+            (0..leaves.num_columns()).find(|i| leaves.column(*i).path().parts() == [user])?;
+        let descr = leaves.column(leaf);
+        if descr.max_rep_level() != 0 || descr.max_def_level() > 1 {
+            return None;
+        }
+        let width = match (descr.physical_type(), field.data_type()) {
+            (Physical::INT32, DataType::Int32) => Width::Signed32,
+            (Physical::INT32, DataType::UInt32) => Width::Unsigned32,
+            (Physical::INT64, DataType::Int64) => Width::Signed64,
+            _ => return None,
+        };
+        Some(Column {
+            leaf,
+            width,
+            optional: descr.max_def_level() == 1,
+        })
+    }
+}
+
+/// The ids of one column chunk (`bytes`, as fetched from `meta.byte_range()`) of `rows` rows;
+/// None when this module declines it.
+pub fn read(
+    bytes: Bytes,
+    meta: &ColumnChunkMetaData,
+    rows: usize,
+    column: Column,
+) -> Option<Chunk> {
+    // Events per dictionary entry are counted in 32 bits.
+    u32::try_from(rows).ok()?;
+    let source = Arc::new(ChunkBytes {
+        start: meta.byte_range().0,
+        bytes,
+    });
+    let mut pages = SerializedPageReader::new(source, meta, rows, None).ok()?;
+    let mut chunk = Chunk::default();
+    let mut dictionary: Option<Vec<u64>> = None;
+    let mut seen: Vec<u32> = Vec::new();
+    let mut levels = 0usize;
+    while let Some(page) = pages.get_next_page().ok()? {
+        let (data, present, encoding) = match page {
+            Page::DictionaryPage {
+                buf,
+                num_values,
+                encoding,
+                ..
+            } => {
+                let plain = matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY);
+                if dictionary.is_some() || !plain {
+                    return None;
+                }
+                let mut values = Vec::new();
+                decode_plain(&buf, num_values as usize, column.width, &mut values)?;
+                seen = vec![0; values.len()];
+                dictionary = Some(values);
+                continue;
+            }
+            Page::DataPage {
+                buf,
+                num_values,
+                encoding,
+                def_level_encoding,
+                ..
+            } => {
+                let n = num_values as usize;
+                levels += n;
+                if !column.optional {
+                    (buf.slice(..), n, encoding)
+                } else {
+                    if def_level_encoding != Encoding::RLE {
+                        return None;
+                    }
+                    let (length, rest) = buf.split_first_chunk::<4>()?;
+                    let length = u32::from_le_bytes(*length) as usize;
+                    let mut present = 0usize;
+                    hybrid(rest.get(..length)?, 1, n, |level, times| {
+                        present += (level as usize) * times as usize;
+                        Some(())
+                    })?;
+                    (buf.slice(4 + length..), present, encoding)
+                }
+            }
+            Page::DataPageV2 {
+                buf,
+                num_values,
+                num_nulls,
+                encoding,
+                def_levels_byte_len,
+                rep_levels_byte_len,
+                ..
+            } => {
+                levels += num_values as usize;
+                let levels_length = (def_levels_byte_len + rep_levels_byte_len) as usize;
+                let present = num_values.checked_sub(num_nulls)? as usize;
+                if levels_length > buf.len() {
+                    return None;
+                }
+                (buf.slice(levels_length..), present, encoding)
+            }
+        };
+        match encoding {
+            Encoding::PLAIN => decode_plain(&data, present, column.width, &mut chunk.once)?,
+            Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY if present > 0 => {
+                dictionary.as_ref()?;
+                let (width, runs) = data.split_first()?;
+                hybrid(runs, *width, present, |index, times| {
+                    *seen.get_mut(index as usize)? += times;
+                    Some(())
+                })?;
+            }
+            Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {}
+            _ => return None,
+        }
+    }
+    if levels != rows {
+        return None;
+    }
+    let present = chunk.once.len() as u64 + seen.iter().map(|n| u64::from(*n)).sum::<u64>();
+    chunk.nulls = (rows as u64).checked_sub(present)?;
+    if let Some(dictionary) = dictionary {
+        for (id, n) in dictionary.into_iter().zip(seen).filter(|(_, n)| *n > 0) {
+            chunk.counted.push(id);
+            chunk.counts.push(n);
+        }
+    }
+    Some(chunk)
+}
+
+/// `n` plainly encoded ids from the start of `data`, appended to `out`.
+fn decode_plain(data: &[u8], n: usize, width: Width, out: &mut Vec<u64>) -> Option<()> {
+    let data = data.get(..n.checked_mul(width.bytes())?)?;
+    let words = data.chunks_exact(width.bytes());
+    match width {
+        Width::Signed32 => out.extend(
+            words.map(|w| i64::from(i32::from_le_bytes(w.try_into().expect("4 bytes"))) as u64),
+        ),
+        Width::Unsigned32 => {
+            out.extend(words.map(|w| u64::from(u32::from_le_bytes(w.try_into().expect("4 bytes")))))
+        }
+        Width::Signed64 => {
+            out.extend(words.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))))
+        }
+    }
+    Some(())
+}
+
+/// Walks `count` values of `width` bits in Parquet's RLE / bit-packed hybrid encoding, calling
+/// `each(value, times)`; None when the runs end early or `each` says no.
+fn hybrid(
+    mut data: &[u8],
+    width: u8,
+    count: usize,
+    mut each: impl FnMut(u32, u32) -> Option<()>,
+) -> Option<()> {
+    if width > 32 {
+        return None;
+    }
+    let width = usize::from(width);
+    let mut left = count;
+    while left > 0 {
+        let header;
+        (header, data) = uleb128(data)?;
+        if header & 1 == 0 {
+            // A run: one value, repeated.
+            let times = usize::try_from(header >> 1).ok()?.min(left);
+            let (value, rest) = data.split_at_checked(width.div_ceil(8))?;
+            data = rest;
+            let mut bytes = [0u8; 4];
+            bytes[..value.len()].copy_from_slice(value);
+            each(u32::from_le_bytes(bytes), times as u32)?;
+            left -= times;
+        } else {
+            // Groups of eight values, bit-packed, least significant bit first.
+            let groups = usize::try_from(header >> 1).ok()?;
+            let (packed, rest) = data.split_at_checked(groups.checked_mul(width)?)?;
+            data = rest;
+            let n = (groups * 8).min(left);
+            let mask = (1u64 << width) - 1;
+            for i in 0..n {
+                let bit = i * width;
+                let at = bit / 8;
+                let word = match packed.get(at..at + 8) {
+                    Some(word) => u64::from_le_bytes(word.try_into().expect("8 bytes")),
+                    None => {
+                        let mut word = [0u8; 8];
+                        let tail = packed.get(at..).unwrap_or_default();
+                        word[..tail.len()].copy_from_slice(tail);
+                        u64::from_le_bytes(word)
+                    }
+                };
+                each(((word >> (bit % 8)) & mask) as u32, 1)?;
+            }
+            left -= n;
+        }
+    }
+    Some(())
+}
+
+/// An unsigned LEB128 number at the start of `data`, and what follows it.
+fn uleb128(data: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, byte) in data.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, &data[i + 1..]));
+        }
+    }
+    None
+}
+
+/// A column chunk's bytes, addressed by their offsets in the file.
+struct ChunkBytes {
+    start: u64,
+    bytes: Bytes,
+}
+
+impl Length for ChunkBytes {
+    fn len(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl ChunkReader for ChunkBytes {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<Self::T> {
+        let length = self.len().saturating_sub(start) as usize;
+        Ok(bytes::Buf::reader(self.get_bytes(start, length)?))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> datafusion::parquet::errors::Result<Bytes> {
+        let from = start.checked_sub(self.start).map(|s| s as usize);
+        match from.filter(|from| from + length <= self.bytes.len()) {
+            Some(from) => Ok(self.bytes.slice(from..from + length)),
+            None => Err(ParquetError::EOF(format!(
+                "{length} bytes at {start} are outside the column chunk"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array};
+    use datafusion::arrow::array::{RecordBatch, UInt32Array, UInt64Array};
+    use datafusion::arrow::datatypes::{Field, Int32Type, Int64Type, Schema, UInt32Type};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+    use datafusion::parquet::basic::Compression;
+    use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
+
+    use super::*;
+
+    /// A Parquet file of one column `userId`, in memory.
+    fn file(ids: ArrayRef, props: WriterProperties) -> (Bytes, ArrowReaderMetadata) {
+        let nullable = ids.null_count() > 0;
+        let field = Field::new("userId", ids.data_type().clone(), nullable);
+        let schema = Arc::new(Schema::new(vec![field]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![ids]).unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, schema, Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let bytes = Bytes::from(bytes);
+        let metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).unwrap();
+        (bytes, metadata)
+    }
+
+    /// Events per id and NULLs, summed over every row group read here; None if any was declined.
+    type Read = (HashMap<u64, u64>, u64);
+
+    /// Every row group read here, and whether ids came counted from a dictionary and plainly.
+    fn read_all(bytes: &Bytes, metadata: &ArrowReaderMetadata) -> Option<(Read, [bool; 2])> {
+        let column = Column::find(metadata, "userId")?;
+        let (mut events, mut nulls, mut kinds) = (HashMap::new(), 0, [false; 2]);
+        for row_group in metadata.metadata().row_groups() {
+            let meta = row_group.column(column.leaf);
+            let (start, length) = meta.byte_range();
+            let chunk_bytes = bytes.slice(start as usize..(start + length) as usize);
+            let chunk = read(chunk_bytes, meta, row_group.num_rows() as usize, column)?;
+            for (id, n) in chunk.counted.iter().zip(&chunk.counts) {
+                *events.entry(*id).or_default() += u64::from(*n);
+            }
+            for id in &chunk.once {
+                *events.entry(*id).or_default() += 1;
+            }
+            nulls += chunk.nulls;
+            kinds[0] |= !chunk.counted.is_empty();
+            kinds[1] |= !chunk.once.is_empty();
+        }
+        Some(((events, nulls), kinds))
+    }
+
+    /// Ids with repeats and NULLs, as the lake's ids (Int64 bits, as the SQL sees them).
+    fn ids(n: u64, seed: u64) -> Vec<Option<i64>> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let id = (state >> 40) as i64 % 5_000 - 1_000;
+                (!state.is_multiple_of(13)).then_some(id * 1_000_003)
+            })
+            .collect()
+    }
+
+    /// Dictionary pages, plain pages, a dictionary that overflows into plain pages, data pages
+    /// v1 and v2, NULLs or none, compressed or not, many small pages and row groups: the counts
+    /// read from the pages are the brute-force counts of the values written.
+    #[test]
+    fn pages_give_the_counts_of_the_values_written() {
+        // Each setting, and which of dictionary and plain pages it writes.
+        let settings = [
+            ("dictionary", [true, false], WriterProperties::builder()),
+            (
+                "plain",
+                [false, true],
+                WriterProperties::builder().set_dictionary_enabled(false),
+            ),
+            (
+                "dictionary overflowing into plain pages",
+                [true, true],
+                WriterProperties::builder().set_dictionary_page_size_limit(4 * 1024),
+            ),
+            (
+                "data pages v2",
+                [true, false],
+                WriterProperties::builder().set_writer_version(WriterVersion::PARQUET_2_0),
+            ),
+            (
+                "small pages and row groups, uncompressed",
+                [true, false],
+                WriterProperties::builder()
+                    .set_data_page_row_count_limit(700)
+                    .set_write_batch_size(300)
+                    .set_max_row_group_row_count(Some(5_000))
+                    .set_compression(Compression::UNCOMPRESSED),
+            ),
+        ];
+        for (setting, kinds, props) in settings {
+            for with_nulls in [false, true] {
+                let values: Vec<Option<i64>> = ids(20_000, 7)
+                    .into_iter()
+                    .map(|id| id.or((!with_nulls).then_some(42)))
+                    .collect();
+                let columns: [(&str, ArrayRef); 3] = [
+                    (
+                        "Int64",
+                        Arc::new(Int64Array::from_iter(values.iter().copied())),
+                    ),
+                    (
+                        "Int32",
+                        Arc::new(Int32Array::from_iter(
+                            values.iter().map(|v| v.map(|v| v as i32)),
+                        )),
+                    ),
+                    (
+                        "UInt32",
+                        Arc::new(UInt32Array::from_iter(
+                            values.iter().map(|v| v.map(|v| (v as i32) as u32)),
+                        )),
+                    ),
+                ];
+                for (kind, array) in columns {
+                    let mut expected: HashMap<u64, u64> = HashMap::new();
+                    let mut nulls = 0;
+                    for i in 0..array.len() {
+                        if array.is_null(i) {
+                            nulls += 1;
+                            continue;
+                        }
+                        let id = match kind {
+                            "Int64" => array.as_primitive::<Int64Type>().value(i) as u64,
+                            "Int32" => i64::from(array.as_primitive::<Int32Type>().value(i)) as u64,
+                            _ => u64::from(array.as_primitive::<UInt32Type>().value(i)),
+                        };
+                        *expected.entry(id).or_default() += 1;
+                    }
+                    let (bytes, metadata) = file(array, props.clone().build());
+                    let what = format!("{kind}, {setting}, nulls: {with_nulls}");
+                    let read = read_all(&bytes, &metadata);
+                    let (read, read_kinds) = read.unwrap_or_else(|| panic!("{what}: declined"));
+                    assert_eq!(read, (expected, nulls), "{what}");
+                    assert_eq!(read_kinds, kinds, "{what}: dictionary and plain pages");
+                }
+            }
+        }
+    }
+
+    /// Encodings and types not read here are declined, never misread.
+    #[test]
+    fn what_is_not_read_here_is_declined() {
+        let values = || ids(3_000, 3).into_iter().map(|v| v.unwrap_or(9));
+        let delta = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_encoding(Encoding::DELTA_BINARY_PACKED)
+            .build();
+        let (bytes, metadata) = file(Arc::new(Int64Array::from_iter_values(values())), delta);
+        assert!(Column::find(&metadata, "userId").is_some());
+        assert!(read_all(&bytes, &metadata).is_none(), "delta-encoded pages");
+        for array in [
+            Arc::new(UInt64Array::from_iter_values(values().map(|v| v as u64))) as ArrayRef,
+            Arc::new(Int16Array::from_iter_values(values().map(|v| v as i16))),
+        ] {
+            let (_, metadata) = file(array, WriterProperties::default());
+            assert!(Column::find(&metadata, "userId").is_none());
+        }
+    }
+
+    /// A damaged column chunk is declined or read, never a panic (the arrow reader then says
+    /// what is wrong with it).
+    #[test]
+    fn damaged_chunks_do_not_panic() {
+        let values = ids(5_000, 11);
+        let array = Arc::new(Int64Array::from_iter(values));
+        let (bytes, metadata) = file(array, WriterProperties::default());
+        let column = Column::find(&metadata, "userId").unwrap();
+        let meta = metadata.metadata().row_group(0).column(column.leaf);
+        let (start, length) = meta.byte_range();
+        let chunk = &bytes[start as usize..(start + length) as usize];
+        let mut state = 5u64;
+        for _ in 0..300 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let mut damaged = chunk.to_vec();
+            let at = (state >> 33) as usize % damaged.len();
+            damaged[at] ^= (state >> 8) as u8 | 1;
+            if state.is_multiple_of(3) {
+                damaged.truncate(at);
+            }
+            let _ = read(Bytes::from(damaged), meta, 5_000, column);
+        }
+    }
+
+    #[test]
+    fn hybrid_runs_and_bit_packed_groups() {
+        // A run of 5 threes, then one group of eight 3-bit values 0..8, of which 6 are asked.
+        let data = [5 << 1, 3, (1 << 1) | 1, 0b10001000, 0b11000110, 0b11111010];
+        let mut seen = Vec::new();
+        hybrid(&data, 3, 11, |value, times| {
+            seen.push((value, times));
+            Some(())
+        })
+        .unwrap();
+        let expected = [(3, 5), (0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1)];
+        assert_eq!(seen, expected);
+        assert_eq!(
+            hybrid(&data, 3, 20, |_, _| Some(())),
+            None,
+            "runs end early"
+        );
+    }
+}
