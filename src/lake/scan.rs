@@ -302,20 +302,23 @@ impl DayIds {
                 }
             }
             radix_sort(keys, scratch, low, span);
-            // Each id once, with its count, at the front of the two buffers (`distinct` never
-            // passes the run being read); then copied out at their final size.
+            // Each id once, with its count, at the front of the two buffers (the slot written
+            // never passes the key read). Without branches: runs are mostly one to three keys
+            // long, so a branch on where each ends would be mispredicted about every other key.
             let mask = (1u64 << low) - 1;
-            let (mut distinct, mut at) = (0, 0);
-            while at < keys.len() {
-                let id = keys[at] >> low;
-                let mut count = 0;
-                while at < keys.len() && keys[at] >> low == id {
-                    count += if low == 0 { 1 } else { keys[at] & mask };
-                    at += 1;
-                }
-                (keys[distinct], scratch[distinct]) = (id, count);
-                distinct += 1;
+            let count = |key: u64| if low == 0 { 1 } else { key & mask };
+            let (mut slot, mut run) = (0, count(keys[0]));
+            keys[0] >>= low;
+            for at in 1..keys.len() {
+                let (id, n) = (keys[at] >> low, count(keys[at]));
+                let same = id == keys[slot];
+                scratch[slot] = run;
+                slot += usize::from(!same);
+                run = n + (run & 0u64.wrapping_sub(u64::from(same)));
+                keys[slot] = id;
             }
+            scratch[slot] = run;
+            let distinct = slot + 1;
             day.ids = keys[..distinct].iter().map(|id| id + min).collect();
             day.counts = scratch[..distinct].to_vec();
         });
