@@ -126,7 +126,7 @@ pub fn read(
                 let n = num_values as usize;
                 levels += n;
                 if !column.optional {
-                    (buf.slice(..), n, encoding)
+                    (buf, n, encoding)
                 } else {
                     if def_level_encoding != Encoding::RLE {
                         return None;
@@ -151,7 +151,7 @@ pub fn read(
                 ..
             } => {
                 levels += num_values as usize;
-                let levels_length = (def_levels_byte_len + rep_levels_byte_len) as usize;
+                let levels_length = def_levels_byte_len as usize + rep_levels_byte_len as usize;
                 let present = num_values.checked_sub(num_nulls)? as usize;
                 if levels_length > buf.len() {
                     return None;
