@@ -8,7 +8,7 @@
 //! number, which every rollup's key names: rollups made with another dictionary are never used.
 
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// First bytes of a dictionary file.
 const MAGIC: &[u8] = b"dau ids 1\n";
@@ -21,10 +21,12 @@ pub struct Dictionary {
     ids: Vec<u64>,
     /// How many of `ids` the file holds.
     saved: usize,
-    /// Every id with its index, for lookups.
-    sorted: Table,
-    /// Ids given an index since `sorted` was built.
-    recent: Table,
+    /// Every id with its index, for lookups: in tables of falling size, each at most a quarter
+    /// of the one before. New ids come as a table of their own, merged into the last while it is
+    /// more than a quarter of the one before it: an id is merged a few times in all, never once
+    /// per day read, and most lookups end in the first table. Tables never change once made:
+    /// readers look up in the ones they took, without holding the dictionary's lock.
+    levels: Vec<Arc<Table>>,
 }
 
 impl Default for Dictionary {
@@ -42,14 +44,14 @@ impl Dictionary {
     fn with(generation: u64, ids: Vec<u64>) -> Dictionary {
         let mut sorted: Vec<(u64, u32)> = ids.iter().zip(0u32..).map(|(i, n)| (*i, n)).collect();
         sorted.sort_unstable();
-        let sorted = Table::new(sorted.into_iter().unzip());
-        Dictionary {
+        let mut dictionary = Dictionary {
             generation,
             saved: ids.len(),
             ids,
-            sorted,
-            recent: Table::default(),
-        }
+            levels: Vec::new(),
+        };
+        dictionary.push(Table::new(sorted.into_iter().unzip()));
+        dictionary
     }
 
     /// The dictionary in `path`; None when there is none or it is not one.
@@ -93,12 +95,14 @@ impl Dictionary {
     }
 
     /// The index of each of `ids` (sorted, distinct) in a dictionary shared by the days being
-    /// read: looked up under the read lock, in parallel; only new ids take the write lock.
+    /// read: looked up in parallel, in the tables taken under a moment's read lock; only new ids
+    /// take the write lock.
     pub fn shared_indices(dictionary: &RwLock<Dictionary>, ids: &[u64]) -> Vec<u32> {
-        let mut found = {
+        let (levels, known) = {
             let dictionary = dictionary.read().expect("dictionary lock");
-            ids.iter().map(|id| dictionary.get(*id)).collect::<Vec<_>>()
+            (dictionary.levels.clone(), dictionary.ids.len())
         };
+        let mut found: Vec<Option<u32>> = ids.iter().map(|id| get(&levels, *id)).collect();
         let new: Vec<u64> = ids
             .iter()
             .zip(&found)
@@ -106,8 +110,10 @@ impl Dictionary {
             .map(|(id, _)| *id)
             .collect();
         if !new.is_empty() {
-            // Found or added under the write lock: another day may have added some meanwhile.
-            let added = dictionary.write().expect("dictionary lock").indices(&new);
+            let added = dictionary
+                .write()
+                .expect("dictionary lock")
+                .add(known, &new);
             let empty = found.iter_mut().filter(|index| index.is_none());
             for (slot, index) in empty.zip(added) {
                 *slot = Some(index);
@@ -119,39 +125,53 @@ impl Dictionary {
             .collect()
     }
 
-    /// The index of `id`, if it has one.
-    fn get(&self, id: u64) -> Option<u32> {
-        self.sorted.get(id).or_else(|| self.recent.get(id))
-    }
-
-    /// The index of each of `ids` (sorted, distinct), giving new ids the next indices.
-    pub fn indices(&mut self, ids: &[u64]) -> Vec<u32> {
-        let mut added = Vec::new();
+    /// The index of each of `ids` (sorted, distinct), none of them among the first `known`:
+    /// those another day added since keep their index, the others get the next ones.
+    fn add(&mut self, known: usize, ids: &[u64]) -> Vec<u32> {
+        let mut since: Vec<(u64, u32)> = self.ids[known..]
+            .iter()
+            .copied()
+            .zip(known as u32..)
+            .collect();
+        since.sort_unstable();
+        let mut since = since.into_iter().peekable();
+        let mut added = (Vec::new(), Vec::new());
         let indices = ids
             .iter()
             .map(|id| {
-                self.get(*id).unwrap_or_else(|| {
-                    let index = u32::try_from(self.ids.len()).expect("fewer than 2^32 users");
-                    self.ids.push(*id);
-                    added.push((*id, index));
-                    index
-                })
+                while since.next_if(|(other, _)| other < id).is_some() {}
+                if let Some((_, index)) = since.next_if(|(other, _)| other == id) {
+                    return index;
+                }
+                let index = u32::try_from(self.ids.len()).expect("fewer than 2^32 users");
+                self.ids.push(*id);
+                added.0.push(*id);
+                added.1.push(index);
+                index
             })
             .collect();
-        if !added.is_empty() {
-            let added: (Vec<u64>, Vec<u32>) = added.into_iter().unzip();
-            let recent = merge(self.recent.columns(), (&added.0, &added.1));
-            // Fold the recent ids in once they are a fair share, so that rebuilding `recent`
-            // stays cheap.
-            if recent.0.len() > self.sorted.keys.len() / 4 {
-                self.sorted = Table::new(merge(self.sorted.columns(), (&recent.0, &recent.1)));
-                self.recent = Table::default();
-            } else {
-                self.recent = Table::new(recent);
-            }
-        }
+        self.push(Table::new(added));
         indices
     }
+
+    /// Adds a table of ids not yet in any level.
+    fn push(&mut self, mut table: Table) {
+        if table.keys.is_empty() {
+            return;
+        }
+        while let Some(last) = self
+            .levels
+            .pop_if(|last| last.keys.len() < table.keys.len() * 4)
+        {
+            table = Table::new(merge(last.columns(), table.columns()));
+        }
+        self.levels.push(Arc::new(table));
+    }
+}
+
+/// The index of `id` in `levels`, if it has one.
+fn get(levels: &[Arc<Table>], id: u64) -> Option<u32> {
+    levels.iter().find_map(|table| table.get(id))
 }
 
 /// Ids with their indices, sorted by id, and a directory from a range of ids to where it starts
@@ -236,7 +256,7 @@ mod tests {
     /// Indices are one per id, stable, and survive a save and load.
     #[test]
     fn indices_are_one_to_one_and_stable() {
-        let mut dict = Dictionary::default();
+        let dict = RwLock::new(Dictionary::default());
         let mut seen = std::collections::HashMap::new();
         let mut state = 7u64;
         for day in 0..50 {
@@ -250,7 +270,7 @@ mod tests {
                 .collect();
             ids.sort_unstable();
             ids.dedup();
-            for (id, index) in ids.iter().zip(dict.indices(&ids)) {
+            for (id, index) in ids.iter().zip(Dictionary::shared_indices(&dict, &ids)) {
                 assert_eq!(*seen.entry(*id).or_insert(index), index, "id {id}");
             }
         }
@@ -258,16 +278,32 @@ mod tests {
         assert_eq!(distinct.len(), seen.len());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ids");
+        let dict = dict.into_inner().unwrap();
         std::fs::write(&path, dict.encode()).unwrap();
-        let mut loaded = Dictionary::load(&path).unwrap();
+        let loaded = RwLock::new(Dictionary::load(&path).unwrap());
         assert_eq!(Dictionary::generation_in(&path), Some(dict.generation));
-        assert!(!loaded.changed());
+        assert!(!loaded.read().unwrap().changed());
         let mut all: Vec<u64> = seen.keys().copied().collect();
         all.sort_unstable();
-        let again = loaded.indices(&all);
-        assert!(!loaded.changed());
+        let again = Dictionary::shared_indices(&loaded, &all);
+        assert!(!loaded.read().unwrap().changed());
         for (id, index) in all.iter().zip(again) {
             assert_eq!(seen[id], index);
         }
+    }
+
+    /// Ids that another day added between a day's lookups and its adding keep their index.
+    #[test]
+    fn ids_added_meanwhile_keep_their_index() {
+        let dict = RwLock::new(Dictionary::default());
+        assert_eq!(Dictionary::shared_indices(&dict, &[10, 20, 30]), [0, 1, 2]);
+        // A day found none of 5, 25 and 40 among the first three ids; another day then added 25.
+        assert_eq!(Dictionary::shared_indices(&dict, &[25, 30]), [3, 2]);
+        let added = dict.write().unwrap().add(3, &[5, 25, 40]);
+        assert_eq!(added, [4, 3, 5]);
+        assert_eq!(
+            Dictionary::shared_indices(&dict, &[5, 10, 25, 40]),
+            [4, 0, 3, 5]
+        );
     }
 }
