@@ -4,7 +4,10 @@
 //! A rollup is keyed by the day's file listing (every name, size, modification time and etag) and
 //! the columns it was read with: a file added, replaced or deleted in a day makes that day's
 //! rollup stale, and only that day is read again. Files are written beside their final name and
-//! renamed, so a crash or a concurrent run never leaves a half-written rollup to be read.
+//! renamed, so a concurrent run never reads a half-written one. The dictionary is flushed to disk
+//! before any rollup that uses it; rollups themselves are not flushed one by one (a cache is not
+//! worth a disk flush per day), so each carries checksums, and one that a crash left with zeros
+//! or old blocks in it is not used.
 //!
 //! Beside them, the rolling windows already counted (`windows`): each count with a stamp of every
 //! day it covers, used while each of those days' rollups is the one it was counted from.
@@ -23,7 +26,7 @@ use super::scan::DayUsers;
 use super::table::Columns;
 
 /// First bytes of every rollup file; a new layout gets a new number.
-const MAGIC: &[u8] = b"dau rollup 1\n";
+const MAGIC: &[u8] = b"dau rollup 2\n";
 
 /// First bytes of the file of counted windows.
 const WINDOWS_MAGIC: &[u8] = b"dau windows 1\n";
@@ -113,7 +116,7 @@ impl Rollups {
         std::fs::create_dir_all(&self.dir)?;
         let about = self.dir.join("lake.txt");
         if !about.exists() {
-            write_atomic(&about, self.about.as_bytes())?;
+            write_atomic(&about, self.about.as_bytes(), Flush::Yes)?;
         }
         let lock = std::fs::File::create(self.dir.join("lock"))?;
         lock.lock()?;
@@ -128,14 +131,14 @@ impl Rollups {
     /// Writes the dictionary when it learnt ids, before any rollup that uses them (under the lock).
     pub fn save_dictionary(&self, dictionary: &Dictionary) -> std::io::Result<()> {
         if dictionary.changed() || !self.dictionary_path().exists() {
-            write_atomic(&self.dictionary_path(), &dictionary.encode())?;
+            write_atomic(&self.dictionary_path(), &dictionary.encode(), Flush::Yes)?;
         }
         Ok(())
     }
 
-    /// Writes the day's rollup atomically (under the lock).
+    /// Writes the day's rollup atomically, not flushed (under the lock).
     pub fn save(&self, day: NaiveDate, key: &str, users: &DayUsers) -> std::io::Result<()> {
-        write_atomic(&self.path(day), &encode(key, users))
+        write_atomic(&self.path(day), &encode(key, users), Flush::No)
     }
 
     /// Counted windows: what dau rollup and earlier queries counted (none when unreadable).
@@ -152,7 +155,11 @@ impl Rollups {
         let _lock = self.lock()?;
         let mut windows = self.windows();
         windows.extend(counted);
-        write_atomic(&self.dir.join("windows"), &encode_windows(&windows))
+        write_atomic(
+            &self.dir.join("windows"),
+            &encode_windows(&windows),
+            Flush::Yes,
+        )
     }
 }
 
@@ -179,8 +186,15 @@ fn decode_windows(bytes: &[u8]) -> Option<Windows> {
     Some(windows)
 }
 
+/// Whether a file is flushed to disk before it is renamed into place.
+#[derive(PartialEq)]
+enum Flush {
+    Yes,
+    No,
+}
+
 /// Writes `bytes` beside `path` and renames it there.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomic(path: &Path, bytes: &[u8], flush: Flush) -> std::io::Result<()> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -188,7 +202,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    if flush == Flush::Yes {
+        file.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }
 
@@ -204,9 +220,14 @@ fn encode(key: &str, day: &DayUsers) -> Vec<u8> {
         put(&mut out, *opens);
         put(&mut out, *users);
     }
+    let sum = checksum(&out);
+    put(&mut out, sum);
+    let users = out.len();
     day.users
         .serialize_into(&mut out)
         .expect("writing to memory");
+    let sum = checksum(&out[users..]);
+    put(&mut out, sum);
     out
 }
 
@@ -214,7 +235,8 @@ fn encode(key: &str, day: &DayUsers) -> Vec<u8> {
 const HEAD: u64 = 16 * 1024;
 
 fn decode(bytes: &[u8], key: &str, with_users: bool) -> Option<DayUsers> {
-    let mut r = Reader(bytes.strip_prefix(MAGIC)?);
+    let body = bytes.strip_prefix(MAGIC)?;
+    let mut r = Reader(body);
     let key_len = usize::try_from(r.number()?).ok()?;
     if r.take(key_len)? != key.as_bytes() {
         return None;
@@ -226,11 +248,21 @@ fn decode(bytes: &[u8], key: &str, with_users: bool) -> Option<DayUsers> {
     for _ in 0..pairs {
         histogram.push((r.number()?, r.number()?));
     }
+    let head = MAGIC.len() + body.len() - r.0.len();
+    if r.number()? != checksum(&bytes[..head]) {
+        return None;
+    }
     // The histogram is the users counted by opens: a rollup that disagrees with itself is not used.
     let active: u64 = histogram.iter().map(|(_, u)| u).sum();
     let summed: u64 = histogram.iter().map(|(o, u)| o * u).sum();
     let users = match with_users {
-        true => RoaringBitmap::deserialize_from(r.0).ok()?,
+        true => {
+            let (users, sum) = r.0.split_last_chunk::<8>()?;
+            if u64::from_le_bytes(*sum) != checksum(users) {
+                return None;
+            }
+            RoaringBitmap::deserialize_from(users).ok()?
+        }
         false => RoaringBitmap::new(),
     };
     let whole = !with_users || users.len() == active;
@@ -240,6 +272,28 @@ fn decode(bytes: &[u8], key: &str, with_users: bool) -> Option<DayUsers> {
         opens,
         nulls,
         histogram,
+    })
+}
+
+/// A checksum of a rollup's bytes, to tell one that a crash left with zeros or old blocks in it.
+/// Not a defence against tampering; four lanes of eight bytes, so that checking a year of
+/// rollups costs a few milliseconds.
+fn checksum(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut lanes = [1u64, 2, 3, 4];
+    let mut mix = |block: &[u8]| {
+        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            *lane = (*lane ^ word).wrapping_mul(K).rotate_left(29);
+        }
+    };
+    let mut blocks = bytes.chunks_exact(32);
+    blocks.by_ref().for_each(&mut mix);
+    let mut tail = [0u8; 32];
+    tail[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
+    mix(&tail);
+    lanes.iter().fold(bytes.len() as u64, |sum, lane| {
+        (sum ^ lane).wrapping_mul(K).rotate_left(29)
     })
 }
 
@@ -319,6 +373,24 @@ mod tests {
                 "cut at {end}"
             );
         }
+    }
+
+    /// A byte changed anywhere (as a crash can leave an unflushed file): the rollup is not used;
+    /// changed in the users only, its counts still are.
+    #[test]
+    fn a_changed_byte_is_caught() {
+        let bytes = encode("key", &sample());
+        let users = bytes.len() - sample().users.serialized_size() - 8;
+        for at in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x10;
+            assert_eq!(decode(&changed, "key", true), None, "byte {at}");
+            let counts = decode(&changed, "key", false);
+            assert_eq!(counts.is_some(), at >= users, "byte {at}");
+        }
+        let mut zeroed = bytes.clone();
+        zeroed[users..].fill(0);
+        assert_eq!(decode(&zeroed, "key", true), None);
     }
 
     #[test]
