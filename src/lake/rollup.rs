@@ -235,8 +235,7 @@ fn encode(key: &str, day: &DayUsers) -> Vec<u8> {
 const HEAD: u64 = 16 * 1024;
 
 fn decode(bytes: &[u8], key: &str, with_users: bool) -> Option<DayUsers> {
-    let body = bytes.strip_prefix(MAGIC)?;
-    let mut r = Reader(body);
+    let mut r = Reader(bytes.strip_prefix(MAGIC)?);
     let key_len = usize::try_from(r.number()?).ok()?;
     if r.take(key_len)? != key.as_bytes() {
         return None;
@@ -248,7 +247,7 @@ fn decode(bytes: &[u8], key: &str, with_users: bool) -> Option<DayUsers> {
     for _ in 0..pairs {
         histogram.push((r.number()?, r.number()?));
     }
-    let head = MAGIC.len() + body.len() - r.0.len();
+    let head = bytes.len() - r.0.len();
     if r.number()? != checksum(&bytes[..head]) {
         return None;
     }
