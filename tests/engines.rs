@@ -1,10 +1,12 @@
 //! The two engines: per-day user bitmaps (the default where they apply) and the reference SQL give
-//! the same rows, both equal to the brute-force oracle; rollups (and the rolling windows counted
-//! from them) are reused while a day's files are unchanged, and a file added, replaced or deleted
+//! the same rows, both equal to the brute-force oracle; rollups (and the windows counted from
+//! them) are reused while a day's files are unchanged, and a file added, replaced or deleted
 //! rebuilds exactly its day (and the windows that hold it are counted again).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
+
+use chrono::{Datelike, Days, NaiveDate};
 
 use crate::util::*;
 
@@ -39,7 +41,7 @@ fn query(w: &Workdir, metric: &[&str], engine: &str) -> Run {
 
 /// Every metric through both engines: identical output and warnings; dau, wau and mau equal to
 /// the oracle. With text ids, `--engine bitmap` says why it cannot, and auto runs the SQL.
-fn same_rows(w: &Workdir, rows: &[Row], integer_ids: bool, gone: &[chrono::NaiveDate]) {
+fn same_rows(w: &Workdir, rows: &[Row], integer_ids: bool, gone: &[NaiveDate]) {
     let (from, to) = (day("2024-06-03"), day("2024-07-02"));
     for metric in METRICS {
         let sql = query(w, metric, "sql");
@@ -176,23 +178,32 @@ fn metric_run(w: &Workdir, metric: &str, extra: &[&str]) -> Run {
     w.run(&[&args[..], extra].concat())
 }
 
-/// The series of `metric` (dau, wau or mau) from 2024-06-01 to 2024-06-20.
-fn series(w: &Workdir, metric: &str) -> BTreeMap<chrono::NaiveDate, Option<u64>> {
-    let run = metric_run(w, metric, &[]);
+/// The series of `metric` (dau, wau or mau) from 2024-06-01 to 2024-06-20, with `extra` arguments.
+fn series(w: &Workdir, metric: &str, extra: &[&str]) -> BTreeMap<NaiveDate, Option<u64>> {
+    let run = metric_run(w, metric, extra);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.series()
 }
 
-/// wau and mau from 2024-06-01 to 2024-06-20 equal the oracle over `rows`.
+/// wau and mau from 2024-06-01 to 2024-06-20, rolling and calendar, equal the oracle over `rows`
+/// (of a lake of those days).
 fn windows_match_the_oracle(w: &Workdir, rows: &[Row], what: &str) {
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
     for (metric, days) in [("wau", 7), ("mau", 30)] {
         let expected = oracle_window(rows, days, from, to, &[]);
-        assert_eq!(series(w, metric), expected, "{what}: {metric}");
+        assert_eq!(series(w, metric, &[]), expected, "{what}: {metric}");
     }
+    // ISO weeks from Monday 05-27; the week of 06-17 and June hold days with no partition.
+    let monday = |d: NaiveDate| d - Days::new(d.weekday().num_days_from_monday().into());
+    let days = day("2024-05-27").iter_days().take_while(|d| *d <= to);
+    let mut weeks = oracle_periods(rows, days, monday);
+    weeks.insert(day("2024-06-17"), None);
+    assert_eq!(series(w, "wau", &["--calendar"]), weeks, "{what}: weeks");
+    let june = BTreeMap::from([(day("2024-06-01"), None)]);
+    assert_eq!(series(w, "mau", &["--calendar"]), june, "{what}: months");
 }
 
-/// The file of rolling windows counted by `dau rollup` and queries, and when it was written.
+/// The file of windows counted by `dau rollup` and queries, and when it was written.
 fn windows_file(w: &Workdir) -> Option<SystemTime> {
     let dir = std::fs::read_dir(w.rollups()).ok()?.next()?.ok()?.path();
     std::fs::metadata(dir.join("windows")).ok()?.modified().ok()
@@ -219,7 +230,10 @@ fn a_changed_file_rebuilds_exactly_its_day() {
         again.stdout
     );
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(series(&w, "dau"), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(
+        series(&w, "dau", &[]),
+        oracle_window(&rows, 1, from, to, &[])
+    );
     // dau rollup counted the rolling windows too: a query uses them and writes nothing.
     let counted = windows_file(&w).expect("dau rollup counts the windows");
     windows_match_the_oracle(&w, &rows, "after dau rollup");
@@ -245,7 +259,7 @@ fn a_changed_file_rebuilds_exactly_its_day() {
         // The windows that hold the changed day are counted again (the first run since the
         // change reads the day itself), the others come as counted.
         windows_match_the_oracle(&w, &rows, what);
-        let series = series(&w, "dau");
+        let series = series(&w, "dau", &[]);
         assert_eq!(series, oracle_window(&rows, 1, from, to, &[]), "{what}");
         let after = rollup_files(&w);
         let rebuilt: Vec<&String> = after
@@ -285,7 +299,10 @@ fn a_damaged_rollup_is_rebuilt() {
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(dir.join("2024-06-11.rollup"), "garbage").unwrap();
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(series(&w, "dau"), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(
+        series(&w, "dau", &[]),
+        oracle_window(&rows, 1, from, to, &[])
+    );
     let run = rollup(&w);
     assert!(
         run.stdout.contains("0 rolled up now, 20 already current"),
@@ -313,7 +330,10 @@ fn concurrent_runs_share_rollups_safely() {
         assert!(run.wait_with_output().unwrap().status.success());
     }
     let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(series(&w, "dau"), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(
+        series(&w, "dau", &[]),
+        oracle_window(&rows, 1, from, to, &[])
+    );
     let leftovers: Vec<_> = std::fs::read_dir(w.rollups())
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())

@@ -41,8 +41,11 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;
-    // The windows ending on these days reach 29 days further back.
-    let near = from.zip(to).map(|(from, to)| (from - Days::new(29), to));
+    // The windows ending on these days reach 29 days further back; their months and ISO weeks
+    // reach from the first of the month to the Sunday after.
+    let near = from
+        .zip(to)
+        .map(|(from, to)| (from - Days::new(30), to + Days::new(6)));
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
     let from = from.unwrap_or_else(|| lake.first_day());
     let to = to.unwrap_or_else(|| lake.last_day());
@@ -63,9 +66,12 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
             "give a writable folder with --rollups DIR",
         ));
     }
-    // Rolling windows are counted now too, so that wau, mau and stickiness need no bitmaps.
-    for metric in [Metric::Wau, Metric::Mau] {
-        bitmap::run(&lake, config, &Query::new(metric, from, to, false)?).await?;
+    // Windows are counted now too, rolling and calendar, so that wau, mau and stickiness need no
+    // bitmaps.
+    for calendar in [false, true] {
+        for metric in [Metric::Wau, Metric::Mau] {
+            bitmap::run(&lake, config, &Query::new(metric, from, to, calendar)?).await?;
+        }
     }
     let dir = Rollups::new(base, &lake, &config.columns()).dir;
     let built = &gathered.built;
@@ -90,7 +96,10 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         };
         println!("rolled up: {}{more}", shown.join(", "));
     }
-    println!("windows counted: wau and mau of every day from {from} to {to}");
+    println!(
+        "windows counted: wau and mau of every day from {from} to {to}, and of the ISO weeks \
+         and calendar months they fall in"
+    );
     println!("rollups: {}", dir.display());
     Ok(())
 }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{Datelike, Days as DayCount, NaiveDate};
+use chrono::{Days as DayCount, NaiveDate};
 use datafusion::arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::execution::memory_pool::{
@@ -69,21 +69,18 @@ pub async fn run(
     lake.days_between(query.from, query.to)?;
     let (start, end) = query.span();
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
-    // dau and opens need each day's counts only, and so do windows counted before; other windows
-    // and calendar periods need the users themselves.
-    let rolling = (!query.calendar && query.metric.window() > 1).then(|| query.metric.window());
+    // dau and opens need each day's counts only, and so do windows counted before; the others
+    // need the users of their days.
+    let windows = query.windows();
     let rollups = config
         .rollups
         .as_ref()
         .map(|base| Rollups::new(base, lake, &config.columns()));
     let counted = rollups
         .as_ref()
-        .filter(|_| rolling.is_some())
+        .filter(|_| !windows.is_empty())
         .map(Rollups::windows);
-    let sets = match rolling {
-        Some(_) => counted.as_ref().is_none_or(Windows::is_empty),
-        None => !matches!(query.metric, Metric::Dau | Metric::Opens),
-    };
+    let sets = !windows.is_empty() && counted.as_ref().is_none_or(Windows::is_empty);
     // The rows' schema is the SQL's: planned meanwhile, on a core the reading leaves idle at first.
     let events = Arc::new(Schema::new(vec![
         Field::new(&config.user_column, DataType::Int64, true),
@@ -94,16 +91,15 @@ pub async fn run(
     let Some(mut gathered) = gather(lake, config, &read, sets).await? else {
         return Ok(None);
     };
-    let asked: Vec<NaiveDate> = days(query.from, query.to).collect();
-    let mut known: Vec<Option<u64>> = vec![None; asked.len()];
-    if let (Some(length), Some(counted)) = (rolling, &counted) {
-        known = known_windows(lake, &gathered, counted, length, &asked);
+    let mut known: Vec<Option<u64>> = vec![None; windows.len()];
+    if let Some(counted) = &counted {
+        known = known_windows(lake, &gathered, counted, &windows);
         // The others need the users of their days.
-        let needed: BTreeSet<NaiveDate> = asked
+        let needed: BTreeSet<NaiveDate> = windows
             .iter()
             .zip(&known)
             .filter(|(_, known)| known.is_none())
-            .flat_map(|(last, _)| days(*last - DayCount::new(length - 1), *last))
+            .flat_map(|((length, last), _)| days(*last - DayCount::new(length - 1), *last))
             .collect();
         if !sets && !gathered.load_users(&needed) {
             // A rollup changed meanwhile: every day and every window as they are now.
@@ -121,33 +117,31 @@ pub async fn run(
     let nulls = gathered.days.iter().map(|(d, u)| (*d, u.nulls)).collect();
     warnings.extend(null_warning(&nulls, &config.user_column));
     let mut span = Span::new(query, &gathered.days, &missing);
-    if let Some(length) = rolling {
-        if known.contains(&None) {
-            // Counted now (right where the window's days have their users) and kept for next time.
-            let counts = span.window_counts(&asked, length as usize);
-            let stamps = window_stamps(lake, &gathered, length, &asked);
-            let mut fresh = Windows::new();
-            for (((last, stamps), users), known) in
-                asked.iter().zip(stamps).zip(counts).zip(known.iter_mut())
-            {
-                if known.is_none() {
-                    *known = Some(users);
-                    if let Some(stamps) = stamps {
-                        fresh.insert((length, *last), (stamps, users));
-                    }
+    if known.contains(&None) {
+        // Counted now (right where the windows' days have their users) and kept for next time.
+        let counts = span.window_counts(query, &windows, &known);
+        let stamps = window_stamps(lake, &gathered, &windows);
+        let mut fresh = Windows::new();
+        for (((window, stamps), users), known) in
+            windows.iter().zip(stamps).zip(counts).zip(known.iter_mut())
+        {
+            if known.is_none() {
+                *known = Some(users);
+                if let Some(stamps) = stamps {
+                    fresh.insert(*window, (stamps, users));
                 }
             }
-            if let Some(rollups) = gathered
-                .rollups
-                .as_ref()
-                .filter(|_| gathered.unsaved.is_none())
-                && let Err(e) = rollups.save_windows(fresh)
-            {
-                warnings.push(unsaved(Some(rollups), &e));
-            }
         }
-        span.windows = known.into_iter().collect();
+        if let Some(rollups) = gathered
+            .rollups
+            .as_ref()
+            .filter(|_| gathered.unsaved.is_none())
+            && let Err(e) = rollups.save_windows(fresh)
+        {
+            warnings.push(unsaved(Some(rollups), &e));
+        }
     }
+    span.windows = known.into_iter().flatten().collect();
     let schema = schema.await.expect("planning the SQL does not panic")?;
     let columns = span.columns(query);
     let arrays = schema
@@ -462,8 +456,8 @@ struct Span<'a> {
     users: Vec<Option<&'a DayUsers>>,
     /// Missing days up to and including each day, for "does this window hold one".
     missing_so_far: Vec<usize>,
-    /// The distinct users of the rolling window ending on each asked day, when already counted.
-    windows: Option<Vec<u64>>,
+    /// The distinct users of each of the query's windows (`Query::windows`), once counted.
+    windows: Vec<u64>,
 }
 
 static EMPTY: std::sync::LazyLock<RoaringBitmap> = std::sync::LazyLock::new(RoaringBitmap::new);
@@ -491,7 +485,7 @@ impl<'a> Span<'a> {
             sets,
             users,
             missing_so_far,
-            windows: None,
+            windows: Vec::new(),
         }
     }
 
@@ -523,28 +517,29 @@ impl<'a> Span<'a> {
             ))
         };
         let col = |name: &str, array: ArrayRef| (name.to_string(), array);
+        let windows = query.windows();
         match (query.metric, query.calendar) {
             (Metric::Dau, _) => vec![
                 col("date", dates(&asked)),
                 col("dau", int(self.dau(&asked))),
             ],
-            (Metric::Wau | Metric::Mau, false) => {
-                let window = self.windows(&asked, query.metric.window() as usize);
-                vec![
-                    col("date", dates(&asked)),
-                    col(query.metric.name(), int(window)),
-                ]
-            }
+            (Metric::Wau | Metric::Mau, false) => vec![
+                col("date", dates(&asked)),
+                col(query.metric.name(), int(self.windows(&windows))),
+            ],
             (Metric::Wau | Metric::Mau, true) => {
-                let (periods, users) = self.periods(query.metric == Metric::Wau);
+                let starts: Vec<NaiveDate> = windows
+                    .iter()
+                    .map(|(length, last)| *last - DayCount::new(length - 1))
+                    .collect();
                 vec![
-                    col("date", dates(&periods)),
-                    col(query.metric.name(), int(users)),
+                    col("date", dates(&starts)),
+                    col(query.metric.name(), int(self.windows(&windows))),
                 ]
             }
             (Metric::Stickiness, _) => {
                 let dau = self.dau(&asked);
-                let mau = self.windows(&asked, Metric::Mau.window() as usize);
+                let mau = self.windows(&windows);
                 let ratio: Float64Array = dau
                     .iter()
                     .zip(&mau)
@@ -573,65 +568,47 @@ impl<'a> Span<'a> {
             .collect()
     }
 
-    /// Distinct users in the `window` days ending on each asked day (the span starts `window - 1`
-    /// days before the first), counted from the days' users.
-    fn window_counts(&self, asked: &[NaiveDate], window: usize) -> Vec<u64> {
-        let counts = window_counts(&self.sets, window);
-        asked
-            .iter()
-            .map(|d| counts[self.index(*d) + 1 - window])
-            .collect()
-    }
-
-    /// The same, NULL where a window holds a missing day; from the windows counted before when
-    /// there are.
-    fn windows(&self, asked: &[NaiveDate], window: usize) -> Vec<Option<u64>> {
-        let counts = match &self.windows {
-            Some(counts) => counts.clone(),
-            None => self.window_counts(asked, window),
-        };
-        asked
-            .iter()
-            .zip(counts)
-            .map(|(d, users)| {
-                let i = self.index(*d);
-                (!self.holds_missing(i + 1 - window, i)).then_some(users)
-            })
-            .collect()
-    }
-
-    /// Each ISO week (or calendar month) of the span: its first day and its distinct users.
-    fn periods(&self, weeks: bool) -> (Vec<NaiveDate>, Vec<Option<u64>>) {
-        let first_day = |d: NaiveDate| {
-            if weeks {
-                d - DayCount::new(d.weekday().num_days_from_monday().into())
-            } else {
-                d.with_day(1).expect("day 1 exists")
-            }
-        };
-        let mut periods: BTreeMap<NaiveDate, (usize, usize)> = BTreeMap::new();
-        for (i, day) in days(
-            self.start,
-            self.start + DayCount::new(self.sets.len() as u64 - 1),
-        )
-        .enumerate()
-        {
-            let range = periods.entry(first_day(day)).or_insert((i, i));
-            range.1 = i;
+    /// The distinct users of each of `windows` (the query's), counted from the days' users but
+    /// for those already `known`.
+    fn window_counts(
+        &self,
+        query: &Query,
+        windows: &[(u64, NaiveDate)],
+        known: &[Option<u64>],
+    ) -> Vec<u64> {
+        if !query.calendar {
+            let length = query.metric.window() as usize;
+            let counts = window_counts(&self.sets, length);
+            return windows
+                .iter()
+                .map(|(_, last)| counts[self.index(*last) + 1 - length])
+                .collect();
         }
-        periods
-            .into_iter()
-            .map(|(start, (first, last))| {
-                let users = (!self.holds_missing(first, last)).then(|| {
-                    let mut union = RoaringBitmap::new();
-                    for set in &self.sets[first..=last] {
-                        union |= *set;
-                    }
-                    union.len()
-                });
-                (start, users)
+        let union_len = |(length, last): &(u64, NaiveDate)| {
+            let last = self.index(*last);
+            let mut union = RoaringBitmap::new();
+            for set in &self.sets[last + 1 - *length as usize..=last] {
+                union |= *set;
+            }
+            union.len()
+        };
+        windows
+            .iter()
+            .zip(known)
+            .map(|(window, known)| known.unwrap_or_else(|| union_len(window)))
+            .collect()
+    }
+
+    /// The counted windows' users, NULL where a window holds a missing day.
+    fn windows(&self, windows: &[(u64, NaiveDate)]) -> Vec<Option<u64>> {
+        windows
+            .iter()
+            .zip(&self.windows)
+            .map(|((length, last), users)| {
+                let i = self.index(*last);
+                (!self.holds_missing(i + 1 - *length as usize, i)).then_some(*users)
             })
-            .unzip()
+            .collect()
     }
 
     fn opens(&self, asked: &[NaiveDate], dates: ArrayRef) -> Vec<(String, ArrayRef)> {
@@ -677,51 +654,52 @@ impl<'a> Span<'a> {
     }
 }
 
-/// The windows of `length` days ending on each of `asked` that were counted before, while every
-/// day they cover is as it was then.
+/// Those of `windows` (days, last day) that were counted before, while every day they cover is
+/// as it was then.
 fn known_windows(
     lake: &Lake,
     gathered: &Gathered,
     counted: &Windows,
-    length: u64,
-    asked: &[NaiveDate],
+    windows: &[(u64, NaiveDate)],
 ) -> Vec<Option<u64>> {
-    let stamps = window_stamps(lake, gathered, length, asked);
-    asked
+    let stamps = window_stamps(lake, gathered, windows);
+    windows
         .iter()
         .zip(stamps)
-        .map(|(last, stamps)| {
-            let (at, users) = counted.get(&(length, *last))?;
+        .map(|(window, stamps)| {
+            let (at, users) = counted.get(window)?;
             (Some(at) == stamps.as_ref()).then_some(*users)
         })
         .collect()
 }
 
-/// For the window of `length` days ending on each of `asked`: the stamps of its days, first to last
-/// (0 for a day the lake does not have); None when one of them has no current rollup (a count of
-/// that window cannot be kept).
+/// For each of `windows` (days, last day): the stamps of its days, first to last (0 for a day the
+/// lake does not have); None when one of them has no current rollup (a count of that window
+/// cannot be kept).
 fn window_stamps(
     lake: &Lake,
     gathered: &Gathered,
-    length: u64,
-    asked: &[NaiveDate],
+    windows: &[(u64, NaiveDate)],
 ) -> Vec<Option<Vec<u64>>> {
     // Each day's stamp once (a key is a few hundred bytes to hash), then each window's days.
-    let (Some(first), Some(last)) = (asked.first(), asked.last()) else {
+    let first = windows
+        .iter()
+        .map(|(length, last)| *last - DayCount::new(length - 1))
+        .min();
+    let (Some(first), Some(last)) = (first, windows.iter().map(|(_, last)| *last).max()) else {
         return Vec::new();
     };
-    let first = *first - DayCount::new(length - 1);
-    let stamps: Vec<Option<u64>> = days(first, *last)
+    let stamps: Vec<Option<u64>> = days(first, last)
         .map(|day| match lake.days.contains_key(&day) {
             true => gathered.keys.get(&day).map(|key| stamp(key)),
             false => Some(0),
         })
         .collect();
-    asked
+    windows
         .iter()
-        .map(|day| {
-            let end = (*day - first).num_days() as usize;
-            stamps[end + 1 - length as usize..=end]
+        .map(|(length, last)| {
+            let end = (*last - first).num_days() as usize;
+            stamps[end + 1 - *length as usize..=end]
                 .iter()
                 .copied()
                 .collect()

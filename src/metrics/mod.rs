@@ -135,6 +135,30 @@ impl Query {
         }
     }
 
+    /// The windows whose distinct users the rows count, each as (its days, its last day): the
+    /// rolling window ending on each asked day, or each ISO week or calendar month of the span
+    /// (a month is the window of its days ending on its last). None for dau, opens and user-days.
+    pub fn windows(&self) -> Vec<(u64, NaiveDate)> {
+        if !self.calendar {
+            let length = self.metric.window();
+            return match length {
+                1 => Vec::new(),
+                _ => days(self.from, self.to).map(|d| (length, d)).collect(),
+            };
+        }
+        let (mut first, end) = self.span();
+        let mut windows = Vec::new();
+        while first <= end {
+            let next = match self.metric {
+                Metric::Wau => first + Days::new(7),
+                _ => first + Months::new(1),
+            };
+            windows.push(((next - first).num_days() as u64, next - Days::new(1)));
+            first = next;
+        }
+        windows
+    }
+
     /// The metric's SQL with this query's days and the user column filled in.
     fn sql(&self, metric: Metric, user_column: &str) -> String {
         let (start, end) = self.span();
@@ -479,6 +503,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn windows() {
+        let q = |m, from, to, cal| Query::new(m, day(from), day(to), cal).unwrap().windows();
+        assert_eq!(q(Metric::Dau, "2024-06-10", "2024-06-12", false), []);
+        assert_eq!(
+            q(Metric::Wau, "2024-06-10", "2024-06-11", false),
+            [(7, day("2024-06-10")), (7, day("2024-06-11"))]
+        );
+        assert_eq!(
+            q(Metric::Wau, "2024-06-12", "2024-06-17", true),
+            [(7, day("2024-06-16")), (7, day("2024-06-23"))]
+        );
+        assert_eq!(
+            q(Metric::Mau, "2024-01-31", "2024-03-01", true),
+            [
+                (31, day("2024-01-31")),
+                (29, day("2024-02-29")),
+                (31, day("2024-03-31"))
+            ]
+        );
     }
 
     #[test]
