@@ -281,6 +281,72 @@ fn a_changed_file_rebuilds_exactly_its_day() {
     }
 }
 
+/// A run that must write rollups while another run holds their lock says that it waits, then
+/// finishes with the right rows; it clears away files a crashed run left half-written.
+#[test]
+fn a_run_waits_for_the_rollups_lock_and_clears_what_crashed_runs_left() {
+    use std::io::BufRead;
+    let w = Workdir::new();
+    let spec = LakeSpec::default();
+    let mut rows = random_rows(5, day("2024-06-01"), 20, 100);
+    write_lake(&w.join("lake"), &spec, &rows, &[]);
+    rollup(&w);
+    let dir = std::fs::read_dir(w.rollups())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let stale = dir.join(".2024-06-03.rollup.99999.tmp");
+    let fresh = dir.join(".windows.99998.tmp");
+    for file in [&stale, &fresh] {
+        std::fs::write(file, b"half written").unwrap();
+    }
+    let two_hours_ago = SystemTime::now() - std::time::Duration::from_secs(7200);
+    let file = std::fs::File::options().write(true).open(&stale).unwrap();
+    file.set_modified(two_hours_ago).unwrap();
+
+    // Another run holds the lock, and a day has changed: this run must read it and roll it up.
+    let lock = std::fs::File::create(dir.join("lock")).unwrap();
+    lock.lock().unwrap();
+    let changed = day("2024-06-09");
+    let users: Vec<u64> = (0..40).map(|u| 7_000_000 + u).collect();
+    let folder = w.join("lake").join(partition(&spec, changed));
+    write_file(&folder.join("extra.parquet"), &spec, &users, changed);
+    rows = read_lake_rows(&w.join("lake"));
+    let mut run = w
+        .command(&["query", "dau", "--lake", "lake", "--format", "csv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(run.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("waiting for another dau run") {
+        said.clear();
+        let read = stderr.read_line(&mut said).unwrap();
+        assert!(read > 0, "dau ended without waiting for the lock");
+    }
+    assert!(said.contains(&dir.display().to_string()), "{said}");
+    assert!(
+        stale.exists() && fresh.exists(),
+        "nothing is cleared before the lock is taken"
+    );
+    lock.unlock().unwrap();
+    let out: Run = run.wait_with_output().unwrap().into();
+    assert_eq!(out.code, 0);
+    let (from, to) = (day("2024-06-01"), day("2024-06-20"));
+    assert_eq!(out.series(), oracle_window(&rows, 1, from, to, &[]));
+    assert!(
+        !stale.exists(),
+        "a two-hour-old half-written file is cleared"
+    );
+    assert!(
+        fresh.exists(),
+        "a file another run may be writing now is left alone"
+    );
+}
+
 /// A rollup file that is not one (truncated, overwritten) is read around, and rewritten.
 #[test]
 fn a_damaged_rollup_is_rebuilt() {

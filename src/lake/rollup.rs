@@ -9,8 +9,9 @@
 //! worth a disk flush per day), so each carries checksums, and one that a crash left with zeros
 //! or old blocks in it is not used.
 //!
-//! Beside them, the rolling windows already counted (`windows`): each count with a stamp of every
-//! day it covers, used while each of those days' rollups is the one it was counted from.
+//! Beside them, the windows already counted (`windows`: rolling ones, ISO weeks, calendar months):
+//! each count with a stamp of every day it covers, used while each of those days' rollups is the
+//! one it was counted from.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -31,7 +32,7 @@ const MAGIC: &[u8] = b"dau rollup 2\n";
 /// First bytes of the file of counted windows.
 const WINDOWS_MAGIC: &[u8] = b"dau windows 1\n";
 
-/// Rolling windows already counted, by length and last day: the [`stamp`] of each day the window
+/// Windows already counted, by length and last day: the [`stamp`] of each day the window
 /// covered (first to last) and its distinct users. A count is used only while every stamp is.
 pub type Windows = BTreeMap<(u64, NaiveDate), (Vec<u64>, u64)>;
 
@@ -111,7 +112,7 @@ impl Rollups {
     }
 
     /// Takes the lake's rollups for writing, until the returned lock is dropped (another run
-    /// waits).
+    /// waits, and says so), and clears away what crashed runs left half-written.
     pub fn lock(&self) -> std::io::Result<std::fs::File> {
         std::fs::create_dir_all(&self.dir)?;
         let about = self.dir.join("lake.txt");
@@ -119,7 +120,18 @@ impl Rollups {
             write_atomic(&about, self.about.as_bytes(), Flush::Yes)?;
         }
         let lock = std::fs::File::create(self.dir.join("lock"))?;
-        lock.lock()?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "dau: waiting for another dau run to finish writing rollups in {}",
+                    self.dir.display()
+                );
+                lock.lock()?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        remove_stale(&self.dir);
         Ok(lock)
     }
 
@@ -200,12 +212,39 @@ fn write_atomic(path: &Path, bytes: &[u8], flush: Flush) -> std::io::Result<()> 
         .and_then(|n| n.to_str())
         .unwrap_or("rollup");
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    if flush == Flush::Yes {
-        file.sync_all()?;
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        if flush == Flush::Yes {
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)
+    written
+}
+
+/// A file being written lives at most this long beside its final name; one older than this was
+/// left by a run that crashed.
+const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes what runs that crashed left half-written in `dir` (best effort).
+fn remove_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            continue;
+        }
+        let modified = entry.metadata().and_then(|m| m.modified());
+        if modified.is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn encode(key: &str, day: &DayUsers) -> Vec<u8> {
