@@ -185,6 +185,11 @@ fn series(w: &Workdir, metric: &str, extra: &[&str]) -> BTreeMap<NaiveDate, Opti
     run.series()
 }
 
+/// The oracle's dau over `rows` from 2024-06-01 to 2024-06-20 (the days `series` asks for).
+fn oracle_dau(rows: &[Row]) -> BTreeMap<NaiveDate, Option<u64>> {
+    oracle_window(rows, 1, day("2024-06-01"), day("2024-06-20"), &[])
+}
+
 /// wau and mau from 2024-06-01 to 2024-06-20, rolling and calendar, equal the oracle over `rows`
 /// (of a lake of those days).
 fn windows_match_the_oracle(w: &Workdir, rows: &[Row], what: &str) {
@@ -229,12 +234,8 @@ fn a_changed_file_rebuilds_exactly_its_day() {
         "{}",
         again.stdout
     );
-    let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(
-        series(&w, "dau", &[]),
-        oracle_window(&rows, 1, from, to, &[])
-    );
-    // dau rollup counted the rolling windows too: a query uses them and writes nothing.
+    assert_eq!(series(&w, "dau", &[]), oracle_dau(&rows));
+    // dau rollup counted the windows too, rolling and calendar: queries use them, writing nothing.
     let counted = windows_file(&w).expect("dau rollup counts the windows");
     windows_match_the_oracle(&w, &rows, "after dau rollup");
     assert_eq!(windows_file(&w), Some(counted));
@@ -260,7 +261,7 @@ fn a_changed_file_rebuilds_exactly_its_day() {
         // change reads the day itself), the others come as counted.
         windows_match_the_oracle(&w, &rows, what);
         let series = series(&w, "dau", &[]);
-        assert_eq!(series, oracle_window(&rows, 1, from, to, &[]), "{what}");
+        assert_eq!(series, oracle_dau(&rows), "{what}");
         let after = rollup_files(&w);
         let rebuilt: Vec<&String> = after
             .iter()
@@ -335,8 +336,7 @@ fn a_run_waits_for_the_rollups_lock_and_clears_what_crashed_runs_left() {
     lock.unlock().unwrap();
     let out: Run = run.wait_with_output().unwrap().into();
     assert_eq!(out.code, 0);
-    let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(out.series(), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(out.series(), oracle_dau(&rows));
     assert!(
         !stale.exists(),
         "a two-hour-old half-written file is cleared"
@@ -364,11 +364,7 @@ fn a_damaged_rollup_is_rebuilt() {
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(dir.join("2024-06-11.rollup"), "garbage").unwrap();
-    let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(
-        series(&w, "dau", &[]),
-        oracle_window(&rows, 1, from, to, &[])
-    );
+    assert_eq!(series(&w, "dau", &[]), oracle_dau(&rows));
     let run = rollup(&w);
     assert!(
         run.stdout.contains("0 rolled up now, 20 already current"),
@@ -395,11 +391,7 @@ fn concurrent_runs_share_rollups_safely() {
     for run in runs {
         assert!(run.wait_with_output().unwrap().status.success());
     }
-    let (from, to) = (day("2024-06-01"), day("2024-06-20"));
-    assert_eq!(
-        series(&w, "dau", &[]),
-        oracle_window(&rows, 1, from, to, &[])
-    );
+    assert_eq!(series(&w, "dau", &[]), oracle_dau(&rows));
     let leftovers: Vec<_> = std::fs::read_dir(w.rollups())
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
@@ -416,14 +408,13 @@ fn rollups_off_or_unwritable() {
     let w = Workdir::new();
     let rows = random_rows(6, day("2024-06-01"), 20, 100);
     write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
-    let (from, to) = (day("2024-06-01"), day("2024-06-20"));
     let off = metric_run(&w, "dau", &["--rollups", "off"]);
-    assert_eq!(off.series(), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(off.series(), oracle_dau(&rows));
     assert!(!w.rollups().exists());
 
     std::fs::write(w.join("blocker"), "a file, not a folder").unwrap();
     let blocked = metric_run(&w, "dau", &["--rollups", "blocker/rollups"]);
-    assert_eq!(blocked.series(), oracle_window(&rows, 1, from, to, &[]));
+    assert_eq!(blocked.series(), oracle_dau(&rows));
     assert!(
         blocked
             .stderr
