@@ -210,8 +210,13 @@ fn windows_match_the_oracle(w: &Workdir, rows: &[Row], what: &str) {
 
 /// The file of windows counted by `dau rollup` and queries, and when it was written.
 fn windows_file(w: &Workdir) -> Option<SystemTime> {
-    let dir = std::fs::read_dir(w.rollups()).ok()?.next()?.ok()?.path();
+    let dir = rollup_dir(w)?;
     std::fs::metadata(dir.join("windows")).ok()?.modified().ok()
+}
+
+/// The folder of the test lake's rollups, once there is one.
+fn rollup_dir(w: &Workdir) -> Option<std::path::PathBuf> {
+    Some(std::fs::read_dir(w.rollups()).ok()?.next()?.ok()?.path())
 }
 
 /// Adding, replacing and deleting a file in one day changes that day's result, and only that
@@ -292,12 +297,7 @@ fn a_run_waits_for_the_rollups_lock_and_clears_what_crashed_runs_left() {
     let mut rows = random_rows(5, day("2024-06-01"), 20, 100);
     write_lake(&w.join("lake"), &spec, &rows, &[]);
     rollup(&w);
-    let dir = std::fs::read_dir(w.rollups())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = rollup_dir(&w).expect("dau rollup made the lake's folder");
     let stale = dir.join(".2024-06-03.rollup.99999.tmp");
     let fresh = dir.join(".windows.99998.tmp");
     for file in [&stale, &fresh] {
@@ -354,12 +354,7 @@ fn a_damaged_rollup_is_rebuilt() {
     let rows = random_rows(3, day("2024-06-01"), 20, 150);
     write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
     rollup(&w);
-    let dir = std::fs::read_dir(w.rollups())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = rollup_dir(&w).expect("dau rollup made the lake's folder");
     let victim = dir.join("2024-06-10.rollup");
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
