@@ -99,7 +99,7 @@ pub async fn run(
             .iter()
             .zip(&known)
             .filter(|(_, known)| known.is_none())
-            .flat_map(|((length, last), _)| days(*last - DayCount::new(length - 1), *last))
+            .flat_map(|(window, _)| days(first_day(window), window.1))
             .collect();
         if !sets && !gathered.load_users(&needed) {
             // A rollup changed meanwhile: every day and every window as they are now.
@@ -528,10 +528,7 @@ impl<'a> Span<'a> {
                 col(query.metric.name(), int(self.windows(&windows))),
             ],
             (Metric::Wau | Metric::Mau, true) => {
-                let starts: Vec<NaiveDate> = windows
-                    .iter()
-                    .map(|(length, last)| *last - DayCount::new(length - 1))
-                    .collect();
+                let starts: Vec<NaiveDate> = windows.iter().map(first_day).collect();
                 vec![
                     col("date", dates(&starts)),
                     col(query.metric.name(), int(self.windows(&windows))),
@@ -581,13 +578,12 @@ impl<'a> Span<'a> {
             let counts = window_counts(&self.sets, length);
             return windows
                 .iter()
-                .map(|(_, last)| counts[self.index(*last) + 1 - length])
+                .map(|window| counts[self.index(first_day(window))])
                 .collect();
         }
-        let union_len = |(length, last): &(u64, NaiveDate)| {
-            let last = self.index(*last);
+        let union_len = |window: &(u64, NaiveDate)| {
             let mut union = RoaringBitmap::new();
-            for set in &self.sets[last + 1 - *length as usize..=last] {
+            for set in &self.sets[self.index(first_day(window))..=self.index(window.1)] {
                 union |= *set;
             }
             union.len()
@@ -604,9 +600,9 @@ impl<'a> Span<'a> {
         windows
             .iter()
             .zip(&self.windows)
-            .map(|((length, last), users)| {
-                let i = self.index(*last);
-                (!self.holds_missing(i + 1 - *length as usize, i)).then_some(*users)
+            .map(|(window, users)| {
+                let (first, last) = (self.index(first_day(window)), self.index(window.1));
+                (!self.holds_missing(first, last)).then_some(*users)
             })
             .collect()
     }
@@ -654,6 +650,11 @@ impl<'a> Span<'a> {
     }
 }
 
+/// The first day of a window (its days, its last day).
+fn first_day((length, last): &(u64, NaiveDate)) -> NaiveDate {
+    *last - DayCount::new(length - 1)
+}
+
 /// Those of `windows` (days, last day) that were counted before, while every day they cover is
 /// as it was then.
 fn known_windows(
@@ -682,10 +683,7 @@ fn window_stamps(
     windows: &[(u64, NaiveDate)],
 ) -> Vec<Option<Vec<u64>>> {
     // Each day's stamp once (a key is a few hundred bytes to hash), then each window's days.
-    let first = windows
-        .iter()
-        .map(|(length, last)| *last - DayCount::new(length - 1))
-        .min();
+    let first = windows.iter().map(first_day).min();
     let (Some(first), Some(last)) = (first, windows.iter().map(|(_, last)| *last).max()) else {
         return Vec::new();
     };
@@ -697,9 +695,9 @@ fn window_stamps(
         .collect();
     windows
         .iter()
-        .map(|(length, last)| {
-            let end = (*last - first).num_days() as usize;
-            stamps[end + 1 - *length as usize..=end]
+        .map(|window| {
+            let at = |day: NaiveDate| (day - first).num_days() as usize;
+            stamps[at(first_day(window))..=at(window.1)]
                 .iter()
                 .copied()
                 .collect()
