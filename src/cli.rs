@@ -73,8 +73,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "DAU_ENGINE", value_enum)]
     pub engine: Option<Engine>,
 
-    /// Folder for rollups, the per-day user bitmaps kept between runs, or `off` [default: the user's cache folder, dau/rollups]
-    #[arg(long, global = true, env = "DAU_ROLLUPS", value_name = "DIR|off")]
+    /// Where rollups, the per-day user bitmaps kept between runs, are kept: a folder, a gs:// or s3:// prefix (shared by everyone who reads the lake), or `off` [default: the user's cache folder, dau/rollups]
+    #[arg(long, global = true, env = "DAU_ROLLUPS", value_name = "DIR|URL|off")]
     pub rollups: Option<String>,
 
     /// No progress bar on stderr (it shows when reading takes more than a second)

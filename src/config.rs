@@ -31,8 +31,9 @@ pub struct Config {
     pub progress_after: Option<std::time::Duration>,
     /// How metrics are computed.
     pub engine: Engine,
-    /// Where rollups (per-day user bitmaps) are kept; None: nowhere (`--rollups off`).
-    pub rollups: Option<PathBuf>,
+    /// Where rollups (per-day user bitmaps) are kept: a folder, or a gs:// or s3:// prefix; None:
+    /// nowhere (`--rollups off`).
+    pub rollups: Option<String>,
     /// `[[jobs]]` for `dau schedule`, as written (checked when the schedule starts).
     pub jobs: Vec<Job>,
     /// `[schedule]`: where `dau schedule` listens, and its token.
@@ -154,7 +155,7 @@ struct LakeSection {
     timeout: Option<f64>,
     retries: Option<usize>,
     engine: Option<Engine>,
-    /// Folder for rollups, or "off".
+    /// Folder or bucket prefix for rollups, or "off".
     rollups: Option<String>,
 }
 
@@ -211,8 +212,8 @@ impl Config {
         };
         let rollups = match args.rollups.clone().or(lake.rollups) {
             Some(dir) if dir == "off" => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-            None => dirs::cache_dir().map(|d| d.join("dau").join("rollups")),
+            Some(place) => Some(place),
+            None => dirs::cache_dir().map(|d| d.join("dau").join("rollups").display().to_string()),
         };
         Ok(Config {
             lake: args.lake.clone().or(lake.url),

@@ -260,6 +260,302 @@ fn the_emulator_variable_points_dau_at_a_gcs_emulator_as_google_clients_do() {
     assert_eq!(run.csv().len(), 4, "{}", run.stdout);
 }
 
+/// Requests since `before` that read a Parquet file of the lake.
+fn parquet_reads(server: &Server, before: usize) -> usize {
+    let requests = server.requests();
+    let reads = requests[before..].iter();
+    reads
+        .filter(|r| r.starts_with("GET") && r.contains(".parquet"))
+        .count()
+}
+
+/// Rollups kept in the bucket (`--rollups URL`) are made by one run and used by every other:
+/// once `dau rollup` has run, queries read no Parquet at all and give the numbers of the same lake
+/// on disk; a day changed in the bucket is read again, and only that day.
+fn rollups_in_the_bucket(work: &Workdir, server: &Server, access: &Access, url: &str) {
+    let shape = ["--users", "800", "--days", "20", "--start", "2024-05-01"];
+    let shape = [&shape[..], &["--files-per-day", "2"]].concat();
+    gen_both(work, access, url, "local", &shape);
+    let kept = format!("{url}/_dau");
+    let rollup = |from: &str, to: &str| {
+        let args = ["--rollups", &kept, "rollup", "--lake", url, "--from", from];
+        let run = access.run(work, &[&args[..], &["--to", to]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    // A query of the first ten days makes the dictionary; the next ten add ids to it (a
+    // conditional put).
+    let ten = [
+        "query",
+        "dau",
+        "--lake",
+        url,
+        "--rollups",
+        &kept,
+        "--to",
+        "2024-05-10",
+    ];
+    let ten = access.run(work, &[&ten[..], &["--from", "2024-05-01"]].concat());
+    assert_eq!(ten.code, 0, "{}", ten.stderr);
+    let all = rollup("2024-05-01", "2024-05-20");
+    assert!(
+        all.contains("10 rolled up now, 10 already current"),
+        "{all}"
+    );
+    assert!(all.contains(&format!("rollups: {kept}/")), "{all}");
+
+    let range = [
+        "--from",
+        "2024-05-01",
+        "--to",
+        "2024-05-20",
+        "--format",
+        "csv",
+    ];
+    let same_as_on_disk = || {
+        for metric in ["dau", "wau", "mau", "opens", "stickiness"] {
+            let args = [&["query", metric][..], &range[..]].concat();
+            let bucket = ["--lake", url, "--rollups", &kept];
+            let remote = access.run(work, &[&args[..], &bucket[..]].concat());
+            let on_disk = ["--lake", "local", "--engine", "sql"];
+            let local = work.run(&[&args[..], &on_disk[..]].concat());
+            assert_eq!(remote.code, 0, "{metric}: {}", remote.stderr);
+            assert_eq!(remote.stdout, local.stdout, "{metric}");
+            assert_eq!(
+                remote.stderr.replace(url, "local"),
+                local.stderr,
+                "{metric}"
+            );
+        }
+    };
+    let before = server.requests().len();
+    same_as_on_disk();
+    assert_eq!(
+        parquet_reads(server, before),
+        0,
+        "rollups in the bucket were not used"
+    );
+    let rows = read_lake_rows(&work.join("local"));
+    let dau = access.run(
+        work,
+        &[
+            &["query", "dau", "--lake", url, "--rollups", &kept],
+            &range[..],
+        ]
+        .concat(),
+    );
+    let oracle = active(&rows)
+        .into_iter()
+        .map(|(d, users)| (d, Some(users.len() as u64)))
+        .collect::<BTreeMap<_, _>>();
+    assert_eq!(dau.series(), oracle);
+
+    // Another file in one day, in the bucket and on disk: that day alone is read again.
+    let extra = ["gen", "--out", "extra", "--users", "900", "--days", "1"];
+    let made = work.run(&[&extra[..], &["--start", "2024-05-07", "--seed", "9"]].concat());
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let file = work.join("extra/date=2024-05-07/part-00000.parquet");
+    std::fs::copy(&file, work.join("local/date=2024-05-07/extra.parquet")).unwrap();
+    let name = format!(
+        "{}/date=2024-05-07/extra.parquet",
+        url.split_once("//lake/").unwrap().1
+    );
+    let upload = match url.starts_with("gs://") {
+        true => format!(
+            "{}/upload/storage/v1/b/lake/o?uploadType=media&name={}",
+            server.endpoint(),
+            name.replace('/', "%2F").replace('=', "%3D")
+        ),
+        false => format!("{}/lake/{name}", server.endpoint()),
+    };
+    let method = if url.starts_with("gs://") {
+        "POST"
+    } else {
+        "PUT"
+    };
+    let sent = Command::new("curl")
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-X",
+            method,
+            "-H",
+            "content-type: application/octet-stream",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(&upload)
+        .status()
+        .unwrap();
+    assert!(sent.success(), "cannot upload {name}");
+    let again = rollup("2024-05-01", "2024-05-20");
+    assert!(
+        again.contains("1 rolled up now, 19 already current"),
+        "{again}"
+    );
+    same_as_on_disk();
+}
+
+#[test]
+fn rollups_in_a_gcs_bucket_are_shared_and_kept_current() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    rollups_in_the_bucket(&work, &server, &Access::gcs(&server), "gs://lake/events");
+    // The dictionary is put only over the generation read (this server does not check it).
+    let expected: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST") && r.contains("name=events%2F_dau%2F"))
+        .filter(|r| r.contains("%2Fids"))
+        .map(|r| {
+            let asked = r.split("ifGenerationMatch=").nth(1).unwrap_or("none");
+            asked.split([' ', '&']).next().unwrap().to_string()
+        })
+        .collect();
+    assert!(expected.len() >= 2, "{expected:?}");
+    assert_eq!(expected[0], "0", "made only if there is none");
+    assert!(
+        expected[1..]
+            .iter()
+            .all(|g| g.parse::<u64>().is_ok_and(|g| g > 0)),
+        "{expected:?}"
+    );
+}
+
+#[test]
+fn rollups_in_an_s3_bucket_are_shared_and_kept_current() {
+    let work = Workdir::new();
+    let server = Server::s3(&work);
+    rollups_in_the_bucket(&work, &server, &Access::s3(&server), "s3://lake/events");
+}
+
+/// Two `dau rollup`s at once over one bucket's rollups, both making and extending its
+/// dictionary: both finish and keep their days (a run that loses the race reads its days again
+/// with the winner's dictionary), and the rollups give the numbers of the same lake on disk.
+#[test]
+fn two_rollups_at_once_into_an_s3_bucket_both_keep_their_days() {
+    let work = Workdir::new();
+    let server = Server::s3(&work);
+    let access = Access::s3(&server);
+    let url = "s3://lake/events";
+    let shape = ["--users", "3000", "--days", "30", "--start", "2024-05-01"];
+    gen_both(&work, &access, url, "local", &shape);
+    let kept = format!("{url}/_dau");
+    let halves = [("2024-05-01", "2024-05-15"), ("2024-05-16", "2024-05-30")];
+    let runs: Vec<Child> = halves
+        .iter()
+        .map(|(from, to)| {
+            let args = [
+                "--rollups",
+                &kept,
+                "rollup",
+                "--lake",
+                url,
+                "--from",
+                from,
+                "--to",
+                to,
+            ];
+            let mut command = access.command(&work, &args);
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for run in runs {
+        let run = wait(run, Duration::from_secs(120));
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(!run.stderr.contains("could not keep"), "{}", run.stderr);
+    }
+    let all = ["--rollups", &kept, "rollup", "--lake", url];
+    let all = access.run(&work, &all);
+    assert!(
+        all.stdout.contains("0 rolled up now, 30 already current"),
+        "{}",
+        all.stdout
+    );
+    for metric in ["dau", "mau", "opens"] {
+        let remote = [
+            "query",
+            metric,
+            "--lake",
+            url,
+            "--rollups",
+            &kept,
+            "--format",
+            "csv",
+        ];
+        let remote = access.run(&work, &remote);
+        let local = [
+            "query", metric, "--lake", "local", "--engine", "sql", "--format", "csv",
+        ];
+        let local = work.run(&local);
+        assert_eq!(remote.code, 0, "{metric}: {}", remote.stderr);
+        assert_eq!(remote.stdout, local.stdout, "{metric}");
+    }
+}
+
+/// Runs that read a bucket's dictionary at the same time and each add ids: the first to save it
+/// wins, the other is told and keeps nothing (its indices are not the bucket's), whether the
+/// dictionary is being made or extended; the bucket keeps the winner's indices.
+#[test]
+fn of_two_runs_that_add_ids_to_a_bucket_dictionary_at_once_only_the_first_keeps_them() {
+    use clap::Parser;
+    use dau::lake::{Lake, dictionary::Dictionary, rollup::Rollups};
+    use std::sync::RwLock;
+
+    let work = Workdir::new();
+    let server = Server::s3(&work);
+    // Open to anonymous requests: this process has no credentials to give the store.
+    let endpoint = server.endpoint();
+    let open = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "x-amz-acl: public-read-write",
+            "--data",
+            "",
+        ])
+        .arg(format!("{endpoint}/lake?acl"))
+        .status()
+        .unwrap();
+    assert!(open.success());
+    let made = Access::s3(&server).run(&work, &["gen", "--out", "s3://lake/e", "--days", "2"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let flags = [
+        "--endpoint",
+        &endpoint,
+        "--anonymous",
+        "--rollups",
+        "s3://lake/e/_dau",
+    ];
+    let cli = dau::cli::Cli::parse_from([&["dau"], &flags[..], &["query", "dau"]].concat());
+    let config = dau::config::Config::resolve(&cli.global).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let lake = Lake::open("s3://lake/e", &config, None).await.unwrap();
+        let rollups = Rollups::of(&lake, &config).unwrap().unwrap();
+        let mut kept: Vec<u64> = Vec::new();
+        for (winner, loser) in [(10u64, 20u64), (30, 40)] {
+            let (mut first, a) = rollups.begin().await.unwrap();
+            let (mut second, b) = rollups.begin().await.unwrap();
+            let (a, b) = (RwLock::new(a), RwLock::new(b));
+            let next = kept.len() as u32;
+            assert_eq!(Dictionary::shared_indices(&a, &[winner]), [next]);
+            assert_eq!(Dictionary::shared_indices(&b, &[loser]), [next]);
+            rollups.save_dictionary(&mut first, &a).await.unwrap();
+            let raced = rollups.save_dictionary(&mut second, &b).await.unwrap_err();
+            assert!(Rollups::lost_race(&raced), "{raced}");
+            kept.push(winner);
+            let (_, stored) = rollups.begin().await.unwrap();
+            let indices = Dictionary::shared_indices(&RwLock::new(stored), &kept);
+            assert_eq!(indices, (0..kept.len() as u32).collect::<Vec<_>>());
+        }
+    });
+}
+
 /// Requests since `before` that list (`…/o?prefix=`) and that read objects (`alt=media`).
 fn counted(server: &Server, before: usize) -> (usize, usize) {
     let requests = server.requests();

@@ -32,12 +32,12 @@ pub struct RollupArgs {
 }
 
 pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
-    let Some(base) = &config.rollups else {
+    if config.rollups.is_none() {
         return Err(Error::usage(
             "rollups are off (--rollups off or DAU_ROLLUPS=off)",
-            "give --rollups DIR, or leave it unset for the cache folder",
+            "give --rollups DIR or a bucket prefix, or leave it unset for the cache folder",
         ));
-    };
+    }
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;
@@ -51,7 +51,8 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     let to = to.unwrap_or_else(|| lake.last_day());
     check_order(from, to)?;
     let days = lake.days_between(from, to)?;
-    let Some(gathered) = gather(&lake, config, &days, false).await? else {
+    let rollups = Rollups::of(&lake, config)?;
+    let Some(gathered) = gather(&lake, config, rollups.as_ref(), &days, false).await? else {
         return Err(Error::usage(
             format!("{} has text user ids: rollups hold integer ids", lake.name),
             "queries on this lake run their SQL (exact on text ids); there is nothing to roll up",
@@ -63,7 +64,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     if let Some(why) = gathered.unsaved {
         return Err(Error::usage(
             why,
-            "give a writable folder with --rollups DIR",
+            "give a writable folder or bucket prefix with --rollups",
         ));
     }
     // Windows are counted now too, rolling and calendar, so that wau, mau and stickiness need no
@@ -73,7 +74,6 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
             bitmap::run(&lake, config, &Query::new(metric, from, to, calendar)?).await?;
         }
     }
-    let dir = Rollups::new(base, &lake, &config.columns()).dir;
     let built = &gathered.built;
     let left = days.len() - built.len() - gathered.reused;
     println!(
@@ -100,6 +100,8 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         "windows counted: wau and mau of every day from {from} to {to}, and of the ISO weeks \
          and calendar months they fall in"
     );
-    println!("rollups: {}", dir.display());
+    if let Some(rollups) = rollups {
+        println!("rollups: {rollups}");
+    }
     Ok(())
 }

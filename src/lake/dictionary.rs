@@ -7,7 +7,6 @@
 //! renamed), so an index once given never changes. A dictionary made anew gets a new generation
 //! number, which every rollup's key names: rollups made with another dictionary are never used.
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 /// First bytes of a dictionary file.
@@ -54,9 +53,8 @@ impl Dictionary {
         dictionary
     }
 
-    /// The dictionary in `path`; None when there is none or it is not one.
-    pub fn load(path: &Path) -> Option<Dictionary> {
-        let bytes = std::fs::read(path).ok()?;
+    /// The dictionary in a file's bytes; None when they are not one.
+    pub fn decode(bytes: &[u8]) -> Option<Dictionary> {
         let rest = bytes.strip_prefix(MAGIC)?;
         let (generation, rest) = rest.split_first_chunk::<8>()?;
         if rest.len() % 8 != 0 || rest.len() / 8 > u32::MAX as usize {
@@ -69,12 +67,12 @@ impl Dictionary {
         Some(Dictionary::with(u64::from_le_bytes(*generation), ids))
     }
 
-    /// The generation of the dictionary in `path`, reading only its first bytes.
-    pub fn generation_in(path: &Path) -> Option<u64> {
-        use std::io::Read;
-        let mut head = [0u8; MAGIC.len() + 8];
-        std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-        let generation = head.strip_prefix(MAGIC)?;
+    /// Bytes enough to tell a dictionary file's generation.
+    pub const HEAD: u64 = MAGIC.len() as u64 + 8;
+
+    /// The generation of the dictionary whose file starts with `head`.
+    pub fn generation_in(head: &[u8]) -> Option<u64> {
+        let generation = head.get(..Self::HEAD as usize)?.strip_prefix(MAGIC)?;
         Some(u64::from_le_bytes(generation.try_into().ok()?))
     }
 
@@ -276,12 +274,13 @@ mod tests {
         }
         let distinct: std::collections::HashSet<u32> = seen.values().copied().collect();
         assert_eq!(distinct.len(), seen.len());
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ids");
         let dict = dict.into_inner().unwrap();
-        std::fs::write(&path, dict.encode()).unwrap();
-        let loaded = RwLock::new(Dictionary::load(&path).unwrap());
-        assert_eq!(Dictionary::generation_in(&path), Some(dict.generation));
+        let bytes = dict.encode();
+        let loaded = RwLock::new(Dictionary::decode(&bytes).unwrap());
+        assert_eq!(Dictionary::generation_in(&bytes), Some(dict.generation));
+        let head = &bytes[..Dictionary::HEAD as usize];
+        assert_eq!(Dictionary::generation_in(head), Some(dict.generation));
+        assert_eq!(Dictionary::generation_in(&head[..head.len() - 1]), None);
         assert!(!loaded.read().unwrap().changed());
         let mut all: Vec<u64> = seen.keys().copied().collect();
         all.sort_unstable();

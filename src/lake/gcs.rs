@@ -1,5 +1,5 @@
 //! Google Cloud Storage through its JSON API: listing by prefix (with or without a delimiter),
-//! ranged reads, and simple uploads, each request with a timeout and retried with backoff on
+//! ranged reads, and simple uploads (conditional on the generation when asked), each request with a timeout and retried with backoff on
 //! 429, 5xx and network failures.
 //!
 //! object_store's own GCS client speaks the XML API, which GCS emulators do not serve; its
@@ -17,7 +17,7 @@ use object_store::gcp::GcpCredentialProvider;
 use object_store::path::Path;
 use object_store::{
     Attributes, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
-    MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
     PutResult,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -271,6 +271,7 @@ async fn status_error(
         StatusCode::NOT_FOUND => object_store::Error::NotFound { path, source },
         StatusCode::UNAUTHORIZED => object_store::Error::Unauthenticated { path, source },
         StatusCode::FORBIDDEN => object_store::Error::PermissionDenied { path, source },
+        StatusCode::PRECONDITION_FAILED => object_store::Error::Precondition { path, source },
         _ => object_store::Error::Generic {
             store: STORE,
             source,
@@ -300,21 +301,43 @@ impl ObjectStore for Gcs {
         &self,
         location: &Path,
         payload: PutPayload,
-        _opts: PutOptions,
+        opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         let body = Bytes::from(payload);
         let mut url = self.url(&["upload", "storage", "v1", "b", &self.bucket, "o"]);
         url.query_pairs_mut()
             .append_pair("uploadType", "media")
             .append_pair("name", location.as_ref());
-        let response = self
+        // A conditional put names the generation it expects (0: none yet).
+        let expected = match &opts.mode {
+            PutMode::Overwrite => None,
+            PutMode::Create => Some("0".to_string()),
+            PutMode::Update(version) => Some(version.version.clone().ok_or_else(|| {
+                generic(format!(
+                    "{location}: a conditional put needs the object's generation"
+                ))
+            })?),
+        };
+        if let Some(generation) = &expected {
+            url.query_pairs_mut()
+                .append_pair("ifGenerationMatch", generation);
+        }
+        let sent = self
             .send(location, || {
                 self.http
                     .request(Method::POST, url.clone())
                     .header("content-type", "application/octet-stream")
                     .body(body.clone())
             })
-            .await?;
+            .await;
+        let response = match sent {
+            Err(object_store::Error::Precondition { path, source })
+                if opts.mode == PutMode::Create =>
+            {
+                return Err(object_store::Error::AlreadyExists { path, source });
+            }
+            sent => sent?,
+        };
         let body = response.bytes().await.unwrap_or_default();
         let item: Option<Item> = serde_json::from_slice(&body).ok();
         Ok(PutResult {

@@ -1,5 +1,5 @@
-//! Rollups: each day's users (see [`scan`](super::scan)) kept on disk between runs, one file per
-//! day, so that a query over days already rolled up reads no data at all.
+//! Rollups: each day's users (see [`scan`](super::scan)) kept between runs, one file per day, in
+//! a local folder or a bucket prefix, so that a query over days already rolled up reads no data.
 //!
 //! A rollup is keyed by the day's file listing (every name, size, modification time and etag) and
 //! the columns it was read with: a file added, replaced or deleted in a day makes that day's
@@ -12,19 +12,30 @@
 //! Beside them, the windows already counted (`windows`: rolling ones, ISO weeks, calendar months):
 //! each count with a stamp of every day it covers, used while each of those days' rollups is the
 //! one it was counted from.
+//!
+//! A bucket has no lock: its objects are replaced whole, and the dictionary only while it is the
+//! version the run read (a conditional put). A run that finds it extended meanwhile keeps none of
+//! its rollups, since its new ids' indices may be another run's. Rollups are read before the
+//! dictionary, so a run extends the dictionary past every index they use.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use chrono::{Datelike, NaiveDate};
-use object_store::ObjectMeta;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    UpdateVersion,
+};
 use roaring::RoaringBitmap;
 
-use super::Lake;
 use super::dictionary::Dictionary;
 use super::scan::DayUsers;
-use super::table::Columns;
+use super::{Lake, storage};
+use crate::config::Config;
+use crate::{Error, Result};
 
 /// First bytes of every rollup file; a new layout gets a new number.
 const MAGIC: &[u8] = b"dau rollup 2\n";
@@ -45,24 +56,83 @@ pub fn stamp(key: &str) -> u64 {
 /// The rollups of one lake and user column.
 #[derive(Debug, Clone)]
 pub struct Rollups {
-    pub dir: PathBuf,
+    place: Place,
     /// Says what the folder is for, in the folder (`lake.txt`).
     about: String,
 }
 
+/// Where a lake's rollups are kept.
+#[derive(Debug, Clone)]
+enum Place {
+    /// A local folder: written under a lock, each file beside its final name and renamed.
+    Dir(PathBuf),
+    /// A bucket prefix: each object is replaced whole; the dictionary only while it is still the
+    /// one read, so runs need no lock.
+    Bucket {
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjectPath,
+        url: String,
+    },
+}
+
+/// A run that writes rollups: the folder's lock, or the version of the bucket's dictionary it read.
+pub struct Writing {
+    _lock: Option<std::fs::File>,
+    /// The stored dictionary (None: there is none, or it is unreadable).
+    stored: Option<UpdateVersion>,
+    /// The dictionary read is the one stored.
+    found: bool,
+}
+
+/// What a run that lost the race to extend a bucket's dictionary says.
+const RACED: &str = "other dau runs kept adding ids to the rollups' dictionary meanwhile, so \
+                     this run's rollups are not kept (its numbers are right; a later run keeps them)";
+
+impl std::fmt::Display for Rollups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.place {
+            Place::Dir(dir) => write!(f, "{}", dir.display()),
+            Place::Bucket { url, .. } => write!(f, "{url}"),
+        }
+    }
+}
+
 impl Rollups {
-    /// The folder for `lake`'s rollups below `base`: one per lake and user column.
-    pub fn new(base: &Path, lake: &Lake, columns: &Columns<'_>) -> Rollups {
+    /// The rollups `config` asks for, in a folder or bucket prefix for `lake`'s user column below
+    /// `--rollups`; None when they are off.
+    pub fn of(lake: &Lake, config: &Config) -> Result<Option<Rollups>> {
+        let Some(base) = &config.rollups else {
+            return Ok(None);
+        };
+        let columns = config.columns();
         let about = format!(
             "lake: {}\nuser column: {}\ndate column: {}\n",
             lake.describe(&lake.root),
             columns.user,
             columns.date
         );
-        Rollups {
-            dir: base.join(format!("{:016x}", fnv1a(about.as_bytes()))),
-            about,
-        }
+        let folder = format!("{:016x}", fnv1a(about.as_bytes()));
+        let place = if storage::is_bucket(base) {
+            let location = storage::open(base, &config.storage).map_err(|e| {
+                Error::usage(
+                    format!("cannot keep rollups in {base}: {e}"),
+                    "give --rollups a folder or a bucket prefix dau can write to, or off",
+                )
+            })?;
+            Place::Bucket {
+                store: location.store,
+                prefix: location.root.join(folder.as_str()),
+                url: format!("{}/{folder}", base.trim_end_matches('/')),
+            }
+        } else {
+            let dir = base.strip_prefix("file://").unwrap_or(base);
+            Place::Dir(Path::new(dir).join(folder))
+        };
+        Ok(Some(Rollups { place, about }))
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self.place, Place::Dir(_))
     }
 
     /// What a day's rollup must have been made from to be current: the columns, the dictionary
@@ -81,99 +151,245 @@ impl Rollups {
         key
     }
 
-    fn path(&self, day: NaiveDate) -> PathBuf {
-        self.dir.join(format!("{day}.rollup"))
+    /// The first `head` bytes of the file `name` (all of it without `head`); None when there is
+    /// none or it cannot be read (a rollup is a cache: then the lake is read).
+    async fn read(&self, name: &str, head: Option<u64>) -> Option<Vec<u8>> {
+        use std::io::Read;
+        match &self.place {
+            Place::Dir(dir) => {
+                let file = std::fs::File::open(dir.join(name)).ok()?;
+                let mut bytes = Vec::new();
+                file.take(head.unwrap_or(u64::MAX))
+                    .read_to_end(&mut bytes)
+                    .ok()?;
+                Some(bytes)
+            }
+            Place::Bucket { store, prefix, .. } => {
+                let options = GetOptions {
+                    range: head.map(|n| GetRange::Bounded(0..n)),
+                    ..GetOptions::default()
+                };
+                let got = store
+                    .get_opts(&prefix.clone().join(name), options)
+                    .await
+                    .ok()?;
+                Some(got.bytes().await.ok()?.to_vec())
+            }
+        }
+    }
+
+    /// The file `name` with the version it was read at; None when there is none. Its version is
+    /// asked first, so the bytes are never older than the version (a write conditional on it
+    /// then fails rather than overwrite what it did not see).
+    async fn read_versioned(
+        &self,
+        name: &str,
+    ) -> std::io::Result<Option<(Vec<u8>, Option<UpdateVersion>)>> {
+        let Place::Bucket { store, prefix, .. } = &self.place else {
+            return Ok(self.read(name, None).await.map(|b| (b, None)));
+        };
+        let location = prefix.clone().join(name);
+        let meta = match store.head(&location).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(std::io::Error::other(e)),
+        };
+        let bytes = store
+            .get(&location)
+            .await
+            .map_err(std::io::Error::other)?
+            .bytes()
+            .await
+            .map_err(std::io::Error::other)?;
+        let version = UpdateVersion {
+            e_tag: meta.e_tag,
+            version: meta.version,
+        };
+        Ok(Some((bytes.to_vec(), Some(version))))
+    }
+
+    /// Writes the file `name` whole: renamed into place in a folder (flushed first when asked),
+    /// in a bucket put as `mode` says. A put refused by its condition is `AlreadyExists`.
+    async fn write(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        flush: Flush,
+        mode: PutMode,
+    ) -> std::io::Result<Option<UpdateVersion>> {
+        match &self.place {
+            Place::Dir(dir) => write_atomic(&dir.join(name), &bytes, flush).map(|()| None),
+            Place::Bucket { store, prefix, .. } => {
+                let options = PutOptions::from(mode);
+                match store
+                    .put_opts(&prefix.clone().join(name), bytes.into(), options)
+                    .await
+                {
+                    Ok(put) => Ok(Some(UpdateVersion {
+                        e_tag: put.e_tag,
+                        version: put.version,
+                    })),
+                    Err(
+                        e @ (object_store::Error::Precondition { .. }
+                        | object_store::Error::AlreadyExists { .. }),
+                    ) => Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, e)),
+                    Err(e) => Err(std::io::Error::other(e)),
+                }
+            }
+        }
     }
 
     /// The day's rollup when there is one made from exactly `key`; anything else (none, stale,
     /// unreadable) is None, and the day is read from the lake. Without `users`, only the counts
     /// before the bitmap are read (enough for dau and opens).
-    pub fn load(&self, day: NaiveDate, key: &str, users: bool) -> Option<DayUsers> {
-        use std::io::Read;
-        let mut file = std::fs::File::open(self.path(day)).ok()?;
-        let mut bytes = Vec::new();
-        if !users {
-            (&mut file).take(HEAD).read_to_end(&mut bytes).ok()?;
-            if let Some(day) = decode(&bytes, key, false) {
-                return Some(day);
-            }
+    pub async fn load(&self, day: NaiveDate, key: &str, users: bool) -> Option<DayUsers> {
+        let name = format!("{day}.rollup");
+        if !users && let Some(day) = decode(&self.read(&name, Some(HEAD)).await?, key, false) {
+            return Some(day);
         }
-        file.read_to_end(&mut bytes).ok()?;
-        decode(&bytes, key, users)
-    }
-
-    fn dictionary_path(&self) -> PathBuf {
-        self.dir.join("ids")
+        decode(&self.read(&name, None).await?, key, users)
     }
 
     /// The generation of the lake's dictionary, when it has one.
-    pub fn generation(&self) -> Option<u64> {
-        Dictionary::generation_in(&self.dictionary_path())
+    pub async fn generation(&self) -> Option<u64> {
+        Dictionary::generation_in(&self.read(IDS, Some(Dictionary::HEAD)).await?)
     }
 
-    /// Takes the lake's rollups for writing, until the returned lock is dropped (another run
-    /// waits, and says so), and clears away what crashed runs left half-written.
-    pub fn lock(&self) -> std::io::Result<std::fs::File> {
-        std::fs::create_dir_all(&self.dir)?;
-        let about = self.dir.join("lake.txt");
+    /// Takes the lake's rollups for writing, with its dictionary (a new one when there is none).
+    /// In a folder: until the returned [`Writing`] is dropped, under a lock (another run waits,
+    /// and says so), and with what crashed runs left half-written cleared away.
+    pub async fn begin(&self) -> std::io::Result<(Writing, Dictionary)> {
+        let lock = match &self.place {
+            Place::Dir(_) => Some(self.lock()?),
+            Place::Bucket { .. } => None,
+        };
+        let (stored, dictionary) = match self.read_versioned(IDS).await? {
+            Some((bytes, version)) => (version, Dictionary::decode(&bytes)),
+            None => (None, None),
+        };
+        let writing = Writing {
+            _lock: lock,
+            stored,
+            found: dictionary.is_some(),
+        };
+        Ok((writing, dictionary.unwrap_or_default()))
+    }
+
+    /// The folder's lock (see [`Rollups::begin`]).
+    fn lock(&self) -> std::io::Result<std::fs::File> {
+        let Place::Dir(dir) = &self.place else {
+            unreachable!("a bucket's rollups take no lock")
+        };
+        std::fs::create_dir_all(dir)?;
+        let about = dir.join("lake.txt");
         if !about.exists() {
             write_atomic(&about, self.about.as_bytes(), Flush::Yes)?;
         }
-        let lock = std::fs::File::create(self.dir.join("lock"))?;
+        let lock = std::fs::File::create(dir.join("lock"))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 eprintln!(
                     "dau: waiting for another dau run to finish writing rollups in {}",
-                    self.dir.display()
+                    dir.display()
                 );
                 lock.lock()?;
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        remove_stale(&self.dir);
+        remove_stale(dir);
         Ok(lock)
     }
 
-    /// The lake's dictionary (a new one when there is none); read under the lock.
-    pub fn dictionary(&self) -> Dictionary {
-        Dictionary::load(&self.dictionary_path()).unwrap_or_default()
-    }
-
-    /// Writes the dictionary when it learnt ids, before any rollup that uses them (under the lock).
-    pub fn save_dictionary(&self, dictionary: &Dictionary) -> std::io::Result<()> {
-        if dictionary.changed() || !self.dictionary_path().exists() {
-            write_atomic(&self.dictionary_path(), &dictionary.encode(), Flush::Yes)?;
+    /// Writes the dictionary when it learnt ids, before any rollup that uses them. In a bucket,
+    /// only while it is still the one [`Rollups::begin`] read: when another run extended it
+    /// meanwhile, this run's indices are not its, and nothing is kept.
+    pub async fn save_dictionary(
+        &self,
+        writing: &mut Writing,
+        dictionary: &RwLock<Dictionary>,
+    ) -> std::io::Result<()> {
+        let bytes = {
+            let dictionary = dictionary.read().expect("dictionary lock");
+            if !dictionary.changed() && writing.found {
+                return Ok(());
+            }
+            dictionary.encode()
+        };
+        let mode = match writing.stored.clone() {
+            Some(version) => PutMode::Update(version),
+            None => PutMode::Create,
+        };
+        let put = self.write(IDS, bytes, Flush::Yes, mode).await;
+        writing.stored = match put {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(std::io::Error::new(e.kind(), RACED));
+            }
+            put => put?,
+        };
+        writing.found = true;
+        if !self.is_local() {
+            let about = self.about.as_bytes().to_vec();
+            self.write("lake.txt", about, Flush::No, PutMode::Overwrite)
+                .await?;
         }
         Ok(())
     }
 
-    /// Writes the day's rollup atomically, not flushed (under the lock).
-    pub fn save(&self, day: NaiveDate, key: &str, users: &DayUsers) -> std::io::Result<()> {
-        write_atomic(&self.path(day), &encode(key, users), Flush::No)
+    /// Whether saving the dictionary failed because another run extended it first.
+    pub fn lost_race(error: &std::io::Error) -> bool {
+        error.kind() == std::io::ErrorKind::AlreadyExists
+    }
+
+    /// Writes the day's rollup whole, not flushed (after the dictionary it uses).
+    pub async fn save(&self, day: NaiveDate, key: &str, users: &DayUsers) -> std::io::Result<()> {
+        let name = format!("{day}.rollup");
+        let bytes = encode(key, users);
+        self.write(&name, bytes, Flush::No, PutMode::Overwrite)
+            .await
+            .map(drop)
     }
 
     /// Counted windows: what dau rollup and earlier queries counted (none when unreadable).
-    pub fn windows(&self) -> Windows {
-        let bytes = std::fs::read(self.dir.join("windows")).unwrap_or_default();
+    pub async fn windows(&self) -> Windows {
+        let bytes = self.read(WINDOWS, None).await.unwrap_or_default();
         decode_windows(&bytes).unwrap_or_default()
     }
 
-    /// Adds `counted` to the counted windows (takes the lock).
-    pub fn save_windows(&self, counted: Windows) -> std::io::Result<()> {
+    /// Adds `counted` to the counted windows: in a folder under its lock; in a bucket, put only
+    /// over the file as read (tried again when another run wrote it meanwhile, and given up after
+    /// a few tries: they are counted again next time).
+    pub async fn save_windows(&self, counted: Windows) -> std::io::Result<()> {
         if counted.is_empty() {
             return Ok(());
         }
-        let _lock = self.lock()?;
-        let mut windows = self.windows();
-        windows.extend(counted);
-        write_atomic(
-            &self.dir.join("windows"),
-            &encode_windows(&windows),
-            Flush::Yes,
-        )
+        let _lock = match &self.place {
+            Place::Dir(_) => Some(self.lock()?),
+            Place::Bucket { .. } => None,
+        };
+        for _ in 0..3 {
+            let (windows, mode) = match self.read_versioned(WINDOWS).await? {
+                Some((bytes, Some(version))) => (decode_windows(&bytes), PutMode::Update(version)),
+                Some((bytes, None)) => (decode_windows(&bytes), PutMode::Overwrite),
+                None => (None, PutMode::Create),
+            };
+            let mut windows = windows.unwrap_or_default();
+            windows.extend(counted.clone());
+            let bytes = encode_windows(&windows);
+            match self.write(WINDOWS, bytes, Flush::Yes, mode).await {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                written => return written.map(drop),
+            }
+        }
+        Ok(())
     }
 }
+
+/// The dictionary's file name.
+const IDS: &str = "ids";
+
+/// The counted windows' file name.
+const WINDOWS: &str = "windows";
 
 fn encode_windows(windows: &Windows) -> Vec<u8> {
     let mut out = WINDOWS_MAGIC.to_vec();

@@ -72,14 +72,11 @@ pub async fn run(
     // dau and opens need each day's counts only, and so do windows counted before; the others
     // need the users of their days.
     let windows = query.windows();
-    let rollups = config
-        .rollups
-        .as_ref()
-        .map(|base| Rollups::new(base, lake, &config.columns()));
-    let counted = rollups
-        .as_ref()
-        .filter(|_| !windows.is_empty())
-        .map(Rollups::windows);
+    let rollups = Rollups::of(lake, config)?;
+    let counted = match rollups.as_ref().filter(|_| !windows.is_empty()) {
+        Some(rollups) => Some(rollups.windows().await),
+        None => None,
+    };
     let sets = !windows.is_empty() && counted.as_ref().is_none_or(Windows::is_empty);
     // The rows' schema is the SQL's: planned meanwhile, on a core the reading leaves idle at first.
     let events = Arc::new(Schema::new(vec![
@@ -88,7 +85,7 @@ pub async fn run(
     ]));
     let (planned, user) = (query.clone(), config.user_column.clone());
     let schema = tokio::spawn(async move { output_schema(&planned, &user, events).await });
-    let Some(mut gathered) = gather(lake, config, &read, sets).await? else {
+    let Some(mut gathered) = gather(lake, config, rollups.as_ref(), &read, sets).await? else {
         return Ok(None);
     };
     let mut known: Vec<Option<u64>> = vec![None; windows.len()];
@@ -101,9 +98,10 @@ pub async fn run(
             .filter(|(_, known)| known.is_none())
             .flat_map(|(window, _)| days(first_day(window), window.1))
             .collect();
-        if !sets && !gathered.load_users(&needed) {
+        if !sets && !gathered.load_users(&needed).await {
             // A rollup changed meanwhile: every day and every window as they are now.
-            gathered = gather(lake, config, &read, true).await?.ok_or_else(|| {
+            let again = gather(lake, config, rollups.as_ref(), &read, true).await?;
+            gathered = again.ok_or_else(|| {
                 internal("the lake's ids changed kind while it was read".to_string())
             })?;
             known.fill(None);
@@ -136,7 +134,7 @@ pub async fn run(
             .rollups
             .as_ref()
             .filter(|_| gathered.unsaved.is_none())
-            && let Err(e) = rollups.save_windows(fresh)
+            && let Err(e) = rollups.save_windows(fresh).await
         {
             warnings.push(unsaved(Some(rollups), &e));
         }
@@ -180,27 +178,27 @@ fn not_applicable<T>(config: &Config, why: &str) -> Result<Option<T>> {
 pub async fn gather(
     lake: &Arc<Lake>,
     config: &Config,
+    rollups: Option<&Rollups>,
     days: &[NaiveDate],
     sets: bool,
 ) -> Result<Option<Gathered>> {
     let columns = config.columns();
-    let rollups = config
-        .rollups
-        .as_ref()
-        .map(|base| Rollups::new(base, lake, &columns));
     let listings: BTreeMap<NaiveDate, Vec<ObjectMeta>> = stream::iter(days.iter().copied())
         .map(|day| async move { Ok::<_, Error>((day, lake.files(day).await?)) })
         .buffered(CONCURRENT_LISTINGS)
         .try_collect()
         .await?;
     let mut gathered = Gathered::default();
-    let generation = rollups.as_ref().and_then(Rollups::generation);
-    if let (Some(rollups), Some(generation)) = (&rollups, generation) {
+    let generation = match rollups {
+        Some(rollups) => rollups.generation().await,
+        None => None,
+    };
+    if let (Some(rollups), Some(generation)) = (rollups, generation) {
         let keyed: Vec<(NaiveDate, String)> = listings
             .iter()
             .map(|(day, files)| (*day, rollups.key(files, generation)))
             .collect();
-        for (day, users) in load_rollups(rollups, &keyed, sets) {
+        for (day, users) in load_rollups(rollups, &keyed, sets).await {
             gathered.days.insert(day, users);
         }
         gathered.keys = keyed
@@ -208,18 +206,20 @@ pub async fn gather(
             .filter(|(day, _)| gathered.days.contains_key(day))
             .collect();
     }
-    gathered.rollups = rollups.clone();
+    gathered.rollups = rollups.cloned();
     if gathered.days.len() == days.len() {
         gathered.reused = days.len();
         return Ok(Some(gathered));
     }
-    // Days to read: under the rollups' lock, with the lake's dictionary.
-    let (_lock, dictionary) = match rollups.as_ref().map(|r| Ok((r.lock()?, r.dictionary()))) {
-        Some(Ok((lock, dictionary))) => (Some(lock), dictionary),
-        Some(Err(e)) => {
-            gathered.unsaved = Some(unsaved(rollups.as_ref(), &e));
-            (None, Dictionary::default())
-        }
+    // Days to read: taken for writing rollups, with the lake's dictionary.
+    let (mut writing, dictionary) = match rollups.map(Rollups::begin) {
+        Some(begun) => match begun.await {
+            Ok((writing, dictionary)) => (Some(writing), dictionary),
+            Err(e) => {
+                gathered.unsaved = Some(unsaved(rollups, &e));
+                (None, Dictionary::default())
+            }
+        },
         None => (None, Dictionary::default()),
     };
     if Some(dictionary.generation) != generation {
@@ -228,7 +228,7 @@ pub async fn gather(
         gathered.keys.clear();
     }
     gathered.reused = gathered.days.len();
-    let generation = dictionary.generation;
+    let mut generation = dictionary.generation;
     let dictionary = Arc::new(std::sync::RwLock::new(dictionary));
     let mut todo: Vec<NaiveDate> = days
         .iter()
@@ -237,6 +237,7 @@ pub async fn gather(
         .collect();
     let budget = config.memory_limit.as_ref().map(Budget::new);
     let mut known_bad: BTreeMap<ObjectPath, String> = BTreeMap::new();
+    let mut races = 0;
     while !todo.is_empty() {
         let mut reports = inspect(lake, &todo, &columns).await?;
         for report in &mut reports {
@@ -328,19 +329,48 @@ pub async fn gather(
             // Check and read again without the files found bad, so the warning names them.
             continue;
         }
-        if let Some(rollups) = rollups.as_ref().filter(|_| gathered.unsaved.is_none()) {
-            let dictionary = dictionary.read().expect("dictionary lock");
-            let saved = rollups.save_dictionary(&dictionary).and_then(|()| {
-                for day in &clean {
-                    let key = rollups.key(&listings[day], generation);
-                    rollups.save(*day, &key, &read[day])?;
-                    gathered.keys.insert(*day, key);
-                    gathered.built.push(*day);
+        if let (Some(rollups), Some(writing)) = (rollups, writing.as_mut()) {
+            // The dictionary first, then the days that use it (a few at once, for a bucket).
+            let saved = match rollups.save_dictionary(writing, &dictionary).await {
+                Ok(()) => {
+                    let (listings, read) = (&listings, &read);
+                    stream::iter(clean.iter().copied())
+                        .map(|day| async move {
+                            let key = rollups.key(&listings[&day], generation);
+                            rollups.save(day, &key, &read[&day]).await?;
+                            Ok::<_, std::io::Error>((day, key))
+                        })
+                        .buffered(CONCURRENT_LISTINGS)
+                        .try_collect::<Vec<_>>()
+                        .await
                 }
-                Ok(())
-            });
-            if let Err(e) = saved {
-                gathered.unsaved = Some(unsaved(Some(rollups), &e));
+                Err(e) => Err(e),
+            };
+            match saved {
+                Ok(saved) => {
+                    for (day, key) in saved {
+                        gathered.keys.insert(day, key);
+                        gathered.built.push(day);
+                    }
+                }
+                Err(e) if Rollups::lost_race(&e) && races < RACES => {
+                    // Another run added ids to the bucket's dictionary meanwhile: these days
+                    // again, with its dictionary, so that they are kept.
+                    races += 1;
+                    match rollups.begin().await {
+                        // (A dictionary made anew by both needs no rollup read before.)
+                        Ok((again, current))
+                            if current.generation == generation || gathered.reused == 0 =>
+                        {
+                            generation = current.generation;
+                            *writing = again;
+                            *dictionary.write().expect("dictionary lock") = current;
+                            continue;
+                        }
+                        _ => gathered.unsaved = Some(unsaved(Some(rollups), &e)),
+                    }
+                }
+                Err(e) => gathered.unsaved = Some(unsaved(Some(rollups), &e)),
             }
         }
         gathered.days.extend(read);
@@ -351,37 +381,33 @@ pub async fn gather(
     Ok(Some(gathered))
 }
 
-/// The current rollups among `keyed` days (each with its key), read on every core: a year of
-/// them is a few hundred megabytes at most. Without `users`, only their counts.
-fn load_rollups(
+/// The current rollups among `keyed` days (each with its key), read on every core (a year of
+/// them is a few hundred megabytes at most), or many at once from a bucket. Without `users`, only
+/// their counts.
+async fn load_rollups(
     rollups: &Rollups,
     keyed: &[(NaiveDate, String)],
     users: bool,
 ) -> Vec<(NaiveDate, DayUsers)> {
-    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let share = keyed.len().div_ceil(parallel).max(1);
-    std::thread::scope(|scope| {
-        let loading: Vec<_> = keyed
-            .chunks(share)
-            .map(|days| {
-                scope.spawn(move || {
-                    days.iter()
-                        .filter_map(|(day, key)| Some((*day, rollups.load(*day, key, users)?)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        loading
-            .into_iter()
-            .flat_map(|l| l.join().expect("reading rollups does not panic"))
-            .collect()
-    })
+    let parallel = match rollups.is_local() {
+        true => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        false => CONCURRENT_LISTINGS,
+    };
+    stream::iter(keyed.iter().cloned())
+        .map(|(day, key)| {
+            let rollups = rollups.clone();
+            tokio::spawn(async move { Some((day, rollups.load(day, &key, users).await?)) })
+        })
+        .buffer_unordered(parallel)
+        .filter_map(|loaded| async move { loaded.expect("reading rollups does not panic") })
+        .collect()
+        .await
 }
 
 impl Gathered {
     /// Reads the users of those of `days` that came with their counts only; false when a rollup
     /// changed meanwhile (then gather again).
-    fn load_users(&mut self, days: &BTreeSet<NaiveDate>) -> bool {
+    async fn load_users(&mut self, days: &BTreeSet<NaiveDate>) -> bool {
         let Some(rollups) = &self.rollups else {
             return true;
         };
@@ -390,7 +416,7 @@ impl Gathered {
             .filter(|d| self.days.get(d).is_some_and(|u| u.users.len() != u.active))
             .filter_map(|d| Some((*d, self.keys.get(d)?.clone())))
             .collect();
-        let loaded = load_rollups(rollups, &keyed, true);
+        let loaded = load_rollups(rollups, &keyed, true).await;
         let whole = loaded.len() == keyed.len();
         self.days.extend(loaded);
         whole
@@ -399,12 +425,12 @@ impl Gathered {
 
 /// The warning for rollups that could not be written.
 fn unsaved(rollups: Option<&Rollups>, error: &std::io::Error) -> String {
-    let dir = rollups.map(|r| r.dir.display().to_string());
-    format!(
-        "could not keep rollups in {}: {error}",
-        dir.unwrap_or_default()
-    )
+    let place = rollups.map(Rollups::to_string).unwrap_or_default();
+    format!("could not keep rollups in {place}: {error}")
 }
+
+/// Times a run reads its days again after losing the race to extend a bucket's dictionary.
+const RACES: usize = 3;
 
 /// Most bytes reading a day takes per row: its id (8), and the counts array of a dense id range
 /// (at most 8 four-byte slots per id).
