@@ -316,9 +316,9 @@ impl Rollups {
             }
             dictionary.encode()
         };
-        let mode = match writing.stored.clone() {
-            Some(version) => PutMode::Update(version),
-            None => PutMode::Create,
+        let (mode, made) = match writing.stored.clone() {
+            Some(version) => (PutMode::Update(version), false),
+            None => (PutMode::Create, true),
         };
         let put = self.write(IDS, bytes, Flush::Yes, mode).await;
         writing.stored = match put {
@@ -328,7 +328,8 @@ impl Rollups {
             put => put?,
         };
         writing.found = true;
-        if !self.is_local() {
+        if made && !self.is_local() {
+            // (A folder's is written when it is made.)
             let about = self.about.as_bytes().to_vec();
             self.write("lake.txt", about, Flush::No, PutMode::Overwrite)
                 .await?;
