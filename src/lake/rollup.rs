@@ -14,9 +14,10 @@
 //! one it was counted from.
 //!
 //! A bucket has no lock: its objects are replaced whole, and the dictionary only while it is the
-//! version the run read (a conditional put). A run that finds it extended meanwhile keeps none of
-//! its rollups, since its new ids' indices may be another run's. Rollups are read before the
-//! dictionary, so a run extends the dictionary past every index they use.
+//! version the run read (a conditional put). A run that finds it extended meanwhile reads its days
+//! again with that dictionary, since its new ids' indices may be another run's (and keeps nothing
+//! when that goes on happening). Rollups are read before the dictionary, so a run extends the
+//! dictionary past every index they use.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -131,6 +132,7 @@ impl Rollups {
         Ok(Some(Rollups { place, about }))
     }
 
+    /// Whether they are in a local folder (else in a bucket).
     pub fn is_local(&self) -> bool {
         matches!(self.place, Place::Dir(_))
     }
@@ -260,7 +262,7 @@ impl Rollups {
     /// and says so), and with what crashed runs left half-written cleared away.
     pub async fn begin(&self) -> std::io::Result<(Writing, Dictionary)> {
         let lock = match &self.place {
-            Place::Dir(_) => Some(self.lock()?),
+            Place::Dir(dir) => Some(self.lock(dir)?),
             Place::Bucket { .. } => None,
         };
         let (stored, dictionary) = match self.read_versioned(IDS).await? {
@@ -275,11 +277,8 @@ impl Rollups {
         Ok((writing, dictionary.unwrap_or_default()))
     }
 
-    /// The folder's lock (see [`Rollups::begin`]).
-    fn lock(&self) -> std::io::Result<std::fs::File> {
-        let Place::Dir(dir) = &self.place else {
-            unreachable!("a bucket's rollups take no lock")
-        };
+    /// The lock of the folder `dir` (see [`Rollups::begin`]).
+    fn lock(&self, dir: &Path) -> std::io::Result<std::fs::File> {
         std::fs::create_dir_all(dir)?;
         let about = dir.join("lake.txt");
         if !about.exists() {
@@ -322,7 +321,7 @@ impl Rollups {
         };
         let put = self.write(IDS, bytes, Flush::Yes, mode).await;
         writing.stored = match put {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(e) if Self::lost_race(&e) => {
                 return Err(std::io::Error::new(e.kind(), RACED));
             }
             put => put?,
@@ -337,7 +336,8 @@ impl Rollups {
         Ok(())
     }
 
-    /// Whether saving the dictionary failed because another run extended it first.
+    /// Whether a conditional write failed because another run wrote the file first (for the
+    /// dictionary: extended it).
     pub fn lost_race(error: &std::io::Error) -> bool {
         error.kind() == std::io::ErrorKind::AlreadyExists
     }
@@ -365,7 +365,7 @@ impl Rollups {
             return Ok(());
         }
         let _lock = match &self.place {
-            Place::Dir(_) => Some(self.lock()?),
+            Place::Dir(dir) => Some(self.lock(dir)?),
             Place::Bucket { .. } => None,
         };
         for _ in 0..3 {
@@ -378,7 +378,7 @@ impl Rollups {
             windows.extend(counted.clone());
             let bytes = encode_windows(&windows);
             match self.write(WINDOWS, bytes, Flush::Yes, mode).await {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) if Self::lost_race(&e) => continue,
                 written => return written.map(drop),
             }
         }
