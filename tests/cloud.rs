@@ -427,7 +427,40 @@ fn rollups_in_a_gcs_bucket_are_shared_and_kept_current() {
 fn rollups_in_an_s3_bucket_are_shared_and_kept_current() {
     let work = Workdir::new();
     let server = Server::s3(&work);
-    rollups_in_the_bucket(&work, &server, &Access::s3(&server), "s3://lake/events");
+    let access = Access::s3(&server);
+    rollups_in_the_bucket(&work, &server, &access, "s3://lake/events");
+
+    // Rollups in a bucket that is not there: a query warns and still gives the lake's numbers;
+    // `dau rollup`, whose whole job they are, fails (exit 2) naming the place.
+    let nowhere = [
+        "--lake",
+        "s3://lake/events",
+        "--rollups",
+        "s3://no-such-bucket/_dau",
+    ];
+    let query = [
+        "query",
+        "dau",
+        "--format",
+        "csv",
+        "--from",
+        "2024-05-01",
+        "--to",
+        "2024-05-20",
+    ];
+    let warned = access.run(&work, &[&query[..], &nowhere[..]].concat());
+    let local = work.run(&[&query[..], &["--lake", "local", "--engine", "sql"]].concat());
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    assert_eq!(warned.stdout, local.stdout);
+    let said = "dau: warning: could not keep rollups in s3://no-such-bucket/_dau/";
+    assert!(warned.stderr.contains(said), "{}", warned.stderr);
+    let failed = access.run(&work, &[&["rollup"][..], &nowhere[..]].concat());
+    assert_eq!(failed.code, 2, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("s3://no-such-bucket/_dau/"),
+        "{}",
+        failed.stderr
+    );
 }
 
 /// Two `dau rollup`s at once over one bucket's rollups, both making and extending its
