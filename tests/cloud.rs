@@ -269,6 +269,18 @@ fn parquet_reads(server: &Server, before: usize) -> usize {
         .count()
 }
 
+/// `dau ARGS` on the bucket lake `url` with its rollups in `kept`, and on the same lake on disk
+/// (`local`) with the reference SQL: both succeed with the same rows. Both runs, for their
+/// warnings.
+fn as_on_disk(work: &Workdir, access: &Access, args: &[&str], url: &str, kept: &str) -> (Run, Run) {
+    let remote = access.run(work, &[args, &["--lake", url, "--rollups", kept]].concat());
+    let local = work.run(&[args, &["--lake", "local", "--engine", "sql"]].concat());
+    assert_eq!(remote.code, 0, "{args:?}: {}", remote.stderr);
+    assert_eq!(local.code, 0, "{args:?}: {}", local.stderr);
+    assert_eq!(remote.stdout, local.stdout, "{args:?}");
+    (remote, local)
+}
+
 /// Rollups kept in the bucket (`--rollups URL`) are made by one run and used by every other:
 /// once `dau rollup` has run, queries read no Parquet at all and give the numbers of the same lake
 /// on disk; a day changed in the bucket is read again, and only that day.
@@ -315,12 +327,7 @@ fn rollups_in_the_bucket(work: &Workdir, server: &Server, access: &Access, url: 
     let same_as_on_disk = || {
         for metric in ["dau", "wau", "mau", "opens", "stickiness"] {
             let args = [&["query", metric][..], &range[..]].concat();
-            let bucket = ["--lake", url, "--rollups", &kept];
-            let remote = access.run(work, &[&args[..], &bucket[..]].concat());
-            let on_disk = ["--lake", "local", "--engine", "sql"];
-            let local = work.run(&[&args[..], &on_disk[..]].concat());
-            assert_eq!(remote.code, 0, "{metric}: {}", remote.stderr);
-            assert_eq!(remote.stdout, local.stdout, "{metric}");
+            let (remote, local) = as_on_disk(work, access, &args, url, &kept);
             assert_eq!(
                 remote.stderr.replace(url, "local"),
                 local.stderr,
@@ -432,29 +439,14 @@ fn rollups_in_an_s3_bucket_are_shared_and_kept_current() {
 
     // Rollups in a bucket that is not there: a query warns and still gives the lake's numbers;
     // `dau rollup`, whose whole job they are, fails (exit 2) naming the place.
-    let nowhere = [
-        "--lake",
-        "s3://lake/events",
-        "--rollups",
-        "s3://no-such-bucket/_dau",
-    ];
-    let query = [
-        "query",
-        "dau",
-        "--format",
-        "csv",
-        "--from",
-        "2024-05-01",
-        "--to",
-        "2024-05-20",
-    ];
-    let warned = access.run(&work, &[&query[..], &nowhere[..]].concat());
-    let local = work.run(&[&query[..], &["--lake", "local", "--engine", "sql"]].concat());
-    assert_eq!(warned.code, 0, "{}", warned.stderr);
-    assert_eq!(warned.stdout, local.stdout);
+    let (url, nowhere) = ("s3://lake/events", "s3://no-such-bucket/_dau");
+    let query = ["query", "dau", "--format", "csv"];
+    let range = ["--from", "2024-05-01", "--to", "2024-05-20"];
+    let (warned, _) = as_on_disk(&work, &access, &[&query[..], &range].concat(), url, nowhere);
     let said = "dau: warning: could not keep rollups in s3://no-such-bucket/_dau/";
     assert!(warned.stderr.contains(said), "{}", warned.stderr);
-    let failed = access.run(&work, &[&["rollup"][..], &nowhere[..]].concat());
+    let rollup = ["rollup", "--lake", url, "--rollups", nowhere];
+    let failed = access.run(&work, &rollup);
     assert_eq!(failed.code, 2, "{}", failed.stderr);
     assert!(
         failed.stderr.contains("s3://no-such-bucket/_dau/"),
@@ -508,23 +500,13 @@ fn two_rollups_at_once_into_an_s3_bucket_both_keep_their_days() {
         all.stdout
     );
     for metric in ["dau", "mau", "opens"] {
-        let remote = [
-            "query",
-            metric,
-            "--lake",
+        as_on_disk(
+            &work,
+            &access,
+            &["query", metric, "--format", "csv"],
             url,
-            "--rollups",
             &kept,
-            "--format",
-            "csv",
-        ];
-        let remote = access.run(&work, &remote);
-        let local = [
-            "query", metric, "--lake", "local", "--engine", "sql", "--format", "csv",
-        ];
-        let local = work.run(&local);
-        assert_eq!(remote.code, 0, "{metric}: {}", remote.stderr);
-        assert_eq!(remote.stdout, local.stdout, "{metric}");
+        );
     }
 }
 
