@@ -179,12 +179,26 @@ pub fn read(
     let present = chunk.once.len() as u64 + seen.iter().map(|n| u64::from(*n)).sum::<u64>();
     chunk.nulls = (rows as u64).checked_sub(present)?;
     if let Some(dictionary) = dictionary {
-        for (id, n) in dictionary.into_iter().zip(seen).filter(|(_, n)| *n > 0) {
-            chunk.counted.push(id);
-            chunk.counts.push(n);
-        }
+        (chunk.counted, chunk.counts) = keep_seen(dictionary, seen);
     }
     Some(chunk)
+}
+
+/// A dictionary's ids with their events, without those no row uses (a writer rarely makes any:
+/// the vectors are then kept as they are).
+fn keep_seen(mut ids: Vec<u64>, mut counts: Vec<u32>) -> (Vec<u64>, Vec<u32>) {
+    if counts.contains(&0) {
+        let mut kept = 0;
+        for at in 0..counts.len() {
+            if counts[at] > 0 {
+                (ids[kept], counts[kept]) = (ids[at], counts[at]);
+                kept += 1;
+            }
+        }
+        ids.truncate(kept);
+        counts.truncate(kept);
+    }
+    (ids, counts)
 }
 
 /// `n` plainly encoded ids from the start of `data`, appended to `out`.
@@ -491,6 +505,14 @@ mod tests {
             }
             let _ = read(Bytes::from(damaged), meta, 5_000, column);
         }
+    }
+
+    #[test]
+    fn dictionary_entries_no_row_uses_are_dropped() {
+        let kept = keep_seen(vec![7, 8, 9, 10], vec![0, 2, 0, 1]);
+        assert_eq!(kept, (vec![8, 10], vec![2, 1]));
+        assert_eq!(keep_seen(vec![7], vec![3]), (vec![7], vec![3]));
+        assert_eq!(keep_seen(vec![7], vec![0]), (vec![], vec![]));
     }
 
     #[test]
