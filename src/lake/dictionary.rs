@@ -6,16 +6,68 @@
 //! Kept beside the rollups (`ids`), it only ever grows, and is replaced whole (written beside and
 //! renamed), so an index once given never changes. A dictionary made anew gets a new generation
 //! number, which every rollup's key names: rollups made with another dictionary are never used.
+//!
+//! Each save that adds ids seals them as a new [`State`]: how many ids, and a fingerprint of them
+//! all, chained from the one before. The file lists every state it went through (its
+//! [`Lineage`]), and a rollup records the state it was made with: it is used only while the
+//! dictionary's lineage holds that state. An older copy of the dictionary put back (from a backup,
+//! or by a store that let two runs each replace it) lacks the later states, so the rollups made
+//! with them are read again instead of being joined with indices the copy gives to other users.
 
 use std::sync::{Arc, RwLock};
 
+use super::rollup::checksum;
+
 /// First bytes of a dictionary file.
-const MAGIC: &[u8] = b"dau ids 1\n";
+const MAGIC: &[u8] = b"dau ids 2\n";
+
+/// A dictionary as it was saved: how many ids it held, and a fingerprint of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct State {
+    pub len: u64,
+    pub print: u64,
+}
+
+/// A dictionary's generation and every state it was saved in, fewest ids first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lineage {
+    pub generation: u64,
+    pub states: Vec<State>,
+}
+
+impl Lineage {
+    /// Whether rollups made with the dictionary in `state` may be used with this one.
+    pub fn holds(&self, state: State) -> bool {
+        let at = self.states.binary_search_by_key(&state.len, |s| s.len);
+        at.is_ok_and(|at| self.states[at] == state)
+    }
+
+    /// Whether this is `earlier` grown: the same generation and every state it had.
+    pub fn extends(&self, earlier: &Lineage) -> bool {
+        self.generation == earlier.generation && self.states.starts_with(&earlier.states)
+    }
+
+    /// The state the dictionary is in now.
+    pub fn last(&self) -> State {
+        *self
+            .states
+            .last()
+            .expect("a lineage starts with its empty state")
+    }
+}
+
+/// The fingerprint of a state whose ids are those of the one before (`print`) and `added` (their
+/// bytes as the file holds them).
+fn chain(print: u64, added: &[u8]) -> u64 {
+    (print ^ checksum(added))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(29)
+}
 
 #[derive(Debug)]
 pub struct Dictionary {
-    /// Names this dictionary; rollups made with it carry it.
-    pub generation: u64,
+    /// Names this dictionary and the states it was saved in; rollups made with it carry them.
+    pub lineage: Lineage,
     /// Every id, in order of first sight: an id's index is its position.
     ids: Vec<u64>,
     /// How many of `ids` the file holds.
@@ -35,16 +87,27 @@ impl Default for Dictionary {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let seed = format!("{now:?} {}", std::process::id());
-        Dictionary::with(super::rollup::fnv1a(seed.as_bytes()), Vec::new())
+        let generation = super::rollup::fnv1a(seed.as_bytes());
+        let empty = State {
+            len: 0,
+            print: generation,
+        };
+        Dictionary::with(
+            Lineage {
+                generation,
+                states: vec![empty],
+            },
+            Vec::new(),
+        )
     }
 }
 
 impl Dictionary {
-    fn with(generation: u64, ids: Vec<u64>) -> Dictionary {
+    fn with(lineage: Lineage, ids: Vec<u64>) -> Dictionary {
         let mut sorted: Vec<(u64, u32)> = ids.iter().zip(0u32..).map(|(i, n)| (*i, n)).collect();
         sorted.sort_unstable();
         let mut dictionary = Dictionary {
-            generation,
+            lineage,
             saved: ids.len(),
             ids,
             levels: Vec::new(),
@@ -53,27 +116,64 @@ impl Dictionary {
         dictionary
     }
 
-    /// The dictionary in a file's bytes; None when they are not one.
+    /// The dictionary in a file's bytes; None when they are not one, or are not the ids its
+    /// lineage says (cut short, or changed).
     pub fn decode(bytes: &[u8]) -> Option<Dictionary> {
-        let rest = bytes.strip_prefix(MAGIC)?;
-        let (generation, rest) = rest.split_first_chunk::<8>()?;
-        if rest.len() % 8 != 0 || rest.len() / 8 > u32::MAX as usize {
+        let lineage = Dictionary::lineage_in(bytes)?;
+        let rest = &bytes[Dictionary::head_len(bytes)? as usize..];
+        if rest.len() / 8 > u32::MAX as usize {
+            return None;
+        }
+        // Each state's fingerprint, chained from the generation over the ids it added.
+        let (mut print, mut from) = (lineage.generation, 0usize);
+        for (at, state) in lineage.states.iter().enumerate() {
+            let to = usize::try_from(state.len).ok()?.checked_mul(8)?;
+            if at > 0 {
+                print = chain(print, rest.get(from..to)?);
+            }
+            if (at == 0 && to != 0) || state.print != print {
+                return None;
+            }
+            from = to;
+        }
+        if from != rest.len() {
             return None;
         }
         let ids = rest
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect();
-        Some(Dictionary::with(u64::from_le_bytes(*generation), ids))
+        Some(Dictionary::with(lineage, ids))
     }
 
-    /// Bytes enough to tell a dictionary file's generation.
-    pub const HEAD: u64 = MAGIC.len() as u64 + 8;
+    /// Bytes enough to tell how long a dictionary file's head (its lineage) is.
+    pub const HEAD: u64 = MAGIC.len() as u64 + 16;
 
-    /// The generation of the dictionary whose file starts with `head`.
-    pub fn generation_in(head: &[u8]) -> Option<u64> {
-        let generation = head.get(..Self::HEAD as usize)?.strip_prefix(MAGIC)?;
-        Some(u64::from_le_bytes(generation.try_into().ok()?))
+    /// How many bytes of the file starting with `head` its lineage takes.
+    pub fn head_len(head: &[u8]) -> Option<u64> {
+        let head = head.get(..Self::HEAD as usize)?.strip_prefix(MAGIC)?;
+        let states = u64::from_le_bytes(head[8..].try_into().ok()?);
+        Self::HEAD.checked_add(states.checked_mul(16)?)
+    }
+
+    /// The lineage of the dictionary whose file starts with `head`; None when `head` is not the
+    /// start of one, or is shorter than its lineage.
+    pub fn lineage_in(head: &[u8]) -> Option<Lineage> {
+        let end = usize::try_from(Dictionary::head_len(head)?).ok()?;
+        let mut words = head
+            .get(MAGIC.len()..end)?
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        let generation = words.next()?;
+        words.next()?;
+        let mut states = Vec::new();
+        while let (Some(len), Some(print)) = (words.next(), words.next()) {
+            if states.last().is_some_and(|s: &State| s.len >= len) {
+                return None;
+            }
+            states.push(State { len, print });
+        }
+        (!states.is_empty()).then_some(Lineage { generation, states })
     }
 
     /// True when ids were added since the dictionary was loaded (or made).
@@ -81,13 +181,34 @@ impl Dictionary {
         self.ids.len() > self.saved
     }
 
-    /// The file's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MAGIC.len() + 8 * (self.ids.len() + 1));
+    /// The file's bytes, the ids added since the last save sealed as a new state (the one the
+    /// rollups made now record).
+    pub fn seal(&mut self) -> Vec<u8> {
+        let last = self.lineage.last();
+        let grew = self.ids.len() as u64 > last.len;
+        let states = self.lineage.states.len() + usize::from(grew);
+        let start = Self::HEAD as usize + 16 * states;
+        let mut out = Vec::with_capacity(start + 8 * self.ids.len());
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.generation.to_le_bytes());
+        out.extend_from_slice(&self.lineage.generation.to_le_bytes());
+        out.extend_from_slice(&(states as u64).to_le_bytes());
+        out.resize(start, 0);
         for id in &self.ids {
             out.extend_from_slice(&id.to_le_bytes());
+        }
+        if grew {
+            let added = &out[start + 8 * last.len as usize..];
+            let print = chain(last.print, added);
+            self.lineage.states.push(State {
+                len: self.ids.len() as u64,
+                print,
+            });
+        }
+        let mut at = Self::HEAD as usize;
+        for state in &self.lineage.states {
+            out[at..at + 8].copy_from_slice(&state.len.to_le_bytes());
+            out[at + 8..at + 16].copy_from_slice(&state.print.to_le_bytes());
+            at += 16;
         }
         out
     }
@@ -274,13 +395,14 @@ mod tests {
         }
         let distinct: std::collections::HashSet<u32> = seen.values().copied().collect();
         assert_eq!(distinct.len(), seen.len());
-        let dict = dict.into_inner().unwrap();
-        let bytes = dict.encode();
+        let mut dict = dict.into_inner().unwrap();
+        let bytes = dict.seal();
         let loaded = RwLock::new(Dictionary::decode(&bytes).unwrap());
-        assert_eq!(Dictionary::generation_in(&bytes), Some(dict.generation));
-        let head = &bytes[..Dictionary::HEAD as usize];
-        assert_eq!(Dictionary::generation_in(head), Some(dict.generation));
-        assert_eq!(Dictionary::generation_in(&head[..head.len() - 1]), None);
+        assert_eq!(loaded.read().unwrap().lineage, dict.lineage);
+        let head_len = Dictionary::head_len(&bytes).unwrap() as usize;
+        let head = &bytes[..head_len];
+        assert_eq!(Dictionary::lineage_in(head), Some(dict.lineage.clone()));
+        assert_eq!(Dictionary::lineage_in(&head[..head.len() - 1]), None);
         assert!(!loaded.read().unwrap().changed());
         let mut all: Vec<u64> = seen.keys().copied().collect();
         all.sort_unstable();
@@ -288,6 +410,45 @@ mod tests {
         assert!(!loaded.read().unwrap().changed());
         for (id, index) in all.iter().zip(again) {
             assert_eq!(seen[id], index);
+        }
+    }
+
+    /// Each save that adds ids seals a state; a later dictionary extends the earlier one's
+    /// lineage, one that went another way from the same state does not, and a file cut short or
+    /// changed is not a dictionary.
+    #[test]
+    fn lineages_tell_grown_dictionaries_from_others() {
+        let dict = RwLock::new(Dictionary::default());
+        let empty = dict.read().unwrap().lineage.clone();
+        Dictionary::shared_indices(&dict, &[10, 20, 30]);
+        let first = dict.write().unwrap().seal();
+        let (mut a, mut b) = (
+            Dictionary::decode(&first).unwrap(),
+            Dictionary::decode(&first).unwrap(),
+        );
+        assert_eq!(a.lineage.states.len(), 2);
+        assert!(a.lineage.extends(&empty) && !empty.extends(&a.lineage));
+        a.add(3, &[40]);
+        b.add(3, &[41]);
+        let (a_bytes, b_bytes) = (a.seal(), b.seal());
+        assert_eq!(a.seal(), a_bytes, "sealing again adds no state");
+        let earlier = Lineage {
+            generation: a.lineage.generation,
+            states: a.lineage.states[..2].to_vec(),
+        };
+        assert!(a.lineage.extends(&earlier) && b.lineage.extends(&earlier));
+        assert!(!a.lineage.holds(b.lineage.last()) && !b.lineage.holds(a.lineage.last()));
+        assert!(a.lineage.holds(earlier.last()) && !earlier.holds(a.lineage.last()));
+        assert_eq!(Dictionary::decode(&a_bytes).unwrap().lineage, a.lineage);
+        assert!(
+            Dictionary::decode(&a_bytes[..a_bytes.len() - 8]).is_none(),
+            "cut short"
+        );
+        // Any byte changed (the generation, the lineage, an id): not a dictionary.
+        for at in 0..b_bytes.len() {
+            let mut changed = b_bytes.clone();
+            changed[at] ^= 0x10;
+            assert!(Dictionary::decode(&changed).is_none(), "byte {at}");
         }
     }
 

@@ -7,7 +7,8 @@
 //! renamed, so a concurrent run never reads a half-written one. The dictionary is flushed to disk
 //! before any rollup that uses it; rollups themselves are not flushed one by one (a cache is not
 //! worth a disk flush per day), so each carries checksums, and one that a crash left with zeros
-//! or old blocks in it is not used.
+//! or old blocks in it is not used. Each also records the dictionary state it was made with, and is
+//! used only while the dictionary's lineage holds that state (see [`dictionary`](super::dictionary)).
 //!
 //! Beside them, the windows already counted (`windows`: rolling ones, ISO weeks, calendar months):
 //! each count with a stamp of every day it covers, used while each of those days' rollups is the
@@ -32,14 +33,14 @@ use object_store::{
 };
 use roaring::RoaringBitmap;
 
-use super::dictionary::Dictionary;
+use super::dictionary::{Dictionary, Lineage, State};
 use super::scan::DayUsers;
 use super::{Lake, storage};
 use crate::config::Config;
 use crate::{Error, Result};
 
 /// First bytes of every rollup file; a new layout gets a new number.
-const MAGIC: &[u8] = b"dau rollup 2\n";
+const MAGIC: &[u8] = b"dau rollup 3\n";
 
 /// First bytes of the file of counted windows.
 const WINDOWS_MAGIC: &[u8] = b"dau windows 1\n";
@@ -48,10 +49,11 @@ const WINDOWS_MAGIC: &[u8] = b"dau windows 1\n";
 /// covered (first to last) and its distinct users. A count is used only while every stamp is.
 pub type Windows = BTreeMap<(u64, NaiveDate), (Vec<u64>, u64)>;
 
-/// A day's current rollup in eight bytes (its key's hash), for the windows counted from it; never
-/// 0, which stands for a day the lake does not have.
-pub fn stamp(key: &str) -> u64 {
-    fnv1a(key.as_bytes()) | 1
+/// A day's current rollup in eight bytes (a hash of its key and the dictionary state it was made
+/// with), for the windows counted from it; never 0, which stands for a day the lake does not have.
+pub fn stamp(key: &str, state: State) -> u64 {
+    let made = format!("{key}{:016x}{:016x}", state.len, state.print);
+    fnv1a(made.as_bytes()) | 1
 }
 
 /// The rollups of one lake and user column.
@@ -244,17 +246,32 @@ impl Rollups {
     /// The day's rollup when there is one made from exactly `key`; anything else (none, stale,
     /// unreadable) is None, and the day is read from the lake. Without `users`, only the counts
     /// before the bitmap are read (enough for dau and opens).
-    pub async fn load(&self, day: NaiveDate, key: &str, users: bool) -> Option<DayUsers> {
+    pub async fn load(
+        &self,
+        day: NaiveDate,
+        key: &str,
+        lineage: &Lineage,
+        users: bool,
+    ) -> Option<(DayUsers, State)> {
         let name = format!("{day}.rollup");
-        if !users && let Some(day) = decode(&self.read(&name, Some(HEAD)).await?, key, false) {
-            return Some(day);
+        if !users {
+            let head = self.read(&name, Some(HEAD)).await?;
+            if let Some(day) = decode(&head, key, lineage, false) {
+                return Some(day);
+            }
         }
-        decode(&self.read(&name, None).await?, key, users)
+        decode(&self.read(&name, None).await?, key, lineage, users)
     }
 
-    /// The generation of the lake's dictionary, when it has one.
-    pub async fn generation(&self) -> Option<u64> {
-        Dictionary::generation_in(&self.read(IDS, Some(Dictionary::HEAD)).await?)
+    /// The lineage of the lake's dictionary (from the head of its file), when it has one.
+    pub async fn lineage(&self) -> Option<Lineage> {
+        // Room for a few years of nightly states; a longer lineage is read again, whole.
+        let head = self.read(IDS, Some(Dictionary::HEAD + 16 * 4096)).await?;
+        let length = Dictionary::head_len(&head)?;
+        match length as usize <= head.len() {
+            true => Dictionary::lineage_in(&head),
+            false => Dictionary::lineage_in(&self.read(IDS, Some(length)).await?),
+        }
     }
 
     /// Takes the lake's rollups for writing, with its dictionary (a new one when there is none).
@@ -309,11 +326,11 @@ impl Rollups {
         dictionary: &RwLock<Dictionary>,
     ) -> std::io::Result<()> {
         let bytes = {
-            let dictionary = dictionary.read().expect("dictionary lock");
+            let mut dictionary = dictionary.write().expect("dictionary lock");
             if !dictionary.changed() && writing.found {
                 return Ok(());
             }
-            dictionary.encode()
+            dictionary.seal()
         };
         let (mode, made) = match writing.stored.clone() {
             Some(version) => (PutMode::Update(version), false),
@@ -343,9 +360,15 @@ impl Rollups {
     }
 
     /// Writes the day's rollup whole, not flushed (after the dictionary it uses).
-    pub async fn save(&self, day: NaiveDate, key: &str, users: &DayUsers) -> std::io::Result<()> {
+    pub async fn save(
+        &self,
+        day: NaiveDate,
+        key: &str,
+        state: State,
+        users: &DayUsers,
+    ) -> std::io::Result<()> {
         let name = format!("{day}.rollup");
-        let bytes = encode(key, users);
+        let bytes = encode(key, state, users);
         self.write(&name, bytes, Flush::No, PutMode::Overwrite)
             .await
             .map(drop)
@@ -464,11 +487,13 @@ fn remove_stale(dir: &Path) {
     }
 }
 
-fn encode(key: &str, day: &DayUsers) -> Vec<u8> {
+fn encode(key: &str, state: State, day: &DayUsers) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     let put = |out: &mut Vec<u8>, n: u64| out.extend_from_slice(&n.to_le_bytes());
     put(&mut out, key.len() as u64);
     out.extend_from_slice(key.as_bytes());
+    put(&mut out, state.len);
+    put(&mut out, state.print);
     put(&mut out, day.opens);
     put(&mut out, day.nulls);
     put(&mut out, day.histogram.len() as u64);
@@ -490,10 +515,25 @@ fn encode(key: &str, day: &DayUsers) -> Vec<u8> {
 /// Bytes read first when only a rollup's counts are wanted: its key and histogram fit.
 const HEAD: u64 = 16 * 1024;
 
-fn decode(bytes: &[u8], key: &str, with_users: bool) -> Option<DayUsers> {
+/// The rollup in `bytes` with the dictionary state it was made with, when it is made from `key`
+/// and a state `lineage` holds.
+fn decode(
+    bytes: &[u8],
+    key: &str,
+    lineage: &Lineage,
+    with_users: bool,
+) -> Option<(DayUsers, State)> {
     let mut r = Reader(bytes.strip_prefix(MAGIC)?);
     let key_len = usize::try_from(r.number()?).ok()?;
     if r.take(key_len)? != key.as_bytes() {
+        return None;
+    }
+    let state = State {
+        len: r.number()?,
+        print: r.number()?,
+    };
+    // Made with a dictionary this one did not grow from, its indices may be other users'.
+    if !lineage.holds(state) {
         return None;
     }
     let opens = r.number()?;
@@ -521,19 +561,20 @@ fn decode(bytes: &[u8], key: &str, with_users: bool) -> Option<DayUsers> {
         false => RoaringBitmap::new(),
     };
     let whole = !with_users || users.len() == active;
-    (whole && summed == opens).then_some(DayUsers {
+    let day = DayUsers {
         users,
         active,
         opens,
         nulls,
         histogram,
-    })
+    };
+    (whole && summed == opens).then_some((day, state))
 }
 
 /// A checksum of a rollup's bytes, to tell one that a crash left with zeros or old blocks in it.
 /// Not a defence against tampering; four lanes of eight bytes at a time, so that checking the
 /// users of a year of lake M (170 MB of rollups) costs about 10 ms.
-fn checksum(bytes: &[u8]) -> u64 {
+pub(crate) fn checksum(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut lanes = [1u64, 2, 3, 4];
     let mut mix = |block: &[u8]| {
@@ -579,6 +620,29 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
+    /// The state the test rollups are made with, in the lineage they are read with.
+    const MADE: State = State { len: 5, print: 77 };
+
+    fn lineage() -> Lineage {
+        let empty = State { len: 0, print: 9 };
+        Lineage {
+            generation: 9,
+            states: vec![empty, MADE],
+        }
+    }
+
+    /// `encode` with the test state.
+    fn made(key: &str, day: &DayUsers) -> Vec<u8> {
+        encode(key, MADE, day)
+    }
+
+    /// `decode` in the test lineage (the state it gives back is the one made with).
+    fn open(bytes: &[u8], key: &str, users: bool) -> Option<DayUsers> {
+        let (day, state) = decode(bytes, key, &lineage(), users)?;
+        assert_eq!(state, MADE);
+        Some(day)
+    }
+
     fn sample() -> DayUsers {
         DayUsers {
             users: [1u32, 7, 1 << 30].into_iter().collect(),
@@ -591,15 +655,22 @@ mod tests {
 
     #[test]
     fn round_trip_with_the_same_key_only() {
-        let bytes = encode("key", &sample());
-        assert_eq!(decode(&bytes, "key", true), Some(sample()));
-        assert_eq!(decode(&bytes, "other", true), None);
-        let counts = decode(&bytes, "key", false).unwrap();
+        let bytes = made("key", &sample());
+        assert_eq!(open(&bytes, "key", true), Some(sample()));
+        assert_eq!(open(&bytes, "other", true), None);
+        let counts = open(&bytes, "key", false).unwrap();
         assert_eq!((counts.active, counts.opens), (3, 5));
         assert!(counts.users.is_empty());
+        // Made with a state the dictionary's lineage does not hold, it is not used.
+        for other in [State { len: 5, print: 78 }, State { len: 6, print: 77 }] {
+            assert_eq!(
+                decode(&encode("key", other, &sample()), "key", &lineage(), true),
+                None
+            );
+        }
         // Cut anywhere, a rollup is not used.
         for end in 0..bytes.len() {
-            assert_eq!(decode(&bytes[..end], "key", true), None, "cut at {end}");
+            assert_eq!(open(&bytes[..end], "key", true), None, "cut at {end}");
         }
     }
 
@@ -634,24 +705,24 @@ mod tests {
     /// changed in the users only, its counts still are.
     #[test]
     fn a_changed_byte_is_caught() {
-        let bytes = encode("key", &sample());
+        let bytes = made("key", &sample());
         let users = bytes.len() - sample().users.serialized_size() - 8;
         for at in 0..bytes.len() {
             let mut changed = bytes.clone();
             changed[at] ^= 0x10;
-            assert_eq!(decode(&changed, "key", true), None, "byte {at}");
-            let counts = decode(&changed, "key", false);
+            assert_eq!(open(&changed, "key", true), None, "byte {at}");
+            let counts = open(&changed, "key", false);
             assert_eq!(counts.is_some(), at >= users, "byte {at}");
         }
         let mut zeroed = bytes.clone();
         zeroed[users..].fill(0);
-        assert_eq!(decode(&zeroed, "key", true), None);
+        assert_eq!(open(&zeroed, "key", true), None);
     }
 
     #[test]
     fn a_rollup_that_disagrees_with_itself_is_not_used() {
         let mut day = sample();
         day.opens = 6;
-        assert_eq!(decode(&encode("key", &day), "key", true), None);
+        assert_eq!(open(&made("key", &day), "key", true), None);
     }
 }

@@ -25,7 +25,7 @@ use crate::cli::Engine;
 use crate::config::{Config, MemoryLimit};
 use crate::dates::{days, to_date32};
 use crate::lake::Lake;
-use crate::lake::dictionary::Dictionary;
+use crate::lake::dictionary::{Dictionary, Lineage, State};
 use crate::lake::inspect::{FileReport, IdKind, inspect, null_warning, usable};
 use crate::lake::rollup::{Rollups, Windows, stamp};
 use crate::lake::scan::{DayUsers, scan_day};
@@ -45,8 +45,11 @@ pub struct Gathered {
     pub built: Vec<NaiveDate>,
     /// Days whose current rollup was used.
     pub reused: usize,
-    /// The key of each day whose rollup is current (used, or written now).
-    pub keys: BTreeMap<NaiveDate, String>,
+    /// The key of each day whose rollup is current (used, or written now), with the dictionary
+    /// state it was made with.
+    pub keys: BTreeMap<NaiveDate, (String, State)>,
+    /// The lineage those rollups were read in.
+    lineage: Option<Lineage>,
     /// Where those rollups are.
     rollups: Option<Rollups>,
     /// Why rollups could not be written, if they could not.
@@ -189,24 +192,27 @@ pub async fn gather(
         .try_collect()
         .await?;
     let mut gathered = Gathered::default();
-    let generation = match rollups {
-        Some(rollups) => rollups.generation().await,
+    let lineage = match rollups {
+        Some(rollups) => rollups.lineage().await,
         None => None,
     };
-    if let (Some(rollups), Some(generation)) = (rollups, generation) {
+    if let (Some(rollups), Some(lineage)) = (rollups, &lineage) {
         let keyed: Vec<(NaiveDate, String)> = listings
             .iter()
-            .map(|(day, files)| (*day, rollups.key(files, generation)))
+            .map(|(day, files)| (*day, rollups.key(files, lineage.generation)))
             .collect();
-        for (day, users) in load_rollups(rollups, &keyed, sets).await {
+        let mut states = BTreeMap::new();
+        for (day, (users, state)) in load_rollups(rollups, &keyed, lineage, sets).await {
             gathered.days.insert(day, users);
+            states.insert(day, state);
         }
         gathered.keys = keyed
             .into_iter()
-            .filter(|(day, _)| gathered.days.contains_key(day))
+            .filter_map(|(day, key)| Some((day, (key, *states.get(&day)?))))
             .collect();
     }
     gathered.rollups = rollups.cloned();
+    gathered.lineage = lineage.clone();
     if gathered.days.len() == days.len() {
         gathered.reused = days.len();
         return Ok(Some(gathered));
@@ -222,13 +228,14 @@ pub async fn gather(
         },
         None => (None, Dictionary::default()),
     };
-    if Some(dictionary.generation) != generation {
-        // The rollups used are of another dictionary (made anew meanwhile): read every day.
+    if !lineage.is_some_and(|used| dictionary.lineage.extends(&used)) {
+        // The rollups used are of another dictionary (made anew meanwhile, or put back): read
+        // every day.
         gathered.days.clear();
         gathered.keys.clear();
     }
     gathered.reused = gathered.days.len();
-    let mut generation = dictionary.generation;
+    let mut begun = dictionary.lineage.clone();
     let dictionary = Arc::new(std::sync::RwLock::new(dictionary));
     let mut todo: Vec<NaiveDate> = days
         .iter()
@@ -334,11 +341,13 @@ pub async fn gather(
             let saved = match rollups.save_dictionary(writing, &dictionary).await {
                 Ok(()) => {
                     let (listings, read) = (&listings, &read);
+                    let state = dictionary.read().expect("dictionary lock").lineage.last();
+                    let generation = begun.generation;
                     stream::iter(clean.iter().copied())
                         .map(|day| async move {
                             let key = rollups.key(&listings[&day], generation);
-                            rollups.save(day, &key, &read[&day]).await?;
-                            Ok::<_, std::io::Error>((day, key))
+                            rollups.save(day, &key, state, &read[&day]).await?;
+                            Ok::<_, std::io::Error>((day, (key, state)))
                         })
                         .buffered(CONCURRENT_LISTINGS)
                         .try_collect::<Vec<_>>()
@@ -360,9 +369,9 @@ pub async fn gather(
                     match rollups.begin().await {
                         // (A dictionary made anew by both needs no rollup read before.)
                         Ok((again, current))
-                            if current.generation == generation || gathered.reused == 0 =>
+                            if current.lineage.extends(&begun) || gathered.reused == 0 =>
                         {
-                            generation = current.generation;
+                            begun = current.lineage.clone();
                             *writing = again;
                             *dictionary.write().expect("dictionary lock") = current;
                             continue;
@@ -387,16 +396,19 @@ pub async fn gather(
 async fn load_rollups(
     rollups: &Rollups,
     keyed: &[(NaiveDate, String)],
+    lineage: &Lineage,
     users: bool,
-) -> Vec<(NaiveDate, DayUsers)> {
+) -> Vec<(NaiveDate, (DayUsers, State))> {
     let parallel = match rollups.is_local() {
         true => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()),
         false => CONCURRENT_LISTINGS,
     };
     stream::iter(keyed.iter().cloned())
         .map(|(day, key)| {
-            let rollups = rollups.clone();
-            tokio::spawn(async move { Some((day, rollups.load(day, &key, users).await?)) })
+            let (rollups, lineage) = (rollups.clone(), lineage.clone());
+            tokio::spawn(
+                async move { Some((day, rollups.load(day, &key, &lineage, users).await?)) },
+            )
         })
         .buffer_unordered(parallel)
         .filter_map(|loaded| async move { loaded.expect("reading rollups does not panic") })
@@ -408,17 +420,18 @@ impl Gathered {
     /// Reads the users of those of `days` that came with their counts only; false when a rollup
     /// changed meanwhile (then gather again).
     async fn load_users(&mut self, days: &BTreeSet<NaiveDate>) -> bool {
-        let Some(rollups) = &self.rollups else {
+        let (Some(rollups), Some(lineage)) = (&self.rollups, &self.lineage) else {
             return true;
         };
         let keyed: Vec<(NaiveDate, String)> = days
             .iter()
             .filter(|d| self.days.get(d).is_some_and(|u| u.users.len() != u.active))
-            .filter_map(|d| Some((*d, self.keys.get(d)?.clone())))
+            .filter_map(|d| Some((*d, self.keys.get(d)?.0.clone())))
             .collect();
-        let loaded = load_rollups(rollups, &keyed, true).await;
+        let loaded = load_rollups(rollups, &keyed, lineage, true).await;
         let whole = loaded.len() == keyed.len();
-        self.days.extend(loaded);
+        self.days
+            .extend(loaded.into_iter().map(|(day, (users, _))| (day, users)));
         whole
     }
 }
@@ -715,7 +728,10 @@ fn window_stamps(
     };
     let stamps: Vec<Option<u64>> = days(first, last)
         .map(|day| match lake.days.contains_key(&day) {
-            true => gathered.keys.get(&day).map(|key| stamp(key)),
+            true => gathered
+                .keys
+                .get(&day)
+                .map(|(key, state)| stamp(key, *state)),
             false => Some(0),
         })
         .collect();
