@@ -406,6 +406,42 @@ fn rollups_of_a_dictionary_put_back_or_cut_short_are_not_used() {
     assert_eq!(series(&w, "dau", &[]), oracle_dau(&rows));
 }
 
+/// Rollups in a folder this run cannot write (here its lock cannot be taken) are still used: a
+/// query reads only the days not rolled up, and warns that it keeps nothing. A day whose file was
+/// damaged in place (same size and time, so its rollup still stands for it) shows that the others
+/// are not read again.
+#[test]
+fn rollups_that_cannot_be_written_are_still_used() {
+    let w = Workdir::new();
+    let spec = LakeSpec::default();
+    let rows = random_rows(14, day("2024-06-01"), 20, 300);
+    write_lake(&w.join("lake"), &spec, &rows, &[]);
+    rollup(&w);
+    let dir = rollup_dir(&w).expect("dau rollup made the lake's folder");
+    std::fs::remove_file(dir.join("2024-06-20.rollup")).unwrap();
+    std::fs::remove_file(dir.join("lock")).unwrap();
+    std::fs::create_dir(dir.join("lock")).unwrap();
+    let folder = w.join("lake").join(partition(&spec, day("2024-06-10")));
+    for file in std::fs::read_dir(folder).unwrap() {
+        let path = file.unwrap().path();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let size = std::fs::metadata(&path).unwrap().len() as usize;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &vec![7u8; size], 0).unwrap();
+        file.set_modified(modified).unwrap();
+    }
+    let run = metric_run(&w, "mau", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("could not keep rollups"),
+        "{}",
+        run.stderr
+    );
+    let (from, to) = (day("2024-06-01"), day("2024-06-20"));
+    assert_eq!(run.series(), oracle_window(&rows, 30, from, to, &[]));
+    assert_eq!(series(&w, "dau", &[]), oracle_dau(&rows));
+}
+
 /// Two runs rolling up the same lake at once both succeed, and leave sound rollups.
 #[test]
 fn concurrent_runs_share_rollups_safely() {

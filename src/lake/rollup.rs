@@ -294,6 +294,16 @@ impl Rollups {
         Ok((writing, dictionary.unwrap_or_default()))
     }
 
+    /// The lake's dictionary as it is, for a run that cannot write rollups in their folder (a new
+    /// one when there is none): the days it reads get indices past every one the rollups it uses
+    /// hold.
+    pub async fn dictionary(&self) -> Dictionary {
+        let bytes = self.read(IDS, None).await;
+        bytes
+            .and_then(|b| Dictionary::decode(&b))
+            .unwrap_or_default()
+    }
+
     /// The lock of the folder `dir` (see [`Rollups::begin`]).
     fn lock(&self, dir: &Path) -> std::io::Result<std::fs::File> {
         std::fs::create_dir_all(dir)?;

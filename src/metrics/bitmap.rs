@@ -218,12 +218,17 @@ pub async fn gather(
         return Ok(Some(gathered));
     }
     // Days to read: taken for writing rollups, with the lake's dictionary.
-    let (mut writing, dictionary) = match rollups.map(Rollups::begin) {
-        Some(begun) => match begun.await {
+    let (mut writing, dictionary) = match rollups {
+        Some(rollups) => match rollups.begin().await {
             Ok((writing, dictionary)) => (Some(writing), dictionary),
             Err(e) => {
-                gathered.unsaved = Some(unsaved(rollups, &e));
-                (None, Dictionary::default())
+                gathered.unsaved = Some(unsaved(Some(rollups), &e));
+                // A folder this run cannot write: its rollups stay in use, and only the other
+                // days are read (a bucket's failed because it could not be read).
+                match rollups.is_local() {
+                    true => (None, rollups.dictionary().await),
+                    false => (None, Dictionary::default()),
+                }
             }
         },
         None => (None, Dictionary::default()),
