@@ -35,6 +35,16 @@ pub struct Lineage {
     pub states: Vec<State>,
 }
 
+impl State {
+    /// The state every dictionary starts in: no ids, and its generation as the fingerprint.
+    fn empty(generation: u64) -> State {
+        State {
+            len: 0,
+            print: generation,
+        }
+    }
+}
+
 impl Lineage {
     /// Whether rollups made with the dictionary in `state` may be used with this one.
     pub fn holds(&self, state: State) -> bool {
@@ -88,17 +98,8 @@ impl Default for Dictionary {
             .unwrap_or_default();
         let seed = format!("{now:?} {}", std::process::id());
         let generation = super::rollup::fnv1a(seed.as_bytes());
-        let empty = State {
-            len: 0,
-            print: generation,
-        };
-        Dictionary::with(
-            Lineage {
-                generation,
-                states: vec![empty],
-            },
-            Vec::new(),
-        )
+        let states = vec![State::empty(generation)];
+        Dictionary::with(Lineage { generation, states }, Vec::new())
     }
 }
 
@@ -120,23 +121,22 @@ impl Dictionary {
     /// lineage says (cut short, or changed).
     pub fn decode(bytes: &[u8]) -> Option<Dictionary> {
         let lineage = Dictionary::lineage_in(bytes)?;
-        let rest = &bytes[Dictionary::head_len(bytes)? as usize..];
+        let rest = &bytes[Self::HEAD as usize + 16 * lineage.states.len()..];
         if rest.len() / 8 > u32::MAX as usize {
             return None;
         }
-        // Each state's fingerprint, chained from the generation over the ids it added.
-        let (mut print, mut from) = (lineage.generation, 0usize);
-        for (at, state) in lineage.states.iter().enumerate() {
-            let to = usize::try_from(state.len).ok()?.checked_mul(8)?;
-            if at > 0 {
-                print = chain(print, rest.get(from..to)?);
-            }
-            if (at == 0 && to != 0) || state.print != print {
+        // Each state's fingerprint, chained from the empty one over the ids it added.
+        let offset = |state: &State| usize::try_from(state.len).ok()?.checked_mul(8);
+        if lineage.states[0] != State::empty(lineage.generation) {
+            return None;
+        }
+        for pair in lineage.states.windows(2) {
+            let added = rest.get(offset(&pair[0])?..offset(&pair[1])?)?;
+            if chain(pair[0].print, added) != pair[1].print {
                 return None;
             }
-            from = to;
         }
-        if from != rest.len() {
+        if offset(&lineage.last())? != rest.len() {
             return None;
         }
         let ids = rest
