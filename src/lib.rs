@@ -37,5 +37,10 @@ pub(crate) fn block_on<T, F: Future<Output = Result<T>>>(f: F) -> Result<T> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the async runtime", "tokio", e))?;
-    runtime.block_on(f)
+    let done = runtime.block_on(f);
+    // The command awaited its work; the runtime's idle threads are left to the process's exit
+    // instead of being joined one by one (milliseconds at the end of every command). Files are
+    // written beside their name and renamed, so nothing cut short there is ever seen.
+    runtime.shutdown_background();
+    done
 }

@@ -4,11 +4,12 @@
 //! A rollup is keyed by the day's file listing (every name, size, modification time and etag) and
 //! the columns it was read with: a file added, replaced or deleted in a day makes that day's
 //! rollup stale, and only that day is read again. Files are written beside their final name and
-//! renamed, so a concurrent run never reads a half-written one. The dictionary is flushed to disk
-//! before any rollup that uses it; rollups themselves are not flushed one by one (a cache is not
-//! worth a disk flush per day), so each carries checksums, and one that a crash left with zeros
-//! or old blocks in it is not used. Each also records the dictionary state it was made with, and is
-//! used only while the dictionary's lineage holds that state (see [`dictionary`](super::dictionary)).
+//! renamed, so a concurrent run never reads a half-written one. Nothing is flushed to disk (a
+//! cache is not worth waiting for the disk): every file carries checksums, and one that a crash
+//! left with zeros or old blocks in it is not used. Each rollup also records the dictionary state
+//! it was made with, and is used only while the dictionary's lineage holds that state (see
+//! [`dictionary`](super::dictionary)): one whose dictionary a crash left older, cut short or
+//! damaged (the dictionary checks its ids against its lineage) is read again.
 //!
 //! Beside them, the windows already counted (`windows`: rolling ones, ISO weeks, calendar months):
 //! each count with a stamp of every day it covers, used while each of those days' rollups is the
@@ -43,7 +44,7 @@ use crate::{Error, Result};
 const MAGIC: &[u8] = b"dau rollup 3\n";
 
 /// First bytes of the file of counted windows.
-const WINDOWS_MAGIC: &[u8] = b"dau windows 1\n";
+const WINDOWS_MAGIC: &[u8] = b"dau windows 2\n";
 
 /// Windows already counted, by length and last day: the [`stamp`] of each day the window
 /// covered (first to last) and its distinct users. A count is used only while every stamp is.
@@ -212,17 +213,16 @@ impl Rollups {
         Ok(Some((bytes.to_vec(), Some(version))))
     }
 
-    /// Writes the file `name` whole: renamed into place in a folder (flushed first when asked),
-    /// in a bucket put as `mode` says. A put refused by its condition is `AlreadyExists`.
+    /// Writes the file `name` whole: renamed into place in a folder, in a bucket put as `mode`
+    /// says. A put refused by its condition is `AlreadyExists`.
     async fn write(
         &self,
         name: &str,
         bytes: Vec<u8>,
-        flush: Flush,
         mode: PutMode,
     ) -> std::io::Result<Option<UpdateVersion>> {
         match &self.place {
-            Place::Dir(dir) => write_atomic(&dir.join(name), &bytes, flush).map(|()| None),
+            Place::Dir(dir) => write_atomic(&dir.join(name), &bytes).map(|()| None),
             Place::Bucket { store, prefix, .. } => {
                 let options = PutOptions::from(mode);
                 match store
@@ -309,7 +309,7 @@ impl Rollups {
         std::fs::create_dir_all(dir)?;
         let about = dir.join("lake.txt");
         if !about.exists() {
-            write_atomic(&about, self.about.as_bytes(), Flush::Yes)?;
+            write_atomic(&about, self.about.as_bytes())?;
         }
         let lock = std::fs::File::create(dir.join("lock"))?;
         match lock.try_lock() {
@@ -346,7 +346,7 @@ impl Rollups {
             Some(version) => (PutMode::Update(version), false),
             None => (PutMode::Create, true),
         };
-        let put = self.write(IDS, bytes, Flush::Yes, mode).await;
+        let put = self.write(IDS, bytes, mode).await;
         writing.stored = match put {
             Err(e) if Self::lost_race(&e) => {
                 return Err(std::io::Error::new(e.kind(), RACED));
@@ -357,8 +357,7 @@ impl Rollups {
         if made && !self.is_local() {
             // (A folder's is written when it is made.)
             let about = self.about.as_bytes().to_vec();
-            self.write("lake.txt", about, Flush::No, PutMode::Overwrite)
-                .await?;
+            self.write("lake.txt", about, PutMode::Overwrite).await?;
         }
         Ok(())
     }
@@ -369,7 +368,7 @@ impl Rollups {
         error.kind() == std::io::ErrorKind::AlreadyExists
     }
 
-    /// Writes the day's rollup whole, not flushed (after the dictionary it uses).
+    /// Writes the day's rollup whole (after the dictionary it uses).
     pub async fn save(
         &self,
         day: NaiveDate,
@@ -379,9 +378,7 @@ impl Rollups {
     ) -> std::io::Result<()> {
         let name = format!("{day}.rollup");
         let bytes = encode(key, state, users);
-        self.write(&name, bytes, Flush::No, PutMode::Overwrite)
-            .await
-            .map(drop)
+        self.write(&name, bytes, PutMode::Overwrite).await.map(drop)
     }
 
     /// Counted windows: what dau rollup and earlier queries counted (none when unreadable).
@@ -410,7 +407,7 @@ impl Rollups {
             let mut windows = windows.unwrap_or_default();
             windows.extend(counted.clone());
             let bytes = encode_windows(&windows);
-            match self.write(WINDOWS, bytes, Flush::Yes, mode).await {
+            match self.write(WINDOWS, bytes, mode).await {
                 Err(e) if Self::lost_race(&e) => continue,
                 written => return written.map(drop),
             }
@@ -433,10 +430,16 @@ fn encode_windows(windows: &Windows) -> Vec<u8> {
             out.extend_from_slice(&n.to_le_bytes());
         }
     }
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
     out
 }
 
 fn decode_windows(bytes: &[u8]) -> Option<Windows> {
+    let (bytes, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+    if checksum(bytes).to_le_bytes() != sum {
+        return None;
+    }
     let mut r = Reader(bytes.strip_prefix(WINDOWS_MAGIC)?);
     let mut windows = Windows::new();
     while !r.0.is_empty() {
@@ -448,15 +451,8 @@ fn decode_windows(bytes: &[u8]) -> Option<Windows> {
     Some(windows)
 }
 
-/// Whether a file is flushed to disk before it is renamed into place.
-#[derive(PartialEq)]
-enum Flush {
-    Yes,
-    No,
-}
-
 /// Writes `bytes` beside `path` and renames it there.
-fn write_atomic(path: &Path, bytes: &[u8], flush: Flush) -> std::io::Result<()> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -464,9 +460,6 @@ fn write_atomic(path: &Path, bytes: &[u8], flush: Flush) -> std::io::Result<()> 
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::File::create(&tmp).and_then(|mut file| {
         file.write_all(bytes)?;
-        if flush == Flush::Yes {
-            file.sync_all()?;
-        }
         std::fs::rename(&tmp, path)
     });
     if written.is_err() {
@@ -685,7 +678,7 @@ mod tests {
     }
 
     #[test]
-    fn counted_windows_round_trip_and_a_cut_file_is_not_used() {
+    fn counted_windows_round_trip_and_a_cut_or_changed_file_is_not_used() {
         let last = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
         let windows: Windows = [
             ((7, last), (vec![3, 0, 5, 7, 9, 11, 13], 42)),
@@ -695,19 +688,15 @@ mod tests {
         .collect();
         let bytes = encode_windows(&windows);
         assert_eq!(decode_windows(&bytes), Some(windows));
-        // Cut between windows, the ones before the cut are whole; cut inside one, none is used.
-        let first = WINDOWS_MAGIC.len() + 8 * (3 + 7);
+        // Cut anywhere, or with any byte changed (as a crash can leave a file never flushed), the
+        // file is not used: its windows are counted again.
         for end in 0..bytes.len() {
-            let whole = match end {
-                e if e == WINDOWS_MAGIC.len() => Some(0),
-                e if e == first => Some(1),
-                _ => None,
-            };
-            assert_eq!(
-                decode_windows(&bytes[..end]).map(|w| w.len()),
-                whole,
-                "cut at {end}"
-            );
+            assert_eq!(decode_windows(&bytes[..end]), None, "cut at {end}");
+        }
+        for at in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x10;
+            assert_eq!(decode_windows(&changed), None, "changed at {at}");
         }
     }
 
