@@ -72,27 +72,84 @@ pub fn parse_nested_day(year: &str, month: &str, day: &str) -> Option<NaiveDate>
     NaiveDate::from_ymd_opt(number(year, 4)? as i32, number(month, 2)?, number(day, 2)?)
 }
 
+/// The store a lake is in, and whether that is this machine's file system (rooted at `/`).
+#[derive(Clone, Copy)]
+pub struct Store<'a> {
+    pub objects: &'a dyn ObjectStore,
+    pub local: bool,
+}
+
 /// Child folder names of `dir` (hidden ones left out), sorted.
-async fn child_folders(store: &dyn ObjectStore, dir: &Path) -> object_store::Result<Vec<String>> {
+async fn child_folders(store: Store<'_>, dir: &Path) -> object_store::Result<Vec<String>> {
     Ok(children(store, dir).await?.0)
 }
 
 /// The names of the folders and of the files directly in `dir`, hidden ones left out, sorted.
 async fn children(
-    store: &dyn ObjectStore,
+    store: Store<'_>,
     dir: &Path,
 ) -> object_store::Result<(Vec<String>, Vec<String>)> {
-    let listing = store.list_with_delimiter(Some(dir)).await?;
-    let names = |paths: &mut dyn Iterator<Item = &Path>| -> Vec<String> {
-        let mut names: Vec<String> = paths
-            .filter_map(|p| p.filename().map(str::to_string))
-            .filter(|name| !is_hidden(name))
-            .collect();
-        names.sort();
-        names
+    let (mut folders, mut files) = match store.local {
+        true => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || local_children(&dir))
+                .await
+                .expect("listing a folder does not panic")?
+        }
+        false => {
+            let listing = store.objects.list_with_delimiter(Some(dir)).await?;
+            let names = |paths: &mut dyn Iterator<Item = &Path>| -> Vec<String> {
+                paths
+                    .filter_map(|p| p.filename().map(str::to_string))
+                    .collect()
+            };
+            let files = names(&mut listing.objects.iter().map(|o| &o.location));
+            (names(&mut listing.common_prefixes.iter()), files)
+        }
     };
-    let folders = names(&mut listing.common_prefixes.iter());
-    let files = names(&mut listing.objects.iter().map(|o| &o.location));
+    for names in [&mut folders, &mut files] {
+        names.retain(|name| !is_hidden(name));
+        names.sort();
+    }
+    Ok((folders, files))
+}
+
+/// What the local store's `list_with_delimiter` gives, from one read of the folder: it opens
+/// every child folder as well (to guard against link loops, which one level cannot have), 365
+/// opens for a year of days, a quarter of a query over days rolled up. Links are followed.
+fn local_children(dir: &Path) -> object_store::Result<(Vec<String>, Vec<String>)> {
+    let failed = |source: std::io::Error| object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(source),
+    };
+    let folder = url::Url::parse("file:///")
+        .and_then(|root| root.join(dir.as_ref()))
+        .ok()
+        .and_then(|url| url.to_file_path().ok())
+        .ok_or_else(|| failed(std::io::Error::other(format!("not a local path: {dir}"))))?;
+    let (mut folders, mut files) = (Vec::new(), Vec::new());
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries,
+        // As the store: a folder that is not there has nothing in it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((folders, files)),
+        Err(e) => return Err(failed(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(failed)?;
+        let kind = match entry.file_type().map_err(failed)? {
+            kind if kind.is_symlink() => match std::fs::metadata(entry.path()) {
+                Ok(target) => target.file_type(),
+                // A link to nothing is left out, as the store leaves it out.
+                Err(_) => continue,
+            },
+            kind => kind,
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        match kind.is_dir() {
+            true => folders.push(name),
+            false => files.push(name),
+        }
+    }
     Ok((folders, files))
 }
 
@@ -101,7 +158,7 @@ async fn children(
 /// days, and its first and last month (so the lake's extent is still known): a few requests
 /// instead of one per month of its history.
 pub async fn discover(
-    store: &dyn ObjectStore,
+    store: Store<'_>,
     root: &Path,
     near: Option<(NaiveDate, NaiveDate)>,
 ) -> object_store::Result<Discovered> {
@@ -198,7 +255,7 @@ fn wanted<T>(mut items: Vec<((i32, u32), T)>, near: Option<(NaiveDate, NaiveDate
 }
 
 async fn nested_days(
-    store: &dyn ObjectStore,
+    store: Store<'_>,
     base: &Path,
     years: &[String],
     near: Option<(NaiveDate, NaiveDate)>,
@@ -281,6 +338,54 @@ async fn nested_days(
 mod tests {
 
     use super::*;
+
+    /// A folder read directly lists what the local store lists: folders and files, links
+    /// followed (a broken one left out), hidden names dropped, odd names as they are.
+    #[tokio::test]
+    async fn local_folders_list_as_the_store_lists_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        for folder in ["date=2024-06-01", "weird name%x", ".hidden", "_tmp", "x/y"] {
+            std::fs::create_dir_all(root.join(folder)).unwrap();
+        }
+        std::fs::create_dir(elsewhere.path().join("day")).unwrap();
+        for file in ["stray.txt", "date=2024-06-01/part.parquet", ".crc", "ü.txt"] {
+            std::fs::write(root.join(file), b"x").unwrap();
+        }
+        let link = |target: &std::path::Path, name: &str| {
+            std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        };
+        link(&elsewhere.path().join("day"), "date=2024-06-02");
+        link(&root.join("stray.txt"), "linked.txt");
+        link(&root.join("nothing"), "date=2024-06-03");
+        let store = object_store::local::LocalFileSystem::new();
+        let listed = |local: bool| {
+            let store = Store {
+                objects: &store,
+                local,
+            };
+            let path = Path::from_absolute_path(&root).unwrap();
+            async move { children(store, &path).await.unwrap() }
+        };
+        let direct = listed(true).await;
+        assert_eq!(direct, listed(false).await);
+        assert_eq!(
+            direct.0,
+            ["date=2024-06-01", "date=2024-06-02", "weird name%x", "x"]
+        );
+        assert_eq!(direct.1, ["linked.txt", "stray.txt", "ü.txt"]);
+        // A folder that is not there has nothing in it, as in the store.
+        let gone = Path::from_absolute_path(root.join("gone")).unwrap();
+        for local in [true, false] {
+            let store = Store {
+                objects: &store,
+                local,
+            };
+            let listed = children(store, &gone).await.unwrap();
+            assert_eq!(listed, (vec![], vec![]));
+        }
+    }
 
     #[test]
     fn hive_values() {

@@ -68,7 +68,11 @@ impl Lake {
         near: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Lake> {
         let location = storage::open(name, &config.storage)?;
-        let found = layout::discover(location.store.as_ref(), &location.root, near)
+        let store = layout::Store {
+            objects: location.store.as_ref(),
+            local: location.store_url == ObjectStoreUrl::local_filesystem(),
+        };
+        let found = layout::discover(store, &location.root, near)
             .await
             .map_err(|e| match e {
                 // Listing a bucket that does not exist (S3 says so in a generic error).
