@@ -115,8 +115,8 @@ async fn children(
 }
 
 /// What the local store's `list_with_delimiter` gives, from one read of the folder: it opens
-/// every child folder as well (to guard against link loops, which one level cannot have), 365
-/// opens for a year of days, a quarter of a query over days rolled up. Links are followed.
+/// every child folder as well (to guard against link loops, which one level cannot have): 365
+/// opens for a year of days, ~3 ms of every query. Links are followed.
 fn local_children(dir: &Path) -> object_store::Result<(Vec<String>, Vec<String>)> {
     let failed = |source: std::io::Error| object_store::Error::Generic {
         store: "LocalFileSystem",
@@ -360,31 +360,25 @@ mod tests {
         link(&root.join("stray.txt"), "linked.txt");
         link(&root.join("nothing"), "date=2024-06-03");
         let store = object_store::local::LocalFileSystem::new();
-        let listed = |local: bool| {
+        let listed = |local: bool, folder: &std::path::Path| {
             let store = Store {
                 objects: &store,
                 local,
             };
-            let path = Path::from_absolute_path(&root).unwrap();
+            let path = Path::from_absolute_path(folder).unwrap();
             async move { children(store, &path).await.unwrap() }
         };
-        let direct = listed(true).await;
-        assert_eq!(direct, listed(false).await);
+        let direct = listed(true, &root).await;
+        assert_eq!(direct, listed(false, &root).await);
         assert_eq!(
             direct.0,
             ["date=2024-06-01", "date=2024-06-02", "weird name%x", "x"]
         );
         assert_eq!(direct.1, ["linked.txt", "stray.txt", "ü.txt"]);
         // A folder that is not there has nothing in it, as in the store.
-        let gone = Path::from_absolute_path(root.join("gone")).unwrap();
-        for local in [true, false] {
-            let store = Store {
-                objects: &store,
-                local,
-            };
-            let listed = children(store, &gone).await.unwrap();
-            assert_eq!(listed, (vec![], vec![]));
-        }
+        let gone = root.join("gone");
+        assert_eq!(listed(true, &gone).await, (vec![], vec![]));
+        assert_eq!(listed(false, &gone).await, (vec![], vec![]));
     }
 
     #[test]
