@@ -436,11 +436,7 @@ fn encode_windows(windows: &Windows) -> Vec<u8> {
 }
 
 fn decode_windows(bytes: &[u8]) -> Option<Windows> {
-    let (bytes, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
-    if checksum(bytes).to_le_bytes() != sum {
-        return None;
-    }
-    let mut r = Reader(bytes.strip_prefix(WINDOWS_MAGIC)?);
+    let mut r = Reader(verified(bytes)?.strip_prefix(WINDOWS_MAGIC)?);
     let mut windows = Windows::new();
     while !r.0.is_empty() {
         let (length, day, users) = (r.number()?, r.number()?, r.number()?);
@@ -554,13 +550,7 @@ fn decode(
     let active: u64 = histogram.iter().map(|(_, u)| u).sum();
     let summed: u64 = histogram.iter().map(|(o, u)| o * u).sum();
     let users = match with_users {
-        true => {
-            let (users, sum) = r.0.split_last_chunk::<8>()?;
-            if u64::from_le_bytes(*sum) != checksum(users) {
-                return None;
-            }
-            RoaringBitmap::deserialize_from(users).ok()?
-        }
+        true => RoaringBitmap::deserialize_from(verified(r.0)?).ok()?,
         false => RoaringBitmap::new(),
     };
     let whole = !with_users || users.len() == active;
@@ -594,6 +584,12 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
     lanes.iter().fold(bytes.len() as u64, |sum, lane| {
         (sum ^ lane).wrapping_mul(K).rotate_left(29)
     })
+}
+
+/// `bytes` without the checksum of them that ends them; None when it is not theirs.
+fn verified(bytes: &[u8]) -> Option<&[u8]> {
+    let (body, sum) = bytes.split_last_chunk::<8>()?;
+    (u64::from_le_bytes(*sum) == checksum(body)).then_some(body)
 }
 
 /// Reads a rollup's fields in order.
