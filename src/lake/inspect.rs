@@ -15,7 +15,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use datafusion::parquet::arrow::{ProjectionMask, parquet_to_arrow_schema};
 use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::Lake;
@@ -126,11 +126,7 @@ pub async fn inspect(
     days: &[NaiveDate],
     columns: &Columns<'_>,
 ) -> Result<Vec<FileReport>> {
-    let listed: Vec<Vec<ObjectMeta>> = stream::iter(days.to_vec())
-        .map(|day| lake.files(day))
-        .buffered(CONCURRENT_READS)
-        .try_collect()
-        .await?;
+    let listed = lake.files(days).await?;
     let files: Vec<(NaiveDate, ObjectMeta)> = days
         .iter()
         .zip(listed)

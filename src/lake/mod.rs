@@ -19,7 +19,7 @@ use datafusion::execution::cache::cache_manager::{
     CacheManager, CacheManagerConfig, FileMetadataCache,
 };
 use datafusion::execution::object_store::ObjectStoreUrl;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt, stream};
 use object_store::{ObjectMeta, ObjectStore, path::Path};
 
 pub use layout::Layout;
@@ -190,31 +190,75 @@ impl Lake {
         Ok(days)
     }
 
-    /// The data files of one day: every file below its partition folders whose name and folders
-    /// do not start with `_` or `.`.
-    pub async fn files(&self, day: NaiveDate) -> Result<Vec<ObjectMeta>> {
-        if let Some(files) = self.listings.lock().expect("listing cache").get(&day) {
-            return Ok(files.clone());
+    /// The data files of each of `days`, in order: every file below its partition folders whose
+    /// name and folders do not start with `_` or `.`. A session lists a day once. On this
+    /// machine's disk the folders are read directly, a share of the days on each core.
+    pub async fn files(&self, days: &[NaiveDate]) -> Result<Vec<Vec<ObjectMeta>>> {
+        let mut listed: HashMap<NaiveDate, Vec<ObjectMeta>> = {
+            let cache = self.listings.lock().expect("listing cache");
+            days.iter()
+                .filter_map(|day| Some((*day, cache.get(day)?.clone())))
+                .collect()
+        };
+        let todo: Vec<NaiveDate> = days
+            .iter()
+            .copied()
+            .filter(|day| !listed.contains_key(day))
+            .collect();
+        let mut direct = HashMap::new();
+        if !self.is_remote() && !todo.is_empty() {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let shares = todo.chunks(todo.len().div_ceil(cores)).map(|share| {
+                let share: Vec<(NaiveDate, Vec<Path>)> =
+                    share.iter().map(|d| (*d, self.folders(*d))).collect();
+                tokio::task::spawn_blocking(move || {
+                    let listed = share.into_iter().filter_map(|(day, folders)| {
+                        let files: Option<Vec<Vec<ObjectMeta>>> =
+                            folders.iter().map(layout::local_files).collect();
+                        Some((day, files?.concat()))
+                    });
+                    listed.collect::<Vec<_>>()
+                })
+            });
+            for share in futures::future::join_all(shares).await {
+                direct.extend(share.expect("listing folders does not panic"));
+            }
         }
-        let mut files = Vec::new();
-        for folder in self.days.get(&day).into_iter().flatten() {
-            let listed: Vec<ObjectMeta> = self
-                .store
-                .list(Some(folder))
-                .try_collect()
-                .await
-                .map_err(|e| self.storage_error(&e))?;
-            files.extend(listed.into_iter().filter(|meta| {
-                meta.location
-                    .prefix_match(folder)
-                    .is_some_and(|mut parts| parts.all(|p| !layout::is_hidden(p.as_ref())))
-            }));
+        // The rest from the store: a bucket's, or a local folder the store must list itself.
+        let from_store: Vec<(NaiveDate, Vec<ObjectMeta>)> = stream::iter(todo.iter().copied())
+            .filter(|day| std::future::ready(!direct.contains_key(day)))
+            .map(|day| async move {
+                let mut files = Vec::new();
+                for folder in self.folders(day) {
+                    let store = self.store.list(Some(&folder)).try_collect::<Vec<_>>();
+                    files.extend(store.await.map_err(|e| self.storage_error(&e))?);
+                }
+                Ok::<_, Error>((day, files))
+            })
+            .buffered(CONCURRENT_LISTINGS)
+            .try_collect()
+            .await?;
+        let mut cache = self.listings.lock().expect("listing cache");
+        for (day, mut files) in direct.into_iter().chain(from_store) {
+            let folders = self.folders(day);
+            files.retain(|meta| {
+                folders.iter().any(|folder| {
+                    let parts = meta.location.prefix_match(folder);
+                    parts.is_some_and(|mut parts| parts.all(|p| !layout::is_hidden(p.as_ref())))
+                })
+            });
+            files.sort_by(|a, b| a.location.cmp(&b.location));
+            cache.insert(day, files.clone());
+            listed.insert(day, files);
         }
-        files.sort_by(|a, b| a.location.cmp(&b.location));
-        self.listings
-            .lock()
-            .expect("listing cache")
-            .insert(day, files.clone());
-        Ok(files)
+        Ok(days.iter().map(|day| listed[day].clone()).collect())
+    }
+
+    /// The partition folders of `day` (none when it has no partition).
+    fn folders(&self, day: NaiveDate) -> Vec<Path> {
+        self.days.get(&day).cloned().unwrap_or_default()
     }
 }
+
+/// Day folders listed at once from a bucket.
+const CONCURRENT_LISTINGS: usize = 16;

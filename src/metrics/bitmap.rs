@@ -31,8 +31,8 @@ use crate::lake::rollup::{Rollups, Windows, stamp};
 use crate::lake::scan::{DayUsers, scan_day};
 use crate::{Error, Result};
 
-/// Days whose listings are read at once.
-const CONCURRENT_LISTINGS: usize = 16;
+/// Rollups read or written at once in a bucket.
+const CONCURRENT_ROLLUPS: usize = 16;
 
 /// Each read day's users, and what the user should know about them.
 #[derive(Debug, Default)]
@@ -186,11 +186,8 @@ pub async fn gather(
     sets: bool,
 ) -> Result<Option<Gathered>> {
     let columns = config.columns();
-    let listings: BTreeMap<NaiveDate, Vec<ObjectMeta>> = stream::iter(days.iter().copied())
-        .map(|day| async move { Ok::<_, Error>((day, lake.files(day).await?)) })
-        .buffered(CONCURRENT_LISTINGS)
-        .try_collect()
-        .await?;
+    let listings: BTreeMap<NaiveDate, Vec<ObjectMeta>> =
+        days.iter().copied().zip(lake.files(days).await?).collect();
     let mut gathered = Gathered::default();
     let lineage = match rollups {
         Some(rollups) => rollups.lineage().await,
@@ -354,7 +351,7 @@ pub async fn gather(
                             rollups.save(day, &key, state, &read[&day]).await?;
                             Ok::<_, std::io::Error>((day, (key, state)))
                         })
-                        .buffered(CONCURRENT_LISTINGS)
+                        .buffered(CONCURRENT_ROLLUPS)
                         .try_collect::<Vec<_>>()
                         .await
                 }
@@ -406,7 +403,7 @@ async fn load_rollups(
 ) -> Vec<(NaiveDate, (DayUsers, State))> {
     let parallel = match rollups.is_local() {
         true => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()),
-        false => CONCURRENT_LISTINGS,
+        false => CONCURRENT_ROLLUPS,
     };
     stream::iter(keyed.iter().cloned())
         .map(|(day, key)| {
