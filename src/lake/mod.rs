@@ -70,7 +70,7 @@ impl Lake {
         let location = storage::open(name, &config.storage)?;
         let store = layout::Store {
             objects: location.store.as_ref(),
-            local: location.store_url == ObjectStoreUrl::local_filesystem(),
+            local: is_local(&location.store_url),
         };
         let found = layout::discover(store, &location.root, near)
             .await
@@ -129,7 +129,7 @@ impl Lake {
 
     /// True for a lake in a bucket, where a failed read is the network's or the server's, not the file's.
     pub fn is_remote(&self) -> bool {
-        self.display_prefix != "/"
+        !is_local(&self.store_url)
     }
 
     /// A failed storage request, with what to do about it.
@@ -258,6 +258,11 @@ impl Lake {
     fn folders(&self, day: NaiveDate) -> Vec<Path> {
         self.days.get(&day).cloned().unwrap_or_default()
     }
+}
+
+/// Whether a store is this machine's file system (rooted at `/`), not a bucket.
+fn is_local(store_url: &ObjectStoreUrl) -> bool {
+    *store_url == ObjectStoreUrl::local_filesystem()
 }
 
 /// Day folders listed at once from a bucket.
