@@ -18,6 +18,9 @@ use std::sync::{Arc, RwLock};
 
 use super::rollup::checksum;
 
+/// How many ids a dictionary holds: an index is 32 bits.
+const CAPACITY: u64 = 1 << 32;
+
 /// First bytes of a dictionary file.
 const MAGIC: &[u8] = b"dau ids 2\n";
 
@@ -82,6 +85,8 @@ pub struct Dictionary {
     ids: Vec<u64>,
     /// How many of `ids` the file holds.
     saved: usize,
+    /// How many ids it can hold ([`CAPACITY`]; fewer in tests).
+    capacity: u64,
     /// Every id with its index, for lookups: in tables of falling size, each at most a quarter
     /// of the one before. New ids come as a table of their own, merged into the last while it is
     /// more than a quarter of the one before it: an id is merged a few times in all, never once
@@ -111,6 +116,7 @@ impl Dictionary {
             lineage,
             saved: ids.len(),
             ids,
+            capacity: CAPACITY,
             levels: Vec::new(),
         };
         dictionary.push(Table::new(sorted.into_iter().unzip()));
@@ -122,7 +128,7 @@ impl Dictionary {
     pub fn decode(bytes: &[u8]) -> Option<Dictionary> {
         let lineage = Dictionary::lineage_in(bytes)?;
         let rest = &bytes[Self::HEAD as usize + 16 * lineage.states.len()..];
-        if rest.len() / 8 > u32::MAX as usize {
+        if rest.len() as u64 / 8 > CAPACITY {
             return None;
         }
         // Each state's fingerprint, chained from the empty one over the ids it added.
@@ -215,8 +221,9 @@ impl Dictionary {
 
     /// The index of each of `ids` (sorted, distinct) in a dictionary shared by the days being
     /// read: looked up in parallel, in the tables taken under a moment's read lock; only new ids
-    /// take the write lock.
-    pub fn shared_indices(dictionary: &RwLock<Dictionary>, ids: &[u64]) -> Vec<u32> {
+    /// take the write lock. None, with nothing added, when the new ids would not fit (more than
+    /// 2^32 users).
+    pub fn shared_indices(dictionary: &RwLock<Dictionary>, ids: &[u64]) -> Option<Vec<u32>> {
         let (levels, known) = {
             let dictionary = dictionary.read().expect("dictionary lock");
             (dictionary.levels.clone(), dictionary.ids.len())
@@ -232,21 +239,23 @@ impl Dictionary {
             let added = dictionary
                 .write()
                 .expect("dictionary lock")
-                .add(known, &new);
+                .add(known, &new)?;
             let empty = found.iter_mut().filter(|index| index.is_none());
             for (slot, index) in empty.zip(added) {
                 *slot = Some(index);
             }
         }
-        found
-            .into_iter()
-            .map(|i| i.expect("every id found or added"))
-            .collect()
+        found.into_iter().collect()
     }
 
     /// The index of each of `ids` (sorted, distinct), none of them among the first `known`:
-    /// those another day added since keep their index, the others get the next ones.
-    fn add(&mut self, known: usize, ids: &[u64]) -> Vec<u32> {
+    /// those another day added since keep their index, the others get the next ones. None, with
+    /// nothing added, when that could take more ids than the dictionary holds (counting every one
+    /// of `ids` as new: a refusal within a day's users of 2^32, never an index given twice).
+    fn add(&mut self, known: usize, ids: &[u64]) -> Option<Vec<u32>> {
+        if (self.ids.len() + ids.len()) as u64 > self.capacity {
+            return None;
+        }
         let mut since: Vec<(u64, u32)> = self.ids[known..]
             .iter()
             .copied()
@@ -262,7 +271,7 @@ impl Dictionary {
                 if let Some((_, index)) = since.next_if(|(other, _)| other == id) {
                     return index;
                 }
-                let index = u32::try_from(self.ids.len()).expect("fewer than 2^32 users");
+                let index = u32::try_from(self.ids.len()).expect("within the capacity checked");
                 self.ids.push(*id);
                 added.0.push(*id);
                 added.1.push(index);
@@ -270,7 +279,7 @@ impl Dictionary {
             })
             .collect();
         self.push(Table::new(added));
-        indices
+        Some(indices)
     }
 
     /// Adds a table of ids not yet in any level.
@@ -389,7 +398,10 @@ mod tests {
                 .collect();
             ids.sort_unstable();
             ids.dedup();
-            for (id, index) in ids.iter().zip(Dictionary::shared_indices(&dict, &ids)) {
+            for (id, index) in ids
+                .iter()
+                .zip(Dictionary::shared_indices(&dict, &ids).unwrap())
+            {
                 assert_eq!(*seen.entry(*id).or_insert(index), index, "id {id}");
             }
         }
@@ -406,7 +418,7 @@ mod tests {
         assert!(!loaded.read().unwrap().changed());
         let mut all: Vec<u64> = seen.keys().copied().collect();
         all.sort_unstable();
-        let again = Dictionary::shared_indices(&loaded, &all);
+        let again = Dictionary::shared_indices(&loaded, &all).unwrap();
         assert!(!loaded.read().unwrap().changed());
         for (id, index) in all.iter().zip(again) {
             assert_eq!(seen[id], index);
@@ -420,7 +432,7 @@ mod tests {
     fn lineages_tell_grown_dictionaries_from_others() {
         let dict = RwLock::new(Dictionary::default());
         let empty = dict.read().unwrap().lineage.clone();
-        Dictionary::shared_indices(&dict, &[10, 20, 30]);
+        Dictionary::shared_indices(&dict, &[10, 20, 30]).unwrap();
         let first = dict.write().unwrap().seal();
         let (mut a, mut b) = (
             Dictionary::decode(&first).unwrap(),
@@ -428,8 +440,8 @@ mod tests {
         );
         assert_eq!(a.lineage.states.len(), 2);
         assert!(a.lineage.extends(&empty) && !empty.extends(&a.lineage));
-        a.add(3, &[40]);
-        b.add(3, &[41]);
+        a.add(3, &[40]).unwrap();
+        b.add(3, &[41]).unwrap();
         let (a_bytes, b_bytes) = (a.seal(), b.seal());
         assert_eq!(a.seal(), a_bytes, "sealing again adds no state");
         let earlier = Lineage {
@@ -456,14 +468,45 @@ mod tests {
     #[test]
     fn ids_added_meanwhile_keep_their_index() {
         let dict = RwLock::new(Dictionary::default());
-        assert_eq!(Dictionary::shared_indices(&dict, &[10, 20, 30]), [0, 1, 2]);
+        assert_eq!(
+            Dictionary::shared_indices(&dict, &[10, 20, 30]),
+            Some(vec![0, 1, 2])
+        );
         // A day found none of 5, 25 and 40 among the first three ids; another day then added 25.
-        assert_eq!(Dictionary::shared_indices(&dict, &[25, 30]), [3, 2]);
+        assert_eq!(
+            Dictionary::shared_indices(&dict, &[25, 30]),
+            Some(vec![3, 2])
+        );
         let added = dict.write().unwrap().add(3, &[5, 25, 40]);
-        assert_eq!(added, [4, 3, 5]);
+        assert_eq!(added, Some(vec![4, 3, 5]));
         assert_eq!(
             Dictionary::shared_indices(&dict, &[5, 10, 25, 40]),
-            [4, 0, 3, 5]
+            Some(vec![4, 0, 3, 5])
         );
+    }
+
+    /// A dictionary that cannot give the new ids an index of their own refuses them all, and
+    /// keeps every index it gave.
+    #[test]
+    fn a_full_dictionary_refuses_new_ids_and_changes_nothing() {
+        let dict = RwLock::new(Dictionary {
+            capacity: 4,
+            ..Dictionary::default()
+        });
+        assert_eq!(
+            Dictionary::shared_indices(&dict, &[10, 20, 30]),
+            Some(vec![0, 1, 2])
+        );
+        assert_eq!(Dictionary::shared_indices(&dict, &[5, 40]), None);
+        assert_eq!(dict.read().unwrap().ids, [10, 20, 30]);
+        assert_eq!(
+            Dictionary::shared_indices(&dict, &[5, 10, 30]),
+            Some(vec![3, 0, 2])
+        );
+        assert_eq!(
+            Dictionary::shared_indices(&dict, &[20, 30]),
+            Some(vec![1, 2])
+        );
+        assert_eq!(Dictionary::shared_indices(&dict, &[1]), None);
     }
 }

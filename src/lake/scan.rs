@@ -362,27 +362,28 @@ fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, low: u32, bits: u32) 
 }
 
 impl DayUsers {
-    /// The day's users as indices of `dictionary` (which learns the ids it has not seen).
-    pub fn new(day: DayIds, dictionary: &RwLock<Dictionary>) -> DayUsers {
+    /// The day's users as indices of `dictionary` (which learns the ids it has not seen); None
+    /// when it cannot learn them all (more than 2^32 users).
+    pub fn new(day: DayIds, dictionary: &RwLock<Dictionary>) -> Option<DayUsers> {
         let mut histogram = Histogram::default();
         for n in &day.counts {
             histogram.add(*n);
         }
         // The indices as bits, then as a bitmap: cheaper than inserting them one by one.
-        let indices = Dictionary::shared_indices(dictionary, &day.ids);
+        let indices = Dictionary::shared_indices(dictionary, &day.ids)?;
         let top = indices.iter().max().map_or(0, |i| *i as usize / 8 + 1);
         let mut bits = vec![0u8; top];
         for i in indices {
             bits[i as usize / 8] |= 1 << (i % 8);
         }
         let users = RoaringBitmap::from_lsb0_bytes(0, &bits);
-        DayUsers {
+        Some(DayUsers {
             active: users.len(),
             users,
             opens: day.counts.iter().sum(),
             nulls: day.nulls,
             histogram: histogram.into_pairs(),
-        }
+        })
     }
 
     /// The opens of the user at `rank` (1-based) when users are ordered by their opens.
@@ -453,7 +454,7 @@ mod tests {
                 chunk
             })
             .collect();
-        DayUsers::new(DayIds::from_chunks(chunks), &Dictionary::default().into())
+        DayUsers::new(DayIds::from_chunks(chunks), &Dictionary::default().into()).unwrap()
     }
 
     /// The dense (array) and sparse (sorting: ids with their counts in one key, or once per

@@ -88,8 +88,9 @@ pub async fn run(
     ]));
     let (planned, user) = (query.clone(), config.user_column.clone());
     let schema = tokio::spawn(async move { output_schema(&planned, &user, events).await });
-    let Some(mut gathered) = gather(lake, config, rollups.as_ref(), &read, sets).await? else {
-        return Ok(None);
+    let mut gathered = match gather(lake, config, rollups.as_ref(), &read, sets).await? {
+        Ok(gathered) => gathered,
+        Err(why) => return not_applicable(config, &why),
     };
     let mut known: Vec<Option<u64>> = vec![None; windows.len()];
     if let Some(counted) = &counted {
@@ -103,10 +104,10 @@ pub async fn run(
             .collect();
         if !sets && !gathered.load_users(&needed).await {
             // A rollup changed meanwhile: every day and every window as they are now.
-            let again = gather(lake, config, rollups.as_ref(), &read, true).await?;
-            gathered = again.ok_or_else(|| {
-                internal("the lake's ids changed kind while it was read".to_string())
-            })?;
+            gathered = match gather(lake, config, rollups.as_ref(), &read, true).await? {
+                Ok(gathered) => gathered,
+                Err(why) => return not_applicable(config, &why),
+            };
             known.fill(None);
         }
     }
@@ -176,15 +177,16 @@ fn not_applicable<T>(config: &Config, why: &str) -> Result<Option<T>> {
 }
 
 /// The users of each of `days`: from current rollups, else read from the lake (after the same
-/// footer checks as the SQL) and rolled up. None when the files hold text ids (the SQL handles
-/// those, as text). Without `sets`, days from rollups come with their counts only.
+/// footer checks as the SQL) and rolled up. The inner error says why bitmaps cannot hold these
+/// users (text ids, or more than 2^32 users), and the SQL must count them. Without `sets`, days
+/// from rollups come with their counts only.
 pub async fn gather(
     lake: &Arc<Lake>,
     config: &Config,
     rollups: Option<&Rollups>,
     days: &[NaiveDate],
     sets: bool,
-) -> Result<Option<Gathered>> {
+) -> Result<std::result::Result<Gathered, String>> {
     let columns = config.columns();
     let listings: BTreeMap<NaiveDate, Vec<ObjectMeta>> =
         days.iter().copied().zip(lake.files(days).await?).collect();
@@ -212,7 +214,7 @@ pub async fn gather(
     gathered.lineage = lineage.clone();
     if gathered.days.len() == days.len() {
         gathered.reused = days.len();
-        return Ok(Some(gathered));
+        return Ok(Ok(gathered));
     }
     // Days to read: taken for writing rollups, with the lake's dictionary.
     let (mut writing, dictionary) = match rollups {
@@ -261,7 +263,7 @@ pub async fn gather(
             .find(|r| r.id_kind(&columns) == Some(IdKind::String))
         {
             let why = format!("{} has text user ids; bitmaps need integer ids", text.name);
-            return not_applicable(config, &why);
+            return Ok(Err(why));
         }
         let mut by_day: BTreeMap<NaiveDate, Vec<FileReport>> = BTreeMap::new();
         for report in &good {
@@ -313,7 +315,11 @@ pub async fn gather(
         while let Some(scanned) = scanned.next().await {
             let (day, users, reading) = scanned?;
             match users {
-                Ok(users) => {
+                Ok(None) => {
+                    let why = format!("{} has more than 2^32 distinct user ids", lake.name);
+                    return Ok(Err(why));
+                }
+                Ok(Some(users)) => {
                     drop(reading);
                     if let Some(budget) = &budget {
                         budget.keep(users.users.serialized_size() as u64)?;
@@ -389,7 +395,7 @@ pub async fn gather(
         gathered.warnings = warnings;
         todo.clear();
     }
-    Ok(Some(gathered))
+    Ok(Ok(gathered))
 }
 
 /// The current rollups among `keyed` days (each with its key), read on every core (a year of
