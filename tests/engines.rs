@@ -100,6 +100,12 @@ fn both_engines_give_the_oracle_rows_on_every_layout_and_id_type() {
         // Now from rollups (the runs above made them): still the same rows.
         assert!(rollup_files(&w).len() > 60 || ids == "string");
         same_rows(&w, &rows, ids != "string", &gone);
+        if ids == "string" {
+            let run = w.run(&["rollup", "--lake", "lake"]);
+            assert_eq!(run.code, 2, "{}", run.stdout);
+            assert!(run.stderr.contains("cannot roll up"), "{}", run.stderr);
+            assert!(run.stderr.contains("text user ids"), "{}", run.stderr);
+        }
     }
 }
 
@@ -217,6 +223,51 @@ fn windows_file(w: &Workdir) -> Option<SystemTime> {
 /// The folder of the test lake's rollups, once there is one.
 fn rollup_dir(w: &Workdir) -> Option<std::path::PathBuf> {
     Some(std::fs::read_dir(w.rollups()).ok()?.next()?.ok()?.path())
+}
+
+/// `dau rollup` of one day also rolls up the days its windows reach (the 29 before it, the rest
+/// of its ISO week and month), says so, and counts them; the windows then equal the oracle.
+#[test]
+fn rollup_of_a_day_counts_the_days_its_windows_reach() {
+    let w = Workdir::new();
+    let rows = random_rows(4, day("2024-05-01"), 70, 150);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let run = w.run(&[
+        "rollup",
+        "--lake",
+        "lake",
+        "--from",
+        "2024-07-05",
+        "--to",
+        "2024-07-05",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // 30 days back to 06-06; July (and the ISO week of 07-05) to the lake's last day, 07-09.
+    let first = run.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("34 day(s) of lake from 2024-06-06 to 2024-07-09 (with the days")
+            && first.ends_with(": 34 rolled up now, 0 already current"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(rollup_files(&w).len(), 34);
+    let d = day("2024-07-05");
+    for (metric, n) in [("wau", 7), ("mau", 30)] {
+        let args = [
+            "query",
+            metric,
+            "--lake",
+            "lake",
+            "--from",
+            "2024-07-05",
+            "--to",
+            "2024-07-05",
+        ];
+        let run = w.run(&[&args[..], &["--format", "csv"]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.series(), oracle_window(&rows, n, d, d, &[]), "{metric}");
+    }
+    assert_eq!(rollup_files(&w).len(), 34, "the queries read no other day");
 }
 
 /// Adding, replacing and deleting a file in one day changes that day's result, and only that

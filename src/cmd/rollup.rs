@@ -50,13 +50,28 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     let from = from.unwrap_or_else(|| lake.first_day());
     let to = to.unwrap_or_else(|| lake.last_day());
     check_order(from, to)?;
-    let days = lake.days_between(from, to)?;
+    lake.days_between(from, to)?;
+    // Windows are counted too, rolling and calendar, so that wau, mau and stickiness need no
+    // bitmaps: the days they reach are rolled up with the asked ones.
+    let mut queries = Vec::new();
+    for calendar in [false, true] {
+        for metric in [Metric::Wau, Metric::Mau] {
+            queries.push(Query::new(metric, from, to, calendar)?);
+        }
+    }
+    let start = queries.iter().map(|q| q.span().0).min().unwrap_or(from);
+    let end = queries.iter().map(|q| q.span().1).max().unwrap_or(to);
+    let days = lake.days_between(start, end)?;
     let rollups = Rollups::of(&lake, config)?;
-    let Some(gathered) = gather(&lake, config, rollups.as_ref(), &days, false).await? else {
-        return Err(Error::usage(
-            format!("{} has text user ids: rollups hold integer ids", lake.name),
-            "queries on this lake run their SQL (exact on text ids); there is nothing to roll up",
-        ));
+    let gathered = match gather(&lake, config, rollups.as_ref(), &days, false).await? {
+        Ok(gathered) => gathered,
+        Err(why) => {
+            return Err(Error::usage(
+                format!("cannot roll up {}: {why}", lake.name),
+                "queries on this lake run their SQL (exact, and slower); there is nothing to \
+                 roll up",
+            ));
+        }
     };
     for warning in &gathered.warnings {
         eprintln!("dau: warning: {warning}");
@@ -67,17 +82,18 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
             "give a writable folder or bucket prefix with --rollups",
         ));
     }
-    // Windows are counted now too, rolling and calendar, so that wau, mau and stickiness need no
-    // bitmaps.
-    for calendar in [false, true] {
-        for metric in [Metric::Wau, Metric::Mau] {
-            bitmap::run(&lake, config, &Query::new(metric, from, to, calendar)?).await?;
-        }
+    for query in &queries {
+        bitmap::run(&lake, config, query).await?;
     }
     let built = &gathered.built;
     let left = days.len() - built.len() - gathered.reused;
+    let (first, last) = (days[0], days[days.len() - 1]);
+    let reach = match (first, last) == (from, to) {
+        true => String::new(),
+        false => " (with the days their 30-day windows, ISO weeks and months reach)".to_string(),
+    };
     println!(
-        "{} day(s) of {} from {from} to {to}: {} rolled up now, {} already current{}",
+        "{} day(s) of {} from {first} to {last}{reach}: {} rolled up now, {} already current{}",
         days.len(),
         lake.name,
         built.len(),
