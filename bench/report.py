@@ -22,6 +22,7 @@ QUESTIONS = {
     "dau-one-day": "distinct users of one day near the end",
     "month-distinct": "distinct users of one whole calendar month",
     "mau-rolling": "distinct users of the 30 days ending on each day, every day of the lake",
+    "mau-join": "mau-rolling, the peers written as a 30-day range join with COUNT(DISTINCT)",
     "opens-per-user": "events, active users, opens per user (mean, p50, p90, max) per day",
 }
 

@@ -12,6 +12,8 @@
 #   BENCH_SLOW=60          a peer slower than this many seconds is timed by its one checked run only
 #   BENCH_PEERS="duckdb polars datafusion chdb"   peers to run
 #   BENCH_QUESTIONS="dau-all-days dau-one-day month-distinct mau-rolling opens-per-user"
+#                          (also mau-join: mau-rolling with the peers written as the 30-day range
+#                          join most SQL users write; slow, so not run unless asked for)
 #   BENCH_DAU_ENGINES=""   extra dau rows with --engine X (e.g. "sql bitmap"), when dau has --engine
 #   BENCH_CHECK_ONLY=1     check that all engines agree, without timing (each runs once)
 #   BENCH_NO_BUILD=1       use the existing release binary instead of `cargo build --release`
@@ -157,6 +159,7 @@ for lake_name in $lakes; do
         peer_q=(mau-month "$month_start" "$month_end")
         ;;
       mau-rolling) dau_q=(query mau --from "$first" --to "$last"); peer_q=(mau-rolling "$first" "$last") ;;
+      mau-join) dau_q=(query mau --from "$first" --to "$last"); peer_q=(mau-join "$first" "$last") ;;
       opens-per-user) dau_q=(query opens --from "$first" --to "$last"); peer_q=(opens "$first" "$last") ;;
       *) die "unknown question '$q' in BENCH_QUESTIONS" ;;
     esac
