@@ -245,8 +245,9 @@ fn rollup_of_a_day_counts_the_days_its_windows_reach() {
     // 30 days back to 06-06; July (and the ISO week of 07-05) to the lake's last day, 07-09.
     let first = run.stdout.lines().next().unwrap_or_default();
     assert!(
-        first.starts_with("34 day(s) of lake from 2024-06-06 to 2024-07-09 (with the days")
-            && first.ends_with(": 34 rolled up now, 0 already current"),
+        first.starts_with(
+            "34 day(s) of lake from 2024-06-06 to 2024-07-09 (2024-07-05 to 2024-07-05, and"
+        ) && first.ends_with(": 34 rolled up now, 0 already current"),
         "{}",
         run.stdout
     );

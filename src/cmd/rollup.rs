@@ -90,7 +90,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     let (first, last) = (days[0], days[days.len() - 1]);
     let reach = match (first, last) == (from, to) {
         true => String::new(),
-        false => " (with the days their 30-day windows, ISO weeks and months reach)".to_string(),
+        false => format!(" ({from} to {to}, and the days their windows reach)"),
     };
     println!(
         "{} day(s) of {} from {first} to {last}{reach}: {} rolled up now, {} already current{}",
