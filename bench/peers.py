@@ -75,6 +75,10 @@ def duckdb_rows(question, lake, start, end, lo):
     con = duckdb.connect()
     files = f"read_parquet('{lake}/date=*/*.parquet', hive_partitioning = true)"
     s, e, lo = f"DATE '{start}'", f"DATE '{end}'", f"DATE '{lo}'"
+    # the distinct (user, active day) pairs of the rolling windows' days
+    ud = f"""ud AS (
+                SELECT DISTINCT userId AS u, date AS a FROM {files}
+                WHERE date BETWEEN {lo} AND {e} AND userId IS NOT NULL)"""
     if question == "dau":
         sql = f"""
             SELECT date, count(DISTINCT userId) FROM {files}
@@ -85,9 +89,7 @@ def duckdb_rows(question, lake, start, end, lo):
             WHERE date BETWEEN {s} AND {e}"""
     elif question == "mau-rolling":
         sql = f"""
-            WITH ud AS (
-                SELECT DISTINCT userId AS u, date AS a FROM {files}
-                WHERE date BETWEEN {lo} AND {e} AND userId IS NOT NULL),
+            WITH {ud},
             iv AS (
                 SELECT a, least(a + {WINDOW}, coalesce(lead(a) OVER (PARTITION BY u ORDER BY a),
                                                        a + {WINDOW})) AS b
@@ -104,9 +106,7 @@ def duckdb_rows(question, lake, start, end, lo):
             GROUP BY days.d ORDER BY days.d"""
     elif question == "mau-join":
         sql = f"""
-            WITH ud AS (
-                SELECT DISTINCT userId AS u, date AS a FROM {files}
-                WHERE date BETWEEN {lo} AND {e} AND userId IS NOT NULL),
+            WITH {ud},
             days AS (
                 SELECT CAST(range AS DATE) AS d
                 FROM range({s}, {e} + INTERVAL 1 DAY, INTERVAL 1 DAY))
@@ -149,6 +149,12 @@ def polars_rows(question, lake, start, end, lo):
     )
     s, e, lo = (dt.date.fromisoformat(x) for x in (start, end, lo))
     user = pl.col("userId")
+    # the distinct (user, active day) pairs of the rolling windows' days
+    ud = (
+        events.filter(pl.col("date").is_between(lo, e) & user.is_not_null())
+        .select(user.alias("u"), pl.col("date").alias("a"))
+        .unique()
+    )
     if question == "dau":
         q = (
             events.filter(pl.col("date").is_between(s, e))
@@ -163,10 +169,7 @@ def polars_rows(question, lake, start, end, lo):
     elif question == "mau-rolling":
         window = dt.timedelta(days=WINDOW)
         iv = (
-            events.filter(pl.col("date").is_between(lo, e) & user.is_not_null())
-            .select(user.alias("u"), pl.col("date").alias("a"))
-            .unique()
-            .sort("u", "a")
+            ud.sort("u", "a")
             .with_columns(
                 pl.min_horizontal(
                     pl.col("a") + window,
@@ -196,11 +199,6 @@ def polars_rows(question, lake, start, end, lo):
             delta.select(pl.col("d").alias("date"), "mau"), on="date", strategy="backward"
         ).select("date", pl.col("mau").fill_null(0))
     elif question == "mau-join":
-        ud = (
-            events.filter(pl.col("date").is_between(lo, e) & user.is_not_null())
-            .select(user.alias("u"), pl.col("date").alias("a"))
-            .unique()
-        )
         days = pl.LazyFrame({"date": pl.date_range(s, e, "1d", eager=True)})
         q = (
             days.join_where(
@@ -257,6 +255,10 @@ def datafusion_rows(question, lake, start, end, lo):
     ctx = SessionContext()
     ctx.register_parquet("events", f"{lake}/", table_partition_cols=[("date", pa.date32())])
     s, e, lo = f"DATE '{start}'", f"DATE '{end}'", f"DATE '{lo}'"
+    # the distinct (user, active day) pairs of the rolling windows' days
+    ud = f"""ud AS (
+                SELECT DISTINCT "userId" AS u, date AS a FROM events
+                WHERE date BETWEEN {lo} AND {e} AND "userId" IS NOT NULL)"""
     if question == "dau":
         sql = f"""
             SELECT date, count(DISTINCT "userId") FROM events
@@ -267,9 +269,7 @@ def datafusion_rows(question, lake, start, end, lo):
             WHERE date BETWEEN {s} AND {e}"""
     elif question == "mau-rolling":
         sql = f"""
-            WITH ud AS (
-                SELECT DISTINCT "userId" AS u, date AS a FROM events
-                WHERE date BETWEEN {lo} AND {e} AND "userId" IS NOT NULL),
+            WITH {ud},
             iv AS (
                 SELECT a, least(a + {WINDOW}, coalesce(lead(a) OVER (PARTITION BY u ORDER BY a),
                                                        a + {WINDOW})) AS b
@@ -287,9 +287,7 @@ def datafusion_rows(question, lake, start, end, lo):
             GROUP BY days.d ORDER BY days.d"""
     elif question == "mau-join":
         sql = f"""
-            WITH ud AS (
-                SELECT DISTINCT "userId" AS u, date AS a FROM events
-                WHERE date BETWEEN {lo} AND {e} AND "userId" IS NOT NULL),
+            WITH {ud},
             days AS (
                 SELECT CAST(value AS DATE) AS d
                 FROM generate_series({s}, {e}, INTERVAL '1 day'))

@@ -232,15 +232,15 @@ fn rollup_of_a_day_counts_the_days_its_windows_reach() {
     let w = Workdir::new();
     let rows = random_rows(4, day("2024-05-01"), 70, 150);
     write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
-    let run = w.run(&[
-        "rollup",
+    let one_day = [
         "--lake",
         "lake",
         "--from",
         "2024-07-05",
         "--to",
         "2024-07-05",
-    ]);
+    ];
+    let run = w.run(&[&["rollup"][..], &one_day].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
     // 30 days back to 06-06; July (and the ISO week of 07-05) to the lake's last day, 07-09.
     let first = run.stdout.lines().next().unwrap_or_default();
@@ -254,17 +254,7 @@ fn rollup_of_a_day_counts_the_days_its_windows_reach() {
     assert_eq!(rollup_files(&w).len(), 34);
     let d = day("2024-07-05");
     for (metric, n) in [("wau", 7), ("mau", 30)] {
-        let args = [
-            "query",
-            metric,
-            "--lake",
-            "lake",
-            "--from",
-            "2024-07-05",
-            "--to",
-            "2024-07-05",
-        ];
-        let run = w.run(&[&args[..], &["--format", "csv"]].concat());
+        let run = w.run(&[&["query", metric][..], &one_day, &["--format", "csv"]].concat());
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(run.series(), oracle_window(&rows, n, d, d, &[]), "{metric}");
     }
