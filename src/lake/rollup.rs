@@ -161,14 +161,17 @@ impl Rollups {
     async fn read(&self, name: &str, head: Option<u64>) -> Option<Vec<u8>> {
         use std::io::Read;
         match &self.place {
-            Place::Dir(dir) => {
-                let file = std::fs::File::open(dir.join(name)).ok()?;
-                let mut bytes = Vec::new();
-                file.take(head.unwrap_or(u64::MAX))
-                    .read_to_end(&mut bytes)
-                    .ok()?;
-                Some(bytes)
-            }
+            // Into room made beforehand: a read that grows its buffer from nothing takes a
+            // dozen system calls for a 16 KiB head (a year of warm queries, 4,000 of them).
+            Place::Dir(dir) => match head {
+                None => std::fs::read(dir.join(name)).ok(),
+                Some(head) => {
+                    let file = std::fs::File::open(dir.join(name)).ok()?;
+                    let mut bytes = Vec::with_capacity(head as usize);
+                    file.take(head).read_to_end(&mut bytes).ok()?;
+                    Some(bytes)
+                }
+            },
             Place::Bucket { store, prefix, .. } => {
                 let options = GetOptions {
                     range: head.map(|n| GetRange::Bounded(0..n)),
