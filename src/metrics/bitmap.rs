@@ -398,28 +398,38 @@ pub async fn gather(
     Ok(Ok(gathered))
 }
 
-/// The current rollups among `keyed` days (each with its key), read on every core (a year of
-/// them is a few hundred megabytes at most), or many at once from a bucket. Without `users`, only
-/// their counts.
+/// The current rollups among `keyed` days (each with its key): from a folder, a share of the
+/// days on each core (its reads never wait, and a task per day costs more in wake-ups than a
+/// warm rollup takes to read); from a bucket, many at once. Without `users`, only their counts.
 async fn load_rollups(
     rollups: &Rollups,
     keyed: &[(NaiveDate, String)],
     lineage: &Lineage,
     users: bool,
 ) -> Vec<(NaiveDate, (DayUsers, State))> {
-    let parallel = match rollups.is_local() {
-        true => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()),
-        false => CONCURRENT_ROLLUPS,
+    let shares: Vec<Vec<(NaiveDate, String)>> = match rollups.is_local() {
+        true => {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let share = keyed.len().div_ceil(cores).max(1);
+            keyed.chunks(share).map(<[_]>::to_vec).collect()
+        }
+        false => keyed.iter().map(|day| vec![day.clone()]).collect(),
     };
-    stream::iter(keyed.iter().cloned())
-        .map(|(day, key)| {
+    stream::iter(shares)
+        .map(|share| {
             let (rollups, lineage) = (rollups.clone(), lineage.clone());
-            tokio::spawn(
-                async move { Some((day, rollups.load(day, &key, &lineage, users).await?)) },
-            )
+            tokio::spawn(async move {
+                let mut loaded = Vec::new();
+                for (day, key) in share {
+                    if let Some(found) = rollups.load(day, &key, &lineage, users).await {
+                        loaded.push((day, found));
+                    }
+                }
+                loaded
+            })
         })
-        .buffer_unordered(parallel)
-        .filter_map(|loaded| async move { loaded.expect("reading rollups does not panic") })
+        .buffer_unordered(CONCURRENT_ROLLUPS)
+        .flat_map(|loaded| stream::iter(loaded.expect("reading rollups does not panic")))
         .collect()
         .await
 }
