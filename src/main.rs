@@ -26,8 +26,7 @@ fn main() -> ExitCode {
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let cores = i32::try_from(cores).unwrap_or(i32::MAX);
+        let cores = i32::try_from(dau::lake::cores()).unwrap_or(i32::MAX);
         // SAFETY: mallopt only sets malloc's parameters, and no other thread is running yet.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, cores);

@@ -207,8 +207,7 @@ impl Lake {
             .collect();
         let mut direct = HashMap::new();
         if !self.is_remote() && !todo.is_empty() {
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-            let shares = todo.chunks(todo.len().div_ceil(cores)).map(|share| {
+            let shares = per_core(&todo).map(|share| {
                 let share: Vec<(NaiveDate, Vec<Path>)> =
                     share.iter().map(|d| (*d, self.folders(*d))).collect();
                 tokio::task::spawn_blocking(move || {
@@ -258,6 +257,16 @@ impl Lake {
     fn folders(&self, day: NaiveDate) -> Vec<Path> {
         self.days.get(&day).cloned().unwrap_or_default()
     }
+}
+
+/// The cores this process may use (2 when it cannot tell).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// `items` in one share per core, in order (fewer shares when there are fewer items).
+pub fn per_core<T>(items: &[T]) -> std::slice::Chunks<'_, T> {
+    items.chunks(items.len().div_ceil(cores()).max(1))
 }
 
 /// Whether a store is this machine's file system (rooted at `/`), not a bucket.

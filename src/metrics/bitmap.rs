@@ -24,11 +24,11 @@ use super::{Metric, Query, output_schema};
 use crate::cli::Engine;
 use crate::config::{Config, MemoryLimit};
 use crate::dates::{days, to_date32};
-use crate::lake::Lake;
 use crate::lake::dictionary::{Dictionary, Lineage, State};
 use crate::lake::inspect::{FileReport, IdKind, inspect, null_warning, usable};
 use crate::lake::rollup::{Rollups, Windows, stamp};
 use crate::lake::scan::{DayUsers, scan_day};
+use crate::lake::{Lake, cores, per_core};
 use crate::{Error, Result};
 
 /// Rollups read or written at once in a bucket.
@@ -282,7 +282,7 @@ pub async fn gather(
             .map(|r| r.day)
             .filter(|d| !by_day.contains_key(d))
             .collect();
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let parallel = cores();
         let watch = lake.watch("reading", Some(good.len()));
         let mut scanned = stream::iter(by_day)
             .map(|(day, files)| {
@@ -408,11 +408,7 @@ async fn load_rollups(
     users: bool,
 ) -> Vec<(NaiveDate, (DayUsers, State))> {
     let shares: Vec<Vec<(NaiveDate, String)>> = match rollups.is_local() {
-        true => {
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-            let share = keyed.len().div_ceil(cores).max(1);
-            keyed.chunks(share).map(<[_]>::to_vec).collect()
-        }
+        true => per_core(keyed).map(<[_]>::to_vec).collect(),
         false => keyed.iter().map(|day| vec![day.clone()]).collect(),
     };
     stream::iter(shares)
