@@ -12,7 +12,9 @@ pub mod storage;
 pub mod table;
 
 use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use chrono::NaiveDate;
 use datafusion::execution::cache::cache_manager::{
@@ -269,6 +271,38 @@ pub fn per_core<T>(items: &[T]) -> std::slice::Chunks<'_, T> {
     items.chunks(items.len().div_ceil(cores()).max(1))
 }
 
+/// A task on the runtime that is aborted when it is dropped unawaited: work a query started
+/// (its days, their row groups) stops when the query does, on an error in another day or Ctrl-C
+/// in the REPL, instead of running on unseen. A panic in it goes on in the task awaiting it.
+pub struct Task<T>(tokio::task::JoinHandle<T>);
+
+/// Runs `future` on the runtime as a [`Task`].
+pub fn spawn<F>(future: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Task(tokio::spawn(future))
+}
+
+impl<T> Future for Task<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        Pin::new(&mut self.0).poll(cx).map(|done| match done {
+            Ok(value) => value,
+            // Never aborted while it is awaited: only a panic ends it without a value.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        })
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Whether a store is this machine's file system (rooted at `/`), not a bucket.
 fn is_local(store_url: &ObjectStoreUrl) -> bool {
     *store_url == ObjectStoreUrl::local_filesystem()
@@ -276,3 +310,34 @@ fn is_local(store_url: &ObjectStoreUrl) -> bool {
 
 /// Day folders listed at once from a bucket.
 const CONCURRENT_LISTINGS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_dropped_unawaited_stops_and_an_awaited_one_gives_its_value() {
+        assert_eq!(spawn(async { 7 }).await, 7);
+        // The task holds the sender while it runs: the receiver hears it dropped only when the
+        // task's future is, and an unaborted task would wait forever.
+        let (running, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = spawn(async move {
+            let _running = running;
+            std::future::pending::<()>().await
+        });
+        drop(task);
+        let heard = tokio::time::timeout(Duration::from_secs(10), stopped).await;
+        assert!(
+            matches!(heard, Ok(Err(_))),
+            "the task still runs: {heard:?}"
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a day failed")]
+    async fn a_panic_in_a_task_goes_on_in_its_awaiter() {
+        spawn(async { panic!("a day failed") }).await
+    }
+}

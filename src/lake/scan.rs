@@ -19,10 +19,10 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use roaring::RoaringBitmap;
 
-use super::Lake;
 use super::dictionary::Dictionary;
 use super::inspect::{FileReport, footer};
 use super::pages::{self, Chunk, Column};
+use super::{Lake, spawn};
 use crate::Result;
 
 /// Rows decoded at a time.
@@ -85,7 +85,7 @@ pub async fn scan_day(
             let lake = lake.clone();
             let user = user.to_string();
             async move {
-                tokio::spawn(async move {
+                spawn(async move {
                     if let Some(column) = column {
                         let read = read_pages(&lake, &file, &metadata, column, row_group).await?;
                         if let Some(chunk) = read {
@@ -95,7 +95,6 @@ pub async fn scan_day(
                     read_row_group(&lake, &file, metadata, row_group, &user).await
                 })
                 .await
-                .expect("a row group read does not panic")
             }
         })
         .buffer_unordered(CONCURRENT_ROW_GROUPS)

@@ -28,7 +28,7 @@ use crate::lake::dictionary::{Dictionary, Lineage, State};
 use crate::lake::inspect::{FileReport, IdKind, inspect, null_warning, usable};
 use crate::lake::rollup::{Rollups, Windows, stamp};
 use crate::lake::scan::{DayUsers, scan_day};
-use crate::lake::{Lake, cores, per_core};
+use crate::lake::{Lake, cores, per_core, spawn};
 use crate::{Error, Result};
 
 /// Rollups read or written at once in a bucket.
@@ -87,7 +87,7 @@ pub async fn run(
         Field::new("date", DataType::Date32, false),
     ]));
     let (planned, user) = (query.clone(), config.user_column.clone());
-    let schema = tokio::spawn(async move { output_schema(&planned, &user, events).await });
+    let schema = spawn(async move { output_schema(&planned, &user, events).await });
     let mut gathered = match gather(lake, config, rollups.as_ref(), &read, sets).await? {
         Ok(gathered) => gathered,
         Err(why) => return not_applicable(config, &why),
@@ -144,7 +144,7 @@ pub async fn run(
         }
     }
     span.windows = known.into_iter().flatten().collect();
-    let schema = schema.await.expect("planning the SQL does not panic")?;
+    let schema = schema.await?;
     let columns = span.columns(query);
     let arrays = schema
         .fields()
@@ -300,12 +300,11 @@ pub async fn gather(
                         .transpose()?;
                     // A task per day, so that days are counted on every core.
                     let (lake, user) = (lake.clone(), config.user_column.clone());
-                    let users = tokio::spawn(async move {
+                    let users = spawn(async move {
                         let ids = scan_day(&lake, &files, &user).await?;
                         Ok::<_, Error>(ids.map(|ids| DayUsers::new(ids, &dictionary)))
                     })
-                    .await
-                    .expect("reading a day does not panic")?;
+                    .await?;
                     Ok::<_, Error>((day, users, reading))
                 }
             })
@@ -414,7 +413,7 @@ async fn load_rollups(
     stream::iter(shares)
         .map(|share| {
             let (rollups, lineage) = (rollups.clone(), lineage.clone());
-            tokio::spawn(async move {
+            spawn(async move {
                 let mut loaded = Vec::new();
                 for (day, key) in share {
                     if let Some(found) = rollups.load(day, &key, &lineage, users).await {
@@ -425,7 +424,7 @@ async fn load_rollups(
             })
         })
         .buffer_unordered(CONCURRENT_ROLLUPS)
-        .flat_map(|loaded| stream::iter(loaded.expect("reading rollups does not panic")))
+        .flat_map(stream::iter)
         .collect()
         .await
 }
