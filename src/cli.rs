@@ -96,7 +96,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// Per-day user bitmaps where they apply (integer ids), else the reference SQL
+    /// Per-day user bitmaps where they apply (all but user-days), else the reference SQL
     #[default]
     Auto,
     /// The reference SQL in sql/

@@ -40,8 +40,8 @@ fn query(w: &Workdir, metric: &[&str], engine: &str) -> Run {
 }
 
 /// Every metric through both engines: identical output and warnings; dau, wau and mau equal to
-/// the oracle. With text ids, `--engine bitmap` says why it cannot, and auto runs the SQL.
-fn same_rows(w: &Workdir, rows: &[Row], integer_ids: bool, gone: &[NaiveDate]) {
+/// the oracle.
+fn same_rows(w: &Workdir, rows: &[Row], gone: &[NaiveDate]) {
     let (from, to) = (day("2024-06-03"), day("2024-07-02"));
     for metric in METRICS {
         let sql = query(w, metric, "sql");
@@ -50,12 +50,8 @@ fn same_rows(w: &Workdir, rows: &[Row], integer_ids: bool, gone: &[NaiveDate]) {
         assert_eq!(auto.stdout, sql.stdout, "{metric:?}");
         assert_eq!(auto.stderr, sql.stderr, "{metric:?}");
         let bitmap = query(w, metric, "bitmap");
-        if integer_ids {
-            assert_eq!(bitmap.stdout, sql.stdout, "{metric:?}");
-        } else {
-            assert_eq!(bitmap.code, 2, "{metric:?}: {}", bitmap.stdout);
-            assert!(bitmap.stderr.contains("text user ids"), "{}", bitmap.stderr);
-        }
+        assert_eq!(bitmap.code, 0, "{metric:?}: {}", bitmap.stderr);
+        assert_eq!(bitmap.stdout, sql.stdout, "{metric:?}");
         let window = match metric {
             ["dau"] => 1,
             ["wau"] => 7,
@@ -96,16 +92,10 @@ fn both_engines_give_the_oracle_rows_on_every_layout_and_id_type() {
             let folder = w.join("lake").join(partition(&spec, d));
             std::fs::remove_dir_all(folder).unwrap();
         }
-        same_rows(&w, &rows, ids != "string", &gone);
+        same_rows(&w, &rows, &gone);
         // Now from rollups (the runs above made them): still the same rows.
-        assert!(rollup_files(&w).len() > 60 || ids == "string");
-        same_rows(&w, &rows, ids != "string", &gone);
-        if ids == "string" {
-            let run = w.run(&["rollup", "--lake", "lake"]);
-            assert_eq!(run.code, 2, "{}", run.stdout);
-            assert!(run.stderr.contains("cannot roll up"), "{}", run.stderr);
-            assert!(run.stderr.contains("text user ids"), "{}", run.stderr);
-        }
+        assert!(rollup_files(&w).len() > 60);
+        same_rows(&w, &rows, &gone);
     }
 }
 
@@ -129,7 +119,7 @@ fn a_generated_lake_gives_the_oracle_rows_from_both_engines() {
     ]);
     assert_eq!(generated.code, 0, "{}", generated.stderr);
     let rows = read_lake_rows(&w.join("lake"));
-    same_rows(&w, &rows, true, &[]);
+    same_rows(&w, &rows, &[]);
     let opens = query(&w, &["opens"], "auto").csv();
     let per_user = per_user_counts(&rows);
     for row in &opens[1..] {
@@ -223,6 +213,132 @@ fn windows_file(w: &Workdir) -> Option<SystemTime> {
 /// The folder of the test lake's rollups, once there is one.
 fn rollup_dir(w: &Workdir) -> Option<std::path::PathBuf> {
     Some(std::fs::read_dir(w.rollups()).ok()?.next()?.ok()?.path())
+}
+
+/// Text ids arriving in a lake rolled up with integer ids: every id is text from then on (`3` is
+/// `"3"`, as in the SQL), every day is read again into a dictionary of text ids, and both engines
+/// equal the oracle; the next run reuses those rollups.
+#[test]
+fn text_ids_arriving_in_a_rolled_up_lake_make_every_id_text() {
+    let w = Workdir::new();
+    let mut rows = random_rows(6, day("2024-05-01"), 51, 150);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    rollup(&w);
+    let ids = rollup_dir(&w).unwrap().join("ids");
+    assert!(std::fs::read(&ids).unwrap().starts_with(b"dau ids"));
+    let text_day = day("2024-06-10");
+    let file = w
+        .join("lake")
+        .join(partition(&LakeSpec::default(), text_day));
+    write_strings(&file.join("part-text.parquet"), &["3", "7", "x", "", "x"]);
+    // "3" and "7" are the users 3 and 7; "x" and "" are two users of their own.
+    for user in [3, 7, 1_000_000, 1_000_001] {
+        rows.push((text_day, user));
+    }
+    let want = |n| oracle_window(&rows, n, day("2024-06-01"), day("2024-06-20"), &[]);
+    for engine in ["bitmap", "sql"] {
+        let engine = ["--engine", engine];
+        assert_eq!(series(&w, "dau", &engine), want(1), "{engine:?}");
+        assert_eq!(series(&w, "mau", &engine), want(30), "{engine:?}");
+    }
+    assert!(std::fs::read(&ids).unwrap().starts_with(b"dau txt"));
+    let before = rollup_files(&w);
+    assert!(before.len() >= 50, "{before:?}");
+    assert_eq!(series(&w, "dau", &["--engine", "bitmap"]), want(1));
+    assert_eq!(series(&w, "mau", &["--engine", "bitmap"]), want(30));
+    assert_eq!(rollup_files(&w), before, "rollups reused");
+}
+
+/// Text ids with NULLs and the empty id, and a file of integers beside them (`1` is `"1"`): both
+/// engines give the brute-force users, windows and opens.
+#[test]
+fn text_ids_with_nulls_and_integers_beside_them_match_the_oracle() {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    let w = Workdir::new();
+    let days: [(&str, Vec<Option<&str>>, Vec<Option<i64>>); 2] = [
+        (
+            "2024-06-01",
+            vec![Some("a"), None, Some("b"), Some("a"), None, Some("")],
+            vec![],
+        ),
+        (
+            "2024-06-02",
+            vec![Some("a"), None, Some("c"), Some("1")],
+            vec![Some(1), None, Some(2)],
+        ),
+    ];
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut want = String::new();
+    for (date, texts, integers) in &days {
+        let folder = w.join(&format!("lake/date={date}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let field = |t| vec![Field::new("userId", t, true)];
+        let texts_array = Arc::new(StringArray::from(texts.clone()));
+        write_batch(
+            &folder.join("a.parquet"),
+            field(DataType::Utf8),
+            vec![texts_array],
+        );
+        if !integers.is_empty() {
+            let integers = Arc::new(Int64Array::from(integers.clone()));
+            write_batch(
+                &folder.join("b.parquet"),
+                field(DataType::Int64),
+                vec![integers],
+            );
+        }
+        let ids: Vec<String> = (texts.iter().flatten().map(|t| t.to_string()))
+            .chain(integers.iter().flatten().map(|i| i.to_string()))
+            .collect();
+        let users: HashSet<&String> = ids.iter().collect();
+        seen.extend(ids.iter().cloned());
+        want += &format!("{date},{},{},{}\n", users.len(), seen.len(), ids.len());
+    }
+    for engine in ["sql", "bitmap"] {
+        let mut got = String::new();
+        for metric in ["dau", "mau", "opens"] {
+            let run = w.run(&[
+                "query",
+                metric,
+                "--lake",
+                "lake",
+                "--from",
+                "2024-06-01",
+                "--to",
+                "2024-06-02",
+                "--format",
+                "csv",
+                "--engine",
+                engine,
+            ]);
+            assert_eq!(run.code, 0, "{engine} {metric}: {}", run.stderr);
+            got += &run.stdout;
+        }
+        let column = |n: usize| -> Vec<String> {
+            got.lines()
+                .filter(|l| l.starts_with("2024"))
+                .map(|l| l.split(',').nth(n).unwrap().to_string())
+                .collect()
+        };
+        let (dates, values) = (column(0), column(1));
+        let rows: String = (0..2)
+            .map(|d| {
+                format!(
+                    "{},{},{},{}\n",
+                    dates[d],
+                    values[d],
+                    values[d + 2],
+                    values[d + 4]
+                )
+            })
+            .collect();
+        assert_eq!(rows, want, "{engine}: {got}");
+    }
 }
 
 /// `dau rollup` of one day also rolls up the days its windows reach (the 29 before it, the rest

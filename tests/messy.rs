@@ -168,15 +168,6 @@ fn ids_that_drift_from_integers_to_strings_are_one_user_each() {
     );
 }
 
-fn write_strings(path: &Path, ids: &[&str]) {
-    let array = datafusion::arrow::array::StringArray::from_iter_values(ids.iter().copied());
-    write_batch(
-        path,
-        vec![Field::new("userId", DataType::Utf8, false)],
-        vec![Arc::new(array)],
-    );
-}
-
 /// A file of nullable ids, optionally with a `date` column holding `date_days` (days since 1970).
 pub fn write_nullable(path: &Path, ids: &[Option<i64>], date_days: Option<i32>) {
     let mut fields = vec![Field::new("userId", DataType::Int64, true)];

@@ -224,6 +224,16 @@ pub fn write_batch(path: &Path, fields: Vec<Field>, columns: Vec<ArrayRef>) {
     writer.close().unwrap();
 }
 
+/// Writes a file of text user ids, as they are.
+pub fn write_strings(path: &Path, ids: &[&str]) {
+    let array = StringArray::from_iter_values(ids.iter().copied());
+    write_batch(
+        path,
+        vec![Field::new("userId", DataType::Utf8, false)],
+        vec![Arc::new(array)],
+    );
+}
+
 /// Random app opens over `days` days from `start`: `users` users of varying activity, several opens
 /// on some days, unsorted. A small LCG, independent of dau's generator.
 pub fn random_rows(seed: u64, start: NaiveDate, days: u64, users: u64) -> Vec<Row> {

@@ -1,7 +1,11 @@
-//! The lake's user dictionary: every integer id seen gets a small index (0, 1, 2, … in order of
-//! first sight), and the per-day bitmaps hold indices. Ids are often sparse (hashes, 40-bit or
-//! snowflake ids), where a bitmap of raw ids is mostly overhead; indices are dense, so a day is a
-//! compact bitmap and a union is a few word-wise ORs. The mapping is one-to-one: nothing collides.
+//! The lake's user dictionary: every id seen gets a small index (0, 1, 2, … in order of first
+//! sight), and the per-day bitmaps hold indices. Integer ids are often sparse (hashes, 40-bit or
+//! snowflake ids), where a bitmap of raw ids is mostly overhead, and text ids (UUIDs, names) are
+//! no numbers at all; indices are dense, so a day is a compact bitmap and a union is a few
+//! word-wise ORs. The mapping is one-to-one: ids are compared whole, so nothing collides.
+//!
+//! A dictionary holds integer ids or text ids ([`Names`]), never both: in a lake where any file
+//! has text ids, every id is text (`1` is `"1"`, as in the SQL).
 //!
 //! Kept beside the rollups (`ids`), it only ever grows, and is replaced whole (written beside and
 //! renamed), so an index once given never changes. A dictionary made anew gets a new generation
@@ -16,13 +20,17 @@
 
 use std::sync::{Arc, RwLock};
 
+use hashbrown::HashTable;
+
 use super::rollup::checksum;
 
 /// How many ids a dictionary holds: an index is 32 bits.
 const CAPACITY: u64 = 1 << 32;
 
-/// First bytes of a dictionary file.
+/// First bytes of a dictionary file: of integer ids (each 8 bytes, little-endian), or of text
+/// ids (each its length in 4 bytes, little-endian, then its bytes). Both are as long.
 const MAGIC: &[u8] = b"dau ids 2\n";
+const MAGIC_NAMES: &[u8] = b"dau txt 1\n";
 
 /// A dictionary as it was saved: how many ids it held, and a fingerprint of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,9 +89,11 @@ fn chain(print: u64, added: &[u8]) -> u64 {
 pub struct Dictionary {
     /// Names this dictionary and the states it was saved in; rollups made with it carry them.
     pub lineage: Lineage,
-    /// Every id, in order of first sight: an id's index is its position.
+    /// Every integer id, in order of first sight: an id's index is its position.
     ids: Vec<u64>,
-    /// How many of `ids` the file holds.
+    /// Every text id instead, in a dictionary of text ids.
+    names: Option<Names>,
+    /// How many ids the file holds.
     saved: usize,
     /// How many ids it can hold ([`CAPACITY`]; fewer in tests).
     capacity: u64,
@@ -96,26 +106,35 @@ pub struct Dictionary {
 }
 
 impl Default for Dictionary {
-    /// An empty dictionary with a new generation.
+    /// An empty dictionary of integer ids with a new generation.
     fn default() -> Dictionary {
+        Dictionary::new(false)
+    }
+}
+
+impl Dictionary {
+    /// An empty dictionary, of text ids (`names`) or integer ids, with a new generation.
+    pub fn new(names: bool) -> Dictionary {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let seed = format!("{now:?} {}", std::process::id());
         let generation = super::rollup::fnv1a(seed.as_bytes());
-        let states = vec![State::empty(generation)];
-        Dictionary::with(Lineage { generation, states }, Vec::new())
+        let lineage = Lineage {
+            generation,
+            states: vec![State::empty(generation)],
+        };
+        Dictionary::with(lineage, Vec::new(), names.then(Names::default))
     }
-}
 
-impl Dictionary {
-    fn with(lineage: Lineage, ids: Vec<u64>) -> Dictionary {
+    fn with(lineage: Lineage, ids: Vec<u64>, names: Option<Names>) -> Dictionary {
         let mut sorted: Vec<(u64, u32)> = ids.iter().zip(0u32..).map(|(i, n)| (*i, n)).collect();
         sorted.sort_unstable();
         let mut dictionary = Dictionary {
             lineage,
-            saved: ids.len(),
+            saved: names.as_ref().map_or(ids.len(), Names::len),
             ids,
+            names,
             capacity: CAPACITY,
             levels: Vec::new(),
         };
@@ -123,16 +142,36 @@ impl Dictionary {
         dictionary
     }
 
+    /// Whether its ids are text.
+    pub fn has_names(&self) -> bool {
+        self.names.is_some()
+    }
+
+    /// How many ids it holds.
+    fn len(&self) -> usize {
+        self.names.as_ref().map_or(self.ids.len(), Names::len)
+    }
+
     /// The dictionary in a file's bytes; None when they are not one, or are not the ids its
     /// lineage says (cut short, or changed).
     pub fn decode(bytes: &[u8]) -> Option<Dictionary> {
         let lineage = Dictionary::lineage_in(bytes)?;
         let rest = &bytes[Self::HEAD as usize + 16 * lineage.states.len()..];
-        if rest.len() as u64 / 8 > CAPACITY {
+        let names = match bytes.starts_with(MAGIC_NAMES) {
+            true => Some(Names::decode(rest)?),
+            false => None,
+        };
+        if names.as_ref().map_or(rest.len() / 8, Names::len) as u64 > CAPACITY {
             return None;
         }
         // Each state's fingerprint, chained from the empty one over the ids it added.
-        let offset = |state: &State| usize::try_from(state.len).ok()?.checked_mul(8);
+        let offset = |state: &State| {
+            let len = usize::try_from(state.len).ok()?;
+            match &names {
+                Some(names) => names.starts.get(len).copied(),
+                None => len.checked_mul(8),
+            }
+        };
         if lineage.states[0] != State::empty(lineage.generation) {
             return None;
         }
@@ -145,11 +184,14 @@ impl Dictionary {
         if offset(&lineage.last())? != rest.len() {
             return None;
         }
+        if names.is_some() {
+            return Some(Dictionary::with(lineage, Vec::new(), names));
+        }
         let ids = rest
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect();
-        Some(Dictionary::with(lineage, ids))
+        Some(Dictionary::with(lineage, ids, None))
     }
 
     /// Bytes enough to tell how long a dictionary file's head (its lineage) is.
@@ -157,7 +199,10 @@ impl Dictionary {
 
     /// How many bytes of the file starting with `head` its lineage takes.
     pub fn head_len(head: &[u8]) -> Option<u64> {
-        let head = head.get(..Self::HEAD as usize)?.strip_prefix(MAGIC)?;
+        let head = head.get(..Self::HEAD as usize)?;
+        let head = head
+            .strip_prefix(MAGIC)
+            .or_else(|| head.strip_prefix(MAGIC_NAMES))?;
         let states = u64::from_le_bytes(head[8..].try_into().ok()?);
         Self::HEAD.checked_add(states.checked_mul(16)?)
     }
@@ -184,29 +229,38 @@ impl Dictionary {
 
     /// True when ids were added since the dictionary was loaded (or made).
     pub fn changed(&self) -> bool {
-        self.ids.len() > self.saved
+        self.len() > self.saved
     }
 
     /// The file's bytes, the ids added since the last save sealed as a new state (the one the
     /// rollups made now record).
     pub fn seal(&mut self) -> Vec<u8> {
-        let last = self.lineage.last();
-        let grew = self.ids.len() as u64 > last.len;
+        let (last, len) = (self.lineage.last(), self.len());
+        let grew = len as u64 > last.len;
         let states = self.lineage.states.len() + usize::from(grew);
         let start = Self::HEAD as usize + 16 * states;
-        let mut out = Vec::with_capacity(start + 8 * self.ids.len());
-        out.extend_from_slice(MAGIC);
+        let body = self.names.as_ref().map_or(8 * len, |n| n.bytes.len());
+        let mut out = Vec::with_capacity(start + body);
+        out.extend_from_slice(if self.has_names() { MAGIC_NAMES } else { MAGIC });
         out.extend_from_slice(&self.lineage.generation.to_le_bytes());
         out.extend_from_slice(&(states as u64).to_le_bytes());
         out.resize(start, 0);
-        for id in &self.ids {
-            out.extend_from_slice(&id.to_le_bytes());
+        match &self.names {
+            Some(names) => out.extend_from_slice(&names.bytes),
+            None => {
+                for id in &self.ids {
+                    out.extend_from_slice(&id.to_le_bytes());
+                }
+            }
         }
         if grew {
-            let added = &out[start + 8 * last.len as usize..];
-            let print = chain(last.print, added);
+            let added = match &self.names {
+                Some(names) => names.starts[last.len as usize],
+                None => 8 * last.len as usize,
+            };
+            let print = chain(last.print, &out[start + added..]);
             self.lineage.states.push(State {
-                len: self.ids.len() as u64,
+                len: len as u64,
                 print,
             });
         }
@@ -246,6 +300,54 @@ impl Dictionary {
             }
         }
         found.into_iter().collect()
+    }
+
+    /// The index of each of `names` (a name may repeat) in a dictionary of text ids shared by
+    /// the row groups being read: looked up under its read lock; only new names take the write
+    /// lock. None, with nothing added, when the new names would not fit.
+    pub fn shared_name_indices(
+        dictionary: &RwLock<Dictionary>,
+        names: &[&[u8]],
+    ) -> Option<Vec<u32>> {
+        let mut found: Vec<Option<u32>> = {
+            let dictionary = dictionary.read().expect("dictionary lock");
+            let known =
+                (dictionary.names.as_ref()).expect("text ids go to a dictionary of text ids");
+            names.iter().map(|name| known.get(name)).collect()
+        };
+        let new: Vec<&[u8]> = names
+            .iter()
+            .zip(&found)
+            .filter(|(_, index)| index.is_none())
+            .map(|(name, _)| *name)
+            .collect();
+        if !new.is_empty() {
+            let added = dictionary
+                .write()
+                .expect("dictionary lock")
+                .add_names(&new)?;
+            let empty = found.iter_mut().filter(|index| index.is_none());
+            for (slot, index) in empty.zip(added) {
+                *slot = Some(index);
+            }
+        }
+        found.into_iter().collect()
+    }
+
+    /// The index of each of `names`: those added meanwhile (or earlier in `names`) keep theirs,
+    /// the others get the next ones. None, with nothing added, when that could take more ids
+    /// than the dictionary holds (counting each of `names` as new), or a name is 4 GiB long.
+    fn add_names(&mut self, names: &[&[u8]]) -> Option<Vec<u32>> {
+        let known = self.names.as_mut()?;
+        let too_long = names.iter().any(|name| u32::try_from(name.len()).is_err());
+        if too_long || (known.len() + names.len()) as u64 > self.capacity {
+            return None;
+        }
+        let indices = names
+            .iter()
+            .map(|name| known.get(name).unwrap_or_else(|| known.push(name)))
+            .collect();
+        Some(indices)
     }
 
     /// The index of each of `ids` (sorted, distinct), none of them among the first `known`:
@@ -295,6 +397,74 @@ impl Dictionary {
         }
         self.levels.push(Arc::new(table));
     }
+}
+
+/// Text ids in order of first sight, as the file holds them, and a table to find them by.
+#[derive(Debug)]
+struct Names {
+    /// Every id: its length in 4 bytes (little-endian), then its bytes.
+    bytes: Vec<u8>,
+    /// Where each id starts in `bytes`, then where the next one will: one more than ids.
+    starts: Vec<usize>,
+    /// Every index, found by its id's hash; ids are compared whole.
+    table: HashTable<u32>,
+}
+
+impl Default for Names {
+    fn default() -> Names {
+        Names {
+            bytes: Vec::new(),
+            starts: vec![0],
+            table: HashTable::new(),
+        }
+    }
+}
+
+impl Names {
+    /// The names in a file's body; None when it is cut short or names an id twice.
+    fn decode(mut body: &[u8]) -> Option<Names> {
+        let mut names = Names::default();
+        while let Some((length, rest)) = body.split_first_chunk::<4>() {
+            let (name, rest) = rest.split_at_checked(u32::from_le_bytes(*length) as usize)?;
+            if names.get(name).is_some() {
+                return None;
+            }
+            names.push(name);
+            body = rest;
+        }
+        body.is_empty().then_some(names)
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    fn get(&self, name: &[u8]) -> Option<u32> {
+        let (bytes, starts) = (&self.bytes, &self.starts);
+        let found = self
+            .table
+            .find(checksum(name), |i| named(bytes, starts, *i) == name);
+        found.copied()
+    }
+
+    /// Gives `name` (not yet here, at most 4 GiB) the next index.
+    fn push(&mut self, name: &[u8]) -> u32 {
+        let index = u32::try_from(self.len()).expect("within the capacity checked");
+        let length = u32::try_from(name.len()).expect("a name shorter than 4 GiB");
+        self.bytes.extend_from_slice(&length.to_le_bytes());
+        self.bytes.extend_from_slice(name);
+        self.starts.push(self.bytes.len());
+        let (bytes, starts) = (&self.bytes, &self.starts);
+        let rehash = |i: &u32| checksum(named(bytes, starts, *i));
+        self.table.insert_unique(checksum(name), index, rehash);
+        index
+    }
+}
+
+/// The name of index `i` among `bytes` starting at `starts`.
+fn named<'a>(bytes: &'a [u8], starts: &[usize], i: u32) -> &'a [u8] {
+    let i = i as usize;
+    &bytes[starts[i] + 4..starts[i + 1]]
 }
 
 /// The index of `id` in `levels`, if it has one.
@@ -508,5 +678,84 @@ mod tests {
             Some(vec![1, 2])
         );
         assert_eq!(Dictionary::shared_indices(&dict, &[1]), None);
+    }
+
+    fn names(dict: &RwLock<Dictionary>, names: &[&str]) -> Option<Vec<u32>> {
+        let names: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+        Dictionary::shared_name_indices(dict, &names)
+    }
+
+    /// Text ids: one index per name, kept through saves and loads (over several states); the
+    /// empty name is a name; a dictionary of integers is not one of text ids.
+    #[test]
+    fn names_are_one_to_one_and_survive_a_save() {
+        let dict = RwLock::new(Dictionary::new(true));
+        let mut seen = std::collections::HashMap::new();
+        let mut state = 7u64;
+        for day in 0..30u64 {
+            let mut day_names: Vec<String> = (0..100)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    format!("user-{}", (state >> 20) % (300 + day * 20))
+                })
+                .collect();
+            day_names.push(String::new());
+            day_names.sort_unstable();
+            day_names.dedup();
+            let refs: Vec<&str> = day_names.iter().map(String::as_str).collect();
+            for (name, index) in day_names.iter().zip(names(&dict, &refs).unwrap()) {
+                assert_eq!(*seen.entry(name.clone()).or_insert(index), index, "{name}");
+            }
+            if day % 10 == 9 {
+                let bytes = dict.write().unwrap().seal();
+                *dict.write().unwrap() = Dictionary::decode(&bytes).unwrap();
+            }
+        }
+        let distinct: std::collections::HashSet<u32> = seen.values().copied().collect();
+        assert_eq!(distinct.len(), seen.len());
+        let mut dict = dict.into_inner().unwrap();
+        assert_eq!(dict.lineage.states.len(), 4);
+        let loaded = RwLock::new(Dictionary::decode(&dict.seal()).unwrap());
+        assert!(loaded.read().unwrap().has_names());
+        assert_eq!(loaded.read().unwrap().lineage, dict.lineage);
+        let all: Vec<&str> = seen.keys().map(String::as_str).collect();
+        for (name, index) in all.iter().zip(names(&loaded, &all).unwrap()) {
+            assert_eq!(seen[*name], index);
+        }
+        assert!(!loaded.read().unwrap().changed());
+        let integers = RwLock::new(Dictionary::default());
+        Dictionary::shared_indices(&integers, &[1]).unwrap();
+        let bytes = integers.write().unwrap().seal();
+        assert!(!Dictionary::decode(&bytes).unwrap().has_names());
+    }
+
+    /// A name another day added between a day's lookups and its adding keeps its index; a full
+    /// dictionary refuses new names and keeps its own; a file changed anywhere or cut short is
+    /// not a dictionary.
+    #[test]
+    fn names_added_meanwhile_keep_their_index_and_damage_is_found() {
+        let dict = RwLock::new(Dictionary {
+            capacity: 6,
+            ..Dictionary::new(true)
+        });
+        assert_eq!(names(&dict, &["a", "b", "c"]), Some(vec![0, 1, 2]));
+        // A day found neither "d" nor "e"; another day then added "e".
+        assert_eq!(names(&dict, &["e"]), Some(vec![3]));
+        let added = dict.write().unwrap().add_names(&[b"d", b"e"]);
+        assert_eq!(added, Some(vec![4, 3]));
+        assert_eq!(names(&dict, &["f", "a", "g"]), None, "full");
+        assert_eq!(names(&dict, &["e", "a", "d"]), Some(vec![3, 0, 4]));
+        let bytes = dict.write().unwrap().seal();
+        assert!(
+            Dictionary::decode(&bytes[..bytes.len() - 1]).is_none(),
+            "cut short"
+        );
+        for at in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0x10;
+            assert!(Dictionary::decode(&changed).is_none(), "byte {at}");
+        }
     }
 }

@@ -17,12 +17,14 @@ use datafusion::parquet::file::reader::{ChunkReader, Length};
 use datafusion::parquet::file::serialized_reader::SerializedPageReader;
 
 /// One row group's ids, as stored: distinct ids with how many events each has (`counted` and
-/// `counts`, from a dictionary), and ids of one event each (`once`).
+/// `counts`, from a dictionary), and ids of one event each (`once`). Text ids come as their
+/// indices in the lake's dictionary, unless it could not hold them all (`full`).
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub counted: Vec<u64>,
     pub counts: Vec<u32>,
     pub once: Vec<u64>,
+    pub full: bool,
     /// Rows whose id is NULL.
     pub nulls: u64,
 }

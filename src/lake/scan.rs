@@ -1,13 +1,14 @@
 //! The fast scan: reads only the user id column of a day's files, every row group in parallel,
 //! straight into that day's set of users (a compressed bitmap) and how often each user came.
-//! Integer ids only: they are the bitmap's members as they are, so nothing can collide.
+//! Ids become the bitmap's members through the lake's [`Dictionary`], which compares them whole
+//! (integers, or text), so nothing can collide.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
@@ -47,23 +48,33 @@ pub struct DayUsers {
     pub histogram: Vec<(u64, u64)>,
 }
 
-/// One day's ids as read: distinct ids in order, each with its number of events.
+/// One day's ids as read: distinct ids in order, each with its number of events. Text ids come
+/// as their indices in the lake's dictionary already (`indexed`), unless it was full (`full`).
 #[derive(Debug, Default)]
 pub struct DayIds {
     ids: Vec<u64>,
     counts: Vec<u64>,
     nulls: u64,
+    indexed: bool,
+    full: bool,
 }
+
+/// The dictionary of text ids that a scan reading ids as text indexes them in.
+pub type Names = Arc<RwLock<Dictionary>>;
 
 /// A file the scan could not decode, and why.
 pub type Undecodable = (ObjectPath, String);
 
-/// Reads the user ids of one day's `files` (already checked: each has an integer user column).
-/// The outer error is storage failing; the inner one names a file whose data cannot be decoded.
+/// Reads the user ids of one day's `files` (already checked: each has an integer or text user
+/// column). With `names`, ids are read as text (integers as their decimal digits, as the SQL
+/// reads them in a lake with any text ids) and indexed in that dictionary as each row group is
+/// read. The outer error is storage failing; the inner one names a file whose data cannot be
+/// decoded.
 pub async fn scan_day(
     lake: &Arc<Lake>,
     files: &[FileReport],
     user: &str,
+    names: Option<Names>,
 ) -> Result<std::result::Result<DayIds, Undecodable>> {
     let mut groups = Vec::new();
     for file in files {
@@ -71,18 +82,20 @@ pub async fn scan_day(
             Ok(metadata) => metadata,
             Err(reason) => return Ok(Err((file.meta.location.clone(), reason))),
         };
-        let metadata = match ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new()) {
-            Ok(metadata) => metadata,
+        let plain = ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new());
+        let metadata = match plain {
+            Ok(plain) if names.is_some() => dictionary_encoded(plain, metadata, user),
+            Ok(plain) => plain,
             Err(e) => return Ok(Err((file.meta.location.clone(), e.to_string()))),
         };
-        let column = Column::find(&metadata, user);
+        let column = Column::find(&metadata, user).filter(|_| names.is_none());
         for row_group in 0..metadata.metadata().num_row_groups() {
             groups.push((file.clone(), metadata.clone(), column, row_group));
         }
     }
     let chunks = stream::iter(groups)
         .map(|(file, metadata, column, row_group)| {
-            let lake = lake.clone();
+            let (lake, names) = (lake.clone(), names.clone());
             let user = user.to_string();
             async move {
                 spawn(async move {
@@ -92,7 +105,7 @@ pub async fn scan_day(
                             return Ok(Ok(chunk));
                         }
                     }
-                    read_row_group(&lake, &file, metadata, row_group, &user).await
+                    read_row_group(&lake, &file, metadata, row_group, &user, names).await
                 })
                 .await
             }
@@ -101,7 +114,38 @@ pub async fn scan_day(
         .try_collect::<Vec<_>>()
         .await?;
     let chunks: std::result::Result<Vec<Chunk>, Undecodable> = chunks.into_iter().collect();
-    Ok(chunks.map(DayIds::from_chunks))
+    Ok(chunks.map(|chunks| DayIds {
+        indexed: names.is_some(),
+        full: chunks.iter().any(|c| c.full),
+        ..DayIds::from_chunks(chunks)
+    }))
+}
+
+/// A file's reader metadata with its text user column read as a dictionary array: each row
+/// group's distinct ids once, with a key per row (as written, when the pages are dictionary
+/// encoded, as they mostly are), so that each id is looked up once per row group.
+fn dictionary_encoded(
+    plain: ArrowReaderMetadata,
+    metadata: Arc<ParquetMetaData>,
+    user: &str,
+) -> ArrowReaderMetadata {
+    let fields = plain.schema().fields().iter().map(|field| {
+        let text = matches!(
+            field.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        );
+        match field.name() == user && text {
+            true => {
+                let keyed =
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                Arc::new(Field::new(user, keyed, field.is_nullable()))
+            }
+            false => field.clone(),
+        }
+    });
+    let schema = Arc::new(Schema::new(fields.collect::<Vec<_>>()));
+    let options = ArrowReaderOptions::new().with_schema(schema);
+    ArrowReaderMetadata::try_new(metadata, options).unwrap_or(plain)
 }
 
 /// Reads the user column of one row group page by page; None when [`pages`] declines it.
@@ -132,13 +176,15 @@ async fn read_pages(
     }
 }
 
-/// Decodes the user column of one row group with the arrow reader.
+/// Decodes the user column of one row group with the arrow reader (as text indexed in `names`,
+/// when given).
 async fn read_row_group(
     lake: &Lake,
     file: &FileReport,
     metadata: ArrowReaderMetadata,
     row_group: usize,
     user: &str,
+    names: Option<Names>,
 ) -> Result<std::result::Result<Chunk, Undecodable>> {
     let undecodable = |e: &dyn std::fmt::Display| {
         Ok(Err((
@@ -165,14 +211,18 @@ async fn read_row_group(
     let mut batches = match builder
         .with_projection(mask)
         .with_row_groups(vec![row_group])
-        .with_batch_size(BATCH_ROWS)
+        // A row group's text ids in one batch: one dictionary to look up.
+        .with_batch_size(match names {
+            Some(_) => rows.max(1),
+            None => BATCH_ROWS,
+        })
         .build()
     {
         Ok(batches) => batches,
         Err(e) => return undecodable(&e),
     };
     let mut chunk = Chunk {
-        once: Vec::with_capacity(rows),
+        once: Vec::with_capacity(if names.is_some() { 0 } else { rows }),
         ..Chunk::default()
     };
     // Integers of any width are one id space (Int64), as in the SQL; an unsigned id beyond it fails.
@@ -191,6 +241,12 @@ async fn read_row_group(
             }
         };
         let column = batch.column(0);
+        if let Some(names) = &names {
+            if let Err(e) = index_names(column, names, &mut chunk) {
+                return undecodable(&e);
+            }
+            continue;
+        }
         let ids = match cast_with_options(column, &DataType::Int64, &exact) {
             Ok(ids) => ids,
             Err(e) => return undecodable(&e),
@@ -242,6 +298,54 @@ impl AsyncFileReader for Reader {
     ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
         futures::future::ready(Ok(self.metadata.clone())).boxed()
     }
+}
+
+/// Adds a batch of ids read as text to `chunk` as their indices in `names`: a dictionary array's
+/// used entries with their counts, other arrays (integers in a lake of text ids) row by row.
+fn index_names(
+    column: &dyn Array,
+    names: &RwLock<Dictionary>,
+    chunk: &mut Chunk,
+) -> std::result::Result<(), datafusion::arrow::error::ArrowError> {
+    let exact = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let rows = column.len() as u64;
+    let (texts, counts) = match column.as_dictionary_opt::<Int32Type>() {
+        Some(keyed) => {
+            let texts = cast_with_options(keyed.values(), &DataType::Utf8, &exact)?;
+            let mut counts = vec![0u32; texts.len()];
+            for key in keyed.keys().iter().flatten() {
+                counts[key as usize] += 1;
+            }
+            (texts, Some(counts))
+        }
+        None => (cast_with_options(column, &DataType::Utf8, &exact)?, None),
+    };
+    let texts = texts.as_string::<i32>();
+    let used = |at: &usize| texts.is_valid(*at) && counts.as_ref().is_none_or(|c| c[*at] > 0);
+    let at: Vec<usize> = (0..texts.len()).filter(used).collect();
+    let bytes: Vec<&[u8]> = at.iter().map(|at| texts.value(*at).as_bytes()).collect();
+    let Some(indices) = Dictionary::shared_name_indices(names, &bytes) else {
+        chunk.full = true;
+        return Ok(());
+    };
+    let indices = indices.into_iter().map(u64::from);
+    let present = match counts {
+        Some(counts) => {
+            chunk.counted.extend(indices);
+            let used = at.iter().map(|at| counts[*at]);
+            chunk.counts.extend(used.clone());
+            used.map(u64::from).sum()
+        }
+        None => {
+            chunk.once.extend(indices);
+            at.len() as u64
+        }
+    };
+    chunk.nulls += rows - present;
+    Ok(())
 }
 
 impl DayIds {
@@ -369,7 +473,11 @@ impl DayUsers {
             histogram.add(*n);
         }
         // The indices as bits, then as a bitmap: cheaper than inserting them one by one.
-        let indices = Dictionary::shared_indices(dictionary, &day.ids)?;
+        let indices = match day.indexed {
+            true if day.full => return None,
+            true => day.ids.iter().map(|i| *i as u32).collect(),
+            false => Dictionary::shared_indices(dictionary, &day.ids)?,
+        };
         let top = indices.iter().max().map_or(0, |i| *i as usize / 8 + 1);
         let mut bits = vec![0u8; top];
         for i in indices {

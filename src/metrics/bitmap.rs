@@ -178,7 +178,7 @@ fn not_applicable<T>(config: &Config, why: &str) -> Result<Option<T>> {
 
 /// The users of each of `days`: from current rollups, else read from the lake (after the same
 /// footer checks as the SQL) and rolled up. The inner error says why bitmaps cannot hold these
-/// users (text ids, or more than 2^32 users), and the SQL must count them. Without `sets`, days
+/// users (more than 2^32 of them), and the SQL must count them. Without `sets`, days
 /// from rollups come with their counts only.
 pub async fn gather(
     lake: &Arc<Lake>,
@@ -258,13 +258,24 @@ pub async fn gather(
         }
         let mut warnings = Vec::new();
         let good = usable(&reports, &columns, config.skip_bad_files, &mut warnings)?;
-        if let Some(text) = good
-            .iter()
-            .find(|r| r.id_kind(&columns) == Some(IdKind::String))
+        let names = dictionary.read().expect("dictionary lock").has_names();
+        if !names
+            && good
+                .iter()
+                .any(|r| r.id_kind(&columns) == Some(IdKind::String))
         {
-            let why = format!("{} has text user ids; bitmaps need integer ids", text.name);
-            return Ok(Err(why));
+            // The lake's first text ids: every id is text from now on (`1` is `"1"`, as in the
+            // SQL), in a dictionary of text ids; days read with integer ids are read again.
+            let text = Dictionary::new(true);
+            begun = text.lineage.clone();
+            *dictionary.write().expect("dictionary lock") = text;
+            if !gathered.days.is_empty() {
+                (gathered.days, gathered.keys, gathered.reused) = Default::default();
+                todo = days.to_vec();
+                continue;
+            }
         }
+        let text = dictionary.read().expect("dictionary lock").has_names();
         let mut by_day: BTreeMap<NaiveDate, Vec<FileReport>> = BTreeMap::new();
         for report in &good {
             by_day
@@ -301,7 +312,8 @@ pub async fn gather(
                     // A task per day, so that days are counted on every core.
                     let (lake, user) = (lake.clone(), config.user_column.clone());
                     let users = spawn(async move {
-                        let ids = scan_day(&lake, &files, &user).await?;
+                        let names = text.then(|| dictionary.clone());
+                        let ids = scan_day(&lake, &files, &user, names).await?;
                         Ok::<_, Error>(ids.map(|ids| DayUsers::new(ids, &dictionary)))
                     })
                     .await?;
