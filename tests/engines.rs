@@ -260,7 +260,9 @@ fn text_ids_with_nulls_and_integers_beside_them_match_the_oracle() {
     use datafusion::arrow::datatypes::{DataType, Field};
 
     let w = Workdir::new();
-    let days: [(&str, Vec<Option<&str>>, Vec<Option<i64>>); 2] = [
+    // Each day's date, text ids and integer ids.
+    type Day<'a> = (&'a str, Vec<Option<&'a str>>, Vec<Option<i64>>);
+    let days: [Day; 2] = [
         (
             "2024-06-01",
             vec![Some("a"), None, Some("b"), Some("a"), None, Some("")],

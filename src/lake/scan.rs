@@ -29,6 +29,9 @@ use crate::Result;
 /// Rows decoded at a time.
 const BATCH_ROWS: usize = 64 * 1024;
 
+/// Text ids decoded at a time: most row groups whole, so that their dictionary is looked up once.
+const TEXT_BATCH_ROWS: usize = 1 << 20;
+
 /// Row groups read at once within a day.
 const CONCURRENT_ROW_GROUPS: usize = 8;
 
@@ -211,9 +214,8 @@ async fn read_row_group(
     let mut batches = match builder
         .with_projection(mask)
         .with_row_groups(vec![row_group])
-        // A row group's text ids in one batch: one dictionary to look up.
         .with_batch_size(match names {
-            Some(_) => rows.max(1),
+            Some(_) => TEXT_BATCH_ROWS,
             None => BATCH_ROWS,
         })
         .build()
@@ -224,11 +226,6 @@ async fn read_row_group(
     let mut chunk = Chunk {
         once: Vec::with_capacity(if names.is_some() { 0 } else { rows }),
         ..Chunk::default()
-    };
-    // Integers of any width are one id space (Int64), as in the SQL; an unsigned id beyond it fails.
-    let exact = CastOptions {
-        safe: false,
-        ..Default::default()
     };
     while let Some(batch) = batches.next().await {
         let batch = match batch {
@@ -247,7 +244,7 @@ async fn read_row_group(
             }
             continue;
         }
-        let ids = match cast_with_options(column, &DataType::Int64, &exact) {
+        let ids = match cast_with_options(column, &DataType::Int64, &exact()) {
             Ok(ids) => ids,
             Err(e) => return undecodable(&e),
         };
@@ -300,6 +297,15 @@ impl AsyncFileReader for Reader {
     }
 }
 
+/// Casts that fail rather than turn a value they cannot hold into NULL: integers of any width are
+/// one id space (Int64), as in the SQL, and an unsigned id beyond it fails.
+fn exact() -> CastOptions<'static> {
+    CastOptions {
+        safe: false,
+        ..Default::default()
+    }
+}
+
 /// Adds a batch of ids read as text to `chunk` as their indices in `names`: a dictionary array's
 /// used entries with their counts, other arrays (integers in a lake of text ids) row by row.
 fn index_names(
@@ -307,21 +313,17 @@ fn index_names(
     names: &RwLock<Dictionary>,
     chunk: &mut Chunk,
 ) -> std::result::Result<(), datafusion::arrow::error::ArrowError> {
-    let exact = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
     let rows = column.len() as u64;
     let (texts, counts) = match column.as_dictionary_opt::<Int32Type>() {
         Some(keyed) => {
-            let texts = cast_with_options(keyed.values(), &DataType::Utf8, &exact)?;
+            let texts = cast_with_options(keyed.values(), &DataType::Utf8, &exact())?;
             let mut counts = vec![0u32; texts.len()];
             for key in keyed.keys().iter().flatten() {
                 counts[key as usize] += 1;
             }
             (texts, Some(counts))
         }
-        None => (cast_with_options(column, &DataType::Utf8, &exact)?, None),
+        None => (cast_with_options(column, &DataType::Utf8, &exact())?, None),
     };
     let texts = texts.as_string::<i32>();
     let used = |at: &usize| texts.is_valid(*at) && counts.as_ref().is_none_or(|c| c[*at] > 0);
