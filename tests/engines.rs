@@ -302,44 +302,38 @@ fn text_ids_with_nulls_and_integers_beside_them_match_the_oracle() {
         want += &format!("{date},{},{},{}\n", users.len(), seen.len(), ids.len());
     }
     for engine in ["sql", "bitmap"] {
-        let mut got = String::new();
-        for metric in ["dau", "mau", "opens"] {
-            let run = w.run(&[
-                "query",
-                metric,
-                "--lake",
-                "lake",
-                "--from",
-                "2024-06-01",
-                "--to",
-                "2024-06-02",
-                "--format",
-                "csv",
-                "--engine",
-                engine,
-            ]);
-            assert_eq!(run.code, 0, "{engine} {metric}: {}", run.stderr);
-            got += &run.stdout;
-        }
-        let column = |n: usize| -> Vec<String> {
-            got.lines()
-                .filter(|l| l.starts_with("2024"))
-                .map(|l| l.split(',').nth(n).unwrap().to_string())
-                .collect()
-        };
-        let (dates, values) = (column(0), column(1));
-        let rows: String = (0..2)
-            .map(|d| {
-                format!(
-                    "{},{},{},{}\n",
-                    dates[d],
-                    values[d],
-                    values[d + 2],
-                    values[d + 4]
-                )
+        // Each metric's lines, without the header: the date, then its value.
+        let lines: Vec<Vec<String>> = ["dau", "mau", "opens"]
+            .iter()
+            .map(|metric| {
+                let run = w.run(&[
+                    "query",
+                    metric,
+                    "--lake",
+                    "lake",
+                    "--from",
+                    "2024-06-01",
+                    "--to",
+                    "2024-06-02",
+                    "--format",
+                    "csv",
+                    "--engine",
+                    engine,
+                ]);
+                assert_eq!(run.code, 0, "{engine} {metric}: {}", run.stderr);
+                run.stdout.lines().skip(1).map(str::to_string).collect()
             })
             .collect();
-        assert_eq!(rows, want, "{engine}: {got}");
+        let field = |metric: usize, day: usize, n: usize| {
+            lines[metric][day].split(',').nth(n).unwrap().to_string()
+        };
+        let rows: String = (0..days.len())
+            .map(|d| {
+                let (date, dau) = (field(0, d, 0), field(0, d, 1));
+                format!("{date},{dau},{},{}\n", field(1, d, 1), field(2, d, 1))
+            })
+            .collect();
+        assert_eq!(rows, want, "{engine}: {lines:?}");
     }
 }
 

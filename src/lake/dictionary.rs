@@ -282,24 +282,10 @@ impl Dictionary {
             let dictionary = dictionary.read().expect("dictionary lock");
             (dictionary.levels.clone(), dictionary.ids.len())
         };
-        let mut found: Vec<Option<u32>> = ids.iter().map(|id| get(&levels, *id)).collect();
-        let new: Vec<u64> = ids
-            .iter()
-            .zip(&found)
-            .filter(|(_, index)| index.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        if !new.is_empty() {
-            let added = dictionary
-                .write()
-                .expect("dictionary lock")
-                .add(known, &new)?;
-            let empty = found.iter_mut().filter(|index| index.is_none());
-            for (slot, index) in empty.zip(added) {
-                *slot = Some(index);
-            }
-        }
-        found.into_iter().collect()
+        let found = ids.iter().map(|id| get(&levels, *id)).collect();
+        completed(ids, found, |new| {
+            dictionary.write().expect("dictionary lock").add(known, new)
+        })
     }
 
     /// The index of each of `names` (a name may repeat) in a dictionary of text ids shared by
@@ -309,29 +295,15 @@ impl Dictionary {
         dictionary: &RwLock<Dictionary>,
         names: &[&[u8]],
     ) -> Option<Vec<u32>> {
-        let mut found: Vec<Option<u32>> = {
+        let found = {
             let dictionary = dictionary.read().expect("dictionary lock");
             let known =
                 (dictionary.names.as_ref()).expect("text ids go to a dictionary of text ids");
             names.iter().map(|name| known.get(name)).collect()
         };
-        let new: Vec<&[u8]> = names
-            .iter()
-            .zip(&found)
-            .filter(|(_, index)| index.is_none())
-            .map(|(name, _)| *name)
-            .collect();
-        if !new.is_empty() {
-            let added = dictionary
-                .write()
-                .expect("dictionary lock")
-                .add_names(&new)?;
-            let empty = found.iter_mut().filter(|index| index.is_none());
-            for (slot, index) in empty.zip(added) {
-                *slot = Some(index);
-            }
-        }
-        found.into_iter().collect()
+        completed(names, found, |new| {
+            dictionary.write().expect("dictionary lock").add_names(new)
+        })
     }
 
     /// The index of each of `names`: those added meanwhile (or earlier in `names`) keep theirs,
@@ -397,6 +369,28 @@ impl Dictionary {
         }
         self.levels.push(Arc::new(table));
     }
+}
+
+/// The index of each of `keys`: those `found` (in order), and the others as `add` gives them (it
+/// takes the keys not found, in order); None when `add` refuses them.
+fn completed<K: Copy>(
+    keys: &[K],
+    mut found: Vec<Option<u32>>,
+    add: impl FnOnce(&[K]) -> Option<Vec<u32>>,
+) -> Option<Vec<u32>> {
+    let new: Vec<K> = keys
+        .iter()
+        .zip(&found)
+        .filter(|(_, index)| index.is_none())
+        .map(|(key, _)| *key)
+        .collect();
+    if !new.is_empty() {
+        let empty = found.iter_mut().filter(|index| index.is_none());
+        for (slot, index) in empty.zip(add(&new)?) {
+            *slot = Some(index);
+        }
+    }
+    found.into_iter().collect()
 }
 
 /// Text ids in order of first sight, as the file holds them, and a table to find them by.

@@ -21,7 +21,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use roaring::RoaringBitmap;
 
 use super::dictionary::Dictionary;
-use super::inspect::{FileReport, footer};
+use super::inspect::{FileReport, IdKind, footer, id_kind};
 use super::pages::{self, Chunk, Column};
 use super::{Lake, spawn};
 use crate::Result;
@@ -133,10 +133,7 @@ fn dictionary_encoded(
     user: &str,
 ) -> ArrowReaderMetadata {
     let fields = plain.schema().fields().iter().map(|field| {
-        let text = matches!(
-            field.data_type(),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        );
+        let text = id_kind(field.data_type()) == Some(IdKind::String);
         match field.name() == user && text {
             true => {
                 let keyed =

@@ -258,24 +258,24 @@ pub async fn gather(
         }
         let mut warnings = Vec::new();
         let good = usable(&reports, &columns, config.skip_bad_files, &mut warnings)?;
-        let names = dictionary.read().expect("dictionary lock").has_names();
-        if !names
+        let mut text = dictionary.read().expect("dictionary lock").has_names();
+        if !text
             && good
                 .iter()
                 .any(|r| r.id_kind(&columns) == Some(IdKind::String))
         {
             // The lake's first text ids: every id is text from now on (`1` is `"1"`, as in the
             // SQL), in a dictionary of text ids; days read with integer ids are read again.
-            let text = Dictionary::new(true);
-            begun = text.lineage.clone();
-            *dictionary.write().expect("dictionary lock") = text;
+            let names = Dictionary::new(true);
+            begun = names.lineage.clone();
+            *dictionary.write().expect("dictionary lock") = names;
+            text = true;
             if !gathered.days.is_empty() {
                 (gathered.days, gathered.keys, gathered.reused) = Default::default();
                 todo = days.to_vec();
                 continue;
             }
         }
-        let text = dictionary.read().expect("dictionary lock").has_names();
         let mut by_day: BTreeMap<NaiveDate, Vec<FileReport>> = BTreeMap::new();
         for report in &good {
             by_day
