@@ -20,7 +20,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 use super::rollup::checksum;
 
@@ -299,7 +299,7 @@ impl Dictionary {
             let dictionary = dictionary.read().expect("dictionary lock");
             let known =
                 (dictionary.names.as_ref()).expect("text ids go to a dictionary of text ids");
-            names.iter().map(|name| known.get(name)).collect()
+            known.get_all(names)
         };
         completed(names, found, |new| {
             dictionary.write().expect("dictionary lock").add_names(new)
@@ -394,22 +394,45 @@ fn completed<K: Copy>(
 }
 
 /// Text ids in order of first sight, as the file holds them, and a table to find them by.
+///
+/// The table is open-addressed (linear probing, at most half full). A slot holds where its id
+/// starts in `bytes`, its index and 32 bits of its hash, so a lookup reads one slot and the id's
+/// bytes: two places in memory that a lake's million users spread over tens of megabytes. Looking
+/// up many ids at once ([`Names::get_all`]) asks for both a few ids ahead, so those waits overlap.
 #[derive(Debug)]
 struct Names {
     /// Every id: its length in 4 bytes (little-endian), then its bytes.
     bytes: Vec<u8>,
     /// Where each id starts in `bytes`, then where the next one will: one more than ids.
     starts: Vec<usize>,
-    /// Every index, found by its id's hash; ids are compared whole.
-    table: HashTable<u32>,
+    /// A power of two of slots, at most half of them taken.
+    slots: Vec<Slot>,
 }
+
+/// An id in [`Names`]' table: where it starts in `bytes` ([`EMPTY`] for none), its index, and
+/// its hash's low 32 bits (its high bits chose the slot).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    start: u64,
+    tag: u32,
+    index: u32,
+}
+
+const EMPTY: Slot = Slot {
+    start: u64::MAX,
+    tag: 0,
+    index: 0,
+};
+
+/// How many ids ahead [`Names::get_all`] asks for a slot, and again for an id's bytes.
+const AHEAD: usize = 8;
 
 impl Default for Names {
     fn default() -> Names {
         Names {
             bytes: Vec::new(),
             starts: vec![0],
-            table: HashTable::new(),
+            slots: vec![EMPTY; 16],
         }
     }
 }
@@ -434,31 +457,119 @@ impl Names {
     }
 
     fn get(&self, name: &[u8]) -> Option<u32> {
-        let (bytes, starts) = (&self.bytes, &self.starts);
-        let found = self
-            .table
-            .find(checksum(name), |i| named(bytes, starts, *i) == name);
-        found.copied()
+        let hash = hash(name);
+        self.find(hash, self.home(hash), name)
+    }
+
+    /// The index of each of `names`, if it has one. Each lookup goes in three steps, each a few
+    /// names behind the one before: fetch the name's first slot; walk to its first candidate
+    /// (a slot with its tag, or an empty one) and fetch that one's bytes; compare.
+    fn get_all(&self, names: &[&[u8]]) -> Vec<Option<u32>> {
+        let hashes: Vec<u64> = names.iter().map(|name| hash(name)).collect();
+        let mut candidates = vec![0; names.len()];
+        let mut found = Vec::with_capacity(names.len());
+        for step in 0..names.len() + 2 * AHEAD {
+            if let Some(hash) = hashes.get(step) {
+                prefetch(&self.slots[self.home(*hash)]);
+            }
+            if let Some(at) = step.checked_sub(AHEAD).filter(|at| *at < names.len()) {
+                let candidate = self.candidate(hashes[at]);
+                if let Some(start) = self.start_of(candidate) {
+                    prefetch(&self.bytes[start]);
+                }
+                candidates[at] = candidate;
+            }
+            if let Some(at) = step.checked_sub(2 * AHEAD) {
+                found.push(self.find(hashes[at], candidates[at], names[at]));
+            }
+        }
+        found
     }
 
     /// Gives `name` (not yet here, at most 4 GiB) the next index.
     fn push(&mut self, name: &[u8]) -> u32 {
         let index = u32::try_from(self.len()).expect("within the capacity checked");
         let length = u32::try_from(name.len()).expect("a name shorter than 4 GiB");
+        let start = self.bytes.len();
         self.bytes.extend_from_slice(&length.to_le_bytes());
         self.bytes.extend_from_slice(name);
         self.starts.push(self.bytes.len());
-        let (bytes, starts) = (&self.bytes, &self.starts);
-        let rehash = |i: &u32| checksum(named(bytes, starts, *i));
-        self.table.insert_unique(checksum(name), index, rehash);
+        if 2 * self.len() > self.slots.len() {
+            self.slots = vec![EMPTY; 2 * self.slots.len()];
+            for index in 0..index {
+                self.insert(self.starts[index as usize], index);
+            }
+        }
+        self.insert(start, index);
         index
+    }
+
+    /// Puts the id starting at `start` (not yet in the table) in the first free slot from its own.
+    fn insert(&mut self, start: usize, index: u32) {
+        let hash = hash(self.name_at(start));
+        let mut at = self.home(hash);
+        while self.start_of(at).is_some() {
+            at = (at + 1) & (self.slots.len() - 1);
+        }
+        let start = start as u64;
+        let tag = hash as u32;
+        self.slots[at] = Slot { start, tag, index };
+    }
+
+    /// The index of the name with this hash, walking from slot `at` (its own, or one after it
+    /// that no slot between holds the name).
+    fn find(&self, hash: u64, mut at: usize, name: &[u8]) -> Option<u32> {
+        loop {
+            let slot = self.slots[at];
+            let start = self.start_of(at)?;
+            if slot.tag == hash as u32 && self.name_at(start) == name {
+                return Some(slot.index);
+            }
+            at = (at + 1) & (self.slots.len() - 1);
+        }
+    }
+
+    /// The first slot from a hash's own that may hold its name: the first with its tag, or empty.
+    fn candidate(&self, hash: u64) -> usize {
+        let mut at = self.home(hash);
+        while self.start_of(at).is_some() && self.slots[at].tag != hash as u32 {
+            at = (at + 1) & (self.slots.len() - 1);
+        }
+        at
+    }
+
+    /// The slot a hash belongs in: its high bits.
+    fn home(&self, hash: u64) -> usize {
+        (hash >> (64 - self.slots.len().trailing_zeros())) as usize
+    }
+
+    /// Where the id in slot `at` starts in `bytes`; None for an empty slot.
+    fn start_of(&self, at: usize) -> Option<usize> {
+        let start = self.slots[at].start;
+        (start != EMPTY.start).then_some(start as usize)
+    }
+
+    /// The id starting at `start` in `bytes`.
+    fn name_at(&self, start: usize) -> &[u8] {
+        let length = self.bytes[start..start + 4].try_into().expect("4 bytes");
+        &self.bytes[start + 4..][..u32::from_le_bytes(length) as usize]
     }
 }
 
-/// The name of index `i` among `bytes` starting at `starts`.
-fn named<'a>(bytes: &'a [u8], starts: &[usize], i: u32) -> &'a [u8] {
-    let i = i as usize;
-    &bytes[starts[i] + 4..starts[i + 1]]
+/// A text id's hash for [`Names`]' table (kept in memory only, so any good hash will do).
+fn hash(name: &[u8]) -> u64 {
+    foldhash::quality::FixedState::default().hash_one(name)
+}
+
+/// Asks the processor to start loading the memory at `at` into its cache, where a lookup a
+/// little later will find it.
+fn prefetch<T>(at: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints at a load to come: it changes nothing and cannot fault.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(at).cast());
+    }
 }
 
 /// The index of `id` in `levels`, if it has one.

@@ -1,10 +1,13 @@
 //! The user column read page by page, without arrow arrays. A dictionary-encoded column chunk is
 //! counted per dictionary entry, so each distinct id of a row group goes to the day's sort once,
-//! however many events it has; a plainly encoded page is taken as it is. Whatever this does not
-//! read (other encodings, nested columns, narrow or unsigned 64-bit types, a page that does not
-//! decode) it declines, and the arrow reader reads it or says what is wrong with it.
+//! however many events it has; a plainly encoded page is taken as it is. Text ids are looked up
+//! in the lake's dictionary as they are read (a dictionary page's entries once), and go on as
+//! their indices. Whatever this does not read (other encodings, nested columns, narrow or
+//! unsigned 64-bit types, text that is not UTF-8, a page that does not decode, text ids the
+//! dictionary has no room for) it declines, and the arrow reader reads it or says what is wrong
+//! with it.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use datafusion::arrow::datatypes::DataType;
@@ -15,6 +18,9 @@ use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::ColumnChunkMetaData;
 use datafusion::parquet::file::reader::{ChunkReader, Length};
 use datafusion::parquet::file::serialized_reader::SerializedPageReader;
+
+use super::dictionary::Dictionary;
+use super::inspect::{IdKind, id_kind};
 
 /// One row group's ids, as stored: distinct ids with how many events each has (`counted` and
 /// `counts`, from a dictionary), and ids of one event each (`once`). Text ids come as their
@@ -29,7 +35,7 @@ pub struct Chunk {
     pub nulls: u64,
 }
 
-/// A user column whose pages can be read here: a top-level INT32 or INT64 column.
+/// A user column whose pages can be read here: a top-level INT32, INT64 or text column.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
     /// Its index among the file's leaf columns.
@@ -39,26 +45,20 @@ pub struct Column {
     optional: bool,
 }
 
-/// How an id is stored, and how it becomes one of the lake's ids (Int64, as in the SQL).
+/// How an id is stored, and how it becomes one of the lake's ids (Int64, as in the SQL), or an
+/// index in the lake's dictionary of text ids.
 #[derive(Debug, Clone, Copy)]
 enum Width {
     Signed32,
     Unsigned32,
     Signed64,
-}
-
-impl Width {
-    fn bytes(self) -> usize {
-        match self {
-            Width::Signed32 | Width::Unsigned32 => 4,
-            Width::Signed64 => 8,
-        }
-    }
+    Text,
 }
 
 impl Column {
-    /// The user column of a file, when it is one this module reads.
-    pub fn find(metadata: &ArrowReaderMetadata, user: &str) -> Option<Column> {
+    /// The user column of a file, when it is one this module reads: integers, or with `text`
+    /// (a lake of text ids) text.
+    pub fn find(metadata: &ArrowReaderMetadata, user: &str, text: bool) -> Option<Column> {
         let field = metadata.schema().field_with_name(user).ok()?;
         let leaves = metadata.metadata().file_metadata().schema_descr();
         let leaf =
@@ -67,7 +67,10 @@ impl Column {
         if descr.max_rep_level() != 0 || descr.max_def_level() > 1 {
             return None;
         }
+        let string = id_kind(field.data_type()) == Some(IdKind::String);
         let width = match (descr.physical_type(), field.data_type()) {
+            (Physical::BYTE_ARRAY, _) if text && string => Width::Text,
+            _ if text => return None,
             (Physical::INT32, DataType::Int32) => Width::Signed32,
             (Physical::INT32, DataType::UInt32) => Width::Unsigned32,
             (Physical::INT64, DataType::Int64) => Width::Signed64,
@@ -81,14 +84,19 @@ impl Column {
     }
 }
 
-/// The ids of one column chunk (`bytes`, as fetched from `meta.byte_range()`) of `rows` rows;
-/// None when this module declines it.
+/// The ids of one column chunk (`bytes`, as fetched from `meta.byte_range()`) of `rows` rows,
+/// text ids as their indices in `names`; None when this module declines it.
 pub fn read(
     bytes: Bytes,
     meta: &ColumnChunkMetaData,
     rows: usize,
     column: Column,
+    names: Option<&RwLock<Dictionary>>,
 ) -> Option<Chunk> {
+    let decode = |data: &[u8], n: usize, out: &mut Vec<u64>| match column.width {
+        Width::Text => decode_text(data, n, names?, out),
+        width => decode_plain(data, n, width, out),
+    };
     // Events per dictionary entry are counted in 32 bits.
     u32::try_from(rows).ok()?;
     let source = Arc::new(ChunkBytes {
@@ -113,7 +121,7 @@ pub fn read(
                     return None;
                 }
                 let mut values = Vec::new();
-                decode_plain(&buf, num_values as usize, column.width, &mut values)?;
+                decode(&buf, num_values as usize, &mut values)?;
                 seen = vec![0; values.len()];
                 dictionary = Some(values);
                 continue;
@@ -162,7 +170,7 @@ pub fn read(
             }
         };
         match encoding {
-            Encoding::PLAIN => decode_plain(&data, present, column.width, &mut chunk.once)?,
+            Encoding::PLAIN => decode(&data, present, &mut chunk.once)?,
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY if present > 0 => {
                 dictionary.as_ref()?;
                 let (width, runs) = data.split_first()?;
@@ -203,10 +211,14 @@ fn keep_seen(mut ids: Vec<u64>, mut counts: Vec<u32>) -> (Vec<u64>, Vec<u32>) {
     (ids, counts)
 }
 
-/// `n` plainly encoded ids from the start of `data`, appended to `out`.
+/// `n` plainly encoded integer ids from the start of `data`, appended to `out`.
 fn decode_plain(data: &[u8], n: usize, width: Width, out: &mut Vec<u64>) -> Option<()> {
-    let data = data.get(..n.checked_mul(width.bytes())?)?;
-    let words = data.chunks_exact(width.bytes());
+    let bytes = match width {
+        Width::Signed64 => 8,
+        _ => 4,
+    };
+    let data = data.get(..n.checked_mul(bytes)?)?;
+    let words = data.chunks_exact(bytes);
     match width {
         Width::Signed32 => out.extend(
             words.map(|w| i64::from(i32::from_le_bytes(w.try_into().expect("4 bytes"))) as u64),
@@ -217,7 +229,33 @@ fn decode_plain(data: &[u8], n: usize, width: Width, out: &mut Vec<u64>) -> Opti
         Width::Signed64 => {
             out.extend(words.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))))
         }
+        Width::Text => return None,
     }
+    Some(())
+}
+
+/// `n` plainly encoded text ids (each its length in 4 bytes, little-endian, then its bytes) from
+/// the start of `data`, appended to `out` as their indices in `names`.
+fn decode_text(
+    mut data: &[u8],
+    n: usize,
+    names: &RwLock<Dictionary>,
+    out: &mut Vec<u64>,
+) -> Option<()> {
+    // All ASCII (lengths under 128 and the texts) is all UTF-8; else each text is checked.
+    let ascii = data.is_ascii();
+    let mut texts = Vec::with_capacity(n.min(data.len() / 4));
+    for _ in 0..n {
+        let (length, rest) = data.split_first_chunk::<4>()?;
+        let (text, rest) = rest.split_at_checked(u32::from_le_bytes(*length) as usize)?;
+        if !ascii {
+            std::str::from_utf8(text).ok()?;
+        }
+        texts.push(text);
+        data = rest;
+    }
+    let indices = Dictionary::shared_name_indices(names, &texts)?;
+    out.extend(indices.into_iter().map(u64::from));
     Some(())
 }
 
@@ -321,7 +359,7 @@ mod tests {
     use std::collections::HashMap;
 
     use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array};
-    use datafusion::arrow::array::{RecordBatch, UInt32Array, UInt64Array};
+    use datafusion::arrow::array::{RecordBatch, StringArray, UInt32Array, UInt64Array};
     use datafusion::arrow::datatypes::{Field, Int32Type, Int64Type, Schema, UInt32Type};
     use datafusion::parquet::arrow::ArrowWriter;
     use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
@@ -348,15 +386,21 @@ mod tests {
     /// Events per id and NULLs, summed over every row group read here; None if any was declined.
     type Read = (HashMap<u64, u64>, u64);
 
-    /// Every row group read here, and whether ids came counted from a dictionary and plainly.
-    fn read_all(bytes: &Bytes, metadata: &ArrowReaderMetadata) -> Option<(Read, [bool; 2])> {
-        let column = Column::find(metadata, "userId")?;
+    /// Every row group read here (text ids as their indices in `names`), and whether ids came
+    /// counted from a dictionary and plainly.
+    fn read_all(
+        bytes: &Bytes,
+        metadata: &ArrowReaderMetadata,
+        names: Option<&RwLock<Dictionary>>,
+    ) -> Option<(Read, [bool; 2])> {
+        let column = Column::find(metadata, "userId", names.is_some())?;
         let (mut events, mut nulls, mut kinds) = (HashMap::new(), 0, [false; 2]);
         for row_group in metadata.metadata().row_groups() {
             let meta = row_group.column(column.leaf);
             let (start, length) = meta.byte_range();
             let chunk_bytes = bytes.slice(start as usize..(start + length) as usize);
-            let chunk = read(chunk_bytes, meta, row_group.num_rows() as usize, column)?;
+            let rows = row_group.num_rows() as usize;
+            let chunk = read(chunk_bytes, meta, rows, column, names)?;
             for (id, n) in chunk.counted.iter().zip(&chunk.counts) {
                 *events.entry(*id).or_default() += u64::from(*n);
             }
@@ -384,7 +428,8 @@ mod tests {
 
     /// Dictionary pages, plain pages, a dictionary that overflows into plain pages, data pages
     /// v1 and v2, NULLs or none, compressed or not, many small pages and row groups: the counts
-    /// read from the pages are the brute-force counts of the values written.
+    /// read from the pages are the brute-force counts of the values written (text ids counted
+    /// by text, then each text's index asked of the dictionary the read filled).
     #[test]
     fn pages_give_the_counts_of_the_values_written() {
         // Each setting, and which of dictionary and plain pages it writes.
@@ -421,7 +466,7 @@ mod tests {
                     .into_iter()
                     .map(|id| id.or((!with_nulls).then_some(42)))
                     .collect();
-                let columns: [(&str, ArrayRef); 3] = [
+                let columns: [(&str, ArrayRef); 4] = [
                     (
                         "Int64",
                         Arc::new(Int64Array::from_iter(values.iter().copied())),
@@ -438,9 +483,16 @@ mod tests {
                             values.iter().map(|v| v.map(|v| (v as i32) as u32)),
                         )),
                     ),
+                    (
+                        "Utf8",
+                        Arc::new(StringArray::from_iter(
+                            values.iter().map(|v| v.map(|v| format!("id {v}"))),
+                        )),
+                    ),
                 ];
                 for (kind, array) in columns {
                     let mut expected: HashMap<u64, u64> = HashMap::new();
+                    let mut texts: HashMap<&str, u64> = HashMap::new();
                     let mut nulls = 0;
                     for i in 0..array.len() {
                         if array.is_null(i) {
@@ -450,14 +502,25 @@ mod tests {
                         let id = match kind {
                             "Int64" => array.as_primitive::<Int64Type>().value(i) as u64,
                             "Int32" => i64::from(array.as_primitive::<Int32Type>().value(i)) as u64,
-                            _ => u64::from(array.as_primitive::<UInt32Type>().value(i)),
+                            "UInt32" => u64::from(array.as_primitive::<UInt32Type>().value(i)),
+                            _ => {
+                                *texts.entry(array.as_string::<i32>().value(i)).or_default() += 1;
+                                continue;
+                            }
                         };
                         *expected.entry(id).or_default() += 1;
                     }
-                    let (bytes, metadata) = file(array, props.clone().build());
+                    let (bytes, metadata) = file(array.clone(), props.clone().build());
                     let what = format!("{kind}, {setting}, nulls: {with_nulls}");
-                    let read = read_all(&bytes, &metadata);
+                    let names = (kind == "Utf8").then(|| RwLock::new(Dictionary::new(true)));
+                    let read = read_all(&bytes, &metadata, names.as_ref());
                     let (read, read_kinds) = read.unwrap_or_else(|| panic!("{what}: declined"));
+                    if let Some(names) = &names {
+                        let keys: Vec<&[u8]> = texts.keys().map(|t| t.as_bytes()).collect();
+                        let indices = Dictionary::shared_name_indices(names, &keys).unwrap();
+                        let counts = texts.values().copied();
+                        expected = indices.into_iter().map(u64::from).zip(counts).collect();
+                    }
                     assert_eq!(read, (expected, nulls), "{what}");
                     assert_eq!(read_kinds, kinds, "{what}: dictionary and plain pages");
                 }
@@ -474,15 +537,51 @@ mod tests {
             .set_encoding(Encoding::DELTA_BINARY_PACKED)
             .build();
         let (bytes, metadata) = file(Arc::new(Int64Array::from_iter_values(values())), delta);
-        assert!(Column::find(&metadata, "userId").is_some());
-        assert!(read_all(&bytes, &metadata).is_none(), "delta-encoded pages");
+        assert!(Column::find(&metadata, "userId", false).is_some());
+        assert!(
+            read_all(&bytes, &metadata, None).is_none(),
+            "delta-encoded pages"
+        );
         for array in [
             Arc::new(UInt64Array::from_iter_values(values().map(|v| v as u64))) as ArrayRef,
             Arc::new(Int16Array::from_iter_values(values().map(|v| v as i16))),
         ] {
             let (_, metadata) = file(array, WriterProperties::default());
-            assert!(Column::find(&metadata, "userId").is_none());
+            assert!(Column::find(&metadata, "userId", false).is_none());
         }
+        // Integers in a lake of text ids (read as their digits by the arrow reader), text in
+        // one of integers.
+        let (_, metadata) = file(
+            Arc::new(Int64Array::from_iter_values(values())),
+            plain_uncompressed(),
+        );
+        assert!(Column::find(&metadata, "userId", true).is_none());
+        let texts = || values().map(|v| format!("id {v}"));
+        let (bytes, metadata) = file(
+            Arc::new(StringArray::from_iter_values(texts())),
+            plain_uncompressed(),
+        );
+        assert!(Column::find(&metadata, "userId", false).is_none());
+        // Text that is not UTF-8: one id's first byte changed (the pages are plain, uncompressed,
+        // and have no checksums).
+        let names = RwLock::new(Dictionary::new(true));
+        assert!(read_all(&bytes, &metadata, Some(&names)).is_some());
+        let mut damaged = bytes.to_vec();
+        let at = damaged.windows(3).position(|w| w == b"id ").unwrap();
+        damaged[at] = 0xff;
+        let damaged = Bytes::from(damaged);
+        assert!(
+            read_all(&damaged, &metadata, Some(&names)).is_none(),
+            "not UTF-8"
+        );
+    }
+
+    /// Plain, uncompressed pages.
+    fn plain_uncompressed() -> WriterProperties {
+        WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_compression(Compression::UNCOMPRESSED)
+            .build()
     }
 
     /// A damaged column chunk is declined or read, never a panic (the arrow reader then says
@@ -490,22 +589,30 @@ mod tests {
     #[test]
     fn damaged_chunks_do_not_panic() {
         let values = ids(5_000, 11);
-        let array = Arc::new(Int64Array::from_iter(values));
-        let (bytes, metadata) = file(array, WriterProperties::default());
-        let column = Column::find(&metadata, "userId").unwrap();
-        let meta = metadata.metadata().row_group(0).column(column.leaf);
-        let (start, length) = meta.byte_range();
-        let chunk = &bytes[start as usize..(start + length) as usize];
-        let mut state = 5u64;
-        for _ in 0..300 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-            let mut damaged = chunk.to_vec();
-            let at = (state >> 33) as usize % damaged.len();
-            damaged[at] ^= (state >> 8) as u8 | 1;
-            if state.is_multiple_of(3) {
-                damaged.truncate(at);
+        let texts = values.iter().map(|v| v.map(|v| format!("id {v}")));
+        let arrays: [ArrayRef; 2] = [
+            Arc::new(Int64Array::from_iter(values.iter().copied())),
+            Arc::new(StringArray::from_iter(texts)),
+        ];
+        for array in arrays {
+            let names =
+                (array.data_type() == &DataType::Utf8).then(|| RwLock::new(Dictionary::new(true)));
+            let (bytes, metadata) = file(array, WriterProperties::default());
+            let column = Column::find(&metadata, "userId", names.is_some()).unwrap();
+            let meta = metadata.metadata().row_group(0).column(column.leaf);
+            let (start, length) = meta.byte_range();
+            let chunk = &bytes[start as usize..(start + length) as usize];
+            let mut state = 5u64;
+            for _ in 0..300 {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let mut damaged = chunk.to_vec();
+                let at = (state >> 33) as usize % damaged.len();
+                damaged[at] ^= (state >> 8) as u8 | 1;
+                if state.is_multiple_of(3) {
+                    damaged.truncate(at);
+                }
+                let _ = read(Bytes::from(damaged), meta, 5_000, column, names.as_ref());
             }
-            let _ = read(Bytes::from(damaged), meta, 5_000, column);
         }
     }
 

@@ -86,12 +86,15 @@ pub async fn scan_day(
             Err(reason) => return Ok(Err((file.meta.location.clone(), reason))),
         };
         let plain = ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new());
-        let metadata = match plain {
-            Ok(plain) if names.is_some() => dictionary_encoded(plain, metadata, user),
+        let plain = match plain {
             Ok(plain) => plain,
             Err(e) => return Ok(Err((file.meta.location.clone(), e.to_string()))),
         };
-        let column = Column::find(&metadata, user).filter(|_| names.is_none());
+        let column = Column::find(&plain, user, names.is_some());
+        let metadata = match names {
+            Some(_) => dictionary_encoded(plain, metadata, user),
+            None => plain,
+        };
         for row_group in 0..metadata.metadata().num_row_groups() {
             groups.push((file.clone(), metadata.clone(), column, row_group));
         }
@@ -103,7 +106,15 @@ pub async fn scan_day(
             async move {
                 spawn(async move {
                     if let Some(column) = column {
-                        let read = read_pages(&lake, &file, &metadata, column, row_group).await?;
+                        let read = read_pages(
+                            &lake,
+                            &file,
+                            &metadata,
+                            column,
+                            row_group,
+                            names.as_deref(),
+                        )
+                        .await?;
                         if let Some(chunk) = read {
                             return Ok(Ok(chunk));
                         }
@@ -148,13 +159,15 @@ fn dictionary_encoded(
     ArrowReaderMetadata::try_new(metadata, options).unwrap_or(plain)
 }
 
-/// Reads the user column of one row group page by page; None when [`pages`] declines it.
+/// Reads the user column of one row group page by page (text ids as their indices in `names`);
+/// None when [`pages`] declines it.
 async fn read_pages(
     lake: &Lake,
     file: &FileReport,
     metadata: &ArrowReaderMetadata,
     column: Column,
     row_group: usize,
+    names: Option<&RwLock<Dictionary>>,
 ) -> Result<Option<Chunk>> {
     let row_group = metadata.metadata().row_group(row_group);
     let meta = row_group.column(column.leaf);
@@ -166,7 +179,7 @@ async fn read_pages(
     {
         Ok(bytes) => {
             let rows = row_group.num_rows().max(0) as usize;
-            Ok(pages::read(bytes, meta, rows, column))
+            Ok(pages::read(bytes, meta, rows, column, names))
         }
         // The arrow reader tries again, and says what is wrong.
         Err(e) => match lake.storage_failure(&e) {
