@@ -6,7 +6,8 @@
 # Usage: bash bench/run.sh   (or `just bench`)
 # Settings (environment):
 #   BENCH_LAKES="S M"      lakes: tiny (20k users, 40 days, a smoke test), S (~25M events, 60 days),
-#                          M (~250M events, 365 days); generated once into bench/out/
+#                          M (~250M events, 365 days), S-text (S with text ids: "u123"); generated
+#                          once into bench/out/
 #   BENCH_RUNS=5           timed runs per command (after 1 warmup run)
 #   BENCH_TIMEOUT=600      seconds before a peer's run is abandoned ("> cap"; left out of the check)
 #   BENCH_SLOW=60          a peer slower than this many seconds is timed by its one checked run only
@@ -77,13 +78,14 @@ fi
 
 day() { date -u -d "$1" +%F; }
 
-# The lakes: name -> users days start.
+# The lakes: name -> users days start id-type.
 lake_shape() {
   case "$1" in
-    tiny) echo "20000 40 2024-06-01" ;;
-    S) echo "1150000 60 2024-06-01" ;;
-    M) echo "3790000 365 2023-01-01" ;;
-    *) die "unknown lake '$1' in BENCH_LAKES (tiny, S, M)" ;;
+    tiny) echo "20000 40 2024-06-01 int64" ;;
+    S) echo "1150000 60 2024-06-01 int64" ;;
+    S-text) echo "1150000 60 2024-06-01 string" ;;
+    M) echo "3790000 365 2023-01-01 int64" ;;
+    *) die "unknown lake '$1' in BENCH_LAKES (tiny, S, S-text, M)" ;;
   esac
 }
 
@@ -114,12 +116,14 @@ check_run() {
 }
 
 for lake_name in $lakes; do
-  read -r users days start <<<"$(lake_shape "$lake_name")"
+  read -r users days start id_type <<<"$(lake_shape "$lake_name")"
   lake="$PWD/$out/lake-${users}u-${days}d"
+  if [ "$id_type" != int64 ]; then lake="$lake-$id_type"; fi
   if [ ! -f "$lake/.dau-gen-complete" ]; then
     rm -rf "$lake"
-    say "generating lake $lake_name: $users users over $days days from $start"
-    "$dau" gen --out "$lake" --users "$users" --days "$days" --start "$start" --files-per-day 4
+    say "generating lake $lake_name: $users users over $days days from $start ($id_type ids)"
+    "$dau" gen --out "$lake" --users "$users" --days "$days" --start "$start" --files-per-day 4 \
+      --id-type "$id_type"
   fi
   first=$(basename "$(find "$lake" -maxdepth 1 -name 'date=*' | sort | head -n 1)")
   last=$(basename "$(find "$lake" -maxdepth 1 -name 'date=*' | sort | tail -n 1)")
