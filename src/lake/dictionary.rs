@@ -425,7 +425,7 @@ const EMPTY: Slot = Slot {
 };
 
 /// How many ids ahead [`Names::get_all`] asks for a slot, and again for an id's bytes.
-const AHEAD: usize = 8;
+const AHEAD: usize = 16;
 
 impl Default for Names {
     fn default() -> Names {
@@ -475,7 +475,10 @@ impl Names {
             if let Some(at) = step.checked_sub(AHEAD).filter(|at| *at < names.len()) {
                 let candidate = self.candidate(hashes[at]);
                 if let Some(start) = self.start_of(candidate) {
+                    // Its first and last bytes, if it is this name (as long as this name).
+                    let end = (start + 4 + names[at].len()).min(self.bytes.len()) - 1;
                     prefetch(&self.bytes[start]);
+                    prefetch(&self.bytes[end]);
                 }
                 candidates[at] = candidate;
             }
