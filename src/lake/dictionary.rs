@@ -439,17 +439,23 @@ impl Default for Names {
 
 impl Names {
     /// The names in a file's body; None when it is cut short or names an id twice.
-    fn decode(mut body: &[u8]) -> Option<Names> {
-        let mut names = Names::default();
-        while let Some((length, rest)) = body.split_first_chunk::<4>() {
-            let (name, rest) = rest.split_at_checked(u32::from_le_bytes(*length) as usize)?;
-            if names.get(name).is_some() {
-                return None;
-            }
-            names.push(name);
-            body = rest;
+    fn decode(body: &[u8]) -> Option<Names> {
+        let mut starts = vec![0];
+        let mut rest = body;
+        while let Some((length, after)) = rest.split_first_chunk::<4>() {
+            rest = after.get(u32::from_le_bytes(*length) as usize..)?;
+            starts.push(body.len() - rest.len());
         }
-        body.is_empty().then_some(names)
+        if !rest.is_empty() {
+            return None;
+        }
+        let mut names = Names {
+            bytes: body.to_vec(),
+            starts,
+            slots: Vec::new(),
+        };
+        let slots = (2 * names.len()).next_power_of_two().max(16);
+        names.rebuild(slots).then_some(names)
     }
 
     fn len(&self) -> usize {
@@ -497,26 +503,46 @@ impl Names {
         self.bytes.extend_from_slice(&length.to_le_bytes());
         self.bytes.extend_from_slice(name);
         self.starts.push(self.bytes.len());
-        if 2 * self.len() > self.slots.len() {
-            self.slots = vec![EMPTY; 2 * self.slots.len()];
-            for index in 0..index {
-                self.insert(self.starts[index as usize], index);
-            }
-        }
-        self.insert(start, index);
+        let new = match 2 * self.len() > self.slots.len() {
+            true => self.rebuild(2 * self.slots.len()),
+            false => self.insert(start, index, hash(name)),
+        };
+        assert!(new, "a name pushed is not yet here");
         index
     }
 
-    /// Puts the id starting at `start` (not yet in the table) in the first free slot from its own.
-    fn insert(&mut self, start: usize, index: u32) {
-        let hash = hash(self.name_at(start));
+    /// Puts every id in a table of `slots` slots (a power of two, at least twice the ids), their
+    /// home slots fetched a few ids ahead; false when an id is there twice.
+    fn rebuild(&mut self, slots: usize) -> bool {
+        self.slots = vec![EMPTY; slots];
+        let hashes: Vec<u64> = (self.starts.windows(2))
+            .map(|ends| hash(&self.bytes[ends[0] + 4..ends[1]]))
+            .collect();
+        for (index, hash) in (0..).zip(&hashes) {
+            if let Some(ahead) = hashes.get(index as usize + AHEAD) {
+                prefetch(&self.slots[self.home(*ahead)]);
+            }
+            if !self.insert(self.starts[index as usize], index, *hash) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Puts the id starting at `start`, with this hash, in the first free slot from its own;
+    /// false (with nothing changed) when the table has it already.
+    fn insert(&mut self, start: usize, index: u32, hash: u64) -> bool {
         let mut at = self.home(hash);
-        while self.start_of(at).is_some() {
+        while let Some(other) = self.start_of(at) {
+            if self.slots[at].tag == hash as u32 && self.name_at(other) == self.name_at(start) {
+                return false;
+            }
             at = (at + 1) & (self.slots.len() - 1);
         }
         let start = start as u64;
         let tag = hash as u32;
         self.slots[at] = Slot { start, tag, index };
+        true
     }
 
     /// The index of the name with this hash, walking from slot `at` (its own, or one after it
@@ -837,6 +863,28 @@ mod tests {
         Dictionary::shared_indices(&integers, &[1]).unwrap();
         let bytes = integers.write().unwrap().seal();
         assert!(!Dictionary::decode(&bytes).unwrap().has_names());
+    }
+
+    /// A file whose lineage holds but that names an id twice is not a dictionary (it would give
+    /// one id two indices); the same file naming another id is one.
+    #[test]
+    fn a_file_naming_an_id_twice_is_not_a_dictionary() {
+        let dict = RwLock::new(Dictionary::new(true));
+        names(&dict, &["a", "b"]).unwrap();
+        let sealed = dict.write().unwrap().seal();
+        let lineage = Dictionary::lineage_in(&sealed).unwrap();
+        let body = sealed.len() - 10;
+        let with_last = |name: u8| {
+            let mut bytes = sealed.clone();
+            *bytes.last_mut().unwrap() = name;
+            let print = chain(lineage.states[0].print, &bytes[body..]);
+            let at = Dictionary::HEAD as usize + 16 + 8;
+            bytes[at..at + 8].copy_from_slice(&print.to_le_bytes());
+            Dictionary::decode(&bytes)
+        };
+        assert!(with_last(b'b').is_some());
+        assert!(with_last(b'c').unwrap().has_names());
+        assert!(with_last(b'a').is_none(), "\"a\" twice");
     }
 
     /// A name another day added between a day's lookups and its adding keeps its index; a full
