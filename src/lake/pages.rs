@@ -1,6 +1,8 @@
 //! The user column read page by page, without arrow arrays. A dictionary-encoded column chunk is
 //! counted per dictionary entry, so each distinct id of a row group goes to the day's sort once,
-//! however many events it has; a plainly encoded page is taken as it is. Text ids are looked up
+//! however many events it has; a plain or delta-encoded page (as Parquet v2 writers make them:
+//! DELTA_BINARY_PACKED integers, DELTA_LENGTH_BYTE_ARRAY and DELTA_BYTE_ARRAY text) is taken id
+//! by id. Text ids are looked up
 //! in the lake's dictionary as they are read (a dictionary page's entries once), and go on as
 //! their indices. Whatever this does not read (other encodings, nested columns, narrow or
 //! unsigned 64-bit types, text that is not UTF-8, a page that does not decode, text ids the
@@ -93,9 +95,9 @@ pub fn read(
     column: Column,
     names: Option<&RwLock<Dictionary>>,
 ) -> Option<Chunk> {
-    let decode = |data: &[u8], n: usize, out: &mut Vec<u64>| match column.width {
-        Width::Text => decode_text(data, n, names?, out),
-        width => decode_plain(data, n, width, out),
+    let decode = |data: &[u8], n: usize, encoding, out: &mut Vec<u64>| match column.width {
+        Width::Text => decode_text(data, n, encoding, names?, out),
+        width => decode_integers(data, n, encoding, width, out),
     };
     // Events per dictionary entry are counted in 32 bits.
     u32::try_from(rows).ok()?;
@@ -121,7 +123,7 @@ pub fn read(
                     return None;
                 }
                 let mut values = Vec::new();
-                decode(&buf, num_values as usize, &mut values)?;
+                decode(&buf, num_values as usize, Encoding::PLAIN, &mut values)?;
                 seen = vec![0; values.len()];
                 dictionary = Some(values);
                 continue;
@@ -170,7 +172,6 @@ pub fn read(
             }
         };
         match encoding {
-            Encoding::PLAIN => decode(&data, present, &mut chunk.once)?,
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY if present > 0 => {
                 dictionary.as_ref()?;
                 let (width, runs) = data.split_first()?;
@@ -180,7 +181,7 @@ pub fn read(
                 })?;
             }
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {}
-            _ => return None,
+            _ => decode(&data, present, encoding, &mut chunk.once)?,
         }
     }
     if levels != rows {
@@ -211,52 +212,176 @@ fn keep_seen(mut ids: Vec<u64>, mut counts: Vec<u32>) -> (Vec<u64>, Vec<u32>) {
     (ids, counts)
 }
 
-/// `n` plainly encoded integer ids from the start of `data`, appended to `out`.
-fn decode_plain(data: &[u8], n: usize, width: Width, out: &mut Vec<u64>) -> Option<()> {
-    let bytes = match width {
-        Width::Signed64 => 8,
-        _ => 4,
+/// `n` integer ids encoded as `encoding` (plain or delta) at the start of `data`, appended to
+/// `out`; None for another encoding.
+fn decode_integers(
+    data: &[u8],
+    n: usize,
+    encoding: Encoding,
+    width: Width,
+    out: &mut Vec<u64>,
+) -> Option<()> {
+    let id = |value: u64| match width {
+        Width::Signed32 => i64::from(value as i32) as u64,
+        Width::Unsigned32 => u64::from(value as u32),
+        Width::Signed64 | Width::Text => value,
     };
-    let data = data.get(..n.checked_mul(bytes)?)?;
-    let words = data.chunks_exact(bytes);
-    match width {
-        Width::Signed32 => out.extend(
-            words.map(|w| i64::from(i32::from_le_bytes(w.try_into().expect("4 bytes"))) as u64),
-        ),
-        Width::Unsigned32 => {
-            out.extend(words.map(|w| u64::from(u32::from_le_bytes(w.try_into().expect("4 bytes")))))
+    match encoding {
+        Encoding::PLAIN => {
+            let bytes = if matches!(width, Width::Signed64) {
+                8
+            } else {
+                4
+            };
+            let words = data.get(..n.checked_mul(bytes)?)?.chunks_exact(bytes);
+            out.extend(words.map(|word| {
+                let mut value = [0u8; 8];
+                value[..bytes].copy_from_slice(word);
+                id(u64::from_le_bytes(value))
+            }));
         }
-        Width::Signed64 => {
-            out.extend(words.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))))
-        }
-        Width::Text => return None,
+        Encoding::DELTA_BINARY_PACKED => out.extend(delta_packed(data, n)?.0.into_iter().map(id)),
+        _ => return None,
     }
     Some(())
 }
 
-/// `n` plainly encoded text ids (each its length in 4 bytes, little-endian, then its bytes) from
-/// the start of `data`, appended to `out` as their indices in `names`.
+/// `n` text ids encoded as `encoding` (plain, delta lengths or delta strings) at the start of
+/// `data`, appended to `out` as their indices in `names`; None for another encoding, or text that
+/// is not UTF-8.
 fn decode_text(
-    mut data: &[u8],
+    data: &[u8],
     n: usize,
+    encoding: Encoding,
     names: &RwLock<Dictionary>,
     out: &mut Vec<u64>,
 ) -> Option<()> {
-    // All ASCII (lengths under 128 and the texts) is all UTF-8; else each text is checked.
-    let ascii = data.is_ascii();
-    let mut texts = Vec::with_capacity(n.min(data.len() / 4));
-    for _ in 0..n {
-        let (length, rest) = data.split_first_chunk::<4>()?;
-        let (text, rest) = rest.split_at_checked(u32::from_le_bytes(*length) as usize)?;
-        if !ascii {
-            std::str::from_utf8(text).ok()?;
+    let rebuilt;
+    // The texts, and bytes that hold them all (and what lies between).
+    let (texts, all): (Vec<&[u8]>, &[u8]) = match encoding {
+        Encoding::PLAIN => {
+            let mut texts = Vec::with_capacity(n.min(data.len() / 4));
+            let mut rest = data;
+            for _ in 0..n {
+                let (length, after) = rest.split_first_chunk::<4>()?;
+                let text;
+                (text, rest) = after.split_at_checked(u32::from_le_bytes(*length) as usize)?;
+                texts.push(text);
+            }
+            (texts, data)
         }
-        texts.push(text);
-        data = rest;
+        Encoding::DELTA_LENGTH_BYTE_ARRAY => delta_lengths(data, n)?,
+        Encoding::DELTA_BYTE_ARRAY => {
+            // Each text is a prefix of the one before, then its own suffix.
+            let (prefixes, rest) = delta_packed(data, n)?;
+            let (suffixes, _) = delta_lengths(rest, n)?;
+            let mut bytes = Vec::new();
+            let mut ranges = Vec::with_capacity(n);
+            let mut last = 0..0;
+            for (prefix, suffix) in prefixes.into_iter().zip(suffixes) {
+                let prefix = usize::try_from(prefix).ok().filter(|p| *p <= last.len())?;
+                let start = bytes.len();
+                bytes.extend_from_within(last.start..last.start + prefix);
+                bytes.extend_from_slice(suffix);
+                last = start..bytes.len();
+                ranges.push(last.clone());
+            }
+            rebuilt = bytes;
+            let texts = ranges.into_iter().map(|range| &rebuilt[range]).collect();
+            (texts, &rebuilt[..])
+        }
+        _ => return None,
+    };
+    // All ASCII is all UTF-8; else each text is checked.
+    if !all.is_ascii() && texts.iter().any(|text| std::str::from_utf8(text).is_err()) {
+        return None;
     }
     let indices = Dictionary::shared_name_indices(names, &texts)?;
     out.extend(indices.into_iter().map(u64::from));
     Some(())
+}
+
+/// `n` texts in the DELTA_LENGTH_BYTE_ARRAY encoding (their lengths delta-encoded, then their
+/// bytes) at the start of `data`, and their bytes together.
+fn delta_lengths(data: &[u8], n: usize) -> Option<(Vec<&[u8]>, &[u8])> {
+    let (lengths, bytes) = delta_packed(data, n)?;
+    let mut rest = bytes;
+    let mut texts = Vec::with_capacity(n);
+    for length in lengths {
+        let text;
+        (text, rest) = rest.split_at_checked(usize::try_from(length).ok()?)?;
+        texts.push(text);
+    }
+    Some((texts, &bytes[..bytes.len() - rest.len()]))
+}
+
+/// `n` values in Parquet's DELTA_BINARY_PACKED encoding at the start of `data`, and the bytes
+/// after them. Sums wrap in 64 bits (a 32-bit column's values are their low 32 bits, as its
+/// writer's 32-bit sums). None when the values are not `n`, or the encoding is damaged.
+fn delta_packed(data: &[u8], n: usize) -> Option<(Vec<u64>, &[u8])> {
+    let (block, data) = uleb128(data)?;
+    let (miniblocks, data) = uleb128(data)?;
+    let (total, data) = uleb128(data)?;
+    let (first, mut data) = uleb128(data)?;
+    let block = usize::try_from(block).ok()?;
+    let miniblocks = usize::try_from(miniblocks).ok()?;
+    let per_miniblock = block.checked_div(miniblocks)?;
+    let shape = block.is_multiple_of(128) && per_miniblock.is_multiple_of(32);
+    if total != n as u64 || !shape || per_miniblock * miniblocks != block {
+        return None;
+    }
+    let mut values = Vec::with_capacity(n);
+    let mut last = zigzag(first);
+    if n > 0 {
+        values.push(last);
+    }
+    while values.len() < n {
+        let (min_delta, rest) = uleb128(data)?;
+        let (widths, rest) = rest.split_at_checked(miniblocks)?;
+        data = rest;
+        // Miniblocks after the last value's have a width but no bytes.
+        for width in widths {
+            if values.len() == n {
+                break;
+            }
+            let width = usize::from(*width);
+            if width > 64 {
+                return None;
+            }
+            let packed;
+            (packed, data) = data.split_at_checked(per_miniblock.checked_mul(width)? / 8)?;
+            for i in 0..per_miniblock.min(n - values.len()) {
+                let delta = unpack(packed, width, i).wrapping_add(zigzag(min_delta));
+                last = last.wrapping_add(delta);
+                values.push(last);
+            }
+        }
+    }
+    Some((values, data))
+}
+
+/// The `i`th value of `width` bits (at most 64) packed least significant bit first in `packed`
+/// (long enough to hold it).
+fn unpack(packed: &[u8], width: usize, i: usize) -> u64 {
+    if width == 0 {
+        return 0;
+    }
+    let (bit, at) = (i * width, i * width / 8);
+    let word = match packed.get(at..at + 16) {
+        Some(bytes) => u128::from_le_bytes(bytes.try_into().expect("16 bytes")),
+        None => {
+            let mut word = [0u8; 16];
+            let bytes = &packed[at..];
+            word[..bytes.len()].copy_from_slice(bytes);
+            u128::from_le_bytes(word)
+        }
+    };
+    ((word >> (bit % 8)) as u64) & (u64::MAX >> (64 - width))
+}
+
+/// A zigzag-encoded signed number (0, -1, 1, -2, …), as its 64 bits.
+fn zigzag(n: u64) -> u64 {
+    (n >> 1) ^ 0u64.wrapping_sub(n & 1)
 }
 
 /// Walks `count` values of `width` bits in Parquet's RLE / bit-packed hybrid encoding, calling
@@ -364,7 +489,9 @@ mod tests {
     use datafusion::parquet::arrow::ArrowWriter;
     use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
     use datafusion::parquet::basic::Compression;
-    use datafusion::parquet::file::properties::{WriterProperties, WriterVersion};
+    use datafusion::parquet::file::properties::{
+        WriterProperties, WriterPropertiesBuilder, WriterVersion,
+    };
 
     use super::*;
 
@@ -428,8 +555,7 @@ mod tests {
 
     /// Dictionary pages, plain pages, a dictionary that overflows into plain pages, data pages
     /// v1 and v2, NULLs or none, compressed or not, many small pages and row groups: the counts
-    /// read from the pages are the brute-force counts of the values written (text ids counted
-    /// by text, then each text's index asked of the dictionary the read filled).
+    /// read from the pages are the brute-force counts of the values written.
     #[test]
     fn pages_give_the_counts_of_the_values_written() {
         // Each setting, and which of dictionary and plain pages it writes.
@@ -453,94 +579,162 @@ mod tests {
             (
                 "small pages and row groups, uncompressed",
                 [true, false],
-                WriterProperties::builder()
-                    .set_data_page_row_count_limit(700)
-                    .set_write_batch_size(300)
-                    .set_max_row_group_row_count(Some(5_000))
-                    .set_compression(Compression::UNCOMPRESSED),
+                small_pages(WriterProperties::builder()),
             ),
         ];
         for (setting, kinds, props) in settings {
             for with_nulls in [false, true] {
-                let values: Vec<Option<i64>> = ids(20_000, 7)
-                    .into_iter()
-                    .map(|id| id.or((!with_nulls).then_some(42)))
-                    .collect();
-                let columns: [(&str, ArrayRef); 4] = [
-                    (
-                        "Int64",
-                        Arc::new(Int64Array::from_iter(values.iter().copied())),
-                    ),
-                    (
-                        "Int32",
-                        Arc::new(Int32Array::from_iter(
-                            values.iter().map(|v| v.map(|v| v as i32)),
-                        )),
-                    ),
-                    (
-                        "UInt32",
-                        Arc::new(UInt32Array::from_iter(
-                            values.iter().map(|v| v.map(|v| (v as i32) as u32)),
-                        )),
-                    ),
-                    (
-                        "Utf8",
-                        Arc::new(StringArray::from_iter(
-                            values.iter().map(|v| v.map(|v| format!("id {v}"))),
-                        )),
-                    ),
-                ];
-                for (kind, array) in columns {
-                    let mut expected: HashMap<u64, u64> = HashMap::new();
-                    let mut texts: HashMap<&str, u64> = HashMap::new();
-                    let mut nulls = 0;
-                    for i in 0..array.len() {
-                        if array.is_null(i) {
-                            nulls += 1;
-                            continue;
-                        }
-                        let id = match kind {
-                            "Int64" => array.as_primitive::<Int64Type>().value(i) as u64,
-                            "Int32" => i64::from(array.as_primitive::<Int32Type>().value(i)) as u64,
-                            "UInt32" => u64::from(array.as_primitive::<UInt32Type>().value(i)),
-                            _ => {
-                                *texts.entry(array.as_string::<i32>().value(i)).or_default() += 1;
-                                continue;
-                            }
-                        };
-                        *expected.entry(id).or_default() += 1;
-                    }
-                    let (bytes, metadata) = file(array.clone(), props.clone().build());
+                for (kind, array) in columns(with_nulls) {
                     let what = format!("{kind}, {setting}, nulls: {with_nulls}");
-                    let names = (kind == "Utf8").then(|| RwLock::new(Dictionary::new(true)));
-                    let read = read_all(&bytes, &metadata, names.as_ref());
-                    let (read, read_kinds) = read.unwrap_or_else(|| panic!("{what}: declined"));
-                    if let Some(names) = &names {
-                        let keys: Vec<&[u8]> = texts.keys().map(|t| t.as_bytes()).collect();
-                        let indices = Dictionary::shared_name_indices(names, &keys).unwrap();
-                        let counts = texts.values().copied();
-                        expected = indices.into_iter().map(u64::from).zip(counts).collect();
-                    }
-                    assert_eq!(read, (expected, nulls), "{what}");
-                    assert_eq!(read_kinds, kinds, "{what}: dictionary and plain pages");
+                    assert_eq!(
+                        counts(&array, props.clone().build(), &what),
+                        kinds,
+                        "{what}"
+                    );
                 }
             }
         }
+    }
+
+    /// Delta-encoded pages (integers; text by delta lengths and by delta strings), in data pages
+    /// v1 and v2, with NULLs or none, in one page or many: read here, and the counts are the
+    /// brute-force counts; so are ids whose differences wrap around 64 bits.
+    #[test]
+    fn delta_encoded_pages_give_the_counts_of_the_values_written() {
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            for small in [false, true] {
+                for with_nulls in [false, true] {
+                    for (kind, array) in columns(with_nulls) {
+                        let encodings: &[Encoding] = match kind {
+                            "Utf8" => &[
+                                Encoding::DELTA_LENGTH_BYTE_ARRAY,
+                                Encoding::DELTA_BYTE_ARRAY,
+                            ],
+                            _ => &[Encoding::DELTA_BINARY_PACKED],
+                        };
+                        for encoding in encodings {
+                            let mut props = WriterProperties::builder()
+                                .set_writer_version(version)
+                                .set_dictionary_enabled(false)
+                                .set_encoding(*encoding);
+                            if small {
+                                props = small_pages(props);
+                            }
+                            let what = format!(
+                                "{kind}, {encoding}, {version:?}, small: {small}, nulls: {with_nulls}"
+                            );
+                            let kinds = counts(&array, props.build(), &what);
+                            assert_eq!(kinds, [false, true], "{what}");
+                        }
+                    }
+                }
+            }
+        }
+        let extremes = (0..3_000i64).map(|i| match i % 3 {
+            0 => i64::MIN + i,
+            1 => i64::MAX - i,
+            _ => i * 7,
+        });
+        let extremes: ArrayRef = Arc::new(Int64Array::from_iter_values(extremes));
+        let delta = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_encoding(Encoding::DELTA_BINARY_PACKED)
+            .build();
+        assert_eq!(counts(&extremes, delta, "extremes"), [false, true]);
+    }
+
+    /// Many small pages and row groups, uncompressed.
+    fn small_pages(props: WriterPropertiesBuilder) -> WriterPropertiesBuilder {
+        props
+            .set_data_page_row_count_limit(700)
+            .set_write_batch_size(300)
+            .set_max_row_group_row_count(Some(5_000))
+            .set_compression(Compression::UNCOMPRESSED)
+    }
+
+    /// The same ids (with NULLs, or 42 in their place) as each type of user column read here.
+    fn columns(with_nulls: bool) -> [(&'static str, ArrayRef); 4] {
+        let values: Vec<Option<i64>> = ids(20_000, 7)
+            .into_iter()
+            .map(|id| id.or((!with_nulls).then_some(42)))
+            .collect();
+        [
+            (
+                "Int64",
+                Arc::new(Int64Array::from_iter(values.iter().copied())),
+            ),
+            (
+                "Int32",
+                Arc::new(Int32Array::from_iter(
+                    values.iter().map(|v| v.map(|v| v as i32)),
+                )),
+            ),
+            (
+                "UInt32",
+                Arc::new(UInt32Array::from_iter(
+                    values.iter().map(|v| v.map(|v| (v as i32) as u32)),
+                )),
+            ),
+            (
+                "Utf8",
+                Arc::new(StringArray::from_iter(
+                    values.iter().map(|v| v.map(|v| format!("id {v}"))),
+                )),
+            ),
+        ]
+    }
+
+    /// Writes `array` with `props` and asserts that the pages read here give its ids' counts
+    /// (text ids counted by text, then each text's index asked of the dictionary the read
+    /// filled); returns whether ids came counted from a dictionary and plainly.
+    fn counts(array: &ArrayRef, props: WriterProperties, what: &str) -> [bool; 2] {
+        let mut expected: HashMap<u64, u64> = HashMap::new();
+        let mut texts: HashMap<&str, u64> = HashMap::new();
+        let mut nulls = 0;
+        for i in 0..array.len() {
+            if array.is_null(i) {
+                nulls += 1;
+                continue;
+            }
+            let id = match array.data_type() {
+                DataType::Int64 => array.as_primitive::<Int64Type>().value(i) as u64,
+                DataType::Int32 => i64::from(array.as_primitive::<Int32Type>().value(i)) as u64,
+                DataType::UInt32 => u64::from(array.as_primitive::<UInt32Type>().value(i)),
+                _ => {
+                    *texts.entry(array.as_string::<i32>().value(i)).or_default() += 1;
+                    continue;
+                }
+            };
+            *expected.entry(id).or_default() += 1;
+        }
+        let (bytes, metadata) = file(array.clone(), props);
+        let text = array.data_type() == &DataType::Utf8;
+        let names = text.then(|| RwLock::new(Dictionary::new(true)));
+        let read = read_all(&bytes, &metadata, names.as_ref());
+        let (read, kinds) = read.unwrap_or_else(|| panic!("{what}: declined"));
+        if let Some(names) = &names {
+            let keys: Vec<&[u8]> = texts.keys().map(|t| t.as_bytes()).collect();
+            let indices = Dictionary::shared_name_indices(names, &keys).unwrap();
+            let counts = texts.values().copied();
+            expected = indices.into_iter().map(u64::from).zip(counts).collect();
+        }
+        assert_eq!(read, (expected, nulls), "{what}");
+        kinds
     }
 
     /// Encodings and types not read here are declined, never misread.
     #[test]
     fn what_is_not_read_here_is_declined() {
         let values = || ids(3_000, 3).into_iter().map(|v| v.unwrap_or(9));
-        let delta = WriterProperties::builder()
+        let split = WriterProperties::builder()
             .set_dictionary_enabled(false)
-            .set_encoding(Encoding::DELTA_BINARY_PACKED)
+            .set_encoding(Encoding::BYTE_STREAM_SPLIT)
             .build();
-        let (bytes, metadata) = file(Arc::new(Int64Array::from_iter_values(values())), delta);
+        let (bytes, metadata) = file(Arc::new(Int64Array::from_iter_values(values())), split);
         assert!(Column::find(&metadata, "userId", false).is_some());
         assert!(
             read_all(&bytes, &metadata, None).is_none(),
-            "delta-encoded pages"
+            "byte-stream-split pages"
         );
         for array in [
             Arc::new(UInt64Array::from_iter_values(values().map(|v| v as u64))) as ArrayRef,
