@@ -784,18 +784,38 @@ mod tests {
     fn damaged_chunks_do_not_panic() {
         let values = ids(5_000, 11);
         let texts = values.iter().map(|v| v.map(|v| format!("id {v}")));
-        let arrays: [ArrayRef; 2] = [
-            Arc::new(Int64Array::from_iter(values.iter().copied())),
-            Arc::new(StringArray::from_iter(texts)),
+        let integers: ArrayRef = Arc::new(Int64Array::from_iter(values.iter().copied()));
+        let texts: ArrayRef = Arc::new(StringArray::from_iter(texts));
+        let encoded = [
+            (&integers, None),
+            (&texts, None),
+            (&integers, Some(Encoding::DELTA_BINARY_PACKED)),
+            (&texts, Some(Encoding::DELTA_LENGTH_BYTE_ARRAY)),
+            (&texts, Some(Encoding::DELTA_BYTE_ARRAY)),
         ];
-        for array in arrays {
+        for (array, encoding) in encoded {
             let names =
                 (array.data_type() == &DataType::Utf8).then(|| RwLock::new(Dictionary::new(true)));
-            let (bytes, metadata) = file(array, WriterProperties::default());
+            // Uncompressed, so that the damage reaches the decoding.
+            let mut props = WriterProperties::builder().set_compression(Compression::UNCOMPRESSED);
+            if let Some(encoding) = encoding {
+                props = props.set_dictionary_enabled(false).set_encoding(encoding);
+            }
+            let (bytes, metadata) = file(array.clone(), props.build());
             let column = Column::find(&metadata, "userId", names.is_some()).unwrap();
             let meta = metadata.metadata().row_group(0).column(column.leaf);
             let (start, length) = meta.byte_range();
             let chunk = &bytes[start as usize..(start + length) as usize];
+            assert!(
+                read(
+                    Bytes::copy_from_slice(chunk),
+                    meta,
+                    5_000,
+                    column,
+                    names.as_ref()
+                )
+                .is_some()
+            );
             let mut state = 5u64;
             for _ in 0..300 {
                 state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
