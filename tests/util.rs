@@ -14,6 +14,9 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Encoding;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 
 pub fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -131,6 +134,9 @@ pub struct LakeSpec {
     pub files_per_day: usize,
     /// Also write a DATE column `date` into the files.
     pub date_column: bool,
+    /// Write the user ids delta-encoded, as Parquet v2 writers do (DELTA_BINARY_PACKED integers,
+    /// DELTA_BYTE_ARRAY text), not in a dictionary.
+    pub delta: bool,
 }
 
 impl Default for LakeSpec {
@@ -142,6 +148,7 @@ impl Default for LakeSpec {
             user_column: "userId",
             files_per_day: 2,
             date_column: false,
+            delta: false,
         }
     }
 }
@@ -211,15 +218,36 @@ pub fn write_file(path: &Path, spec: &LakeSpec, users: &[u64], d: NaiveDate) {
         let days = (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
         columns.push(Arc::new(Date32Array::from_value(days, users.len())));
     }
-    write_batch(path, fields, columns);
+    let mut props = WriterProperties::builder();
+    if spec.delta {
+        let encoding = match spec.ids {
+            "string" => Encoding::DELTA_BYTE_ARRAY,
+            _ => Encoding::DELTA_BINARY_PACKED,
+        };
+        let user = ColumnPath::from(spec.user_column);
+        props = props
+            .set_column_dictionary_enabled(user.clone(), false)
+            .set_column_encoding(user, encoding);
+    }
+    write_props(path, fields, columns, props.build());
 }
 
 /// Writes one Parquet file of the given columns.
 pub fn write_batch(path: &Path, fields: Vec<Field>, columns: Vec<ArrayRef>) {
+    write_props(path, fields, columns, WriterProperties::default());
+}
+
+/// Writes one Parquet file of the given columns, with `props`.
+pub fn write_props(
+    path: &Path,
+    fields: Vec<Field>,
+    columns: Vec<ArrayRef>,
+    props: WriterProperties,
+) {
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
     let file = std::fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
 }
