@@ -18,9 +18,8 @@
 //! or by a store that let two runs each replace it) lacks the later states, so the rollups made
 //! with them are read again instead of being joined with indices the copy gives to other users.
 
-use std::sync::{Arc, RwLock};
-
 use std::hash::BuildHasher;
+use std::sync::{Arc, RwLock};
 
 use super::rollup::checksum;
 
@@ -418,6 +417,7 @@ struct Slot {
     index: u32,
 }
 
+/// A slot that holds no id.
 const EMPTY: Slot = Slot {
     start: u64::MAX,
     tag: 0,
@@ -537,7 +537,7 @@ impl Names {
             if self.slots[at].tag == hash as u32 && self.name_at(other) == self.name_at(start) {
                 return false;
             }
-            at = (at + 1) & (self.slots.len() - 1);
+            at = self.next(at);
         }
         let start = start as u64;
         let tag = hash as u32;
@@ -554,7 +554,7 @@ impl Names {
             if slot.tag == hash as u32 && self.name_at(start) == name {
                 return Some(slot.index);
             }
-            at = (at + 1) & (self.slots.len() - 1);
+            at = self.next(at);
         }
     }
 
@@ -562,7 +562,7 @@ impl Names {
     fn candidate(&self, hash: u64) -> usize {
         let mut at = self.home(hash);
         while self.start_of(at).is_some() && self.slots[at].tag != hash as u32 {
-            at = (at + 1) & (self.slots.len() - 1);
+            at = self.next(at);
         }
         at
     }
@@ -570,6 +570,11 @@ impl Names {
     /// The slot a hash belongs in: its high bits.
     fn home(&self, hash: u64) -> usize {
         (hash >> (64 - self.slots.len().trailing_zeros())) as usize
+    }
+
+    /// The slot after `at`, the first after the last.
+    fn next(&self, at: usize) -> usize {
+        (at + 1) & (self.slots.len() - 1)
     }
 
     /// Where the id in slot `at` starts in `bytes`; None for an empty slot.

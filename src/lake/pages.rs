@@ -227,18 +227,15 @@ fn decode_integers(
         Width::Signed64 | Width::Text => value,
     };
     match encoding {
+        Encoding::PLAIN if matches!(width, Width::Signed64) => {
+            let words = data.get(..n.checked_mul(8)?)?.chunks_exact(8);
+            out.extend(words.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))));
+        }
         Encoding::PLAIN => {
-            let bytes = if matches!(width, Width::Signed64) {
-                8
-            } else {
-                4
-            };
-            let words = data.get(..n.checked_mul(bytes)?)?.chunks_exact(bytes);
-            out.extend(words.map(|word| {
-                let mut value = [0u8; 8];
-                value[..bytes].copy_from_slice(word);
-                id(u64::from_le_bytes(value))
-            }));
+            let words = data.get(..n.checked_mul(4)?)?.chunks_exact(4);
+            out.extend(
+                words.map(|w| id(u32::from_le_bytes(w.try_into().expect("4 bytes")).into())),
+            );
         }
         Encoding::DELTA_BINARY_PACKED => out.extend(delta_packed(data, n)?.0.into_iter().map(id)),
         _ => return None,
