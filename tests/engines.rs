@@ -164,17 +164,13 @@ fn rollup(w: &Workdir) -> Run {
 
 /// `metric` from 2024-06-01 to 2024-06-20 as CSV, with `extra` arguments.
 fn metric_run(w: &Workdir, metric: &str, extra: &[&str]) -> Run {
+    metric_between(w, metric, "2024-06-01", "2024-06-20", extra)
+}
+
+/// `metric` from `from` to `to` as CSV, with `extra` arguments.
+fn metric_between(w: &Workdir, metric: &str, from: &str, to: &str, extra: &[&str]) -> Run {
     let args = [
-        "query",
-        metric,
-        "--lake",
-        "lake",
-        "--from",
-        "2024-06-01",
-        "--to",
-        "2024-06-20",
-        "--format",
-        "csv",
+        "query", metric, "--lake", "lake", "--from", from, "--to", to, "--format", "csv",
     ];
     w.run(&[&args[..], extra].concat())
 }
@@ -311,20 +307,8 @@ fn text_ids_with_nulls_and_integers_beside_them_match_the_oracle() {
         let lines: Vec<Vec<String>> = ["dau", "mau", "opens"]
             .iter()
             .map(|metric| {
-                let run = w.run(&[
-                    "query",
-                    metric,
-                    "--lake",
-                    "lake",
-                    "--from",
-                    "2024-06-01",
-                    "--to",
-                    "2024-06-02",
-                    "--format",
-                    "csv",
-                    "--engine",
-                    engine,
-                ]);
+                let engine_args = ["--engine", engine];
+                let run = metric_between(&w, metric, "2024-06-01", "2024-06-02", &engine_args);
                 assert_eq!(run.code, 0, "{engine} {metric}: {}", run.stderr);
                 run.stdout.lines().skip(1).map(str::to_string).collect()
             })
