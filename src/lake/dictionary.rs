@@ -612,14 +612,21 @@ fn get(levels: &[Arc<Table>], id: u64) -> Option<u32> {
 }
 
 /// Ids with their indices, sorted by id, and a directory from a range of ids to where it starts
-/// (about one entry per range): a lookup goes straight to its one or two candidates.
-#[derive(Debug, Default)]
+/// (about one id per range): a lookup goes straight to its one or two candidates.
+///
+/// The ranges split the span of all ids but the outermost thousandth at each end, which share the
+/// first and the last range: a -1 or a test account's id 7 among snowflake ids would otherwise
+/// leave every range but one empty, and each lookup would walk through most ids. A range that
+/// still holds many ids (ids in clusters far apart) is binary searched.
+#[derive(Debug)]
 struct Table {
     keys: Vec<u64>,
     values: Vec<u32>,
-    /// The smallest key, and how far keys are shifted to give their range.
+    /// Where the first range starts, how far keys past it are shifted to give their range, and
+    /// the last range.
     min: u64,
     shift: u32,
+    last: usize,
     /// `starts[r]`: the position of the first key in range `r` or after; one more than ranges.
     starts: Vec<u32>,
 }
@@ -627,34 +634,54 @@ struct Table {
 impl Table {
     /// A table of ids (sorted) and their indices.
     fn new((keys, values): (Vec<u64>, Vec<u32>)) -> Table {
-        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
-            return Table::default();
-        };
-        let (min, span) = (*first, last - first);
-        let ranges = keys.len().next_power_of_two() as u64;
-        let shift = (0..64).find(|s| span >> s < ranges).unwrap_or(63);
-        let mut starts = vec![0u32; ranges as usize + 1];
-        for key in &keys {
-            starts[((key - min) >> shift) as usize + 1] += 1;
-        }
-        for r in 1..starts.len() {
-            starts[r] += starts[r - 1];
-        }
-        Table {
-            keys,
-            values,
+        let outliers = keys.len() / 1024;
+        let min = keys.get(outliers).copied().unwrap_or(0);
+        let max = keys
+            .len()
+            .checked_sub(1 + outliers)
+            .map_or(0, |at| keys[at]);
+        let ranges = keys.len().next_power_of_two();
+        let shift = (0..64)
+            .find(|s| (max - min) >> s < ranges as u64)
+            .unwrap_or(63);
+        let mut table = Table {
+            keys: Vec::new(),
+            values: Vec::new(),
             min,
             shift,
-            starts,
+            last: ranges - 1,
+            starts: vec![0; ranges + 1],
+        };
+        for key in &keys {
+            let range = table.range(*key);
+            table.starts[range + 1] += 1;
         }
+        for r in 1..table.starts.len() {
+            table.starts[r] += table.starts[r - 1];
+        }
+        (table.keys, table.values) = (keys, values);
+        table
+    }
+
+    /// The range that holds `key`.
+    fn range(&self, key: u64) -> usize {
+        ((key.saturating_sub(self.min) >> self.shift) as usize).min(self.last)
     }
 
     fn get(&self, id: u64) -> Option<u32> {
-        let range = (id.checked_sub(self.min)? >> self.shift) as usize;
-        let (from, to) = (*self.starts.get(range)?, *self.starts.get(range + 1)?);
-        let from = from as usize;
-        let at = self.keys[from..to as usize].iter().position(|k| *k == id)?;
+        let range = self.range(id);
+        let (from, to) = (self.starts[range] as usize, self.starts[range + 1] as usize);
+        let at = match to - from {
+            0..=8 => self.keys[from..to].iter().position(|k| *k == id),
+            _ => self.search(from, to, id),
+        }?;
         Some(self.values[from + at])
+    }
+
+    /// Where `id` is among the keys from `from` to `to`, in a range that holds many.
+    #[cold]
+    fn search(&self, from: usize, to: usize, id: u64) -> Option<usize> {
+        self.keys[from..to].binary_search(&id).ok()
     }
 
     fn columns(&self) -> (&[u64], &[u32]) {
@@ -731,6 +758,62 @@ mod tests {
         assert!(!loaded.read().unwrap().changed());
         for (id, index) in all.iter().zip(again) {
             assert_eq!(seen[id], index);
+        }
+    }
+
+    /// Every id is found, and no other, however the ids are spread: evenly over 64 bits, in a
+    /// run, as a cluster with outliers at both ends (-1, 0, 7), or as two clusters far apart. A
+    /// few outliers leave the other ids spread over the ranges as evenly as without them.
+    #[test]
+    fn lookups_find_every_id_however_the_ids_are_spread() {
+        let mut state = 11u64;
+        let mut random = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state
+        };
+        let cluster = |random: &mut dyn FnMut() -> u64, base: u64, n: usize| -> Vec<u64> {
+            (0..n).map(|_| base + (random() >> 24)).collect()
+        };
+        let spreads: Vec<(&str, Vec<u64>)> = vec![
+            ("64 bits", (0..20_000).map(|_| random()).collect()),
+            ("a run", (1_000..21_000).collect()),
+            ("outliers", {
+                let mut ids = cluster(&mut random, 1 << 60, 20_000);
+                ids.extend([u64::MAX, 0, 7]);
+                ids
+            }),
+            ("two clusters", {
+                let mut ids = cluster(&mut random, 1 << 20, 10_000);
+                ids.extend(cluster(&mut random, 1 << 62, 10_000));
+                ids
+            }),
+        ];
+        for (spread, mut ids) in spreads {
+            ids.sort_unstable();
+            ids.dedup();
+            let indices: Vec<u32> = (0..ids.len() as u32).collect();
+            let table = Table::new((ids.clone(), indices));
+            let oracle: std::collections::HashMap<u64, u32> =
+                ids.iter().copied().zip(0..).collect();
+            let near = ids
+                .iter()
+                .flat_map(|id| [id.wrapping_sub(1), *id, id.wrapping_add(1)]);
+            for id in near.chain([0, 1, u64::MAX - 1, u64::MAX]) {
+                assert_eq!(table.get(id), oracle.get(&id).copied(), "{spread}: id {id}");
+            }
+            // The outermost thousandth at each end share the first and the last range.
+            let sizes: Vec<u32> = table.starts.windows(2).map(|w| w[1] - w[0]).collect();
+            let inner = sizes[1..sizes.len() - 1].iter().max();
+            let ends = sizes[0].max(sizes[sizes.len() - 1]) as usize;
+            if spread == "outliers" {
+                assert!(inner <= Some(&8), "{spread}: {inner:?} ids in one range");
+                assert!(
+                    ends <= ids.len() / 1024 + 8,
+                    "{spread}: {ends} ids in an end range"
+                );
+            }
         }
     }
 
