@@ -127,8 +127,7 @@ impl Dictionary {
     }
 
     fn with(lineage: Lineage, ids: Vec<u64>, names: Option<Names>) -> Dictionary {
-        let mut sorted: Vec<(u64, u32)> = ids.iter().zip(0u32..).map(|(i, n)| (*i, n)).collect();
-        sorted.sort_unstable();
+        let sorted = sorted(&ids);
         let mut dictionary = Dictionary {
             lineage,
             saved: names.as_ref().map_or(ids.len(), Names::len),
@@ -137,7 +136,7 @@ impl Dictionary {
             capacity: CAPACITY,
             levels: Vec::new(),
         };
-        dictionary.push(Table::new(sorted.into_iter().unzip()));
+        dictionary.push(Table::new(sorted));
         dictionary
     }
 
@@ -368,6 +367,29 @@ impl Dictionary {
         }
         self.levels.push(Arc::new(table));
     }
+}
+
+/// `ids` (in the order of their indices) sorted, with their indices. Each id and its index are
+/// sorted as one 64-bit word when they fit (the id less the smallest, above the index: ids of up
+/// to 40 bits in a dictionary of millions), which takes half the time pairs take.
+fn sorted(ids: &[u64]) -> (Vec<u64>, Vec<u32>) {
+    let (Some(min), Some(max)) = (ids.iter().min(), ids.iter().max()) else {
+        return Default::default();
+    };
+    let index_bits = usize::BITS - ids.len().leading_zeros();
+    if index_bits + u64::BITS - (max - min).leading_zeros() <= u64::BITS {
+        let mut words: Vec<u64> = (ids.iter().zip(0u64..))
+            .map(|(id, index)| (id - min) << index_bits | index)
+            .collect();
+        words.sort_unstable();
+        let mask = (1u64 << index_bits) - 1;
+        let keys = words.iter().map(|w| (w >> index_bits) + min).collect();
+        let values = words.iter().map(|w| (w & mask) as u32).collect();
+        return (keys, values);
+    }
+    let mut pairs: Vec<(u64, u32)> = ids.iter().zip(0u32..).map(|(i, n)| (*i, n)).collect();
+    pairs.sort_unstable();
+    pairs.into_iter().unzip()
 }
 
 /// The index of each of `keys`: those `found` (in order), and the others as `add` gives them (it
@@ -758,6 +780,38 @@ mod tests {
         assert!(!loaded.read().unwrap().changed());
         for (id, index) in all.iter().zip(again) {
             assert_eq!(seen[id], index);
+        }
+    }
+
+    /// Ids come out sorted with their own indices, packed into one word each or not: a span of
+    /// 20 bits, one that just fits beside the indices, one that does not, and 64-bit ids.
+    #[test]
+    fn ids_sort_with_their_indices() {
+        let mut state = 3u64;
+        let mut random = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state
+        };
+        let cases: Vec<Vec<u64>> = vec![
+            vec![],
+            vec![42],
+            (0..5_000).map(|_| 1_000 + (random() >> 44)).collect(),
+            vec![9, (1 << 62) + 8, 10],
+            vec![9, (1 << 62) + 9, 10],
+            (0..5_000).map(|_| random()).chain([0, u64::MAX]).collect(),
+        ];
+        for mut ids in cases {
+            ids.sort_unstable();
+            ids.dedup();
+            // In an order of first sight that is not sorted.
+            let third = ids.len() / 3;
+            ids.rotate_left(third);
+            let mut pairs: Vec<(u64, u32)> = ids.iter().copied().zip(0..).collect();
+            pairs.sort();
+            let (keys, values): (Vec<u64>, Vec<u32>) = pairs.into_iter().unzip();
+            assert_eq!(sorted(&ids), (keys, values), "{} ids", ids.len());
         }
     }
 
