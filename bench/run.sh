@@ -6,8 +6,9 @@
 # Usage: bash bench/run.sh   (or `just bench`)
 # Settings (environment):
 #   BENCH_LAKES="S M"      lakes: tiny (20k users, 40 days, a smoke test), S (~25M events, 60 days),
-#                          M (~250M events, 365 days), S-text (S with text ids: "u123"); generated
-#                          once into bench/out/
+#                          M (~250M events, 365 days), S-text (S with text ids: "u123"), L (~1B
+#                          events, 365 days, 7.3 GB: for the memory target; peers may run out of
+#                          memory); generated once into bench/out/
 #   BENCH_RUNS=5           timed runs per command (after 1 warmup run)
 #   BENCH_TIMEOUT=600      seconds before a peer's run is abandoned ("> cap"; left out of the check)
 #   BENCH_SLOW=60          a peer slower than this many seconds is timed by its one checked run only
@@ -85,7 +86,8 @@ lake_shape() {
     S) echo "1150000 60 2024-06-01 int64" ;;
     S-text) echo "1150000 60 2024-06-01 string" ;;
     M) echo "3790000 365 2023-01-01 int64" ;;
-    *) die "unknown lake '$1' in BENCH_LAKES (tiny, S, S-text, M)" ;;
+    L) echo "15200000 365 2023-01-01 int64" ;;
+    *) die "unknown lake '$1' in BENCH_LAKES (tiny, S, S-text, M, L)" ;;
   esac
 }
 
