@@ -783,17 +783,21 @@ mod tests {
         }
     }
 
-    /// Ids come out sorted with their own indices, packed into one word each or not: a span of
-    /// 20 bits, one that just fits beside the indices, one that does not, and 64-bit ids.
-    #[test]
-    fn ids_sort_with_their_indices() {
-        let mut state = 3u64;
-        let mut random = move || {
+    /// A stream of 64-bit numbers from `seed` (a linear congruential generator).
+    fn random(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             state
-        };
+        }
+    }
+
+    /// Ids come out sorted with their own indices, packed into one word each or not: a span of
+    /// 20 bits, one that just fits beside the indices, one that does not, and 64-bit ids.
+    #[test]
+    fn ids_sort_with_their_indices() {
+        let mut random = random(3);
         let cases: Vec<Vec<u64>> = vec![
             vec![],
             vec![42],
@@ -820,13 +824,7 @@ mod tests {
     /// few outliers leave the other ids spread over the ranges as evenly as without them.
     #[test]
     fn lookups_find_every_id_however_the_ids_are_spread() {
-        let mut state = 11u64;
-        let mut random = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            state
-        };
+        let mut random = random(11);
         let cluster = |random: &mut dyn FnMut() -> u64, base: u64, n: usize| -> Vec<u64> {
             (0..n).map(|_| base + (random() >> 24)).collect()
         };
