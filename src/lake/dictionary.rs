@@ -644,11 +644,9 @@ fn get(levels: &[Arc<Table>], id: u64) -> Option<u32> {
 struct Table {
     keys: Vec<u64>,
     values: Vec<u32>,
-    /// Where the first range starts, how far keys past it are shifted to give their range, and
-    /// the last range.
+    /// Where the first range starts, and how far keys past it are shifted to give their range.
     min: u64,
     shift: u32,
-    last: usize,
     /// `starts[r]`: the position of the first key in range `r` or after; one more than ranges.
     starts: Vec<u32>,
 }
@@ -671,7 +669,6 @@ impl Table {
             values: Vec::new(),
             min,
             shift,
-            last: ranges - 1,
             starts: vec![0; ranges + 1],
         };
         for key in &keys {
@@ -687,7 +684,8 @@ impl Table {
 
     /// The range that holds `key`.
     fn range(&self, key: u64) -> usize {
-        ((key.saturating_sub(self.min) >> self.shift) as usize).min(self.last)
+        let last = self.starts.len() - 2;
+        ((key.saturating_sub(self.min) >> self.shift) as usize).min(last)
     }
 
     fn get(&self, id: u64) -> Option<u32> {
@@ -744,15 +742,10 @@ mod tests {
     fn indices_are_one_to_one_and_stable() {
         let dict = RwLock::new(Dictionary::default());
         let mut seen = std::collections::HashMap::new();
-        let mut state = 7u64;
+        let mut random = random(7);
         for day in 0..50 {
             let mut ids: Vec<u64> = (0..200)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (state >> 20) % (1000 + day * 100)
-                })
+                .map(|_| (random() >> 20) % (1000 + day * 100))
                 .collect();
             ids.sort_unstable();
             ids.dedup();
@@ -965,15 +958,10 @@ mod tests {
     fn names_are_one_to_one_and_survive_a_save() {
         let dict = RwLock::new(Dictionary::new(true));
         let mut seen = std::collections::HashMap::new();
-        let mut state = 7u64;
+        let mut random = random(7);
         for day in 0..30u64 {
             let mut day_names: Vec<String> = (0..100)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    format!("user-{}", (state >> 20) % (300 + day * 20))
-                })
+                .map(|_| format!("user-{}", (random() >> 20) % (300 + day * 20)))
                 .collect();
             day_names.push(String::new());
             day_names.sort_unstable();
