@@ -12,6 +12,7 @@ use chrono::{Datelike, Days, NaiveDate};
 use datafusion::arrow::array::{
     ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Encoding;
@@ -128,7 +129,8 @@ pub struct LakeSpec {
     pub layout: &'static str,
     /// Folders above the partitions.
     pub prefix: &'static str,
-    /// `int32`, `int64` or `string`.
+    /// `int32`, `int64` or `string`, or `dictionary-int64` or `dictionary-string`: those as a
+    /// dictionary array.
     pub ids: &'static str,
     pub user_column: &'static str,
     pub files_per_day: usize,
@@ -190,7 +192,31 @@ pub fn write_lake(root: &Path, spec: &LakeSpec, rows: &[Row], empty_days: &[Naiv
 }
 
 pub fn write_file(path: &Path, spec: &LakeSpec, users: &[u64], d: NaiveDate) {
-    let (id_type, ids): (DataType, ArrayRef) = match spec.ids {
+    let (id_type, ids) = ids_of(spec.ids, users);
+    let mut fields = vec![Field::new(spec.user_column, id_type, false)];
+    let mut columns = vec![ids];
+    if spec.date_column {
+        fields.push(Field::new("date", DataType::Date32, false));
+        let days = (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+        columns.push(Arc::new(Date32Array::from_value(days, users.len())));
+    }
+    let mut props = WriterProperties::builder();
+    if spec.delta {
+        let encoding = match spec.ids {
+            "string" | "dictionary-string" => Encoding::DELTA_BYTE_ARRAY,
+            _ => Encoding::DELTA_BINARY_PACKED,
+        };
+        let user = ColumnPath::from(spec.user_column);
+        props = props
+            .set_column_dictionary_enabled(user.clone(), false)
+            .set_column_encoding(user, encoding);
+    }
+    write_props(path, fields, columns, props.build());
+}
+
+/// `users` as ids of this type (see [`LakeSpec::ids`]).
+fn ids_of(ids: &str, users: &[u64]) -> (DataType, ArrayRef) {
+    match ids {
         "int32" => (
             DataType::Int32,
             Arc::new(Int32Array::from_iter_values(
@@ -209,27 +235,18 @@ pub fn write_file(path: &Path, spec: &LakeSpec, users: &[u64], d: NaiveDate) {
                 users.iter().map(|u| format!("user-{u}")),
             )),
         ),
+        // As a pandas categorical, or a writer that keeps its dictionary, writes them.
+        "dictionary-string" | "dictionary-int64" => {
+            let (values_type, values) = ids_of(&ids["dictionary-".len()..], users);
+            let keys = match values_type {
+                DataType::Utf8 => DataType::Int16,
+                _ => DataType::Int32,
+            };
+            let id_type = DataType::Dictionary(Box::new(keys), Box::new(values_type));
+            (id_type.clone(), cast(&values, &id_type).unwrap())
+        }
         other => panic!("unknown id type {other}"),
-    };
-    let mut fields = vec![Field::new(spec.user_column, id_type, false)];
-    let mut columns = vec![ids];
-    if spec.date_column {
-        fields.push(Field::new("date", DataType::Date32, false));
-        let days = (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
-        columns.push(Arc::new(Date32Array::from_value(days, users.len())));
     }
-    let mut props = WriterProperties::builder();
-    if spec.delta {
-        let encoding = match spec.ids {
-            "string" => Encoding::DELTA_BYTE_ARRAY,
-            _ => Encoding::DELTA_BINARY_PACKED,
-        };
-        let user = ColumnPath::from(spec.user_column);
-        props = props
-            .set_column_dictionary_enabled(user.clone(), false)
-            .set_column_encoding(user, encoding);
-    }
-    write_props(path, fields, columns, props.build());
 }
 
 /// Writes one Parquet file of the given columns.

@@ -56,8 +56,11 @@ pub enum IdKind {
     String,
 }
 
+/// How ids of this type read, if they can be ids: integers of any width, or text; either kind
+/// also as a dictionary array (a pandas categorical, or any writer that kept its dictionary).
 pub fn id_kind(t: &DataType) -> Option<IdKind> {
     match t {
+        DataType::Dictionary(_, values) => id_kind(values),
         DataType::Int8
         | DataType::Int16
         | DataType::Int32

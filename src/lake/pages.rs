@@ -70,7 +70,12 @@ impl Column {
             return None;
         }
         let string = id_kind(field.data_type()) == Some(IdKind::String);
-        let width = match (descr.physical_type(), field.data_type()) {
+        // A dictionary array (as the writer kept it) is stored as its values are.
+        let stored = match field.data_type() {
+            DataType::Dictionary(_, values) => values.as_ref(),
+            other => other,
+        };
+        let width = match (descr.physical_type(), stored) {
             (Physical::BYTE_ARRAY, _) if text && string => Width::Text,
             _ if text => return None,
             (Physical::INT32, DataType::Int32) => Width::Signed32,
