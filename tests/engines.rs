@@ -140,6 +140,64 @@ fn ids_kept_as_a_dictionary_are_their_values() {
     }
 }
 
+/// NULL ids in a file whose writer kept no statistics (so its footer does not count them) are
+/// counted all the same: both engines warn with the exact number of every day.
+#[test]
+fn null_ids_are_counted_in_files_without_statistics() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+    let w = Workdir::new();
+    // Each day's ids in a file with statistics, and in one without.
+    let days = [
+        (
+            "2024-06-01",
+            vec![Some(1), None],
+            vec![None, Some(2), None, None],
+        ),
+        ("2024-06-02", vec![Some(1), Some(3)], vec![Some(3)]),
+        (
+            "2024-06-03",
+            vec![None],
+            vec![None, None, Some(4), Some(1), None],
+        ),
+    ];
+    let field = || vec![Field::new("userId", DataType::Int64, true)];
+    let bare = WriterProperties::builder()
+        .set_statistics_enabled(EnabledStatistics::None)
+        .build();
+    for (date, counted, uncounted) in &days {
+        let folder = w.join(&format!("lake/date={date}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let ids = |ids: &Vec<Option<i64>>| vec![Arc::new(Int64Array::from(ids.clone())) as _];
+        write_batch(&folder.join("a.parquet"), field(), ids(counted));
+        write_props(
+            &folder.join("b.parquet"),
+            field(),
+            ids(uncounted),
+            bare.clone(),
+        );
+    }
+    let want = "dau: warning: ignored 8 row(s) with a NULL userId (never counted as a user): \
+                2024-06-01: 4, 2024-06-03: 4";
+    for engine in ["sql", "bitmap"] {
+        let run = w.run(&[
+            "query", "dau", "--lake", "lake", "--format", "csv", "--engine", engine,
+        ]);
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        assert!(
+            run.stderr.lines().any(|l| l == want),
+            "{engine}: {}",
+            run.stderr
+        );
+        let rows = "date,dau\n2024-06-01,2\n2024-06-02,2\n2024-06-03,2\n";
+        assert_eq!(run.stdout, rows, "{engine}");
+    }
+}
+
 /// A `dau gen` lake (dense ids, several row groups): the engines agree, and equal the oracle
 /// read from the files with the parquet crate.
 #[test]

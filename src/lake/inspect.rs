@@ -333,21 +333,45 @@ fn date_column<'a>(schema: &Schema, columns: &Columns<'a>) -> Option<&'a str> {
     })
 }
 
-/// NULL user ids per day, summed over the files whose footers count them.
-pub fn null_users_per_day(reports: &[FileReport]) -> BTreeMap<NaiveDate, u64> {
+/// NULL user ids per day: as the footers count them, and for a file whose footer does not (its
+/// writer kept no statistics) as reading its user column finds, so that the warning's numbers are
+/// exact. A file that cannot be read adds none: the query that reads it says what is wrong.
+pub async fn null_users_per_day(
+    lake: &Lake,
+    reports: &[FileReport],
+    columns: &Columns<'_>,
+) -> Result<BTreeMap<NaiveDate, u64>> {
+    let counts: Vec<_> = reports
+        .iter()
+        .map(|r| null_users(lake, r, columns))
+        .collect();
+    let counts: Vec<Result<u64>> = stream::iter(counts)
+        .buffered(CONCURRENT_READS)
+        .collect()
+        .await;
     let mut per_day = BTreeMap::new();
-    for r in reports {
-        if let Some(n) = r
-            .facts
-            .as_ref()
-            .ok()
-            .and_then(|f| f.null_users)
-            .filter(|n| *n > 0)
-        {
-            *per_day.entry(r.day).or_default() += n;
+    for (report, nulls) in reports.iter().zip(counts) {
+        let nulls = nulls?;
+        if nulls > 0 {
+            *per_day.entry(report.day).or_default() += nulls;
         }
     }
-    per_day
+    Ok(per_day)
+}
+
+/// A file's NULL user ids, from its footer or else from reading them (see [`null_users_per_day`]).
+async fn null_users(lake: &Lake, report: &FileReport, columns: &Columns<'_>) -> Result<u64> {
+    let Ok(facts) = &report.facts else {
+        return Ok(0);
+    };
+    let field = facts.schema.field_with_name(columns.user);
+    Ok(match facts.null_users {
+        Some(n) => n,
+        None if field.is_ok_and(|f| f.is_nullable()) => {
+            (scan_file(lake, report, columns).await?).map_or(0, |scan| scan.null_users)
+        }
+        None => 0,
+    })
 }
 
 /// The files a query may read. A bad file is an error, unless `skip_bad` says to leave it out

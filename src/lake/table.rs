@@ -200,7 +200,8 @@ impl EventsTable {
         let reports = inspect(&self.lake, days, &columns).await?;
         let mut warnings = Vec::new();
         let good = usable(&reports, &columns, on.config.skip_bad_files, &mut warnings)?;
-        warnings.extend(null_warning(&null_users_per_day(&reports), columns.user));
+        let nulls = null_users_per_day(&self.lake, &reports, &columns).await?;
+        warnings.extend(null_warning(&nulls, columns.user));
         let integer_ids = self
             .file_schema
             .field_with_name(columns.user)

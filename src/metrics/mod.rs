@@ -406,7 +406,8 @@ async fn register_events(
     }
     let mut warnings = Vec::new();
     let usable = usable(&reports, &columns, config.skip_bad_files, &mut warnings)?;
-    warnings.extend(null_warning(&null_users_per_day(&reports), columns.user));
+    let nulls = null_users_per_day(lake, &reports, &columns).await?;
+    warnings.extend(null_warning(&nulls, columns.user));
     let read_days: BTreeSet<NaiveDate> = usable.iter().map(|r| r.day).collect();
     let unread_days = reports
         .iter()
