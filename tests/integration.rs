@@ -14,3 +14,4 @@ mod query;
 mod repl;
 mod schedule;
 mod sql;
+mod writers;
