@@ -57,6 +57,53 @@ fn csv() {
     );
 }
 
+/// `--output` onto a named pipe (what `/dev/stdout` or `>(gzip > out.gz)` can be) writes into
+/// it rather than putting a file in its place; onto a symbolic link, the file it points to gets
+/// the rows and the link stays.
+#[test]
+fn output_into_a_pipe_or_through_a_link_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    use std::process::{Command, Stdio};
+
+    let w = Workdir::new();
+    small_lake(&w);
+    let want = query(&w, "dau", &["--format", "csv"]).stdout;
+    let pipe = w.join("pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut reader = Command::new("cat")
+        .arg(&pipe)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = query(&w, "dau", &["--format", "csv", "--output", "pipe"]);
+    let kind = std::fs::symlink_metadata(&pipe).unwrap().file_type();
+    if !kind.is_fifo() {
+        reader.kill().unwrap();
+    }
+    assert!(
+        kind.is_fifo(),
+        "the pipe was replaced: {kind:?}; {}",
+        run.stderr
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let read = reader.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(read.stdout).unwrap(), want);
+
+    std::fs::write(w.join("real.csv"), "old rows\n").unwrap();
+    std::os::unix::fs::symlink("real.csv", w.join("link.csv")).unwrap();
+    let run = query(&w, "dau", &["--output", "link.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let link = std::fs::symlink_metadata(w.join("link.csv")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(w.join("real.csv")).unwrap(), want);
+}
+
 #[test]
 fn json_and_ndjson() {
     let w = Workdir::new();

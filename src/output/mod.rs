@@ -60,7 +60,9 @@ impl Format {
 }
 
 /// Writes a result stream to `output` (atomically: a temp file, synced, renamed into place) or to
-/// stdout.
+/// stdout. A device or a pipe (`/dev/null`, `/dev/stdout`, `>(gzip > out.gz)`) is written into as
+/// it is, since a file renamed into its place would replace it; through a symbolic link, the file
+/// it points to is replaced and the link stays.
 /// Returns the number of rows written.
 pub async fn write(
     stream: SendableRecordBatchStream,
@@ -71,6 +73,12 @@ pub async fn write(
         let out = BufWriter::new(std::io::stdout());
         return write_to(stream, format, out, Path::new("stdout")).await;
     };
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let out = std::fs::OpenOptions::new().write(true).open(path);
+        let out = out.map_err(|e| Error::io("cannot open the output", path, e))?;
+        return write_to(stream, format, BufWriter::new(out), path).await;
+    }
+    let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let temp = temp_path(path);
     let file = std::fs::File::create(&temp)
         .map_err(|e| Error::io("cannot create the output file", &temp, e))?;
