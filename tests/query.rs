@@ -75,6 +75,39 @@ fn every_id_type_gives_the_oracle_numbers() {
     }
 }
 
+/// A lake folder whose name has `#`, `?`, `%` and spaces is read as named (not as a URL with a
+/// fragment, a query or escapes), and a `file://` URL is read as a URL: both engines give the
+/// oracle numbers from either.
+#[test]
+fn a_lake_folder_named_with_url_characters_is_read_as_named() {
+    let w = Workdir::new();
+    let rows = random_rows(7, day(START), DAYS, 300);
+    let folder = "x #1 50%off?";
+    write_lake(&w.join(folder), &LakeSpec::default(), &rows, &[]);
+    let url = format!("file://{}/x%20%231%2050%25off%3F", w.path().display());
+    let want = oracle_window(&rows, 30, day("2024-06-10"), day("2024-06-30"), &[]);
+    for lake in [folder, &url] {
+        for engine in ["bitmap", "sql"] {
+            let run = w.run(&[
+                "query",
+                "mau",
+                "--lake",
+                lake,
+                "--from",
+                "2024-06-10",
+                "--to",
+                "2024-06-30",
+                "--format",
+                "csv",
+                "--engine",
+                engine,
+            ]);
+            assert_eq!(run.code, 0, "{lake} {engine}: {}", run.stderr);
+            assert_eq!(run.series(), want, "{lake} {engine}");
+        }
+    }
+}
+
 // A BigQuery-style lake: the files carry the day as a DATE column `date` too.
 #[test]
 fn a_date_column_in_the_files_is_the_partition_date() {

@@ -114,10 +114,10 @@ async fn children(
     Ok((folders, files))
 }
 
-/// A local store's folder on this machine's file system.
-fn local_path(dir: &Path) -> Option<std::path::PathBuf> {
-    let url = url::Url::parse("file:///").and_then(|root| root.join(dir.as_ref()));
-    url.ok()?.to_file_path().ok()
+/// A local store's folder on this machine's file system: the store keeps the lake's folder as
+/// its names are (not as a URL: a `#` or `?` in them is no fragment or query).
+fn local_path(dir: &Path) -> std::path::PathBuf {
+    std::path::Path::new("/").join(dir.as_ref())
 }
 
 /// What the local store's `list_with_delimiter` gives, from one read of the folder: it opens
@@ -128,8 +128,7 @@ fn local_children(dir: &Path) -> object_store::Result<(Vec<String>, Vec<String>)
         store: "LocalFileSystem",
         source: Box::new(source),
     };
-    let folder = local_path(dir)
-        .ok_or_else(|| failed(std::io::Error::other(format!("not a local path: {dir}"))))?;
+    let folder = local_path(dir);
     let (mut folders, mut files) = (Vec::new(), Vec::new());
     let entries = match std::fs::read_dir(&folder) {
         Ok(entries) => entries,
@@ -163,7 +162,7 @@ fn local_children(dir: &Path) -> object_store::Result<(Vec<String>, Vec<String>)
 /// folder that cannot be read (the store then says why).
 pub fn local_files(dir: &Path) -> Option<Vec<ObjectMeta>> {
     let mut files = Vec::new();
-    walk_local(&local_path(dir)?, dir, &mut files)?;
+    walk_local(&local_path(dir), dir, &mut files)?;
     Some(files)
 }
 

@@ -59,7 +59,13 @@ pub fn is_bucket(lake: &str) -> bool {
 pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
     match lake.split_once("://") {
         None => local(lake, std::path::PathBuf::from(lake)),
-        Some(("file", rest)) => local(lake, std::path::PathBuf::from(rest)),
+        // As a URL: `file:///data/my%20lake` is the folder `/data/my lake`.
+        Some(("file", rest)) => {
+            let path = Url::parse(lake)
+                .ok()
+                .and_then(|url| url.to_file_path().ok());
+            local(lake, path.unwrap_or_else(|| std::path::PathBuf::from(rest)))
+        }
         Some((scheme @ ("gs" | "s3"), rest)) => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
