@@ -452,11 +452,7 @@ fn decode_windows(bytes: &[u8]) -> Option<Windows> {
 
 /// Writes `bytes` beside `path` and renames it there.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("rollup");
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = crate::output::temp_beside(path);
     let written = std::fs::File::create(&tmp).and_then(|mut file| {
         file.write_all(bytes)?;
         std::fs::rename(&tmp, path)

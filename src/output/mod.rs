@@ -78,36 +78,68 @@ pub async fn write(
         let out = out.map_err(|e| Error::io("cannot open the output", path, e))?;
         return write_to(stream, format, BufWriter::new(out), path).await;
     }
-    let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let temp = temp_path(path);
-    let file = std::fs::File::create(&temp)
-        .map_err(|e| Error::io("cannot create the output file", &temp, e))?;
-    let written = write_to(stream, format, BufWriter::new(&file), path).await;
-    // On disk before it takes the old file's place: a crash leaves the old file or the new one.
-    let renamed = written.and_then(|rows| {
-        file.sync_all()
-            .and_then(|()| std::fs::rename(&temp, path))
-            .map(|()| rows)
-            .map_err(|e| Error::io("cannot write the output file", path, e))
-    });
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    let target = Replacement::new(path);
+    let file = std::fs::File::create(&target.temp)
+        .map_err(|e| Error::io("cannot create the output file", &target.temp, e))?;
+    let rows = write_to(stream, format, BufWriter::new(file), path).await?;
+    target
+        .commit()
+        .map_err(|e| Error::io("cannot write the output file", path, e))?;
+    Ok(rows)
+}
+
+/// A file written under a temporary name beside `path`, then synced and renamed into its place,
+/// so that a crash or an error leaves the old file or the new one, never part of one. Through a
+/// symbolic link, the file it points to is replaced and the link stays. Dropped before
+/// [`Replacement::commit`], the temporary file is removed.
+pub struct Replacement {
+    pub temp: PathBuf,
+    path: PathBuf,
+}
+
+impl Replacement {
+    pub fn new(path: &Path) -> Replacement {
+        // Follows links to the file they name, there or not yet, as a shell's `>` does.
+        let mut path = path.to_path_buf();
+        for _ in 0..40 {
+            let Ok(to) = std::fs::read_link(&path) else {
+                break;
+            };
+            path = path.parent().unwrap_or(Path::new("")).join(to);
+        }
+        Replacement {
+            temp: temp_beside(&path),
+            path,
+        }
     }
-    renamed
+
+    /// Puts the temporary file, on disk first, in the place of the old one.
+    pub fn commit(self) -> std::io::Result<()> {
+        std::fs::File::open(&self.temp)?.sync_all()?;
+        std::fs::rename(&self.temp, &self.path)
+    }
+}
+
+impl Drop for Replacement {
+    fn drop(&mut self) {
+        // Nothing is left there once committed.
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+/// A hidden name beside `path`, of this process, for a file that will be renamed to `path`.
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 /// Prints a line of text for people on stdout; a closed pipe is reported as such.
 pub fn say(text: &str) -> Result<()> {
     writeln!(std::io::stdout(), "{text}")
         .map_err(|e| Error::io("cannot write the output", "stdout", e))
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 async fn write_to<W: Write + Send>(

@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::{DataType as Arrow, Date32Type, Float64Type, I
 use datafusion::prelude::SessionContext;
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
+use crate::output;
 use crate::{Error, Result};
 
 /// One cell as a workbook holds it.
@@ -108,27 +109,14 @@ fn save(path: &Path, mut sheets: Vec<Sheet>, (from, to): (NaiveDate, NaiveDate))
     for sheet in &mut sheets {
         sheet.rows.sort_by(|a, b| compare(a, b));
     }
-    let temp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let written = workbook(&sheets)
-        .and_then(|mut book| book.save(&temp))
-        .map_err(|e| failed(path, e))
-        .and_then(|()| {
-            // On disk before it takes the old workbook's place.
-            std::fs::File::open(&temp)
-                .and_then(|f| f.sync_all())
-                .and_then(|()| std::fs::rename(&temp, path))
-                .map_err(|e| Error::io("cannot write the workbook", path, e))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written.map(|()| sheets.first().map_or(0, |s| s.rows.len() as u64))
+    let target = output::Replacement::new(path);
+    workbook(&sheets)
+        .and_then(|mut book| book.save(&target.temp))
+        .map_err(|e| failed(path, e))?;
+    target
+        .commit()
+        .map_err(|e| Error::io("cannot write the workbook", path, e))?;
+    Ok(sheets.first().map_or(0, |s| s.rows.len() as u64))
 }
 
 /// Adds to each sheet the workbook's rows of days this export does not replace. The workbook
