@@ -83,8 +83,10 @@ impl Item {
                 self.name, self.size
             ))
         })?;
+        // As named: Path::from would percent-encode `%`, `#` and every non-ASCII letter.
+        let location = Path::parse(&self.name).map_err(|e| generic(e.to_string()))?;
         Ok(ObjectMeta {
-            location: Path::from(self.name),
+            location,
             last_modified: self.updated.unwrap_or_default(),
             size,
             e_tag: self.etag,
@@ -470,9 +472,10 @@ impl ObjectStore for Gcs {
             objects: Vec::new(),
         };
         for page in pages {
-            result
-                .common_prefixes
-                .extend(page.prefixes.iter().map(|p| Path::from(p.as_str())));
+            for prefix in &page.prefixes {
+                let prefix = Path::parse(prefix).map_err(|e| generic(e.to_string()))?;
+                result.common_prefixes.push(prefix);
+            }
             for item in page.items.into_iter().filter(|i| !i.name.ends_with('/')) {
                 result.objects.push(item.into_meta()?);
             }

@@ -81,10 +81,19 @@ pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
             }
             .map_err(|(e, credentials)| storage_error(lake, &e, &credentials))?;
             let store_url = ObjectStoreUrl::parse(format!("{scheme}://{bucket}"))?;
+            // Taken as written: an object's name is any text (`events#2`, `événements`).
+            let root = Path::parse(prefix).map_err(|e| {
+                Error::usage(
+                    format!("the lake URL '{lake}' has a prefix no object can be under: {e}"),
+                    format!(
+                        "write it as {scheme}://BUCKET/PREFIX, with no empty, '.' or '..' part"
+                    ),
+                )
+            })?;
             Ok(Location {
                 store,
                 store_url,
-                root: Path::from(prefix.trim_end_matches('/')),
+                root,
                 display_prefix: format!("{scheme}://{bucket}/"),
                 credentials,
             })
@@ -366,10 +375,17 @@ mod tests {
         assert_eq!(gs.root, Path::from("some/prefix"));
         assert_eq!(gs.display_prefix, "gs://bucket/");
         assert_eq!(gs.store_url.as_str(), "gs://bucket/");
+        let odd = open("gs://bucket/é #1 50%/x", &options).unwrap();
+        assert_eq!(odd.root.as_ref(), "é #1 50%/x");
         let s3 = open("s3://bucket", &options).unwrap();
         assert_eq!(s3.root, Path::from(""));
         assert_eq!(s3.store_url.as_str(), "s3://bucket/");
-        for bad in ["gs:///x", "ftp://host/x"] {
+        for bad in [
+            "gs:///x",
+            "ftp://host/x",
+            "s3://bucket/a//b",
+            "gs://bucket/a/../b",
+        ] {
             let err = open(bad, &options).err().unwrap();
             assert!(matches!(err, Error::Usage { .. }), "{bad}: {err}");
         }
