@@ -51,8 +51,11 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
     let w = Workdir::new();
     let rows = lake(&w);
     let metrics = ["dau", "mau", "opens", "stickiness"];
-    let out = ["--output", "out/daily.csv"];
+    // A name a glob would match others with, beside a file it would match.
+    let file = "out/daily [v1]?.csv";
+    let out = ["--output", file];
     std::fs::create_dir_all(w.join("out")).unwrap();
+    std::fs::write(w.join("out/daily [v1]x.csv"), "date,dau\n2024-01-01,1\n").unwrap();
     let range = ["--from", "2024-06-05", "--to", "2024-06-07"];
     let run = export(&w, &[&metrics[..], &range[..], &out[..]].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -60,7 +63,7 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
         let run = export(&w, &[&metrics[..], &["--date", day_arg], &out[..]].concat());
         assert_eq!(run.code, 0, "{}", run.stderr);
     }
-    let text = std::fs::read_to_string(w.join("out/daily.csv")).unwrap();
+    let text = std::fs::read_to_string(w.join(file)).unwrap();
     let (header, by_date) = csv_rows(&text);
     assert_eq!(
         header.join(","),
@@ -93,20 +96,14 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
     }
 
     // Other metrics into the same file: refused, and the file is left as it was.
-    let run = export(
-        &w,
-        &["dau", "--date", "2024-06-06", "--output", "out/daily.csv"],
-    );
+    let run = export(&w, &["dau", "--date", "2024-06-06", "--output", file]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("this export writes date,dau"),
         "{}",
         run.stderr
     );
-    assert_eq!(
-        std::fs::read_to_string(w.join("out/daily.csv")).unwrap(),
-        text
-    );
+    assert_eq!(std::fs::read_to_string(w.join(file)).unwrap(), text);
 }
 
 /// A Parquet file's `date` and `dau` columns.

@@ -42,14 +42,18 @@ async fn register_old(
     format: Format,
     schema: SchemaRef,
 ) -> Result<()> {
-    let file = path.to_string_lossy();
+    // As a file:// URL, so that `[`, `*` or `?` in its name is not taken for a glob.
+    let file = std::path::absolute(path)
+        .ok()
+        .and_then(|p| url::Url::from_file_path(p).ok())
+        .map_or_else(|| path.to_string_lossy().into_owned(), String::from);
     let old = match format {
         Format::Parquet => {
-            ctx.read_parquet(file.as_ref(), ParquetReadOptions::default())
+            ctx.read_parquet(file.as_str(), ParquetReadOptions::default())
                 .await?
         }
         _ => {
-            ctx.read_csv(file.as_ref(), CsvReadOptions::new().has_header(true))
+            ctx.read_csv(file.as_str(), CsvReadOptions::new().has_header(true))
                 .await?
         }
     };
@@ -66,7 +70,7 @@ async fn register_old(
         _ => {
             let plain = output::plain_schema(&schema);
             let options = CsvReadOptions::new().has_header(true).schema(&plain);
-            ctx.read_csv(file.as_ref(), options).await?
+            ctx.read_csv(file.as_str(), options).await?
         }
     };
     ctx.register_table("old", old.into_view())?;
