@@ -76,6 +76,7 @@ fn both_engines_give_the_oracle_rows_on_every_layout_and_id_type() {
         ("date", "int64", false),
         ("nested", "int64", false),
         ("dt", "int32", false),
+        ("dt-compact", "string", false),
         ("date", "string", false),
         ("date", "int64", true),
         ("date", "string", true),

@@ -39,12 +39,13 @@ fn check_active_users(w: &Workdir, rows: &[Row], extra: &[&str]) {
 
 #[test]
 fn every_layout_gives_the_oracle_numbers() {
-    for (layout, prefix) in [
-        ("date", ""),
-        ("dt", ""),
-        ("day", ""),
-        ("nested", ""),
-        ("date", "topics/app_opens/"),
+    for (layout, prefix, named) in [
+        ("date", "", "date=YYYY-MM-DD"),
+        ("dt", "", "dt=YYYY-MM-DD"),
+        ("dt-compact", "", "dt=YYYYMMDD"),
+        ("day", "", "day=YYYY-MM-DD"),
+        ("nested", "", "year=YYYY/month=MM/day=DD"),
+        ("date", "topics/app_opens/", "date=YYYY-MM-DD"),
     ] {
         let w = Workdir::new();
         let rows = lake(
@@ -56,6 +57,9 @@ fn every_layout_gives_the_oracle_numbers() {
             },
         );
         check_active_users(&w, &rows, &[]);
+        let check = w.run(&["check", "--lake", "lake", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+        assert_eq!(report["layout"], named);
     }
 }
 

@@ -125,7 +125,7 @@ impl Workdir {
 /// How a test lake is written.
 #[derive(Clone)]
 pub struct LakeSpec {
-    /// `date`, `dt`, `day` or `nested`.
+    /// `date`, `dt`, `day`, `nested`, or `dt-compact` (`dt=YYYYMMDD`).
     pub layout: &'static str,
     /// Folders above the partitions.
     pub prefix: &'static str,
@@ -164,6 +164,7 @@ pub fn partition(spec: &LakeSpec, d: NaiveDate) -> String {
             d.month(),
             d.day()
         ),
+        "dt-compact" => format!("dt={}", d.format("%Y%m%d")),
         key => format!("{key}={d}"),
     };
     format!("{}{part}", spec.prefix)

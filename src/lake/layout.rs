@@ -6,7 +6,7 @@ use chrono::{Datelike, NaiveDate};
 use futures::future::try_join_all;
 use object_store::{ObjectMeta, ObjectStore, path::Path};
 
-/// Hive keys that hold a whole `YYYY-MM-DD` day, in the order they are preferred.
+/// Hive keys that hold a whole day (`YYYY-MM-DD` or `YYYYMMDD`), in the order they are preferred.
 const DAY_KEYS: [&str; 3] = ["date", "dt", "day"];
 /// How many single-folder levels (such as `topics/<topic>/`) discovery walks through.
 const MAX_PREFIX_DEPTH: usize = 3;
@@ -14,8 +14,9 @@ const MAX_PREFIX_DEPTH: usize = 3;
 /// How a day is spelled in the lake's folder names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
-    /// One folder per day, `key=YYYY-MM-DD` with key `date`, `dt` or `day`.
-    Hive { key: String },
+    /// One folder per day, `key=YYYY-MM-DD` with key `date`, `dt` or `day`; `compact` when
+    /// every day is written `key=YYYYMMDD` instead (as many Hive and Spark jobs write `dt`).
+    Hive { key: String, compact: bool },
     /// `year=YYYY/month=MM/day=DD`.
     Nested,
 }
@@ -23,7 +24,10 @@ pub enum Layout {
 impl std::fmt::Display for Layout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Layout::Hive { key } => write!(f, "{key}=YYYY-MM-DD"),
+            Layout::Hive { key, compact } => match compact {
+                true => write!(f, "{key}=YYYYMMDD"),
+                false => write!(f, "{key}=YYYY-MM-DD"),
+            },
             Layout::Nested => write!(f, "year=YYYY/month=MM/day=DD"),
         }
     }
@@ -54,12 +58,14 @@ fn key_value(name: &str) -> Option<(&str, &str)> {
     name.split_once('=')
 }
 
-/// Parses a hive day value, `YYYY-MM-DD` exactly.
+/// Parses a hive day value, `YYYY-MM-DD` or `YYYYMMDD` exactly.
 pub fn parse_hive_day(value: &str) -> Option<NaiveDate> {
-    if value.len() != 10 {
-        return None;
-    }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
+    let format = match value.len() {
+        10 => "%Y-%m-%d",
+        8 if value.bytes().all(|b| b.is_ascii_digit()) => "%Y%m%d",
+        _ => return None,
+    };
+    NaiveDate::parse_from_str(value, format).ok()
 }
 
 /// Parses `year=`, `month=`, `day=` numbers into a real day.
@@ -270,12 +276,10 @@ pub async fn discover(
 
 fn hive_days(base: &Path, key: &str, folders: &[String]) -> Discovered {
     let mut found = Discovered {
-        layout: Some(Layout::Hive {
-            key: key.to_string(),
-        }),
         base: base.clone(),
         ..Discovered::default()
     };
+    let mut compact = true;
     for name in folders {
         let Some((k, value)) = key_value(name) else {
             continue;
@@ -284,14 +288,18 @@ fn hive_days(base: &Path, key: &str, folders: &[String]) -> Discovered {
             continue;
         }
         match parse_hive_day(value) {
-            Some(day) => found
-                .days
-                .entry(day)
-                .or_default()
-                .push(base.clone().join(name.as_str())),
+            Some(day) => {
+                compact &= value.len() == 8;
+                let partition = base.clone().join(name.as_str());
+                found.days.entry(day).or_default().push(partition);
+            }
             None => found.skipped.push(name.clone()),
         }
     }
+    found.layout = Some(Layout::Hive {
+        key: key.to_string(),
+        compact: compact && !found.days.is_empty(),
+    });
     found
 }
 
@@ -514,15 +522,19 @@ mod tests {
 
     #[test]
     fn hive_values() {
-        assert_eq!(
-            parse_hive_day("2024-06-18"),
-            NaiveDate::from_ymd_opt(2024, 6, 18)
-        );
+        for spelled in ["2024-06-18", "20240618"] {
+            assert_eq!(
+                parse_hive_day(spelled),
+                NaiveDate::from_ymd_opt(2024, 6, 18)
+            );
+        }
         for bad in [
             "latest",
             "2024-13-45",
             "2024-6-18",
-            "20240618",
+            "2024618",
+            "20241345",
+            "+2024061",
             "",
             "2024-02-30",
             "__HIVE_DEFAULT_PARTITION__",
@@ -572,6 +584,8 @@ mod tests {
             if day.year() <= 9999 {
                 let hive = day.format("%Y-%m-%d").to_string();
                 proptest::prop_assert_eq!(parse_hive_day(&hive), Some(day));
+                let compact = day.format("%Y%m%d").to_string();
+                proptest::prop_assert_eq!(parse_hive_day(&compact), Some(day));
                 let (y, m, d) = (day.format("%Y").to_string(), day.format("%m").to_string(), day.format("%d").to_string());
                 proptest::prop_assert_eq!(parse_nested_day(&y, &m, &d), Some(day));
             }
