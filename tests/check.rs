@@ -78,7 +78,7 @@ fn a_messy_lake_lists_every_problem() {
     write_lake(&w.join("lake"), &spec, &rows, &[]);
     let lake = w.join("lake");
     // A gap, an empty file, a file with string ids, a file filed under the wrong day,
-    // a folder that names no day, and strays beside the partitions.
+    // a day in a second folder, a folder that names no day, and strays beside the partitions.
     std::fs::remove_dir_all(lake.join("date=2024-06-04")).unwrap();
     std::fs::write(lake.join("date=2024-06-02/part-9.parquet"), "").unwrap();
     let strings = LakeSpec {
@@ -98,6 +98,13 @@ fn a_messy_lake_lists_every_problem() {
         &[7, 8, 9],
         day("2024-06-01"),
     );
+    std::fs::create_dir_all(lake.join("date=20240606")).unwrap();
+    write_file(
+        &lake.join("date=20240606/part-0.parquet"),
+        &spec,
+        &[4, 5],
+        day("2024-06-06"),
+    );
     std::fs::create_dir_all(lake.join("date=latest")).unwrap();
     std::fs::create_dir_all(lake.join("backup")).unwrap();
     std::fs::write(lake.join("notes.txt"), "hi").unwrap();
@@ -106,13 +113,13 @@ fn a_messy_lake_lists_every_problem() {
     assert_eq!(run.code, 4, "{}", run.stderr);
     insta::assert_snapshot!("messy_check", w.redact(&run.stdout));
     assert!(
-        run.stderr.contains("check found 7 problem(s)"),
+        run.stderr.contains("check found 8 problem(s)"),
         "{}",
         run.stderr
     );
 
     let report = json(&w.run(&["check", "--lake", "lake", "--format", "json"]));
-    assert_eq!(report["problems"], 7);
+    assert_eq!(report["problems"], 8);
     assert_eq!(report["missing_days"], serde_json::json!(["2024-06-04"]));
     assert_eq!(report["bad_files"].as_array().unwrap().len(), 1);
     assert_eq!(
@@ -129,6 +136,15 @@ fn a_messy_lake_lists_every_problem() {
     assert_eq!(types, ["Int64", "Utf8"]);
     assert_eq!(report["date_mismatches"][0]["rows"], 3);
     assert_eq!(report["date_mismatches"][0]["example"], "2024-06-01");
+    let base = std::fs::canonicalize(&lake).unwrap().display().to_string();
+    let folders = [
+        format!("{base}/date=2024-06-06"),
+        format!("{base}/date=20240606"),
+    ];
+    assert_eq!(
+        report["split_days"],
+        serde_json::json!([{"date": "2024-06-06", "folders": folders}])
+    );
     assert_eq!(
         report["skipped_folders"],
         serde_json::json!(["date=latest"])
@@ -142,6 +158,7 @@ fn a_messy_lake_lists_every_problem() {
     want.remove("2024-06-04");
     *want.get_mut("2024-06-03").unwrap() += 2;
     *want.get_mut("2024-06-05").unwrap() += 3;
+    *want.get_mut("2024-06-06").unwrap() += 2;
     let got = rows_per_day(&report);
     assert_eq!(got, want);
 }

@@ -1,6 +1,7 @@
 //! `dau check`: a lake doctor. It reads every file of the range in full and reports what would
 //! make a number wrong: missing days, unreadable files, schema drift, NULL user ids, in-file dates
-//! that disagree with their partition, folders that name no day, and stray files.
+//! that disagree with their partition, days split over several folders, folders that name no day,
+//! and stray files.
 
 use std::collections::BTreeMap;
 
@@ -62,6 +63,7 @@ pub struct Report {
     pub bad_files: Vec<BadFile>,
     pub schema_drift: Vec<Drift>,
     pub date_mismatches: Vec<DateMismatch>,
+    pub split_days: Vec<SplitDay>,
     pub skipped_folders: Vec<String>,
     pub stray_files: Vec<String>,
 }
@@ -104,6 +106,14 @@ pub struct DateMismatch {
     pub date: NaiveDate,
     pub rows: u64,
     pub example: Option<NaiveDate>,
+}
+
+/// A day whose events are in several partition folders (`dt=2024-06-18` and `dt=20240618`, or
+/// `month=6` and `month=06`): all are read, so the same events copied into both count twice.
+#[derive(Debug, Serialize)]
+pub struct SplitDay {
+    pub date: NaiveDate,
+    pub folders: Vec<String>,
 }
 
 pub async fn run(config: &Config, args: &CheckArgs) -> Result<()> {
@@ -202,6 +212,15 @@ pub async fn examine(
     let missing_days: Vec<NaiveDate> = days(from, to)
         .filter(|d| !lake.days.contains_key(d))
         .collect();
+    let split_days: Vec<SplitDay> = lake
+        .days
+        .range(from..=to)
+        .filter(|(_, folders)| folders.len() > 1)
+        .map(|(date, folders)| SplitDay {
+            date: *date,
+            folders: folders.iter().map(|f| lake.describe(f)).collect(),
+        })
+        .collect();
     let schema_drift = drift(&reports);
     let days: Vec<DayReport> = per_day.into_values().collect();
     let null_days = days.iter().filter(|d| d.null_user_ids > 0).count();
@@ -210,6 +229,7 @@ pub async fn examine(
         + schema_drift.len()
         + date_mismatches.len()
         + null_days
+        + split_days.len()
         + lake.skipped.len()
         + lake.strays.len();
     Ok(Report {
@@ -225,6 +245,7 @@ pub async fn examine(
         bad_files,
         schema_drift,
         date_mismatches,
+        split_days,
         skipped_folders: lake.skipped.clone(),
         stray_files: lake.strays.clone(),
     })
@@ -327,6 +348,14 @@ fn render(report: &Report) -> String {
         problems.push(format!(
             "NULL user ids: {} row(s) on {} (never counted as users)",
             d.null_user_ids, d.date
+        ));
+    }
+    for d in &report.split_days {
+        problems.push(format!(
+            "day in {} folders (all are read): {} in {}",
+            d.folders.len(),
+            d.date,
+            d.folders.join(", ")
         ));
     }
     for f in &report.skipped_folders {
