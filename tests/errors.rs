@@ -66,6 +66,35 @@ fn no_user_column() {
     insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", "lake"], 4));
 }
 
+/// Ids written as floats (as pandas writes integers with a missing value) are refused, with how
+/// to write them, by both engines.
+#[test]
+fn float_user_ids() {
+    use datafusion::arrow::array::Float64Array;
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::parquet::file::properties::WriterProperties;
+
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.join("lake/date=2024-06-01")).unwrap();
+    write_props(
+        &w.join("lake/date=2024-06-01/part-0.parquet"),
+        vec![Field::new("userId", DataType::Float64, true)],
+        vec![std::sync::Arc::new(Float64Array::from(vec![
+            Some(1.0),
+            None,
+        ]))],
+        WriterProperties::default(),
+    );
+    let bitmap = fails(&w, &["query", "dau", "--lake", "lake"], 4);
+    let sql = fails(
+        &w,
+        &["query", "dau", "--lake", "lake", "--engine", "sql"],
+        4,
+    );
+    assert_eq!(bitmap, sql);
+    insta::assert_snapshot!(bitmap);
+}
+
 #[test]
 fn bad_from() {
     let w = Workdir::new();

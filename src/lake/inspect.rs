@@ -100,11 +100,21 @@ impl FileReport {
                 columns.user,
                 facts.column_names()
             )),
-            Ok(field) if id_kind(field.data_type()).is_none() => Some(format!(
-                "column '{}' has type {}: a user id must be an integer or a string",
-                columns.user,
-                field.data_type()
-            )),
+            Ok(field) if id_kind(field.data_type()).is_none() => {
+                // pandas writes an integer column that has a missing value as floats.
+                let user = columns.user;
+                let hint = match field.data_type().is_floating() {
+                    true => format!(
+                        " (pandas writes integers with missing values as floats: write the \
+                         column as Int64, e.g. df['{user}'].astype('Int64'))"
+                    ),
+                    false => String::new(),
+                };
+                Some(format!(
+                    "column '{user}' has type {}: a user id must be an integer or a string{hint}",
+                    field.data_type()
+                ))
+            }
             Ok(_) => None,
         }
     }
