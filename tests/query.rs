@@ -427,33 +427,35 @@ fn relative_days() {
 // Lakes from `dau gen`: the oracle reads the Parquet files back itself.
 #[test]
 fn generated_lakes_match_the_oracle() {
-    let w = Workdir::new();
-    let run = w.run(&[
-        "gen",
-        "--out",
-        "lake",
-        "--users",
-        "3000",
-        "--days",
-        "40",
-        "--files-per-day",
-        "3",
-        "--layout",
-        "nested",
-        "--prefix",
-        "topics/opens",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let rows = read_lake_rows(&w.join("lake"));
-    assert!(rows.len() > 10_000, "{}", rows.len());
-    let (from, to) = (day("2024-06-05"), day("2024-07-10"));
-    for (metric, n) in [("dau", 1), ("wau", 7), ("mau", 30)] {
-        let run = csv(&w, &[metric, "--from", "2024-06-05", "--to", "2024-07-10"]);
-        assert_eq!(
-            run.series(),
-            oracle_window(&rows, n, from, to, &[]),
-            "{metric}"
-        );
+    for (layout, prefix) in [("nested", "topics/opens"), ("dt-compact", "")] {
+        let w = Workdir::new();
+        let run = w.run(&[
+            "gen",
+            "--out",
+            "lake",
+            "--users",
+            "3000",
+            "--days",
+            "40",
+            "--files-per-day",
+            "3",
+            "--layout",
+            layout,
+            "--prefix",
+            prefix,
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let rows = read_lake_rows(&w.join("lake"));
+        assert!(rows.len() > 10_000, "{}", rows.len());
+        let (from, to) = (day("2024-06-05"), day("2024-07-10"));
+        for (metric, n) in [("dau", 1), ("wau", 7), ("mau", 30)] {
+            let run = csv(&w, &[metric, "--from", "2024-06-05", "--to", "2024-07-10"]);
+            assert_eq!(
+                run.series(),
+                oracle_window(&rows, n, from, to, &[]),
+                "{layout} {metric}"
+            );
+        }
     }
 }
 

@@ -419,6 +419,7 @@ pub fn read_lake_rows(root: &Path) -> Vec<Row> {
             let keys: HashMap<&str, &str> =
                 rel.split('/').filter_map(|p| p.split_once('=')).collect();
             let d = match keys.get("date").or(keys.get("dt")) {
+                Some(v) if v.len() == 8 => NaiveDate::parse_from_str(v, "%Y%m%d").unwrap(),
                 Some(v) => day(v),
                 None if keys.contains_key("year") => NaiveDate::from_ymd_opt(
                     keys["year"].parse().unwrap(),

@@ -101,6 +101,8 @@ pub enum GenLayout {
     Date,
     /// dt=YYYY-MM-DD
     Dt,
+    /// dt=YYYYMMDD
+    DtCompact,
     /// day=YYYY-MM-DD
     Day,
     /// year=YYYY/month=MM/day=DD
@@ -360,6 +362,7 @@ fn partition(shape: &Shape, day: NaiveDate) -> PathBuf {
     match shape.layout {
         GenLayout::Date => path.push(format!("date={day}")),
         GenLayout::Dt => path.push(format!("dt={day}")),
+        GenLayout::DtCompact => path.push(format!("dt={}", day.format("%Y%m%d"))),
         GenLayout::Day => path.push(format!("day={day}")),
         GenLayout::Nested => {
             path.push(format!("year={:04}", day.year()));
