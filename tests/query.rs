@@ -63,6 +63,61 @@ fn every_layout_gives_the_oracle_numbers() {
     }
 }
 
+/// A day written both as `dt=YYYY-MM-DD` and as `dt=YYYYMMDD` is read from both folders, with
+/// a warning naming the day; both engines give the oracle's numbers over all the rows.
+#[test]
+fn a_day_in_two_folders_is_read_from_both_with_a_warning() {
+    let w = Workdir::new();
+    let spec = LakeSpec {
+        layout: "dt",
+        ..LakeSpec::default()
+    };
+    let mut rows = lake(&w, &spec);
+    let split = day("2024-06-20");
+    let extra = [1_000_001, 1_000_002, 1_000_003];
+    std::fs::create_dir_all(w.join("lake/dt=20240620")).unwrap();
+    write_file(
+        &w.join("lake/dt=20240620/part-0.parquet"),
+        &spec,
+        &extra,
+        split,
+    );
+    rows.extend(extra.iter().map(|u| (split, *u)));
+    let (from, to) = (day("2024-06-10"), day("2024-06-30"));
+    for engine in ["bitmap", "sql"] {
+        for (metric, n) in [("dau", 1), ("mau", 30)] {
+            let run = csv(
+                &w,
+                &[
+                    metric,
+                    "--from",
+                    "2024-06-10",
+                    "--to",
+                    "2024-06-30",
+                    "--engine",
+                    engine,
+                ],
+            );
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            assert_eq!(
+                run.series(),
+                oracle_window(&rows, n, from, to, &[]),
+                "{metric} {engine}"
+            );
+            assert!(
+                run.stderr
+                    .contains("1 day(s) have their partition in several folders")
+                    && run.stderr.contains("2024-06-20"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+    // A range that does not read the day says nothing of it.
+    let run = csv(&w, &["dau", "--from", "2024-06-10", "--to", "2024-06-12"]);
+    assert!(!run.stderr.contains("several folders"), "{}", run.stderr);
+}
+
 #[test]
 fn every_id_type_gives_the_oracle_numbers() {
     for ids in ["int32", "int64", "string"] {

@@ -191,7 +191,7 @@ impl Query {
     }
 
     /// What a user should know about the answer: missing days, windows that reach before the lake,
-    /// folders that were skipped.
+    /// days in several folders, folders that were skipped.
     pub fn warnings(&self, lake: &Lake) -> Vec<String> {
         let mut warnings = Vec::new();
         let missing = self.missing_days(lake);
@@ -216,13 +216,25 @@ impl Query {
                 shown.join(", ")
             ));
         }
-        let (start, _) = self.span();
+        let (start, end) = self.span();
         if start < lake.first_day() && start < self.from {
             warnings.push(format!(
                 "{} windows reach back to {start}, before the lake's first day {}: they count only days from {}",
                 self.metric.name(),
                 lake.first_day(),
                 lake.first_day()
+            ));
+        }
+        let split: Vec<String> = (lake.days.range(start..=end))
+            .filter(|(_, folders)| folders.len() > 1)
+            .map(|(d, _)| d.to_string())
+            .collect();
+        if !split.is_empty() {
+            warnings.push(format!(
+                "{} day(s) have their partition in several folders, all read (`dau check` lists \
+                 them): {}",
+                split.len(),
+                split.join(", ")
             ));
         }
         if !lake.skipped.is_empty() {
