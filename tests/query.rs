@@ -118,6 +118,51 @@ fn a_day_in_two_folders_is_read_from_both_with_a_warning() {
     assert!(!run.stderr.contains("several folders"), "{}", run.stderr);
 }
 
+/// A partition folder with no data file (only `_SUCCESS`, as a writer that is not done leaves it,
+/// or a link to a file that is gone) is a missing day, not a zero, for both engines, cold and from
+/// rollups; `dau check` lists it.
+#[test]
+fn a_partition_with_no_data_file_is_missing_not_zero() {
+    let w = Workdir::new();
+    let mut rows = lake(&w, &LakeSpec::default());
+    let empty = day("2024-06-20");
+    let folder = w.join("lake/date=2024-06-20");
+    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+    std::os::unix::fs::symlink("/nowhere/part-0.parquet", folder.join("part-0.parquet")).unwrap();
+    rows.retain(|(d, _)| *d != empty);
+    let (from, to) = (day("2024-06-10"), day("2024-06-30"));
+    for engine in ["bitmap", "sql", "bitmap"] {
+        for (metric, n) in [("dau", 1), ("mau", 30)] {
+            let args = [
+                metric,
+                "--from",
+                "2024-06-10",
+                "--to",
+                "2024-06-30",
+                "--engine",
+                engine,
+            ];
+            let run = csv(&w, &args);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            let want = oracle_window(&rows, n, from, to, &[empty]);
+            assert_eq!(run.series(), want, "{metric} {engine}");
+            assert!(
+                run.stderr
+                    .contains("1 day(s) have a partition folder with no data file")
+                    && run.stderr.contains("2024-06-20"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+    let check = w.run(&["check", "--lake", "lake", "--format", "json"]);
+    assert_eq!(check.code, 4, "{}", check.stderr);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["empty_days"], serde_json::json!(["2024-06-20"]));
+}
+
 #[test]
 fn every_id_type_gives_the_oracle_numbers() {
     for ids in ["int32", "int64", "string"] {

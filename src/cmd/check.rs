@@ -1,5 +1,5 @@
 //! `dau check`: a lake doctor. It reads every file of the range in full and reports what would
-//! make a number wrong: missing days, unreadable files, schema drift, NULL user ids, in-file dates
+//! make a number wrong: missing days, empty partitions, unreadable files, schema drift, NULL user ids, in-file dates
 //! that disagree with their partition, days split over several folders, folders that name no day,
 //! and stray files.
 
@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::dates::{check_order, day_arg, days, today};
 use crate::lake::Lake;
-use crate::lake::inspect::{FileReport, FileScan, inspect, scan_file};
+use crate::lake::inspect::{FileReport, FileScan, empty_days, inspect, scan_file};
 use crate::output::say;
 use crate::{Error, Result};
 
@@ -59,6 +59,7 @@ pub struct Report {
     pub to: NaiveDate,
     pub problems: usize,
     pub missing_days: Vec<NaiveDate>,
+    pub empty_days: Vec<NaiveDate>,
     pub days: Vec<DayReport>,
     pub bad_files: Vec<BadFile>,
     pub schema_drift: Vec<Drift>,
@@ -150,6 +151,7 @@ pub async fn examine(
     let columns = config.columns();
     let present: Vec<NaiveDate> = lake.days.range(from..=to).map(|(d, _)| *d).collect();
     let reports = inspect(lake, &present, &columns).await?;
+    let empty_days: Vec<NaiveDate> = empty_days(lake, &present, &reports).into_iter().collect();
     let watch = lake.watch("checking", Some(reports.len()));
     let scans: Vec<Option<std::result::Result<FileScan, String>>> = stream::iter(&reports)
         .map(|r| async {
@@ -225,6 +227,7 @@ pub async fn examine(
     let days: Vec<DayReport> = per_day.into_values().collect();
     let null_days = days.iter().filter(|d| d.null_user_ids > 0).count();
     let problems = missing_days.len()
+        + empty_days.len()
         + bad_files.len()
         + schema_drift.len()
         + date_mismatches.len()
@@ -241,6 +244,7 @@ pub async fn examine(
         to,
         problems,
         missing_days,
+        empty_days,
         days,
         bad_files,
         schema_drift,
@@ -321,6 +325,11 @@ fn render(report: &Report) -> String {
     let mut problems = Vec::new();
     for d in &report.missing_days {
         problems.push(format!("missing day: {d} has no partition"));
+    }
+    for d in &report.empty_days {
+        problems.push(format!(
+            "empty partition: {d} has no data file (queries show it as missing)"
+        ));
     }
     for b in &report.bad_files {
         problems.push(format!("bad file: {} ({})", b.file, b.reason));

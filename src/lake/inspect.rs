@@ -459,3 +459,27 @@ pub fn null_warning(nulls: &BTreeMap<NaiveDate, u64>, user: &str) -> Option<Stri
         per_day.join(", ")
     ))
 }
+
+/// Days of `days` whose partition folder holds no data file (only markers such as `_SUCCESS`, or
+/// nothing yet): missing, not zero, since a writer that is not done leaves them so. A file with no
+/// rows is a real zero.
+pub fn empty_days(lake: &Lake, days: &[NaiveDate], reports: &[FileReport]) -> BTreeSet<NaiveDate> {
+    let with_files: BTreeSet<NaiveDate> = reports.iter().map(|r| r.day).collect();
+    days.iter()
+        .copied()
+        .filter(|d| lake.days.contains_key(d) && !with_files.contains(d))
+        .collect()
+}
+
+/// The warning for days whose partition holds no data file.
+pub fn empty_warning(lake: &Lake, empty: &BTreeSet<NaiveDate>) -> Option<String> {
+    let days: Vec<String> = empty.iter().map(NaiveDate::to_string).collect();
+    (!days.is_empty()).then(|| {
+        format!(
+            "{} day(s) have a partition folder with no data file in {}: {}; their rows are NULL",
+            days.len(),
+            lake.name,
+            days.join(", ")
+        )
+    })
+}

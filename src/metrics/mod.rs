@@ -24,7 +24,8 @@ use crate::config::Config;
 use crate::dates::{check_order, days, to_date32};
 use crate::lake::Lake;
 use crate::lake::inspect::{
-    FileReport, inspect, null_users_per_day, null_warning, scan_file, usable,
+    FileReport, empty_days, empty_warning, inspect, null_users_per_day, null_warning, scan_file,
+    usable,
 };
 use crate::lake::table::{Columns, EventsTable};
 use crate::{Error, Result};
@@ -421,11 +422,14 @@ async fn register_events(
     let nulls = null_users_per_day(lake, &reports, &columns).await?;
     warnings.extend(null_warning(&nulls, columns.user));
     let read_days: BTreeSet<NaiveDate> = usable.iter().map(|r| r.day).collect();
-    let unread_days = reports
+    let mut unread_days: BTreeSet<NaiveDate> = reports
         .iter()
         .map(|r| r.day)
         .filter(|d| !read_days.contains(d))
         .collect();
+    let empty = empty_days(lake, days, &reports);
+    warnings.extend(empty_warning(lake, &empty));
+    unread_days.extend(empty);
     ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
     let table = EventsTable::new(lake.clone(), days, &usable, &columns)?;
     ctx.register_table("events", Arc::new(table))?;
