@@ -1,7 +1,7 @@
 //! `dau check`: a lake doctor. It reads every file of the range in full and reports what would
-//! make a number wrong: missing days, empty partitions, unreadable files, schema drift, NULL user ids, in-file dates
-//! that disagree with their partition, days split over several folders, folders that name no day,
-//! and stray files.
+//! make a number wrong: missing days, empty partitions, unreadable files, schema drift, NULL user
+//! ids, in-file dates that disagree with their partition, days split over several folders, folders
+//! that name no day, and stray files.
 
 use std::collections::BTreeMap;
 
@@ -214,10 +214,7 @@ pub async fn examine(
     let missing_days: Vec<NaiveDate> = days(from, to)
         .filter(|d| !lake.days.contains_key(d))
         .collect();
-    let split_days: Vec<SplitDay> = lake
-        .days
-        .range(from..=to)
-        .filter(|(_, folders)| folders.len() > 1)
+    let split_days: Vec<SplitDay> = (lake.split_days(from, to))
         .map(|(date, folders)| SplitDay {
             date: *date,
             folders: folders.iter().map(|f| lake.describe(f)).collect(),

@@ -471,15 +471,29 @@ pub fn empty_days(lake: &Lake, days: &[NaiveDate], reports: &[FileReport]) -> BT
         .collect()
 }
 
-/// The warning for days whose partition holds no data file.
-pub fn empty_warning(lake: &Lake, empty: &BTreeSet<NaiveDate>) -> Option<String> {
-    let days: Vec<String> = empty.iter().map(NaiveDate::to_string).collect();
-    (!days.is_empty()).then(|| {
-        format!(
+/// Days of `days` with nothing to read, so missing: every file unusable (left out under
+/// --skip-bad-files, warned of by [`usable`]), or no data file at all (warned of here).
+pub fn unread_days(
+    lake: &Lake,
+    days: &[NaiveDate],
+    reports: &[FileReport],
+    good: &[&FileReport],
+    warnings: &mut Vec<String>,
+) -> BTreeSet<NaiveDate> {
+    let read: BTreeSet<NaiveDate> = good.iter().map(|r| r.day).collect();
+    let mut unread: BTreeSet<NaiveDate> = (reports.iter().map(|r| r.day))
+        .filter(|d| !read.contains(d))
+        .collect();
+    let empty = empty_days(lake, days, reports);
+    if !empty.is_empty() {
+        let shown: Vec<String> = empty.iter().map(NaiveDate::to_string).collect();
+        warnings.push(format!(
             "{} day(s) have a partition folder with no data file in {}: {}; their rows are NULL",
-            days.len(),
+            empty.len(),
             lake.name,
-            days.join(", ")
-        )
-    })
+            shown.join(", ")
+        ));
+    }
+    unread.extend(empty);
+    unread
 }

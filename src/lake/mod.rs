@@ -176,6 +176,16 @@ impl Lake {
             .expect("a lake has at least one day")
     }
 
+    /// The days from `from` to `to` whose partition is in several folders, with those folders.
+    pub fn split_days(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> impl Iterator<Item = (&NaiveDate, &Vec<Path>)> {
+        let days = self.days.range(from..=to);
+        days.filter(|(_, folders)| folders.len() > 1)
+    }
+
     /// The days from `from` to `to` that have a partition; none at all is an error that says
     /// which days the lake has.
     pub fn days_between(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {

@@ -25,9 +25,7 @@ use crate::cli::Engine;
 use crate::config::{Config, MemoryLimit};
 use crate::dates::{days, to_date32};
 use crate::lake::dictionary::{Dictionary, Lineage, State};
-use crate::lake::inspect::{
-    FileReport, IdKind, empty_days, empty_warning, inspect, null_warning, usable,
-};
+use crate::lake::inspect::{FileReport, IdKind, inspect, null_warning, unread_days, usable};
 use crate::lake::rollup::{Rollups, Windows, stamp};
 use crate::lake::scan::{DayUsers, scan_day};
 use crate::lake::{Lake, cores, per_core, spawn};
@@ -285,21 +283,13 @@ pub async fn gather(
                 .or_default()
                 .push((*report).clone());
         }
+        // Read in full: files, every one of them good (a day with none is not read at all).
         let whole = |day: &NaiveDate| {
             let files = reports.iter().filter(|r| r.day == *day).count();
-            by_day.get(day).map_or(0, Vec::len) == files
+            by_day.get(day).is_some_and(|good| good.len() == files)
         };
-        let empty = empty_days(lake, &todo, &reports);
-        warnings.extend(empty_warning(lake, &empty));
-        let clean: BTreeSet<NaiveDate> = (todo.iter().copied())
-            .filter(|d| whole(d) && !empty.contains(d))
-            .collect();
-        let mut unread: BTreeSet<NaiveDate> = reports
-            .iter()
-            .map(|r| r.day)
-            .filter(|d| !by_day.contains_key(d))
-            .collect();
-        unread.extend(empty);
+        let clean: BTreeSet<NaiveDate> = todo.iter().copied().filter(whole).collect();
+        let unread = unread_days(lake, &todo, &reports, &good, &mut warnings);
         let parallel = cores();
         let watch = lake.watch("reading", Some(good.len()));
         let mut scanned = stream::iter(by_day)

@@ -24,8 +24,7 @@ use crate::config::Config;
 use crate::dates::{check_order, days, to_date32};
 use crate::lake::Lake;
 use crate::lake::inspect::{
-    FileReport, empty_days, empty_warning, inspect, null_users_per_day, null_warning, scan_file,
-    usable,
+    FileReport, inspect, null_users_per_day, null_warning, scan_file, unread_days, usable,
 };
 use crate::lake::table::{Columns, EventsTable};
 use crate::{Error, Result};
@@ -226,8 +225,7 @@ impl Query {
                 lake.first_day()
             ));
         }
-        let split: Vec<String> = (lake.days.range(start..=end))
-            .filter(|(_, folders)| folders.len() > 1)
+        let split: Vec<String> = (lake.split_days(start, end))
             .map(|(d, _)| d.to_string())
             .collect();
         if !split.is_empty() {
@@ -421,15 +419,7 @@ async fn register_events(
     let usable = usable(&reports, &columns, config.skip_bad_files, &mut warnings)?;
     let nulls = null_users_per_day(lake, &reports, &columns).await?;
     warnings.extend(null_warning(&nulls, columns.user));
-    let read_days: BTreeSet<NaiveDate> = usable.iter().map(|r| r.day).collect();
-    let mut unread_days: BTreeSet<NaiveDate> = reports
-        .iter()
-        .map(|r| r.day)
-        .filter(|d| !read_days.contains(d))
-        .collect();
-    let empty = empty_days(lake, days, &reports);
-    warnings.extend(empty_warning(lake, &empty));
-    unread_days.extend(empty);
+    let unread_days = unread_days(lake, days, &reports, &usable, &mut warnings);
     ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
     let table = EventsTable::new(lake.clone(), days, &usable, &columns)?;
     ctx.register_table("events", Arc::new(table))?;
