@@ -77,10 +77,12 @@ fn a_messy_lake_lists_every_problem() {
     };
     write_lake(&w.join("lake"), &spec, &rows, &[]);
     let lake = w.join("lake");
-    // A gap, an empty file, a file with string ids, a file filed under the wrong day,
+    // A gap, an empty file, a link to nothing, a file with string ids, a file filed under the wrong day,
     // a day in a second folder, a folder that names no day, and strays beside the partitions.
     std::fs::remove_dir_all(lake.join("date=2024-06-04")).unwrap();
     std::fs::write(lake.join("date=2024-06-02/part-9.parquet"), "").unwrap();
+    std::os::unix::fs::symlink("/nowhere/x.parquet", lake.join("date=2024-06-07/x.parquet"))
+        .unwrap();
     let strings = LakeSpec {
         ids: "string",
         date_column: true,
@@ -113,18 +115,26 @@ fn a_messy_lake_lists_every_problem() {
     assert_eq!(run.code, 4, "{}", run.stderr);
     insta::assert_snapshot!("messy_check", w.redact(&run.stdout));
     assert!(
-        run.stderr.contains("check found 8 problem(s)"),
+        run.stderr.contains("check found 9 problem(s)"),
         "{}",
         run.stderr
     );
 
     let report = json(&w.run(&["check", "--lake", "lake", "--format", "json"]));
-    assert_eq!(report["problems"], 8);
+    assert_eq!(report["problems"], 9);
     assert_eq!(report["missing_days"], serde_json::json!(["2024-06-04"]));
-    assert_eq!(report["bad_files"].as_array().unwrap().len(), 1);
+    let reasons: Vec<&str> = report["bad_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reason"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        report["bad_files"][0]["reason"],
-        "the file is empty (0 bytes)"
+        reasons,
+        [
+            "the file is empty (0 bytes)",
+            "a link to /nowhere/x.parquet, which does not exist"
+        ]
     );
     assert_eq!(report["schema_drift"][0]["column"], "userId");
     let types: Vec<&str> = report["schema_drift"][0]["types"]

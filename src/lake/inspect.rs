@@ -172,7 +172,13 @@ async fn read_footer(
     columns: &Columns<'_>,
 ) -> Result<std::result::Result<FileFacts, String>> {
     if meta.size == 0 {
-        return Ok(Err("the file is empty (0 bytes)".to_string()));
+        let target = (!lake.is_remote())
+            .then(|| super::layout::dangling_link(&meta.location))
+            .flatten();
+        return Ok(Err(match target {
+            Some(to) => format!("a link to {}, which does not exist", to.display()),
+            None => "the file is empty (0 bytes)".to_string(),
+        }));
     }
     Ok(footer(lake, meta)
         .await?

@@ -163,9 +163,11 @@ fn local_children(dir: &Path) -> object_store::Result<(Vec<String>, Vec<String>)
 
 /// The files below the local folder `dir`, its sub-folders' included, as the local store's
 /// `list` gives them, from one read of each folder. The store's walk costs ~80 µs a day folder
-/// (~30 ms of a query over a year of rollups). None when the store must list it: a link (the
-/// store follows it, and guards against loops), a name the store may spell otherwise, or a
-/// folder that cannot be read (the store then says why).
+/// (~30 ms of a query over a year of rollups). A link to a file is listed as the file it points
+/// to, as by the store; a link to nothing is listed too, with no bytes, where the store would
+/// leave it out silently (so the query names it instead of undercounting the day). None when the
+/// store must list it: a link to a folder (the store follows it, and guards against loops), a
+/// name the store may spell otherwise, or a folder that cannot be read (the store then says why).
 pub fn local_files(dir: &Path) -> Option<Vec<ObjectMeta>> {
     let mut files = Vec::new();
     walk_local(&local_path(dir), dir, &mut files)?;
@@ -192,11 +194,27 @@ fn walk_local(folder: &std::path::Path, at: &Path, files: &mut Vec<ObjectMeta>) 
         }
         let name = name.into_string().ok().filter(|n| plain(n))?;
         let location = at.clone().join(name.as_str());
-        let kind = entry.file_type().ok()?;
-        if kind.is_dir() {
+        let link = entry.file_type().ok()?.is_symlink();
+        // (Through a link, the file or folder it points to.)
+        let meta = match std::fs::metadata(entry.path()) {
+            Ok(meta) => meta,
+            Err(e) if link && e.kind() == std::io::ErrorKind::NotFound => {
+                files.push(ObjectMeta {
+                    location,
+                    last_modified: entry.metadata().ok()?.modified().ok()?.into(),
+                    size: 0,
+                    e_tag: None,
+                    version: None,
+                });
+                continue;
+            }
+            Err(_) => return None,
+        };
+        if meta.is_dir() && link {
+            return None;
+        } else if meta.is_dir() {
             walk_local(&entry.path(), &location, files)?;
-        } else if kind.is_file() {
-            let meta = entry.metadata().ok()?;
+        } else if meta.is_file() {
             let modified = meta.modified().ok()?;
             let micros = modified
                 .duration_since(std::time::UNIX_EPOCH)
@@ -211,12 +229,18 @@ fn walk_local(folder: &std::path::Path, at: &Path, files: &mut Vec<ObjectMeta>) 
                 e_tag: Some(format!("{inode:x}-{micros:x}-{:x}", meta.len())),
                 version: None,
             });
-        } else if kind.is_symlink() {
-            return None;
         }
         // (Sockets, pipes and devices are not listed, as by the store.)
     }
     Some(())
+}
+
+/// Where the local file `location` points, when it is a link to nothing.
+pub fn dangling_link(location: &Path) -> Option<std::path::PathBuf> {
+    let path = local_path(location);
+    let link = std::fs::symlink_metadata(&path).ok()?;
+    let dangling = link.file_type().is_symlink() && std::fs::metadata(&path).is_err();
+    dangling.then(|| std::fs::read_link(&path).ok()).flatten()
 }
 
 /// Finds the layout and every day below `root`, walking through single-folder prefixes. With
@@ -504,7 +528,7 @@ mod tests {
         let gone = day.with_file_name("gone");
         assert_eq!(direct(&gone), Some(stored(&gone).await));
         assert_eq!(direct(&gone), Some(vec![]));
-        // Names the store may spell otherwise, and links, are for the store to list.
+        // Names the store may spell otherwise, and links to folders, are for the store to list.
         for (i, odd) in ["weird name%x.parquet", "ü.parquet", "x#1"]
             .iter()
             .enumerate()
@@ -514,10 +538,29 @@ mod tests {
             std::fs::write(folder.join(odd), b"x").unwrap();
             assert_eq!(direct(&folder), None, "{odd}");
         }
+        let folder_link = day.with_file_name("folder-link");
+        std::fs::create_dir(&folder_link).unwrap();
+        std::os::unix::fs::symlink(&day, folder_link.join("a")).unwrap();
+        assert_eq!(direct(&folder_link), None);
+        // A link to a file is the file, as in the store; a link to nothing is listed with no
+        // bytes, where the store leaves it out.
         let linked = day.with_file_name("linked");
         std::fs::create_dir(&linked).unwrap();
         std::os::unix::fs::symlink(day.join("part-0.parquet"), linked.join("a.parquet")).unwrap();
-        assert_eq!(direct(&linked), None);
+        assert_eq!(direct(&linked), Some(stored(&linked).await));
+        std::os::unix::fs::symlink(day.join("gone.parquet"), linked.join("b.parquet")).unwrap();
+        let listed = direct(&linked).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            (listed[1].location.filename(), listed[1].size),
+            (Some("b.parquet"), 0)
+        );
+        assert_eq!(
+            dangling_link(&listed[1].location),
+            Some(day.join("gone.parquet"))
+        );
+        assert_eq!(dangling_link(&listed[0].location), None);
+        assert_eq!(stored(&linked).await.len(), 1);
     }
 
     #[test]
