@@ -56,8 +56,12 @@ pub enum Error {
         last: NaiveDate,
     },
 
-    /// The partitions of the range hold no data file at all.
-    #[error("no data files in the partitions from {from} to {to} ({lake}): nothing to count")]
+    /// No day of the range has a data file to read: each partition is empty (a writer not done
+    /// yet leaves it so) or, under --skip-bad-files, holds only bad files.
+    #[error(
+        "no data file to read in the partitions from {from} to {to} ({lake}): nothing to count \
+         (is the day still being written?)"
+    )]
     NoFiles {
         lake: String,
         from: NaiveDate,

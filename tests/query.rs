@@ -135,6 +135,36 @@ fn a_partition_with_no_data_file_is_missing_not_zero() {
     assert_eq!(check.code, 4, "{}", check.stderr);
     let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
     assert_eq!(report["empty_days"], serde_json::json!(["2024-06-20"]));
+
+    // Asked for that day alone, there is nothing to count: exit 4, in every engine and metric,
+    // and a nightly export leaves its file as it was instead of delivering NULL as done.
+    let nothing = "no data file to read in the partitions from 2024-06-20 to 2024-06-20";
+    for engine in ["bitmap", "sql"] {
+        for metric in ["dau", "mau", "opens", "stickiness"] {
+            let args = [metric, "--from", "2024-06-20", "--to", "2024-06-20"];
+            let run = csv(&w, &[&args[..], &["--engine", engine]].concat());
+            assert_eq!(run.code, 4, "{metric} {engine}: {}", run.stderr);
+            assert_eq!(run.stdout, "", "{metric} {engine}");
+            assert!(run.stderr.contains(nothing), "{}", run.stderr);
+        }
+        std::fs::write(w.join("daily.csv"), "date,dau\n2024-06-19,7\n").unwrap();
+        let run = w.run(&[
+            "export",
+            "dau",
+            "--lake",
+            "lake",
+            "--date",
+            "2024-06-20",
+            "--output",
+            "daily.csv",
+            "--engine",
+            engine,
+        ]);
+        assert_eq!(run.code, 4, "{engine}: {}", run.stderr);
+        assert!(run.stderr.contains(nothing), "{}", run.stderr);
+        let kept = std::fs::read_to_string(w.join("daily.csv")).unwrap();
+        assert_eq!(kept, "date,dau\n2024-06-19,7\n");
+    }
 }
 
 #[test]

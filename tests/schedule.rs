@@ -355,21 +355,32 @@ fn json_logs_have_a_line_per_run() {
 
 #[test]
 fn a_missing_partition_alerts_as_a_stale_lake() {
-    let w = Workdir::new();
-    setup(&w, "0 0 * * *");
-    let alerts = alert_without_retries(&w);
-    let yesterday = Utc::now().date_naive() - Days::new(1);
-    std::fs::remove_dir_all(w.join(&format!("lake/date={yesterday}"))).unwrap();
-    last_success(&w, yesterday - Days::new(1));
-    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let alerts = alerts.lock().unwrap().clone();
-    assert_eq!(alerts.len(), 1, "{alerts:?} {}", run.stderr);
-    let alert: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
-    let text = alert["text"].as_str().unwrap();
-    assert!(
-        text.contains(&format!("could not export {yesterday} (stale lake?)")),
-        "{text}"
-    );
-    assert!(text.contains("no partitions between"), "{text}");
+    // Yesterday's folder is not there, or (a writer not done) holds only `_SUCCESS`.
+    for (empty, error) in [
+        (false, "no partitions between"),
+        (true, "no data file to read in the partitions"),
+    ] {
+        let w = Workdir::new();
+        setup(&w, "0 0 * * *");
+        let alerts = alert_without_retries(&w);
+        let yesterday = Utc::now().date_naive() - Days::new(1);
+        let folder = w.join(&format!("lake/date={yesterday}"));
+        std::fs::remove_dir_all(&folder).unwrap();
+        if empty {
+            std::fs::create_dir(&folder).unwrap();
+            std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+        }
+        last_success(&w, yesterday - Days::new(1));
+        let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let alerts = alerts.lock().unwrap().clone();
+        assert_eq!(alerts.len(), 1, "{alerts:?} {}", run.stderr);
+        let alert: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
+        let text = alert["text"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("could not export {yesterday} (stale lake?)")),
+            "{text}"
+        );
+        assert!(text.contains(error), "{text}");
+    }
 }

@@ -99,7 +99,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         built.len(),
         gathered.reused,
         if left > 0 {
-            format!(", {left} not rolled up (skipped files)")
+            format!(", {left} not rolled up (no data file, or files skipped)")
         } else {
             String::new()
         }

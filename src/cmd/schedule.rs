@@ -278,7 +278,7 @@ async fn run_job(config: &Config, job: &Scheduled, day: NaiveDate, stats: &Stats
         && let Some(error) = error
     {
         let stale = match error {
-            Error::NoPartitions { .. } => " (stale lake?)",
+            Error::NoPartitions { .. } | Error::NoFiles { .. } => " (stale lake?)",
             _ => "",
         };
         let text = format!("failed: job {name} could not export {day}{stale}: {error}");

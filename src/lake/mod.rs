@@ -11,7 +11,7 @@ pub mod scan;
 pub mod storage;
 pub mod table;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -200,6 +200,29 @@ impl Lake {
             });
         }
         Ok(days)
+    }
+
+    /// Fails when every day from `from` to `to` is `unread` (its partition holds no data file, or
+    /// only bad ones): such a range has no number to give, and a nightly export must fail rather
+    /// than deliver NULL as done.
+    pub fn require_data(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        unread: &BTreeSet<NaiveDate>,
+    ) -> Result<()> {
+        match self
+            .days
+            .range(from..=to)
+            .all(|(day, _)| unread.contains(day))
+        {
+            true => Err(Error::NoFiles {
+                lake: self.name.clone(),
+                from,
+                to,
+            }),
+            false => Ok(()),
+        }
     }
 
     /// The data files of each of `days`, in order: every file below its partition folders whose

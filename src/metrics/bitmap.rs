@@ -111,6 +111,7 @@ pub async fn run(
             known.fill(None);
         }
     }
+    lake.require_data(query.from, query.to, &gathered.unread_days)?;
     let mut missing: BTreeSet<NaiveDate> = query.missing_days(lake).into_iter().collect();
     missing.extend(gathered.unread_days.iter().copied());
     let mut warnings = query.warnings(lake);

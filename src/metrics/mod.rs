@@ -367,6 +367,7 @@ pub(crate) async fn plan(
     let read: Vec<NaiveDate> = lake.days.range(start..=end).map(|(d, _)| *d).collect();
     let ctx = session(config, Some(&lake))?;
     let events = register_events(&ctx, &lake, config, &read, known_bad).await?;
+    lake.require_data(query.from, query.to, &events.unread_days)?;
     let mut warnings = query.warnings(&lake);
     warnings.extend(events.warnings);
     let mut missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
