@@ -210,9 +210,10 @@ fn walk_local(folder: &std::path::Path, at: &Path, files: &mut Vec<ObjectMeta>) 
             }
             Err(_) => return None,
         };
-        if meta.is_dir() && link {
-            return None;
-        } else if meta.is_dir() {
+        if meta.is_dir() {
+            if link {
+                return None;
+            }
             walk_local(&entry.path(), &location, files)?;
         } else if meta.is_file() {
             let modified = meta.modified().ok()?;

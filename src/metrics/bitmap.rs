@@ -92,6 +92,8 @@ pub async fn run(
         Ok(gathered) => gathered,
         Err(why) => return not_applicable(config, &why),
     };
+    // (Days with nothing to read have no rollup, so a first gather finds them all.)
+    lake.require_data(query.from, query.to, &gathered.unread_days)?;
     let mut known: Vec<Option<u64>> = vec![None; windows.len()];
     if let Some(counted) = &counted {
         known = known_windows(lake, &gathered, counted, &windows);
@@ -111,7 +113,6 @@ pub async fn run(
             known.fill(None);
         }
     }
-    lake.require_data(query.from, query.to, &gathered.unread_days)?;
     let mut missing: BTreeSet<NaiveDate> = query.missing_days(lake).into_iter().collect();
     missing.extend(gathered.unread_days.iter().copied());
     let mut warnings = query.warnings(lake);
