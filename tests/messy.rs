@@ -54,37 +54,51 @@ fn unreadable_files_are_named_and_can_be_skipped() {
     let rows = lake(&w);
     let good = good_file(&w);
     // (No bytes: a link to a file that is not there.)
-    let cases: [(&str, Option<Vec<u8>>, &str); 5] = [
-        ("zero-byte", Some(Vec::new()), "the file is empty (0 bytes)"),
+    let cases: [(&str, &str, Option<Vec<u8>>, &str); 6] = [
+        (
+            "zero-byte",
+            "part-9.parquet",
+            Some(Vec::new()),
+            "the file is empty (0 bytes)",
+        ),
         (
             "truncated",
+            "part-9.parquet",
             Some(good[..good.len() / 2].to_vec()),
             "not a readable Parquet file",
         ),
         (
             "not parquet",
+            "part-9.parquet",
             Some(b"userId,date\n1,2024-06-05\n".to_vec()),
             "not a readable Parquet file",
         ),
         (
             "corrupt pages",
+            "part-9.parquet",
             Some(corrupt_pages(&good)),
             "a data page cannot be decoded",
         ),
         (
             "dangling link",
+            "part-9.parquet",
+            None,
+            "a link to /nowhere/part-9.parquet, which does not exist",
+        ),
+        (
+            "dangling link with an odd name",
+            "part 9 #ü%.parquet",
             None,
             "a link to /nowhere/part-9.parquet, which does not exist",
         ),
     ];
-    let bad = w.join(&format!("lake/date={BAD_DAY}/part-9.parquet"));
-    let shown = format!("[DIR]/lake/date={BAD_DAY}/part-9.parquet");
-    for (case, bytes, reason) in cases {
-        let _ = std::fs::remove_file(&bad);
+    for (case, name, bytes, reason) in cases {
+        let bad = w.join(&format!("lake/date={BAD_DAY}/{name}"));
         match bytes {
             Some(bytes) => std::fs::write(&bad, &bytes).unwrap(),
             None => std::os::unix::fs::symlink("/nowhere/part-9.parquet", &bad).unwrap(),
         }
+        let shown = format!("[DIR]/lake/date={BAD_DAY}/{name}");
         for engine in ["bitmap", "sql"] {
             let run = dau(&w, &["--engine", engine]);
             assert_eq!(run.code, 4, "{case} {engine}: {}", run.stderr);
@@ -106,6 +120,7 @@ fn unreadable_files_are_named_and_can_be_skipped() {
             );
             assert!(stderr.contains(&shown), "{case} {engine}: {stderr}");
         }
+        std::fs::remove_file(&bad).unwrap();
     }
 }
 

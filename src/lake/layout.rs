@@ -1,10 +1,12 @@
 //! Partition layouts: which folder names carry a day, and how to find the days below a lake root.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 
 use chrono::{Datelike, NaiveDate};
 use futures::future::try_join_all;
-use object_store::{ObjectMeta, ObjectStore, path::Path};
+use object_store::path::{Path, PathPart};
+use object_store::{ObjectMeta, ObjectStore};
 
 /// Hive keys that hold a whole day (`YYYY-MM-DD` or `YYYYMMDD`), in the order they are preferred.
 const DAY_KEYS: [&str; 3] = ["date", "dt", "day"];
@@ -163,42 +165,55 @@ fn local_children(dir: &Path) -> object_store::Result<(Vec<String>, Vec<String>)
 
 /// The files below the local folder `dir`, its sub-folders' included, as the local store's
 /// `list` gives them, from one read of each folder. The store's walk costs ~80 µs a day folder
-/// (~30 ms of a query over a year of rollups). A link to a file is listed as the file it points
-/// to, as by the store; a link to nothing is listed too, with no bytes, where the store would
-/// leave it out silently (so the query names it instead of undercounting the day). None when the
-/// store must list it: a link to a folder (the store follows it, and guards against loops), a
-/// name the store may spell otherwise, or a folder that cannot be read (the store then says why).
+/// (~30 ms of a query over a year of rollups). Names are spelled as the store spells them (as
+/// they are on disk), and a file whose name ends in `#` and digits (the store's unfinished
+/// upload) is left out, as by the store. Links are followed: a link to a file is listed as the
+/// file it points to; a link to nothing is listed too, with no bytes, where the store would leave
+/// it out silently (so the query names it instead of undercounting the day). None when the store
+/// must list it, and then fails saying why: a name that is not UTF-8 or holds a control
+/// character, a link back to a folder it is in, or a folder that cannot be read.
 pub fn local_files(dir: &Path) -> Option<Vec<ObjectMeta>> {
     let mut files = Vec::new();
-    walk_local(&local_path(dir), dir, &mut files)?;
+    walk_local(&local_path(dir), dir, &mut Vec::new(), &mut files)?;
     Some(files)
 }
 
-fn walk_local(folder: &std::path::Path, at: &Path, files: &mut Vec<ObjectMeta>) -> Option<()> {
+/// Lists `folder` (the store's `at`) into `files`; `within` holds the folders it is in, as
+/// (device, inode), to tell a link loop.
+fn walk_local(
+    folder: &std::path::Path,
+    at: &Path,
+    within: &mut Vec<(u64, u64)>,
+    files: &mut Vec<ObjectMeta>,
+) -> Option<()> {
     let entries = match std::fs::read_dir(folder) {
         Ok(entries) => entries,
         // As the store: a folder that is not there has nothing in it.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(()),
         Err(_) => return None,
     };
-    let plain = |name: &str| {
-        name.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
-    };
+    let this = std::fs::metadata(folder).ok()?;
+    let this = (this.dev(), this.ino());
+    if within.contains(&this) {
+        return None;
+    }
+    within.push(this);
     for entry in entries {
         let entry = entry.ok()?;
-        let name = entry.file_name();
+        let name = entry.file_name().into_string().ok()?;
         // (Hidden ones are not data files: `Lake::files` leaves them out.)
-        if is_hidden(&name.to_string_lossy()) {
+        if is_hidden(&name) {
             continue;
         }
-        let name = name.into_string().ok().filter(|n| plain(n))?;
-        let location = at.clone().join(name.as_str());
+        let location = at.clone().join(PathPart::parse(&name).ok()?);
         let link = entry.file_type().ok()?.is_symlink();
         // (Through a link, the file or folder it points to.)
         let meta = match std::fs::metadata(entry.path()) {
             Ok(meta) => meta,
             Err(e) if link && e.kind() == std::io::ErrorKind::NotFound => {
+                if unfinished_upload(&name) {
+                    continue;
+                }
                 files.push(ObjectMeta {
                     location,
                     last_modified: entry.metadata().ok()?.modified().ok()?.into(),
@@ -211,29 +226,32 @@ fn walk_local(folder: &std::path::Path, at: &Path, files: &mut Vec<ObjectMeta>) 
             Err(_) => return None,
         };
         if meta.is_dir() {
-            if link {
-                return None;
-            }
-            walk_local(&entry.path(), &location, files)?;
-        } else if meta.is_file() {
+            walk_local(&entry.path(), &location, within, files)?;
+        } else if meta.is_file() && !unfinished_upload(&name) {
             let modified = meta.modified().ok()?;
             let micros = modified
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_micros();
-            let inode = std::os::unix::fs::MetadataExt::ino(&meta);
             files.push(ObjectMeta {
                 location,
                 last_modified: modified.into(),
                 size: meta.len(),
                 // The store's tag: inode, modification time in microseconds and size, in hex.
-                e_tag: Some(format!("{inode:x}-{micros:x}-{:x}", meta.len())),
+                e_tag: Some(format!("{:x}-{micros:x}-{:x}", meta.ino(), meta.len())),
                 version: None,
             });
         }
         // (Sockets, pipes and devices are not listed, as by the store.)
     }
+    within.pop();
     Some(())
+}
+
+/// A file the local store does not list: a name ending in `#` and digits, its upload's part.
+fn unfinished_upload(name: &str) -> bool {
+    name.split_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Where the local file `location` points, when it is a link to nothing.
@@ -430,6 +448,8 @@ async fn nested_days(
 #[cfg(test)]
 mod tests {
 
+    use std::os::unix::ffi::OsStrExt;
+
     use futures::TryStreamExt;
 
     use super::*;
@@ -477,8 +497,8 @@ mod tests {
     }
 
     /// A day folder read directly lists the files the local store lists (hidden ones aside),
-    /// with the same sizes, times and tags; a folder with a link or an odd name is left to the
-    /// store.
+    /// with the same names, sizes, times and tags, through links too; what the store cannot list
+    /// is left to it.
     #[tokio::test]
     async fn local_day_files_list_as_the_store_lists_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -529,20 +549,48 @@ mod tests {
         let gone = day.with_file_name("gone");
         assert_eq!(direct(&gone), Some(stored(&gone).await));
         assert_eq!(direct(&gone), Some(vec![]));
-        // Names the store may spell otherwise, and links to folders, are for the store to list.
-        for (i, odd) in ["weird name%x.parquet", "ü.parquet", "x#1"]
+        // Any name the store reads is spelled as the store spells it; a file named as an upload's
+        // part is left out, as by the store.
+        for (i, odd) in ["weird name%x.parquet", "ü #?.parquet", "x#1", "x#1.parquet"]
             .iter()
             .enumerate()
         {
             let folder = day.with_file_name(format!("odd{i}"));
             std::fs::create_dir(&folder).unwrap();
             std::fs::write(folder.join(odd), b"x").unwrap();
-            assert_eq!(direct(&folder), None, "{odd}");
+            let listed = direct(&folder).unwrap();
+            assert_eq!(listed, stored(&folder).await, "{odd}");
+            assert_eq!(listed.len(), usize::from(*odd != "x#1"), "{odd}");
         }
+        // A link to a folder is followed, as by the store.
         let folder_link = day.with_file_name("folder-link");
         std::fs::create_dir(&folder_link).unwrap();
         std::os::unix::fs::symlink(&day, folder_link.join("a")).unwrap();
-        assert_eq!(direct(&folder_link), None);
+        assert_eq!(direct(&folder_link).unwrap().len(), 3);
+        assert_eq!(direct(&folder_link), Some(stored(&folder_link).await));
+        // What the store cannot list is left to it, to say why: a link loop, a name that is not
+        // UTF-8 or holds a control character.
+        let looped = day.with_file_name("looped");
+        std::fs::create_dir(&looped).unwrap();
+        std::os::unix::fs::symlink(&looped, looped.join("again")).unwrap();
+        assert_eq!(direct(&looped), None);
+        let store_fails = |folder: &std::path::Path| {
+            let path = Path::from_absolute_path(folder).unwrap();
+            let listed = store.list(Some(&path)).try_collect::<Vec<_>>();
+            async move { listed.await.is_err() }
+        };
+        assert!(store_fails(&looped).await);
+        let bad_names = [
+            std::ffi::OsStr::from_bytes(b"line\nbreak.parquet"),
+            std::ffi::OsStr::from_bytes(b"latin1-\xe9.parquet"),
+        ];
+        for (i, bad) in bad_names.iter().enumerate() {
+            let folder = day.with_file_name(format!("bad{i}"));
+            std::fs::create_dir(&folder).unwrap();
+            std::fs::write(folder.join(bad), b"x").unwrap();
+            assert_eq!(direct(&folder), None, "{bad:?}");
+            assert!(store_fails(&folder).await, "{bad:?}");
+        }
         // A link to a file is the file, as in the store; a link to nothing is listed with no
         // bytes, where the store leaves it out.
         let linked = day.with_file_name("linked");
@@ -561,6 +609,12 @@ mod tests {
             Some(day.join("gone.parquet"))
         );
         assert_eq!(dangling_link(&listed[0].location), None);
+        assert_eq!(stored(&linked).await.len(), 1);
+        // Whatever its name.
+        std::os::unix::fs::symlink(day.join("gone"), linked.join("c %ü.parquet")).unwrap();
+        let listed = direct(&linked).unwrap();
+        assert_eq!(listed[2].location.filename(), Some("c %ü.parquet"));
+        assert_eq!(dangling_link(&listed[2].location), Some(day.join("gone")));
         assert_eq!(stored(&linked).await.len(), 1);
     }
 
