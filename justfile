@@ -16,6 +16,10 @@ demo:
 bench:
     bash bench/run.sh
 
+# Time dau on a lake in a GCS bucket whose every request waits 30 ms (bench/remote.sh)
+bench-remote:
+    bash bench/remote.sh
+
 # Make a small sample lake in testdata/sample (not committed)
 testdata:
     cargo run --release -- gen --out testdata/sample --users 5000 --days 30

@@ -46,11 +46,23 @@ impl Server {
         server
     }
 
-    /// A GCS server with an empty bucket `lake`.
+    /// A GCS server with an empty bucket `lake`. Its connection backlog is raised from Python's
+    /// 5 (a bucket takes a query's many connections at once; with 5, the kernel drops the rest,
+    /// and each waits a second to try again).
     fn gcs(work: &Workdir) -> Server {
-        let args = ["start", "--host", "127.0.0.1", "--port", "PORT"];
+        let backlog = "import socketserver; socketserver.TCPServer.request_queue_size = 1024; \
+                       from gcp_storage_emulator.__main__ import main; main()";
+        let args = [
+            "-c",
+            backlog,
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "PORT",
+        ];
         let args = [&args[..], &["--default-bucket", "lake", "--in-memory"]].concat();
-        Server::start("gcp-storage-emulator", &args, &[], work.join("gcs.log"))
+        Server::start("python", &args, &[], work.join("gcs.log"))
     }
 
     /// An S3 server with an empty bucket `lake`.

@@ -25,7 +25,7 @@ use crate::{Error, Result};
 /// How many bytes at a file's end are read first, to get its footer in one request.
 const FOOTER_HINT: usize = 64 * 1024;
 
-/// How many footers are read at once.
+/// How many footers are read at once from this machine's disk (more from a bucket).
 const CONCURRENT_READS: usize = 16;
 
 /// What one data file holds, as its footer says.
@@ -157,7 +157,7 @@ pub async fn inspect(
                 facts,
             })
         })
-        .buffered(CONCURRENT_READS)
+        .buffered(lake.reads_at_once(CONCURRENT_READS))
         .collect::<Vec<Result<FileReport>>>()
         .await
         .into_iter()
@@ -362,7 +362,7 @@ pub async fn null_users_per_day(
         .map(|r| null_users(lake, r, columns))
         .collect();
     let counts: Vec<Result<u64>> = stream::iter(counts)
-        .buffered(CONCURRENT_READS)
+        .buffered(lake.reads_at_once(CONCURRENT_READS))
         .collect()
         .await;
     let mut per_day = BTreeMap::new();

@@ -134,6 +134,14 @@ impl Lake {
         !is_local(&self.store_url)
     }
 
+    /// Reads to keep in flight at once: `local` on this machine's disk, more from a bucket.
+    pub fn reads_at_once(&self, local: usize) -> usize {
+        match self.is_remote() {
+            true => local.max(BUCKET_REQUESTS),
+            false => local,
+        }
+    }
+
     /// A failed storage request, with what to do about it.
     pub fn storage_error(&self, error: &object_store::Error) -> Error {
         storage_error(&self.name, error, &self.credentials)
@@ -269,7 +277,7 @@ impl Lake {
                 }
                 Ok::<_, Error>((day, files))
             })
-            .buffered(CONCURRENT_LISTINGS)
+            .buffered(BUCKET_REQUESTS)
             .try_collect()
             .await?;
         let mut cache = self.listings.lock().expect("listing cache");
@@ -341,8 +349,10 @@ fn is_local(store_url: &ObjectStoreUrl) -> bool {
     *store_url == ObjectStoreUrl::local_filesystem()
 }
 
-/// Day folders listed at once from a bucket.
-const CONCURRENT_LISTINGS: usize = 16;
+/// Requests kept in flight to a bucket (listings, footers, rollups): each waits tens of
+/// milliseconds for its first byte, so a query over a month of days is as many round trips as
+/// it has rounds of requests.
+pub const BUCKET_REQUESTS: usize = 64;
 
 #[cfg(test)]
 mod tests {

@@ -28,11 +28,11 @@ use crate::lake::dictionary::{Dictionary, Lineage, State};
 use crate::lake::inspect::{FileReport, IdKind, inspect, null_warning, unread_days, usable};
 use crate::lake::rollup::{Rollups, Windows, stamp};
 use crate::lake::scan::{DayUsers, scan_day};
-use crate::lake::{Lake, cores, per_core, spawn};
+use crate::lake::{BUCKET_REQUESTS, Lake, cores, per_core, spawn};
 use crate::{Error, Result};
 
-/// Rollups read or written at once in a bucket.
-const CONCURRENT_ROLLUPS: usize = 16;
+/// Days read at once from a bucket.
+const BUCKET_DAYS: usize = 16;
 
 /// Each read day's users, and what the user should know about them.
 #[derive(Debug, Default)]
@@ -292,7 +292,12 @@ pub async fn gather(
         };
         let clean: BTreeSet<NaiveDate> = todo.iter().copied().filter(whole).collect();
         let unread = unread_days(lake, &todo, &reports, &good, &mut warnings);
-        let parallel = cores();
+        // Days read at once: a day a core; from a bucket, enough that the next days' bytes are
+        // on their way while others are counted (unless memory is limited).
+        let parallel = match lake.is_remote() && budget.is_none() {
+            true => BUCKET_DAYS,
+            false => cores(),
+        };
         let watch = lake.watch("reading", Some(good.len()));
         let mut scanned = stream::iter(by_day)
             .map(|(day, files)| {
@@ -367,7 +372,7 @@ pub async fn gather(
                             rollups.save(day, &key, state, &read[&day]).await?;
                             Ok::<_, std::io::Error>((day, (key, state)))
                         })
-                        .buffered(CONCURRENT_ROLLUPS)
+                        .buffered(BUCKET_REQUESTS)
                         .try_collect::<Vec<_>>()
                         .await
                 }
@@ -434,7 +439,7 @@ async fn load_rollups(
                 loaded
             })
         })
-        .buffer_unordered(CONCURRENT_ROLLUPS)
+        .buffer_unordered(BUCKET_REQUESTS)
         .flat_map(stream::iter)
         .collect()
         .await
