@@ -200,11 +200,12 @@ fn walk_local(
     within.push(this);
     for entry in entries {
         let entry = entry.ok()?;
-        let name = entry.file_name().into_string().ok()?;
-        // (Hidden ones are not data files: `Lake::files` leaves them out.)
-        if is_hidden(&name) {
+        let name = entry.file_name();
+        // (Hidden ones are not data files: `Lake::files` leaves them out, whatever their name.)
+        if is_hidden(&name.to_string_lossy()) {
             continue;
         }
+        let name = name.into_string().ok()?;
         let location = at.clone().join(PathPart::parse(&name).ok()?);
         let link = entry.file_type().ok()?.is_symlink();
         // (Through a link, the file or folder it points to.)
@@ -584,6 +585,11 @@ mod tests {
             std::ffi::OsStr::from_bytes(b"line\nbreak.parquet"),
             std::ffi::OsStr::from_bytes(b"latin1-\xe9.parquet"),
         ];
+        // (Hidden, any name is passed over.)
+        let hidden = day.with_file_name("hidden");
+        std::fs::create_dir(&hidden).unwrap();
+        std::fs::write(hidden.join(std::ffi::OsStr::from_bytes(b".\xe9")), b"x").unwrap();
+        assert_eq!(direct(&hidden), Some(vec![]));
         for (i, bad) in bad_names.iter().enumerate() {
             let folder = day.with_file_name(format!("bad{i}"));
             std::fs::create_dir(&folder).unwrap();

@@ -137,7 +137,7 @@ impl Lake {
     /// Reads to keep in flight at once: `local` on this machine's disk, more from a bucket.
     pub fn reads_at_once(&self, local: usize) -> usize {
         match self.is_remote() {
-            true => local.max(BUCKET_REQUESTS),
+            true => BUCKET_REQUESTS,
             false => local,
         }
     }
