@@ -127,7 +127,7 @@ fn a_partition_with_no_data_file_is_missing_not_zero() {
     std::fs::write(folder.join("_SUCCESS"), "").unwrap();
     rows.retain(|(d, _)| *d != empty);
     let warning = "1 day(s) have a partition folder with no data file in lake: 2024-06-20; \
-                   their rows are NULL";
+                   they are missing, not zero (NULL)";
     // Cold, then with the other engine, then from the rollups the first run made.
     let engines = ["bitmap", "sql", "bitmap"];
     engines_give_the_oracle_rows(&w, &rows, &[empty], &engines, warning);
