@@ -494,7 +494,8 @@ pub fn unread_days(
     if !empty.is_empty() {
         let shown: Vec<String> = empty.iter().map(NaiveDate::to_string).collect();
         warnings.push(format!(
-            "{} day(s) have a partition folder with no data file in {}: {}; they are missing, not zero (NULL)",
+            "{} day(s) have a partition folder with no data file in {}: {}; they are missing, \
+             not zero (NULL)",
             empty.len(),
             lake.name,
             shown.join(", ")
