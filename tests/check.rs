@@ -77,8 +77,9 @@ fn a_messy_lake_lists_every_problem() {
     };
     write_lake(&w.join("lake"), &spec, &rows, &[]);
     let lake = w.join("lake");
-    // A gap, an empty file, a link to nothing, a file with string ids, a file filed under the wrong day,
-    // a day in a second folder, a folder that names no day, and strays beside the partitions.
+    // A gap, an empty file, a link to nothing, a file with string ids, a file filed under the
+    // wrong day, a day in a second folder, a folder that names no day, and strays beside the
+    // partitions.
     std::fs::remove_dir_all(lake.join("date=2024-06-04")).unwrap();
     std::fs::write(lake.join("date=2024-06-02/part-9.parquet"), "").unwrap();
     std::os::unix::fs::symlink("/nowhere/x.parquet", lake.join("date=2024-06-07/x.parquet"))

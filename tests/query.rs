@@ -114,8 +114,7 @@ fn a_day_in_two_folders_is_read_from_both_with_a_warning() {
 }
 
 /// A partition folder with no data file (only `_SUCCESS`, as a writer that is not done leaves it)
-/// is a missing day, not a zero, for both engines, cold and from
-/// rollups; `dau check` lists it.
+/// is a missing day, not a zero, for both engines, cold and from rollups; `dau check` lists it.
 #[test]
 fn a_partition_with_no_data_file_is_missing_not_zero() {
     let w = Workdir::new();
