@@ -492,7 +492,7 @@ mod tests {
     use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
     use datafusion::parquet::basic::Compression;
     use datafusion::parquet::file::properties::{
-        WriterProperties, WriterPropertiesBuilder, WriterVersion,
+        EnabledStatistics, WriterProperties, WriterPropertiesBuilder, WriterVersion,
     };
 
     use super::*;
@@ -556,8 +556,9 @@ mod tests {
     }
 
     /// Dictionary pages, plain pages, a dictionary that overflows into plain pages, data pages
-    /// v1 and v2, NULLs or none, compressed or not, many small pages and row groups: the counts
-    /// read from the pages are the brute-force counts of the values written.
+    /// v1 and v2, statistics in page headers, NULLs or none, uncompressed, snappy or zstd, many
+    /// small pages and row groups: the counts read from the pages are the brute-force counts of
+    /// the values written.
     #[test]
     fn pages_give_the_counts_of_the_values_written() {
         // Each setting, and which of dictionary and plain pages it writes.
@@ -579,20 +580,31 @@ mod tests {
                 WriterProperties::builder().set_writer_version(WriterVersion::PARQUET_2_0),
             ),
             (
-                "small pages and row groups, uncompressed",
+                "small pages and row groups",
                 [true, false],
                 small_pages(WriterProperties::builder()),
             ),
+            (
+                "statistics in page headers",
+                [true, false],
+                WriterProperties::builder()
+                    .set_statistics_enabled(EnabledStatistics::Page)
+                    .set_write_page_header_statistics(true),
+            ),
+        ];
+        let codecs = [
+            Compression::UNCOMPRESSED,
+            Compression::SNAPPY,
+            Compression::ZSTD(Default::default()),
         ];
         for (setting, kinds, props) in settings {
-            for with_nulls in [false, true] {
-                for (kind, array) in columns(with_nulls) {
-                    let what = format!("{kind}, {setting}, nulls: {with_nulls}");
-                    assert_eq!(
-                        counts(&array, props.clone().build(), &what),
-                        kinds,
-                        "{what}"
-                    );
+            for codec in codecs {
+                for with_nulls in [false, true] {
+                    for (kind, array) in columns(with_nulls) {
+                        let what = format!("{kind}, {setting}, {codec}, nulls: {with_nulls}");
+                        let props = props.clone().set_compression(codec).build();
+                        assert_eq!(counts(&array, props, &what), kinds, "{what}");
+                    }
                 }
             }
         }
@@ -645,13 +657,12 @@ mod tests {
         assert_eq!(counts(&extremes, delta, "extremes"), [false, true]);
     }
 
-    /// Many small pages and row groups, uncompressed.
+    /// Many small pages and row groups.
     fn small_pages(props: WriterPropertiesBuilder) -> WriterPropertiesBuilder {
         props
             .set_data_page_row_count_limit(700)
             .set_write_batch_size(300)
             .set_max_row_group_row_count(Some(5_000))
-            .set_compression(Compression::UNCOMPRESSED)
     }
 
     /// The same ids (with NULLs, or 42 in their place) as each type of user column read here.
@@ -795,11 +806,13 @@ mod tests {
             (&texts, Some(Encoding::DELTA_LENGTH_BYTE_ARRAY)),
             (&texts, Some(Encoding::DELTA_BYTE_ARRAY)),
         ];
-        for (array, encoding) in encoded {
+        // Uncompressed, so that the damage reaches the decoding, and snappy, so that it reaches
+        // the decompression.
+        let codecs = [Compression::UNCOMPRESSED, Compression::SNAPPY];
+        for ((array, encoding), codec) in encoded.into_iter().flat_map(|e| codecs.map(|c| (e, c))) {
             let names =
                 (array.data_type() == &DataType::Utf8).then(|| RwLock::new(Dictionary::new(true)));
-            // Uncompressed, so that the damage reaches the decoding.
-            let mut props = WriterProperties::builder().set_compression(Compression::UNCOMPRESSED);
+            let mut props = WriterProperties::builder().set_compression(codec);
             if let Some(encoding) = encoding {
                 props = props.set_dictionary_enabled(false).set_encoding(encoding);
             }
