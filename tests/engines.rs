@@ -457,6 +457,44 @@ fn rollup_of_a_day_counts_the_days_its_windows_reach() {
     assert_eq!(rollup_files(&w).len(), 34, "the queries read no other day");
 }
 
+/// `dau rollup` of a day still being written (its folder has only `_SUCCESS`) says what it
+/// rolled up (the days the windows reach), then fails as a query of that day would: exit 4.
+#[test]
+fn rollup_of_a_missing_day_says_what_it_rolled_up_then_fails() {
+    let w = Workdir::new();
+    let rows = random_rows(5, day("2024-06-01"), 10, 100);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let empty = w.join("lake/date=2024-06-11");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("_SUCCESS"), "").unwrap();
+    let asked = [
+        "--lake",
+        "lake",
+        "--from",
+        "2024-06-11",
+        "--to",
+        "2024-06-11",
+    ];
+    let run = w.run(&[&["rollup"][..], &asked].concat());
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "11 day(s) of lake from 2024-06-01 to 2024-06-11 (2024-06-11 to 2024-06-11, and the \
+             days their windows reach): 10 rolled up now, 0 already current, 1 not rolled up"
+        ) && run.stdout.contains("\nrollups: ")
+            && !run.stdout.contains("windows counted"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("2024-06-11"), "{}", run.stderr);
+    assert_eq!(rollup_files(&w).len(), 10);
+    let run = metric_between(&w, "mau", "2024-06-01", "2024-06-10", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (from, to) = (day("2024-06-01"), day("2024-06-10"));
+    assert_eq!(run.series(), oracle_window(&rows, 30, from, to, &[]));
+    assert_eq!(rollup_files(&w).len(), 10, "the query read no day again");
+}
+
 /// Adding, replacing and deleting a file in one day changes that day's result, and only that
 /// day is read again: every other rollup file is left as it was.
 #[test]

@@ -82,9 +82,8 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
             "give a writable folder or bucket prefix with --rollups",
         ));
     }
-    for query in &queries {
-        bitmap::run(&lake, config, query).await?;
-    }
+    // What was rolled up is said before the windows are counted: they fail (exit 4) when every
+    // asked day is missing, and the days they reach are rolled up all the same.
     let built = &gathered.built;
     let left = days.len() - built.len() - gathered.reused;
     let (first, last) = (days[0], days[days.len() - 1]);
@@ -112,12 +111,15 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         };
         println!("rolled up: {}{more}", shown.join(", "));
     }
+    if let Some(rollups) = &rollups {
+        println!("rollups: {rollups}");
+    }
+    for query in &queries {
+        bitmap::run(&lake, config, query).await?;
+    }
     println!(
         "windows counted: wau and mau of every day from {from} to {to}, and of the ISO weeks \
          and calendar months they fall in"
     );
-    if let Some(rollups) = rollups {
-        println!("rollups: {rollups}");
-    }
     Ok(())
 }
