@@ -29,11 +29,8 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 server_port="$(port)"
 proxy_port="$(port)"
 log="$(mktemp -d)"
-# The server's connection backlog is raised from Python's 5, which would drop a query's
-# connections and make each wait a second.
-"$venv/bin/python" -c 'import socketserver; socketserver.TCPServer.request_queue_size = 1024
-from gcp_storage_emulator.__main__ import main; main()' \
-  start --host 127.0.0.1 --port "$server_port" --default-bucket lake --in-memory >"$log/gcs.log" 2>&1 &
+# (Its connection backlog raised, as for the tests.)
+"$venv/bin/python" .ci/gcs_server.py start --host 127.0.0.1 --port "$server_port" --default-bucket lake --in-memory >"$log/gcs.log" 2>&1 &
 server=$!
 python3 bench/lagproxy.py "$proxy_port" "$server_port" "$latency" >"$log/proxy.log" 2>&1 &
 proxy=$!

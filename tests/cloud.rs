@@ -46,21 +46,10 @@ impl Server {
         server
     }
 
-    /// A GCS server with an empty bucket `lake`. Its connection backlog is raised from Python's
-    /// 5 (a bucket takes a query's many connections at once; with 5, the kernel drops the rest,
-    /// and each waits a second to try again).
+    /// A GCS server with an empty bucket `lake`, its connection backlog raised (see the script).
     fn gcs(work: &Workdir) -> Server {
-        let backlog = "import socketserver; socketserver.TCPServer.request_queue_size = 1024; \
-                       from gcp_storage_emulator.__main__ import main; main()";
-        let args = [
-            "-c",
-            backlog,
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "PORT",
-        ];
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/gcs_server.py");
+        let args = [script, "start", "--host", "127.0.0.1", "--port", "PORT"];
         let args = [&args[..], &["--default-bucket", "lake", "--in-memory"]].concat();
         Server::start("python", &args, &[], work.join("gcs.log"))
     }

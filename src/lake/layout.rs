@@ -208,42 +208,41 @@ fn walk_local(
         let name = name.into_string().ok()?;
         let location = at.clone().join(PathPart::parse(&name).ok()?);
         let link = entry.file_type().ok()?.is_symlink();
-        // (Through a link, the file or folder it points to.)
-        let meta = match std::fs::metadata(entry.path()) {
-            Ok(meta) => meta,
-            Err(e) if link && e.kind() == std::io::ErrorKind::NotFound => {
-                if unfinished_upload(&name) {
-                    continue;
-                }
-                files.push(ObjectMeta {
-                    location,
-                    last_modified: entry.metadata().ok()?.modified().ok()?.into(),
-                    size: 0,
-                    e_tag: None,
-                    version: None,
-                });
-                continue;
-            }
+        // Through a link, the file or folder it points to; None for a link to nothing.
+        let target = match std::fs::metadata(entry.path()) {
+            Ok(meta) => Some(meta),
+            Err(e) if link && e.kind() == std::io::ErrorKind::NotFound => None,
             Err(_) => return None,
         };
-        if meta.is_dir() {
-            walk_local(&entry.path(), &location, within, files)?;
-        } else if meta.is_file() && !unfinished_upload(&name) {
-            let modified = meta.modified().ok()?;
-            let micros = modified
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_micros();
-            files.push(ObjectMeta {
+        match target {
+            Some(meta) if meta.is_dir() => walk_local(&entry.path(), &location, within, files)?,
+            _ if unfinished_upload(&name) => {}
+            // A link to nothing, with no bytes, so that the query names it.
+            None => files.push(ObjectMeta {
                 location,
-                last_modified: modified.into(),
-                size: meta.len(),
-                // The store's tag: inode, modification time in microseconds and size, in hex.
-                e_tag: Some(format!("{:x}-{micros:x}-{:x}", meta.ino(), meta.len())),
+                last_modified: entry.metadata().ok()?.modified().ok()?.into(),
+                size: 0,
+                e_tag: None,
                 version: None,
-            });
+            }),
+            Some(meta) if meta.is_file() => {
+                let modified = meta.modified().ok()?;
+                let micros = modified
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_micros();
+                files.push(ObjectMeta {
+                    location,
+                    last_modified: modified.into(),
+                    size: meta.len(),
+                    // The store's tag: inode, modification time in microseconds and size, in hex.
+                    e_tag: Some(format!("{:x}-{micros:x}-{:x}", meta.ino(), meta.len())),
+                    version: None,
+                });
+            }
+            // (Sockets, pipes and devices are not listed, as by the store.)
+            Some(_) => {}
         }
-        // (Sockets, pipes and devices are not listed, as by the store.)
     }
     within.pop();
     Some(())
