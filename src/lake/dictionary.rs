@@ -288,36 +288,36 @@ impl Dictionary {
 
     /// The index of each of `names` (a name may repeat) in a dictionary of text ids shared by
     /// the row groups being read: looked up under its read lock; only new names take the write
-    /// lock. None, with nothing added, when the new names would not fit.
+    /// lock, and are hashed only once. None, with nothing added, when the new names would not fit.
     pub fn shared_name_indices(
         dictionary: &RwLock<Dictionary>,
         names: &[&[u8]],
     ) -> Option<Vec<u32>> {
+        let hashed: Vec<(&[u8], u64)> = names.iter().map(|name| (*name, hash(name))).collect();
         let found = {
             let dictionary = dictionary.read().expect("dictionary lock");
             let known =
                 (dictionary.names.as_ref()).expect("text ids go to a dictionary of text ids");
-            known.get_all(names)
+            known.get_all(&hashed)
         };
-        completed(names, found, |new| {
+        completed(&hashed, found, |new| {
             dictionary.write().expect("dictionary lock").add_names(new)
         })
     }
 
-    /// The index of each of `names`: those added meanwhile (or earlier in `names`) keep theirs,
-    /// the others get the next ones. None, with nothing added, when that could take more ids
-    /// than the dictionary holds (counting each of `names` as new), or a name is 4 GiB long.
-    fn add_names(&mut self, names: &[&[u8]]) -> Option<Vec<u32>> {
+    /// The index of each of `names` (with their hashes): those added meanwhile (or earlier in
+    /// `names`) keep theirs, the others get the next ones. None, with nothing added, when that
+    /// could take more ids than the dictionary holds (counting each of `names` as new), or a
+    /// name is 4 GiB long.
+    fn add_names(&mut self, names: &[(&[u8], u64)]) -> Option<Vec<u32>> {
         let known = self.names.as_mut()?;
-        let too_long = names.iter().any(|name| u32::try_from(name.len()).is_err());
+        let too_long = names
+            .iter()
+            .any(|(name, _)| u32::try_from(name.len()).is_err());
         if too_long || (known.len() + names.len()) as u64 > self.capacity {
             return None;
         }
-        let indices = names
-            .iter()
-            .map(|name| known.get(name).unwrap_or_else(|| known.push(name)))
-            .collect();
-        Some(indices)
+        Some(known.add_all(names))
     }
 
     /// The index of each of `ids` (sorted, distinct), none of them among the first `known`:
@@ -484,52 +484,71 @@ impl Names {
         self.starts.len() - 1
     }
 
-    fn get(&self, name: &[u8]) -> Option<u32> {
-        let hash = hash(name);
-        self.find(hash, self.home(hash), name)
-    }
-
     /// The index of each of `names`, if it has one. Each lookup goes in three steps, each a few
     /// names behind the one before: fetch the name's first slot; walk to its first candidate
     /// (a slot with its tag, or an empty one) and fetch that one's bytes; compare.
-    fn get_all(&self, names: &[&[u8]]) -> Vec<Option<u32>> {
-        let hashes: Vec<u64> = names.iter().map(|name| hash(name)).collect();
+    fn get_all(&self, names: &[(&[u8], u64)]) -> Vec<Option<u32>> {
         let mut candidates = vec![0; names.len()];
         let mut found = Vec::with_capacity(names.len());
         for step in 0..names.len() + 2 * AHEAD {
-            if let Some(hash) = hashes.get(step) {
+            if let Some((_, hash)) = names.get(step) {
                 prefetch(&self.slots[self.home(*hash)]);
             }
             if let Some(at) = step.checked_sub(AHEAD).filter(|at| *at < names.len()) {
-                let candidate = self.candidate(hashes[at]);
+                let (name, hash) = names[at];
+                let candidate = self.candidate(hash);
                 if let Some(start) = self.start_of(candidate) {
                     // Its first and last bytes, if it is this name (as long as this name).
-                    let end = (start + 4 + names[at].len()).min(self.bytes.len()) - 1;
+                    let end = (start + 4 + name.len()).min(self.bytes.len()) - 1;
                     prefetch(&self.bytes[start]);
                     prefetch(&self.bytes[end]);
                 }
                 candidates[at] = candidate;
             }
             if let Some(at) = step.checked_sub(2 * AHEAD) {
-                found.push(self.find(hashes[at], candidates[at], names[at]));
+                let (name, hash) = names[at];
+                found.push(self.find(hash, candidates[at], name));
             }
         }
         found
     }
 
-    /// Gives `name` (not yet here, at most 4 GiB) the next index.
-    fn push(&mut self, name: &[u8]) -> u32 {
+    /// The index of each of `names` (with their hashes, each at most 4 GiB), giving those not
+    /// here the next ones. The table grows once, to hold them all, and each name's first slot is
+    /// asked for a few names ahead, so that adding a row group's new names waits on memory about
+    /// as little as looking them up does: the other readers wait meanwhile.
+    fn add_all(&mut self, names: &[(&[u8], u64)]) -> Vec<u32> {
+        let slots = (2 * (self.len() + names.len())).next_power_of_two();
+        if slots > self.slots.len() {
+            assert!(self.rebuild(slots), "the names here are distinct");
+        }
+        (0..names.len())
+            .map(|at| {
+                if let Some((_, ahead)) = names.get(at + AHEAD) {
+                    prefetch(&self.slots[self.home(*ahead)]);
+                }
+                let (name, hash) = names[at];
+                self.get_or_push(name, hash)
+            })
+            .collect()
+    }
+
+    /// The index of `name` (with its hash), giving it the next one when it is not here; the
+    /// table has room for it.
+    fn get_or_push(&mut self, name: &[u8], hash: u64) -> u32 {
+        if let Some(index) = self.find(hash, self.home(hash), name) {
+            return index;
+        }
         let index = u32::try_from(self.len()).expect("within the capacity checked");
         let length = u32::try_from(name.len()).expect("a name shorter than 4 GiB");
         let start = self.bytes.len();
         self.bytes.extend_from_slice(&length.to_le_bytes());
         self.bytes.extend_from_slice(name);
         self.starts.push(self.bytes.len());
-        let new = match 2 * self.len() > self.slots.len() {
-            true => self.rebuild(2 * self.slots.len()),
-            false => self.insert(start, index, hash(name)),
-        };
-        assert!(new, "a name pushed is not yet here");
+        assert!(
+            self.insert(start, index, hash),
+            "a name not found is not here"
+        );
         index
     }
 
@@ -952,8 +971,9 @@ mod tests {
         Dictionary::shared_name_indices(dict, &names)
     }
 
-    /// Text ids: one index per name, kept through saves and loads (over several states); the
-    /// empty name is a name; a dictionary of integers is not one of text ids.
+    /// Text ids: one index per name, however often a batch names it, kept through saves and
+    /// loads (over several states); the empty name is a name; a dictionary of integers is not one
+    /// of text ids.
     #[test]
     fn names_are_one_to_one_and_survive_a_save() {
         let dict = RwLock::new(Dictionary::new(true));
@@ -963,9 +983,10 @@ mod tests {
             let mut day_names: Vec<String> = (0..100)
                 .map(|_| format!("user-{}", (random() >> 20) % (300 + day * 20)))
                 .collect();
+            // A name may come more than once in a batch (a column that is not dictionary
+            // encoded), new or not.
             day_names.push(String::new());
-            day_names.sort_unstable();
-            day_names.dedup();
+            day_names.push(String::new());
             let refs: Vec<&str> = day_names.iter().map(String::as_str).collect();
             for (name, index) in day_names.iter().zip(names(&dict, &refs).unwrap()) {
                 assert_eq!(*seen.entry(name.clone()).or_insert(index), index, "{name}");
@@ -1027,7 +1048,10 @@ mod tests {
         assert_eq!(names(&dict, &["a", "b", "c"]), Some(vec![0, 1, 2]));
         // A day found neither "d" nor "e"; another day then added "e".
         assert_eq!(names(&dict, &["e"]), Some(vec![3]));
-        let added = dict.write().unwrap().add_names(&[b"d", b"e"]);
+        let added = dict
+            .write()
+            .unwrap()
+            .add_names(&[(b"d", hash(b"d")), (b"e", hash(b"e"))]);
         assert_eq!(added, Some(vec![4, 3]));
         assert_eq!(names(&dict, &["f", "a", "g"]), None, "full");
         assert_eq!(names(&dict, &["e", "a", "d"]), Some(vec![3, 0, 4]));
