@@ -464,9 +464,7 @@ fn rollup_of_a_missing_day_says_what_it_rolled_up_then_fails() {
     let w = Workdir::new();
     let rows = random_rows(5, day("2024-06-01"), 10, 100);
     write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
-    let empty = w.join("lake/date=2024-06-11");
-    std::fs::create_dir_all(&empty).unwrap();
-    std::fs::write(empty.join("_SUCCESS"), "").unwrap();
+    unfinished_partition(&w.join("lake/date=2024-06-11"));
     let asked = [
         "--lake",
         "lake",

@@ -120,10 +120,7 @@ fn a_partition_with_no_data_file_is_missing_not_zero() {
     let w = Workdir::new();
     let mut rows = lake(&w, &LakeSpec::default());
     let empty = day("2024-06-20");
-    let folder = w.join("lake/date=2024-06-20");
-    std::fs::remove_dir_all(&folder).unwrap();
-    std::fs::create_dir(&folder).unwrap();
-    std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+    unfinished_partition(&w.join("lake/date=2024-06-20"));
     rows.retain(|(d, _)| *d != empty);
     let warning = "1 day(s) have a partition folder with no data file in lake: 2024-06-20; \
                    they are missing, not zero (NULL)";

@@ -365,10 +365,9 @@ fn a_missing_partition_alerts_as_a_stale_lake() {
         let alerts = alert_without_retries(&w);
         let yesterday = Utc::now().date_naive() - Days::new(1);
         let folder = w.join(&format!("lake/date={yesterday}"));
-        std::fs::remove_dir_all(&folder).unwrap();
-        if empty {
-            std::fs::create_dir(&folder).unwrap();
-            std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+        match empty {
+            true => unfinished_partition(&folder),
+            false => std::fs::remove_dir_all(&folder).unwrap(),
         }
         last_success(&w, yesterday - Days::new(1));
         let run = w.run(&["schedule", "--state", "state.json", "--once"]);

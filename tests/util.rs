@@ -192,6 +192,16 @@ pub fn write_lake(root: &Path, spec: &LakeSpec, rows: &[Row], empty_days: &[Naiv
     }
 }
 
+/// Makes `folder` (replacing what is there) a partition whose writer is not done: only
+/// `_SUCCESS`, no data file.
+pub fn unfinished_partition(folder: &Path) {
+    if folder.exists() {
+        std::fs::remove_dir_all(folder).unwrap();
+    }
+    std::fs::create_dir_all(folder).unwrap();
+    std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+}
+
 pub fn write_file(path: &Path, spec: &LakeSpec, users: &[u64], d: NaiveDate) {
     let (id_type, ids) = ids_of(spec.ids, users);
     let mut fields = vec![Field::new(spec.user_column, id_type, false)];
