@@ -515,8 +515,9 @@ impl Names {
 
     /// The index of each of `names` (with their hashes, each at most 4 GiB), giving those not
     /// here the next ones. The table grows once, to hold them all, and each name's first slot is
-    /// asked for a few names ahead, so that adding a row group's new names waits on memory about
-    /// as little as looking them up does: the other readers wait meanwhile.
+    /// asked for a few names ahead, so that adding a row group's new names (under the write
+    /// lock, which every reader waits for) waits on memory about as little as looking them up
+    /// does.
     fn add_all(&mut self, names: &[(&[u8], u64)]) -> Vec<u32> {
         let slots = (2 * (self.len() + names.len())).next_power_of_two();
         if slots > self.slots.len() {
