@@ -166,7 +166,7 @@ impl Dictionary {
         let offset = |state: &State| {
             let len = usize::try_from(state.len).ok()?;
             match &names {
-                Some(names) => names.starts.get(len).copied(),
+                Some(names) => names.file_offset(len),
                 None => len.checked_mul(8),
             }
         };
@@ -237,14 +237,14 @@ impl Dictionary {
         let grew = len as u64 > last.len;
         let states = self.lineage.states.len() + usize::from(grew);
         let start = Self::HEAD as usize + 16 * states;
-        let body = self.names.as_ref().map_or(8 * len, |n| n.bytes.len());
+        let body = self.names.as_ref().map_or(8 * len, Names::file_len);
         let mut out = Vec::with_capacity(start + body);
         out.extend_from_slice(if self.has_names() { MAGIC_NAMES } else { MAGIC });
         out.extend_from_slice(&self.lineage.generation.to_le_bytes());
         out.extend_from_slice(&(states as u64).to_le_bytes());
         out.resize(start, 0);
         match &self.names {
-            Some(names) => out.extend_from_slice(&names.bytes),
+            Some(names) => names.write_to(&mut out),
             None => {
                 for id in &self.ids {
                     out.extend_from_slice(&id.to_le_bytes());
@@ -253,7 +253,7 @@ impl Dictionary {
         }
         if grew {
             let added = match &self.names {
-                Some(names) => names.starts[last.len as usize],
+                Some(names) => (names.file_offset(last.len as usize)).expect("an earlier state"),
                 None => 8 * last.len as usize,
             };
             let print = chain(last.print, &out[start + added..]);
@@ -307,14 +307,19 @@ impl Dictionary {
 
     /// The index of each of `names` (with their hashes): those added meanwhile (or earlier in
     /// `names`) keep theirs, the others get the next ones. None, with nothing added, when that
-    /// could take more ids than the dictionary holds (counting each of `names` as new), or a
-    /// name is 4 GiB long.
+    /// could take more ids than the dictionary holds (counting each of `names` as new), a name
+    /// is 4 GiB long, or their records would pass [`RECORDS_MAX`].
     fn add_names(&mut self, names: &[(&[u8], u64)]) -> Option<Vec<u32>> {
         let known = self.names.as_mut()?;
         let too_long = names
             .iter()
             .any(|(name, _)| u32::try_from(name.len()).is_err());
-        if too_long || (known.len() + names.len()) as u64 > self.capacity {
+        let records = known.records.len() as u64
+            + names
+                .iter()
+                .map(|(name, _)| 8 + name.len() as u64)
+                .sum::<u64>();
+        if too_long || (known.len() + names.len()) as u64 > self.capacity || records > RECORDS_MAX {
             return None;
         }
         Some(known.add_all(names))
@@ -414,45 +419,66 @@ fn completed<K: Copy>(
     found.into_iter().collect()
 }
 
-/// Text ids in order of first sight, as the file holds them, and a table to find them by.
+/// Text ids in order of first sight, and a table to find them by.
 ///
-/// The table is open-addressed (linear probing, at most half full). A slot holds where its id
-/// starts in `bytes`, its index and 32 bits of its hash, so a lookup reads one slot and the id's
-/// bytes: two places in memory that a lake's million users spread over tens of megabytes. Looking
-/// up many ids at once ([`Names::get_all`]) asks for both a few ids ahead, so those waits overlap.
+/// The table is open-addressed (linear probing, at most half full). A slot is one word: where
+/// its id's record starts, and 24 bits of its hash; the record holds the id's index beside its
+/// bytes. So a lookup reads one slot and one record: two places in memory that a lake's million
+/// users spread over tens of megabytes. (Slots twice the size, holding the index too, left less
+/// of the table in the processor's cache.) Looking up many ids at once ([`Names::get_all`])
+/// asks for both a few ids ahead, so those waits overlap.
 #[derive(Debug)]
 struct Names {
-    /// Every id: its length in 4 bytes (little-endian), then its bytes.
-    bytes: Vec<u8>,
-    /// Where each id starts in `bytes`, then where the next one will: one more than ids.
+    /// Every id as a record, in index order: its index and its length (4 bytes each,
+    /// little-endian), then its bytes. The file holds each record without its index.
+    records: Vec<u8>,
+    /// Where each record starts, then where the next one will: one more than ids.
     starts: Vec<usize>,
     /// A power of two of slots, at most half of them taken.
     slots: Vec<Slot>,
 }
 
-/// An id in [`Names`]' table: where it starts in `bytes` ([`EMPTY`] for none), its index, and
-/// its hash's low 32 bits (its high bits chose the slot).
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    start: u64,
-    tag: u32,
-    index: u32,
-}
+/// An id in [`Names`]' table: where its record starts (the high 40 bits) and its hash's low
+/// [`TAG_BITS`] bits (its high bits chose the slot); [`EMPTY`] for none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slot(u64);
 
 /// A slot that holds no id.
-const EMPTY: Slot = Slot {
-    start: u64::MAX,
-    tag: 0,
-    index: 0,
-};
+const EMPTY: Slot = Slot(u64::MAX);
 
-/// How many ids ahead [`Names::get_all`] asks for a slot, and again for an id's bytes.
+/// The bits of a slot that hold a few of its id's hash bits: the others say where the record is.
+const TAG_BITS: u32 = 24;
+
+/// How many bytes of records a slot can point into: 1 TiB (a billion ids of a kilobyte).
+const RECORDS_MAX: u64 = (1 << (u64::BITS - TAG_BITS)) - 1;
+
+impl Slot {
+    fn new(start: usize, hash: u64) -> Slot {
+        Slot((start as u64) << TAG_BITS | tag(hash))
+    }
+
+    /// Where its id's record starts; None for an empty slot.
+    fn start(self) -> Option<usize> {
+        (self != EMPTY).then_some((self.0 >> TAG_BITS) as usize)
+    }
+
+    fn tag(self) -> u64 {
+        tag(self.0)
+    }
+}
+
+/// The hash bits a slot keeps.
+fn tag(hash: u64) -> u64 {
+    hash & ((1 << TAG_BITS) - 1)
+}
+
+/// How many ids ahead [`Names::get_all`] asks for a slot, and again for an id's record.
 const AHEAD: usize = 16;
 
 impl Default for Names {
     fn default() -> Names {
         Names {
-            bytes: Vec::new(),
+            records: Vec::new(),
             starts: vec![0],
             slots: vec![EMPTY; 16],
         }
@@ -460,22 +486,27 @@ impl Default for Names {
 }
 
 impl Names {
-    /// The names in a file's body; None when it is cut short or names an id twice.
+    /// The names in a file's body; None when it is cut short, names an id twice, or holds more
+    /// ids than a dictionary does.
     fn decode(body: &[u8]) -> Option<Names> {
-        let mut starts = vec![0];
+        let mut names = Names {
+            records: Vec::with_capacity(body.len() + body.len() / 4),
+            starts: vec![0],
+            slots: Vec::new(),
+        };
         let mut rest = body;
         while let Some((length, after)) = rest.split_first_chunk::<4>() {
-            rest = after.get(u32::from_le_bytes(*length) as usize..)?;
-            starts.push(body.len() - rest.len());
+            let name = after.get(..u32::from_le_bytes(*length) as usize)?;
+            let grown = (names.records.len() + 8 + name.len()) as u64;
+            if names.len() as u64 == CAPACITY || grown > RECORDS_MAX {
+                return None;
+            }
+            names.push(name);
+            rest = &after[name.len()..];
         }
         if !rest.is_empty() {
             return None;
         }
-        let mut names = Names {
-            bytes: body.to_vec(),
-            starts,
-            slots: Vec::new(),
-        };
         let slots = (2 * names.len()).next_power_of_two().max(16);
         names.rebuild(slots).then_some(names)
     }
@@ -484,9 +515,26 @@ impl Names {
         self.starts.len() - 1
     }
 
+    /// Where the `index`th id starts in the file's body (the end, for one more than ids).
+    fn file_offset(&self, index: usize) -> Option<usize> {
+        Some(self.starts.get(index)? - 4 * index)
+    }
+
+    /// How long the file's body is.
+    fn file_len(&self) -> usize {
+        self.starts[self.len()] - 4 * self.len()
+    }
+
+    /// Appends the file's body: each id's length and bytes.
+    fn write_to(&self, out: &mut Vec<u8>) {
+        for ends in self.starts.windows(2) {
+            out.extend_from_slice(&self.records[ends[0] + 4..ends[1]]);
+        }
+    }
+
     /// The index of each of `names`, if it has one. Each lookup goes in three steps, each a few
     /// names behind the one before: fetch the name's first slot; walk to its first candidate
-    /// (a slot with its tag, or an empty one) and fetch that one's bytes; compare.
+    /// (a slot with its tag, or an empty one) and fetch that one's record; compare.
     fn get_all(&self, names: &[(&[u8], u64)]) -> Vec<Option<u32>> {
         let mut candidates = vec![0; names.len()];
         let mut found = Vec::with_capacity(names.len());
@@ -497,11 +545,11 @@ impl Names {
             if let Some(at) = step.checked_sub(AHEAD).filter(|at| *at < names.len()) {
                 let (name, hash) = names[at];
                 let candidate = self.candidate(hash);
-                if let Some(start) = self.start_of(candidate) {
+                if let Some(start) = self.slots[candidate].start() {
                     // Its first and last bytes, if it is this name (as long as this name).
-                    let end = (start + 4 + name.len()).min(self.bytes.len()) - 1;
-                    prefetch(&self.bytes[start]);
-                    prefetch(&self.bytes[end]);
+                    let end = (start + 8 + name.len()).min(self.records.len()) - 1;
+                    prefetch(&self.records[start]);
+                    prefetch(&self.records[end]);
                 }
                 candidates[at] = candidate;
             }
@@ -540,16 +588,20 @@ impl Names {
         if let Some(index) = self.find(hash, self.home(hash), name) {
             return index;
         }
+        let start = self.records.len();
+        let index = self.push(name);
+        assert!(self.insert(start, hash), "a name not found is not here");
+        index
+    }
+
+    /// Adds the record of a name as the next index (not yet in the table).
+    fn push(&mut self, name: &[u8]) -> u32 {
         let index = u32::try_from(self.len()).expect("within the capacity checked");
         let length = u32::try_from(name.len()).expect("a name shorter than 4 GiB");
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(&length.to_le_bytes());
-        self.bytes.extend_from_slice(name);
-        self.starts.push(self.bytes.len());
-        assert!(
-            self.insert(start, index, hash),
-            "a name not found is not here"
-        );
+        self.records.extend_from_slice(&index.to_le_bytes());
+        self.records.extend_from_slice(&length.to_le_bytes());
+        self.records.extend_from_slice(name);
+        self.starts.push(self.records.len());
         index
     }
 
@@ -557,33 +609,31 @@ impl Names {
     /// home slots fetched a few ids ahead; false when an id is there twice.
     fn rebuild(&mut self, slots: usize) -> bool {
         self.slots = vec![EMPTY; slots];
-        let hashes: Vec<u64> = (self.starts.windows(2))
-            .map(|ends| hash(&self.bytes[ends[0] + 4..ends[1]]))
+        let hashes: Vec<u64> = (self.starts[..self.len()].iter())
+            .map(|start| hash(self.name_at(*start)))
             .collect();
-        for (index, hash) in (0..).zip(&hashes) {
-            if let Some(ahead) = hashes.get(index as usize + AHEAD) {
+        for (at, hash) in hashes.iter().enumerate() {
+            if let Some(ahead) = hashes.get(at + AHEAD) {
                 prefetch(&self.slots[self.home(*ahead)]);
             }
-            if !self.insert(self.starts[index as usize], index, *hash) {
+            if !self.insert(self.starts[at], *hash) {
                 return false;
             }
         }
         true
     }
 
-    /// Puts the id starting at `start`, with this hash, in the first free slot from its own;
-    /// false (with nothing changed) when the table has it already.
-    fn insert(&mut self, start: usize, index: u32, hash: u64) -> bool {
+    /// Puts the id whose record starts at `start`, with this hash, in the first free slot from
+    /// its own; false (with nothing changed) when the table has it already.
+    fn insert(&mut self, start: usize, hash: u64) -> bool {
         let mut at = self.home(hash);
-        while let Some(other) = self.start_of(at) {
-            if self.slots[at].tag == hash as u32 && self.name_at(other) == self.name_at(start) {
+        while let Some(other) = self.slots[at].start() {
+            if self.slots[at].tag() == tag(hash) && self.name_at(other) == self.name_at(start) {
                 return false;
             }
             at = self.next(at);
         }
-        let start = start as u64;
-        let tag = hash as u32;
-        self.slots[at] = Slot { start, tag, index };
+        self.slots[at] = Slot::new(start, hash);
         true
     }
 
@@ -592,9 +642,9 @@ impl Names {
     fn find(&self, hash: u64, mut at: usize, name: &[u8]) -> Option<u32> {
         loop {
             let slot = self.slots[at];
-            let start = self.start_of(at)?;
-            if slot.tag == hash as u32 && same(self.name_at(start), name) {
-                return Some(slot.index);
+            let start = slot.start()?;
+            if slot.tag() == tag(hash) && same(self.name_at(start), name) {
+                return Some(self.index_at(start));
             }
             at = self.next(at);
         }
@@ -603,7 +653,7 @@ impl Names {
     /// The first slot from a hash's own that may hold its name: the first with its tag, or empty.
     fn candidate(&self, hash: u64) -> usize {
         let mut at = self.home(hash);
-        while self.start_of(at).is_some() && self.slots[at].tag != hash as u32 {
+        while self.slots[at] != EMPTY && self.slots[at].tag() != tag(hash) {
             at = self.next(at);
         }
         at
@@ -619,16 +669,17 @@ impl Names {
         (at + 1) & (self.slots.len() - 1)
     }
 
-    /// Where the id in slot `at` starts in `bytes`; None for an empty slot.
-    fn start_of(&self, at: usize) -> Option<usize> {
-        let start = self.slots[at].start;
-        (start != EMPTY.start).then_some(start as usize)
+    /// The index of the id whose record starts at `start`.
+    fn index_at(&self, start: usize) -> u32 {
+        u32::from_le_bytes(self.records[start..start + 4].try_into().expect("4 bytes"))
     }
 
-    /// The id starting at `start` in `bytes`.
+    /// The id whose record starts at `start`.
     fn name_at(&self, start: usize) -> &[u8] {
-        let length = self.bytes[start..start + 4].try_into().expect("4 bytes");
-        &self.bytes[start + 4..][..u32::from_le_bytes(length) as usize]
+        let length = self.records[start + 4..start + 8]
+            .try_into()
+            .expect("4 bytes");
+        &self.records[start + 8..][..u32::from_le_bytes(length) as usize]
     }
 }
 
@@ -1005,6 +1056,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A slot gives back where its record starts and its hash's tag, up to the last start a
+    /// table can point to, and is never the empty one.
+    #[test]
+    fn slots_keep_where_records_start() {
+        for start in [0, 1, 12_345, RECORDS_MAX as usize - 1] {
+            for hash in [0, u64::MAX, 0x1234_5678_9abc_def0] {
+                let slot = Slot::new(start, hash);
+                assert_eq!(slot.start(), Some(start), "{start} {hash:x}");
+                assert_eq!(slot.tag(), hash & 0xff_ffff, "{start} {hash:x}");
+            }
+        }
+        assert_eq!(EMPTY.start(), None);
     }
 
     /// Text ids: one index per name, however often a batch names it, kept through saves and
