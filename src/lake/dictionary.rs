@@ -159,7 +159,8 @@ impl Dictionary {
             true => Some(Names::decode(rest)?),
             false => None,
         };
-        if names.as_ref().map_or(rest.len() / 8, Names::len) as u64 > CAPACITY {
+        // (Names::decode refuses too many names itself.)
+        if names.is_none() && (rest.len() / 8) as u64 > CAPACITY {
             return None;
         }
         // Each state's fingerprint, chained from the empty one over the ids it added.
@@ -253,7 +254,9 @@ impl Dictionary {
         }
         if grew {
             let added = match &self.names {
-                Some(names) => (names.file_offset(last.len as usize)).expect("an earlier state"),
+                Some(names) => names
+                    .file_offset(last.len as usize)
+                    .expect("an earlier state"),
                 None => 8 * last.len as usize,
             };
             let print = chain(last.print, &out[start + added..]);
@@ -467,6 +470,11 @@ impl Slot {
     }
 }
 
+/// How many slots a table of `ids` ids has: a power of two, at most half of them taken.
+fn slots_for(ids: usize) -> usize {
+    (2 * ids).next_power_of_two().max(16)
+}
+
 /// The hash bits a slot keeps.
 fn tag(hash: u64) -> u64 {
     hash & ((1 << TAG_BITS) - 1)
@@ -480,7 +488,7 @@ impl Default for Names {
         Names {
             records: Vec::new(),
             starts: vec![0],
-            slots: vec![EMPTY; 16],
+            slots: vec![EMPTY; slots_for(0)],
         }
     }
 }
@@ -507,8 +515,7 @@ impl Names {
         if !rest.is_empty() {
             return None;
         }
-        let slots = (2 * names.len()).next_power_of_two().max(16);
-        names.rebuild(slots).then_some(names)
+        names.rebuild(slots_for(names.len())).then_some(names)
     }
 
     fn len(&self) -> usize {
@@ -522,7 +529,8 @@ impl Names {
 
     /// How long the file's body is.
     fn file_len(&self) -> usize {
-        self.starts[self.len()] - 4 * self.len()
+        self.file_offset(self.len())
+            .expect("one more start than ids")
     }
 
     /// Appends the file's body: each id's length and bytes.
@@ -567,7 +575,7 @@ impl Names {
     /// lock, which every reader waits for) waits on memory about as little as looking them up
     /// does.
     fn add_all(&mut self, names: &[(&[u8], u64)]) -> Vec<u32> {
-        let slots = (2 * (self.len() + names.len())).next_power_of_two();
+        let slots = slots_for(self.len() + names.len());
         if slots > self.slots.len() {
             assert!(self.rebuild(slots), "the names here are distinct");
         }
