@@ -72,7 +72,7 @@ fn a_job_fires_exports_records_its_state_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !w.join("state.json").exists() {
+    while !w.join("daily.csv").exists() {
         assert!(Instant::now() < deadline, "the job never fired");
         assert!(child.try_wait().unwrap().is_none(), "the schedule ended");
         std::thread::sleep(Duration::from_millis(50));
@@ -125,6 +125,34 @@ fn days_missed_while_down_are_caught_up_once() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains(": ok, "), "{}", run.stderr);
     assert_eq!(std::fs::read(w.join("daily.csv")).unwrap(), before);
+}
+
+/// `dau schedule --once` run from cron: the first start only records the job's state (nothing
+/// before it is due), and the next start runs the firings since.
+#[test]
+fn a_first_start_records_the_state_that_the_next_start_catches_up_from() {
+    let w = Workdir::new();
+    let rows = setup(&w, "* * * * * *");
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("job nightly: first start"),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.join("daily.csv").exists(), "{}", run.stderr);
+    let state: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(w.join("state.json")).unwrap()).unwrap();
+    assert!(state.contains_key("nightly"), "{state:?}");
+
+    // A second later the cron has fired (every second), and the next start runs it, once.
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("first start"), "{}", run.stderr);
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    assert_eq!(run.stderr.matches(": ok, ").count(), 1, "{}", run.stderr);
+    assert_eq!(exported(&w), dau_of(&rows, &[yesterday]), "{}", run.stderr);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `dau schedule`: a long-running server that runs the `[[jobs]]` of `dau.toml` when their cron
 //! fires, in each job's timezone, and on start catches up the days it missed while it was down.
 //!
-//! The state file keeps, per job, the last firing whose export succeeded. A firing exports the day
+//! The state file keeps, per job, the last firing whose export succeeded (at first, when the
+//! schedule first started the job: nothing before that is due). A firing exports the day
 //! before it (`range = "yesterday"`) or its own day (`"today"`); missed firings that export the
 //! same day run it once. SIGTERM or Ctrl-C stops the server between exports.
 //!
@@ -125,11 +126,25 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         state = %state_path.display(),
         "dau schedule: started"
     );
+    // A job with no state yet starts now, and says so; its state is saved at once, so that the
+    // firings a later start finds missed (or the next `--once` from cron) run.
+    let new: Vec<&str> = jobs
+        .iter()
+        .map(|job| job.job.name.as_str())
+        .filter(|name| !state.contains_key(*name))
+        .collect();
+    for name in &new {
+        tracing::info!(job = %name, "job {name}: first start, nothing due yet; its firings from now on run");
+        state.insert(name.to_string(), started);
+    }
+    if !new.is_empty() {
+        save(&state_path, &state)?;
+    }
     let mut stop = Box::pin(stopped());
     loop {
         let now = Utc::now();
         for job in &jobs {
-            let last = state.get(&job.job.name).copied().unwrap_or(started);
+            let last = state[&job.job.name];
             let (days, newest) = due(job, last, now);
             let mut all_ok = true;
             for day in days {
