@@ -265,7 +265,7 @@ fn seconds(value: f64, what: &str) -> Result<std::time::Duration> {
 }
 
 fn load(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string());
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"));
     text.and_then(|t| parse(&t)).map_err(|what| Error::Config {
         path: PathBuf::from(path),
         what,

@@ -158,6 +158,11 @@ fn bad_config_file() {
     let w = Workdir::new();
     std::fs::write(w.join("dau.toml"), "[lake]\nulr = 'lake'\n").unwrap();
     insta::assert_snapshot!(fails(&w, &["query", "dau"], 2));
+    let stderr = fails(&w, &["--config", "gone.toml", "query", "dau"], 2);
+    assert!(
+        stderr.starts_with("dau: bad config (gone.toml): cannot read it: "),
+        "{stderr}"
+    );
 }
 
 #[test]

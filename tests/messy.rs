@@ -109,6 +109,10 @@ fn unreadable_files_are_named_and_can_be_skipped() {
                 "{case} {engine}: {stderr}"
             );
             assert!(stderr.contains("--skip-bad-files"), "{case}: {stderr}");
+            assert!(
+                !stderr.contains("Parquet error: Parquet error"),
+                "{case} {engine}: the reason is said once: {stderr}"
+            );
 
             // Skipped: the bad file held no real rows, so every day is still exact.
             let run = dau(&w, &["--skip-bad-files", "--engine", engine]);

@@ -204,7 +204,8 @@ pub async fn footer(
         Ok(metadata) => Ok(Ok(metadata)),
         Err(e) => match lake.storage_failure(&e) {
             Some(failure) => Err(failure),
-            None => Ok(Err(format!("not a readable Parquet file: {e}"))),
+            // DataFusion's own prefix would repeat the parquet crate's ("Parquet error: ").
+            None => Ok(Err(format!("not a readable Parquet file: {}", e.message()))),
         },
     }
 }
