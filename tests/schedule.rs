@@ -31,6 +31,18 @@ fn last_success(w: &Workdir, day: NaiveDate) -> String {
     state
 }
 
+/// Runs what is due, as from a crontab (`dau schedule --once`), which must succeed.
+fn once(w: &Workdir) -> Run {
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run
+}
+
+/// The state file: each job's last successful firing.
+fn state(w: &Workdir) -> BTreeMap<String, String> {
+    serde_json::from_str(&std::fs::read_to_string(w.join("state.json")).unwrap()).unwrap()
+}
+
 /// Points the schedule's alerts at a receiver of the test's, with no retries; its bodies.
 fn alert_without_retries(w: &Workdir) -> Alerts {
     let (url, alerts) = receiver();
@@ -100,8 +112,7 @@ fn a_job_fires_exports_records_its_state_and_stops_on_sigterm() {
         "{stderr}"
     );
     assert!(stderr.contains("dau schedule: stopping"), "{stderr}");
-    let state: BTreeMap<String, String> =
-        serde_json::from_str(&std::fs::read_to_string(w.join("state.json")).unwrap()).unwrap();
+    let state = state(&w);
     assert!(state.contains_key("nightly"), "{state:?}");
 }
 
@@ -113,16 +124,14 @@ fn days_missed_while_down_are_caught_up_once() {
     // The last success was the midnight four days ago: the firings of the three midnights since
     // and today's have not run.
     last_success(&w, today - Days::new(4));
-    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = once(&w);
     let missed: Vec<NaiveDate> = (1..=4).rev().map(|k| today - Days::new(k)).collect();
     assert_eq!(exported(&w), dau_of(&rows, &missed), "{}", run.stderr);
     assert_eq!(run.stderr.matches(": ok, ").count(), 4, "{}", run.stderr);
 
     // Up to date: a second start runs nothing.
     let before = std::fs::read(w.join("daily.csv")).unwrap();
-    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = once(&w);
     assert!(!run.stderr.contains(": ok, "), "{}", run.stderr);
     assert_eq!(std::fs::read(w.join("daily.csv")).unwrap(), before);
 }
@@ -133,22 +142,19 @@ fn days_missed_while_down_are_caught_up_once() {
 fn a_first_start_records_the_state_that_the_next_start_catches_up_from() {
     let w = Workdir::new();
     let rows = setup(&w, "* * * * * *");
-    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = once(&w);
     assert!(
         run.stderr.contains("job nightly: first start"),
         "{}",
         run.stderr
     );
     assert!(!w.join("daily.csv").exists(), "{}", run.stderr);
-    let state: BTreeMap<String, String> =
-        serde_json::from_str(&std::fs::read_to_string(w.join("state.json")).unwrap()).unwrap();
+    let state = state(&w);
     assert!(state.contains_key("nightly"), "{state:?}");
 
     // A second later the cron has fired (every second), and the next start runs it, once.
     std::thread::sleep(Duration::from_millis(1100));
-    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = once(&w);
     assert!(!run.stderr.contains("first start"), "{}", run.stderr);
     let yesterday = Utc::now().date_naive() - Days::new(1);
     assert_eq!(run.stderr.matches(": ok, ").count(), 1, "{}", run.stderr);
@@ -164,8 +170,7 @@ fn a_failing_job_is_retried_and_its_state_not_advanced() {
     let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
     std::fs::write(&part, b"not parquet").unwrap();
     let state = last_success(&w, yesterday - Days::new(1));
-    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = once(&w);
     assert!(
         run.stderr.contains("attempt 3 of 3 failed"),
         "{}",
@@ -398,8 +403,7 @@ fn a_missing_partition_alerts_as_a_stale_lake() {
             false => std::fs::remove_dir_all(&folder).unwrap(),
         }
         last_success(&w, yesterday - Days::new(1));
-        let run = w.run(&["schedule", "--state", "state.json", "--once"]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        let run = once(&w);
         let alerts = alerts.lock().unwrap().clone();
         assert_eq!(alerts.len(), 1, "{alerts:?} {}", run.stderr);
         let alert: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
