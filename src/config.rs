@@ -212,6 +212,13 @@ impl Config {
         };
         let rollups = match args.rollups.clone().or(lake.rollups) {
             Some(dir) if dir == "off" => None,
+            // An empty value (`DAU_ROLLUPS=`) would put them in the working folder.
+            Some(dir) if dir.is_empty() => {
+                return Err(Error::usage(
+                    "--rollups, DAU_ROLLUPS or [lake] rollups is empty",
+                    "give a folder, a gs:// or s3:// prefix, or off",
+                ));
+            }
             Some(place) => Some(place),
             None => dirs::cache_dir().map(|d| d.join("dau").join("rollups").display().to_string()),
         };

@@ -175,6 +175,29 @@ fn bad_timezone() {
     ));
 }
 
+/// An empty rollup place (`DAU_ROLLUPS=` in a unit file) is refused, not the working folder.
+#[test]
+fn empty_rollups_place() {
+    let w = Workdir::new();
+    lake(&w);
+    let before: Vec<_> = std::fs::read_dir(w.path()).unwrap().collect();
+    let run = w
+        .command(&["query", "dau", "--lake", "lake"])
+        .env("DAU_ROLLUPS", "")
+        .output()
+        .unwrap();
+    let run = Run::from(run);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "dau: --rollups, DAU_ROLLUPS or [lake] rollups is empty: give a folder, a gs:// or s3:// \
+         prefix, or off\n"
+    );
+    let after: Vec<_> = std::fs::read_dir(w.path()).unwrap().collect();
+    assert_eq!(after.len(), before.len(), "nothing is written");
+}
+
 // `dau query … | head -1` must end quietly with exit 0 when the reader goes away.
 #[test]
 fn closed_stdout_is_not_an_error() {
