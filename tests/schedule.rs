@@ -161,6 +161,26 @@ fn a_first_start_records_the_state_that_the_next_start_catches_up_from() {
     assert_eq!(exported(&w), dau_of(&rows, &[yesterday]), "{}", run.stderr);
 }
 
+/// Two jobs of one name would share a state and a URL: refused before anything runs.
+#[test]
+fn job_names_are_unique() {
+    let w = Workdir::new();
+    setup(&w, "* * * * * *");
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let second = toml.split_once("[[jobs]]").unwrap().1;
+    std::fs::write(w.join("dau.toml"), format!("{toml}\n[[jobs]]{second}")).unwrap();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("dau: two [[jobs]] are named 'nightly': give each its own name"),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.join("state.json").exists());
+    assert!(!w.join("daily.csv").exists());
+}
+
 #[test]
 fn a_failing_job_is_retried_and_its_state_not_advanced() {
     let w = Workdir::new();

@@ -83,6 +83,13 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         .iter()
         .map(|job| scheduled(config, job))
         .collect::<Result<Vec<_>>>()?;
+    let mut names = BTreeSet::new();
+    if let Some(twice) = jobs.iter().find(|j| !names.insert(j.job.name.as_str())) {
+        return Err(Error::usage(
+            format!("two [[jobs]] are named '{}'", twice.job.name),
+            "give each its own name: the state file and POST /jobs/NAME/run know a job by it",
+        ));
+    }
     if jobs.is_empty() {
         return Err(Error::usage(
             "no [[jobs]] to schedule",
