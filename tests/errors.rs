@@ -181,12 +181,12 @@ fn empty_rollups_place() {
     let w = Workdir::new();
     lake(&w);
     let before: Vec<_> = std::fs::read_dir(w.path()).unwrap().collect();
-    let run = w
+    let run: Run = w
         .command(&["query", "dau", "--lake", "lake"])
         .env("DAU_ROLLUPS", "")
         .output()
-        .unwrap();
-    let run = Run::from(run);
+        .unwrap()
+        .into();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(run.stdout, "");
     assert_eq!(
