@@ -181,6 +181,26 @@ fn job_names_are_unique() {
     assert!(!w.join("daily.csv").exists());
 }
 
+/// A destination dau cannot write is refused at start, not at the first firing.
+#[test]
+fn a_job_output_is_checked_at_start() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let toml = toml.replace("daily.csv", "daily.txt");
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "dau: job 'nightly': output: cannot tell where to export 'daily.txt': give a file"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.join("state.json").exists());
+}
+
 #[test]
 fn a_failing_job_is_retried_and_its_state_not_advanced() {
     let w = Workdir::new();

@@ -31,6 +31,7 @@ use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
 use crate::metrics::Metric;
+use crate::sink::Sink;
 use crate::{Error, Result};
 
 /// Retries of a failed export before the firing is given up (until the next start or firing).
@@ -233,6 +234,9 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
             ));
         }
     };
+    // A destination dau cannot write is said now, not at the first firing.
+    Sink::parse(&job.output)
+        .map_err(|e| Error::usage(format!("job '{}': output", job.name), e.to_string()))?;
     Ok(Scheduled {
         job: job.clone(),
         metrics,
