@@ -3,9 +3,10 @@
 # the DuckDB oracle of tests/writers.py, from PyPI in one virtualenv, whose folder it prints.
 # Idempotent: installs only what is missing. Called by .ci/run and by the tests themselves.
 set -euo pipefail
-# PostgreSQL's server programs, for the export tests (each test starts a private server).
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  { apt-get update -qq && apt-get install -y -qq postgresql; } >&2
+# PostgreSQL's server programs, for the export tests (each test starts a private server), and
+# openssl, which makes the certificates of the one that takes TLS only.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v openssl >/dev/null; then
+  { apt-get update -qq && apt-get install -y -qq postgresql openssl; } >&2
 fi
 venv="${DAU_TEST_VENV:-$HOME/.cache/dau/test-venv}"
 if [ ! -x "$venv/bin/gcp-storage-emulator" ] || [ ! -x "$venv/bin/moto_server" ] ||

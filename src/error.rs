@@ -164,6 +164,19 @@ impl From<DataFusionError> for Error {
     }
 }
 
+/// An error and its causes, joined: libraries often name the operation and leave what went wrong
+/// (a refused connection, an untrusted certificate) to the cause.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl Error {
     /// Hands one of ours to DataFusion, from a table provider; [`From`] takes it back.
     pub fn into_datafusion(self) -> DataFusionError {

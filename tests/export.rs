@@ -59,6 +59,13 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
     let range = ["--from", "2024-06-05", "--to", "2024-06-07"];
     let run = export(&w, &[&metrics[..], &range[..], &out[..]].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "dau export: 3 row(s) for 2024-06-05 to 2024-06-07 into {file} (3 row(s) in all)"
+        )),
+        "{}",
+        run.stderr
+    );
     for day_arg in ["2024-06-06", "2024-06-10", "2024-06-10", "2024-06-03"] {
         let run = export(&w, &[&metrics[..], &["--date", day_arg], &out[..]].concat());
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -384,6 +391,16 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A server that takes TCP connections over TLS only, with a certificate for `localhost`
+    /// signed by a CA of its own (`ca.pem` in its folder).
+    fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         venv(); // installs PostgreSQL when it is missing
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .unwrap()
@@ -397,6 +414,9 @@ impl Postgres {
             bin,
             dir,
         };
+        if tls {
+            server.make_certificates();
+        }
         if Postgres::as_root() {
             let owned = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -418,11 +438,20 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             server.port,
             server.dir.path().display()
         );
+        if tls {
+            let dir = server.dir.path().display();
+            options += &format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key"
+            );
+            // Over TCP, TLS or nothing.
+            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+            std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        }
         let log = server.dir.path().join("log");
         server.run(
             "pg_ctl",
@@ -438,6 +467,70 @@ impl Postgres {
             ],
         );
         server
+    }
+
+    /// `ca.pem`, and `server.pem` (for the name `localhost` only) with its key, by openssl.
+    fn make_certificates(&self) {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("openssl (apt-get install openssl)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let ca = [
+            "-x509",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=dau test CA",
+        ];
+        openssl(&[&["req"], &key[..], &ca[..], &["-days", "2"]].concat());
+        let request = [
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ];
+        openssl(&[&["req"], &key[..], &request[..]].concat());
+        let names = "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n";
+        std::fs::write(self.dir.path().join("names"), names).unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "names",
+            "-out",
+            "server.pem",
+        ]);
+        // The server refuses a key others can read.
+        let key = self.dir.path().join("server.key");
+        std::fs::set_permissions(key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     }
 
     fn as_root() -> bool {
@@ -542,10 +635,92 @@ fn postgres_rows_are_upserted_per_day_in_one_transaction() {
     let run = export(&w, &["dau", "--date", "2024-06-06", "--output", &nobody]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("cannot export to {nobody}")),
+        run.stderr.contains(&format!("cannot export to {nobody}"))
+            && run.stderr.contains("Connection refused"),
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn postgres_over_tls_checks_the_certificate_as_sslmode_says() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let pg = Postgres::start_tls();
+    let ca = pg.dir.path().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let url = |host: &str, tls: &str| {
+        format!(
+            "postgres://dau@{host}:{}/postgres?{tls}&table=daily",
+            pg.port
+        )
+    };
+    let delivered = [
+        // libpq's default: TLS when the server offers it, the certificate not checked.
+        ("2024-06-02", url("127.0.0.1", "connect_timeout=5")),
+        (
+            "2024-06-03",
+            url("127.0.0.1", "sslmode=require").replace("dau@", "dau:pw@"),
+        ),
+        // The certificate is signed by the CA and names the host.
+        (
+            "2024-06-04",
+            url(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+        ),
+        // Signed by the CA; the name it holds is not checked.
+        (
+            "2024-06-05",
+            url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")),
+        ),
+    ];
+    for (date, dest) in &delivered {
+        let run = export(&w, &["dau", "--date", date, "--output", dest]);
+        assert_eq!(run.code, 0, "{dest}: {}", run.stderr);
+        let shown = dest.replace(":pw@", ":***@");
+        assert!(
+            run.stderr.contains(&format!("into {shown} (")),
+            "{}",
+            run.stderr
+        );
+    }
+    let refused = [
+        (url("127.0.0.1", "sslmode=disable"), "no encryption"),
+        (
+            url(
+                "127.0.0.1",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+            "not valid for name \"127.0.0.1\"",
+        ),
+        (url("localhost", "sslmode=verify-full"), "UnknownIssuer"),
+        (url("localhost", "sslrootcert=system"), "UnknownIssuer"),
+    ];
+    for (dest, why) in &refused {
+        let run = export(&w, &["dau", "--date", "2024-06-06", "--output", dest]);
+        assert_eq!(run.code, 3, "{dest}: {}", run.stderr);
+        assert!(run.stderr.contains(why), "{dest}: {}", run.stderr);
+        assert!(run.stderr.contains("nothing of this export was written"));
+    }
+    let run = export(
+        &w,
+        &["dau", "--output", &url("localhost", "sslmode=verify")],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bad sslmode 'verify'"),
+        "{}",
+        run.stderr
+    );
+
+    let want: Vec<String> = delivered
+        .iter()
+        .map(|(date, _)| format!("{date} {}", oracle(&rows, day(date)).0))
+        .collect();
+    let got = pg.query("SELECT string_agg(date || ' ' || dau, ',' ORDER BY date) FROM daily");
+    assert_eq!(got, want.join(","));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::dates::{check_order, day_arg, today};
 use crate::lake::Lake;
 use crate::metrics::{self, Metric, Query};
-use crate::sink::Sink;
+use crate::sink::{Sink, without_password};
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -49,14 +49,16 @@ pub struct ExportArgs {
     #[arg(long)]
     pub calendar: bool,
 
-    /// Where to: a .csv, .parquet or .xlsx file, or sqlite://PATH or postgres://URL (?table=NAME)
+    /// Where to: a .csv, .parquet or .xlsx file, or sqlite://PATH or postgres://URL (?table=NAME;
+    /// PostgreSQL also takes sslmode=disable|prefer|require|verify-ca|verify-full and
+    /// sslrootcert=FILE)
     #[arg(long, short, value_name = "DEST")]
     pub output: String,
 }
 
 pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
     let (from, to) = days(config, args)?;
-    export(
+    let done = export(
         config,
         &args.metrics,
         (from, to),
@@ -64,6 +66,12 @@ pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
         &args.output,
     )
     .await?;
+    eprintln!(
+        "dau export: {} row(s) for {from} to {to} into {} ({} row(s) in all)",
+        done.rows,
+        without_password(&args.output),
+        done.total
+    );
     Ok(())
 }
 

@@ -23,6 +23,8 @@ use object_store::{
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
+use crate::error::chain;
+
 const STORE: &str = "GCS";
 
 /// A bucket, reached at `base` (Google's endpoint, an emulator, or a private endpoint).
@@ -242,18 +244,6 @@ impl Gcs {
 
 fn backoff(attempt: usize) -> Duration {
     Duration::from_millis(100 << attempt.min(6))
-}
-
-/// An error and its causes, joined (reqwest names the URL, its causes say what went wrong).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 async fn status_error(

@@ -28,8 +28,13 @@ pub enum Sink {
         path: PathBuf,
         table: Option<String>,
     },
-    /// A table in a PostgreSQL database: the connection URL without our `table` parameter.
-    Postgres { url: String, table: Option<String> },
+    /// A table in a PostgreSQL database: the connection URL without the parameters dau reads
+    /// itself (`table`, and `sslmode` and `sslrootcert` as `tls`).
+    Postgres {
+        url: String,
+        table: Option<String>,
+        tls: postgres::Tls,
+    },
     /// An Excel workbook with a sheet per metric.
     Xlsx { path: PathBuf },
 }
@@ -39,15 +44,21 @@ impl Sink {
     /// optionally with `?table=NAME`.
     pub fn parse(dest: &str) -> Result<Sink> {
         if let Some(rest) = dest.strip_prefix("sqlite://") {
-            let (path, table) = table_parameter(dest, rest)?;
+            let (path, table) = take_parameter(rest, "table");
             return Ok(Sink::Sqlite {
                 path: PathBuf::from(path),
-                table,
+                table: table_name(dest, table)?,
             });
         }
         if dest.starts_with("postgres://") || dest.starts_with("postgresql://") {
-            let (url, table) = table_parameter(dest, dest)?;
-            return Ok(Sink::Postgres { url, table });
+            let shown = without_password(dest);
+            let (url, table) = take_parameter(dest, "table");
+            let (url, tls) = postgres::Tls::take(&shown, &url)?;
+            return Ok(Sink::Postgres {
+                url,
+                table: table_name(&shown, table)?,
+                tls,
+            });
         }
         let path = PathBuf::from(dest);
         let extension = path
@@ -86,11 +97,22 @@ impl Sink {
                 let table = table.as_deref().unwrap_or(default_table(key));
                 sqlite::write(ctx, path, table, schema, key, days).await
             }
-            Sink::Postgres { url, table } => {
+            Sink::Postgres { url, table, tls } => {
                 let table = table.as_deref().unwrap_or(default_table(key));
-                postgres::write(ctx, url, table, schema, key, days).await
+                postgres::write(ctx, url, tls, table, schema, key, days).await
             }
         }
+    }
+}
+
+/// A destination as the user may read it back: a URL without its password.
+pub fn without_password(dest: &str) -> String {
+    match url::Url::parse(dest) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => dest.to_string(),
     }
 }
 
@@ -103,21 +125,15 @@ fn default_table(key: &[&str]) -> &'static str {
     }
 }
 
-/// Splits `?table=NAME` off a database URL (`rest` is the part that holds it); other parameters
-/// stay in the URL.
-fn table_parameter(dest: &str, rest: &str) -> Result<(String, Option<String>)> {
+/// Takes the parameter `name` out of a URL's query (`rest` is the part that holds it), returning
+/// the URL without it and its last value, decoded; the other parameters stay as they were.
+fn take_parameter(rest: &str, name: &str) -> (String, Option<String>) {
     let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let mut table = None;
+    let mut value = None;
     let mut others = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("table", name)) if is_identifier(name) => table = Some(name.to_string()),
-            Some(("table", _)) => {
-                return Err(Error::usage(
-                    format!("bad table name in '{dest}'"),
-                    "a table name has letters, digits and _ only",
-                ));
-            }
+        match url::form_urlencoded::parse(pair.as_bytes()).next() {
+            Some((key, found)) if key == name => value = Some(found.into_owned()),
             _ => others.push(pair),
         }
     }
@@ -125,7 +141,18 @@ fn table_parameter(dest: &str, rest: &str) -> Result<(String, Option<String>)> {
         [] => base.to_string(),
         others => format!("{base}?{}", others.join("&")),
     };
-    Ok((url, table))
+    (url, value)
+}
+
+/// A `?table=` name, which dau puts into SQL: letters, digits and `_` only.
+fn table_name(dest: &str, table: Option<String>) -> Result<Option<String>> {
+    match table {
+        Some(name) if !is_identifier(&name) => Err(Error::usage(
+            format!("bad table name in '{dest}'"),
+            "a table name has letters, digits and _ only",
+        )),
+        table => Ok(table),
+    }
 }
 
 /// A name as SQL quotes it.

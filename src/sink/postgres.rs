@@ -3,8 +3,11 @@
 //!
 //! The table, when absent, is made from the export's columns: `date` DATE, counts BIGINT, means
 //! and ratios DOUBLE PRECISION, ids BIGINT or TEXT; the primary key is `date` (with the user id
-//! for user-days). The connection is plain TCP or a Unix socket (no TLS).
+//! for user-days). The connection is TCP, encrypted with TLS as the URL's `sslmode` says (libpq's
+//! meanings), or a Unix socket.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -13,9 +16,18 @@ use datafusion::arrow::datatypes::{
     DataType, Date32Type, Float64Type, Int32Type, Int64Type, SchemaRef,
 };
 use datafusion::prelude::SessionContext;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{create_table, dates_of, quote};
+use super::{create_table, dates_of, quote, take_parameter, without_password};
+use crate::error::chain;
 use crate::{Error, Result};
 
 /// Rows in one INSERT statement.
@@ -24,27 +36,208 @@ const ROWS_PER_INSERT: usize = 1000;
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The URL's `sslmode` and `sslrootcert`, which dau reads itself (tokio-postgres knows neither
+/// verify-ca, verify-full nor a root certificate file).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    mode: Mode,
+    /// The CA certificates (a PEM file) that sign the server's; none: the machine's own.
+    root: Option<PathBuf>,
+}
+
+/// libpq's `sslmode`s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Mode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it.
+    #[default]
+    Prefer,
+    /// TLS or no connection.
+    Require,
+    /// TLS, with a certificate signed by a trusted CA.
+    VerifyCa,
+    /// TLS, with a certificate signed by a trusted CA for the host in the URL.
+    VerifyFull,
+}
+
+impl Tls {
+    /// Takes `sslmode` and `sslrootcert` out of `url` (`shown` is the URL for messages).
+    pub fn take(shown: &str, url: &str) -> Result<(String, Tls)> {
+        let (url, mode) = take_parameter(url, "sslmode");
+        let (url, root) = take_parameter(&url, "sslrootcert");
+        let mode = match mode.as_deref() {
+            None => None,
+            Some("disable") => Some(Mode::Disable),
+            Some("prefer") => Some(Mode::Prefer),
+            Some("require") => Some(Mode::Require),
+            Some("verify-ca") => Some(Mode::VerifyCa),
+            Some("verify-full") => Some(Mode::VerifyFull),
+            Some(other) => {
+                return Err(Error::usage(
+                    format!("bad sslmode '{other}' in '{shown}'"),
+                    "sslmode is disable, prefer (the default), require, verify-ca or verify-full",
+                ));
+            }
+        };
+        // `system`, as in libpq: the machine's CA certificates, and then verify-full.
+        let (mode, root) = match (mode, root) {
+            (None | Some(Mode::VerifyFull), Some(root)) if root == "system" => {
+                (Mode::VerifyFull, None)
+            }
+            (Some(_), Some(root)) if root == "system" => {
+                return Err(Error::usage(
+                    format!("sslrootcert=system with a weaker sslmode in '{shown}'"),
+                    "sslrootcert=system goes with sslmode=verify-full, or with no sslmode",
+                ));
+            }
+            (mode, root) => (mode.unwrap_or_default(), root.map(PathBuf::from)),
+        };
+        Ok((url, Tls { mode, root }))
+    }
+
+    /// A connector that checks the server's certificate as libpq would: its chain with
+    /// verify-ca, verify-full or a `sslrootcert`; its host name with verify-full; not at all
+    /// with prefer and require alone (encrypted, but the server not authenticated).
+    fn connector(&self) -> Result<MakeRustlsConnect> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verify_chain = matches!(self.mode, Mode::VerifyCa | Mode::VerifyFull)
+            || (self.root.is_some() && self.mode != Mode::Disable);
+        let chain = if verify_chain {
+            let roots = Arc::new(self.roots()?);
+            let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| {
+                    Error::usage(
+                        format!("cannot check the PostgreSQL server's certificate: {e}"),
+                        "give the CA certificates that sign it as ?sslrootcert=FILE (PEM)",
+                    )
+                })?;
+            Some(verifier)
+        } else {
+            None
+        };
+        let verifier = Verifier {
+            chain,
+            host: self.mode == Mode::VerifyFull,
+            provider: provider.clone(),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Ok(MakeRustlsConnect::new(config))
+    }
+
+    /// The CA certificates that may sign the server's.
+    fn roots(&self) -> Result<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        match &self.root {
+            Some(path) => {
+                let bad = |detail: String| {
+                    Error::usage(
+                        format!("cannot use sslrootcert {}: {detail}", path.display()),
+                        "give a PEM file of the CA certificates that sign the server's, or \
+                         sslrootcert=system for this machine's",
+                    )
+                };
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| bad(e.to_string()))?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(bad("it holds no certificate".into()));
+                }
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            }
+        }
+        Ok(roots)
+    }
+
+    fn ssl_mode(&self) -> SslMode {
+        match self.mode {
+            Mode::Disable => SslMode::Disable,
+            Mode::Prefer => SslMode::Prefer,
+            Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
+        }
+    }
+}
+
+/// Checks a server's certificate: its chain when `chain` is set, and then its host name when
+/// `host` is; the handshake's signatures always.
+#[derive(Debug)]
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    host: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.host => Ok(ServerCertVerified::assertion()),
+            checked => checked,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        signed: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, signed, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        signed: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, signed, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 pub async fn write(
     ctx: &SessionContext,
     url: &str,
+    tls: &Tls,
     table: &str,
     schema: SchemaRef,
     key: &[&str],
     (from, to): (NaiveDate, NaiveDate),
 ) -> Result<u64> {
-    // The URL as the user may read it back: without a password.
-    let shown = match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    };
+    let shown = without_password(url);
     let failed = |e: tokio_postgres::Error| Error::Sink {
         dest: format!("{shown} table {table}"),
         detail: match e.as_db_error() {
             Some(db) => db.message().to_string(),
-            None => e.to_string(),
+            None => chain(&e),
         },
     };
     let batches = ctx.table("new").await?.collect().await?;
@@ -52,10 +245,8 @@ pub async fn write(
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    let (mut client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(failed)?;
+    config.ssl_mode(tls.ssl_mode());
+    let (mut client, connection) = config.connect(tls.connector()?).await.map_err(failed)?;
     let connection = tokio::spawn(connection);
 
     let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
