@@ -41,13 +41,35 @@ pub enum Format {
 }
 
 impl Format {
-    /// `--format` as given, else from the `--output` file's extension, else a table.
+    /// `--format` as given, else from the `--output` file's extension (a table for `.txt` or
+    /// none); an extension of another format (`out.xlsx`, `out.tsv`) is refused rather than
+    /// filled with a table.
     pub fn resolve(format: Option<Format>, output: Option<&Path>) -> Result<Format> {
-        let from_extension = output
+        let extension = output
             .and_then(|p| p.extension())
-            .and_then(|e| e.to_str())
-            .and_then(|e| Format::from_str(&e.to_ascii_lowercase(), true).ok())
-            .filter(|f| *f != Format::Table);
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let from_extension = match extension.as_deref() {
+            _ if format.is_some() => None,
+            None | Some("txt") => None,
+            Some("jsonl") => Some(Format::Ndjson),
+            Some(e) => match Format::from_str(e, true) {
+                Ok(f) if f != Format::Table => Some(f),
+                _ => {
+                    let hint = if e == "xlsx" {
+                        "`dau export METRIC… --output FILE.xlsx` writes a workbook; or pick \
+                         --format"
+                    } else {
+                        "name it .csv, .json, .ndjson, .parquet or .txt (a table), or pick \
+                         --format"
+                    };
+                    let path = output.unwrap_or(Path::new("")).display();
+                    return Err(Error::usage(
+                        format!("cannot tell what to write into {path} (.{e})"),
+                        hint,
+                    ));
+                }
+            },
+        };
         let format = format.or(from_extension).unwrap_or(Format::Table);
         if format == Format::Parquet && output.is_none() {
             return Err(Error::usage(
@@ -371,6 +393,17 @@ mod tests {
         assert_eq!(f("out.PARQUET"), Format::Parquet);
         assert_eq!(f("out.ndjson"), Format::Ndjson);
         assert_eq!(f("out.txt"), Format::Table);
+        assert_eq!(f("out"), Format::Table);
+        assert_eq!(f("out.jsonl"), Format::Ndjson);
+        for other in ["out.xlsx", "out.tsv", "out.table"] {
+            let refused = Format::resolve(None, Some(Path::new(other))).unwrap_err();
+            assert_eq!(refused.exit_code(), 2, "{other}");
+            assert!(refused.to_string().contains(other), "{refused}");
+        }
+        assert_eq!(
+            Format::resolve(Some(Format::Table), Some(Path::new("x.tsv"))).unwrap(),
+            Format::Table
+        );
         assert_eq!(
             Format::resolve(Some(Format::Json), Some(Path::new("x.csv"))).unwrap(),
             Format::Json
