@@ -106,6 +106,21 @@ fn bad_from() {
     ));
 }
 
+/// `--from yesterday` on a lake whose last day is older (--to left to default), or a `--to`
+/// before the lake: no partition, as a stale lake is (exit 4), not a backwards range (exit 2).
+#[test]
+fn one_end_outside_the_lake() {
+    let w = Workdir::new();
+    lake(&w);
+    let after = fails(
+        &w,
+        &["query", "dau", "--lake", "lake", "--from", "2024-07-01"],
+        4,
+    );
+    let before = fails(&w, &["check", "--lake", "lake", "--to", "2024-05-01"], 4);
+    insta::assert_snapshot!(format!("{after}{before}"));
+}
+
 #[test]
 fn from_after_to() {
     let w = Workdir::new();

@@ -12,7 +12,7 @@ use futures::{StreamExt, stream};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::dates::{check_order, day_arg, days, today};
+use crate::dates::{day_arg, days, today};
 use crate::lake::Lake;
 use crate::lake::inspect::{FileReport, FileScan, empty_days, inspect, scan_file};
 use crate::output::say;
@@ -122,9 +122,7 @@ pub async fn run(config: &Config, args: &CheckArgs) -> Result<()> {
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;
     let lake = Lake::open(config.lake()?, config, from.zip(to)).await?;
-    let from = from.unwrap_or(lake.first_day());
-    let to = to.unwrap_or(lake.last_day());
-    check_order(from, to)?;
+    let (from, to) = lake.range(from, to, |_| lake.first_day())?;
     let report = examine(&lake, config, from, to).await?;
     match args.format {
         CheckFormat::Json => {

@@ -58,8 +58,9 @@ pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
         _ => None,
     };
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
-    let to = to.unwrap_or_else(|| lake.last_day());
-    let from = from.unwrap_or_else(|| (to - Days::new(DEFAULT_DAYS - 1)).max(lake.first_day()));
+    let (from, to) = lake.range(from, to, |to| {
+        (to - Days::new(DEFAULT_DAYS - 1)).max(lake.first_day())
+    })?;
     let query = Query::new(args.metric, from, to, args.calendar)?;
     let answer = metrics::run(lake, config, &query).await?;
     for warning in &answer.warnings {

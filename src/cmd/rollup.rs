@@ -7,7 +7,7 @@ use chrono::Days;
 use clap::Args;
 
 use crate::config::Config;
-use crate::dates::{check_order, day_arg, today};
+use crate::dates::{day_arg, today};
 use crate::lake::Lake;
 use crate::lake::rollup::Rollups;
 use crate::metrics::bitmap::{self, gather};
@@ -47,9 +47,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         .zip(to)
         .map(|(from, to)| (from - Days::new(30), to + Days::new(6)));
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
-    let from = from.unwrap_or_else(|| lake.first_day());
-    let to = to.unwrap_or_else(|| lake.last_day());
-    check_order(from, to)?;
+    let (from, to) = lake.range(from, to, |_| lake.first_day())?;
     lake.days_between(from, to)?;
     // Windows are counted too, rolling and calendar, so that wau, mau and stickiness need no
     // bitmaps: the days they reach are rolled up with the asked ones.

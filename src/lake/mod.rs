@@ -29,6 +29,7 @@ use progress::{Meter, Metered, Watch};
 use storage::storage_error;
 
 use crate::config::Config;
+use crate::dates::check_order;
 use crate::{Error, Result};
 
 /// A discovered lake: its days and where each day's files are.
@@ -192,6 +193,25 @@ impl Lake {
     ) -> impl Iterator<Item = (&NaiveDate, &Vec<Path>)> {
         let days = self.days.range(from..=to);
         days.filter(|(_, folders)| folders.len() > 1)
+    }
+
+    /// The days a command reads: `from` and `to` as given, a missing `to` the lake's last day and
+    /// a missing `from` `first(to)`. One end given outside the lake, the other left to default,
+    /// is a range with no partition (exit 4: a stale lake, for `--from yesterday`), not a
+    /// backwards one.
+    pub fn range(
+        &self,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        first: impl FnOnce(NaiveDate) -> NaiveDate,
+    ) -> Result<(NaiveDate, NaiveDate)> {
+        let last = to.unwrap_or_else(|| self.last_day());
+        let start = from.unwrap_or_else(|| first(last));
+        if let (Some(given), true) = (from.xor(to), start > last) {
+            self.days_between(given, given)?;
+        }
+        check_order(start, last)?;
+        Ok((start, last))
     }
 
     /// The days from `from` to `to` that have a partition; none at all is an error that says
