@@ -576,3 +576,36 @@ fn save(path: &Path, state: &BTreeMap<String, DateTime<Utc>>) -> Result<()> {
         .and_then(|()| std::fs::rename(&temp, path))
         .map_err(|e| Error::io("cannot write the schedule state", path, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Across both DST changes a daily job exports every day once: a firing time that does not
+    /// exist (02:30 on the spring-forward night) moves to 03:00, one that happens twice (01:30 on
+    /// the fall-back night) fires once.
+    #[test]
+    fn a_daily_job_exports_every_day_once_across_dst_changes() {
+        for cron in ["30 2 * * *", "30 1 * * *"] {
+            let job = Job {
+                name: "nightly".into(),
+                metrics: vec!["dau".into()],
+                cron: cron.into(),
+                timezone: Some("America/New_York".into()),
+                range: "yesterday".into(),
+                output: "daily.csv".into(),
+                calendar: false,
+            };
+            let job = scheduled(&Config::default(), &job).unwrap();
+            for (last, now, first) in [
+                ("2026-03-06T12:00:00Z", "2026-03-11T12:00:00Z", "2026-03-06"),
+                ("2026-10-30T12:00:00Z", "2026-11-04T12:00:00Z", "2026-10-30"),
+            ] {
+                let (days, _) = due(&job, last.parse().unwrap(), now.parse().unwrap());
+                let first: NaiveDate = first.parse().unwrap();
+                let want: BTreeSet<NaiveDate> = (0..5).map(|i| first + Days::new(i)).collect();
+                assert_eq!(days, want, "{cron} from {last}");
+            }
+        }
+    }
+}
