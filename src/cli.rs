@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
@@ -45,7 +46,7 @@ pub struct GlobalArgs {
     pub timezone: Option<String>,
 
     /// Leave unreadable data files out of a query, naming them, instead of failing
-    #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES")]
+    #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES", value_parser = FalseyValueParser::new())]
     pub skip_bad_files: bool,
 
     /// Most memory a query may use, e.g. 4G; operators that can spill to disk do [default: no limit]
@@ -53,7 +54,7 @@ pub struct GlobalArgs {
     pub memory_limit: Option<String>,
 
     /// Read a gs:// or s3:// lake without credentials (public buckets)
-    #[arg(long, global = true, env = "DAU_ANONYMOUS")]
+    #[arg(long, global = true, env = "DAU_ANONYMOUS", value_parser = FalseyValueParser::new())]
     pub anonymous: bool,
 
     /// Storage endpoint for gs:// or s3:// lakes: an emulator, MinIO or a private endpoint
@@ -78,7 +79,7 @@ pub struct GlobalArgs {
     pub rollups: Option<String>,
 
     /// No progress bar on stderr (it shows when reading takes more than a second)
-    #[arg(long, short, global = true, env = "DAU_QUIET")]
+    #[arg(long, short, global = true, env = "DAU_QUIET", value_parser = FalseyValueParser::new())]
     pub quiet: bool,
 
     /// Seconds of reading before the progress bar shows [default: 1]

@@ -146,6 +146,36 @@ fn a_day_whose_every_file_is_bad_is_null_when_skipped() {
     );
 }
 
+/// On/off variables take what shells and container specs write: 1, yes, true; 0, no, false, or
+/// empty for off.
+#[test]
+fn skip_bad_files_from_the_environment_takes_1_and_0() {
+    let w = Workdir::new();
+    lake(&w);
+    std::fs::write(
+        w.join(&format!("lake/date={BAD_DAY}/part-0.parquet")),
+        "garbage",
+    )
+    .unwrap();
+    for (value, skipped) in [
+        ("1", true),
+        ("yes", true),
+        ("0", false),
+        ("", false),
+        ("off", false),
+    ] {
+        let mut command = w.command(&["query", "dau", "--lake", "lake", "-f", "csv"]);
+        let run: Run = command
+            .env("DAU_SKIP_BAD_FILES", value)
+            .output()
+            .unwrap()
+            .into();
+        let want = if skipped { 0 } else { 4 };
+        assert_eq!(run.code, want, "DAU_SKIP_BAD_FILES={value}: {}", run.stderr);
+        assert_eq!(run.stderr.contains("skipped 1 bad file(s)"), skipped);
+    }
+}
+
 // Policy: when any file has string ids, every id reads as a string, so 3 and "3" are one user.
 #[test]
 fn ids_that_drift_from_integers_to_strings_are_one_user_each() {
