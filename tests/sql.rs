@@ -128,6 +128,21 @@ fn sql_errors_and_exit_codes() {
     let run = w.run(&["sql", "--lake", "lake", "-c", "SELECT nope FROM events"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("No field named nope"), "{}", run.stderr);
+    // A metric called as a scalar function: it is a table function, and the message says so.
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "-c",
+        "SELECT DAU('2024-06-01', '2024-06-03')",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("dau(…) is a table function: SELECT * FROM dau('2024-06-01', '2024-06-30')"),
+        "{}",
+        run.stderr
+    );
     let run = w.run(&["sql", "--lake", "missing", "-c", "SELECT 1"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     std::fs::create_dir_all(w.join("empty/a")).unwrap();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
@@ -121,7 +122,12 @@ impl<'a> Session<'a> {
         let read_only = SQLOptions::new().with_allow_dml(false);
         for statement in statements {
             let started = Instant::now();
-            let plan = self.ctx.state().statement_to_plan(statement).await?;
+            let plan = self
+                .ctx
+                .state()
+                .statement_to_plan(statement)
+                .await
+                .map_err(table_function_hint)?;
             if read_only.verify_plan(&plan).is_err() {
                 return Err(Error::ReadOnly);
             }
@@ -496,3 +502,23 @@ make session tables.
   \\format FORMAT    table, csv, json or ndjson
   \\o FILE / \\o     send results to FILE (each result replaces it) / back to the screen
   \\lake URL         switch to another lake";
+
+/// `SELECT dau('2024-06-01', '2024-06-30')`: the metrics are table functions, which DataFusion
+/// does not find among the scalar ones ("Invalid function 'dau'. Did you mean 'map'?").
+fn table_function_hint(error: DataFusionError) -> DataFusionError {
+    let scalar = |name: &String| match error.find_root() {
+        DataFusionError::Plan(message) => {
+            message.starts_with(&format!("Invalid function '{name}'"))
+        }
+        _ => false,
+    };
+    let mut names = Metric::value_variants()
+        .iter()
+        .map(|m| m.name().replace('-', "_"));
+    match names.find(scalar) {
+        Some(name) => DataFusionError::Plan(format!(
+            "{name}(…) is a table function: SELECT * FROM {name}('2024-06-01', '2024-06-30')"
+        )),
+        None => error,
+    }
+}
