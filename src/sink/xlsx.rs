@@ -17,6 +17,9 @@ use rust_xlsxwriter::{Format, Workbook, XlsxError};
 use crate::output;
 use crate::{Error, Result};
 
+/// Rows a worksheet holds below its header.
+const MAX_ROWS: usize = 1_048_575;
+
 /// One cell as a workbook holds it.
 #[derive(Debug, Clone, PartialEq)]
 enum Cell {
@@ -105,6 +108,17 @@ fn failed(path: &Path, detail: impl std::fmt::Display) -> Error {
 fn save(path: &Path, mut sheets: Vec<Sheet>, (from, to): (NaiveDate, NaiveDate)) -> Result<u64> {
     if path.exists() {
         keep_other_days(path, &mut sheets, (from, to))?;
+    }
+    if let Some(sheet) = sheets.iter().find(|s| s.rows.len() > MAX_ROWS) {
+        return Err(Error::usage(
+            format!(
+                "{} would have {} rows in sheet '{}', and a worksheet holds {MAX_ROWS}",
+                path.display(),
+                sheet.rows.len(),
+                sheet.name
+            ),
+            "export to a .parquet or .csv file, or fewer days",
+        ));
     }
     for sheet in &mut sheets {
         sheet.rows.sort_by(|a, b| compare(a, b));
@@ -255,4 +269,35 @@ fn workbook(sheets: &[Sheet]) -> std::result::Result<Workbook, XlsxError> {
         page.autofit();
     }
     Ok(book)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More rows than a worksheet holds: refused before anything is written (rust_xlsxwriter
+    /// would fail only after building the whole workbook, as a write error).
+    #[test]
+    fn a_sheet_too_long_for_excel_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user_days.xlsx");
+        let day = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
+        for (rows, fits) in [(MAX_ROWS, true), (MAX_ROWS + 1, false)] {
+            let sheet = Sheet {
+                name: "user-days".into(),
+                header: vec!["date".into()],
+                rows: vec![Vec::new(); rows],
+            };
+            let saved = save(&path, vec![sheet], (day, day));
+            match fits {
+                true => assert_eq!(saved.unwrap(), rows as u64),
+                false => {
+                    let error = saved.unwrap_err();
+                    assert_eq!(error.exit_code(), 2, "{error}");
+                    assert!(error.to_string().contains("1048576 rows"), "{error}");
+                }
+            }
+            std::fs::remove_file(&path).ok();
+        }
+    }
 }
