@@ -279,9 +279,18 @@ fn load(path: &Path) -> Result<FileConfig> {
     })
 }
 
-/// Parses the text of a `dau.toml`.
+/// Parses the text of a `dau.toml`; an error names its line.
 fn parse(text: &str) -> std::result::Result<FileConfig, String> {
-    toml::from_str(text).map_err(|e| e.message().to_string())
+    toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().replace('\n', ": ");
+        match e.span() {
+            Some(span) => {
+                let line = text[..span.start].matches('\n').count() + 1;
+                format!("line {line}: {message}")
+            }
+            None => message,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -304,7 +313,9 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         let err = parse("[lake]\nulr = 'x'\n").unwrap_err();
-        assert!(err.contains("unknown field `ulr`"), "{err}");
+        assert!(err.starts_with("line 2: unknown field `ulr`"), "{err}");
+        let err = parse("# the lake\n[lake]\nurl = /data/lake\n").unwrap_err();
+        assert!(err.starts_with("line 3: invalid string: expected"), "{err}");
     }
 
     proptest::proptest! {
