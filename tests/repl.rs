@@ -75,6 +75,32 @@ fn a_session_at_the_prompt() {
     s.exp_eof().unwrap();
 }
 
+/// `\lake` to a lake that is not there says so and keeps the session on its lake; `\o FILE`
+/// writes in the format its extension names.
+#[test]
+fn a_failed_lake_switch_keeps_the_lake_and_o_follows_the_extension() {
+    let w = Workdir::new();
+    let rows = random_rows(9, day("2024-06-01"), 3, 50);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+
+    let mut s = repl(&w);
+    s.send_line("\\lake nowhere").unwrap();
+    s.exp_string("lake not found").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\o counted.csv").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("SELECT COUNT(*) AS n FROM events;").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\o out.xlsx").unwrap();
+    s.exp_string("cannot tell what to write into out.xlsx")
+        .unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\q").unwrap();
+    s.exp_eof().unwrap();
+    let written = std::fs::read_to_string(w.join("counted.csv")).unwrap();
+    assert_eq!(written, format!("n\n{}\n", rows.len()));
+}
+
 #[test]
 fn a_progress_bar_shows_on_a_terminal_only() {
     let w = Workdir::new();

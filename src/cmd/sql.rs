@@ -95,7 +95,8 @@ impl<'a> Session<'a> {
     ) -> Result<Session<'a>> {
         let lake = Arc::new(Lake::open(lake, config, None).await?);
         let ctx = session(config, Some(&lake))?;
-        let events = register_lake(&ctx, config, &lake).await?;
+        let events = Arc::new(EventsTable::on_demand(lake.clone(), config).await?);
+        register(&ctx, config, &lake, events.clone())?;
         Ok(Session {
             config,
             ctx,
@@ -326,12 +327,29 @@ impl<'a> Session<'a> {
                         )
                     })?;
             }
-            ("\\o", "") => self.output = None,
-            ("\\o", file) => self.output = Some(PathBuf::from(file)),
+            ("\\o", "") => {
+                self.output = None;
+                if self.format == Format::Parquet {
+                    self.format = Format::Table;
+                }
+            }
+            ("\\o", file) => {
+                // The file's extension sets the format, as --output does (.txt: as it is).
+                let path = PathBuf::from(file);
+                match Format::resolve(None, Some(&path))? {
+                    Format::Table => {}
+                    format => self.format = format,
+                }
+                self.output = Some(path);
+            }
             ("\\lake", url) if !url.is_empty() => {
-                let _ = self.ctx.deregister_table("events")?;
+                // The new lake is opened before the old one is let go: a lake that cannot be
+                // opened leaves the session where it was.
                 let lake = Arc::new(Lake::open(url, self.config, None).await?);
-                self.events = register_lake(&self.ctx, self.config, &lake).await?;
+                let events = Arc::new(EventsTable::on_demand(lake.clone(), self.config).await?);
+                let _ = self.ctx.deregister_table("events")?;
+                register(&self.ctx, self.config, &lake, events.clone())?;
+                self.events = events;
                 self.lake = lake;
                 eprintln!(
                     "now on {} ({} to {})",
@@ -379,18 +397,18 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Registers the `events` table of `lake` in `ctx` (reading only the newest day's footers now),
-/// and the metric table functions.
-async fn register_lake(
+/// Registers `events` (which reads only the newest day's footers when made) and the metric table
+/// functions of `lake` in `ctx`.
+fn register(
     ctx: &SessionContext,
     config: &Config,
     lake: &Arc<Lake>,
-) -> Result<Arc<EventsTable>> {
-    let events = Arc::new(EventsTable::on_demand(lake.clone(), config).await?);
+    events: Arc<EventsTable>,
+) -> Result<()> {
     ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
     ctx.register_table("events", events.clone())?;
     functions::register(ctx, lake.clone(), config, events.schema());
-    Ok(events)
+    Ok(())
 }
 
 /// Completes the word before the cursor from a fixed list.
@@ -500,7 +518,8 @@ make session tables.
   \\metrics          the metrics `dau query` computes
   \\timing on|off    show rows and elapsed time after each statement
   \\format FORMAT    table, csv, json or ndjson
-  \\o FILE / \\o     send results to FILE (each result replaces it) / back to the screen
+  \\o FILE / \\o     send results to FILE (each result replaces it; its extension sets the
+                    format, as --output) / back to the screen
   \\lake URL         switch to another lake";
 
 /// `SELECT dau('2024-06-01', '2024-06-30')`: the metrics are table functions, which DataFusion
