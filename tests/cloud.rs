@@ -1091,3 +1091,142 @@ fn busy_servers_are_retried_with_backoff() {
         assert_eq!(run.stdout, "");
     }
 }
+
+/// The object `name` in the server's bucket `lake`, as its own API serves it (S3 through boto3,
+/// which signs the request as S3 wants).
+fn object(server: &Server, gcs: bool, name: &str) -> Vec<u8> {
+    let got = if gcs {
+        let url = format!(
+            "{}/download/storage/v1/b/lake/o/{}?alt=media",
+            server.endpoint(),
+            name.replace('/', "%2F")
+        );
+        Command::new("curl").args(["-sf", &url]).output().unwrap()
+    } else {
+        let script = "import boto3, sys; s3 = boto3.client('s3', endpoint_url=sys.argv[1], \
+                      region_name='us-east-1', aws_access_key_id='test', \
+                      aws_secret_access_key='test'); \
+                      sys.stdout.buffer.write(s3.get_object(Bucket='lake', Key=sys.argv[2])['Body'].read())";
+        Command::new(venv().join("bin/python"))
+            .args(["-c", script, &server.endpoint(), name])
+            .output()
+            .unwrap()
+    };
+    assert!(
+        got.status.success(),
+        "cannot read {name}: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    got.stdout
+}
+
+/// An exported file's date → (dau, mau): CSV, or else Parquet.
+fn dau_and_mau(bytes: &[u8], csv: bool) -> BTreeMap<NaiveDate, (u64, u64)> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let mut got = BTreeMap::new();
+    if csv {
+        for line in std::str::from_utf8(bytes).unwrap().lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            got.insert(day(f[0]), (f[1].parse().unwrap(), f[2].parse().unwrap()));
+        }
+        return got;
+    }
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes));
+    for batch in reader.unwrap().build().unwrap() {
+        let batch = batch.unwrap();
+        let dates = batch.column(0).as_primitive::<Date32Type>();
+        let count =
+            |c: usize, i: usize| batch.column(c).as_primitive::<Int64Type>().value(i) as u64;
+        for i in 0..batch.num_rows() {
+            got.insert(dates.value_as_date(i).unwrap(), (count(1, i), count(2, i)));
+        }
+    }
+    got
+}
+
+/// `dau export` into a bucket merges day by day as into a local file: a day exported again
+/// replaces its row, other days stay, and the object holds the oracle's numbers. CSV in GCS,
+/// Parquet in S3; other columns are refused, naming the object; query results stay local.
+#[test]
+fn exports_into_a_bucket_replace_their_days_and_keep_the_others() {
+    use crate::util::{LakeSpec, oracle_window, random_rows, write_lake};
+
+    let work = Workdir::new();
+    let rows = random_rows(3, day("2024-06-01"), 20, 150);
+    write_lake(&work.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let dau = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-20"), &[]);
+    let mau = oracle_window(&rows, 30, day("2024-06-01"), day("2024-06-20"), &[]);
+    for gcs in [true, false] {
+        let (server, access, url, name) = match gcs {
+            true => {
+                let server = Server::gcs(&work);
+                let access = Access::gcs(&server);
+                (
+                    server,
+                    access,
+                    "gs://lake/metrics/daily.csv",
+                    "metrics/daily.csv",
+                )
+            }
+            false => {
+                let server = Server::s3(&work);
+                let access = Access::s3(&server);
+                (
+                    server,
+                    access,
+                    "s3://lake/metrics/daily.parquet",
+                    "metrics/daily.parquet",
+                )
+            }
+        };
+        let export = |args: &[&str]| {
+            let base = ["export", "dau", "mau", "--lake", "lake", "--output", url];
+            access.run(&work, &[&base[..], args].concat())
+        };
+        for args in [
+            &["--from", "2024-06-05", "--to", "2024-06-07"][..],
+            &["--date", "2024-06-06"],
+            &["--date", "2024-06-12"],
+        ] {
+            let run = export(args);
+            assert_eq!(run.code, 0, "{url} {args:?}: {}", run.stderr);
+            assert!(
+                run.stderr.contains(&format!("into {url} (")),
+                "{}",
+                run.stderr
+            );
+        }
+        let bytes = object(&server, gcs, name);
+        let got = dau_and_mau(&bytes, gcs);
+        let want: BTreeMap<NaiveDate, (u64, u64)> =
+            ["2024-06-05", "2024-06-06", "2024-06-07", "2024-06-12"]
+                .into_iter()
+                .map(|d| (day(d), (dau[&day(d)].unwrap(), mau[&day(d)].unwrap())))
+                .collect();
+        assert_eq!(got, want, "{url}");
+
+        // Other columns: refused, naming the object, which stays as it was.
+        let base = ["export", "dau", "--lake", "lake", "--date", "2024-06-08"];
+        let run = access.run(&work, &[&base[..], &["--output", url]].concat());
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("{url} has the columns")),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(object(&server, gcs, name), bytes);
+    }
+    let run = work.run(&[
+        "query",
+        "dau",
+        "--lake",
+        "lake",
+        "--output",
+        "gs://lake/x.csv",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("dau export METRIC"), "{}", run.stderr);
+}

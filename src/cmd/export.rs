@@ -20,7 +20,8 @@ use crate::{Error, Result};
 #[command(after_help = "Examples:\n  \
     dau export dau mau opens --date yesterday --output out/daily.csv      (the nightly job)\n  \
     dau export dau wau mau --from 2024-06-01 --to 2024-06-30 --output out/daily.parquet\n  \
-    dau export user-days --date 2024-06-30 --output out/user_days.parquet\n\n\
+    dau export user-days --date 2024-06-30 --output out/user_days.parquet\n  \
+    dau export dau mau --output gs://my-bucket/metrics/daily.csv\n\n\
     The metrics become one row per date (columns: date, then each metric's columns); user-days\n\
     exports alone. Exporting a day again replaces its rows; the file is replaced atomically.")]
 pub struct ExportArgs {
@@ -49,9 +50,9 @@ pub struct ExportArgs {
     #[arg(long)]
     pub calendar: bool,
 
-    /// Where to: a .csv, .parquet or .xlsx file, or sqlite://PATH or postgres://URL (?table=NAME;
-    /// PostgreSQL also takes sslmode=disable|prefer|require|verify-ca|verify-full and
-    /// sslrootcert=FILE)
+    /// Where to: a .csv, .parquet or .xlsx file (a path, or gs://BUCKET/… or s3://BUCKET/…),
+    /// or sqlite://PATH or postgres://URL (?table=NAME; PostgreSQL also takes
+    /// sslmode=disable|prefer|require|verify-ca|verify-full and sslrootcert=FILE)
     #[arg(long, short, value_name = "DEST")]
     pub output: String,
 }
@@ -128,7 +129,9 @@ pub async fn export(
     let exported = new.clone().count().await?;
     ctx.register_table("new", new.into_view())?;
     let names: Vec<&str> = metrics.iter().map(|m| m.name()).collect();
-    let total = sink.write(&ctx, schema, &key, (from, to), &names).await?;
+    let total = sink
+        .write(&ctx, schema, &key, (from, to), &names, &config.storage)
+        .await?;
     Ok(Exported {
         rows: exported as u64,
         total,

@@ -45,6 +45,15 @@ impl Format {
     /// none); an extension of another format (`out.xlsx`, `out.tsv`) is refused rather than
     /// filled with a table.
     pub fn resolve(format: Option<Format>, output: Option<&Path>) -> Result<Format> {
+        if let Some(path) = output.map(Path::to_string_lossy)
+            && crate::lake::storage::is_bucket(&path)
+        {
+            return Err(Error::usage(
+                format!("cannot write {path}: query and sql results go to local files"),
+                "write a local file, or deliver metrics to a bucket with `dau export METRIC… \
+                 --output gs://BUCKET/daily.csv`",
+            ));
+        }
         let extension = output
             .and_then(|p| p.extension())
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
@@ -395,7 +404,7 @@ mod tests {
         assert_eq!(f("out.txt"), Format::Table);
         assert_eq!(f("out"), Format::Table);
         assert_eq!(f("out.jsonl"), Format::Ndjson);
-        for other in ["out.xlsx", "out.tsv", "out.table"] {
+        for other in ["out.xlsx", "out.tsv", "out.table", "gs://bucket/out.csv"] {
             let refused = Format::resolve(None, Some(Path::new(other))).unwrap_err();
             assert_eq!(refused.exit_code(), 2, "{other}");
             assert!(refused.to_string().contains(other), "{refused}");

@@ -1,12 +1,13 @@
 //! Export destinations, written idempotently: exporting a day again replaces that day's rows, and
 //! a failed export leaves what was there.
 
+mod bucket;
 mod file;
 mod postgres;
 mod sqlite;
 mod xlsx;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::collections::BTreeSet;
 
@@ -15,14 +16,17 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::prelude::SessionContext;
 
+use crate::lake::storage::{self, StorageOptions};
 use crate::output::Format;
 use crate::{Error, Result};
 
 /// Where an export goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sink {
-    /// A CSV or Parquet file holding every exported day, sorted by date.
-    File { path: PathBuf, format: Format },
+    /// A CSV, Parquet or xlsx file holding every exported day, sorted by date.
+    File { path: PathBuf, kind: FileKind },
+    /// Such a file in a bucket (`gs://…` or `s3://…`).
+    Bucket { url: String, kind: FileKind },
     /// A table in an SQLite database (created with the table when absent).
     Sqlite {
         path: PathBuf,
@@ -35,13 +39,21 @@ pub enum Sink {
         table: Option<String>,
         tls: postgres::Tls,
     },
+}
+
+/// What a file holds, by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// CSV or Parquet: a row per date (per user and date for user-days).
+    Table(Format),
     /// An Excel workbook with a sheet per metric.
-    Xlsx { path: PathBuf },
+    Workbook,
 }
 
 impl Sink {
-    /// `out/daily.csv`, `out/daily.parquet`, `sqlite://out/dau.db` (or `sqlite:///abs/dau.db`),
-    /// optionally with `?table=NAME`.
+    /// `out/daily.csv`, `out/daily.parquet`, `out/daily.xlsx`, any of them as
+    /// `gs://BUCKET/PATH` or `s3://BUCKET/PATH`, `sqlite://out/dau.db` (or
+    /// `sqlite:///abs/dau.db`, optionally with `?table=NAME`), or `postgres://…`.
     pub fn parse(dest: &str) -> Result<Sink> {
         if let Some(rest) = dest.strip_prefix("sqlite://") {
             let (path, table) = take_parameter(rest, "table");
@@ -64,24 +76,31 @@ impl Sink {
         let extension = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
-        let format = match extension.as_deref() {
-            Some("xlsx") => return Ok(Sink::Xlsx { path }),
-            Some("csv") => Format::Csv,
-            Some("parquet") => Format::Parquet,
+        let kind = match extension.as_deref() {
+            Some("xlsx") => FileKind::Workbook,
+            Some("csv") => FileKind::Table(Format::Csv),
+            Some("parquet") => FileKind::Table(Format::Parquet),
             _ => {
                 return Err(Error::usage(
                     format!("cannot tell where to export '{dest}'"),
-                    "give a file ending in .csv, .parquet or .xlsx, sqlite://PATH or postgres://…",
+                    "give a file ending in .csv, .parquet or .xlsx (in a folder, gs://BUCKET/… or \
+                     s3://BUCKET/…), sqlite://PATH or postgres://…",
                 ));
             }
         };
-        Ok(Sink::File { path, format })
+        Ok(match storage::is_bucket(dest) {
+            true => Sink::Bucket {
+                url: dest.to_string(),
+                kind,
+            },
+            false => Sink::File { path, kind },
+        })
     }
 
     /// Writes the rows registered in `ctx` as `new` (their `key` columns identify a row; a
     /// workbook takes each metric's table `m0…`, named by `metrics`), replacing whatever the
     /// destination held for the dates from `from` to `to` and for the dates `new` has. Returns
-    /// how many rows the destination holds afterwards.
+    /// how many rows the destination holds afterwards. A bucket is reached as `storage` says.
     pub async fn write(
         &self,
         ctx: &SessionContext,
@@ -89,10 +108,19 @@ impl Sink {
         key: &[&str],
         days: (NaiveDate, NaiveDate),
         metrics: &[&str],
+        storage: &StorageOptions,
     ) -> Result<u64> {
+        let merge = async |path: &Path, kind| match kind {
+            FileKind::Workbook => xlsx::write(ctx, path, metrics, days).await,
+            FileKind::Table(format) => {
+                file::write(ctx, path, format, schema.clone(), key, days).await
+            }
+        };
         match self {
-            Sink::Xlsx { path } => xlsx::write(ctx, path, metrics, days).await,
-            Sink::File { path, format } => file::write(ctx, path, *format, schema, key, days).await,
+            Sink::File { path, kind } => merge(path, *kind).await,
+            Sink::Bucket { url, kind } => {
+                bucket::write(url, storage, async |path| merge(path, *kind).await).await
+            }
             Sink::Sqlite { path, table } => {
                 let table = table.as_deref().unwrap_or(default_table(key));
                 sqlite::write(ctx, path, table, schema, key, days).await
