@@ -1230,3 +1230,52 @@ fn exports_into_a_bucket_replace_their_days_and_keep_the_others() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("dau export METRIC"), "{}", run.stderr);
 }
+
+/// Two exports of different days into one object at once: whatever the interleaving, no day is
+/// lost silently. Each export either lands (its day is in the object) or fails with exit 3, saying
+/// the object was replaced meanwhile, and writes nothing. (On S3: the GCS emulator ignores the
+/// conditions of a put, which Google's own service keeps.)
+#[test]
+fn two_exports_into_one_object_at_once_lose_no_day_silently() {
+    use crate::util::{LakeSpec, random_rows, write_lake};
+
+    let work = Workdir::new();
+    let rows = random_rows(5, day("2024-06-01"), 12, 100);
+    write_lake(&work.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let server = Server::s3(&work);
+    let access = Access::s3(&server);
+    let url = "s3://lake/metrics/daily.csv";
+    let mut landed = Vec::new();
+    for pair in [
+        ["2024-06-02", "2024-06-03"],
+        ["2024-06-04", "2024-06-05"],
+        ["2024-06-06", "2024-06-07"],
+    ] {
+        let runs: Vec<(&str, Child)> = pair
+            .iter()
+            .map(|date| {
+                let args = [
+                    "export", "dau", "--lake", "lake", "--date", date, "--output", url,
+                ];
+                let mut command = access.command(&work, &args);
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+                (*date, command.spawn().unwrap())
+            })
+            .collect();
+        for (date, child) in runs {
+            let run = wait(child, Duration::from_secs(60));
+            match run.code {
+                0 => landed.push(day(date)),
+                3 => assert!(
+                    run.stderr.contains("it was replaced while this export ran"),
+                    "{}",
+                    run.stderr
+                ),
+                _ => panic!("{date}: {}", run.stderr),
+            }
+        }
+        let text = String::from_utf8(object(&server, false, "metrics/daily.csv")).unwrap();
+        let dates: Vec<NaiveDate> = text.lines().skip(1).map(|l| day(&l[..10])).collect();
+        assert_eq!(dates, landed, "{text}");
+    }
+}
