@@ -113,6 +113,49 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
     assert_eq!(std::fs::read_to_string(w.join(file)).unwrap(), text);
 }
 
+/// A backfill run day by day in parallel into one file: every day lands (each export reads the
+/// file, merges its day and replaces the file, so exports into one folder take turns), into a
+/// folder that did not exist yet.
+#[test]
+fn exports_at_once_into_one_file_keep_every_day() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let days: Vec<String> = (2..=9).map(|d| format!("2024-06-{d:02}")).collect();
+    let runs: Vec<std::process::Child> = days
+        .iter()
+        .map(|d| {
+            let args = [
+                "export",
+                "dau",
+                "--lake",
+                "lake",
+                "--date",
+                d,
+                "--output",
+                "new/daily.csv",
+            ];
+            let mut command = w.command(&args);
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for mut run in runs {
+        assert!(run.wait().unwrap().success());
+    }
+    let text = std::fs::read_to_string(w.join("new/daily.csv")).unwrap();
+    let (_, by_date) = csv_rows(&text);
+    let want: BTreeMap<String, Vec<String>> = days
+        .iter()
+        .map(|d| {
+            (
+                d.clone(),
+                vec![d.clone(), oracle(&rows, day(d)).0.to_string()],
+            )
+        })
+        .collect();
+    assert_eq!(by_date, want);
+}
+
 /// A Parquet file's `date` and `dau` columns.
 fn parquet_dau(path: &std::path::Path) -> BTreeMap<NaiveDate, u64> {
     let file = std::fs::File::open(path).unwrap();

@@ -117,7 +117,10 @@ impl Sink {
             }
         };
         match self {
-            Sink::File { path, kind } => merge(path, *kind).await,
+            Sink::File { path, kind } => {
+                let _turn = take_turn(path).await?;
+                merge(path, *kind).await
+            }
             Sink::Bucket { url, kind } => {
                 bucket::write(url, storage, async |path| merge(path, *kind).await).await
             }
@@ -131,6 +134,24 @@ impl Sink {
             }
         }
     }
+}
+
+/// Waits for this export's turn at `path`'s folder (made when missing), which lasts until the
+/// returned handle is dropped. An export reads the file, merges its days in and replaces it, so
+/// two at once (a backfill run day by day in parallel) would each keep only their own days.
+async fn take_turn(path: &Path) -> Result<std::fs::File> {
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |what, e| Error::io(what, &folder, e);
+    std::fs::create_dir_all(&folder).map_err(|e| io("cannot make the output folder", e))?;
+    let handle =
+        std::fs::File::open(&folder).map_err(|e| io("cannot open the output folder", e))?;
+    tokio::task::spawn_blocking(move || handle.lock().map(|()| handle))
+        .await
+        .expect("waiting for the folder's lock panicked")
+        .map_err(|e| io("cannot lock the output folder", e))
 }
 
 /// A destination as the user may read it back: a URL without its password.
