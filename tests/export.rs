@@ -113,47 +113,63 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
     assert_eq!(std::fs::read_to_string(w.join(file)).unwrap(), text);
 }
 
-/// A backfill run day by day in parallel into one file: every day lands (each export reads the
-/// file, merges its day and replaces the file, so exports into one folder take turns), into a
-/// folder that did not exist yet.
-#[test]
-fn exports_at_once_into_one_file_keep_every_day() {
-    let w = Workdir::new();
-    let rows = lake(&w);
-    let days: Vec<String> = (2..=9).map(|d| format!("2024-06-{d:02}")).collect();
-    let runs: Vec<std::process::Child> = days
+/// Exports of `days` into `dest`, all at once (a backfill run day by day in parallel); each must
+/// succeed.
+fn all_at_once(w: &Workdir, dest: &str, days: &[String]) {
+    let runs: Vec<(std::process::Child, &String)> = days
         .iter()
         .map(|d| {
             let args = [
-                "export",
-                "dau",
-                "--lake",
-                "lake",
-                "--date",
-                d,
-                "--output",
-                "new/daily.csv",
+                "export", "dau", "--lake", "lake", "--date", d, "--output", dest,
             ];
             let mut command = w.command(&args);
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-            command.spawn().unwrap()
+            command.stdout(Stdio::null()).stderr(Stdio::piped());
+            (command.spawn().unwrap(), d)
         })
         .collect();
-    for mut run in runs {
-        assert!(run.wait().unwrap().success());
+    for (run, d) in runs {
+        let run = run.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{dest} {d}: {stderr}");
     }
+}
+
+/// A backfill run day by day in parallel keeps every day, in a file (into a folder that did not
+/// exist yet), an SQLite database and a PostgreSQL table alike: exports into one place take
+/// turns, since each reads, merges and replaces (or makes the table first).
+#[test]
+fn exports_at_once_into_one_place_keep_every_day() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let days: Vec<String> = (2..=9).map(|d| format!("2024-06-{d:02}")).collect();
+    let want: Vec<String> = days
+        .iter()
+        .map(|d| format!("{d} {}", oracle(&rows, day(d)).0))
+        .collect();
+
+    all_at_once(&w, "new/daily.csv", &days);
     let text = std::fs::read_to_string(w.join("new/daily.csv")).unwrap();
     let (_, by_date) = csv_rows(&text);
-    let want: BTreeMap<String, Vec<String>> = days
-        .iter()
-        .map(|d| {
-            (
-                d.clone(),
-                vec![d.clone(), oracle(&rows, day(d)).0.to_string()],
-            )
-        })
-        .collect();
-    assert_eq!(by_date, want);
+    let got: Vec<String> = by_date.values().map(|r| r.join(" ")).collect();
+    assert_eq!(got, want);
+
+    all_at_once(&w, "sqlite://metrics.db", &days);
+    let conn = rusqlite::Connection::open(w.join("metrics.db")).unwrap();
+    let got: String = conn
+        .query_row(
+            "SELECT group_concat(date || ' ' || dau, ',') FROM \
+             (SELECT * FROM daily_metrics ORDER BY date)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(got, want.join(","));
+
+    let pg = Postgres::start();
+    all_at_once(&w, &pg.url(), &days);
+    let got =
+        pg.query("SELECT string_agg(date || ' ' || dau, ',' ORDER BY date) FROM daily_metrics");
+    assert_eq!(got, want.join(","));
 }
 
 /// A Parquet file's `date` and `dau` columns.

@@ -251,6 +251,11 @@ pub async fn write(
 
     let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
     let tx = client.transaction().await.map_err(failed)?;
+    // Exports into one table at once (a backfill run in parallel) take turns: two that both
+    // found no table would both make it, and one would fail.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(table)])
+        .await
+        .map_err(failed)?;
     let create = create_table(table, &schema, &key, sql_type);
     tx.batch_execute(&create).await.map_err(failed)?;
     let found: Vec<String> = tx
@@ -311,6 +316,16 @@ pub async fn write(
     drop(client);
     let _ = connection.await;
     Ok(rows as u64)
+}
+
+/// The advisory lock of exports into `table`: FNV-1a of its name, the same in every run.
+fn lock_key(table: &str) -> i64 {
+    let hash = format!("dau export {table}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    hash as i64
 }
 
 fn sql_type(t: &DataType) -> &'static str {

@@ -6,6 +6,7 @@
 //! `date` (with the user id for user-days).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -17,6 +18,9 @@ use rusqlite::types::Value;
 
 use super::{create_table, dates_of, quote};
 use crate::{Error, Result};
+
+/// How long an export waits for another one writing the same database.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub async fn write(
     ctx: &SessionContext,
@@ -57,7 +61,12 @@ impl Job {
 
     fn run(&self, batches: &[RecordBatch]) -> Result<u64> {
         let mut db = rusqlite::Connection::open(&self.path).map_err(|e| self.failed(e))?;
-        let tx = db.transaction().map_err(|e| self.failed(e))?;
+        // Exports into one database at once (a backfill run in parallel) take turns: each waits
+        // for the write lock, taken at the start so that it is never upgraded midway.
+        db.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.failed(e))?;
+        let tx = db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.failed(e))?;
         let table = quote(&self.table);
         let create = create_table(&self.table, &self.schema, &self.key, sql_type);
         tx.execute_batch(&create).map_err(|e| self.failed(e))?;
