@@ -392,6 +392,10 @@ fn a_failing_streak_alerts_once_and_recovery_once() {
 fn json_logs_have_a_line_per_run() {
     let w = Workdir::new();
     setup(&w, "0 0 * * *");
+    // mau over a 15-day lake: each export warns that its windows reach before the lake.
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let toml = toml.replace(r#"["dau", "opens"]"#, r#"["dau", "mau"]"#);
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
     let today = Utc::now().date_naive();
     last_success(&w, today - Days::new(2));
     let run = w.run(&[
@@ -403,11 +407,20 @@ fn json_logs_have_a_line_per_run() {
         "json",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let runs: Vec<serde_json::Value> = run
+    // Every line is JSON, warnings too, for a log collector.
+    let lines: Vec<serde_json::Value> = run
         .stderr
         .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let warned = lines.iter().filter(|v| v["level"] == "WARN");
+    assert!(
+        warned.clone().count() > 0 && warned.clone().all(|v| v["fields"]["job"] == "nightly"),
+        "{}",
+        run.stderr
+    );
+    let runs: Vec<&serde_json::Value> = lines
+        .iter()
         .filter(|v| v["fields"]["outcome"].is_string())
         .collect();
     let days: Vec<String> = runs

@@ -67,6 +67,9 @@ pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
         &args.output,
     )
     .await?;
+    for warning in &done.warnings {
+        eprintln!("dau: warning: {warning}");
+    }
     eprintln!(
         "dau export: {} row(s) for {from} to {to} into {} ({} row(s) in all)",
         done.rows,
@@ -82,6 +85,9 @@ pub struct Exported {
     pub rows: u64,
     /// Rows the destination holds afterwards.
     pub total: u64,
+    /// What the user should know about the numbers (days missing, windows cut by the lake's
+    /// start), for the caller to show.
+    pub warnings: Vec<String>,
 }
 
 /// Exports `metrics` for the days `from` to `to` into `output` (see [`ExportArgs`]).
@@ -105,11 +111,10 @@ pub async fn export(
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
 
     let ctx = SessionContext::new();
+    let mut warnings = Vec::new();
     for (i, query) in queries.iter().enumerate() {
         let answer = metrics::run(lake.clone(), config, query).await?;
-        for warning in &answer.warnings {
-            eprintln!("dau: warning: {warning}");
-        }
+        warnings.extend(answer.warnings);
         let schema = answer.rows.schema();
         let batches: Vec<_> = answer.rows.try_collect().await?;
         ctx.register_table(
@@ -135,6 +140,7 @@ pub async fn export(
     Ok(Exported {
         rows: exported as u64,
         total,
+        warnings,
     })
 }
 

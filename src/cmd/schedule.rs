@@ -376,6 +376,9 @@ async fn attempt_job(
     counted.last_seconds = seconds;
     match done {
         Ok(done) => {
+            for warning in &done.warnings {
+                tracing::warn!(job = %name, %day, "job {name} date {day}: {warning}");
+            }
             counted.rows += done.rows;
             counted.last_success = Some(Utc::now());
             tracing::info!(
