@@ -1160,28 +1160,15 @@ fn exports_into_a_bucket_replace_their_days_and_keep_the_others() {
     let dau = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-20"), &[]);
     let mau = oracle_window(&rows, 30, day("2024-06-01"), day("2024-06-20"), &[]);
     for gcs in [true, false] {
-        let (server, access, url, name) = match gcs {
-            true => {
-                let server = Server::gcs(&work);
-                let access = Access::gcs(&server);
-                (
-                    server,
-                    access,
-                    "gs://lake/metrics/daily.csv",
-                    "metrics/daily.csv",
-                )
-            }
-            false => {
-                let server = Server::s3(&work);
-                let access = Access::s3(&server);
-                (
-                    server,
-                    access,
-                    "s3://lake/metrics/daily.parquet",
-                    "metrics/daily.parquet",
-                )
-            }
+        let (server, scheme, name) = match gcs {
+            true => (Server::gcs(&work), "gs", "metrics/daily.csv"),
+            false => (Server::s3(&work), "s3", "metrics/daily.parquet"),
         };
+        let access = match gcs {
+            true => Access::gcs(&server),
+            false => Access::s3(&server),
+        };
+        let url = &format!("{scheme}://lake/{name}");
         let export = |args: &[&str]| {
             let base = ["export", "dau", "mau", "--lake", "lake", "--output", url];
             access.run(&work, &[&base[..], args].concat())
