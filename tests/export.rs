@@ -450,16 +450,18 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Postgres {
-        Postgres::start_with(false)
+        Postgres::start_with(None)
     }
 
     /// A server that takes TCP connections over TLS only, with a certificate for `localhost`
     /// signed by a CA of its own (`ca.pem` in its folder).
     fn start_tls() -> Postgres {
-        Postgres::start_with(true)
+        Postgres::start_with(Some(("", "hostssl")))
     }
 
-    fn start_with(tls: bool) -> Postgres {
+    /// With `tls`, the server offers TLS (with these settings) and takes TCP connections as the
+    /// pg_hba.conf connection type says (`hostssl`: over TLS only; `host`: with or without).
+    fn start_with(tls: Option<(&str, &str)>) -> Postgres {
         venv(); // installs PostgreSQL when it is missing
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .unwrap()
@@ -473,7 +475,7 @@ impl Postgres {
             bin,
             dir,
         };
-        if tls {
+        if tls.is_some() {
             server.make_certificates();
         }
         if Postgres::as_root() {
@@ -502,13 +504,13 @@ impl Postgres {
             server.port,
             server.dir.path().display()
         );
-        if tls {
+        if let Some((settings, tcp)) = tls {
             let dir = server.dir.path().display();
             options += &format!(
-                " -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key"
+                " -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key \
+                 {settings}"
             );
-            // Over TCP, TLS or nothing.
-            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+            let hba = format!("local all all trust\n{tcp} all all 127.0.0.1/32 trust\n");
             std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         }
         let log = server.dir.path().join("log");
@@ -780,6 +782,30 @@ fn postgres_over_tls_checks_the_certificate_as_sslmode_says() {
         .collect();
     let got = pg.query("SELECT string_agg(date || ' ' || dau, ',' ORDER BY date) FROM daily");
     assert_eq!(got, want.join(","));
+}
+
+/// A server that offers TLS but whose handshake fails (here: only TLS 1.0 and 1.1, which rustls
+/// does not speak): with the default `prefer`, the export goes without TLS, as libpq's does;
+/// `require` fails, saying why.
+#[test]
+fn prefer_goes_without_tls_when_the_handshake_fails() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let old_tls = "-c ssl_min_protocol_version=TLSv1 -c ssl_max_protocol_version=TLSv1.1";
+    let pg = Postgres::start_with(Some((old_tls, "host")));
+
+    let run = export(&w, &["dau", "--date", "2024-06-03", "--output", &pg.url()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dau = oracle(&rows, day("2024-06-03")).0;
+    assert_eq!(pg.query("SELECT dau FROM daily_metrics"), dau.to_string());
+    let required = format!("{}?sslmode=require", pg.url());
+    let run = export(&w, &["dau", "--date", "2024-06-04", "--output", &required]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error performing TLS handshake"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

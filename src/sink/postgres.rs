@@ -246,7 +246,16 @@ pub async fn write(
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     config.ssl_mode(tls.ssl_mode());
-    let (mut client, connection) = config.connect(tls.connector()?).await.map_err(failed)?;
+    let connector = tls.connector()?;
+    let (mut client, connection) = match config.connect(connector.clone()).await {
+        // As libpq does with `prefer`: a server whose TLS fails is tried again without it.
+        Err(e) if tls.mode == Mode::Prefer && e.to_string().contains("TLS handshake") => {
+            config.ssl_mode(SslMode::Disable);
+            config.connect(connector).await
+        }
+        connected => connected,
+    }
+    .map_err(failed)?;
     let connection = tokio::spawn(connection);
 
     let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
