@@ -138,8 +138,10 @@ impl Sink {
 
 /// Waits for this export's turn at `path`'s folder (made when missing), which lasts until the
 /// returned handle is dropped. An export reads the file, merges its days in and replaces it, so
-/// two at once (a backfill run day by day in parallel) would each keep only their own days.
-async fn take_turn(path: &Path) -> Result<std::fs::File> {
+/// two at once (a backfill run day by day in parallel) would each keep only their own days. A
+/// folder that cannot be locked (some network and FUSE file systems) is written without a turn,
+/// and said so.
+async fn take_turn(path: &Path) -> Result<Option<std::fs::File>> {
     let folder = match path.parent() {
         Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
         _ => PathBuf::from("."),
@@ -148,10 +150,20 @@ async fn take_turn(path: &Path) -> Result<std::fs::File> {
     std::fs::create_dir_all(&folder).map_err(|e| io("cannot make the output folder", e))?;
     let handle =
         std::fs::File::open(&folder).map_err(|e| io("cannot open the output folder", e))?;
-    tokio::task::spawn_blocking(move || handle.lock().map(|()| handle))
+    let locked = tokio::task::spawn_blocking(move || handle.lock().map(|()| handle))
         .await
-        .expect("waiting for the folder's lock panicked")
-        .map_err(|e| io("cannot lock the output folder", e))
+        .expect("waiting for the folder's lock panicked");
+    Ok(match locked {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            eprintln!(
+                "dau: warning: cannot lock the output folder {} ({e}): exports into it at the same \
+                 time could each keep only their own days",
+                folder.display()
+            );
+            None
+        }
+    })
 }
 
 /// A destination as the user may read it back: a URL without its password.
