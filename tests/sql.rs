@@ -143,6 +143,18 @@ fn sql_errors_and_exit_codes() {
         "{}",
         run.stderr
     );
+    // `-f csv` as `dau query` takes it: here -f is the SQL file, and the message says so.
+    for args in [&["-c", "SELECT 1", "-f", "csv"][..], &["-f", "csv"]] {
+        let run = w.run(&[&["sql", "--lake", "lake"][..], args].concat());
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(
+                "-f is --file in dau sql, as in psql; for the output format write --format csv"
+            ),
+            "{}",
+            run.stderr
+        );
+    }
     let run = w.run(&["sql", "--lake", "missing", "-c", "SELECT 1"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     std::fs::create_dir_all(w.join("empty/a")).unwrap();

@@ -38,10 +38,10 @@ use datafusion::catalog::TableProvider;
     echo \"SELECT COUNT(*) FROM events;\" | dau sql")]
 pub struct SqlArgs {
     /// Run these SQL statements and exit
-    #[arg(long, short, value_name = "SQL", conflicts_with = "file")]
+    #[arg(long, short, value_name = "SQL")]
     pub command: Option<String>,
 
-    /// Run the SQL statements in this file and exit
+    /// Run the SQL statements in this file and exit (as in psql; the output format is --format)
     #[arg(long, short, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
@@ -55,6 +55,26 @@ pub struct SqlArgs {
 }
 
 pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
+    // `-f csv`, as `dau query` takes it, is a file here: say so rather than read a file `csv`.
+    if let Some(file) = args.file.as_deref()
+        && (args.command.is_some() || !file.exists())
+    {
+        let name = file.to_string_lossy();
+        let hint = match Format::from_str(&name, true) {
+            Ok(_) => format!(
+                "-f is --file in dau sql, as in psql; for the output format write --format {name}"
+            ),
+            Err(_) if args.command.is_some() => {
+                "give the SQL with -c or in a file with -f, not both".to_string()
+            }
+            Err(_) => "give a file of SQL statements, or the SQL itself with -c".to_string(),
+        };
+        let what = match args.command.is_some() {
+            true => "both -c and -f give SQL".to_string(),
+            false => format!("no SQL file {name}"),
+        };
+        return Err(Error::usage(what, hint));
+    }
     let format = Format::resolve(args.format, args.output.as_deref())?;
     let lake = config.lake()?.to_string();
     let mut session = Session::open(config, &lake, format, args.output.clone()).await?;
