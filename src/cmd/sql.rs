@@ -60,18 +60,15 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
         && (args.command.is_some() || !file.exists())
     {
         let name = file.to_string_lossy();
+        let what = match args.command {
+            Some(_) => "both -c and -f give SQL".to_string(),
+            None => format!("no SQL file {name}"),
+        };
         let hint = match Format::from_str(&name, true) {
             Ok(_) => format!(
                 "-f is --file in dau sql, as in psql; for the output format write --format {name}"
             ),
-            Err(_) if args.command.is_some() => {
-                "give the SQL with -c or in a file with -f, not both".to_string()
-            }
-            Err(_) => "give a file of SQL statements, or the SQL itself with -c".to_string(),
-        };
-        let what = match args.command.is_some() {
-            true => "both -c and -f give SQL".to_string(),
-            false => format!("no SQL file {name}"),
+            Err(_) => "give the SQL with -c, or a file of SQL statements with -f".to_string(),
         };
         return Err(Error::usage(what, hint));
     }
