@@ -884,36 +884,49 @@ fn a_server_that_stops_answering_times_out_instead_of_hanging() {
 #[test]
 fn a_credential_the_server_refuses_is_named_with_how_to_change_it() {
     let work = Workdir::new();
+    crate::util::write_lake(
+        &work.join("lake"),
+        &crate::util::LakeSpec::default(),
+        &crate::util::random_rows(1, day("2024-06-01"), 2, 20),
+        &[],
+    );
     // moto checks keys and signatures when told to authenticate every request.
     let server = Server::moto(&work, &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
     let secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
-    let run = work
-        .command(&[
-            "query",
-            "dau",
-            "--lake",
-            "s3://lake/events",
-            "--retries",
-            "0",
-        ])
-        .args(["--endpoint", &server.endpoint()])
-        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(run.stderr).unwrap();
-    assert_eq!(run.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains(
-            "credentials used: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment"
-        ),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("AWS_PROFILE, or pass --anonymous"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains(secret), "the secret leaked: {stderr}");
+    // Reading a lake, and writing an export, with those credentials.
+    let lake = ["query", "dau", "--lake", "s3://lake/events"];
+    let export = [
+        "export",
+        "dau",
+        "--lake",
+        "lake",
+        "--date",
+        "2024-06-02",
+        "--output",
+        "s3://lake/daily.csv",
+    ];
+    for args in [&lake[..], &export[..]] {
+        let run = work
+            .command(args)
+            .args(["--retries", "0", "--endpoint", &server.endpoint()])
+            .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(run.stderr).unwrap();
+        assert_eq!(run.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains(
+                "credentials used: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment"
+            ),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("AWS_PROFILE, or pass --anonymous"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(secret), "the secret leaked: {stderr}");
+    }
 }
 
 #[test]

@@ -107,8 +107,17 @@ pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
 
 /// A failed storage request as the user reads it: what failed, and what to do about it.
 pub fn storage_error(lake: &str, error: &object_store::Error, credentials: &str) -> Error {
+    Error::Storage {
+        lake: lake.to_string(),
+        detail: error.to_string(),
+        hint: hint(error, credentials),
+    }
+}
+
+/// What to do about a failed storage request (`; …`), or nothing: `credentials` for a refusal.
+pub fn hint(error: &object_store::Error, credentials: &str) -> String {
     use object_store::Error as E;
-    let hint = match error {
+    match error {
         E::Unauthenticated { .. } | E::PermissionDenied { .. } => format!("; {credentials}"),
         // S3 reports refused or missing credentials as generic errors.
         E::Generic { source, .. } if is_about_credentials(&source.to_string()) => {
@@ -119,11 +128,6 @@ pub fn storage_error(lake: &str, error: &object_store::Error, credentials: &str)
             .to_string(),
         E::NotFound { .. } => "; was the lake changed while dau read it?".to_string(),
         _ => String::new(),
-    };
-    Error::Storage {
-        lake: lake.to_string(),
-        detail: error.to_string(),
-        hint,
     }
 }
 

@@ -16,11 +16,11 @@ pub async fn write(
     storage: &StorageOptions,
     merge: impl AsyncFnOnce(&Path) -> Result<u64>,
 ) -> Result<u64> {
+    let place = storage::open(url, storage)?;
     let failed = |e: object_store::Error| Error::Sink {
         dest: url.to_string(),
-        detail: e.to_string(),
+        detail: format!("{e}{}", storage::hint(&e, &place.credentials)),
     };
-    let place = storage::open(url, storage)?;
     let store = place.store.as_ref();
     let folder =
         tempfile::tempdir().map_err(|e| Error::io("cannot make", "a temporary folder", e))?;
