@@ -97,6 +97,38 @@ fn demo_makes_its_lake_once_and_shows_the_metrics() {
     );
 }
 
+/// A cache folder that cannot be written (here a file stands where it would be): the demo makes
+/// its lake in the temporary folder instead, and says where.
+#[test]
+fn demo_without_a_writable_cache_uses_the_temporary_folder() {
+    let w = Workdir::new();
+    std::fs::write(w.join("not-a-folder"), "").unwrap();
+    std::fs::create_dir(w.join("tmp")).unwrap();
+    let run: Run = w
+        .command(&["demo"])
+        .env("XDG_CACHE_HOME", w.join("not-a-folder"))
+        .env("TMPDIR", w.join("tmp"))
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lake = w.join("tmp/dau-demo-lake-v1");
+    assert!(
+        run.stderr.contains(&format!(
+            "made a sample lake of 20000 users over 60 days (2024-05-01 to 2024-06-29) in {}",
+            lake.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("opens_per_user_p90"), "{}", run.stdout);
+    assert_eq!(
+        std::fs::read_dir(w.join("tmp")).unwrap().count(),
+        1,
+        "no half-made lake left"
+    );
+}
+
 #[test]
 fn demo_leaves_a_folder_of_other_files_alone() {
     let w = Workdir::new();

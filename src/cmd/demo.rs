@@ -29,10 +29,6 @@ pub struct DemoArgs {
 }
 
 pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
-    let lake_dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => default_dir()?,
-    };
     let start: NaiveDate = DEMO_START.parse().expect("DEMO_START is a date");
     let shape = Shape {
         users: DEMO_USERS,
@@ -40,7 +36,23 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
         start,
         ..Shape::default()
     };
-    let made = generate::ensure(&lake_dir, &shape)?;
+    let (lake_dir, made) = match &args.dir {
+        Some(dir) => (dir.clone(), generate::ensure(dir, &shape)?),
+        None => {
+            let dir = default_dir()?;
+            match generate::ensure(&dir, &shape) {
+                Ok(made) => (dir, made),
+                // A cache folder that cannot be written (a read-only home, as in some
+                // containers): the system's temporary folder instead.
+                Err(Error::Io { .. }) => {
+                    let dir = std::env::temp_dir().join(format!("dau-{DEMO_FOLDER}"));
+                    let made = generate::ensure(&dir, &shape)?;
+                    (dir, made)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
     // The sample lake has dau's default columns, whatever a dau.toml here says.
     let config = Config {
         timezone: config.timezone,

@@ -225,7 +225,10 @@ pub fn ensure(dir: &Path, shape: &Shape) -> Result<bool> {
     }
     let temp = dir.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&temp);
-    write(&temp, shape)?;
+    if let Err(e) = write(&temp, shape) {
+        let _ = std::fs::remove_dir_all(&temp);
+        return Err(e);
+    }
     let _ = std::fs::remove_dir(dir);
     std::fs::rename(&temp, dir)
         .map_err(|e| Error::io("cannot move the sample lake into place", dir, e))?;
