@@ -190,9 +190,11 @@ async fn write_to<W: Write + Send>(
         let mut sink = Sink::new(format, schema.clone(), out)?;
         let mut rows = 0;
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            rows += batch.num_rows() as u64;
-            sink.write(&plain_batch(&batch, &schema)?)?;
+            rows += sink.write(&plain_batch(&batch?, &schema)?)? as u64;
+            if sink.is_full() {
+                // A table shows what a person reads; the rest of the query is not run.
+                break;
+            }
         }
         sink.finish()?;
         Ok(rows)
@@ -241,9 +243,14 @@ impl<W: Write> Write for Watched<W> {
     }
 }
 
+/// Rows a table shows at most: a table is for people, and is built whole in memory (a year of
+/// user-days of a big lake would take gigabytes). The other formats write every row.
+const TABLE_ROWS: usize = 10_000;
+
 /// A format's writer, fed batch by batch.
 enum Sink<W: Write + Send> {
-    Table(Vec<RecordBatch>, SchemaRef, W),
+    /// The rows to show (at most [`TABLE_ROWS`]), and whether more were left out.
+    Table(Vec<RecordBatch>, SchemaRef, W, bool),
     Csv(csv::Writer<W>),
     Json(json::ArrayWriter<W>),
     Ndjson(json::LineDelimitedWriter<W>),
@@ -253,7 +260,7 @@ enum Sink<W: Write + Send> {
 impl<W: Write + Send> Sink<W> {
     fn new(format: Format, schema: SchemaRef, out: W) -> Result<Self, ArrowError> {
         Ok(match format {
-            Format::Table => Sink::Table(Vec::new(), schema, out),
+            Format::Table => Sink::Table(Vec::new(), schema, out, false),
             Format::Csv => {
                 let mut writer = csv::WriterBuilder::new().with_header(true).build(out);
                 // The header even when there are no rows.
@@ -279,21 +286,40 @@ impl<W: Write + Send> Sink<W> {
         })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+    /// Writes the batch, or as much of it as a table shows; returns the rows taken.
+    fn write(&mut self, batch: &RecordBatch) -> Result<usize, ArrowError> {
         match self {
-            Sink::Table(batches, _, _) => batches.push(batch.clone()),
+            Sink::Table(batches, _, _, more) => {
+                let shown: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                let room = TABLE_ROWS - shown;
+                *more = batch.num_rows() > room;
+                batches.push(batch.slice(0, batch.num_rows().min(room)));
+                return Ok(batch.num_rows().min(room));
+            }
             Sink::Csv(w) => w.write(batch)?,
             Sink::Json(w) => w.write(batch)?,
             Sink::Ndjson(w) => w.write(batch)?,
             Sink::Parquet(w) => w.write(batch)?,
         }
-        Ok(())
+        Ok(batch.num_rows())
+    }
+
+    /// True once a table holds all the rows it shows.
+    fn is_full(&self) -> bool {
+        matches!(self, Sink::Table(_, _, _, true))
     }
 
     fn finish(self) -> Result<(), ArrowError> {
         let mut out = match self {
-            Sink::Table(batches, schema, mut out) => {
+            Sink::Table(batches, schema, mut out, more) => {
                 writeln!(out, "{}", table(&schema, &batches)?)?;
+                if more {
+                    writeln!(
+                        out,
+                        "(the first {TABLE_ROWS} rows; --format csv, json, ndjson or parquet \
+                         gives them all)"
+                    )?;
+                }
                 out
             }
             Sink::Csv(w) => w.into_inner(),
@@ -394,6 +420,44 @@ fn plain_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table shows at most TABLE_ROWS rows, says so, and stops reading; other formats write
+    /// every row.
+    #[tokio::test]
+    async fn a_table_shows_its_first_rows_and_says_there_are_more() {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let stream = |rows: i64| {
+            let batches: Vec<_> = (0..rows)
+                .step_by(4096)
+                .map(|start| {
+                    let column = Int64Array::from_iter_values(start..(start + 4096).min(rows));
+                    Ok(RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap())
+                })
+                .collect();
+            Box::pin(RecordBatchStreamAdapter::new(
+                schema.clone(),
+                futures::stream::iter(batches),
+            )) as SendableRecordBatchStream
+        };
+        let limit = TABLE_ROWS as i64;
+        for (rows, format, lines, taken) in [
+            (limit, Format::Table, limit + 4, limit),
+            (limit + 1, Format::Table, limit + 5, limit),
+            (limit * 3, Format::Table, limit + 5, limit),
+            (limit * 3, Format::Csv, limit * 3 + 1, limit * 3),
+        ] {
+            let mut out = Vec::new();
+            let written = write_to(stream(rows), format, &mut out, Path::new("x")).await;
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(written.unwrap(), taken as u64, "{rows} {format:?}");
+            assert_eq!(text.lines().count() as i64, lines, "{rows} {format:?}");
+            let more = text.contains("(the first 10000 rows;");
+            assert_eq!(more, format == Format::Table && rows > limit, "{rows}");
+        }
+    }
 
     #[test]
     fn format_from_extension() {
