@@ -71,7 +71,13 @@ pub struct GlobalArgs {
 
     /// How metrics are computed: auto (per-day user bitmaps where they apply, else SQL), sql (the
     /// reference SQL in sql/), bitmap (bitmaps or an error saying why not) [default: auto]
-    #[arg(long, global = true, env = "DAU_ENGINE", value_enum)]
+    #[arg(
+        long,
+        global = true,
+        env = "DAU_ENGINE",
+        value_enum,
+        ignore_case = true
+    )]
     pub engine: Option<Engine>,
 
     /// Where rollups, the per-day user bitmaps kept between runs, are kept: a folder, a gs:// or s3:// prefix (shared by everyone who reads the lake), or `off` [default: the user's cache folder, dau/rollups]

@@ -608,3 +608,30 @@ fn a_file_url_names_a_lake_too() {
         oracle_window(&rows, 7, day("2024-06-01"), day("2024-06-09"), &[])
     );
 }
+
+/// Names typed in capitals (`DAU`, `--format CSV`, `DAU_ENGINE=SQL`) are taken as the lowercase ones.
+#[test]
+fn metric_format_and_engine_names_ignore_case() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    let run: Run = w
+        .command(&[
+            "query",
+            "DAU",
+            "--lake",
+            "lake",
+            "--format",
+            "CSV",
+            "--from",
+            "2024-06-10",
+            "--to",
+            "2024-06-12",
+        ])
+        .env("DAU_ENGINE", "SQL")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (from, to) = (day("2024-06-10"), day("2024-06-12"));
+    assert_eq!(run.series(), oracle_window(&rows, 1, from, to, &[]));
+}

@@ -36,7 +36,7 @@ pub struct CheckArgs {
     pub to: Option<String>,
 
     /// Output format
-    #[arg(long, short, value_enum, default_value_t = CheckFormat::Table)]
+    #[arg(long, short, value_enum, ignore_case = true, default_value_t = CheckFormat::Table)]
     pub format: CheckFormat,
 }
 

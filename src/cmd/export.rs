@@ -26,7 +26,7 @@ use crate::{Error, Result};
     exports alone. Exporting a day again replaces its rows; the file is replaced atomically.")]
 pub struct ExportArgs {
     /// The metrics to export
-    #[arg(value_enum, required = true)]
+    #[arg(value_enum, ignore_case = true, required = true)]
     pub metrics: Vec<Metric>,
 
     /// The day to export: YYYY-MM-DD, today, yesterday or -Nd [default: yesterday]

@@ -66,13 +66,13 @@ pub struct Shape {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub files_per_day: u64,
     /// Partition folders
-    #[arg(long, value_enum, default_value_t = GenLayout::Date)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = GenLayout::Date)]
     pub layout: GenLayout,
     /// Folders above the partitions, as Kafka Connect writes (e.g. topics/app_opens)
     #[arg(long, value_name = "PATH")]
     pub prefix: Option<String>,
     /// Type of the userId column
-    #[arg(long, value_enum, default_value_t = IdType::Int64)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = IdType::Int64)]
     pub id_type: IdType,
     /// Also write the day as a DATE column `date` in the files, as BigQuery exports do
     #[arg(long)]

@@ -23,7 +23,7 @@ const DEFAULT_DAYS: u64 = 30;
     dau query user-days --from yesterday --to yesterday --output out/user_days.parquet")]
 pub struct QueryArgs {
     /// The metric to compute
-    #[arg(value_enum)]
+    #[arg(value_enum, ignore_case = true)]
     pub metric: Metric,
 
     /// First day: YYYY-MM-DD, today, yesterday or -Nd [default: 29 days before --to, or the lake's first day]
@@ -39,7 +39,7 @@ pub struct QueryArgs {
     pub calendar: bool,
 
     /// Output format [default: from the --output extension, else table]
-    #[arg(long, short, value_enum)]
+    #[arg(long, short, value_enum, ignore_case = true)]
     pub format: Option<Format>,
 
     /// Write to this file instead of stdout

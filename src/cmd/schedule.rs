@@ -57,7 +57,7 @@ pub struct ScheduleArgs {
     pub listen: Option<String>,
 
     /// Log lines for people, or one JSON object per line for a log collector
-    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 }
 

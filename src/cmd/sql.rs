@@ -46,7 +46,7 @@ pub struct SqlArgs {
     pub file: Option<PathBuf>,
 
     /// Output format [default: from the --output extension, else table]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub format: Option<Format>,
 
     /// Write the result to this file instead of stdout (one statement)
