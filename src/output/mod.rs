@@ -54,32 +54,11 @@ impl Format {
                  --output gs://BUCKET/daily.csv`",
             ));
         }
-        let extension = output
-            .and_then(|p| p.extension())
-            .map(|e| e.to_string_lossy().to_ascii_lowercase());
-        let from_extension = match extension.as_deref() {
-            _ if format.is_some() => None,
-            None | Some("txt") => None,
-            Some("jsonl") => Some(Format::Ndjson),
-            Some(e) => match Format::from_str(e, true) {
-                Ok(f) if f != Format::Table => Some(f),
-                _ => {
-                    let hint = if e == "xlsx" {
-                        "`dau export METRIC… --output FILE.xlsx` writes a workbook; or pick \
-                         --format"
-                    } else {
-                        "name it .csv, .json, .ndjson, .parquet or .txt (a table), or pick \
-                         --format"
-                    };
-                    let path = output.unwrap_or(Path::new("")).display();
-                    return Err(Error::usage(
-                        format!("cannot tell what to write into {path} (.{e})"),
-                        hint,
-                    ));
-                }
-            },
+        let format = match (format, output) {
+            (Some(format), _) => format,
+            (None, Some(path)) => Format::of_file(path)?,
+            (None, None) => Format::Table,
         };
-        let format = format.or(from_extension).unwrap_or(Format::Table);
         if format == Format::Parquet && output.is_none() {
             return Err(Error::usage(
                 "parquet output needs a file",
@@ -87,6 +66,32 @@ impl Format {
             ));
         }
         Ok(format)
+    }
+
+    /// The format a file's extension names: a table for `.txt` or none, ndjson for `.jsonl`; an
+    /// extension of another format is refused.
+    fn of_file(path: &Path) -> Result<Format> {
+        let extension = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let Some(e) = extension.filter(|e| e != "txt") else {
+            return Ok(Format::Table);
+        };
+        match Format::from_str(&e, true) {
+            _ if e == "jsonl" => Ok(Format::Ndjson),
+            Ok(format) if format != Format::Table => Ok(format),
+            _ => {
+                let hint = if e == "xlsx" {
+                    "`dau export METRIC… --output FILE.xlsx` writes a workbook; or pick --format"
+                } else {
+                    "name it .csv, .json, .ndjson, .parquet or .txt (a table), or pick --format"
+                };
+                Err(Error::usage(
+                    format!("cannot tell what to write into {} (.{e})", path.display()),
+                    hint,
+                ))
+            }
+        }
     }
 }
 
