@@ -26,7 +26,9 @@ pub async fn write(
         tempfile::tempdir().map_err(|e| Error::io("cannot make", "a temporary folder", e))?;
     let name = url.rsplit('/').next().unwrap_or("export");
     let local = folder.path().join(name);
-    // The object as it is now, and its version, which the put below must still find.
+    // The object as it is now, and its version, which the put below must still find. The version
+    // comes from `head`: a GCS download need not carry the generation (the emulator's does not).
+    // Should the object change between the two, the put's condition refuses it.
     let mode = match store.head(&place.root).await {
         Ok(meta) => {
             let bytes = store.get(&place.root).await.map_err(failed)?.bytes();
