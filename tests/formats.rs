@@ -57,6 +57,29 @@ fn csv() {
     );
 }
 
+/// `--output` into a folder not yet made makes it, as `dau export` does; `--output` naming a
+/// folder is a usage error before anything is read.
+#[test]
+fn output_into_a_new_folder_makes_it_and_a_folder_itself_is_refused() {
+    let w = Workdir::new();
+    small_lake(&w);
+    let run = query(&w, "dau", &["--output", "reports/june/dau.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(w.join("reports/june/dau.csv")).unwrap();
+    assert_eq!(
+        text,
+        "date,dau\n2024-06-01,3\n2024-06-02,2\n2024-06-03,\n2024-06-04,1\n"
+    );
+    let run = query(&w, "dau", &["--output", "reports"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("cannot write into reports: it is a folder"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// `--output` onto a named pipe (what `/dev/stdout` or `>(gzip > out.gz)` can be) writes into
 /// it rather than putting a file in its place; onto a symbolic link, the file it points to gets
 /// the rows and the link stays.

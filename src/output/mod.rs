@@ -54,6 +54,12 @@ impl Format {
                  --output gs://BUCKET/daily.csv`",
             ));
         }
+        if let Some(path) = output.filter(|p| p.is_dir()) {
+            return Err(Error::usage(
+                format!("cannot write into {}: it is a folder", path.display()),
+                "name a file in it, such as --output DIR/dau.csv",
+            ));
+        }
         let format = match (format, output) {
             (Some(format), _) => format,
             (None, Some(path)) => Format::of_file(path)?,
@@ -95,8 +101,8 @@ impl Format {
     }
 }
 
-/// Writes a result stream to `output` (atomically: a temp file, synced, renamed into place) or to
-/// stdout. A device or a pipe (`/dev/null`, `/dev/stdout`, `>(gzip > out.gz)`) is written into as
+/// Writes a result stream to `output` (atomically: a temp file, synced, renamed into place; its
+/// folder made when missing) or to stdout. A device or a pipe (`/dev/null`, `/dev/stdout`, `>(gzip > out.gz)`) is written into as
 /// it is, since a file renamed into its place would replace it; through a symbolic link, the file
 /// it points to is replaced and the link stays.
 /// Returns the number of rows written.
@@ -115,6 +121,10 @@ pub async fn write(
         return write_to(stream, format, BufWriter::new(out), path).await;
     }
     let target = Replacement::new(path);
+    if let Some(folder) = target.temp.parent().filter(|f| !f.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| Error::io("cannot make the output folder", folder, e))?;
+    }
     let file = std::fs::File::create(&target.temp)
         .map_err(|e| Error::io("cannot create the output file", &target.temp, e))?;
     let rows = write_to(stream, format, BufWriter::new(file), path).await?;
