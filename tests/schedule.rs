@@ -89,6 +89,14 @@ fn a_job_fires_exports_records_its_state_and_stops_on_sigterm() {
         assert!(child.try_wait().unwrap().is_none(), "the schedule ended");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A second schedule on the same state would run every job again: it is refused.
+    let second = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    let running = format!(
+        "another dau schedule (process {}) is running with the state file state.json",
+        child.id()
+    );
+    assert!(second.stderr.contains(&running), "{}", second.stderr);
     let term = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -114,6 +122,8 @@ fn a_job_fires_exports_records_its_state_and_stops_on_sigterm() {
     assert!(stderr.contains("dau schedule: stopping"), "{stderr}");
     let state = state(&w);
     assert!(state.contains_key("nightly"), "{state:?}");
+    // Once it has stopped, the state is free again.
+    once(&w);
 }
 
 #[test]

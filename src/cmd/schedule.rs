@@ -31,6 +31,7 @@ use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
 use crate::metrics::Metric;
+use crate::output::Replacement;
 use crate::sink::Sink;
 use crate::{Error, Result};
 
@@ -110,6 +111,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
             .unwrap_or_else(std::env::temp_dir)
             .join("dau/schedule-state.json"),
     };
+    let _only_one = hold(&state_path)?;
     let mut state = load(&state_path)?;
     let started = Utc::now();
     let stats: Stats = Arc::default();
@@ -567,16 +569,59 @@ fn load(path: &Path) -> Result<BTreeMap<String, DateTime<Utc>>> {
     }
 }
 
-/// Writes the state atomically (a temp file renamed into place).
-fn save(path: &Path, state: &BTreeMap<String, DateTime<Utc>>) -> Result<()> {
+/// Makes sure no other `dau schedule` runs on this state file, for as long as the returned lock
+/// is held: two would each run every job (twice the exports, twice the alerts) and each keep
+/// only its own state. A lock file beside the state holds the holder's process id.
+fn hold(path: &Path) -> Result<std::fs::File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("cannot make the state folder", dir, e))?;
     }
-    let temp = path.with_extension("tmp");
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let mut lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| Error::io("cannot open the schedule's lock file", &lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (process {pid})"),
+            };
+            return Err(Error::usage(
+                format!(
+                    "another dau schedule{holder} is running with the state file {}",
+                    path.display()
+                ),
+                "stop it first, or give this one its own --state FILE",
+            ));
+        }
+        // A file system without locks (some network ones) runs as before.
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(lock = %lock_path.display(), "cannot lock the schedule state ({e}): a second dau schedule on it would not be refused");
+            return Ok(lock);
+        }
+    }
+    use std::io::Write as _;
+    let pid = std::process::id().to_string();
+    let written = lock
+        .set_len(0)
+        .and_then(|()| lock.write_all(pid.as_bytes()));
+    written.map_err(|e| Error::io("cannot write the schedule's lock file", &lock_path, e))?;
+    Ok(lock)
+}
+
+/// Writes the state atomically: synced under a name of this process, then renamed into place.
+fn save(path: &Path, state: &BTreeMap<String, DateTime<Utc>>) -> Result<()> {
     let text = serde_json::to_string_pretty(state).expect("the state serializes");
-    std::fs::write(&temp, text)
-        .and_then(|()| std::fs::rename(&temp, path))
+    let target = Replacement::new(path);
+    std::fs::write(&target.temp, text)
+        .and_then(|()| target.commit())
         .map_err(|e| Error::io("cannot write the schedule state", path, e))
 }
 
