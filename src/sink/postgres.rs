@@ -223,6 +223,20 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
+/// A certificate refused for its issuer or its name, with what to change in the URL.
+fn with_certificate_hint(detail: String) -> String {
+    let hint = if detail.contains("UnknownIssuer") {
+        " (no trusted CA signed the server's certificate: add sslrootcert=FILE, the PEM of the CA \
+         that did, to the URL)"
+    } else if detail.contains("not valid for name") {
+        " (the certificate does not name the host in the URL: connect by a name it holds, or use \
+         sslmode=verify-ca to check only its CA)"
+    } else {
+        ""
+    };
+    format!("{detail}{hint}")
+}
+
 pub async fn write(
     ctx: &SessionContext,
     url: &str,
@@ -237,7 +251,7 @@ pub async fn write(
         dest: format!("{shown} table {table}"),
         detail: match e.as_db_error() {
             Some(db) => db.message().to_string(),
-            None => chain(&e),
+            None => with_certificate_hint(chain(&e)),
         },
     };
     let batches = ctx.table("new").await?.collect().await?;
