@@ -703,6 +703,48 @@ fn postgres_rows_are_upserted_per_day_in_one_transaction() {
     );
 }
 
+/// `?table=SCHEMA.TABLE` makes and fills the table in that schema, not a same-named one on the
+/// search path; a schema that does not exist is named, and a name of three parts is refused.
+#[test]
+fn postgres_tables_can_be_in_a_schema() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let pg = Postgres::start();
+    pg.query("CREATE SCHEMA analytics; CREATE TABLE daily (other integer)");
+    let dest = format!("{}?table=analytics.daily", pg.url());
+    for date in ["2024-06-03", "2024-06-04", "2024-06-03"] {
+        let run = export(&w, &["dau", "--date", date, "--output", &dest]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let want: Vec<String> = ["2024-06-03", "2024-06-04"]
+        .iter()
+        .map(|d| format!("{d} {}", oracle(&rows, day(d)).0))
+        .collect();
+    let got =
+        pg.query("SELECT string_agg(date || ' ' || dau, ',' ORDER BY date) FROM analytics.daily");
+    assert_eq!(got, want.join(","));
+    assert_eq!(pg.query("SELECT COUNT(*) FROM public.daily"), "0");
+
+    let nowhere = format!("{}?table=nowhere.daily", pg.url());
+    let run = export(&w, &["dau", "--date", "2024-06-03", "--output", &nowhere]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("schema \"nowhere\" does not exist"),
+        "{}",
+        run.stderr
+    );
+    let three = format!("{}?table=a.b.c", pg.url());
+    let run = export(&w, &["dau", "--date", "2024-06-03", "--output", &three]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("TABLE or SCHEMA.TABLE"),
+        "{}",
+        run.stderr
+    );
+    let sqlite = export(&w, &["dau", "--output", "sqlite://m.db?table=main.daily"]);
+    assert_eq!(sqlite.code, 2, "{}", sqlite.stderr);
+}
+
 #[test]
 fn postgres_over_tls_checks_the_certificate_as_sslmode_says() {
     let w = Workdir::new();

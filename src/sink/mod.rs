@@ -59,7 +59,7 @@ impl Sink {
             let (path, table) = take_parameter(rest, "table");
             return Ok(Sink::Sqlite {
                 path: PathBuf::from(path),
-                table: table_name(dest, table)?,
+                table: table_name(dest, table, false)?,
             });
         }
         if dest.starts_with("postgres://") || dest.starts_with("postgresql://") {
@@ -68,7 +68,7 @@ impl Sink {
             let (url, tls) = postgres::Tls::take(&shown, &url)?;
             return Ok(Sink::Postgres {
                 url,
-                table: table_name(&shown, table)?,
+                table: table_name(&shown, table, true)?,
                 tls,
             });
         }
@@ -205,20 +205,33 @@ fn take_parameter(rest: &str, name: &str) -> (String, Option<String>) {
     (url, value)
 }
 
-/// A `?table=` name, which dau puts into SQL: letters, digits and `_` only.
-fn table_name(dest: &str, table: Option<String>) -> Result<Option<String>> {
-    match table {
-        Some(name) if !is_identifier(&name) => Err(Error::usage(
-            format!("bad table name in '{dest}'"),
-            "a table name has letters, digits and _ only",
-        )),
-        table => Ok(table),
+/// A `?table=` name, which dau puts into SQL: letters, digits and `_` only, or (where a database
+/// has schemas) `SCHEMA.TABLE`, each part so.
+fn table_name(dest: &str, table: Option<String>, schemas: bool) -> Result<Option<String>> {
+    let Some(name) = table else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.iter().all(|p| is_identifier(p)) && parts.len() <= if schemas { 2 } else { 1 } {
+        return Ok(Some(name));
     }
+    let hint = if schemas {
+        "a table name is TABLE or SCHEMA.TABLE, each of letters, digits and _"
+    } else {
+        "a table name has letters, digits and _ only"
+    };
+    Err(Error::usage(format!("bad table name in '{dest}'"), hint))
 }
 
 /// A name as SQL quotes it.
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A table's name as SQL quotes it: `"TABLE"`, or `"SCHEMA"."TABLE"`.
+fn quote_table(table: &str) -> String {
+    let parts: Vec<String> = table.split('.').map(quote).collect();
+    parts.join(".")
 }
 
 /// `CREATE TABLE IF NOT EXISTS` with the export's columns (typed by `sql_type`) and key.
@@ -243,7 +256,7 @@ fn create_table(
     let key: Vec<String> = key.iter().map(|k| quote(k)).collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))",
-        quote(table),
+        quote_table(table),
         columns.join(", "),
         key.join(", ")
     )

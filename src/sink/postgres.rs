@@ -26,7 +26,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{create_table, dates_of, quote, take_parameter, without_password};
+use super::{create_table, dates_of, quote_table, take_parameter, without_password};
 use crate::error::chain;
 use crate::{Error, Result};
 
@@ -281,11 +281,15 @@ pub async fn write(
         .map_err(failed)?;
     let create = create_table(table, &schema, &key, sql_type);
     tx.batch_execute(&create).await.map_err(failed)?;
+    let (schema_name, table_name) = match table.split_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, table),
+    };
     let found: Vec<String> = tx
         .query(
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position",
-            &[&table],
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 \
+             AND table_schema = COALESCE($2, current_schema()) ORDER BY ordinal_position",
+            &[&table_name, &schema_name],
         )
         .await
         .map_err(failed)?
@@ -294,7 +298,7 @@ pub async fn write(
         .collect();
     super::same_columns(&format!("table {table} in {shown}"), &found, &schema)?;
 
-    let quoted = quote(table);
+    let quoted = quote_table(table);
     tx.execute(
         &format!("DELETE FROM {quoted} WHERE date BETWEEN $1 AND $2"),
         &[&from, &to],
