@@ -49,6 +49,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES", value_parser = FalseyValueParser::new())]
     pub skip_bad_files: bool,
 
+    /// A file each finished partition holds, such as _SUCCESS: a day without it is still being written, so missing (NULL) [default: none]
+    #[arg(long, global = true, env = "DAU_DONE_MARKER", value_name = "NAME")]
+    pub done_marker: Option<String>,
+
     /// Most memory a query may use, e.g. 4G; operators that can spill to disk do [default: no limit]
     #[arg(long, global = true, env = "DAU_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,

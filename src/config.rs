@@ -24,6 +24,8 @@ pub struct Config {
     pub timezone: Tz,
     /// Leave unreadable files out of a query (with a warning) instead of failing.
     pub skip_bad_files: bool,
+    /// A file (`_SUCCESS`) that each finished partition holds; a day without it is missing.
+    pub done_marker: Option<String>,
     pub memory_limit: Option<MemoryLimit>,
     /// How to reach a lake in a bucket.
     pub storage: StorageOptions,
@@ -48,6 +50,7 @@ impl Default for Config {
             date_column: DEFAULT_DATE_COLUMN.to_string(),
             timezone: Tz::UTC,
             skip_bad_files: false,
+            done_marker: None,
             memory_limit: None,
             storage: StorageOptions::default(),
             progress_after: Some(std::time::Duration::from_secs(1)),
@@ -157,6 +160,8 @@ struct LakeSection {
     engine: Option<Engine>,
     /// Folder or bucket prefix for rollups, or "off".
     rollups: Option<String>,
+    /// The file each finished partition holds, such as "_SUCCESS".
+    done_marker: Option<String>,
 }
 
 impl Config {
@@ -222,12 +227,22 @@ impl Config {
             Some(place) => Some(place),
             None => dirs::cache_dir().map(|d| d.join("dau").join("rollups").display().to_string()),
         };
+        let done_marker = match args.done_marker.clone().or(lake.done_marker) {
+            Some(name) if name.is_empty() || name.contains('/') || name == "." || name == ".." => {
+                return Err(Error::usage(
+                    format!("bad --done-marker '{name}' (or DAU_DONE_MARKER, [lake] done_marker)"),
+                    "give the name of the file a finished partition holds, such as _SUCCESS",
+                ));
+            }
+            name => name,
+        };
         Ok(Config {
             lake: args.lake.clone().or(lake.url),
             user_column: name(&args.user_column, lake.user_column, DEFAULT_USER_COLUMN),
             date_column: name(&args.date_column, lake.date_column, DEFAULT_DATE_COLUMN),
             timezone,
             skip_bad_files: args.skip_bad_files,
+            done_marker,
             memory_limit,
             storage,
             progress_after,

@@ -58,14 +58,12 @@ pub enum Error {
 
     /// No day of the range has a data file to read: each partition is empty (a writer not done
     /// yet leaves it so) or, under --skip-bad-files, holds only bad files.
-    #[error(
-        "no data file to read in the partitions from {from} to {to} ({lake}): nothing to count \
-         (is the day still being written?)"
-    )]
+    #[error("no data file to read in the partitions from {from} to {to} ({lake}): {why}")]
     NoFiles {
         lake: String,
         from: NaiveDate,
         to: NaiveDate,
+        why: String,
     },
 
     /// A data file a query cannot use: unreadable, or without a usable user column.

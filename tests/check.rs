@@ -116,14 +116,16 @@ fn a_messy_lake_lists_every_problem() {
     assert_eq!(run.code, 4, "{}", run.stderr);
     insta::assert_snapshot!("messy_check", w.redact(&run.stdout));
     assert!(
-        run.stderr.contains("check found 9 problem(s)"),
+        run.stderr.contains("check found 10 problem(s)"),
         "{}",
         run.stderr
     );
 
     let report = json(&w.run(&["check", "--lake", "lake", "--format", "json"]));
-    assert_eq!(report["problems"], 9);
+    assert_eq!(report["problems"], 10);
     assert_eq!(report["missing_days"], serde_json::json!(["2024-06-04"]));
+    // The day's second folder has no `_SUCCESS`, which every other day's has.
+    assert_eq!(report["unfinished_days"], serde_json::json!(["2024-06-06"]));
     let reasons: Vec<&str> = report["bad_files"]
         .as_array()
         .unwrap()

@@ -405,45 +405,85 @@ fn rollups_in_the_bucket(work: &Workdir, server: &Server, access: &Access, url: 
     assert_eq!(made.code, 0, "{}", made.stderr);
     let file = work.join("extra/date=2024-05-07/part-00000.parquet");
     std::fs::copy(&file, work.join("local/date=2024-05-07/extra.parquet")).unwrap();
-    let name = format!(
-        "{}/date=2024-05-07/extra.parquet",
-        url.split_once("//lake/").unwrap().1
-    );
-    let upload = match url.starts_with("gs://") {
-        true => format!(
-            "{}/upload/storage/v1/b/lake/o?uploadType=media&name={}",
-            server.endpoint(),
-            name.replace('/', "%2F").replace('=', "%3D")
-        ),
-        false => format!("{}/lake/{name}", server.endpoint()),
-    };
-    let method = if url.starts_with("gs://") {
-        "POST"
-    } else {
-        "PUT"
-    };
-    let sent = Command::new("curl")
-        .args([
-            "-sf",
-            "-o",
-            "/dev/null",
-            "-X",
-            method,
-            "-H",
-            "content-type: application/octet-stream",
-        ])
-        .arg("--data-binary")
-        .arg(format!("@{}", file.display()))
-        .arg(&upload)
-        .status()
-        .unwrap();
-    assert!(sent.success(), "cannot upload {name}");
+    upload(server, url, "date=2024-05-07/extra.parquet", &file);
     let again = rollup("2024-05-01", "2024-05-20");
     assert!(
         again.contains("1 rolled up now, 19 already current"),
         "{again}"
     );
     same_as_on_disk();
+}
+
+/// Puts `file` into the lake `url` (in the server's bucket `lake`) as `name`, through the
+/// server's own API.
+fn upload(server: &Server, url: &str, name: &str, file: &std::path::Path) {
+    let name = format!("{}/{name}", url.split_once("//lake/").unwrap().1);
+    let (method, upload) = match url.starts_with("gs://") {
+        true => (
+            "POST",
+            format!(
+                "{}/upload/storage/v1/b/lake/o?uploadType=media&name={}",
+                server.endpoint(),
+                name.replace('/', "%2F").replace('=', "%3D")
+            ),
+        ),
+        false => ("PUT", format!("{}/lake/{name}", server.endpoint())),
+    };
+    let sent = Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "-X", method])
+        .args(["-H", "content-type: application/octet-stream"])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(&upload)
+        .status()
+        .unwrap();
+    assert!(sent.success(), "cannot upload {name}");
+}
+
+/// In a bucket, a day without `_SUCCESS` (seen in the day's listing) while the others have it
+/// is warned of, and with `--done-marker _SUCCESS` is missing; the other days are the oracle's.
+#[test]
+fn a_gcs_day_without_its_done_marker_is_unfinished() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let access = Access::gcs(&server);
+    let url = "gs://lake/events";
+    let shape = ["--users", "500", "--days", "6", "--start", "2024-05-01"];
+    gen_both(&work, &access, url, "local", &shape);
+    std::fs::write(work.join("done"), "done").unwrap();
+    for d in 1..=5 {
+        let name = format!("date=2024-05-0{d}/_SUCCESS");
+        upload(&server, url, &name, &work.join("done"));
+    }
+    let oracle: BTreeMap<NaiveDate, Option<u64>> = active(&read_lake_rows(&work.join("local")))
+        .into_iter()
+        .map(|(d, users)| (d, Some(users.len() as u64)))
+        .collect();
+    let query = [
+        "query",
+        "dau",
+        "--lake",
+        url,
+        "--rollups",
+        "off",
+        "-f",
+        "csv",
+    ];
+    let run = access.run(&work, &query);
+    assert_eq!(run.series(), oracle, "{}", run.stderr);
+    let noticed =
+        format!("1 day(s) have no _SUCCESS in {url} while 5 other day(s) have it: 2024-05-06");
+    assert!(run.stderr.contains(&noticed), "{}", run.stderr);
+
+    let run = access.run(
+        &work,
+        &[&query[..], &["--done-marker", "_SUCCESS"]].concat(),
+    );
+    let mut want = oracle.clone();
+    want.insert(day("2024-05-06"), None);
+    assert_eq!(run.series(), want, "{}", run.stderr);
+    let warning = format!("1 day(s) have no _SUCCESS yet in {url} (--done-marker): 2024-05-06");
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
 }
 
 #[test]

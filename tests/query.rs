@@ -85,6 +85,68 @@ fn engines_give_the_oracle_rows(
     }
 }
 
+/// A day whose partition has data but no `_SUCCESS` while the other days have it may still be
+/// being written. By default it is read, with a warning; with `done_marker = "_SUCCESS"` it is
+/// missing (NULL) in both engines, cold and from rollups, an export of it alone is exit 4 and
+/// leaves the file as it was, and once the marker lands the day counts. `dau check` lists it.
+#[test]
+fn a_day_without_its_done_marker_is_unfinished() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    let unfinished = day("2024-06-20");
+    std::fs::remove_file(w.join("lake/date=2024-06-20/_SUCCESS")).unwrap();
+    let check = |marker: serde_json::Value| {
+        let run = w.run(&["check", "--lake", "lake", "--format", "json"]);
+        assert_eq!(run.code, 4, "{}", run.stderr);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(report["unfinished_days"], serde_json::json!(["2024-06-20"]));
+        assert_eq!(report["empty_days"], serde_json::json!([]));
+        assert_eq!(report["done_marker"], marker);
+    };
+    // (The window's other days have it: 20 for dau, 40 for mau.)
+    let noticed = "day(s) have it: 2024-06-20; if their writer is not done, they are undercounted";
+    engines_give_the_oracle_rows(&w, &rows, &[], &["bitmap", "sql"], noticed);
+    check(serde_json::Value::Null);
+
+    std::fs::write(w.join("dau.toml"), "[lake]\ndone_marker = \"_SUCCESS\"\n").unwrap();
+    let warning = "1 day(s) have no _SUCCESS yet in lake (--done-marker): 2024-06-20; still \
+                   being written, they are missing (NULL)";
+    let engines = ["bitmap", "sql", "bitmap"];
+    engines_give_the_oracle_rows(&w, &rows, &[unfinished], &engines, warning);
+    check(serde_json::json!("_SUCCESS"));
+    std::fs::write(w.join("daily.csv"), "date,dau\n2024-06-19,7\n").unwrap();
+    let export = ["export", "dau", "--lake", "lake", "--date", "2024-06-20"];
+    let run = w.run(&[&export[..], &["--output", "daily.csv"]].concat());
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("without _SUCCESS (--done-marker), a partition is still being written"),
+        "{}",
+        run.stderr
+    );
+    let kept = std::fs::read_to_string(w.join("daily.csv")).unwrap();
+    assert_eq!(kept, "date,dau\n2024-06-19,7\n");
+
+    // Done: the day counts, from the flag as from the file, with no warning.
+    std::fs::write(w.join("lake/date=2024-06-20/_SUCCESS"), "").unwrap();
+    let want = oracle_window(&rows, 30, day("2024-06-10"), day("2024-06-30"), &[]);
+    for engine in ["bitmap", "sql"] {
+        let args = ["mau", "--from", "2024-06-10", "--to", "2024-06-30"];
+        let flags = ["--engine", engine, "--done-marker", "_SUCCESS"];
+        let run = csv(&w, &[&args[..], &flags[..]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.series(), want, "{engine}");
+        assert!(!run.stderr.contains("_SUCCESS"), "{}", run.stderr);
+    }
+    let run = csv(&w, &["dau", "--done-marker", "a/b"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bad --done-marker 'a/b'"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A day written both as `dt=YYYY-MM-DD` and as `dt=YYYYMMDD` is read from both folders, with
 /// a warning naming the day; both engines give the oracle's numbers over all the rows.
 #[test]

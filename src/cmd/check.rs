@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dates::{day_arg, days, today};
-use crate::lake::Lake;
 use crate::lake::inspect::{FileReport, FileScan, empty_days, inspect, scan_file};
+use crate::lake::{Lake, SUCCESS};
 use crate::output::say;
 use crate::{Error, Result};
 
@@ -60,6 +60,11 @@ pub struct Report {
     pub problems: usize,
     pub missing_days: Vec<NaiveDate>,
     pub empty_days: Vec<NaiveDate>,
+    /// Days still being written: without the done marker (their files not read), or, with none
+    /// configured, with data files but no `_SUCCESS` while other days have it.
+    pub unfinished_days: Vec<NaiveDate>,
+    /// `--done-marker`, if given.
+    pub done_marker: Option<String>,
     pub days: Vec<DayReport>,
     pub bad_files: Vec<BadFile>,
     pub schema_drift: Vec<Drift>,
@@ -149,7 +154,12 @@ pub async fn examine(
     let columns = config.columns();
     let present: Vec<NaiveDate> = lake.days.range(from..=to).map(|(d, _)| *d).collect();
     let reports = inspect(lake, &present, &columns).await?;
-    let empty_days: Vec<NaiveDate> = empty_days(lake, &present, &reports).into_iter().collect();
+    let unfinished = lake.unfinished(from, to);
+    let empty_days: Vec<NaiveDate> = empty_days(lake, &present, &reports)
+        .into_iter()
+        .filter(|d| !unfinished.contains(d))
+        .collect();
+    let unfinished_days = [unfinished, lake.unmarked(from, to).0].concat();
     let watch = lake.watch("checking", Some(reports.len()));
     let scans: Vec<Option<std::result::Result<FileScan, String>>> = stream::iter(&reports)
         .map(|r| async {
@@ -223,6 +233,7 @@ pub async fn examine(
     let null_days = days.iter().filter(|d| d.null_user_ids > 0).count();
     let problems = missing_days.len()
         + empty_days.len()
+        + unfinished_days.len()
         + bad_files.len()
         + schema_drift.len()
         + date_mismatches.len()
@@ -240,6 +251,8 @@ pub async fn examine(
         problems,
         missing_days,
         empty_days,
+        unfinished_days,
+        done_marker: lake.done_marker().map(str::to_string),
         days,
         bad_files,
         schema_drift,
@@ -325,6 +338,18 @@ fn render(report: &Report) -> String {
         problems.push(format!(
             "empty partition: {d} has no data file (queries show it as missing)"
         ));
+    }
+    for d in &report.unfinished_days {
+        problems.push(match &report.done_marker {
+            Some(marker) => format!(
+                "unfinished day: {d} has no {marker} yet (--done-marker): queries show it as \
+                 missing"
+            ),
+            None => format!(
+                "unfinished day?: {d} has no {SUCCESS} while other days have it: if its writer \
+                 is not done, it is undercounted (--done-marker {SUCCESS} makes such days missing)"
+            ),
+        });
     }
     for b in &report.bad_files {
         problems.push(format!("bad file: {} ({})", b.file, b.reason));

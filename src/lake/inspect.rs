@@ -492,6 +492,9 @@ pub fn unread_days(
         .filter(|d| !read.contains(d))
         .collect();
     let empty = empty_days(lake, days, reports);
+    let unfinished = lake.unfinished(NaiveDate::MIN, NaiveDate::MAX);
+    let (unfinished, empty): (Vec<NaiveDate>, Vec<NaiveDate>) =
+        empty.into_iter().partition(|d| unfinished.contains(d));
     if !empty.is_empty() {
         let shown: Vec<String> = empty.iter().map(NaiveDate::to_string).collect();
         warnings.push(format!(
@@ -502,6 +505,8 @@ pub fn unread_days(
             shown.join(", ")
         ));
     }
+    warnings.extend(lake.unfinished_warning(&unfinished));
     unread.extend(empty);
+    unread.extend(unfinished);
     unread
 }

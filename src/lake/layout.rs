@@ -124,7 +124,7 @@ async fn children(
 
 /// A local store's folder on this machine's file system: the store keeps the lake's folder as
 /// its names are (not as a URL: a `#` or `?` in them is no fragment or query).
-fn local_path(dir: &Path) -> std::path::PathBuf {
+pub fn local_path(dir: &Path) -> std::path::PathBuf {
     std::path::Path::new("/").join(dir.as_ref())
 }
 

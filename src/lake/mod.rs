@@ -53,6 +53,11 @@ pub struct Lake {
     credentials: String,
     /// Each day's data files once listed: a session lists a day once.
     listings: Mutex<HashMap<NaiveDate, Vec<ObjectMeta>>>,
+    /// See [`Lake::done_marker`].
+    done_marker: Option<String>,
+    /// Whether each listed day's folders hold the done marker (without one, Spark's `_SUCCESS`,
+    /// to notice a lake whose writer leaves it), and whether the day has data files.
+    marked: Mutex<BTreeMap<NaiveDate, Marked>>,
     /// Parquet footers once read, by path, checked against size and modification time: read
     /// before a query (see `inspect`), then found here by DataFusion, and by later queries.
     pub parquet_footers: Arc<FileMetadataCache>,
@@ -117,6 +122,8 @@ impl Lake {
             display_prefix: location.display_prefix,
             credentials: location.credentials,
             listings: Mutex::default(),
+            done_marker: config.done_marker.clone(),
+            marked: Mutex::default(),
             parquet_footers: CacheManager::try_new(&CacheManagerConfig::default())?
                 .get_file_metadata_cache(),
             meter,
@@ -244,18 +251,32 @@ impl Lake {
             .range(from..=to)
             .all(|(day, _)| unread.contains(day))
         {
-            true => Err(Error::NoFiles {
-                lake: self.name.clone(),
-                from,
-                to,
-            }),
+            true => Err(self.no_files(from, to)),
             false => Ok(()),
         }
     }
 
+    /// The error for a range none of whose partitions has a data file to read.
+    pub fn no_files(&self, from: NaiveDate, to: NaiveDate) -> Error {
+        let why = match self.done_marker() {
+            Some(marker) if !self.unfinished(from, to).is_empty() => format!(
+                "nothing to count: without {marker} (--done-marker), a partition is still being \
+                 written"
+            ),
+            _ => "nothing to count (is the day still being written?)".to_string(),
+        };
+        Error::NoFiles {
+            lake: self.name.clone(),
+            from,
+            to,
+            why,
+        }
+    }
+
     /// The data files of each of `days`, in order: every file below its partition folders whose
-    /// name and folders do not start with `_` or `.`. A session lists a day once. On this
-    /// machine's disk the folders are read directly, a share of the days on each core.
+    /// name and folders do not start with `_` or `.`; none for a day whose folders lack the done
+    /// marker ([`Lake::unfinished`]). A session lists a day once. On this machine's disk the
+    /// folders are read directly, a share of the days on each core.
     pub async fn files(&self, days: &[NaiveDate]) -> Result<Vec<Vec<ObjectMeta>>> {
         let mut listed: HashMap<NaiveDate, Vec<ObjectMeta>> = {
             let cache = self.listings.lock().expect("listing cache");
@@ -303,12 +324,20 @@ impl Lake {
         let mut cache = self.listings.lock().expect("listing cache");
         for (day, mut files) in direct.into_iter().chain(from_store) {
             let folders = self.folders(day);
+            let marker = self.done_marker().unwrap_or(SUCCESS);
+            let done = folders.iter().all(|f| self.has_marker(f, marker, &files));
             files.retain(|meta| {
                 folders.iter().any(|folder| {
                     let parts = meta.location.prefix_match(folder);
                     parts.is_some_and(|mut parts| parts.all(|p| !layout::is_hidden(p.as_ref())))
                 })
             });
+            let data = !files.is_empty();
+            if self.done_marker.is_some() && !done {
+                files.clear();
+            }
+            let mut marked = self.marked.lock().expect("marked days");
+            marked.insert(day, Marked { done, data });
             files.sort_by(|a, b| a.location.cmp(&b.location));
             cache.insert(day, files.clone());
             listed.insert(day, files);
@@ -316,10 +345,100 @@ impl Lake {
         Ok(days.iter().map(|day| listed[day].clone()).collect())
     }
 
+    /// The file (`_SUCCESS`) a finished partition holds, if the lake's writer leaves one.
+    pub fn done_marker(&self) -> Option<&str> {
+        self.done_marker.as_deref()
+    }
+
+    /// Listed days from `from` to `to` whose data files are left out for lack of the done
+    /// marker: still being written.
+    pub fn unfinished(&self, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
+        let marked = self.marked.lock().expect("marked days");
+        match self.done_marker {
+            Some(_) => (marked.range(from..=to))
+                .filter(|(_, m)| !m.done)
+                .map(|(d, _)| *d)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Without a done marker: the listed days from `from` to `to` that have data files but no
+    /// `_SUCCESS` while others have it, so may still be being written; and how many have it.
+    pub fn unmarked(&self, from: NaiveDate, to: NaiveDate) -> (Vec<NaiveDate>, usize) {
+        if self.done_marker.is_some() {
+            return (Vec::new(), 0);
+        }
+        let marked = self.marked.lock().expect("marked days");
+        let (done, unmarked): (Vec<_>, Vec<_>) = (marked.range(from..=to))
+            .filter(|(_, m)| m.data)
+            .partition(|(_, m)| m.done);
+        match done.is_empty() {
+            true => (Vec::new(), 0),
+            false => (unmarked.iter().map(|(d, _)| **d).collect(), done.len()),
+        }
+    }
+
+    /// The warning for [`Lake::unfinished`] days among `days`, if any.
+    pub fn unfinished_warning(&self, days: &[NaiveDate]) -> Option<String> {
+        let marker = self.done_marker()?;
+        let all = self.unfinished(NaiveDate::MIN, NaiveDate::MAX);
+        let unfinished: Vec<String> = (days.iter())
+            .filter(|d| all.contains(d))
+            .map(NaiveDate::to_string)
+            .collect();
+        (!unfinished.is_empty()).then(|| {
+            format!(
+                "{} day(s) have no {marker} yet in {} (--done-marker): {}; still being written, \
+                 they are missing (NULL)",
+                unfinished.len(),
+                self.name,
+                unfinished.join(", ")
+            )
+        })
+    }
+
+    /// The warning for [`Lake::unmarked`] days, if any.
+    pub fn unmarked_warning(&self, from: NaiveDate, to: NaiveDate) -> Option<String> {
+        let (unmarked, done) = self.unmarked(from, to);
+        if unmarked.is_empty() {
+            return None;
+        }
+        let days: Vec<String> = unmarked.iter().map(NaiveDate::to_string).collect();
+        Some(format!(
+            "{} day(s) have no {SUCCESS} in {} while {done} other day(s) have it: {}; if their \
+             writer is not done, they are undercounted (--done-marker {SUCCESS} makes such days \
+             missing, NULL)",
+            days.len(),
+            self.name,
+            days.join(", ")
+        ))
+    }
+
+    /// Whether partition `folder` holds the file `marker`: in its listing from a bucket (which
+    /// has every object), on this machine's disk (whose listing leaves hidden names out).
+    fn has_marker(&self, folder: &Path, marker: &str, listed: &[ObjectMeta]) -> bool {
+        let at = folder.clone().join(marker);
+        match self.is_remote() {
+            true => listed.iter().any(|meta| meta.location == at),
+            false => layout::local_path(&at).is_file(),
+        }
+    }
+
     /// The partition folders of `day` (none when it has no partition).
     fn folders(&self, day: NaiveDate) -> Vec<Path> {
         self.days.get(&day).cloned().unwrap_or_default()
     }
+}
+
+/// The file Spark and Hadoop leave in a partition once it is written.
+pub const SUCCESS: &str = "_SUCCESS";
+
+/// Whether a listed day's folders hold the done marker, and whether it has data files.
+#[derive(Debug, Clone, Copy)]
+struct Marked {
+    done: bool,
+    data: bool,
 }
 
 /// The cores this process may use (2 when it cannot tell).

@@ -143,11 +143,8 @@ impl EventsTable {
             .map(|f| f.schema.as_ref())
             .collect();
         if schemas.is_empty() {
-            return Err(Error::NoFiles {
-                lake: lake.name.clone(),
-                from: days.first().copied().unwrap_or_default(),
-                to: days.last().copied().unwrap_or_default(),
-            });
+            let first = days.first().copied().unwrap_or_default();
+            return Err(lake.no_files(first, days.last().copied().unwrap_or_default()));
         }
         let file_schema = Arc::new(file_schema(&schemas, columns));
         let mut fields = file_schema.fields().to_vec();
@@ -202,6 +199,10 @@ impl EventsTable {
         let good = usable(&reports, &columns, on.config.skip_bad_files, &mut warnings)?;
         let nulls = null_users_per_day(&self.lake, &reports, &columns).await?;
         warnings.extend(null_warning(&nulls, columns.user));
+        warnings.extend(self.lake.unfinished_warning(days));
+        if let (Some(from), Some(to)) = (days.iter().min(), days.iter().max()) {
+            warnings.extend(self.lake.unmarked_warning(*from, *to));
+        }
         let integer_ids = self
             .file_schema
             .field_with_name(columns.user)

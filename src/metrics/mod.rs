@@ -217,6 +217,7 @@ impl Query {
             ));
         }
         let (start, end) = self.span();
+        warnings.extend(lake.unmarked_warning(start, end));
         if start < lake.first_day() && start < self.from {
             warnings.push(format!(
                 "{} windows reach back to {start}, before the lake's first day {}: they count only days from {}",
