@@ -140,6 +140,9 @@ pub struct Job {
     pub output: String,
     #[serde(default)]
     pub calendar: bool,
+    /// How long a firing waits for its day's data to land (checking again now and then) before
+    /// it fails, e.g. "3h" [default: no wait].
+    pub wait_for_data: Option<String>,
 }
 
 fn yesterday() -> String {

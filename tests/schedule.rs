@@ -478,3 +478,74 @@ fn a_missing_partition_alerts_as_a_stale_lake() {
         assert!(text.contains(error), "{text}");
     }
 }
+
+/// With `wait_for_data`, a firing whose day is not all there yet (here: no `_SUCCESS` under
+/// `done_marker`) looks again until it is, then exports the oracle's numbers, with no alert and
+/// no failure; a day that never lands fails as a stale lake once the wait is over.
+#[test]
+fn a_firing_waits_for_its_day_to_land() {
+    let w = Workdir::new();
+    let rows = setup(&w, "0 0 * * *");
+    let alerts = alert_without_retries(&w);
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let toml = toml
+        .replace("[lake]\n", "[lake]\ndone_marker = \"_SUCCESS\"\n")
+        .replace(
+            "output = \"daily.csv\"\n",
+            "output = \"daily.csv\"\nwait_for_data = \"30s\"\n",
+        );
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    let marker = w.join(&format!("lake/date={yesterday}/_SUCCESS"));
+    std::fs::remove_file(&marker).unwrap();
+    last_success(&w, yesterday);
+
+    let mut child = w
+        .command(&["schedule", "--state", "state.json", "--once"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It looks every 2.5 s: past the first look, it is still waiting, having written nothing.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(child.try_wait().unwrap().is_none(), "it did not wait");
+    assert!(!w.join("daily.csv").exists());
+    std::fs::write(&marker, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "it did not see the day land");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("job nightly date {yesterday}: no data yet")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("failed"), "{stderr}");
+    assert_eq!(exported(&w), dau_of(&rows, &[yesterday]), "{stderr}");
+    assert!(alerts.lock().unwrap().is_empty());
+    assert!(state(&w)["nightly"] > format!("{yesterday}"), "{stderr}");
+
+    // A day that never lands: after the wait (here 2 s), the stale-lake alert.
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    std::fs::write(w.join("dau.toml"), toml.replace("\"30s\"", "\"2s\"")).unwrap();
+    std::fs::remove_file(&marker).unwrap();
+    last_success(&w, yesterday);
+    let started = Instant::now();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{}",
+        run.stderr
+    );
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?} {}", run.stderr);
+    assert!(alerts[0].contains("(stale lake?)"), "{}", alerts[0]);
+    assert!(
+        alerts[0].contains("without _SUCCESS (--done-marker)"),
+        "{}",
+        alerts[0]
+    );
+}

@@ -4,7 +4,8 @@
 //! The state file keeps, per job, the last firing whose export succeeded (at first, when the
 //! schedule first started the job: nothing before that is due). A firing exports the day
 //! before it (`range = "yesterday"`) or its own day (`"today"`); missed firings that export the
-//! same day run it once. SIGTERM or Ctrl-C stops the server between exports.
+//! same day run it once. A firing whose day has not landed yet waits for it up to the job's
+//! `wait_for_data`. SIGTERM or Ctrl-C stops the server between exports (or during such a wait).
 //!
 //! With `[schedule] listen` (or `--listen`), it also serves HTTP: `GET /healthz`, `GET /metrics`
 //! (Prometheus text) and `POST /jobs/NAME/run[?date=YYYY-MM-DD]`, which needs the bearer token of
@@ -43,7 +44,8 @@ const RETRIES: u32 = 2;
     [lake]\n  url = \"gs://my-bucket/events\"\n\n  \
     [[jobs]]\n  name = \"nightly\"\n  metrics = [\"dau\", \"mau\", \"opens\"]\n  \
     cron = \"0 0 * * *\"\n  timezone = \"Asia/Seoul\"\n  range = \"yesterday\"\n  \
-    output = \"postgres://dau@db/metrics?table=daily_metrics\"")]
+    output = \"postgres://dau@db/metrics?table=daily_metrics\"\n  \
+    wait_for_data = \"3h\"")]
 pub struct ScheduleArgs {
     /// Where the last successful firing of each job is kept [default: in the user's data folder]
     #[arg(long, value_name = "FILE")]
@@ -77,6 +79,8 @@ struct Scheduled {
     timezone: Tz,
     /// Days between a firing and the day it exports.
     back: u64,
+    /// How long a firing waits for its day's data (`wait_for_data`).
+    wait: Option<Duration>,
 }
 
 pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
@@ -150,15 +154,19 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
     if !new.is_empty() {
         save(&state_path, &state)?;
     }
-    let mut stop = Box::pin(stopped());
+    let (stopping, mut stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stopped().await;
+        let _ = stopping.send(true);
+    });
     loop {
         let now = Utc::now();
-        for job in &jobs {
+        for job in jobs.iter().take_while(|_| !*stop.borrow()) {
             let last = state[&job.job.name];
             let (days, newest) = due(job, last, now);
             let mut all_ok = true;
             for day in days {
-                if !run_job(config, job, day, &stats).await {
+                if !run_job(config, job, day, &stats, stop.clone()).await {
                     all_ok = false;
                     break;
                 }
@@ -168,7 +176,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
                 save(&state_path, &state)?;
             }
         }
-        if args.once {
+        if args.once && !*stop.borrow() {
             return Ok(());
         }
         let next = jobs
@@ -183,12 +191,9 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         let wait = next
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
             .unwrap_or(Duration::from_secs(60));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = &mut stop => {
-                tracing::info!("dau schedule: stopping");
-                return Ok(());
-            }
+        if *stop.borrow() || pause(wait, &mut stop).await {
+            tracing::info!("dau schedule: stopping");
+            return Ok(());
         }
     }
 }
@@ -239,13 +244,47 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
     // A destination dau cannot write is said now, not at the first firing.
     Sink::parse(&job.output)
         .map_err(|e| Error::usage(format!("job '{}': output", job.name), e.to_string()))?;
+    let wait = match &job.wait_for_data {
+        None => None,
+        Some(text) => Some(duration(text).ok_or_else(|| {
+            bad(
+                format!("bad wait_for_data '{text}'"),
+                "give a time such as \"90m\" or \"3h\" (s, m or h)",
+            )
+        })?),
+    };
     Ok(Scheduled {
         job: job.clone(),
         metrics,
         cron,
         timezone,
         back,
+        wait,
     })
+}
+
+/// `30s`, `90m` or `3h`.
+fn duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let unit = match text.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        _ => return None,
+    };
+    let number: u64 = text[..text.len() - 1].trim().parse().ok()?;
+    Some(Duration::from_secs(number.checked_mul(unit)?)).filter(|d| !d.is_zero())
+}
+
+/// Whether an export failed because its day's data is not (all) there yet.
+fn not_there_yet(error: &Error) -> bool {
+    matches!(error, Error::NoPartitions { .. } | Error::NoFiles { .. })
+}
+
+/// How often a firing that waits for its data looks again: a twelfth of the wait, from a
+/// second to five minutes.
+fn poll(wait: Duration) -> Duration {
+    (wait / 12).clamp(Duration::from_secs(1), Duration::from_secs(300))
 }
 
 /// The days of the firings after `last` up to `now` (each day once), and the newest firing.
@@ -282,32 +321,69 @@ struct JobStats {
     failing: bool,
 }
 
-/// Exports one day of a job, retrying with backoff. When it fails for good, the webhooks hear of
-/// it once per failing streak; when it works again, that it recovered.
-async fn run_job(config: &Config, job: &Scheduled, day: NaiveDate, stats: &Stats) -> bool {
+/// Sleeps for `time`, unless the schedule is stopped meanwhile; returns whether it was.
+async fn pause(time: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(time) => false,
+        _ = stop.wait_for(|stopped| *stopped) => true,
+    }
+}
+
+/// Exports one day of a job, retrying with backoff; while its data is not there yet, for up to
+/// the job's `wait_for_data`, it looks again now and then without using up a retry. When it
+/// fails for good, the webhooks hear of it once per failing streak; when it works again, that
+/// it recovered. Returns false when it failed, or the schedule was stopped meanwhile.
+async fn run_job(
+    config: &Config,
+    job: &Scheduled,
+    day: NaiveDate,
+    stats: &Stats,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> bool {
     let name = &job.job.name;
     let attempts = config.schedule.retries.unwrap_or(RETRIES) + 1;
+    let waiting_until = job.wait.map(|wait| Instant::now() + wait);
     let mut error = None;
-    for attempt in 1..=attempts {
-        match attempt_job(config, job, day, stats, (attempt, attempts)).await {
+    let mut attempt = 1;
+    while attempt <= attempts {
+        let waiting = waiting_until.is_some_and(|until| Instant::now() < until);
+        match attempt_job(config, job, day, stats, (attempt, attempts), waiting).await {
             Ok(_) => {
                 if set_failing(stats, name, false) {
                     alert(config, &format!("recovered: job {name} exported {day}")).await;
                 }
                 return true;
             }
+            Err(e) if waiting && not_there_yet(&e) => {
+                let left = waiting_until.expect("waiting") - Instant::now();
+                let again = poll(job.wait.expect("waiting")).min(left);
+                tracing::info!(
+                    job = %name,
+                    %day,
+                    outcome = "waiting",
+                    "job {name} date {day}: no data yet ({e}); looking again in {} s, for up to \
+                     {} s more",
+                    again.as_secs(),
+                    left.as_secs()
+                );
+                if pause(again, &mut stop).await {
+                    return false;
+                }
+                continue;
+            }
             Err(e) => error = Some(e),
         }
-        if attempt < attempts {
-            tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+        if attempt < attempts && pause(Duration::from_secs(1 << attempt), &mut stop).await {
+            return false;
         }
+        attempt += 1;
     }
     if !set_failing(stats, name, true)
         && let Some(error) = error
     {
-        let stale = match error {
-            Error::NoPartitions { .. } | Error::NoFiles { .. } => " (stale lake?)",
-            _ => "",
+        let stale = match not_there_yet(&error) {
+            true => " (stale lake?)",
+            false => "",
         };
         let text = format!("failed: job {name} could not export {day}{stale}: {error}");
         alert(config, &text).await;
@@ -353,13 +429,15 @@ async fn alert(config: &Config, what: &str) {
     }
 }
 
-/// One export of one day of a job, logged and counted.
+/// One export of one day of a job, logged and counted (a day whose data is not there yet, while
+/// `waiting` for it, is neither: the caller says so).
 async fn attempt_job(
     config: &Config,
     job: &Scheduled,
     day: NaiveDate,
     stats: &Stats,
     (attempt, attempts): (u32, u32),
+    waiting: bool,
 ) -> Result<u64> {
     let name = &job.job.name;
     let started = Instant::now();
@@ -372,6 +450,9 @@ async fn attempt_job(
     )
     .await;
     let seconds = started.elapsed().as_secs_f64();
+    if waiting && done.as_ref().is_err_and(not_there_yet) {
+        return done.map(|d| d.rows);
+    }
     let mut stats = stats.lock().expect("stats");
     let counted = stats.entry(name.clone()).or_default();
     counted.runs += 1;
@@ -463,7 +544,7 @@ async fn run_now(
             None => return (StatusCode::BAD_REQUEST, format!("bad date '{text}'\n")),
         },
     };
-    match attempt_job(&app.config, job, day, &app.stats, (1, 1)).await {
+    match attempt_job(&app.config, job, day, &app.stats, (1, 1), false).await {
         Ok(rows) => (
             StatusCode::OK,
             format!("job {name} date {day}: ok, {rows} row(s)\n"),
@@ -629,6 +710,28 @@ fn save(path: &Path, state: &BTreeMap<String, DateTime<Utc>>) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn wait_for_data_takes_seconds_minutes_or_hours() {
+        assert_eq!(duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(duration(" 90m "), Some(Duration::from_secs(5400)));
+        assert_eq!(duration("3h"), Some(Duration::from_secs(10800)));
+        for bad in [
+            "",
+            "3",
+            "h",
+            "0m",
+            "-1h",
+            "1.5h",
+            "2d",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(duration(bad), None, "{bad}");
+        }
+        assert_eq!(poll(Duration::from_secs(3)), Duration::from_secs(1));
+        assert_eq!(poll(Duration::from_secs(60)), Duration::from_secs(5));
+        assert_eq!(poll(Duration::from_secs(10800)), Duration::from_secs(300));
+    }
+
     /// Across both DST changes a daily job exports every day once: a firing time that does not
     /// exist (02:30 on the spring-forward night) moves to 03:00, one that happens twice (01:30 on
     /// the fall-back night) fires once.
@@ -643,6 +746,7 @@ mod tests {
                 range: "yesterday".into(),
                 output: "daily.csv".into(),
                 calendar: false,
+                wait_for_data: None,
             };
             let job = scheduled(&Config::default(), &job).unwrap();
             for (last, now, first) in [
