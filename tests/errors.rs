@@ -168,6 +168,17 @@ fn folder_without_partitions() {
     insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", "lake"], 4));
 }
 
+/// `--lake` naming a data file, or one day's partition, instead of the lake's folder.
+#[test]
+fn lake_that_is_a_file_or_a_partition() {
+    let w = Workdir::new();
+    lake(&w);
+    let file = "lake/date=2024-06-01/part-0.parquet";
+    insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", file], 2));
+    let partition = "lake/date=2024-06-01";
+    insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", partition], 4));
+}
+
 #[test]
 fn bad_config_file() {
     let w = Workdir::new();

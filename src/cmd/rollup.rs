@@ -96,7 +96,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         built.len(),
         gathered.reused,
         if left > 0 {
-            format!(", {left} not rolled up (no data file, or files skipped)")
+            format!(", {left} not rolled up (no data file, files skipped, or not finished)")
         } else {
             String::new()
         }

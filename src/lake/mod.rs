@@ -97,10 +97,21 @@ impl Lake {
                 e => storage_error(name, &e, &location.credentials),
             })?;
         let Some(layout) = found.layout.filter(|_| !found.days.is_empty()) else {
-            let found = match found.seen.as_slice() {
+            let mut found = match found.seen.as_slice() {
                 [] => String::new(),
                 seen => format!("; found folders: {}", seen.join(", ")),
             };
+            let last = name
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            if last
+                .split_once('=')
+                .is_some_and(|(_, day)| layout::parse_hive_day(day).is_some())
+            {
+                found.push_str("; this is one day's partition: give the folder above it");
+            }
             return Err(Error::NoLayout {
                 lake: name.to_string(),
                 found,

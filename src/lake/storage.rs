@@ -153,7 +153,10 @@ fn local(lake: &str, folder: std::path::PathBuf) -> Result<Location> {
     };
     let folder = std::fs::canonicalize(&folder).map_err(|_| not_found())?;
     if !folder.is_dir() {
-        return Err(not_found());
+        return Err(Error::usage(
+            format!("the lake {lake} is a file"),
+            "give the lake's folder, which holds a folder per day (date=YYYY-MM-DD/…)",
+        ));
     }
     let root = Path::from_absolute_path(&folder).map_err(|e| storage_error(lake, &e.into(), ""))?;
     Ok(Location {
