@@ -418,6 +418,30 @@ fn sqlite_rows_are_replaced_per_day_in_one_transaction() {
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // A database in a folder not yet made: the folder is made, as for files.
+    let dest = "sqlite://new/folder/m.db?table=dau_only";
+    let run = export(&w, &["dau", "--date", "2024-06-06", "--output", dest]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let conn = rusqlite::Connection::open(w.join("new/folder/m.db")).unwrap();
+    let dau: i64 = conn
+        .query_row("SELECT dau FROM dau_only", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(dau as u64, oracle(&rows, day("2024-06-06")).0);
+    // No file (a temporary database, gone at the end) or a parameter dau does not know: refused
+    // before anything is computed.
+    for (dest, why) in [
+        ("sqlite://", "no database file in 'sqlite://'"),
+        ("sqlite://?table=t", "no database file"),
+        (
+            "sqlite://m.db?table=t&mode=ro",
+            "a parameter other than table",
+        ),
+    ] {
+        let run = export(&w, &["dau", "--date", "2024-06-06", "--output", dest]);
+        assert_eq!(run.code, 2, "{dest}: {}", run.stderr);
+        assert!(run.stderr.contains(why), "{dest}: {}", run.stderr);
+    }
 }
 
 #[test]

@@ -57,6 +57,18 @@ impl Sink {
     pub fn parse(dest: &str) -> Result<Sink> {
         if let Some(rest) = dest.strip_prefix("sqlite://") {
             let (path, table) = take_parameter(rest, "table");
+            // An empty path would be a temporary database, gone when the export ends.
+            let bad = match path.split_once('?') {
+                _ if path.is_empty() => Some("no database file"),
+                Some(_) => Some("a parameter other than table"),
+                None => None,
+            };
+            if let Some(what) = bad {
+                return Err(Error::usage(
+                    format!("{what} in '{dest}'"),
+                    "write sqlite://PATH/TO/FILE.db, optionally with ?table=NAME",
+                ));
+            }
             return Ok(Sink::Sqlite {
                 path: PathBuf::from(path),
                 table: table_name(dest, table, false)?,
