@@ -725,6 +725,21 @@ fn postgres_rows_are_upserted_per_day_in_one_transaction() {
         "{}",
         run.stderr
     );
+    // A URL the driver cannot use: exit 2 before anything is computed, the password hidden.
+    for (dest, why) in [
+        ("postgres://u:secret@h/db?foo=1", "unknown option `foo`"),
+        (
+            "postgres://u@h/db?connect_timeout=soon",
+            "`connect_timeout`",
+        ),
+        ("postgres://", "no host"),
+    ] {
+        let run = export(&w, &["dau", "--date", "2024-06-06", "--output", dest]);
+        assert_eq!(run.code, 2, "{dest}: {}", run.stderr);
+        assert!(run.stderr.contains("bad PostgreSQL URL"), "{}", run.stderr);
+        assert!(run.stderr.contains(why), "{dest}: {}", run.stderr);
+        assert!(!run.stderr.contains("secret"), "{}", run.stderr);
+    }
 }
 
 /// `?table=SCHEMA.TABLE` makes and fills the table in that schema, not a same-named one on the

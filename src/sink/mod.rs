@@ -78,6 +78,7 @@ impl Sink {
             let shown = without_password(dest);
             let (url, table) = take_parameter(dest, "table");
             let (url, tls) = postgres::Tls::take(&shown, &url)?;
+            postgres::check_url(&shown, &url)?;
             return Ok(Sink::Postgres {
                 url,
                 table: table_name(&shown, table, true)?,

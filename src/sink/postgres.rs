@@ -223,6 +223,23 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
+/// Refuses a URL the driver cannot use (an unknown parameter, a bad value, no host) before
+/// anything is computed, naming it as `shown` (without its password).
+pub fn check_url(shown: &str, url: &str) -> Result<()> {
+    let bad = |what: String| {
+        Error::usage(
+            format!("bad PostgreSQL URL '{shown}': {what}"),
+            "write postgres://USER:PASSWORD@HOST:PORT/DATABASE?table=NAME, with libpq's \
+             parameters (sslmode, connect_timeout, …)",
+        )
+    };
+    let config: tokio_postgres::Config = url.parse().map_err(|e| bad(chain(&e)))?;
+    match config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        true => Err(bad("no host".to_string())),
+        false => Ok(()),
+    }
+}
+
 /// A certificate refused for its issuer or its name, with what to change in the URL.
 fn with_certificate_hint(detail: String) -> String {
     let hint = if detail.contains("UnknownIssuer") {
