@@ -121,6 +121,7 @@ impl Lake {
         Ok(Lake {
             name: name.to_string(),
             store: Arc::new(Metered {
+                local: is_local(&location.store_url),
                 inner: location.store,
                 meter: meter.clone(),
             }),

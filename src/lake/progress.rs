@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    Attributes, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult,
 };
 
 /// What has been read since the last [`Meter::watch`].
@@ -108,11 +110,69 @@ impl Drop for Watch {
     }
 }
 
-/// A store that counts what is read from it.
+/// A store that counts what is read from it. On this machine's disk (`local`), reads of small
+/// files are made on the calling thread: the store would hand each to a blocking thread twice
+/// (open, then read), which for a lake of many small files costs more than the reads (1.5x the
+/// time of a month of 500 files a day).
 #[derive(Debug)]
 pub struct Metered {
     pub inner: Arc<dyn ObjectStore>,
     pub meter: Arc<Meter>,
+    pub local: bool,
+}
+
+/// The largest file read on the calling thread (see [`Metered`]).
+const SMALL_FILE: u64 = 1 << 20;
+
+impl Metered {
+    /// Reads a range of the local file at `location` here, when a plain request asks for it and
+    /// the file is small; None when the store should.
+    fn read_here(&self, location: &Path, options: &GetOptions) -> Option<GetResult> {
+        let plain = options.if_match.is_none()
+            && options.if_none_match.is_none()
+            && options.if_modified_since.is_none()
+            && options.if_unmodified_since.is_none()
+            && options.version.is_none()
+            && !options.head;
+        let Some(GetRange::Bounded(range)) = options.range.clone() else {
+            return None;
+        };
+        if !self.local || !plain {
+            return None;
+        }
+        read_local(location, range)
+    }
+}
+
+/// A range of a small local file, as the local store gives it; None for a larger file, or when
+/// anything fails (the store then tries, and says what is wrong its own way).
+fn read_local(location: &Path, range: Range<u64>) -> Option<GetResult> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let file = std::fs::File::open(super::layout::local_path(location)).ok()?;
+    let metadata = file.metadata().ok().filter(|m| m.len() <= SMALL_FILE)?;
+    let size = metadata.len();
+    let range = GetRange::Bounded(range).as_range(size).ok()?;
+    let mut bytes = vec![0; (range.end - range.start) as usize];
+    file.read_exact_at(&mut bytes, range.start).ok()?;
+    let modified = metadata.modified().ok()?;
+    let micros = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    let meta = ObjectMeta {
+        location: location.clone(),
+        last_modified: modified.into(),
+        size,
+        e_tag: Some(format!("{:x}-{micros:x}-{size:x}", metadata.ino())),
+        version: None,
+    };
+    let bytes = Bytes::from(bytes);
+    Some(GetResult {
+        payload: GetResultPayload::Stream(futures::stream::once(async { Ok(bytes) }).boxed()),
+        meta,
+        range,
+        attributes: Attributes::default(),
+    })
 }
 
 impl std::fmt::Display for Metered {
@@ -145,7 +205,10 @@ impl ObjectStore for Metered {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        let got = self.inner.get_opts(location, options).await?;
+        let got = match self.read_here(location, &options) {
+            Some(got) => got,
+            None => self.inner.get_opts(location, options).await?,
+        };
         self.meter.read(location, got.range.end - got.range.start);
         Ok(got)
     }
@@ -183,5 +246,42 @@ impl ObjectStore for Metered {
         options: CopyOptions,
     ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::local::LocalFileSystem;
+
+    /// A small file's range read here is what the local store gives: the same bytes, range and
+    /// metadata. A larger file, a missing one and a range past the end are left to the store.
+    #[tokio::test]
+    async fn a_small_file_reads_here_as_the_store_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.parquet");
+        let text: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&small, &text).unwrap();
+        let large = dir.path().join("large.parquet");
+        std::fs::write(&large, vec![7u8; SMALL_FILE as usize + 1]).unwrap();
+        let at = |file: &std::path::Path| Path::from_absolute_path(file).unwrap();
+        let store = LocalFileSystem::new();
+
+        for range in [0..5000, 100..101, 4000..6000] {
+            let here = read_local(&at(&small), range.clone()).unwrap();
+            let options = GetOptions::new().with_range(Some(range.clone()));
+            let there = store.get_opts(&at(&small), options).await.unwrap();
+            assert_eq!(here.meta, there.meta, "{range:?}");
+            assert_eq!(here.range, there.range, "{range:?}");
+            assert_eq!(
+                here.bytes().await.unwrap(),
+                there.bytes().await.unwrap(),
+                "{range:?}"
+            );
+        }
+        assert!(read_local(&at(&small), 5000..5001).is_none());
+        assert!(read_local(&at(&large), 0..10).is_none());
+        assert!(read_local(&at(&dir.path().join("gone.parquet")), 0..10).is_none());
+        assert!(read_local(&at(dir.path()), 0..10).is_none());
     }
 }
