@@ -6,7 +6,8 @@
 # Usage: bash bench/run.sh   (or `just bench`)
 # Settings (environment):
 #   BENCH_LAKES="S M"      lakes: tiny (20k users, 40 days, a smoke test), S (~25M events, 60 days),
-#                          M (~250M events, 365 days), S-text (S with text ids: "u123"), L (~1B
+#                          M (~250M events, 365 days), S-text (S with text ids: "u123"), S-files
+#                          (S in 200 small files a day, as Kafka Connect writes), L (~1B
 #                          events, 365 days, 7.3 GB: for the memory target; peers may run out of
 #                          memory); generated once into bench/out/
 #   BENCH_RUNS=5           timed runs per command (after 1 warmup run)
@@ -79,15 +80,16 @@ fi
 
 day() { date -u -d "$1" +%F; }
 
-# The lakes: name -> users days start id-type.
+# The lakes: name -> users days start id-type files-per-day.
 lake_shape() {
   case "$1" in
-    tiny) echo "20000 40 2024-06-01 int64" ;;
-    S) echo "1150000 60 2024-06-01 int64" ;;
-    S-text) echo "1150000 60 2024-06-01 string" ;;
-    M) echo "3790000 365 2023-01-01 int64" ;;
-    L) echo "15200000 365 2023-01-01 int64" ;;
-    *) die "unknown lake '$1' in BENCH_LAKES (tiny, S, S-text, M, L)" ;;
+    tiny) echo "20000 40 2024-06-01 int64 4" ;;
+    S) echo "1150000 60 2024-06-01 int64 4" ;;
+    S-text) echo "1150000 60 2024-06-01 string 4" ;;
+    S-files) echo "1150000 60 2024-06-01 int64 200" ;;
+    M) echo "3790000 365 2023-01-01 int64 4" ;;
+    L) echo "15200000 365 2023-01-01 int64 4" ;;
+    *) die "unknown lake '$1' in BENCH_LAKES (tiny, S, S-text, S-files, M, L)" ;;
   esac
 }
 
@@ -118,14 +120,15 @@ check_run() {
 }
 
 for lake_name in $lakes; do
-  read -r users days start id_type <<<"$(lake_shape "$lake_name")"
+  read -r users days start id_type files <<<"$(lake_shape "$lake_name")"
   lake="$PWD/$out/lake-${users}u-${days}d"
   if [ "$id_type" != int64 ]; then lake="$lake-$id_type"; fi
+  if [ "$files" != 4 ]; then lake="$lake-${files}files"; fi
   if [ ! -f "$lake/.dau-gen-complete" ]; then
     rm -rf "$lake"
-    say "generating lake $lake_name: $users users over $days days from $start ($id_type ids)"
-    "$dau" gen --out "$lake" --users "$users" --days "$days" --start "$start" --files-per-day 4 \
-      --id-type "$id_type"
+    say "generating lake $lake_name: $users users over $days days from $start ($id_type ids, $files files a day)"
+    "$dau" gen --out "$lake" --users "$users" --days "$days" --start "$start" \
+      --files-per-day "$files" --id-type "$id_type"
   fi
   first=$(basename "$(find "$lake" -maxdepth 1 -name 'date=*' | sort | head -n 1)")
   last=$(basename "$(find "$lake" -maxdepth 1 -name 'date=*' | sort | tail -n 1)")
