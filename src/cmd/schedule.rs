@@ -342,36 +342,40 @@ async fn run_job(
 ) -> bool {
     let name = &job.job.name;
     let attempts = config.schedule.retries.unwrap_or(RETRIES) + 1;
-    let waiting_until = job.wait.map(|wait| Instant::now() + wait);
+    // Until when a day not there yet is looked for again, and how often.
+    let waiting = job.wait.map(|wait| (Instant::now() + wait, poll(wait)));
     let mut error = None;
     let mut attempt = 1;
     while attempt <= attempts {
-        let waiting = waiting_until.is_some_and(|until| Instant::now() < until);
-        match attempt_job(config, job, day, stats, (attempt, attempts), waiting).await {
+        let waiting = waiting.filter(|(until, _)| Instant::now() < *until);
+        let tries = (attempt, attempts);
+        match attempt_job(config, job, day, stats, tries, waiting.is_some()).await {
             Ok(_) => {
                 if set_failing(stats, name, false) {
                     alert(config, &format!("recovered: job {name} exported {day}")).await;
                 }
                 return true;
             }
-            Err(e) if waiting && not_there_yet(&e) => {
-                let left = waiting_until.expect("waiting") - Instant::now();
-                let again = poll(job.wait.expect("waiting")).min(left);
-                tracing::info!(
-                    job = %name,
-                    %day,
-                    outcome = "waiting",
-                    "job {name} date {day}: no data yet ({e}); looking again in {} s, for up to \
-                     {} s more",
-                    again.as_secs(),
-                    left.as_secs()
-                );
-                if pause(again, &mut stop).await {
-                    return false;
+            Err(e) => match waiting {
+                Some((until, every)) if not_there_yet(&e) => {
+                    let left = until - Instant::now();
+                    let again = every.min(left);
+                    tracing::info!(
+                        job = %name,
+                        %day,
+                        outcome = "waiting",
+                        "job {name} date {day}: no data yet ({e}); looking again in {} s, for up \
+                         to {} s more",
+                        again.as_secs(),
+                        left.as_secs()
+                    );
+                    if pause(again, &mut stop).await {
+                        return false;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            Err(e) => error = Some(e),
+                _ => error = Some(e),
+            },
         }
         if attempt < attempts && pause(Duration::from_secs(1 << attempt), &mut stop).await {
             return false;

@@ -102,9 +102,9 @@ impl Format {
 }
 
 /// Writes a result stream to `output` (atomically: a temp file, synced, renamed into place; its
-/// folder made when missing) or to stdout. A device or a pipe (`/dev/null`, `/dev/stdout`, `>(gzip > out.gz)`) is written into as
-/// it is, since a file renamed into its place would replace it; through a symbolic link, the file
-/// it points to is replaced and the link stays.
+/// folder made when missing) or to stdout. A device or a pipe (`/dev/null`, `/dev/stdout`,
+/// `>(gzip > out.gz)`) is written into as it is, since a file renamed into its place would
+/// replace it; through a symbolic link, the file it points to is replaced and the link stays.
 /// Returns the number of rows written.
 pub async fn write(
     stream: SendableRecordBatchStream,

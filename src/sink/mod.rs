@@ -58,10 +58,12 @@ impl Sink {
         if let Some(rest) = dest.strip_prefix("sqlite://") {
             let (path, table) = take_parameter(rest, "table");
             // An empty path would be a temporary database, gone when the export ends.
-            let bad = match path.split_once('?') {
-                _ if path.is_empty() => Some("no database file"),
-                Some(_) => Some("a parameter other than table"),
-                None => None,
+            let bad = if path.is_empty() {
+                Some("no database file")
+            } else if path.contains('?') {
+                Some("a parameter other than table")
+            } else {
+                None
             };
             if let Some(what) = bad {
                 return Err(Error::usage(
