@@ -49,7 +49,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES", value_parser = FalseyValueParser::new())]
     pub skip_bad_files: bool,
 
-    /// A file each finished partition holds, such as _SUCCESS: a day without it is still being written, so missing (NULL) [default: none]
+    /// A file each finished partition holds, such as _SUCCESS: a day without it is still being written, so missing (NULL); off: no marker, and no warning of days without _SUCCESS [default: none]
     #[arg(long, global = true, env = "DAU_DONE_MARKER", value_name = "NAME")]
     pub done_marker: Option<String>,
 

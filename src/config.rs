@@ -26,6 +26,9 @@ pub struct Config {
     pub skip_bad_files: bool,
     /// A file (`_SUCCESS`) that each finished partition holds; a day without it is missing.
     pub done_marker: Option<String>,
+    /// Without a done marker, warn of days without `_SUCCESS` while others have it (not with
+    /// `--done-marker off`).
+    pub notice_unmarked: bool,
     pub memory_limit: Option<MemoryLimit>,
     /// How to reach a lake in a bucket.
     pub storage: StorageOptions,
@@ -51,6 +54,7 @@ impl Default for Config {
             timezone: Tz::UTC,
             skip_bad_files: false,
             done_marker: None,
+            notice_unmarked: true,
             memory_limit: None,
             storage: StorageOptions::default(),
             progress_after: Some(std::time::Duration::from_secs(1)),
@@ -230,11 +234,15 @@ impl Config {
             Some(place) => Some(place),
             None => dirs::cache_dir().map(|d| d.join("dau").join("rollups").display().to_string()),
         };
-        let done_marker = match args.done_marker.clone().or(lake.done_marker) {
+        let done_marker = args.done_marker.clone().or(lake.done_marker);
+        let notice_unmarked = done_marker.as_deref() != Some("off");
+        let done_marker = match done_marker {
+            Some(name) if name == "off" => None,
             Some(name) if name.is_empty() || name.contains('/') || name == "." || name == ".." => {
                 return Err(Error::usage(
                     format!("bad --done-marker '{name}' (or DAU_DONE_MARKER, [lake] done_marker)"),
-                    "give the name of the file a finished partition holds, such as _SUCCESS",
+                    "give the name of the file a finished partition holds, such as _SUCCESS, or \
+                     off",
                 ));
             }
             name => name,
@@ -246,6 +254,7 @@ impl Config {
             timezone,
             skip_bad_files: args.skip_bad_files,
             done_marker,
+            notice_unmarked,
             memory_limit,
             storage,
             progress_after,

@@ -107,6 +107,12 @@ fn a_day_without_its_done_marker_is_unfinished() {
     let noticed = "day(s) have it: 2024-06-20; if their writer is not done, they are undercounted";
     engines_give_the_oracle_rows(&w, &rows, &[], &["bitmap", "sql"], noticed);
     check(serde_json::Value::Null);
+    // `off`: the lake has no markers; the same numbers, and no warning.
+    let run = csv(&w, &["mau", "--to", "2024-06-30", "--done-marker", "off"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let want = oracle_window(&rows, 30, day("2024-06-01"), day("2024-06-30"), &[]);
+    assert_eq!(run.series(), want);
+    assert!(!run.stderr.contains("_SUCCESS"), "{}", run.stderr);
 
     std::fs::write(w.join("dau.toml"), "[lake]\ndone_marker = \"_SUCCESS\"\n").unwrap();
     let warning = "1 day(s) have no _SUCCESS yet in lake (--done-marker): 2024-06-20; still \

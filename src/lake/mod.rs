@@ -55,6 +55,8 @@ pub struct Lake {
     listings: Mutex<HashMap<NaiveDate, Vec<ObjectMeta>>>,
     /// See [`Lake::done_marker`].
     done_marker: Option<String>,
+    /// See [`Lake::unmarked`].
+    notice_unmarked: bool,
     /// Whether each listed day's folders hold the done marker (without one, Spark's `_SUCCESS`,
     /// to notice a lake whose writer leaves it), and whether the day has data files.
     marked: Mutex<BTreeMap<NaiveDate, Marked>>,
@@ -135,6 +137,7 @@ impl Lake {
             credentials: location.credentials,
             listings: Mutex::default(),
             done_marker: config.done_marker.clone(),
+            notice_unmarked: config.notice_unmarked,
             marked: Mutex::default(),
             parquet_footers: CacheManager::try_new(&CacheManagerConfig::default())?
                 .get_file_metadata_cache(),
@@ -377,8 +380,9 @@ impl Lake {
 
     /// Without a done marker: the listed days from `from` to `to` that have data files but no
     /// `_SUCCESS` while others have it, so may still be being written; and how many have it.
+    /// (None with `--done-marker off`, for a lake whose writer no longer leaves `_SUCCESS`.)
     pub fn unmarked(&self, from: NaiveDate, to: NaiveDate) -> (Vec<NaiveDate>, usize) {
-        if self.done_marker.is_some() {
+        if self.done_marker.is_some() || !self.notice_unmarked {
             return (Vec::new(), 0);
         }
         let marked = self.marked.lock().expect("marked days");
@@ -420,7 +424,7 @@ impl Lake {
         Some(format!(
             "{} day(s) have no {SUCCESS} in {} while {done} other day(s) have it: {}; if their \
              writer is not done, they are undercounted (--done-marker {SUCCESS} makes such days \
-             missing, NULL)",
+             missing, NULL; --done-marker off says the lake has no markers)",
             days.len(),
             self.name,
             days.join(", ")
