@@ -8,6 +8,7 @@
 # Settings (environment):
 #   BENCH_LATENCY=0.03     seconds each request waits (0 for none)
 #   BENCH_USERS=1150000 BENCH_DAYS=30   the lake (`dau gen`, about 15M events by default)
+#   BENCH_FILES=4          Parquet files a day (e.g. 100: many small files, as Kafka Connect writes)
 #   BENCH_RUNS=5           timed runs per command (after 1 warmup run)
 #   BENCH_DAU=PATH         the dau binary to time (default: build the release one)
 set -euo pipefail
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 latency="${BENCH_LATENCY:-0.03}"
 users="${BENCH_USERS:-1150000}"
 days="${BENCH_DAYS:-30}"
+files="${BENCH_FILES:-4}"
 runs="${BENCH_RUNS:-5}"
 if [ -n "${BENCH_DAU:-}" ]; then
   dau="$BENCH_DAU"
@@ -42,13 +44,14 @@ done
 
 direct=(--endpoint "http://127.0.0.1:$server_port" --anonymous)
 far=(--endpoint "http://127.0.0.1:$proxy_port" --anonymous)
-"$dau" -q gen --out gs://lake/events "${direct[@]}" --users "$users" --days "$days"
+"$dau" -q gen --out gs://lake/events "${direct[@]}" --users "$users" --days "$days" \
+  --files-per-day "$files"
 first=2024-06-01
 last="$(date -d "$first + $((days - 1)) days" +%F)"
 middle="$(date -d "$first + $((days / 2)) days" +%F)"
 month_end="$(date -d "$first + 1 month - 1 day" +%F)"
 "$dau" -q --rollups gs://lake/rollups "${direct[@]}" rollup --lake gs://lake/events
-echo "dau $("$dau" --version | cut -d' ' -f2): $users users, $days days in gs://lake/events, ${latency}s a request"
+echo "dau $("$dau" --version | cut -d' ' -f2): $users users, $days days of $files files in gs://lake/events, ${latency}s a request"
 
 cold=("$dau" --rollups off "${far[@]}" query)
 warm=("$dau" --rollups gs://lake/rollups "${far[@]}" query)

@@ -122,11 +122,11 @@ impl Lake {
         let meter = Arc::new(Meter::default());
         Ok(Lake {
             name: name.to_string(),
-            store: Arc::new(Metered {
-                local: is_local(&location.store_url),
-                inner: location.store,
-                meter: meter.clone(),
-            }),
+            store: Arc::new(Metered::new(
+                location.store,
+                meter.clone(),
+                is_local(&location.store_url),
+            )),
             store_url: location.store_url,
             root: location.root,
             layout,
