@@ -119,9 +119,9 @@ impl Drop for Watch {
 ///   reads find it here, one request per file instead of two.
 #[derive(Debug)]
 pub struct Metered {
-    pub inner: Arc<dyn ObjectStore>,
-    pub meter: Arc<Meter>,
-    pub local: bool,
+    inner: Arc<dyn ObjectStore>,
+    meter: Arc<Meter>,
+    local: bool,
     /// Small objects read whole from a bucket, and how many bytes they hold.
     kept: Mutex<(HashMap<Path, Kept>, u64)>,
 }
@@ -144,28 +144,17 @@ impl Metered {
         }
     }
 
-    /// Ranges of a kept object, as the store would give them; None unless it is kept and holds
-    /// them all.
-    fn kept_parts(
-        &self,
-        location: &Path,
-        ranges: &[Range<u64>],
-    ) -> Option<(ObjectMeta, Vec<Bytes>)> {
+    /// Ranges of a kept object, as the store would give them (the range clamped to its end, and
+    /// its bytes); None unless it is kept and holds them all.
+    fn kept_parts(&self, location: &Path, ranges: &[Range<u64>]) -> Option<Vec<GetResult>> {
         let kept = self.kept.lock().expect("kept objects");
         let (meta, bytes) = kept.0.get(location)?;
-        let parts = ranges.iter().map(|range| {
+        let part = |range: &Range<u64>| {
             let range = GetRange::Bounded(range.clone()).as_range(meta.size).ok()?;
-            Some(bytes.slice(range.start as usize..range.end as usize))
-        });
-        Some((meta.clone(), parts.collect::<Option<_>>()?))
-    }
-
-    /// A range of a kept object, as the store would give it.
-    fn kept_range(&self, location: &Path, range: &Range<u64>) -> Option<GetResult> {
-        let (meta, mut parts) = self.kept_parts(location, std::slice::from_ref(range))?;
-        let part = parts.pop()?;
-        let range = range.start..range.start + part.len() as u64;
-        Some(result(meta, range, part))
+            let part = bytes.slice(range.start as usize..range.end as usize);
+            Some(result(meta.clone(), range, part))
+        };
+        ranges.iter().map(part).collect()
     }
 
     /// Keeps a small object that a plain request read whole from a bucket, while there is room;
@@ -269,7 +258,9 @@ impl ObjectStore for Metered {
         let plain = plain_range(&options);
         let here = match &plain {
             Some(GetRange::Bounded(range)) if self.local => read_local(location, range.clone()),
-            Some(GetRange::Bounded(range)) => self.kept_range(location, range),
+            Some(GetRange::Bounded(range)) => self
+                .kept_parts(location, std::slice::from_ref(range))
+                .and_then(|mut parts| parts.pop()),
             _ => None,
         };
         let got = match here {
@@ -292,7 +283,9 @@ impl ObjectStore for Metered {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         let got = match self.kept_parts(location, ranges) {
-            Some((_, parts)) => parts,
+            Some(parts) => {
+                futures::future::try_join_all(parts.into_iter().map(|p| p.bytes())).await?
+            }
             None => self.inner.get_ranges(location, ranges).await?,
         };
         let bytes = got.iter().map(|b| b.len() as u64).sum();
@@ -328,7 +321,54 @@ impl ObjectStore for Metered {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
     use object_store::local::LocalFileSystem;
+
+    /// From a bucket, an object read whole is kept: its ranges are then given from memory (here,
+    /// after it is gone from the store), while a head or a conditional request still asks the
+    /// store. A range not read whole first is not kept.
+    #[tokio::test]
+    async fn a_small_object_read_whole_is_kept_for_its_ranges() {
+        use object_store::memory::InMemory;
+        let inner = Arc::new(InMemory::new());
+        let store = Metered::new(inner.clone(), Arc::default(), false);
+        let (whole, part) = (Path::from("d/whole.parquet"), Path::from("d/part.parquet"));
+        for name in [&whole, &part] {
+            inner
+                .put(name, Bytes::from_static(b"0123456789").into())
+                .await
+                .unwrap();
+        }
+        let whole_read = store.get_range(&whole, 0..10).await.unwrap();
+        assert_eq!(whole_read, Bytes::from_static(b"0123456789"));
+        assert_eq!(
+            store.get_range(&part, 2..5).await.unwrap(),
+            Bytes::from_static(b"234")
+        );
+        for name in [&whole, &part] {
+            inner.delete(name).await.unwrap();
+        }
+        assert_eq!(
+            store.get_range(&whole, 3..7).await.unwrap(),
+            Bytes::from_static(b"3456")
+        );
+        let ranges = store.get_ranges(&whole, &[0..2, 8..10]).await.unwrap();
+        assert_eq!(
+            ranges,
+            [Bytes::from_static(b"01"), Bytes::from_static(b"89")]
+        );
+        assert!(store.head(&whole).await.is_err(), "a head asks the store");
+        let options = GetOptions::new().with_range(Some(3..7));
+        let conditional = GetOptions {
+            if_match: Some("\"tag\"".into()),
+            ..options
+        };
+        assert!(store.get_opts(&whole, conditional).await.is_err());
+        assert!(
+            store.get_range(&part, 2..5).await.is_err(),
+            "a part was not kept"
+        );
+    }
 
     /// A small file's range read here is what the local store gives: the same bytes, range and
     /// metadata. A larger file, a missing one and a range past the end are left to the store.
