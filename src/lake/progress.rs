@@ -179,15 +179,21 @@ impl Metered {
     }
 }
 
-/// The range a plain request (no conditions, not a head) asks for.
-fn plain_range(options: &GetOptions) -> Option<GetRange> {
+/// The bytes a plain request (no conditions, not a head) asks for: a bounded range, or the whole
+/// object (`0..u64::MAX`); None for any other request.
+fn plain_request(options: &GetOptions) -> Option<Range<u64>> {
     let plain = options.if_match.is_none()
         && options.if_none_match.is_none()
         && options.if_modified_since.is_none()
         && options.if_unmodified_since.is_none()
         && options.version.is_none()
         && !options.head;
-    options.range.clone().filter(|_| plain)
+    match &options.range {
+        _ if !plain => None,
+        None => Some(0..u64::MAX),
+        Some(GetRange::Bounded(range)) => Some(range.clone()),
+        Some(_) => None,
+    }
 }
 
 /// What a store gives for `range` of an object, from bytes in memory.
@@ -255,13 +261,13 @@ impl ObjectStore for Metered {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        let plain = plain_range(&options);
+        let plain = plain_request(&options);
         let here = match &plain {
-            Some(GetRange::Bounded(range)) if self.local => read_local(location, range.clone()),
-            Some(GetRange::Bounded(range)) => self
+            Some(range) if self.local => read_local(location, range.clone()),
+            Some(range) => self
                 .kept_parts(location, std::slice::from_ref(range))
                 .and_then(|mut parts| parts.pop()),
-            _ => None,
+            None => None,
         };
         let got = match here {
             Some(got) => got,
@@ -357,6 +363,8 @@ mod tests {
             ranges,
             [Bytes::from_static(b"01"), Bytes::from_static(b"89")]
         );
+        let all = store.get(&whole).await.unwrap().bytes().await.unwrap();
+        assert_eq!(all, Bytes::from_static(b"0123456789"));
         assert!(store.head(&whole).await.is_err(), "a head asks the store");
         let options = GetOptions::new().with_range(Some(3..7));
         let conditional = GetOptions {
@@ -383,7 +391,7 @@ mod tests {
         let at = |file: &std::path::Path| Path::from_absolute_path(file).unwrap();
         let store = LocalFileSystem::new();
 
-        for range in [0..5000, 100..101, 4000..6000] {
+        for range in [0..5000, 100..101, 4000..6000, 0..u64::MAX] {
             let here = read_local(&at(&small), range.clone()).unwrap();
             let options = GetOptions::new().with_range(Some(range.clone()));
             let there = store.get_opts(&at(&small), options).await.unwrap();
