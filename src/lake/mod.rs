@@ -126,6 +126,7 @@ impl Lake {
                 location.store,
                 meter.clone(),
                 is_local(&location.store_url),
+                config.memory_limit.as_ref().map(|m| m.bytes as u64),
             )),
             store_url: location.store_url,
             root: location.root,

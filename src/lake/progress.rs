@@ -124,6 +124,8 @@ pub struct Metered {
     local: bool,
     /// Small objects read whole from a bucket, and how many bytes they hold.
     kept: Mutex<(HashMap<Path, Kept>, u64)>,
+    /// The most bytes kept.
+    keep_at_most: u64,
 }
 
 /// A small object kept in memory, with its metadata.
@@ -131,16 +133,23 @@ type Kept = (ObjectMeta, Bytes);
 
 /// The largest file read on the calling thread, or kept from a bucket (see [`Metered`]).
 pub const SMALL_FILE: u64 = 1 << 20;
-/// The most bytes of small objects kept from a bucket (beyond that, their data is read again).
+/// The most bytes of small objects kept from a bucket (beyond that, their data is read again),
+/// and at most a quarter of `--memory-limit`.
 const KEEP_TOTAL: u64 = 256 << 20;
 
 impl Metered {
-    pub fn new(inner: Arc<dyn ObjectStore>, meter: Arc<Meter>, local: bool) -> Metered {
+    pub fn new(
+        inner: Arc<dyn ObjectStore>,
+        meter: Arc<Meter>,
+        local: bool,
+        memory_limit: Option<u64>,
+    ) -> Metered {
         Metered {
             inner,
             meter,
             local,
             kept: Mutex::default(),
+            keep_at_most: memory_limit.map_or(KEEP_TOTAL, |m| (m / 4).min(KEEP_TOTAL)),
         }
     }
 
@@ -164,7 +173,7 @@ impl Metered {
         if self.local || !whole || got.meta.size > SMALL_FILE {
             return Ok(got);
         }
-        if self.kept.lock().expect("kept objects").1 + got.meta.size > KEEP_TOTAL {
+        if self.kept.lock().expect("kept objects").1 + got.meta.size > self.keep_at_most {
             return Ok(got);
         }
         let (meta, range) = (got.meta.clone(), got.range.clone());
@@ -337,7 +346,7 @@ mod tests {
     async fn a_small_object_read_whole_is_kept_for_its_ranges() {
         use object_store::memory::InMemory;
         let inner = Arc::new(InMemory::new());
-        let store = Metered::new(inner.clone(), Arc::default(), false);
+        let store = Metered::new(inner.clone(), Arc::default(), false, None);
         let (whole, part) = (Path::from("d/whole.parquet"), Path::from("d/part.parquet"));
         for name in [&whole, &part] {
             inner
@@ -375,6 +384,19 @@ mod tests {
         assert!(
             store.get_range(&part, 2..5).await.is_err(),
             "a part was not kept"
+        );
+
+        // Under --memory-limit, at most a quarter of it is kept: not these 10 bytes under 20.
+        let limited = Metered::new(inner.clone(), Arc::default(), false, Some(20));
+        inner
+            .put(&whole, Bytes::from_static(b"0123456789").into())
+            .await
+            .unwrap();
+        limited.get_range(&whole, 0..10).await.unwrap();
+        inner.delete(&whole).await.unwrap();
+        assert!(
+            limited.get_range(&whole, 3..7).await.is_err(),
+            "kept beyond the limit"
         );
     }
 
