@@ -153,6 +153,27 @@ fn a_day_without_its_done_marker_is_unfinished() {
     );
 }
 
+/// Left to its default, `--to` is the lake's last day: when that is today (a partition that may
+/// still be being written), a warning says so; `--to yesterday` leaves it out, without one. The
+/// numbers are the oracle's either way.
+#[test]
+fn a_default_range_ending_today_is_warned_of() {
+    let w = Workdir::new();
+    let today = chrono::Utc::now().date_naive();
+    let rows = random_rows(3, today - Days::new(4), 5, 200);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let warning = format!("the lake's last day, {today}, is today in UTC");
+    let run = csv(&w, &["dau"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = today - Days::new(4);
+    assert_eq!(run.series(), oracle_window(&rows, 1, first, today, &[]));
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
+    let run = csv(&w, &["dau", "--to", "yesterday"]);
+    let yesterday = today - Days::new(1);
+    assert_eq!(run.series(), oracle_window(&rows, 1, first, yesterday, &[]));
+    assert!(!run.stderr.contains("is today"), "{}", run.stderr);
+}
+
 /// A day written both as `dt=YYYY-MM-DD` and as `dt=YYYYMMDD` is read from both folders, with
 /// a warning naming the day; both engines give the oracle's numbers over all the rows.
 #[test]
