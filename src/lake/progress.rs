@@ -297,7 +297,13 @@ impl ObjectStore for Metered {
         location: &Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
-        let got = match self.kept_parts(location, ranges) {
+        let here = match self.local {
+            true => (ranges.iter())
+                .map(|range| read_local(location, range.clone()))
+                .collect::<Option<Vec<_>>>(),
+            false => self.kept_parts(location, ranges),
+        };
+        let got = match here {
             Some(parts) => {
                 futures::future::try_join_all(parts.into_iter().map(|p| p.bytes())).await?
             }
