@@ -234,11 +234,13 @@ impl Config {
             Some(place) => Some(place),
             None => dirs::cache_dir().map(|d| d.join("dau").join("rollups").display().to_string()),
         };
-        let done_marker = args.done_marker.clone().or(lake.done_marker);
+        // An empty value (`DAU_DONE_MARKER=`) is none given.
+        let given = |name: &Option<String>| name.clone().filter(|n| !n.is_empty());
+        let done_marker = given(&args.done_marker).or(given(&lake.done_marker));
         let notice_unmarked = done_marker.as_deref() != Some("off");
         let done_marker = match done_marker {
             Some(name) if name == "off" => None,
-            Some(name) if name.is_empty() || name.contains('/') || name == "." || name == ".." => {
+            Some(name) if name.contains('/') || name == "." || name == ".." => {
                 return Err(Error::usage(
                     format!("bad --done-marker '{name}' (or DAU_DONE_MARKER, [lake] done_marker)"),
                     "give the name of the file a finished partition holds, such as _SUCCESS, or \

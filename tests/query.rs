@@ -151,6 +151,11 @@ fn a_day_without_its_done_marker_is_unfinished() {
         "{}",
         run.stderr
     );
+    // An empty value (`DAU_DONE_MARKER=`) is none given: dau.toml's marker still applies.
+    std::fs::remove_file(w.join("lake/date=2024-06-20/_SUCCESS")).unwrap();
+    let run = csv(&w, &["dau", "--to", "2024-06-20", "--done-marker", ""]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.series()[&unfinished], None, "{}", run.stderr);
 }
 
 /// Left to its default, `--to` is the lake's last day: when that is today (a partition that may
