@@ -1053,6 +1053,23 @@ fn a_sql_session_lists_and_reads_footers_once() {
     // session's other statements.
     assert_eq!(reads, 20, "{reads}");
     assert_eq!(reads_twice, reads, "{reads_twice}");
+
+    // Under a --memory-limit that leaves no room to keep them (a quarter of 40K is smaller than
+    // every file): each footer and each file's data once, and no whole read wasted before.
+    let before = server.requests().len();
+    let sum = "SELECT SUM(\"userId\") FROM events";
+    let args = [
+        "sql",
+        "--lake",
+        "gs://lake/x",
+        "--memory-limit",
+        "40K",
+        "-c",
+        sum,
+    ];
+    let run = access.run(&work, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(counted(&server, before).1, 20 + 20);
 }
 
 /// A file in a bucket too large to keep whole (over 1 MiB) is read as before, its footer and its

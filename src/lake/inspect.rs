@@ -19,7 +19,6 @@ use futures::{StreamExt, stream};
 use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::Lake;
-use super::progress::SMALL_FILE;
 use super::table::Columns;
 use crate::{Error, Result};
 
@@ -193,9 +192,10 @@ pub async fn footer(
     meta: &ObjectMeta,
 ) -> Result<std::result::Result<Arc<ParquetMetaData>, String>> {
     // A small file in a bucket is read whole, and kept by the lake's store: its footer and its
-    // data then come from that one request. (A failure is the footer read's to report.)
+    // data then come from that one request. (A failure is the footer read's to report; once
+    // the store keeps no more, footers are read as before.)
     let cached = (lake.parquet_footers.get(&meta.location)).is_some_and(|c| c.is_valid_for(meta));
-    if lake.is_remote() && meta.size <= SMALL_FILE && !cached {
+    if lake.metered.would_keep(meta.size) && !cached {
         let _ = lake.store.get_range(&meta.location, 0..meta.size).await;
     }
     // One request for most footers; DataFusion then finds them in the lake's cache when it runs.

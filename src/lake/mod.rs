@@ -38,6 +38,8 @@ pub struct Lake {
     /// The lake as the user named it, for messages.
     pub name: String,
     pub store: Arc<dyn ObjectStore>,
+    /// The same store, as what it is: it counts reads and keeps small objects.
+    metered: Arc<Metered>,
     pub store_url: ObjectStoreUrl,
     /// The lake's folder in its store.
     pub root: Path,
@@ -120,14 +122,16 @@ impl Lake {
             });
         };
         let meter = Arc::new(Meter::default());
+        let metered = Arc::new(Metered::new(
+            location.store,
+            meter.clone(),
+            is_local(&location.store_url),
+            config.memory_limit.as_ref().map(|m| m.bytes as u64),
+        ));
         Ok(Lake {
             name: name.to_string(),
-            store: Arc::new(Metered::new(
-                location.store,
-                meter.clone(),
-                is_local(&location.store_url),
-                config.memory_limit.as_ref().map(|m| m.bytes as u64),
-            )),
+            store: metered.clone(),
+            metered,
             store_url: location.store_url,
             root: location.root,
             layout,

@@ -132,7 +132,7 @@ pub struct Metered {
 type Kept = (ObjectMeta, Bytes);
 
 /// The largest file read on the calling thread, or kept from a bucket (see [`Metered`]).
-pub const SMALL_FILE: u64 = 1 << 20;
+const SMALL_FILE: u64 = 1 << 20;
 /// The most bytes of small objects kept from a bucket (beyond that, their data is read again),
 /// and at most a quarter of `--memory-limit`.
 const KEEP_TOTAL: u64 = 256 << 20;
@@ -166,14 +166,17 @@ impl Metered {
         ranges.iter().map(part).collect()
     }
 
+    /// Whether an object of `size` bytes, read whole from a bucket, would be kept now: small,
+    /// and with room left.
+    pub fn would_keep(&self, size: u64) -> bool {
+        let kept = self.kept.lock().expect("kept objects").1;
+        !self.local && size <= SMALL_FILE && kept + size <= self.keep_at_most
+    }
+
     /// Keeps a small object that a plain request read whole from a bucket, while there is room;
     /// returns what was read (its body in memory when kept).
     async fn keep(&self, got: GetResult) -> object_store::Result<GetResult> {
-        let whole = got.range == (0..got.meta.size);
-        if self.local || !whole || got.meta.size > SMALL_FILE {
-            return Ok(got);
-        }
-        if self.kept.lock().expect("kept objects").1 + got.meta.size > self.keep_at_most {
+        if got.range != (0..got.meta.size) || !self.would_keep(got.meta.size) {
             return Ok(got);
         }
         let (meta, range) = (got.meta.clone(), got.range.clone());
