@@ -32,7 +32,7 @@ use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
 use crate::metrics::Metric;
-use crate::output::Replacement;
+use crate::output::{Replacement, make_folder_of};
 use crate::sink::Sink;
 use crate::{Error, Result};
 
@@ -658,10 +658,7 @@ fn load(path: &Path) -> Result<BTreeMap<String, DateTime<Utc>>> {
 /// is held: two would each run every job (twice the exports, twice the alerts) and each keep
 /// only its own state. A lock file beside the state holds the holder's process id.
 fn hold(path: &Path) -> Result<std::fs::File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io("cannot make the state folder", dir, e))?;
-    }
+    make_folder_of(path, "cannot make the state folder")?;
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
     let mut lock = std::fs::OpenOptions::new()
         .read(true)

@@ -121,10 +121,7 @@ pub async fn write(
         return write_to(stream, format, BufWriter::new(out), path).await;
     }
     let target = Replacement::new(path);
-    if let Some(folder) = target.temp.parent().filter(|f| !f.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .map_err(|e| Error::io("cannot make the output folder", folder, e))?;
-    }
+    make_folder_of(&target.temp, "cannot make the output folder")?;
     let file = std::fs::File::create(&target.temp)
         .map_err(|e| Error::io("cannot create the output file", &target.temp, e))?;
     let rows = write_to(stream, format, BufWriter::new(file), path).await?;
@@ -132,6 +129,17 @@ pub async fn write(
         .commit()
         .map_err(|e| Error::io("cannot write the output file", path, e))?;
     Ok(rows)
+}
+
+/// Makes the folder that `path` goes in, when it is missing (`what` says what failed).
+pub fn make_folder_of(path: &Path, what: &'static str) -> Result<()> {
+    match path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+    {
+        Some(folder) => std::fs::create_dir_all(folder).map_err(|e| Error::io(what, folder, e)),
+        None => Ok(()),
+    }
 }
 
 /// A file written under a temporary name beside `path`, then synced and renamed into its place,

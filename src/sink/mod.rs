@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use crate::lake::storage::{self, StorageOptions};
-use crate::output::Format;
+use crate::output::{self, Format};
 use crate::{Error, Result};
 
 /// Where an export goes.
@@ -161,10 +161,9 @@ async fn take_turn(path: &Path) -> Result<Option<std::fs::File>> {
         Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let io = |what, e| Error::io(what, &folder, e);
-    std::fs::create_dir_all(&folder).map_err(|e| io("cannot make the output folder", e))?;
-    let handle =
-        std::fs::File::open(&folder).map_err(|e| io("cannot open the output folder", e))?;
+    output::make_folder_of(path, "cannot make the output folder")?;
+    let handle = std::fs::File::open(&folder)
+        .map_err(|e| Error::io("cannot open the output folder", &folder, e))?;
     let locked = tokio::task::spawn_blocking(move || handle.lock().map(|()| handle))
         .await
         .expect("waiting for the folder's lock panicked");

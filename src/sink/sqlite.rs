@@ -17,6 +17,7 @@ use datafusion::prelude::SessionContext;
 use rusqlite::types::Value;
 
 use super::{create_table, dates_of, quote};
+use crate::output;
 use crate::{Error, Result};
 
 /// How long an export waits for another one writing the same database.
@@ -61,10 +62,7 @@ impl Job {
 
     fn run(&self, batches: &[RecordBatch]) -> Result<u64> {
         // As for files: a folder not yet made is made.
-        if let Some(folder) = self.path.parent().filter(|f| !f.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder)
-                .map_err(|e| Error::io("cannot make the output folder", folder, e))?;
-        }
+        output::make_folder_of(&self.path, "cannot make the output folder")?;
         let mut db = rusqlite::Connection::open(&self.path).map_err(|e| self.failed(e))?;
         // Exports into one database at once (a backfill run in parallel) take turns: each waits
         // for the write lock, taken at the start so that it is never upgraded midway.
