@@ -112,8 +112,7 @@ impl<'a> Session<'a> {
     ) -> Result<Session<'a>> {
         let lake = Arc::new(Lake::open(lake, config, None).await?);
         let ctx = session(config, Some(&lake))?;
-        let events = Arc::new(EventsTable::on_demand(lake.clone(), config).await?);
-        register(&ctx, config, &lake, events.clone())?;
+        let events = register_lake(&ctx, config, &lake).await?;
         Ok(Session {
             config,
             ctx,
@@ -363,10 +362,7 @@ impl<'a> Session<'a> {
                 // The new lake is opened before the old one is let go: a lake that cannot be
                 // opened leaves the session where it was.
                 let lake = Arc::new(Lake::open(url, self.config, None).await?);
-                let events = Arc::new(EventsTable::on_demand(lake.clone(), self.config).await?);
-                let _ = self.ctx.deregister_table("events")?;
-                register(&self.ctx, self.config, &lake, events.clone())?;
-                self.events = events;
+                self.events = register_lake(&self.ctx, self.config, &lake).await?;
                 self.lake = lake;
                 eprintln!(
                     "now on {} ({} to {})",
@@ -414,18 +410,20 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Registers `events` (which reads only the newest day's footers when made) and the metric table
-/// functions of `lake` in `ctx`.
-fn register(
+/// Registers the `events` table of `lake` in `ctx` (reading only the newest day's footers now)
+/// and the metric table functions, in place of any there: what can fail is done before the
+/// session's table is let go.
+async fn register_lake(
     ctx: &SessionContext,
     config: &Config,
     lake: &Arc<Lake>,
-    events: Arc<EventsTable>,
-) -> Result<()> {
+) -> Result<Arc<EventsTable>> {
+    let events = Arc::new(EventsTable::on_demand(lake.clone(), config).await?);
+    let _ = ctx.deregister_table("events")?;
     ctx.register_object_store(lake.store_url.as_ref(), lake.store.clone());
     ctx.register_table("events", events.clone())?;
     functions::register(ctx, lake.clone(), config, events.schema());
-    Ok(())
+    Ok(events)
 }
 
 /// Completes the word before the cursor from a fixed list.
