@@ -82,6 +82,8 @@ fn both_engines_give_the_oracle_rows_on_every_layout_and_id_type() {
         ("date", "string", true),
         ("date", "dictionary-string", false),
         ("date", "dictionary-int64", true),
+        ("date", "uint64", false),
+        ("day", "uint64", true),
     ];
     for (layout, ids, delta) in specs {
         let w = Workdir::new();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Date32Array, Int64Array};
+use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field};
 
 use crate::util::*;
@@ -225,6 +225,101 @@ fn ids_that_drift_from_integers_to_strings_are_one_user_each() {
     assert_eq!(
         run.stdout,
         "userId,date,opens\n1,2024-06-11,1\n2,2024-06-11,1\n3,2024-06-11,2\n4,2024-06-11,2\n"
+    );
+}
+
+/// Ids whose files change between signed and unsigned 64-bit integers (a writer moved to
+/// ClickHouse's `UInt64`) are one user per value, in both engines. An unsigned id of 2^63 or more
+/// among signed ones, or a negative one among unsigned ones, could be another id's bits: the file
+/// that holds it is named, never counted as a guess.
+#[test]
+fn ids_of_either_sign_are_one_user_per_value_unless_they_cannot_be_told_apart() {
+    let w = Workdir::new();
+    let file = |day: &str, ids: ArrayRef| {
+        let folder = w.join(&format!("lake/date={day}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let field = Field::new("userId", ids.data_type().clone(), false);
+        write_batch(&folder.join("part-0.parquet"), vec![field], vec![ids]);
+    };
+    let signed = |ids: &[i64]| Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef;
+    let unsigned = |ids: &[u64]| Arc::new(UInt64Array::from(ids.to_vec())) as ArrayRef;
+    file("2024-06-01", signed(&[1, 2, 3, 3]));
+    file("2024-06-02", unsigned(&[2, 5, 2]));
+    let query = |metric: &str, to: &str, engine: &str, extra: &[&str]| {
+        let mut args = vec!["query", metric, "--lake", "lake", "--from", "2024-06-01"];
+        args.extend(["--to", to, "--engine", engine, "-f", "csv"]);
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+    for engine in ["bitmap", "sql"] {
+        let run = query("mau", "2024-06-02", engine, &[]);
+        assert_eq!(
+            run.stdout, "date,mau\n2024-06-01,3\n2024-06-02,4\n",
+            "{engine}: {}",
+            run.stderr
+        );
+    }
+    let run = query("user-days", "2024-06-02", "sql", &[]);
+    assert_eq!(
+        run.stdout,
+        "userId,date,opens\n1,2024-06-01,1\n2,2024-06-01,1\n3,2024-06-01,2\n\
+         2,2024-06-02,2\n5,2024-06-02,1\n"
+    );
+
+    // The largest unsigned id: counted among unsigned ids (and rolled up); beside signed ids,
+    // exit 4, naming its file, from rollups too; skipped on request.
+    file("2024-06-03", unsigned(&[u64::MAX, 2]));
+    let mut args = vec!["query", "dau", "--lake", "lake", "--from", "2024-06-02"];
+    args.extend(["--to", "2024-06-03", "--engine", "bitmap", "-f", "csv"]);
+    let run = w.run(&args);
+    assert_eq!(
+        run.stdout, "date,dau\n2024-06-02,2\n2024-06-03,2\n",
+        "{}",
+        run.stderr
+    );
+    let blamed = "date=2024-06-03/part-0.parquet): unsigned ids of 2^63 or more, which the \
+                  signed ids of other files cannot hold";
+    for engine in ["bitmap", "sql"] {
+        let run = query("mau", "2024-06-03", engine, &[]);
+        assert_eq!(run.code, 4, "{engine}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{engine}: {}", run.stdout);
+        assert!(run.stderr.contains(blamed), "{engine}: {}", run.stderr);
+        let run = query("mau", "2024-06-03", engine, &["--skip-bad-files"]);
+        assert_eq!(
+            run.stdout, "date,mau\n2024-06-01,3\n2024-06-02,4\n2024-06-03,\n",
+            "{engine}"
+        );
+    }
+    let check = w.run(&["check", "--lake", "lake"]);
+    assert_eq!(check.code, 4, "{}", check.stderr);
+    assert!(
+        check.stdout.contains("unsigned ids of 2^63 or more"),
+        "{}",
+        check.stdout
+    );
+
+    // `dau sql` types its table by the newest day: unsigned 64-bit, which every id so far fits.
+    let sql = |w: &Workdir| {
+        let statement = "SELECT COUNT(DISTINCT userId) AS n, MAX(userId) AS top FROM events";
+        w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", statement])
+    };
+    let run = sql(&w);
+    assert_eq!(
+        run.stdout,
+        format!("n,top\n5,{}\n", u64::MAX),
+        "{}",
+        run.stderr
+    );
+    file("2024-06-01", signed(&[1, -2]));
+    let run = sql(&w);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "date=2024-06-01/part-0.parquet): negative ids, which the unsigned 64-bit ids of \
+             other files cannot hold"
+        ),
+        "{}",
+        run.stderr
     );
 }
 

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use chrono::{Datelike, Days, NaiveDate};
 use datafusion::arrow::array::{
-    ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -129,8 +129,8 @@ pub struct LakeSpec {
     pub layout: &'static str,
     /// Folders above the partitions.
     pub prefix: &'static str,
-    /// `int32`, `int64` or `string`, or `dictionary-int64` or `dictionary-string`: those as a
-    /// dictionary array.
+    /// `int32`, `int64`, `uint64` (ids from 2^64 − 1 down) or `string`, or `dictionary-int64` or
+    /// `dictionary-string`: those as a dictionary array.
     pub ids: &'static str,
     pub user_column: &'static str,
     pub files_per_day: usize,
@@ -238,6 +238,13 @@ fn ids_of(ids: &str, users: &[u64]) -> (DataType, ArrayRef) {
             DataType::Int64,
             Arc::new(Int64Array::from_iter_values(
                 users.iter().map(|u| *u as i64),
+            )),
+        ),
+        // Unsigned ids at the top of their range (as hashes and ClickHouse's UInt64 have).
+        "uint64" => (
+            DataType::UInt64,
+            Arc::new(UInt64Array::from_iter_values(
+                users.iter().map(|u| u64::MAX - u),
             )),
         ),
         "string" => (

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dates::{day_arg, days, today};
-use crate::lake::inspect::{FileReport, FileScan, empty_days, inspect, scan_file};
+use crate::lake::inspect::{FileReport, FileScan, IdTypes, empty_days, inspect, scan_file};
 use crate::lake::{Lake, SUCCESS};
 use crate::output::say;
 use crate::{Error, Result};
@@ -160,12 +160,13 @@ pub async fn examine(
         .filter(|d| !unfinished.contains(d))
         .collect();
     let unfinished_days = [unfinished, lake.unmarked(from, to).0].concat();
+    let ids = IdTypes::of_files(&reports, &columns).read_as();
     let watch = lake.watch("checking", Some(reports.len()));
     let scans: Vec<Option<std::result::Result<FileScan, String>>> = stream::iter(&reports)
         .map(|r| async {
             match r.problem(&columns) {
                 Some(_) => Ok(None),
-                None => scan_file(lake, r, &columns).await.map(Some),
+                None => scan_file(lake, r, &columns, &ids).await.map(Some),
             }
         })
         .buffered(CONCURRENT_SCANS)

@@ -251,7 +251,8 @@ impl<'a> Session<'a> {
             return failure;
         }
         let files = self.events.last_scan();
-        let bad = match unreadable_files(&self.lake, &files, &self.config.columns()).await {
+        let (columns, ids) = (self.config.columns(), self.events.id_type());
+        let bad = match unreadable_files(&self.lake, &files, &columns, ids).await {
             Ok(bad) => bad,
             Err(failure) => return failure,
         };

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray, UInt64Array};
-use datafusion::arrow::compute::{cast, max, min};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt64Array};
+use datafusion::arrow::compute::{CastOptions, cast, cast_with_options, max, min};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Schema, SchemaRef};
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -74,6 +74,102 @@ pub fn id_kind(t: &DataType) -> Option<IdKind> {
     }
 }
 
+/// The kinds of user ids some files hold, which decide the one type that every id reads as, in
+/// both engines ([`IdTypes::read_as`]). A day's rollup keeps its day's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdTypes {
+    pub text: bool,
+    /// Signed integers, of any width.
+    pub signed: bool,
+    /// Unsigned 64-bit integers (ClickHouse's `UInt64`, hashes).
+    pub unsigned64: bool,
+}
+
+impl IdTypes {
+    /// The kinds of ids of these types.
+    pub fn of<'a>(types: impl IntoIterator<Item = &'a DataType>) -> IdTypes {
+        let mut kinds = IdTypes::default();
+        for t in types {
+            let stored = match t {
+                DataType::Dictionary(_, values) => values.as_ref(),
+                t => t,
+            };
+            match stored {
+                t if id_kind(t) == Some(IdKind::String) => kinds.text = true,
+                DataType::UInt64 => kinds.unsigned64 = true,
+                t => kinds.signed |= t.is_signed_integer(),
+            }
+        }
+        kinds
+    }
+
+    /// The kinds of ids of these files.
+    pub fn of_files<'a>(
+        reports: impl IntoIterator<Item = &'a FileReport>,
+        columns: &Columns<'_>,
+    ) -> IdTypes {
+        IdTypes::of(reports.into_iter().filter_map(|r| r.id_type(columns)))
+    }
+
+    /// Both kinds of ids.
+    pub fn and(self, other: IdTypes) -> IdTypes {
+        IdTypes {
+            text: self.text || other.text,
+            signed: self.signed || other.signed,
+            unsigned64: self.unsigned64 || other.unsigned64,
+        }
+    }
+
+    /// The type every id reads as: text when any is text (so that `1` and `"1"` are one user);
+    /// UInt64 when some are unsigned 64-bit and none is signed; else Int64, which an unsigned id
+    /// of 2^63 or more does not fit (see [`lake_ids`]).
+    pub fn read_as(self) -> DataType {
+        match (self.text, self.unsigned64 && !self.signed) {
+            (true, _) => DataType::Utf8,
+            (false, true) => DataType::UInt64,
+            (false, false) => DataType::Int64,
+        }
+    }
+
+    /// The kinds as bits, for a rollup.
+    pub fn bits(self) -> u64 {
+        u64::from(self.text) | u64::from(self.signed) << 1 | u64::from(self.unsigned64) << 2
+    }
+
+    pub fn from_bits(bits: u64) -> Option<IdTypes> {
+        (bits < 8).then_some(IdTypes {
+            text: bits & 1 != 0,
+            signed: bits & 2 != 0,
+            unsigned64: bits & 4 != 0,
+        })
+    }
+}
+
+/// A batch's user ids as the lake's id type `ids` (see [`IdTypes::read_as`]); an id that type cannot
+/// hold fails, with why.
+pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<ArrayRef, String> {
+    let exact = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let other = match (column.data_type(), ids) {
+        (DataType::UInt64, DataType::Int64) => {
+            "unsigned ids of 2^63 or more, which the signed ids of other files cannot hold"
+        }
+        (t, DataType::UInt64) if t.is_signed_integer() => {
+            "negative ids, which the unsigned 64-bit ids of other files cannot hold"
+        }
+        _ => "",
+    };
+    cast_with_options(column, ids, &exact).map_err(|e| match other {
+        "" => format!("a data page cannot be decoded: {e}"),
+        other => format!(
+            "{other} ({e}): dau cannot tell whether 18446744073709551615 and -1 are one user; \
+             write every file's ids as one integer type"
+        ),
+    })
+}
+
 impl FileFacts {
     /// The file's column names, comma-separated, for messages.
     pub fn column_names(&self) -> String {
@@ -121,9 +217,13 @@ impl FileReport {
 
     /// How this file's user ids read, when it has a user column of an id type.
     pub fn id_kind(&self, columns: &Columns<'_>) -> Option<IdKind> {
+        id_kind(self.id_type(columns)?)
+    }
+
+    /// The type of this file's user column, when it has one.
+    pub fn id_type(&self, columns: &Columns<'_>) -> Option<&DataType> {
         let facts = self.facts.as_ref().ok()?;
-        let field = facts.schema.field_with_name(columns.user).ok()?;
-        id_kind(field.data_type())
+        Some(facts.schema.field_with_name(columns.user).ok()?.data_type())
     }
 
     /// The in-file dates when they are not all this file's partition day.
@@ -276,6 +376,7 @@ pub async fn scan_file(
     lake: &Lake,
     report: &FileReport,
     columns: &Columns<'_>,
+    ids: &DataType,
 ) -> Result<std::result::Result<FileScan, String>> {
     let got = match lake.store.get(&report.meta.location).await {
         Ok(got) => got.bytes().await,
@@ -286,7 +387,7 @@ pub async fn scan_file(
         Err(e) if lake.is_remote() => return Err(lake.storage_error(&e)),
         Err(e) => return Ok(Err(format!("cannot be read: {e}"))),
     };
-    Ok(decode(bytes, report, columns))
+    Ok(decode(bytes, report, columns, ids))
 }
 
 /// Decodes the user (and in-file date) columns of a whole file.
@@ -294,6 +395,7 @@ fn decode(
     bytes: bytes::Bytes,
     report: &FileReport,
     columns: &Columns<'_>,
+    ids: &DataType,
 ) -> std::result::Result<FileScan, String> {
     let undecodable = |e: &dyn std::fmt::Display| format!("a data page cannot be decoded: {e}");
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
@@ -317,8 +419,11 @@ fn decode(
     let mut scan = FileScan::default();
     for batch in reader {
         let batch = batch.map_err(|e| undecodable(&e))?;
-        if let Some(ids) = batch.column_by_name(columns.user) {
-            scan.null_users += ids.null_count() as u64;
+        if let Some(users) = batch.column_by_name(columns.user) {
+            scan.null_users += users.null_count() as u64;
+            if users.data_type() != ids {
+                lake_ids(users, ids)?;
+            }
         }
         let Some(dates) = date_column.and_then(|name| batch.column_by_name(name)) else {
             continue;
@@ -365,9 +470,10 @@ pub async fn null_users_per_day(
     reports: &[FileReport],
     columns: &Columns<'_>,
 ) -> Result<BTreeMap<NaiveDate, u64>> {
+    let ids = IdTypes::of_files(reports, columns).read_as();
     let counts: Vec<_> = reports
         .iter()
-        .map(|r| null_users(lake, r, columns))
+        .map(|r| null_users(lake, r, columns, &ids))
         .collect();
     let counts: Vec<Result<u64>> = stream::iter(counts)
         .buffered(lake.reads_at_once(CONCURRENT_READS))
@@ -384,7 +490,12 @@ pub async fn null_users_per_day(
 }
 
 /// A file's NULL user ids, from its footer or else from reading them (see [`null_users_per_day`]).
-async fn null_users(lake: &Lake, report: &FileReport, columns: &Columns<'_>) -> Result<u64> {
+async fn null_users(
+    lake: &Lake,
+    report: &FileReport,
+    columns: &Columns<'_>,
+    ids: &DataType,
+) -> Result<u64> {
     let Ok(facts) = &report.facts else {
         return Ok(0);
     };
@@ -392,7 +503,7 @@ async fn null_users(lake: &Lake, report: &FileReport, columns: &Columns<'_>) -> 
     Ok(match facts.null_users {
         Some(n) => n,
         None if field.is_ok_and(|f| f.is_nullable()) => {
-            (scan_file(lake, report, columns).await?).map_or(0, |scan| scan.null_users)
+            (scan_file(lake, report, columns, ids).await?).map_or(0, |scan| scan.null_users)
         }
         None => 0,
     })

@@ -53,14 +53,16 @@ pub struct Column {
 enum Width {
     Signed32,
     Unsigned32,
-    Signed64,
+    /// Int64, or UInt64 in a lake of unsigned ids: either is its 64 bits.
+    Bits64,
     Text,
 }
 
 impl Column {
-    /// The user column of a file, when it is one this module reads: integers, or with `text`
-    /// (a lake of text ids) text.
-    pub fn find(metadata: &ArrowReaderMetadata, user: &str, text: bool) -> Option<Column> {
+    /// The user column of a file, when it is one this module reads as the lake's ids (`ids`, from
+    /// [`IdTypes::read_as`](super::inspect::IdTypes::read_as)): integers, text in a lake of text ids, and unsigned 64-bit integers in a
+    /// lake of those only (in a lake of signed ids, the arrow reader checks that each fits).
+    pub fn find(metadata: &ArrowReaderMetadata, user: &str, ids: &DataType) -> Option<Column> {
         let field = metadata.schema().field_with_name(user).ok()?;
         let leaves = metadata.metadata().file_metadata().schema_descr();
         let leaf =
@@ -75,12 +77,14 @@ impl Column {
             DataType::Dictionary(_, values) => values.as_ref(),
             other => other,
         };
+        let text = ids == &DataType::Utf8;
         let width = match (descr.physical_type(), stored) {
             (Physical::BYTE_ARRAY, _) if text && string => Width::Text,
             _ if text => return None,
             (Physical::INT32, DataType::Int32) => Width::Signed32,
             (Physical::INT32, DataType::UInt32) => Width::Unsigned32,
-            (Physical::INT64, DataType::Int64) => Width::Signed64,
+            (Physical::INT64, DataType::Int64) => Width::Bits64,
+            (Physical::INT64, DataType::UInt64) if ids == &DataType::UInt64 => Width::Bits64,
             _ => return None,
         };
         Some(Column {
@@ -229,10 +233,10 @@ fn decode_integers(
     let id = |value: u64| match width {
         Width::Signed32 => i64::from(value as i32) as u64,
         Width::Unsigned32 => u64::from(value as u32),
-        Width::Signed64 | Width::Text => value,
+        Width::Bits64 | Width::Text => value,
     };
     match encoding {
-        Encoding::PLAIN if matches!(width, Width::Signed64) => {
+        Encoding::PLAIN if matches!(width, Width::Bits64) => {
             let words = data.get(..n.checked_mul(8)?)?.chunks_exact(8);
             out.extend(words.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))));
         }
@@ -487,7 +491,11 @@ mod tests {
 
     use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int16Array, Int32Array, Int64Array};
     use datafusion::arrow::array::{RecordBatch, StringArray, UInt32Array, UInt64Array};
-    use datafusion::arrow::datatypes::{Field, Int32Type, Int64Type, Schema, UInt32Type};
+    use datafusion::arrow::datatypes::{
+        Field, Int32Type, Int64Type, Schema, UInt32Type, UInt64Type,
+    };
+
+    use crate::lake::inspect::IdTypes;
     use datafusion::parquet::arrow::ArrowWriter;
     use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
     use datafusion::parquet::basic::Compression;
@@ -522,7 +530,16 @@ mod tests {
         metadata: &ArrowReaderMetadata,
         names: Option<&RwLock<Dictionary>>,
     ) -> Option<(Read, [bool; 2])> {
-        let column = Column::find(metadata, "userId", names.is_some())?;
+        let ids = match names {
+            Some(_) => DataType::Utf8,
+            None => IdTypes::of([metadata
+                .schema()
+                .field_with_name("userId")
+                .ok()?
+                .data_type()])
+            .read_as(),
+        };
+        let column = Column::find(metadata, "userId", &ids)?;
         let (mut events, mut nulls, mut kinds) = (HashMap::new(), 0, [false; 2]);
         for row_group in metadata.metadata().row_groups() {
             let meta = row_group.column(column.leaf);
@@ -654,7 +671,14 @@ mod tests {
             .set_dictionary_enabled(false)
             .set_encoding(Encoding::DELTA_BINARY_PACKED)
             .build();
-        assert_eq!(counts(&extremes, delta, "extremes"), [false, true]);
+        assert_eq!(counts(&extremes, delta.clone(), "extremes"), [false, true]);
+        let extremes = (0..3_000u64).map(|i| match i % 3 {
+            0 => i,
+            1 => u64::MAX - i,
+            _ => (1 << 63) + i * 7,
+        });
+        let extremes: ArrayRef = Arc::new(UInt64Array::from_iter_values(extremes));
+        assert_eq!(counts(&extremes, delta, "unsigned extremes"), [false, true]);
     }
 
     /// Many small pages and row groups.
@@ -666,7 +690,7 @@ mod tests {
     }
 
     /// The same ids (with NULLs, or 42 in their place) as each type of user column read here.
-    fn columns(with_nulls: bool) -> [(&'static str, ArrayRef); 4] {
+    fn columns(with_nulls: bool) -> [(&'static str, ArrayRef); 5] {
         let values: Vec<Option<i64>> = ids(20_000, 7)
             .into_iter()
             .map(|id| id.or((!with_nulls).then_some(42)))
@@ -686,6 +710,12 @@ mod tests {
                 "UInt32",
                 Arc::new(UInt32Array::from_iter(
                     values.iter().map(|v| v.map(|v| (v as i32) as u32)),
+                )),
+            ),
+            (
+                "UInt64",
+                Arc::new(UInt64Array::from_iter(
+                    values.iter().map(|v| v.map(|v| (v as u64) << 1)),
                 )),
             ),
             (
@@ -713,6 +743,7 @@ mod tests {
                 DataType::Int64 => array.as_primitive::<Int64Type>().value(i) as u64,
                 DataType::Int32 => i64::from(array.as_primitive::<Int32Type>().value(i)) as u64,
                 DataType::UInt32 => u64::from(array.as_primitive::<UInt32Type>().value(i)),
+                DataType::UInt64 => array.as_primitive::<UInt64Type>().value(i),
                 _ => {
                     *texts.entry(array.as_string::<i32>().value(i)).or_default() += 1;
                     continue;
@@ -744,17 +775,19 @@ mod tests {
             .set_encoding(Encoding::BYTE_STREAM_SPLIT)
             .build();
         let (bytes, metadata) = file(Arc::new(Int64Array::from_iter_values(values())), split);
-        assert!(Column::find(&metadata, "userId", false).is_some());
+        assert!(Column::find(&metadata, "userId", &DataType::Int64).is_some());
         assert!(
             read_all(&bytes, &metadata, None).is_none(),
             "byte-stream-split pages"
         );
+        // Unsigned 64-bit ids in a lake of signed ones (the arrow reader checks that each
+        // fits), and 16-bit ids.
         for array in [
             Arc::new(UInt64Array::from_iter_values(values().map(|v| v as u64))) as ArrayRef,
             Arc::new(Int16Array::from_iter_values(values().map(|v| v as i16))),
         ] {
             let (_, metadata) = file(array, WriterProperties::default());
-            assert!(Column::find(&metadata, "userId", false).is_none());
+            assert!(Column::find(&metadata, "userId", &DataType::Int64).is_none());
         }
         // Integers in a lake of text ids (read as their digits by the arrow reader), text in
         // one of integers.
@@ -762,13 +795,13 @@ mod tests {
             Arc::new(Int64Array::from_iter_values(values())),
             plain_uncompressed(),
         );
-        assert!(Column::find(&metadata, "userId", true).is_none());
+        assert!(Column::find(&metadata, "userId", &DataType::Utf8).is_none());
         let texts = || values().map(|v| format!("id {v}"));
         let (bytes, metadata) = file(
             Arc::new(StringArray::from_iter_values(texts())),
             plain_uncompressed(),
         );
-        assert!(Column::find(&metadata, "userId", false).is_none());
+        assert!(Column::find(&metadata, "userId", &DataType::Int64).is_none());
         // Text that is not UTF-8: one id's first byte changed (the pages are plain, uncompressed,
         // and have no checksums).
         let names = RwLock::new(Dictionary::new(true));
@@ -817,7 +850,8 @@ mod tests {
                 props = props.set_dictionary_enabled(false).set_encoding(encoding);
             }
             let (bytes, metadata) = file(array.clone(), props.build());
-            let column = Column::find(&metadata, "userId", names.is_some()).unwrap();
+            let ids = IdTypes::of([array.data_type()]).read_as();
+            let column = Column::find(&metadata, "userId", &ids).unwrap();
             let meta = metadata.metadata().row_group(0).column(column.leaf);
             let (start, length) = meta.byte_range();
             let chunk = &bytes[start as usize..(start + length) as usize];

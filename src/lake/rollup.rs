@@ -35,13 +35,14 @@ use object_store::{
 use roaring::RoaringBitmap;
 
 use super::dictionary::{Dictionary, Lineage, State};
+use super::inspect::IdTypes;
 use super::scan::DayUsers;
 use super::{Lake, storage};
 use crate::config::Config;
 use crate::{Error, Result};
 
 /// First bytes of every rollup file; a new layout gets a new number.
-const MAGIC: &[u8] = b"dau rollup 3\n";
+const MAGIC: &[u8] = b"dau rollup 4\n";
 
 /// First bytes of the file of counted windows.
 const WINDOWS_MAGIC: &[u8] = b"dau windows 2\n";
@@ -494,6 +495,7 @@ fn encode(key: &str, state: State, day: &DayUsers) -> Vec<u8> {
     put(&mut out, state.print);
     put(&mut out, day.opens);
     put(&mut out, day.nulls);
+    put(&mut out, day.id_types.bits());
     put(&mut out, day.histogram.len() as u64);
     for (opens, users) in &day.histogram {
         put(&mut out, *opens);
@@ -536,6 +538,7 @@ fn decode(
     }
     let opens = r.number()?;
     let nulls = r.number()?;
+    let id_types = IdTypes::from_bits(r.number()?)?;
     let pairs = r.number()?;
     let mut histogram = Vec::new();
     for _ in 0..pairs {
@@ -559,6 +562,7 @@ fn decode(
         opens,
         nulls,
         histogram,
+        id_types,
     };
     (whole && summed == opens).then_some((day, state))
 }
@@ -648,6 +652,11 @@ mod tests {
             opens: 5,
             nulls: 2,
             histogram: vec![(1, 2), (3, 1)],
+            id_types: IdTypes {
+                signed: true,
+                unsigned64: true,
+                ..IdTypes::default()
+            },
         }
     }
 

@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
+use datafusion::arrow::array::{Array, AsArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, UInt64Type};
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
@@ -21,7 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use roaring::RoaringBitmap;
 
 use super::dictionary::Dictionary;
-use super::inspect::{FileReport, IdKind, footer, id_kind};
+use super::inspect::{FileReport, IdKind, IdTypes, footer, id_kind, lake_ids};
 use super::pages::{self, Chunk, Column};
 use super::{Lake, spawn};
 use crate::Result;
@@ -49,6 +48,8 @@ pub struct DayUsers {
     pub nulls: u64,
     /// How many users had each number of opens, ascending by opens: `(opens, users)`.
     pub histogram: Vec<(u64, u64)>,
+    /// The kinds of ids the day's files hold (set by whoever read them).
+    pub id_types: IdTypes,
 }
 
 /// One day's ids as read: distinct ids in order, each with its number of events. Text ids come
@@ -69,14 +70,15 @@ pub type Names = Arc<RwLock<Dictionary>>;
 pub type Undecodable = (ObjectPath, String);
 
 /// Reads the user ids of one day's `files` (already checked: each has an integer or text user
-/// column). With `names`, ids are read as text (integers as their decimal digits, as the SQL
-/// reads them in a lake with any text ids) and indexed in that dictionary as each row group is
-/// read. The outer error is storage failing; the inner one names a file whose data cannot be
-/// decoded.
+/// column) as the lake's ids, of type `ids` ([`IdTypes::read_as`](super::inspect::IdTypes::read_as)). In a lake of text ids, `names`
+/// is its dictionary: ids are read as text (integers as their decimal digits, as the SQL reads
+/// them) and indexed in it as each row group is read. The outer error is storage failing; the
+/// inner one names a file whose data cannot be decoded.
 pub async fn scan_day(
     lake: &Arc<Lake>,
     files: &[FileReport],
     user: &str,
+    ids: &DataType,
     names: Option<Names>,
 ) -> Result<std::result::Result<DayIds, Undecodable>> {
     let mut groups = Vec::new();
@@ -90,7 +92,7 @@ pub async fn scan_day(
             Ok(plain) => plain,
             Err(e) => return Ok(Err((file.meta.location.clone(), e.to_string()))),
         };
-        let column = Column::find(&plain, user, names.is_some());
+        let column = Column::find(&plain, user, ids);
         let metadata = match names {
             Some(_) => dictionary_encoded(plain, metadata, user),
             None => plain,
@@ -101,7 +103,7 @@ pub async fn scan_day(
     }
     let chunks = stream::iter(groups)
         .map(|(file, metadata, column, row_group)| {
-            let (lake, names) = (lake.clone(), names.clone());
+            let (lake, names, ids) = (lake.clone(), names.clone(), ids.clone());
             let user = user.to_string();
             async move {
                 spawn(async move {
@@ -119,7 +121,7 @@ pub async fn scan_day(
                             return Ok(Ok(chunk));
                         }
                     }
-                    read_row_group(&lake, &file, metadata, row_group, &user, names).await
+                    read_row_group(&lake, &file, metadata, row_group, &user, &ids, names).await
                 })
                 .await
             }
@@ -189,22 +191,20 @@ async fn read_pages(
     }
 }
 
-/// Decodes the user column of one row group with the arrow reader (as text indexed in `names`,
-/// when given).
+/// Decodes the user column of one row group with the arrow reader, as the lake's `ids` (text
+/// indexed in `names`, when given).
 async fn read_row_group(
     lake: &Lake,
     file: &FileReport,
     metadata: ArrowReaderMetadata,
     row_group: usize,
     user: &str,
+    ids: &DataType,
     names: Option<Names>,
 ) -> Result<std::result::Result<Chunk, Undecodable>> {
-    let undecodable = |e: &dyn std::fmt::Display| {
-        Ok(Err((
-            file.meta.location.clone(),
-            format!("a data page cannot be decoded: {e}"),
-        )))
-    };
+    let failed = |why: String| Ok(Err((file.meta.location.clone(), why)));
+    let undecodable =
+        |e: &dyn std::fmt::Display| failed(format!("a data page cannot be decoded: {e}"));
     let rows = metadata.metadata().row_group(row_group).num_rows().max(0) as usize;
     let reader = Reader {
         store: lake.store.clone(),
@@ -249,21 +249,28 @@ async fn read_row_group(
         };
         let column = batch.column(0);
         if let Some(names) = &names {
-            if let Err(e) = index_names(column, names, &mut chunk) {
-                return undecodable(&e);
+            if let Err(why) = index_names(column, names, &mut chunk) {
+                return failed(why);
             }
             continue;
         }
-        let ids = match cast_with_options(column, &DataType::Int64, &exact()) {
-            Ok(ids) => ids,
-            Err(e) => return undecodable(&e),
+        let column = match lake_ids(column, ids) {
+            Ok(column) => column,
+            Err(why) => return failed(why),
         };
-        let ids = ids.as_primitive::<Int64Type>();
-        chunk.nulls += ids.null_count() as u64;
-        if ids.null_count() == 0 {
-            chunk.once.extend(ids.values().iter().map(|id| *id as u64));
+        // Each id is its 64 bits, signed or not (the lake's ids are of one of the two).
+        let bits = match column.as_primitive_opt::<Int64Type>() {
+            Some(signed) => UInt64Array::new(
+                signed.values().inner().clone().into(),
+                signed.nulls().cloned(),
+            ),
+            None => column.as_primitive::<UInt64Type>().clone(),
+        };
+        chunk.nulls += bits.null_count() as u64;
+        if bits.null_count() == 0 {
+            chunk.once.extend(bits.values());
         } else {
-            chunk.once.extend(ids.iter().flatten().map(|id| id as u64));
+            chunk.once.extend(bits.iter().flatten());
         }
     }
     Ok(Ok(chunk))
@@ -307,33 +314,24 @@ impl AsyncFileReader for Reader {
     }
 }
 
-/// Casts that fail rather than turn a value they cannot hold into NULL: integers of any width are
-/// one id space (Int64), as in the SQL, and an unsigned id beyond it fails.
-fn exact() -> CastOptions<'static> {
-    CastOptions {
-        safe: false,
-        ..Default::default()
-    }
-}
-
 /// Adds a batch of ids read as text to `chunk` as their indices in `names`: a dictionary array's
 /// used entries with their counts, other arrays (integers in a lake of text ids) row by row.
 fn index_names(
     column: &dyn Array,
     names: &RwLock<Dictionary>,
     chunk: &mut Chunk,
-) -> std::result::Result<(), datafusion::arrow::error::ArrowError> {
+) -> std::result::Result<(), String> {
     let rows = column.len() as u64;
     let (texts, counts) = match column.as_dictionary_opt::<Int32Type>() {
         Some(keyed) => {
-            let texts = cast_with_options(keyed.values(), &DataType::Utf8, &exact())?;
+            let texts = lake_ids(keyed.values(), &DataType::Utf8)?;
             let mut counts = vec![0u32; texts.len()];
             for key in keyed.keys().iter().flatten() {
                 counts[key as usize] += 1;
             }
             (texts, Some(counts))
         }
-        None => (cast_with_options(column, &DataType::Utf8, &exact())?, None),
+        None => (lake_ids(column, &DataType::Utf8)?, None),
     };
     let texts = texts.as_string::<i32>();
     let used = |at: &usize| texts.is_valid(*at) && counts.as_ref().is_none_or(|c| c[*at] > 0);
@@ -502,6 +500,7 @@ impl DayUsers {
             opens: day.counts.iter().sum(),
             nulls: day.nulls,
             histogram: histogram.into_pairs(),
+            id_types: IdTypes::default(),
         })
     }
 

@@ -28,7 +28,7 @@ use object_store::ObjectMeta;
 
 use super::Lake;
 use super::inspect::{
-    FileReport, IdKind, id_kind, inspect, null_users_per_day, null_warning, usable,
+    FileReport, IdKind, IdTypes, inspect, null_users_per_day, null_warning, usable,
 };
 use crate::config::Config;
 use crate::dates::to_date32;
@@ -54,6 +54,8 @@ pub struct EventsTable {
     files: Files,
     file_schema: SchemaRef,
     schema: SchemaRef,
+    /// The type every file's user ids read as ([`IdTypes::read_as`]).
+    id_type: DataType,
 }
 
 /// Where a scan finds each day's files.
@@ -121,6 +123,11 @@ impl EventsTable {
         EventsTable::typed(lake, &days, &good, &columns, files)
     }
 
+    /// The type its user ids read as ([`IdTypes::read_as`]).
+    pub fn id_type(&self) -> &DataType {
+        &self.id_type
+    }
+
     /// The files the latest scan read (none for a table checked up front: its maker has them).
     pub fn last_scan(&self) -> Vec<FileReport> {
         match &self.files {
@@ -146,7 +153,8 @@ impl EventsTable {
             let first = days.first().copied().unwrap_or_default();
             return Err(lake.no_files(first, days.last().copied().unwrap_or_default()));
         }
-        let file_schema = Arc::new(file_schema(&schemas, columns));
+        let id_type = IdTypes::of_files(reports.iter().copied(), columns).read_as();
+        let file_schema = Arc::new(file_schema(&schemas, columns, &id_type));
         let mut fields = file_schema.fields().to_vec();
         fields.push(date_field());
         Ok(EventsTable {
@@ -155,6 +163,7 @@ impl EventsTable {
             files,
             file_schema,
             schema: Arc::new(Schema::new(fields)),
+            id_type,
         })
     }
 
@@ -203,11 +212,8 @@ impl EventsTable {
         if let (Some(from), Some(to)) = (days.iter().min(), days.iter().max()) {
             warnings.extend(self.lake.unmarked_warning(*from, *to));
         }
-        let integer_ids = self
-            .file_schema
-            .field_with_name(columns.user)
-            .is_ok_and(|f| f.data_type() == &DataType::Int64);
-        if integer_ids
+        // Integers of either sign are cast to the table's (failing on an id it cannot hold).
+        if self.id_type != DataType::Utf8
             && let Some(text) = good
                 .iter()
                 .find(|r| r.id_kind(&columns) == Some(IdKind::String))
@@ -234,19 +240,9 @@ impl EventsTable {
 }
 
 /// The table's file columns, from the files' schemas (newest first): every column but the in-file
-/// dates, each with the type of the newest file that has it. The user id follows one policy:
-/// integers of any width read as Int64; when any file has string ids, every id reads as a string,
-/// so that `1` and `"1"` are one user.
-fn file_schema(schemas: &[&Schema], columns: &Columns<'_>) -> Schema {
-    let any_string_ids = schemas.iter().any(|s| {
-        s.field_with_name(columns.user)
-            .is_ok_and(|f| id_kind(f.data_type()) == Some(IdKind::String))
-    });
-    let id_type = if any_string_ids {
-        DataType::Utf8
-    } else {
-        DataType::Int64
-    };
+/// dates, each with the type of the newest file that has it, but the user id: every file's reads
+/// as `id_type`.
+fn file_schema(schemas: &[&Schema], columns: &Columns<'_>, id_type: &DataType) -> Schema {
     let mut fields: Vec<FieldRef> = Vec::new();
     for field in schemas.iter().flat_map(|s| s.fields()) {
         let name = field.name().as_str();

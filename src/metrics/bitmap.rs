@@ -25,7 +25,7 @@ use crate::cli::Engine;
 use crate::config::{Config, MemoryLimit};
 use crate::dates::{days, to_date32};
 use crate::lake::dictionary::{Dictionary, Lineage, State};
-use crate::lake::inspect::{FileReport, IdKind, inspect, null_warning, unread_days, usable};
+use crate::lake::inspect::{FileReport, IdTypes, inspect, null_warning, unread_days, usable};
 use crate::lake::rollup::{Rollups, Windows, stamp};
 use crate::lake::scan::{DayUsers, scan_day};
 use crate::lake::{BUCKET_REQUESTS, Lake, cores, per_core, spawn};
@@ -214,6 +214,7 @@ pub async fn gather(
     }
     gathered.rollups = rollups.cloned();
     gathered.lineage = lineage.clone();
+    unsigned_to_read_again(&mut gathered, IdTypes::default());
     if gathered.days.len() == days.len() {
         gathered.reused = days.len();
         return Ok(Ok(gathered));
@@ -260,18 +261,22 @@ pub async fn gather(
         }
         let mut warnings = Vec::new();
         let good = usable(&reports, &columns, config.skip_bad_files, &mut warnings)?;
-        let mut text = dictionary.read().expect("dictionary lock").has_names();
-        if !text
-            && good
-                .iter()
-                .any(|r| r.id_kind(&columns) == Some(IdKind::String))
-        {
+        let kinds = IdTypes::of_files(good.iter().copied(), &columns);
+        let again = unsigned_to_read_again(&mut gathered, kinds);
+        let mut ids = gathered.id_types(kinds).read_as();
+        let text = dictionary.read().expect("dictionary lock").has_names();
+        if text {
+            ids = DataType::Utf8;
+        } else if !again.is_empty() {
+            todo.extend(again);
+            todo.sort();
+            continue;
+        } else if ids == DataType::Utf8 {
             // The lake's first text ids: every id is text from now on (`1` is `"1"`, as in the
             // SQL), in a dictionary of text ids; days read with integer ids are read again.
             let names = Dictionary::new(true);
             begun = names.lineage.clone();
             *dictionary.write().expect("dictionary lock") = names;
-            text = true;
             if !gathered.days.is_empty() {
                 (gathered.days, gathered.keys, gathered.reused) = Default::default();
                 todo = days.to_vec();
@@ -302,7 +307,7 @@ pub async fn gather(
         let mut scanned = stream::iter(by_day)
             .map(|(day, files)| {
                 let budget = budget.as_ref();
-                let dictionary = dictionary.clone();
+                let (dictionary, ids, columns) = (dictionary.clone(), ids.clone(), &columns);
                 async move {
                     // A day's ids and counts while it is read, under --memory-limit.
                     let rows: u64 = files
@@ -313,12 +318,20 @@ pub async fn gather(
                     let reading = budget
                         .map(|b| b.reserve(&format!("reading {day}"), rows * SCAN_BYTES_PER_ROW))
                         .transpose()?;
+                    // What its rollup says of its ids: unsigned ones only when read as such
+                    // (they may not fit beside signed ones).
+                    let kinds = IdTypes::of_files(&files, columns);
+                    let id_types = IdTypes {
+                        unsigned64: kinds.unsigned64 && ids == DataType::UInt64,
+                        ..kinds
+                    };
                     // A task per day, so that days are counted on every core.
                     let (lake, user) = (lake.clone(), config.user_column.clone());
                     let users = spawn(async move {
-                        let names = text.then(|| dictionary.clone());
-                        let ids = scan_day(&lake, &files, &user, names).await?;
-                        Ok::<_, Error>(ids.map(|ids| DayUsers::new(ids, &dictionary)))
+                        let names = (ids == DataType::Utf8).then(|| dictionary.clone());
+                        let ids = scan_day(&lake, &files, &user, &ids, names).await?;
+                        let users = ids.map(|ids| DayUsers::new(ids, &dictionary));
+                        Ok::<_, Error>(users.map(|u| u.map(|u| DayUsers { id_types, ..u })))
                     })
                     .await?;
                     Ok::<_, Error>((day, users, reading))
@@ -413,6 +426,27 @@ pub async fn gather(
     Ok(Ok(gathered))
 }
 
+/// The days from rollups whose unsigned ids may not fit beside signed ones (of other such days,
+/// or `cold`, the ids of the days to read): taken out of `gathered`, to be read again as signed
+/// ids, which checks that each fits (and names a file with one that does not).
+fn unsigned_to_read_again(gathered: &mut Gathered, cold: IdTypes) -> Vec<NaiveDate> {
+    if gathered.id_types(cold).read_as() != DataType::Int64 {
+        return Vec::new();
+    }
+    let again: Vec<NaiveDate> = gathered
+        .days
+        .iter()
+        .filter(|(_, d)| d.id_types.unsigned64)
+        .map(|(day, _)| *day)
+        .collect();
+    for day in &again {
+        gathered.days.remove(day);
+        gathered.keys.remove(day);
+    }
+    gathered.reused = gathered.days.len();
+    again
+}
+
 /// The current rollups among `keyed` days (each with its key): from a folder, a share of the
 /// days on each core (its reads never wait, and a task per day costs more in wake-ups than a
 /// warm rollup takes to read); from a bucket, many at once. Without `users`, only their counts.
@@ -446,6 +480,14 @@ async fn load_rollups(
 }
 
 impl Gathered {
+    /// The kinds of ids of its days and of `others`.
+    fn id_types(&self, others: IdTypes) -> IdTypes {
+        self.days
+            .values()
+            .map(|d| d.id_types)
+            .fold(others, IdTypes::and)
+    }
+
     /// Reads the users of those of `days` that came with their counts only; false when a rollup
     /// changed meanwhile (then gather again).
     async fn load_users(&mut self, days: &BTreeSet<NaiveDate>) -> bool {

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::dates::{check_order, days, to_date32};
 use crate::lake::Lake;
 use crate::lake::inspect::{
-    FileReport, inspect, null_users_per_day, null_warning, scan_file, unread_days, usable,
+    FileReport, IdTypes, inspect, null_users_per_day, null_warning, scan_file, unread_days, usable,
 };
 use crate::lake::table::{Columns, EventsTable};
 use crate::{Error, Result};
@@ -329,7 +329,8 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
             return Err(failure);
         }
         let error = Error::from(first).under_memory_limit(config.memory_limit.as_ref());
-        let found = unreadable_files(&lake, &planned.files, &columns).await?;
+        let ids = IdTypes::of_files(&planned.files, &columns).read_as();
+        let found = unreadable_files(&lake, &planned.files, &columns, &ids).await?;
         if found.is_empty() {
             return Err(error);
         }
@@ -341,15 +342,17 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
     }
 }
 
-/// Reads each file's ids in full to find the ones a failed query tripped on, with the reason.
+/// Reads each file's ids in full, as `ids`, to find the ones a failed query tripped on, with the
+/// reason.
 pub async fn unreadable_files<'a>(
     lake: &Lake,
     files: &'a [FileReport],
     columns: &Columns<'_>,
+    ids: &DataType,
 ) -> Result<Vec<(&'a FileReport, String)>> {
     let mut bad = Vec::new();
     for report in files {
-        if let Err(reason) = scan_file(lake, report, columns).await? {
+        if let Err(reason) = scan_file(lake, report, columns, ids).await? {
             bad.push((report, reason));
         }
     }

@@ -331,6 +331,15 @@ pub async fn write(
     .map_err(failed)?;
     // Many rows a statement: a night of user-days is millions of rows.
     let width = schema.fields().len();
+    // Unsigned 64-bit ids go as their digits, into NUMERIC(20).
+    let cast: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::UInt64 => "::text::numeric",
+            _ => "",
+        })
+        .collect();
     for batch in &batches {
         let mut start = 0;
         while start < batch.num_rows() {
@@ -341,8 +350,9 @@ pub async fn write(
             let params: Vec<&(dyn ToSql + Sync)> = cells.iter().map(Cell::as_sql).collect();
             let tuples: Vec<String> = (0..rows)
                 .map(|r| {
-                    let places: Vec<String> =
-                        (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                    let places: Vec<String> = (1..=width)
+                        .map(|c| format!("${}{}", r * width + c, cast[c - 1]))
+                        .collect();
                     format!("({})", places.join(", "))
                 })
                 .collect();
@@ -376,6 +386,7 @@ fn sql_type(t: &DataType) -> &'static str {
     match t {
         DataType::Date32 => "DATE",
         DataType::Float16 | DataType::Float32 | DataType::Float64 => "DOUBLE PRECISION",
+        DataType::UInt64 => "NUMERIC(20)",
         t if t.is_integer() => "BIGINT",
         _ => "TEXT",
     }

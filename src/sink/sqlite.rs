@@ -121,6 +121,9 @@ impl Job {
 fn sql_type(t: &DataType) -> &'static str {
     match t {
         DataType::Float16 | DataType::Float32 | DataType::Float64 => "REAL",
+        // SQLite's integers are signed 64-bit: an unsigned id of 2^63 or more is kept as text
+        // (an INTEGER column would turn its digits into a rounded REAL).
+        DataType::UInt64 => "TEXT",
         t if t.is_integer() => "INTEGER",
         _ => "TEXT",
     }

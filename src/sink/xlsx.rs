@@ -10,7 +10,9 @@ use std::path::Path;
 use calamine::{Data, DataType, Reader, Xlsx};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType as Arrow, Date32Type, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{
+    DataType as Arrow, Date32Type, Float64Type, Int64Type, UInt64Type,
+};
 use datafusion::prelude::SessionContext;
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
@@ -83,6 +85,9 @@ fn cell(column: &ArrayRef, row: usize) -> Cell {
         // Excel numbers are doubles: a 64-bit id beyond 2^53 is kept exact as text.
         Arrow::Int64 if column.as_primitive::<Int64Type>().value(row).unsigned_abs() > 1 << 53 => {
             Cell::Text(column.as_primitive::<Int64Type>().value(row).to_string())
+        }
+        Arrow::UInt64 if column.as_primitive::<UInt64Type>().value(row) > 1 << 53 => {
+            Cell::Text(column.as_primitive::<UInt64Type>().value(row).to_string())
         }
         t if t.is_numeric() => {
             let value = datafusion::arrow::compute::cast(&column.slice(row, 1), &Arrow::Float64);
