@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use datafusion::arrow::datatypes::{Date32Type, Int64Type, UInt64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::util::*;
@@ -744,6 +744,105 @@ fn postgres_rows_are_upserted_per_day_in_one_transaction() {
 
 /// `?table=SCHEMA.TABLE` makes and fills the table in that schema, not a same-named one on the
 /// search path; a schema that does not exist is named, and a name of three parts is refused.
+/// User-days of unsigned 64-bit ids (2^64 − 1 down) keep every digit in each destination: CSV,
+/// Parquet (as UInt64), SQLite (as text: its integers are signed), PostgreSQL (NUMERIC(20)) and
+/// xlsx (as text beyond 2^53, where Excel's numbers are doubles).
+#[test]
+fn unsigned_64_bit_ids_keep_every_digit_in_each_destination() {
+    use calamine::{Data, Reader, Xlsx};
+    let w = Workdir::new();
+    let rows = random_rows(12, day(START), 3, 200);
+    let spec = LakeSpec {
+        ids: "uint64",
+        ..LakeSpec::default()
+    };
+    write_lake(&w.join("lake"), &spec, &rows, &[]);
+    let date = day("2024-06-02");
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, user) in rows.iter().filter(|r| r.0 == date) {
+        *want.entry((u64::MAX - user).to_string()).or_default() += 1;
+    }
+    assert!(
+        want.keys().all(|id| id.len() == 20),
+        "ids from 2^64 − 1 down"
+    );
+    let pg = Postgres::start();
+    let outputs = [
+        "user_days.csv".to_string(),
+        "user_days.parquet".into(),
+        "sqlite://metrics.db".into(),
+        "user_days.xlsx".into(),
+        pg.url(),
+    ];
+    for output in &outputs {
+        let run = export(&w, &["user-days", "--date", "2024-06-02", "-o", output]);
+        assert_eq!(run.code, 0, "{output}: {}", run.stderr);
+    }
+    let csv = std::fs::read_to_string(w.join("user_days.csv")).unwrap();
+    let got: BTreeMap<String, u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, want, "csv");
+
+    let file = std::fs::File::open(w.join("user_days.parquet")).unwrap();
+    let mut got = BTreeMap::new();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        let batch = batch.unwrap();
+        let ids = batch.column(0).as_primitive::<UInt64Type>();
+        let opens = batch.column(2).as_primitive::<Int64Type>();
+        got.extend(
+            ids.iter()
+                .zip(opens.iter())
+                .map(|(id, n)| (id.unwrap().to_string(), n.unwrap() as u64)),
+        );
+    }
+    assert_eq!(got, want, "parquet");
+
+    let db = rusqlite::Connection::open(w.join("metrics.db")).unwrap();
+    let mut statement = db
+        .prepare("SELECT userId, opens, typeof(userId) FROM user_days")
+        .unwrap();
+    let got: BTreeMap<String, u64> = statement
+        .query_map([], |r| {
+            assert_eq!(r.get::<_, String>(2)?, "text");
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(got, want, "sqlite");
+
+    let got = pg.query(
+        "SELECT string_agg(\"userId\" || ' ' || opens, ',' ORDER BY \"userId\") FROM user_days",
+    );
+    let listed: Vec<String> = want.iter().map(|(id, n)| format!("{id} {n}")).collect();
+    assert_eq!(got, listed.join(","), "postgres");
+    let column = "SELECT data_type || ' ' || numeric_precision FROM information_schema.columns \
+                  WHERE table_name = 'user_days' AND column_name = 'userId'";
+    assert_eq!(pg.query(column), "numeric 20");
+
+    let mut book: Xlsx<_> = calamine::open_workbook(w.join("user_days.xlsx")).unwrap();
+    let sheet = book.worksheet_range("user-days").unwrap();
+    let got: BTreeMap<String, u64> = sheet
+        .rows()
+        .skip(1)
+        .map(|r| match (&r[0], &r[2]) {
+            (Data::String(id), Data::Float(n)) => (id.clone(), *n as u64),
+            other => panic!("an id as text and a count: {other:?}"),
+        })
+        .collect();
+    assert_eq!(got, want, "xlsx");
+}
+
 #[test]
 fn postgres_tables_can_be_in_a_schema() {
     let w = Workdir::new();
