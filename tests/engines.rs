@@ -84,6 +84,8 @@ fn both_engines_give_the_oracle_rows_on_every_layout_and_id_type() {
         ("date", "dictionary-int64", true),
         ("date", "uint64", false),
         ("day", "uint64", true),
+        ("date", "binary", false),
+        ("dt", "binary", true),
     ];
     for (layout, ids, delta) in specs {
         let w = Workdir::new();

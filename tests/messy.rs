@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Date32Array, Int64Array, UInt64Array};
+use datafusion::arrow::array::{
+    ArrayRef, BinaryArray, Date32Array, Int64Array, StringArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field};
 
 use crate::util::*;
@@ -321,6 +323,60 @@ fn ids_of_either_sign_are_one_user_per_value_unless_they_cannot_be_told_apart() 
         "{}",
         run.stderr
     );
+}
+
+/// Ids stored as bytes without the UTF-8 annotation (as Impala and older Hive write strings) are
+/// text, one user with the same text in a file that has the annotation, in both engines; a file
+/// whose bytes are not all UTF-8 is named (exit 4), never read unchecked.
+#[test]
+fn ids_stored_as_bytes_are_text_when_every_one_is_utf8() {
+    let w = Workdir::new();
+    let file = |day: &str, ids: ArrayRef| {
+        let folder = w.join(&format!("lake/date={day}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let field = Field::new("userId", ids.data_type().clone(), false);
+        write_batch(&folder.join("part-0.parquet"), vec![field], vec![ids]);
+    };
+    let bytes = |ids: &[&[u8]]| Arc::new(BinaryArray::from(ids.to_vec())) as ArrayRef;
+    file("2024-06-01", bytes(&[b"a", b"b", b"a"]));
+    file("2024-06-02", Arc::new(StringArray::from(vec!["a", "c"])));
+    let query = |metric: &str, engine: &str, extra: &[&str]| {
+        let mut args = vec!["query", metric, "--lake", "lake", "--from", "2024-06-01"];
+        args.extend(["--engine", engine, "-f", "csv"]);
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+    for engine in ["bitmap", "sql"] {
+        let run = query("mau", engine, &[]);
+        assert_eq!(
+            run.stdout, "date,mau\n2024-06-01,2\n2024-06-02,3\n",
+            "{engine}: {}",
+            run.stderr
+        );
+    }
+    let run = query("user-days", "sql", &[]);
+    assert_eq!(
+        run.stdout,
+        "userId,date,opens\na,2024-06-01,2\nb,2024-06-01,1\na,2024-06-02,1\nc,2024-06-02,1\n"
+    );
+
+    file("2024-06-03", bytes(&[b"a", b"\xff"]));
+    let blamed = "date=2024-06-03/part-0.parquet): its user ids are bytes without the UTF-8 \
+                  annotation, read as text, and some are not UTF-8";
+    for engine in ["bitmap", "sql"] {
+        let run = query("mau", engine, &[]);
+        assert_eq!(run.code, 4, "{engine}: {}", run.stderr);
+        assert!(run.stderr.contains(blamed), "{engine}: {}", run.stderr);
+        let run = query("mau", engine, &["--skip-bad-files"]);
+        assert_eq!(
+            run.stdout, "date,mau\n2024-06-01,2\n2024-06-02,3\n2024-06-03,\n",
+            "{engine}"
+        );
+    }
+    let statement = "SELECT COUNT(DISTINCT userId) FROM events";
+    let run = w.run(&["sql", "--lake", "lake", "-c", statement]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains(blamed), "{}", run.stderr);
 }
 
 /// A file of nullable ids, optionally with a `date` column holding `date_days` (days since 1970).

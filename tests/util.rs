@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use chrono::{Datelike, Days, NaiveDate};
 use datafusion::arrow::array::{
-    ArrayRef, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+    ArrayRef, BinaryArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    UInt64Array,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -129,8 +130,9 @@ pub struct LakeSpec {
     pub layout: &'static str,
     /// Folders above the partitions.
     pub prefix: &'static str,
-    /// `int32`, `int64`, `uint64` (ids from 2^64 − 1 down) or `string`, or `dictionary-int64` or
-    /// `dictionary-string`: those as a dictionary array.
+    /// `int32`, `int64`, `uint64` (ids from 2^64 − 1 down), `string` or `binary` (text without
+    /// the UTF-8 annotation), or `dictionary-int64` or `dictionary-string`: those as a dictionary
+    /// array.
     pub ids: &'static str,
     pub user_column: &'static str,
     pub files_per_day: usize,
@@ -214,7 +216,7 @@ pub fn write_file(path: &Path, spec: &LakeSpec, users: &[u64], d: NaiveDate) {
     let mut props = WriterProperties::builder();
     if spec.delta {
         let encoding = match spec.ids {
-            "string" | "dictionary-string" => Encoding::DELTA_BYTE_ARRAY,
+            "string" | "dictionary-string" | "binary" => Encoding::DELTA_BYTE_ARRAY,
             _ => Encoding::DELTA_BINARY_PACKED,
         };
         let user = ColumnPath::from(spec.user_column);
@@ -250,6 +252,13 @@ fn ids_of(ids: &str, users: &[u64]) -> (DataType, ArrayRef) {
         "string" => (
             DataType::Utf8,
             Arc::new(StringArray::from_iter_values(
+                users.iter().map(|u| format!("user-{u}")),
+            )),
+        ),
+        // Text without the UTF-8 annotation, as Impala and older Hive write strings.
+        "binary" => (
+            DataType::Binary,
+            Arc::new(BinaryArray::from_iter_values(
                 users.iter().map(|u| format!("user-{u}")),
             )),
         ),

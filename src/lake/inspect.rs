@@ -70,7 +70,18 @@ pub fn id_kind(t: &DataType) -> Option<IdKind> {
         | DataType::UInt32
         | DataType::UInt64 => Some(IdKind::Integer),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(IdKind::String),
+        // Text without the UTF-8 annotation, as Impala and older Hive write strings (Spark's
+        // `binaryAsString`): read as text, which it must be.
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Some(IdKind::String),
         _ => None,
+    }
+}
+
+/// The type of the values of a dictionary array's type (as a writer may keep its ids), else `t`.
+pub fn stored(t: &DataType) -> &DataType {
+    match t {
+        DataType::Dictionary(_, values) => values,
+        t => t,
     }
 }
 
@@ -90,11 +101,7 @@ impl IdTypes {
     pub fn of<'a>(types: impl IntoIterator<Item = &'a DataType>) -> IdTypes {
         let mut kinds = IdTypes::default();
         for t in types {
-            let stored = match t {
-                DataType::Dictionary(_, values) => values.as_ref(),
-                t => t,
-            };
-            match stored {
+            match stored(t) {
                 t if id_kind(t) == Some(IdKind::String) => kinds.text = true,
                 DataType::UInt64 => kinds.unsigned64 = true,
                 t => kinds.signed |= t.is_signed_integer(),
@@ -152,21 +159,26 @@ pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<Array
         safe: false,
         ..Default::default()
     };
-    let other = match (column.data_type(), ids) {
-        (DataType::UInt64, DataType::Int64) => {
-            "unsigned ids of 2^63 or more, which the signed ids of other files cannot hold"
-        }
-        (t, DataType::UInt64) if t.is_signed_integer() => {
-            "negative ids, which the unsigned 64-bit ids of other files cannot hold"
-        }
-        _ => "",
-    };
-    cast_with_options(column, ids, &exact).map_err(|e| match other {
-        "" => format!("a data page cannot be decoded: {e}"),
-        other => format!(
-            "{other} ({e}): dau cannot tell whether 18446744073709551615 and -1 are one user; \
+    cast_with_options(column, ids, &exact).map_err(|e| {
+        let sign = match (column.data_type(), ids) {
+            (DataType::UInt64, DataType::Int64) => {
+                "unsigned ids of 2^63 or more, which the signed ids of other files cannot hold"
+            }
+            (t, DataType::UInt64) if t.is_signed_integer() => {
+                "negative ids, which the unsigned 64-bit ids of other files cannot hold"
+            }
+            (t, DataType::Utf8) if t.is_binary() => {
+                return format!(
+                    "its user ids are bytes without the UTF-8 annotation, read as text, and some \
+                     are not UTF-8 ({e})"
+                );
+            }
+            _ => return format!("a data page cannot be decoded: {e}"),
+        };
+        format!(
+            "{sign} ({e}): dau cannot tell whether 18446744073709551615 and -1 are one user; \
              write every file's ids as one integer type"
-        ),
+        )
     })
 }
 
@@ -250,12 +262,22 @@ pub async fn inspect(
         .map(|(day, meta)| async move {
             // A footer read before comes from the lake's cache, as long as the file is unchanged.
             let facts = read_footer(lake, &meta, columns).await?;
-            Ok(FileReport {
+            let mut report = FileReport {
                 day,
                 name: lake.describe(&meta.location),
                 meta,
                 facts,
-            })
+            };
+            // Text without the UTF-8 annotation is text only when every id is UTF-8: the SQL's
+            // reader would take it unchecked.
+            if report
+                .id_type(columns)
+                .is_some_and(|t| stored(t).is_binary())
+                && let Err(reason) = scan_file(lake, &report, columns, &DataType::Utf8).await?
+            {
+                report.facts = Err(reason);
+            }
+            Ok(report)
         })
         .buffered(lake.reads_at_once(CONCURRENT_READS))
         .collect::<Vec<Result<FileReport>>>()

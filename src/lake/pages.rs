@@ -22,7 +22,7 @@ use datafusion::parquet::file::reader::{ChunkReader, Length};
 use datafusion::parquet::file::serialized_reader::SerializedPageReader;
 
 use super::dictionary::Dictionary;
-use super::inspect::{IdKind, id_kind};
+use super::inspect::{IdKind, id_kind, stored};
 
 /// One row group's ids, as stored: distinct ids with how many events each has (`counted` and
 /// `counts`, from a dictionary), and ids of one event each (`once`). Text ids come as their
@@ -73,10 +73,7 @@ impl Column {
         }
         let string = id_kind(field.data_type()) == Some(IdKind::String);
         // A dictionary array (as the writer kept it) is stored as its values are.
-        let stored = match field.data_type() {
-            DataType::Dictionary(_, values) => values.as_ref(),
-            other => other,
-        };
+        let stored = stored(field.data_type());
         let text = ids == &DataType::Utf8;
         let width = match (descr.physical_type(), stored) {
             (Physical::BYTE_ARRAY, _) if text && string => Width::Text,

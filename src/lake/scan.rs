@@ -20,7 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use roaring::RoaringBitmap;
 
 use super::dictionary::Dictionary;
-use super::inspect::{FileReport, IdKind, IdTypes, footer, id_kind, lake_ids};
+use super::inspect::{FileReport, IdKind, IdTypes, footer, id_kind, lake_ids, stored};
 use super::pages::{self, Chunk, Column};
 use super::{Lake, spawn};
 use crate::Result;
@@ -149,8 +149,12 @@ fn dictionary_encoded(
         let text = id_kind(field.data_type()) == Some(IdKind::String);
         match field.name() == user && text {
             true => {
-                let keyed =
-                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                // Text without the UTF-8 annotation is read as bytes (checked when indexed).
+                let values = match stored(field.data_type()).is_binary() {
+                    true => DataType::Binary,
+                    false => DataType::Utf8,
+                };
+                let keyed = DataType::Dictionary(Box::new(DataType::Int32), Box::new(values));
                 Arc::new(Field::new(user, keyed, field.is_nullable()))
             }
             false => field.clone(),
