@@ -249,6 +249,14 @@ fn curl(args: &[&str]) -> (u16, String) {
 fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
     let w = Workdir::new();
     let rows = setup(&w, "0 0 1 1 *");
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    for folder in std::fs::read_dir(w.join("lake")).unwrap() {
+        let marker = folder.unwrap().path().join("_SUCCESS");
+        match marker.ends_with(format!("date={yesterday}/_SUCCESS")) {
+            true => std::fs::remove_file(marker).unwrap(),
+            false => std::fs::write(marker, "").unwrap(),
+        }
+    }
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = w
@@ -260,6 +268,7 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
             &format!("127.0.0.1:{port}"),
         ])
         .env("DAU_SCHEDULE_TOKEN", "s3cret")
+        .env("DAU_DONE_MARKER", "_SUCCESS")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -301,7 +310,8 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
         values["dau_job_rows_exported_total{job=\"nightly\"}"], 1.0,
         "{text}"
     );
-    let newest = (Utc::now().date_naive() - Days::new(1))
+    // Yesterday has no _SUCCESS yet: the day before is the newest finished one.
+    let newest = (Utc::now().date_naive() - Days::new(2))
         .and_hms_opt(0, 0, 0)
         .unwrap();
     assert_eq!(

@@ -616,22 +616,27 @@ async fn prometheus(State(app): State<App>) -> String {
         Ok(url) => Lake::open(url, &app.config, None).await.ok(),
         Err(_) => None,
     };
-    if let Some(lake) = lake {
-        let last = lake
-            .last_day()
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc();
+    // A day still being written (no done marker yet) is not fresh data.
+    let last = match lake {
+        Some(lake) => lake.last_finished_day(FRESH_LOOK).await.ok().flatten(),
+        None => None,
+    };
+    if let Some(last) = last {
+        let last = last.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
         let metric = "dau_lake_last_partition_timestamp_seconds";
         let _ = writeln!(
             out,
-            "# HELP {metric} The lake's newest day (midnight UTC).\n# TYPE {metric} gauge\n\
-             {metric} {}",
+            "# HELP {metric} The lake's newest finished day (midnight UTC).\n# TYPE {metric} \
+             gauge\n{metric} {}",
             last.timestamp()
         );
     }
     out
 }
+
+/// How many of the lake's newest days `/metrics` looks through for the newest finished one (with
+/// a done marker); with none of them finished, the freshness gauge is left out.
+const FRESH_LOOK: usize = 31;
 
 /// Resolves when the process is asked to stop (SIGTERM, or Ctrl-C / SIGINT).
 async fn stopped() {

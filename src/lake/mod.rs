@@ -212,6 +212,21 @@ impl Lake {
             .expect("a lake has at least one day")
     }
 
+    /// The newest day that is finished: with a done marker, the newest of the last `look` days
+    /// that has it (None when none has), else the last day.
+    pub async fn last_finished_day(&self, look: usize) -> Result<Option<NaiveDate>> {
+        if self.done_marker.is_none() {
+            return Ok(Some(self.last_day()));
+        }
+        for day in self.days.keys().rev().take(look) {
+            self.files(&[*day]).await?;
+            if self.unfinished(*day, *day).is_empty() {
+                return Ok(Some(*day));
+            }
+        }
+        Ok(None)
+    }
+
     /// The days from `from` to `to` whose partition is in several folders, with those folders.
     pub fn split_days(
         &self,
