@@ -36,6 +36,21 @@ fn command_sql_counts_like_the_oracle() {
         run.stdout,
         format!("opens,users\n{},{}\n", on_day.len(), users.len())
     );
+    // A backslash command, as psql -c runs it.
+    let run = w.run(&["sql", "--lake", "lake", "-c", "\\d events"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("│ userId      ┆ Int64 "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("12 days from 2024-06-01 to 2024-06-12"),
+        "{}",
+        run.stdout
+    );
+    let run = w.run(&["sql", "--lake", "lake", "-c", "\\nope"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
 }
 
 #[test]

@@ -76,6 +76,10 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
     let lake = config.lake()?.to_string();
     let mut session = Session::open(config, &lake, format, args.output.clone()).await?;
     let text = match (&args.command, &args.file) {
+        // A backslash command, as `psql -c '\d events'` runs it.
+        (Some(command), _) if command.trim_start().starts_with('\\') => {
+            return session.meta(command.trim()).await.map(drop);
+        }
         (Some(sql), _) => sql.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|e| Error::io("cannot read the SQL file", path, e))?,
