@@ -85,6 +85,14 @@ pub fn stored(t: &DataType) -> &DataType {
     }
 }
 
+/// Text without the UTF-8 annotation: bytes, as Impala and older Hive write strings.
+pub fn unannotated_text(t: &DataType) -> bool {
+    matches!(
+        stored(t),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
 /// The kinds of user ids some files hold, which decide the one type that every id reads as, in
 /// both engines ([`IdTypes::read_as`]). A day's rollup keeps its day's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -167,7 +175,7 @@ pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<Array
             (t, DataType::UInt64) if t.is_signed_integer() => {
                 "negative ids, which the unsigned 64-bit ids of other files cannot hold"
             }
-            (t, DataType::Utf8) if t.is_binary() => {
+            (t, DataType::Utf8) if unannotated_text(t) => {
                 return format!(
                     "its user ids are bytes without the UTF-8 annotation, read as text, and some \
                      are not UTF-8 ({e})"
@@ -209,14 +217,19 @@ impl FileReport {
                 facts.column_names()
             )),
             Ok(field) if id_kind(field.data_type()).is_none() => {
-                // pandas writes an integer column that has a missing value as floats.
                 let user = columns.user;
-                let hint = match field.data_type().is_floating() {
-                    true => format!(
+                let hint = match field.data_type() {
+                    // pandas writes an integer column that has a missing value as floats.
+                    t if t.is_floating() => format!(
                         " (pandas writes integers with missing values as floats: write the \
                          column as Int64, e.g. df['{user}'].astype('Int64'))"
                     ),
-                    false => String::new(),
+                    // DuckDB and ClickHouse write UUIDs as 16 bytes.
+                    DataType::FixedSizeBinary(16) => format!(
+                        " (16-byte UUIDs are not read as ids: write them as text, e.g. \
+                         CAST({user} AS VARCHAR) in DuckDB)"
+                    ),
+                    _ => String::new(),
                 };
                 Some(format!(
                     "column '{user}' has type {}: a user id must be an integer or a string{hint}",
@@ -270,9 +283,7 @@ pub async fn inspect(
             };
             // Text without the UTF-8 annotation is text only when every id is UTF-8: the SQL's
             // reader would take it unchecked.
-            if report
-                .id_type(columns)
-                .is_some_and(|t| stored(t).is_binary())
+            if report.id_type(columns).is_some_and(unannotated_text)
                 && let Err(reason) = scan_file(lake, &report, columns, &DataType::Utf8).await?
             {
                 report.facts = Err(reason);

@@ -20,7 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use roaring::RoaringBitmap;
 
 use super::dictionary::Dictionary;
-use super::inspect::{FileReport, IdKind, IdTypes, footer, id_kind, lake_ids, stored};
+use super::inspect::{FileReport, IdKind, IdTypes, footer, id_kind, lake_ids, unannotated_text};
 use super::pages::{self, Chunk, Column};
 use super::{Lake, spawn};
 use crate::Result;
@@ -150,7 +150,7 @@ fn dictionary_encoded(
         match field.name() == user && text {
             true => {
                 // Text without the UTF-8 annotation is read as bytes (checked when indexed).
-                let values = match stored(field.data_type()).is_binary() {
+                let values = match unannotated_text(field.data_type()) {
                     true => DataType::Binary,
                     false => DataType::Utf8,
                 };
