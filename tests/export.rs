@@ -820,6 +820,37 @@ fn unsigned_64_bit_ids_keep_every_digit_in_each_destination() {
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(got, want, "sqlite");
+    // A table made otherwise, with a numeric column where SQLite would round them: refused,
+    // its rows untouched.
+    let other = rusqlite::Connection::open(w.join("other.db")).unwrap();
+    other
+        .execute_batch(
+            "CREATE TABLE user_days (userId INTEGER, date TEXT, opens INTEGER);
+             INSERT INTO user_days VALUES (1, '2024-06-02', 3);",
+        )
+        .unwrap();
+    let run = export(
+        &w,
+        &[
+            "user-days",
+            "--date",
+            "2024-06-02",
+            "-o",
+            "sqlite://other.db",
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("its column userId is numeric"),
+        "{}",
+        run.stderr
+    );
+    let kept: (i64, i64) = other
+        .query_row("SELECT COUNT(*), SUM(userId) FROM user_days", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kept, (1, 1));
 
     let got = pg.query(
         "SELECT string_agg(\"userId\" || ' ' || opens, ',' ORDER BY \"userId\") FROM user_days",

@@ -110,6 +110,33 @@ impl Job {
             }
         }
         drop(insert);
+        // An unsigned id of 2^63 or more goes as text, which a numeric column (of a table made
+        // otherwise) would round to a REAL: refused, nothing written.
+        for field in self.schema.fields() {
+            if field.data_type() != &DataType::UInt64 {
+                continue;
+            }
+            let rounded: i64 = tx
+                .query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM {table} WHERE typeof({}) = 'real'",
+                        quote(field.name())
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.failed(e))?;
+            if rounded > 0 {
+                return Err(Error::Sink {
+                    dest: format!("sqlite://{}?table={}", self.path.display(), self.table),
+                    detail: format!(
+                        "its column {} is numeric, where SQLite rounds an unsigned id of 2^63 or \
+                         more; make it TEXT, as dau makes it in a new table",
+                        field.name()
+                    ),
+                });
+            }
+        }
         let rows: i64 = tx
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
             .map_err(|e| self.failed(e))?;
