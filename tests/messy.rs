@@ -230,6 +230,14 @@ fn ids_that_drift_from_integers_to_strings_are_one_user_each() {
     );
 }
 
+/// Writes `ids` as the one file of `day`'s partition of the lake.
+fn write_day(w: &Workdir, day: &str, ids: ArrayRef) {
+    let folder = w.join(&format!("lake/date={day}"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let field = Field::new("userId", ids.data_type().clone(), false);
+    write_batch(&folder.join("part-0.parquet"), vec![field], vec![ids]);
+}
+
 /// Ids whose files change between signed and unsigned 64-bit integers (a writer moved to
 /// ClickHouse's `UInt64`) are one user per value, in both engines. An unsigned id of 2^63 or more
 /// among signed ones, or a negative one among unsigned ones, could be another id's bits: the file
@@ -237,12 +245,7 @@ fn ids_that_drift_from_integers_to_strings_are_one_user_each() {
 #[test]
 fn ids_of_either_sign_are_one_user_per_value_unless_they_cannot_be_told_apart() {
     let w = Workdir::new();
-    let file = |day: &str, ids: ArrayRef| {
-        let folder = w.join(&format!("lake/date={day}"));
-        std::fs::create_dir_all(&folder).unwrap();
-        let field = Field::new("userId", ids.data_type().clone(), false);
-        write_batch(&folder.join("part-0.parquet"), vec![field], vec![ids]);
-    };
+    let file = |day: &str, ids: ArrayRef| write_day(&w, day, ids);
     let signed = |ids: &[i64]| Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef;
     let unsigned = |ids: &[u64]| Arc::new(UInt64Array::from(ids.to_vec())) as ArrayRef;
     file("2024-06-01", signed(&[1, 2, 3, 3]));
@@ -331,12 +334,7 @@ fn ids_of_either_sign_are_one_user_per_value_unless_they_cannot_be_told_apart() 
 #[test]
 fn ids_stored_as_bytes_are_text_when_every_one_is_utf8() {
     let w = Workdir::new();
-    let file = |day: &str, ids: ArrayRef| {
-        let folder = w.join(&format!("lake/date={day}"));
-        std::fs::create_dir_all(&folder).unwrap();
-        let field = Field::new("userId", ids.data_type().clone(), false);
-        write_batch(&folder.join("part-0.parquet"), vec![field], vec![ids]);
-    };
+    let file = |day: &str, ids: ArrayRef| write_day(&w, day, ids);
     let bytes = |ids: &[&[u8]]| Arc::new(BinaryArray::from(ids.to_vec())) as ArrayRef;
     file("2024-06-01", bytes(&[b"a", b"b", b"a"]));
     file("2024-06-02", Arc::new(StringArray::from(vec!["a", "c"])));
