@@ -147,6 +147,10 @@ pub struct Job {
     /// How long a firing waits for its day's data to land (checking again now and then) before
     /// it fails, e.g. "3h" [default: no wait].
     pub wait_for_data: Option<String>,
+    /// After its day, a firing exports this many days before it again (those the lake has), so
+    /// that events that landed late reach their numbers [default: 0].
+    #[serde(default)]
+    pub redo_days: u64,
 }
 
 fn yesterday() -> String {

@@ -146,6 +146,49 @@ fn days_missed_while_down_are_caught_up_once() {
     assert_eq!(std::fs::read(w.join("daily.csv")).unwrap(), before);
 }
 
+/// With `redo_days`, a firing exports its day and then the days before it again: events that
+/// landed late in an earlier day reach its exported number. Days before the lake's first one are
+/// not exported.
+#[test]
+fn a_firing_redoes_the_days_before_it_for_late_events() {
+    let w = Workdir::new();
+    let mut rows = setup(&w, "0 0 * * *");
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    std::fs::write(w.join("dau.toml"), format!("{toml}redo_days = 2\n")).unwrap();
+    let today = Utc::now().date_naive();
+    let days =
+        |from: u64| -> Vec<NaiveDate> { (1..=from).rev().map(|k| today - Days::new(k)).collect() };
+    last_success(&w, today - Days::new(1));
+    let run = once(&w);
+    assert_eq!(exported(&w), dau_of(&rows, &days(3)), "{}", run.stderr);
+
+    // Late events of three days ago, in a file of their own: tonight's firing counts them.
+    let late = today - Days::new(3);
+    let users: Vec<u64> = (5_000..5_040).collect();
+    let folder = w.join("lake").join(format!("date={late}"));
+    write_file(
+        &folder.join("late.parquet"),
+        &LakeSpec::default(),
+        &users,
+        late,
+    );
+    rows.extend(users.iter().map(|u| (late, *u)));
+    std::fs::remove_file(w.join("daily.csv")).unwrap();
+    last_success(&w, today - Days::new(2));
+    let run = once(&w);
+    let want = dau_of(&rows, &days(4));
+    assert_eq!(exported(&w), want, "{}", run.stderr);
+    assert!(want[&late] >= 40, "the late users count");
+
+    // A lake that starts on the day exported: nothing before it is exported.
+    let first = today - Days::new(15);
+    last_success(&w, first + Days::new(1));
+    std::fs::remove_file(w.join("daily.csv")).unwrap();
+    let run = once(&w);
+    let since: Vec<NaiveDate> = (0..15).map(|k| first + Days::new(k)).collect();
+    assert_eq!(exported(&w), dau_of(&rows, &since), "{}", run.stderr);
+}
+
 /// `dau schedule --once` run from cron: the first start only records the job's state (nothing
 /// before it is due), and the next start runs the firings since.
 #[test]

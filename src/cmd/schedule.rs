@@ -5,7 +5,8 @@
 //! schedule first started the job: nothing before that is due). A firing exports the day
 //! before it (`range = "yesterday"`) or its own day (`"today"`); missed firings that export the
 //! same day run it once. A firing whose day has not landed yet waits for it up to the job's
-//! `wait_for_data`. SIGTERM or Ctrl-C stops the server between exports (or during such a wait).
+//! `wait_for_data`; after its day, it exports the `redo_days` before it again, for late events.
+//! SIGTERM or Ctrl-C stops the server between exports (or during such a wait).
 //!
 //! With `[schedule] listen` (or `--listen`), it also serves HTTP: `GET /healthz`, `GET /metrics`
 //! (Prometheus text) and `POST /jobs/NAME/run[?date=YYYY-MM-DD]`, which needs the bearer token of
@@ -27,7 +28,7 @@ use clap::{Args, ValueEnum};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
-use crate::cmd::export::export;
+use crate::cmd::export::{Exported, export};
 use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
@@ -39,13 +40,16 @@ use crate::{Error, Result};
 /// Retries of a failed export before the firing is given up (until the next start or firing).
 const RETRIES: u32 = 2;
 
+/// The most days a firing exports again (`redo_days`).
+const MAX_REDO_DAYS: u64 = 366;
+
 #[derive(Debug, Args)]
 #[command(after_help = "Example dau.toml:\n  \
     [lake]\n  url = \"gs://my-bucket/events\"\n\n  \
     [[jobs]]\n  name = \"nightly\"\n  metrics = [\"dau\", \"mau\", \"opens\"]\n  \
     cron = \"0 0 * * *\"\n  timezone = \"Asia/Seoul\"\n  range = \"yesterday\"\n  \
     output = \"postgres://dau@db/metrics?table=daily_metrics\"\n  \
-    wait_for_data = \"3h\"")]
+    wait_for_data = \"3h\"\n  redo_days = 2")]
 pub struct ScheduleArgs {
     /// Where the last successful firing of each job is kept [default: in the user's data folder]
     #[arg(long, value_name = "FILE")]
@@ -241,6 +245,12 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
             ));
         }
     };
+    if job.redo_days > MAX_REDO_DAYS {
+        return Err(bad(
+            format!("redo_days = {} is more than a year", job.redo_days),
+            "give the days to export again after each firing's day, e.g. 2",
+        ));
+    }
     // A destination dau cannot write is said now, not at the first firing.
     Sink::parse(&job.output)
         .map_err(|e| Error::usage(format!("job '{}': output", job.name), e.to_string()))?;
@@ -445,14 +455,27 @@ async fn attempt_job(
 ) -> Result<u64> {
     let name = &job.job.name;
     let started = Instant::now();
-    let done = export(
-        config,
-        &job.metrics,
-        (day, day),
-        job.job.calendar,
-        &job.job.output,
-    )
-    .await;
+    let deliver = |days| {
+        export(
+            config,
+            &job.metrics,
+            days,
+            job.job.calendar,
+            &job.job.output,
+        )
+    };
+    let done = match deliver((day, day)).await {
+        Ok(done) => match redo_span(config, job, day).await {
+            Ok(Some(days)) => deliver(days).await.map(|again| Exported {
+                rows: done.rows + again.rows,
+                total: again.total,
+                warnings: [done.warnings, again.warnings].concat(),
+            }),
+            Ok(None) => Ok(done),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
     let seconds = started.elapsed().as_secs_f64();
     if waiting && done.as_ref().is_err_and(not_there_yet) {
         return done.map(|d| d.rows);
@@ -492,6 +515,25 @@ async fn attempt_job(
             Err(e)
         }
     }
+}
+
+/// The days before `day` that its firing exports again (`redo_days`), from the first of them
+/// that the lake has; None when there are none.
+async fn redo_span(
+    config: &Config,
+    job: &Scheduled,
+    day: NaiveDate,
+) -> Result<Option<(NaiveDate, NaiveDate)>> {
+    if job.job.redo_days == 0 {
+        return Ok(None);
+    }
+    let (from, to) = (day - Days::new(job.job.redo_days), day - Days::new(1));
+    let lake = Lake::open(config.lake()?, config, Some((from, to))).await?;
+    Ok(lake
+        .days
+        .range(from..=to)
+        .next()
+        .map(|(first, _)| (*first, to)))
 }
 
 /// The HTTP side: the jobs, what they did, and the token that may run them.
@@ -753,6 +795,7 @@ mod tests {
                 output: "daily.csv".into(),
                 calendar: false,
                 wait_for_data: None,
+                redo_days: 0,
             };
             let job = scheduled(&Config::default(), &job).unwrap();
             for (last, now, first) in [
