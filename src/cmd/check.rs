@@ -57,6 +57,8 @@ pub struct Report {
     pub last_day: NaiveDate,
     pub from: NaiveDate,
     pub to: NaiveDate,
+    /// The type the checked files' user ids read as: Int64, UInt64 or Utf8.
+    pub id_type: String,
     pub problems: usize,
     pub missing_days: Vec<NaiveDate>,
     pub empty_days: Vec<NaiveDate>,
@@ -249,6 +251,7 @@ pub async fn examine(
         last_day: lake.last_day(),
         from,
         to,
+        id_type: ids.to_string(),
         problems,
         missing_days,
         empty_days,
@@ -301,6 +304,14 @@ fn render(report: &Report) -> String {
         format!(
             "days      {} to {} in the lake; checked {} to {}",
             report.first_day, report.last_day, report.from, report.to
+        ),
+        format!(
+            "user ids  read as {}",
+            match report.id_type.as_str() {
+                "Int64" => "signed 64-bit integers",
+                "UInt64" => "unsigned 64-bit integers",
+                _ => "text",
+            }
         ),
     ];
     let mut table = Table::new();
