@@ -97,22 +97,6 @@ fn float_user_ids() {
 }
 
 #[test]
-fn uuid_user_ids() {
-    use datafusion::arrow::array::FixedSizeBinaryArray;
-    use datafusion::arrow::datatypes::{DataType, Field};
-
-    let w = Workdir::new();
-    std::fs::create_dir_all(w.join("lake/date=2024-06-01")).unwrap();
-    let ids = FixedSizeBinaryArray::try_from_iter([[7u8; 16], [9u8; 16]].into_iter()).unwrap();
-    write_batch(
-        &w.join("lake/date=2024-06-01/part-0.parquet"),
-        vec![Field::new("userId", DataType::FixedSizeBinary(16), false)],
-        vec![std::sync::Arc::new(ids)],
-    );
-    insta::assert_snapshot!(from_both_engines(&w));
-}
-
-#[test]
 fn bad_from() {
     let w = Workdir::new();
     lake(&w);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryArray, Date32Array, Int64Array, StringArray, UInt64Array,
+    ArrayRef, BinaryArray, Date32Array, FixedSizeBinaryArray, Int64Array, StringArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field};
 
@@ -234,7 +234,7 @@ fn ids_that_drift_from_integers_to_strings_are_one_user_each() {
 fn write_day(w: &Workdir, day: &str, ids: ArrayRef) {
     let folder = w.join(&format!("lake/date={day}"));
     std::fs::create_dir_all(&folder).unwrap();
-    let field = Field::new("userId", ids.data_type().clone(), false);
+    let field = Field::new("userId", ids.data_type().clone(), ids.null_count() > 0);
     write_batch(&folder.join("part-0.parquet"), vec![field], vec![ids]);
 }
 
@@ -375,6 +375,54 @@ fn ids_stored_as_bytes_are_text_when_every_one_is_utf8() {
     let run = w.run(&["sql", "--lake", "lake", "-c", statement]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(run.stderr.contains(blamed), "{}", run.stderr);
+}
+
+/// 16-byte ids (Parquet's UUID, as DuckDB and ClickHouse write them) are their UUID text, one
+/// user with the same UUID written as text in another file, in both engines and in `dau sql`
+/// (where a filter on the text finds them).
+#[test]
+fn uuid_ids_are_their_text() {
+    let w = Workdir::new();
+    let uuid = |last: u8| {
+        let mut id = [0x55u8; 16];
+        id[15] = last;
+        id
+    };
+    let uuids = FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+        [Some(uuid(1)), Some(uuid(2)), Some(uuid(1)), None].into_iter(),
+        16,
+    )
+    .unwrap();
+    write_day(&w, "2024-06-01", Arc::new(uuids));
+    let text = |last: u8| format!("55555555-5555-5555-5555-5555555555{last:02x}");
+    let texts = StringArray::from(vec![text(2), text(3)]);
+    write_day(&w, "2024-06-02", Arc::new(texts));
+    for engine in ["bitmap", "sql"] {
+        let args = [
+            "query", "mau", "--lake", "lake", "--engine", engine, "-f", "csv",
+        ];
+        let run = w.run(&args);
+        assert_eq!(
+            run.stdout, "date,mau\n2024-06-01,2\n2024-06-02,3\n",
+            "{engine}: {}",
+            run.stderr
+        );
+    }
+    let run = w.run(&["query", "user-days", "--lake", "lake", "-f", "csv"]);
+    let want = format!(
+        "userId,date,opens\n{},2024-06-01,2\n{},2024-06-01,1\n{},2024-06-02,1\n{},2024-06-02,1\n",
+        text(1),
+        text(2),
+        text(2),
+        text(3)
+    );
+    assert_eq!(run.stdout, want, "{}", run.stderr);
+    let statement = format!(
+        "SELECT date, COUNT(*) AS n FROM events WHERE userId = '{}' GROUP BY date",
+        text(1)
+    );
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", &statement]);
+    assert_eq!(run.stdout, "date,n\n2024-06-01,2\n", "{}", run.stderr);
 }
 
 /// A file of nullable ids, optionally with a `date` column holding `date_days` (days since 1970).

@@ -11,6 +11,7 @@ import datetime
 import os
 import random
 import sys
+import uuid
 
 import duckdb
 import polars
@@ -71,6 +72,22 @@ LAKES = {
         ("polars", dict(compression="snappy", data_page_size=4096)),
         ("polars", dict(compression="uncompressed", row_group_size=10000)),
     ]),
+    # ClickHouse's UInt64 and hashed ids: half of them 2^63 or more.
+    "pyarrow-uint64": ("uint64", [
+        ("pyarrow", dict(compression="snappy")),
+        ("pyarrow", dict(compression="zstd", data_page_version="2.0", use_dictionary=False,
+                         column_encoding={"userId": "DELTA_BINARY_PACKED"})),
+    ]),
+    # Strings without the UTF-8 annotation, as Impala and older Hive write them.
+    "pyarrow-binary": ("binary", [
+        ("pyarrow", dict(compression="snappy")),
+        ("pyarrow", dict(compression="none", use_dictionary=False, write_statistics=False)),
+    ]),
+    # DuckDB's UUID type: 16 bytes with Parquet's UUID annotation.
+    "duckdb-uuid": ("uuid", [
+        ("duckdb", "COMPRESSION zstd, PARQUET_VERSION V2"),
+        ("duckdb", "COMPRESSION snappy, PARQUET_VERSION V1, ROW_GROUP_SIZE 4096"),
+    ]),
 }
 
 
@@ -82,8 +99,12 @@ def ids(kind, file, rng):
             out.append(None)
             continue
         user = int(rng.paretovariate(1.1)) % 4000 if rng.random() < 0.6 else rng.randrange(40_000)
-        if kind in ("string", "large_string", "categorical"):
+        if kind in ("string", "large_string", "categorical", "binary"):
             out.append(["u", "用户-", "", "x" * 30][user % 4] + str(user))
+        elif kind == "uuid":
+            out.append(str(uuid.UUID(int=user * 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835 % 2**128)))
+        elif kind == "uint64":
+            out.append(user * 0x9E37_79B9_7F4A_7C15 % 2**64)
         elif kind in ("int32", "widths"):
             out.append(user * 53_681 - 2**30)
         else:
@@ -98,18 +119,24 @@ def column(kind, file, values):
         return pa.array(values, pa.int64())
     if kind == "large_string":
         return pa.array(values, pa.large_string())
+    if kind == "uint64":
+        return pa.array(values, pa.uint64())
+    if kind == "binary":
+        return pa.array([v and v.encode() for v in values], pa.binary())
     if kind == "categorical":
         return pa.array(values, pa.string()).dictionary_encode()
     return pa.array(values, pa.string())
 
 
-def write(path, writer, options, table):
+def write(path, writer, options, table, kind):
     if writer == "pyarrow":
         pq.write_table(table, path, **options)
     elif writer == "duckdb":
         con = duckdb.connect()
         con.register("t", table)
-        con.execute(f"COPY t TO '{path}' (FORMAT parquet, {options})")
+        # UUIDs come as their text: DuckDB writes them as its UUID type.
+        select = "SELECT seq, userId::UUID AS userId FROM t" if kind == "uuid" else "SELECT * FROM t"
+        con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet, {options})")
     else:
         polars.from_arrow(table).write_parquet(path, **options)
 
@@ -125,7 +152,7 @@ def main(out):
                 values = ids(kind, file, rng)
                 table = pa.table({"seq": pa.array(range(ROWS), pa.int64()),
                                   "userId": column(kind, file, values)})
-                write(os.path.join(folder, f"part-{file}.parquet"), writer, options, table)
+                write(os.path.join(folder, f"part-{file}.parquet"), writer, options, table, kind)
         per_user = f"""
             select date, userId, count(*) as n
             from read_parquet('{lake}/*/*.parquet', hive_partitioning = true, union_by_name = true)

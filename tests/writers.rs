@@ -66,5 +66,5 @@ fn files_from_other_writers_give_duckdbs_counts() {
             );
         }
     }
-    assert_eq!(lakes, 11);
+    assert_eq!(lakes, 14);
 }

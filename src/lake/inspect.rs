@@ -20,6 +20,7 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::Lake;
 use super::table::Columns;
+use super::uuid::{self, is_uuid};
 use crate::{Error, Result};
 
 /// How many bytes at a file's end are read first, to get its footer in one request.
@@ -73,6 +74,8 @@ pub fn id_kind(t: &DataType) -> Option<IdKind> {
         // Text without the UTF-8 annotation, as Impala and older Hive write strings (Spark's
         // `binaryAsString`): read as text, which it must be.
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Some(IdKind::String),
+        // UUIDs: read as their text.
+        t if is_uuid(t) => Some(IdKind::String),
         _ => None,
     }
 }
@@ -163,6 +166,9 @@ impl IdTypes {
 /// A batch's user ids as the lake's id type `ids` (see [`IdTypes::read_as`]); an id that type cannot
 /// hold fails, with why.
 pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<ArrayRef, String> {
+    if let (Some(uuids), DataType::Utf8) = (column.as_fixed_size_binary_opt(), ids) {
+        return Ok(Arc::new(uuid::texts(uuids)));
+    }
     let exact = CastOptions {
         safe: false,
         ..Default::default()
@@ -223,11 +229,6 @@ impl FileReport {
                     t if t.is_floating() => format!(
                         " (pandas writes integers with missing values as floats: write the \
                          column as Int64, e.g. df['{user}'].astype('Int64'))"
-                    ),
-                    // DuckDB and ClickHouse write UUIDs as 16 bytes.
-                    DataType::FixedSizeBinary(16) => format!(
-                        " (16-byte UUIDs are not read as ids: write them as text, e.g. \
-                         CAST({user} AS VARCHAR) in DuckDB)"
                     ),
                     _ => String::new(),
                 };

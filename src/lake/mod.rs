@@ -10,6 +10,7 @@ pub mod rollup;
 pub mod scan;
 pub mod storage;
 pub mod table;
+pub mod uuid;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;

@@ -22,6 +22,7 @@ use roaring::RoaringBitmap;
 use super::dictionary::Dictionary;
 use super::inspect::{FileReport, IdKind, IdTypes, footer, id_kind, lake_ids, unannotated_text};
 use super::pages::{self, Chunk, Column};
+use super::uuid::is_uuid;
 use super::{Lake, spawn};
 use crate::Result;
 
@@ -146,7 +147,9 @@ fn dictionary_encoded(
     user: &str,
 ) -> ArrowReaderMetadata {
     let fields = plain.schema().fields().iter().map(|field| {
-        let text = id_kind(field.data_type()) == Some(IdKind::String);
+        // (UUIDs are read as they are, and made text when indexed.)
+        let text =
+            id_kind(field.data_type()) == Some(IdKind::String) && !is_uuid(field.data_type());
         match field.name() == user && text {
             true => {
                 // Text without the UTF-8 annotation is read as bytes (checked when indexed).

@@ -30,6 +30,7 @@ use super::Lake;
 use super::inspect::{
     FileReport, IdKind, IdTypes, inspect, null_users_per_day, null_warning, usable,
 };
+use super::uuid::UuidIds;
 use crate::config::Config;
 use crate::dates::to_date32;
 use crate::{Error, Result};
@@ -54,7 +55,8 @@ pub struct EventsTable {
     files: Files,
     file_schema: SchemaRef,
     schema: SchemaRef,
-    /// The type every file's user ids read as ([`IdTypes::read_as`]).
+    /// The user id column, and the type every file's ids read as ([`IdTypes::read_as`]).
+    user: String,
     id_type: DataType,
 }
 
@@ -163,6 +165,7 @@ impl EventsTable {
             files,
             file_schema,
             schema: Arc::new(Schema::new(fields)),
+            user: columns.user.to_string(),
             id_type,
         })
     }
@@ -340,7 +343,11 @@ impl TableProvider for EventsTable {
                 .with_table_partition_cols(vec![date_field()])
                 .build(),
         );
+        let uuids = UuidIds {
+            user: self.user.clone(),
+        };
         let config = FileScanConfigBuilder::new(self.lake.store_url.clone(), source)
+            .with_expr_adapter(Some(Arc::new(uuids)))
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
