@@ -180,6 +180,23 @@ fn lake_that_is_a_file_or_a_partition() {
     insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", partition], 4));
 }
 
+/// A Delta Lake or Hudi table's folders keep files its log has dropped: refused, not counted.
+#[test]
+fn table_format_with_a_log() {
+    let w = Workdir::new();
+    lake(&w);
+    std::fs::create_dir(w.join("lake/_delta_log")).unwrap();
+    std::fs::write(w.join("lake/_delta_log/00000000000000000000.json"), "{}\n").unwrap();
+    insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", "lake"], 2));
+    std::fs::rename(w.join("lake/_delta_log"), w.join("lake/.hoodie")).unwrap();
+    let hudi = fails(&w, &["export", "dau", "--lake", "lake", "-o", "x.csv"], 2);
+    assert!(
+        hudi.starts_with("dau: lake is an Apache Hudi table (.hoodie/ beside its partitions)"),
+        "{hudi}"
+    );
+    assert!(!w.join("x.csv").exists());
+}
+
 #[test]
 fn bad_config_file() {
     let w = Workdir::new();

@@ -48,6 +48,8 @@ pub struct Discovered {
     pub seen: Vec<String>,
     /// Files and folders beside the partitions that are neither partitions nor hidden.
     pub strays: Vec<String>,
+    /// A table format's log folder beside the partitions, with the format's name.
+    pub table: Option<(&'static str, &'static str)>,
 }
 
 /// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`.
@@ -87,16 +89,29 @@ pub struct Store<'a> {
     pub local: bool,
 }
 
+/// The log folders of table formats whose data folders keep files their log no longer has
+/// (replaced by compaction, deletes and updates, or left by failed writes) until they are vacuumed:
+/// only the log tells which files are the table.
+const TABLE_LOGS: [(&str, &str); 2] = [
+    ("_delta_log", "a Delta Lake"),
+    (".hoodie", "an Apache Hudi"),
+];
+
 /// Child folder names of `dir` (hidden ones left out), sorted.
 async fn child_folders(store: Store<'_>, dir: &Path) -> object_store::Result<Vec<String>> {
     Ok(children(store, dir).await?.0)
 }
 
-/// The names of the folders and of the files directly in `dir`, hidden ones left out, sorted.
+/// The names of the folders and of the files directly in `dir`, hidden ones left out, sorted;
+/// and a table format's log folder among them, with the format's name (with its article).
 async fn children(
     store: Store<'_>,
     dir: &Path,
-) -> object_store::Result<(Vec<String>, Vec<String>)> {
+) -> object_store::Result<(
+    Vec<String>,
+    Vec<String>,
+    Option<(&'static str, &'static str)>,
+)> {
     let (mut folders, mut files) = match store.local {
         true => {
             let dir = dir.clone();
@@ -115,11 +130,14 @@ async fn children(
             (names(&mut listing.common_prefixes.iter()), files)
         }
     };
+    let table = TABLE_LOGS
+        .into_iter()
+        .find(|(log, _)| folders.iter().any(|f| f == log));
     for names in [&mut folders, &mut files] {
         names.retain(|name| !is_hidden(name));
         names.sort();
     }
-    Ok((folders, files))
+    Ok((folders, files, table))
 }
 
 /// A local store's folder on this machine's file system: the store keeps the lake's folder as
@@ -273,7 +291,7 @@ pub async fn discover(
 ) -> object_store::Result<Discovered> {
     let mut base = root.clone();
     for _ in 0..=MAX_PREFIX_DEPTH {
-        let (folders, files) = children(store, &base).await?;
+        let (folders, files, table) = children(store, &base).await?;
         let has_key = |key: &str| {
             folders
                 .iter()
@@ -303,6 +321,7 @@ pub async fn discover(
         } else {
             hive_days(&base, key, &folders)
         };
+        found.table = table;
         found.strays = folders
             .iter()
             .filter(|f| key_value(f).is_none_or(|(k, _)| k != key))
@@ -461,7 +480,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(dir.path()).unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
-        for folder in ["date=2024-06-01", "weird name%x", ".hidden", "_tmp", "x/y"] {
+        for folder in [
+            "date=2024-06-01",
+            "weird name%x",
+            ".hidden",
+            "_tmp",
+            "x/y",
+            "_delta_log",
+        ] {
             std::fs::create_dir_all(root.join(folder)).unwrap();
         }
         std::fs::create_dir(elsewhere.path().join("day")).unwrap();
@@ -490,10 +516,11 @@ mod tests {
             ["date=2024-06-01", "date=2024-06-02", "weird name%x", "x"]
         );
         assert_eq!(direct.1, ["linked.txt", "stray.txt", "ü.txt"]);
+        assert_eq!(direct.2, Some(("_delta_log", "a Delta Lake")));
         // A folder that is not there has nothing in it, as in the store.
         let gone = root.join("gone");
-        assert_eq!(listed(true, &gone).await, (vec![], vec![]));
-        assert_eq!(listed(false, &gone).await, (vec![], vec![]));
+        assert_eq!(listed(true, &gone).await, (vec![], vec![], None));
+        assert_eq!(listed(false, &gone).await, (vec![], vec![], None));
     }
 
     /// A day folder read directly lists the files the local store lists (hidden ones aside),

@@ -101,6 +101,14 @@ impl Lake {
                 }
                 e => storage_error(name, &e, &location.credentials),
             })?;
+        if let Some((log, format)) = found.table {
+            return Err(Error::usage(
+                format!("{name} is {format} table ({log}/ beside its partitions)"),
+                "its folders keep the files its log has dropped (replaced by compaction, deletes \
+                 or updates, or left by failed writes) until they are vacuumed, and dau, which \
+                 reads Parquet folders, would count them: give dau a Parquet copy of the table",
+            ));
+        }
         let Some(layout) = found.layout.filter(|_| !found.days.is_empty()) else {
             let mut found = match found.seen.as_slice() {
                 [] => String::new(),
