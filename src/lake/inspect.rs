@@ -163,8 +163,8 @@ impl IdTypes {
     }
 }
 
-/// A batch's user ids as the lake's id type `ids` (see [`IdTypes::read_as`]); an id that type cannot
-/// hold fails, with why.
+/// A batch's user ids as the lake's id type `ids` (see [`IdTypes::read_as`]; UUIDs as their
+/// text); an id that type cannot hold fails, with why.
 pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<ArrayRef, String> {
     if let (Some(uuids), DataType::Utf8) = (column.as_fixed_size_binary_opt(), ids) {
         return Ok(Arc::new(uuid::texts(uuids)));

@@ -59,9 +59,10 @@ enum Width {
 }
 
 impl Column {
-    /// The user column of a file, when it is one this module reads as the lake's ids (`ids`, from
-    /// [`IdTypes::read_as`](super::inspect::IdTypes::read_as)): integers, text in a lake of text ids, and unsigned 64-bit integers in a
-    /// lake of those only (in a lake of signed ids, the arrow reader checks that each fits).
+    /// The user column of a file, when it is one this module reads as the lake's ids (`ids`, see
+    /// [`IdTypes::read_as`](super::inspect::IdTypes::read_as)): integers; text in a lake of text
+    /// ids; unsigned 64-bit integers in a lake of those only (in a lake of signed ids, the arrow
+    /// reader checks that each fits).
     pub fn find(metadata: &ArrowReaderMetadata, user: &str, ids: &DataType) -> Option<Column> {
         let field = metadata.schema().field_with_name(user).ok()?;
         let leaves = metadata.metadata().file_metadata().schema_descr();
@@ -491,8 +492,6 @@ mod tests {
     use datafusion::arrow::datatypes::{
         Field, Int32Type, Int64Type, Schema, UInt32Type, UInt64Type,
     };
-
-    use crate::lake::inspect::IdTypes;
     use datafusion::parquet::arrow::ArrowWriter;
     use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
     use datafusion::parquet::basic::Compression;
@@ -501,6 +500,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::lake::inspect::IdTypes;
 
     /// A Parquet file of one column `userId`, in memory.
     fn file(ids: ArrayRef, props: WriterProperties) -> (Bytes, ArrowReaderMetadata) {

@@ -71,10 +71,10 @@ pub type Names = Arc<RwLock<Dictionary>>;
 pub type Undecodable = (ObjectPath, String);
 
 /// Reads the user ids of one day's `files` (already checked: each has an integer or text user
-/// column) as the lake's ids, of type `ids` ([`IdTypes::read_as`](super::inspect::IdTypes::read_as)). In a lake of text ids, `names`
-/// is its dictionary: ids are read as text (integers as their decimal digits, as the SQL reads
-/// them) and indexed in it as each row group is read. The outer error is storage failing; the
-/// inner one names a file whose data cannot be decoded.
+/// column) as the lake's ids, of type `ids` (see [`IdTypes::read_as`]). In a lake of text ids,
+/// `names` is its dictionary: ids are read as text (integers as their decimal digits, as the SQL
+/// reads them) and indexed in it as each row group is read. The outer error is storage failing;
+/// the inner one names a file whose data cannot be decoded.
 pub async fn scan_day(
     lake: &Arc<Lake>,
     files: &[FileReport],

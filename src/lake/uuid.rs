@@ -2,7 +2,7 @@
 //! their text, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lower case, as those engines, PostgreSQL
 //! and Python print them: one user with the same UUID written as text in another file. The
 //! bitmaps convert them as they read them ([`texts`]); the SQL through an expression adapter
-//! that reads such a file's user column through [`UuidText`].
+//! that reads such a file's user column through `uuid_text`.
 
 use std::sync::Arc;
 
