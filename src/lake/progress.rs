@@ -183,9 +183,11 @@ impl Metered {
         let bytes = got.bytes().await?;
         if bytes.len() as u64 == meta.size {
             let mut kept = self.kept.lock().expect("kept objects");
-            kept.1 += meta.size;
-            kept.0
-                .insert(meta.location.clone(), (meta.clone(), bytes.clone()));
+            // (Read whole twice at once, it is kept, and counted, once.)
+            let entry = (meta.clone(), bytes.clone());
+            if kept.0.insert(meta.location.clone(), entry).is_none() {
+                kept.1 += meta.size;
+            }
         }
         Ok(result(meta, range, bytes))
     }
