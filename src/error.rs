@@ -131,6 +131,11 @@ pub enum Error {
     )]
     MixedIds { file: String },
 
+    /// Spark's file sink log beside the partitions cannot be read, or lists a file that is not
+    /// there.
+    #[error("cannot use the Spark file sink log ({log}): {what}")]
+    SparkLog { log: String, what: String },
+
     /// DataFusion failed while planning or running a query.
     #[error("query failed: {0}")]
     Query(DataFusionError),
@@ -208,6 +213,7 @@ impl Error {
             | Error::DateMismatch { .. }
             | Error::CheckFailed { .. }
             | Error::MixedIds { .. }
+            | Error::SparkLog { .. }
             | Error::MissingColumn { .. } => 4,
             Error::Query(_) | Error::ReadOnly | Error::MemoryLimit { .. } | Error::Io { .. } => 1,
         }

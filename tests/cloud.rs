@@ -486,6 +486,57 @@ fn a_gcs_day_without_its_done_marker_is_unfinished() {
     assert!(run.stderr.contains(&warning), "{}", run.stderr);
 }
 
+/// A lake copied into a bucket from where Spark's file sink wrote it (its log names the files by
+/// their old `hdfs://` paths): only the files the log lists are counted, in both engines; a
+/// failed batch's copy of a file is not.
+#[test]
+fn a_gcs_lake_with_a_spark_log_counts_only_the_files_it_lists() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let access = Access::gcs(&server);
+    let url = "gs://lake/events";
+    let shape = ["--users", "400", "--days", "3", "--start", "2024-05-01"];
+    gen_both(&work, &access, url, "local", &shape);
+    let file = |d: u32| format!("date=2024-05-0{d}/part-00000.parquet");
+    let log: String = (1..=3)
+        .map(|d| {
+            let path = format!("hdfs://nn:8020/warehouse/events/{}", file(d));
+            format!("\n{{\"path\":\"{path}\",\"size\":1,\"isDir\":false,\"action\":\"add\"}}")
+        })
+        .collect();
+    std::fs::write(work.join("0"), format!("v1{log}")).unwrap();
+    upload(&server, url, "_spark_metadata/0", &work.join("0"));
+    let failed = "date=2024-05-01/part-00000-failed.parquet";
+    upload(&server, url, failed, &work.join("local").join(file(1)));
+
+    let rows = read_lake_rows(&work.join("local"));
+    let mut opens: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+    for (d, _) in &rows {
+        *opens.entry(*d).or_default() += 1;
+    }
+    let users = active(&rows);
+    let oracle: Vec<Vec<String>> = (opens.iter())
+        .map(|(d, n)| vec![d.to_string(), n.to_string(), users[d].len().to_string()])
+        .collect();
+    for engine in ["sql", "bitmap"] {
+        let query = [
+            "query", "opens", "--lake", url, "-f", "csv", "--engine", engine,
+        ];
+        let run = access.run(&work, &query);
+        let counted: Vec<Vec<String>> = run.csv()[1..].iter().map(|r| r[..3].to_vec()).collect();
+        assert_eq!(counted, oracle, "{engine}");
+    }
+    let check = access.run(&work, &["check", "--lake", url]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains(&format!("            {url}/{failed}\n")),
+        "{}",
+        check.stdout
+    );
+}
+
 #[test]
 fn rollups_in_a_gcs_bucket_are_shared_and_kept_current() {
     let work = Workdir::new();

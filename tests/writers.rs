@@ -1,9 +1,14 @@
 //! Files from other Parquet writers (pyarrow, DuckDB, Polars; `tests/writers.py`), with every
 //! codec, both page versions, delta, byte-stream-split and overflowing dictionary encodings, no
 //! statistics, NULLs, ids of every width and pandas categoricals: both engines, cold and from
-//! rollups, give what DuckDB counts in the same files.
+//! rollups, give what DuckDB counts in the same files. A Spark Structured Streaming sink
+//! (`tests/spark_sink.py`) is counted as its log lists it.
 
+use std::collections::BTreeMap;
 use std::process::Command;
+use std::time::{Duration, UNIX_EPOCH};
+
+use chrono::NaiveDate;
 
 use crate::util::*;
 
@@ -67,4 +72,138 @@ fn files_from_other_writers_give_duckdbs_counts() {
         }
     }
     assert_eq!(lakes, 14);
+}
+
+/// A real Spark Structured Streaming file sink (`tests/spark_sink.py`): only the files its
+/// `_spark_metadata/` log lists are counted, as Spark's own reader counts them. The files a failed
+/// batch left (copies of logged files, as a retried task leaves them) and those of a batch still
+/// being written (not in the log yet) are left out, in both engines, cold and from rollups, and
+/// `dau check` lists them; a logged file that is gone is named, never silently undercounted.
+#[test]
+fn a_spark_streaming_sink_counts_only_the_files_its_log_lists() {
+    let w = Workdir::new();
+    let rows = random_rows(71, day("2024-06-01"), 3, 300);
+    let input = w.join("in");
+    std::fs::create_dir(&input).unwrap();
+    let batches: Vec<&[Row]> = rows.chunks(rows.len().div_ceil(7)).collect();
+    assert_eq!(batches.len(), 7);
+    for (b, batch) in batches.iter().enumerate() {
+        let path = input.join(format!("batch-{b}.json"));
+        let lines: String = (batch.iter())
+            .map(|(d, u)| format!("{{\"userId\":{u},\"date\":\"{d}\"}}\n"))
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        // Spark streams the files in the order of their modification times.
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + 60 * b as u64);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(at).unwrap();
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/spark_sink.py");
+    let lake = w.join("lake");
+    let spark = Command::new(venv().join("bin").join("python"))
+        .args([script, &input.to_string_lossy(), &lake.to_string_lossy()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&spark.stderr);
+    assert!(spark.status.success(), "{stderr}");
+    let log = lake.join("_spark_metadata");
+    // Compacted every third batch: batches 2 and 5 are compact, and 6 is the newest.
+    for name in ["2.compact", "5.compact", "6"] {
+        assert!(log.join(name).is_file(), "{name}");
+    }
+    let logged = |d: &str| -> Vec<std::path::PathBuf> {
+        let folder = lake.join(format!("date={d}"));
+        let mut files: Vec<_> = (std::fs::read_dir(folder).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect();
+        files.sort();
+        files
+    };
+    // What a failed attempt leaves: its task's file, the same rows under a name never logged.
+    let mut failed = Vec::new();
+    for d in ["2024-06-01", "2024-06-03"] {
+        let copy = lake.join(format!(
+            "date={d}/part-00000-0badf11e-0000-4000-8000-000000000000.c000.snappy.parquet"
+        ));
+        std::fs::copy(&logged(d)[0], &copy).unwrap();
+        failed.push(copy.to_string_lossy().to_string());
+    }
+
+    // The oracle: each day's opens and distinct users in the rows Spark was given.
+    let oracle = |rows: &[Row]| -> Vec<[String; 3]> {
+        let mut opens: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+        for (d, _) in rows {
+            *opens.entry(*d).or_default() += 1;
+        }
+        let users = active(rows);
+        (opens.iter())
+            .map(|(d, n)| [d.to_string(), n.to_string(), users[d].len().to_string()])
+            .collect()
+    };
+    let counted = |engine: &str| -> Vec<[String; 3]> {
+        let run = w.run(&[
+            "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
+        ]);
+        let rows = run.csv();
+        assert_eq!(rows[0][..3], ["date", "opens", "active_users"]);
+        (rows[1..].iter())
+            .map(|r| [r[0].clone(), r[1].clone(), r[2].clone()])
+            .collect()
+    };
+    let all = oracle(&rows);
+    for engine in ["sql", "bitmap", "bitmap"] {
+        assert_eq!(
+            counted(engine),
+            all,
+            "{engine}, with a failed batch's files"
+        );
+    }
+
+    // The newest batch still being written: its files are there, its log entry not yet.
+    let aside = w.join("batch-6");
+    std::fs::rename(log.join("6"), &aside).unwrap();
+    let committed = oracle(&rows[..rows.len() - batches[6].len()]);
+    assert_ne!(committed, all);
+    for engine in ["bitmap", "sql", "bitmap"] {
+        assert_eq!(counted(engine), committed, "{engine}, batch 6 unfinished");
+    }
+    let check = w.run(&["check", "--lake", "lake", "--format", "json"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    let spark = &report["spark_log"];
+    assert_eq!(spark["batch"], 5);
+    let unlisted: Vec<&str> = (spark["unlisted_files"].as_array().unwrap().iter())
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let days_in_batch_6 = active(batches[6]).len();
+    assert_eq!(
+        unlisted.len(),
+        failed.len() + days_in_batch_6,
+        "{unlisted:?}"
+    );
+    for f in &failed {
+        assert!(unlisted.contains(&f.as_str()), "{f} in {unlisted:?}");
+    }
+    std::fs::rename(&aside, log.join("6")).unwrap();
+    assert_eq!(counted("bitmap"), all, "batch 6 committed");
+
+    // A logged file that is gone: the day is not counted without it.
+    let gone = logged("2024-06-02").pop().unwrap();
+    std::fs::remove_file(&gone).unwrap();
+    for engine in ["bitmap", "sql"] {
+        let run = w.run(&["query", "dau", "--lake", "lake", "--engine", engine]);
+        assert_eq!(run.code, 4, "{engine}: {}", run.stderr);
+        let name = gone.file_name().unwrap().to_string_lossy();
+        assert!(
+            run.stderr
+                .starts_with("dau: cannot use the Spark file sink log (")
+                && run.stderr.contains(&format!(
+                    "/date=2024-06-02/{name}, which is not in the partition of 2024-06-02"
+                )),
+            "{engine}: {}",
+            run.stderr
+        );
+    }
 }

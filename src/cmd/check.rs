@@ -67,6 +67,9 @@ pub struct Report {
     pub unfinished_days: Vec<NaiveDate>,
     /// `--done-marker`, if given.
     pub done_marker: Option<String>,
+    /// Spark's file sink log beside the partitions, if there is one: only the files it lists
+    /// are read.
+    pub spark_log: Option<SparkLogReport>,
     pub days: Vec<DayReport>,
     pub bad_files: Vec<BadFile>,
     pub schema_drift: Vec<Drift>,
@@ -74,6 +77,16 @@ pub struct Report {
     pub split_days: Vec<SplitDay>,
     pub skipped_folders: Vec<String>,
     pub stray_files: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SparkLogReport {
+    pub folder: String,
+    /// The newest batch committed; None when none is yet.
+    pub batch: Option<u64>,
+    /// Files in the checked partitions that the log does not list, so are not read: a failed
+    /// batch's, or one still being written. Not a problem: Spark's reader leaves them out too.
+    pub unlisted_files: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -257,6 +270,11 @@ pub async fn examine(
         empty_days,
         unfinished_days,
         done_marker: lake.done_marker().map(str::to_string),
+        spark_log: lake.spark_log.as_ref().map(|log| SparkLogReport {
+            folder: lake.describe(&log.folder),
+            batch: log.batch,
+            unlisted_files: lake.unlisted(from, to),
+        }),
         days,
         bad_files,
         schema_drift,
@@ -314,6 +332,28 @@ fn render(report: &Report) -> String {
             }
         ),
     ];
+    if let Some(log) = &report.spark_log {
+        out.push(format!(
+            "files     only those in Spark's file sink log ({}, {})",
+            log.folder,
+            match log.batch {
+                Some(batch) => format!("batches to {batch}"),
+                None => "no batch yet".to_string(),
+            }
+        ));
+        if !log.unlisted_files.is_empty() {
+            out.push(format!(
+                "          {} file(s) it does not list are left out, as Spark leaves them out (a \
+                 failed batch's, or one still being written):",
+                log.unlisted_files.len()
+            ));
+            out.extend(
+                log.unlisted_files
+                    .iter()
+                    .map(|f| format!("            {f}")),
+            );
+        }
+    }
     let mut table = Table::new();
     table
         .load_preset(presets::UTF8_FULL_CONDENSED)

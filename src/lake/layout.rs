@@ -35,6 +35,25 @@ impl std::fmt::Display for Layout {
     }
 }
 
+impl Layout {
+    /// The day named by the last partition folders of this layout among `folders` (a file's
+    /// folders, outermost first), in either spelling of a hive day.
+    pub fn day_of(&self, folders: &[String]) -> Option<NaiveDate> {
+        match self {
+            Layout::Hive { key, .. } => folders.iter().rev().find_map(|f| {
+                let (_, value) = key_value(f).filter(|(k, _)| k == key)?;
+                parse_hive_day(value)
+            }),
+            Layout::Nested => folders.windows(3).rev().find_map(|w| {
+                let value = |i: usize, key: &str| {
+                    key_value(&w[i]).and_then(|(k, v)| (k == key).then_some(v))
+                };
+                parse_nested_day(value(0, "year")?, value(1, "month")?, value(2, "day")?)
+            }),
+        }
+    }
+}
+
 /// The days found below a root: each day's partition folders (usually one).
 #[derive(Debug, Default)]
 pub struct Discovered {
@@ -48,8 +67,8 @@ pub struct Discovered {
     pub seen: Vec<String>,
     /// Files and folders beside the partitions that are neither partitions nor hidden.
     pub strays: Vec<String>,
-    /// A table format's log folder beside the partitions, with the format's name.
-    pub table: Option<(&'static str, &'static str)>,
+    /// A log folder beside the partitions that says which of their files are data.
+    pub table: Option<TableLog>,
 }
 
 /// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`.
@@ -89,10 +108,20 @@ pub struct Store<'a> {
     pub local: bool,
 }
 
-/// The log folders of table formats whose data folders keep files their log no longer has
-/// (replaced by compaction, deletes and updates, or left by failed writes) until they are vacuumed:
-/// only the log tells which files are the table.
-const TABLE_LOGS: [(&str, &str); 2] = [
+/// A log folder beside the partitions that says which of their files are data: the folders keep
+/// files the log does not have (left by failed writes; for table formats, also replaced by
+/// compaction, deletes and updates) until they are cleaned up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableLog {
+    /// A table format's log, which dau does not read: its folder's name and the format's (with
+    /// its article).
+    Unread(&'static str, &'static str),
+    /// Spark's file sink log (see [`super::spark_log`]), which dau reads.
+    Spark,
+}
+
+/// The log folders of table formats dau does not read.
+const UNREAD_LOGS: [(&str, &str); 2] = [
     ("_delta_log", "a Delta Lake"),
     (".hoodie", "an Apache Hudi"),
 ];
@@ -103,15 +132,11 @@ async fn child_folders(store: Store<'_>, dir: &Path) -> object_store::Result<Vec
 }
 
 /// The names of the folders and of the files directly in `dir`, hidden ones left out, sorted;
-/// and a table format's log folder among them, with the format's name (with its article).
+/// and a log folder among them that says which files are data (one dau does not read first).
 async fn children(
     store: Store<'_>,
     dir: &Path,
-) -> object_store::Result<(
-    Vec<String>,
-    Vec<String>,
-    Option<(&'static str, &'static str)>,
-)> {
+) -> object_store::Result<(Vec<String>, Vec<String>, Option<TableLog>)> {
     let (mut folders, mut files) = match store.local {
         true => {
             let dir = dir.clone();
@@ -130,9 +155,11 @@ async fn children(
             (names(&mut listing.common_prefixes.iter()), files)
         }
     };
-    let table = TABLE_LOGS
-        .into_iter()
-        .find(|(log, _)| folders.iter().any(|f| f == log));
+    let has = |name: &str| folders.iter().any(|f| f == name);
+    let table = (UNREAD_LOGS.into_iter())
+        .find(|(log, _)| has(log))
+        .map(|(log, format)| TableLog::Unread(log, format))
+        .or(has(super::spark_log::FOLDER).then_some(TableLog::Spark));
     for names in [&mut folders, &mut files] {
         names.retain(|name| !is_hidden(name));
         names.sort();
@@ -516,7 +543,10 @@ mod tests {
             ["date=2024-06-01", "date=2024-06-02", "weird name%x", "x"]
         );
         assert_eq!(direct.1, ["linked.txt", "stray.txt", "ü.txt"]);
-        assert_eq!(direct.2, Some(("_delta_log", "a Delta Lake")));
+        assert_eq!(
+            direct.2,
+            Some(TableLog::Unread("_delta_log", "a Delta Lake"))
+        );
         // A folder that is not there has nothing in it, as in the store.
         let gone = root.join("gone");
         assert_eq!(listed(true, &gone).await, (vec![], vec![], None));
@@ -691,6 +721,33 @@ mod tests {
             ("2024", "001", "1"),
         ] {
             assert_eq!(parse_nested_day(y, m, d), None, "{y}-{m}-{d}");
+        }
+    }
+
+    /// A file's day is its innermost partition folders', as Spark spells them.
+    #[test]
+    fn the_day_a_files_folders_name() {
+        let folders = |path: &str| -> Vec<String> { path.split('/').map(str::to_string).collect() };
+        let hive = Layout::Hive {
+            key: "dt".to_string(),
+            compact: false,
+        };
+        let nested = Layout::Nested;
+        let june = |d: u32| NaiveDate::from_ymd_opt(2024, 6, d);
+        for (layout, path, day) in [
+            (
+                &hive,
+                "s3:/b/dt=2023-01-01/dt=20240618/country=NL",
+                june(18),
+            ),
+            (&hive, "file:/x/dt=2024-06-02", june(2)),
+            (&hive, "file:/x/date=2024-06-02", None),
+            (&hive, "file:/x/dt=latest", None),
+            (&nested, "gs:/b/year=2024/month=6/day=3/hour=1", june(3)),
+            (&nested, "gs:/b/year=2024/month=6", None),
+            (&nested, "gs:/b/month=6/year=2024/day=3", None),
+        ] {
+            assert_eq!(layout.day_of(&folders(path)), day, "{path}");
         }
     }
 

@@ -8,6 +8,7 @@ mod pages;
 pub mod progress;
 pub mod rollup;
 pub mod scan;
+pub mod spark_log;
 pub mod storage;
 pub mod table;
 pub mod uuid;
@@ -26,7 +27,9 @@ use futures::{StreamExt, TryStreamExt, stream};
 use object_store::{ObjectMeta, ObjectStore, path::Path};
 
 pub use layout::Layout;
+use layout::TableLog;
 use progress::{Meter, Metered, Watch};
+use spark_log::SparkLog;
 use storage::storage_error;
 
 use crate::config::Config;
@@ -51,6 +54,11 @@ pub struct Lake {
     pub skipped: Vec<String>,
     /// Files and folders beside the partitions that are neither partitions nor hidden.
     pub strays: Vec<String>,
+    /// Spark's file sink log beside the partitions, if there is one: only the files it lists
+    /// are data.
+    pub spark_log: Option<SparkLog>,
+    /// Each listed day's files that the Spark log does not list, left out.
+    unlisted: Mutex<BTreeMap<NaiveDate, Vec<Path>>>,
     display_prefix: String,
     /// Which credentials requests carry, for permission errors.
     credentials: String,
@@ -101,7 +109,7 @@ impl Lake {
                 }
                 e => storage_error(name, &e, &location.credentials),
             })?;
-        if let Some((log, format)) = found.table {
+        if let Some(TableLog::Unread(log, format)) = found.table {
             return Err(Error::usage(
                 format!("{name} is {format} table ({log}/ beside its partitions)"),
                 "its folders keep the files its log has dropped (replaced by compaction, deletes \
@@ -130,6 +138,21 @@ impl Lake {
                 found,
             });
         };
+        let spark_log = match found.table {
+            Some(TableLog::Spark) => {
+                let read = SparkLog::read(location.store.as_ref(), &found.base, &layout).await;
+                let log = read.map_err(|e| storage_error(name, &e, &location.credentials))?;
+                Some(log.map_err(|what| Error::SparkLog {
+                    log: format!(
+                        "{}{}",
+                        location.display_prefix,
+                        found.base.clone().join(spark_log::FOLDER)
+                    ),
+                    what,
+                })?)
+            }
+            _ => None,
+        };
         let meter = Arc::new(Meter::default());
         let metered = Arc::new(Metered::new(
             location.store,
@@ -147,6 +170,8 @@ impl Lake {
             days: found.days,
             skipped: found.skipped,
             strays: found.strays,
+            spark_log,
+            unlisted: Mutex::default(),
             display_prefix: location.display_prefix,
             credentials: location.credentials,
             listings: Mutex::default(),
@@ -376,6 +401,18 @@ impl Lake {
                     parts.is_some_and(|mut parts| parts.all(|p| !layout::is_hidden(p.as_ref())))
                 })
             });
+            if let Some(log) = &self.spark_log {
+                let left = log.keep(day, &mut files).map_err(|path| Error::SparkLog {
+                    log: self.describe(&log.folder),
+                    what: format!(
+                        "it lists {path}, which is not in the partition of {day}: restore the \
+                         file (the day would be undercounted without it), or move the log away \
+                         to count the partition's files as they are"
+                    ),
+                })?;
+                let mut unlisted = self.unlisted.lock().expect("unlisted files");
+                unlisted.insert(day, left);
+            }
             let data = !files.is_empty();
             if self.done_marker.is_some() && !done {
                 files.clear();
@@ -387,6 +424,14 @@ impl Lake {
             listed.insert(day, files);
         }
         Ok(days.iter().map(|day| listed[day].clone()).collect())
+    }
+
+    /// The listed files from `from` to `to` that are left out because the Spark log does not
+    /// list them: a failed batch's, or one still being written.
+    pub fn unlisted(&self, from: NaiveDate, to: NaiveDate) -> Vec<String> {
+        let unlisted = self.unlisted.lock().expect("unlisted files");
+        let files = unlisted.range(from..=to).flat_map(|(_, files)| files);
+        files.map(|f| self.describe(f)).collect()
     }
 
     /// The file (`_SUCCESS`) a finished partition holds, if the lake's writer leaves one.
