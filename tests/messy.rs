@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryArray, Date32Array, FixedSizeBinaryArray, Int64Array, StringArray, UInt64Array,
+    ArrayRef, BinaryArray, Date32Array, Decimal128Array, FixedSizeBinaryArray, Int64Array,
+    StringArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field};
 
@@ -322,6 +323,99 @@ fn ids_of_either_sign_are_one_user_per_value_unless_they_cannot_be_told_apart() 
         run.stderr.contains(
             "date=2024-06-01/part-0.parquet): negative ids, which the unsigned 64-bit ids of \
              other files cannot hold"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Ids stored as whole decimals (as Spark's JDBC reads a NUMBER(19) or BIGINT UNSIGNED column, and
+/// as Snowflake unloads its NUMBER(38,0)) are integers by value, in each of Parquet's three ways
+/// of storing them: one user with the same integer in another file, and with the same digits in
+/// a lake of text ids, in both engines. A decimal that the lake's 64-bit ids cannot hold names its
+/// file; a decimal with digits after the point is no id.
+#[test]
+fn whole_decimal_ids_are_integers_by_value() {
+    let w = Workdir::new();
+    let file = |day: &str, ids: ArrayRef| write_day(&w, day, ids);
+    let decimal = |ids: &[i128], precision: u8, scale: i8| {
+        let ids = Decimal128Array::from(ids.to_vec());
+        Arc::new(ids.with_precision_and_scale(precision, scale).unwrap()) as ArrayRef
+    };
+    // Stored as 16 bytes, as INT64 and as INT32 (by precision); then beside integers.
+    file("2024-06-01", decimal(&[1, 2, 2, -3], 38, 0));
+    file("2024-06-02", decimal(&[2, 5], 18, 0));
+    file("2024-06-03", decimal(&[5, 7], 9, 0));
+    file("2024-06-04", Arc::new(Int64Array::from(vec![7, 8])));
+    let query = |metric: &str, from: &str, to: &str, engine: &str, extra: &[&str]| {
+        let mut args = vec![
+            "query", metric, "--lake", "lake", "--from", from, "--to", to,
+        ];
+        args.extend(["--engine", engine, "-f", "csv"]);
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+    let want = "date,mau\n2024-06-01,3\n2024-06-02,4\n2024-06-03,5\n2024-06-04,6\n";
+    for engine in ["bitmap", "sql", "bitmap"] {
+        let run = query("mau", "2024-06-01", "2024-06-04", engine, &[]);
+        assert_eq!(run.stdout, want, "{engine}: {}", run.stderr);
+    }
+    let run = query("user-days", "2024-06-01", "2024-06-01", "sql", &[]);
+    assert_eq!(
+        run.stdout,
+        "userId,date,opens\n-3,2024-06-01,1\n1,2024-06-01,1\n2,2024-06-01,2\n"
+    );
+    let statement = "SELECT COUNT(*) AS n FROM events WHERE userId = 2";
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", statement]);
+    assert_eq!(run.stdout, "n\n3\n", "{}", run.stderr);
+
+    // 2^63 among signed ids: its file is named (skipped on request); beside unsigned 64-bit ids
+    // it is counted.
+    file("2024-06-05", decimal(&[1 << 63, 4], 20, 0));
+    let blamed = "date=2024-06-05/part-0.parquet): its user ids are decimals, counted as 64-bit \
+                  integers, and some are beyond them";
+    for engine in ["bitmap", "sql"] {
+        let run = query("dau", "2024-06-05", "2024-06-05", engine, &[]);
+        assert_eq!(run.code, 4, "{engine}: {}", run.stderr);
+        assert!(run.stderr.contains(blamed), "{engine}: {}", run.stderr);
+        let run = query(
+            "dau",
+            "2024-06-04",
+            "2024-06-05",
+            engine,
+            &["--skip-bad-files"],
+        );
+        assert_eq!(
+            run.stdout, "date,dau\n2024-06-04,2\n2024-06-05,\n",
+            "{engine}"
+        );
+    }
+    file("2024-06-06", Arc::new(UInt64Array::from(vec![u64::MAX, 4])));
+    for engine in ["bitmap", "sql"] {
+        let run = query("dau", "2024-06-05", "2024-06-06", engine, &[]);
+        assert_eq!(
+            run.stdout, "date,dau\n2024-06-05,2\n2024-06-06,2\n",
+            "{engine}: {}",
+            run.stderr
+        );
+    }
+
+    // Beside text ids, a decimal is its digits: 2 and "2" are one user, "x" another.
+    file("2024-06-07", Arc::new(StringArray::from(vec!["2", "x"])));
+    let want = "date,mau\n2024-06-04,6\n2024-06-05,8\n2024-06-06,9\n2024-06-07,10\n";
+    for engine in ["bitmap", "sql"] {
+        let run = query("mau", "2024-06-04", "2024-06-07", engine, &[]);
+        assert_eq!(run.stdout, want, "{engine}: {}", run.stderr);
+    }
+
+    file("2024-06-08", decimal(&[150, 275], 10, 2));
+    let run = query("dau", "2024-06-08", "2024-06-08", "bitmap", &[]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "column 'userId' has type Decimal128(10, 2): a user id must be an integer or a \
+             string (a decimal with digits after the point: write whole ids as DECIMAL(p, 0), \
+             an integer type, or text)"
         ),
         "{}",
         run.stderr

@@ -83,6 +83,12 @@ LAKES = {
         ("pyarrow", dict(compression="snappy")),
         ("pyarrow", dict(compression="none", use_dictionary=False, write_statistics=False)),
     ]),
+    # Whole decimals, as Spark's JDBC reads NUMBER(19) ids and Snowflake unloads NUMBER(38,0):
+    # 16 bytes (pyarrow's DECIMAL(38,0)) and INT64 (DuckDB's DECIMAL(18,0)).
+    "decimal": ("decimal", [
+        ("pyarrow", dict(compression="snappy")),
+        ("duckdb", "COMPRESSION zstd, PARQUET_VERSION V2"),
+    ]),
     # DuckDB's UUID type: 16 bytes with Parquet's UUID annotation.
     "duckdb-uuid": ("uuid", [
         ("duckdb", "COMPRESSION zstd, PARQUET_VERSION V2"),
@@ -103,6 +109,8 @@ def ids(kind, file, rng):
             out.append(["u", "用户-", "", "x" * 30][user % 4] + str(user))
         elif kind == "uuid":
             out.append(str(uuid.UUID(int=user * 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835 % 2**128)))
+        elif kind == "decimal":
+            out.append(user * 0x9E37_79B9_7F4A_7C15 % 10**18 - 5 * 10**17)
         elif kind == "uint64":
             out.append(user * 0x9E37_79B9_7F4A_7C15 % 2**64)
         elif kind in ("int32", "widths"):
@@ -121,6 +129,8 @@ def column(kind, file, values):
         return pa.array(values, pa.large_string())
     if kind == "uint64":
         return pa.array(values, pa.uint64())
+    if kind == "decimal":
+        return pa.array(values, pa.decimal128(38, 0))
     if kind == "binary":
         return pa.array([v and v.encode() for v in values], pa.binary())
     if kind == "categorical":
@@ -135,7 +145,10 @@ def write(path, writer, options, table, kind):
         con = duckdb.connect()
         con.register("t", table)
         # UUIDs come as their text: DuckDB writes them as its UUID type.
-        select = "SELECT seq, userId::UUID AS userId FROM t" if kind == "uuid" else "SELECT * FROM t"
+        select = {
+            "uuid": "SELECT seq, userId::UUID AS userId FROM t",
+            "decimal": "SELECT seq, userId::DECIMAL(18, 0) AS userId FROM t",
+        }.get(kind, "SELECT * FROM t")
         con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet, {options})")
     else:
         polars.from_arrow(table).write_parquet(path, **options)

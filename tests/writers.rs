@@ -1,6 +1,6 @@
 //! Files from other Parquet writers (pyarrow, DuckDB, Polars; `tests/writers.py`), with every
 //! codec, both page versions, delta, byte-stream-split and overflowing dictionary encodings, no
-//! statistics, NULLs, ids of every width and pandas categoricals: both engines, cold and from
+//! statistics, NULLs, ids of every width, whole decimals and pandas categoricals: both engines, cold and from
 //! rollups, give what DuckDB counts in the same files. A Spark Structured Streaming sink
 //! (`tests/spark_sink.py`) is counted as its log lists it.
 
@@ -71,7 +71,7 @@ fn files_from_other_writers_give_duckdbs_counts() {
             );
         }
     }
-    assert_eq!(lakes, 14);
+    assert_eq!(lakes, 15);
 }
 
 /// A real Spark Structured Streaming file sink (`tests/spark_sink.py`): only the files its

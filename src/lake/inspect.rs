@@ -70,6 +70,9 @@ pub fn id_kind(t: &DataType) -> Option<IdKind> {
         | DataType::UInt16
         | DataType::UInt32
         | DataType::UInt64 => Some(IdKind::Integer),
+        // Whole decimals, as Spark's JDBC reads a database's NUMBER(19) or BIGINT UNSIGNED ids,
+        // and as Snowflake unloads its NUMBER(38,0) (its INTEGER): integers by value.
+        t if whole_decimal(t) => Some(IdKind::Integer),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(IdKind::String),
         // Text without the UTF-8 annotation, as Impala and older Hive write strings (Spark's
         // `binaryAsString`): read as text, which it must be.
@@ -78,6 +81,17 @@ pub fn id_kind(t: &DataType) -> Option<IdKind> {
         t if is_uuid(t) => Some(IdKind::String),
         _ => None,
     }
+}
+
+/// A decimal with no digits after the point: integers (of up to 76 digits).
+pub fn whole_decimal(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Decimal32(_, 0)
+            | DataType::Decimal64(_, 0)
+            | DataType::Decimal128(_, 0)
+            | DataType::Decimal256(_, 0)
+    )
 }
 
 /// The type of the values of a dictionary array's type (as a writer may keep its ids), else `t`.
@@ -181,6 +195,20 @@ pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<Array
             (t, DataType::UInt64) if t.is_signed_integer() => {
                 "negative ids, which the unsigned 64-bit ids of other files cannot hold"
             }
+            (t, DataType::Int64) if whole_decimal(t) => {
+                return format!(
+                    "its user ids are decimals, counted as 64-bit integers, and some are beyond \
+                     them (2^63 or more, or below -2^63) ({e}); write them as UINT64 (when none \
+                     is negative) or as text"
+                );
+            }
+            (t, DataType::UInt64) if whole_decimal(t) => {
+                return format!(
+                    "its user ids are decimals, counted as the unsigned 64-bit ids of other \
+                     files, and some are negative or 2^64 or more ({e}); write every file's ids \
+                     as one integer type, or as text"
+                );
+            }
             (t, DataType::Utf8) if unannotated_text(t) => {
                 return format!(
                     "its user ids are bytes without the UTF-8 annotation, read as text, and some \
@@ -230,6 +258,9 @@ impl FileReport {
                         " (pandas writes integers with missing values as floats: write the \
                          column as Int64, e.g. df['{user}'].astype('Int64'))"
                     ),
+                    t if t.is_numeric() => " (a decimal with digits after the point: write \
+                         whole ids as DECIMAL(p, 0), an integer type, or text)"
+                        .to_string(),
                     _ => String::new(),
                 };
                 Some(format!(
