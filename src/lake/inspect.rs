@@ -129,7 +129,8 @@ impl IdTypes {
             match stored(t) {
                 t if id_kind(t) == Some(IdKind::String) => kinds.text = true,
                 DataType::UInt64 => kinds.unsigned64 = true,
-                t => kinds.signed |= t.is_signed_integer(),
+                // (A whole decimal is a signed number.)
+                t => kinds.signed |= t.is_signed_integer() || whole_decimal(t),
             }
         }
         kinds
@@ -202,13 +203,7 @@ pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<Array
                      is negative) or as text"
                 );
             }
-            (t, DataType::UInt64) if whole_decimal(t) => {
-                return format!(
-                    "its user ids are decimals, counted as the unsigned 64-bit ids of other \
-                     files, and some are negative or 2^64 or more ({e}); write every file's ids \
-                     as one integer type, or as text"
-                );
-            }
+
             (t, DataType::Utf8) if unannotated_text(t) => {
                 return format!(
                     "its user ids are bytes without the UTF-8 annotation, read as text, and some \
