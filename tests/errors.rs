@@ -180,7 +180,8 @@ fn lake_that_is_a_file_or_a_partition() {
     insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", partition], 4));
 }
 
-/// A Delta Lake or Hudi table's folders keep files its log has dropped: refused, not counted.
+/// A Delta Lake, Hudi or Iceberg table's folders keep files its log has dropped: refused, not
+/// counted.
 #[test]
 fn table_format_with_a_log() {
     let w = Workdir::new();
@@ -195,6 +196,24 @@ fn table_format_with_a_log() {
         "{hudi}"
     );
     assert!(!w.join("x.csv").exists());
+
+    // An Iceberg table, named by its folder or by its data/ folder.
+    std::fs::remove_dir_all(w.join("lake/.hoodie")).unwrap();
+    std::fs::create_dir_all(w.join("table/metadata")).unwrap();
+    std::fs::rename(w.join("lake"), w.join("table/data")).unwrap();
+    std::fs::write(w.join("table/metadata/00001-a.metadata.json"), "{}").unwrap();
+    for lake in ["table", "table/data"] {
+        let stderr = fails(&w, &["query", "dau", "--lake", lake], 2);
+        let refused = format!(
+            "dau: {lake} is an Apache Iceberg table (metadata/ beside its data/ folder): its \
+             folders keep the files its log has dropped"
+        );
+        assert!(stderr.starts_with(&refused), "{stderr}");
+    }
+    // Folders so named without Iceberg's metadata are a lake as any other.
+    std::fs::remove_file(w.join("table/metadata/00001-a.metadata.json")).unwrap();
+    let run = w.run(&["query", "dau", "--lake", "table/data"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[test]

@@ -113,18 +113,33 @@ pub struct Store<'a> {
 /// compaction, deletes and updates) until they are cleaned up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableLog {
-    /// A table format's log, which dau does not read: its folder's name and the format's (with
-    /// its article).
-    Unread(&'static str, &'static str),
+    /// A table format's log, which dau does not read: its folder's name, the format's (with its
+    /// article), and what the folder is beside.
+    Unread(&'static str, &'static str, &'static str),
     /// Spark's file sink log (see [`super::spark_log`]), which dau reads.
     Spark,
 }
 
-/// The log folders of table formats dau does not read.
+/// The log folders of table formats dau does not read, beside the partitions.
 const UNREAD_LOGS: [(&str, &str); 2] = [
     ("_delta_log", "a Delta Lake"),
     (".hoodie", "an Apache Hudi"),
 ];
+
+/// An Apache Iceberg table: its `metadata/` folder (which holds `*.metadata.json`) is beside its
+/// `data/` folder, below which its partitions are.
+const ICEBERG: TableLog = TableLog::Unread("metadata", "an Apache Iceberg", "its data/ folder");
+
+/// Whether `table` is an Iceberg table's folder: its `metadata/` holds a `*.metadata.json`.
+async fn is_iceberg(store: Store<'_>, table: &Path) -> object_store::Result<bool> {
+    let metadata = table.clone().join("metadata");
+    let listed = store.objects.list_with_delimiter(Some(&metadata)).await?;
+    Ok((listed.objects.iter()).any(|o| {
+        o.location
+            .filename()
+            .is_some_and(|n| n.ends_with(".metadata.json"))
+    }))
+}
 
 /// Child folder names of `dir` (hidden ones left out), sorted.
 async fn child_folders(store: Store<'_>, dir: &Path) -> object_store::Result<Vec<String>> {
@@ -158,7 +173,7 @@ async fn children(
     let has = |name: &str| folders.iter().any(|f| f == name);
     let table = (UNREAD_LOGS.into_iter())
         .find(|(log, _)| has(log))
-        .map(|(log, format)| TableLog::Unread(log, format))
+        .map(|(log, format)| TableLog::Unread(log, format, "its partitions"))
         .or(has(super::spark_log::FOLDER).then_some(TableLog::Spark));
     for names in [&mut folders, &mut files] {
         names.retain(|name| !is_hidden(name));
@@ -316,9 +331,29 @@ pub async fn discover(
     root: &Path,
     near: Option<(NaiveDate, NaiveDate)>,
 ) -> object_store::Result<Discovered> {
+    // A lake named as an Iceberg table's `data/` folder.
+    let parts: Vec<PathPart<'_>> = root.parts().collect();
+    if let Some((last, table)) = parts.split_last()
+        && last.as_ref() == "data"
+        && is_iceberg(store, &Path::from_iter(table.iter().cloned())).await?
+    {
+        return Ok(Discovered {
+            base: root.clone(),
+            table: Some(ICEBERG),
+            ..Discovered::default()
+        });
+    }
     let mut base = root.clone();
     for _ in 0..=MAX_PREFIX_DEPTH {
         let (folders, files, table) = children(store, &base).await?;
+        let has = |name: &str| folders.iter().any(|f| f == name);
+        if has("data") && has("metadata") && is_iceberg(store, &base).await? {
+            return Ok(Discovered {
+                base,
+                table: Some(ICEBERG),
+                ..Discovered::default()
+            });
+        }
         let has_key = |key: &str| {
             folders
                 .iter()
@@ -545,7 +580,11 @@ mod tests {
         assert_eq!(direct.1, ["linked.txt", "stray.txt", "ü.txt"]);
         assert_eq!(
             direct.2,
-            Some(TableLog::Unread("_delta_log", "a Delta Lake"))
+            Some(TableLog::Unread(
+                "_delta_log",
+                "a Delta Lake",
+                "its partitions"
+            ))
         );
         // A folder that is not there has nothing in it, as in the store.
         let gone = root.join("gone");

@@ -109,9 +109,9 @@ impl Lake {
                 }
                 e => storage_error(name, &e, &location.credentials),
             })?;
-        if let Some(TableLog::Unread(log, format)) = found.table {
+        if let Some(TableLog::Unread(log, format, beside)) = found.table {
             return Err(Error::usage(
-                format!("{name} is {format} table ({log}/ beside its partitions)"),
+                format!("{name} is {format} table ({log}/ beside {beside})"),
                 "its folders keep the files its log has dropped (replaced by compaction, deletes \
                  or updates, or left by failed writes) until they are vacuumed, and dau, which \
                  reads Parquet folders, would count them: give dau a Parquet copy of the table",
