@@ -39,7 +39,7 @@ pub enum Error {
     /// No folder of a known partition layout below the lake root.
     #[error(
         "no date partitions found ({lake}): expected folders like date=YYYY-MM-DD, dt=YYYY-MM-DD, \
-         dt=YYYYMMDD, day=YYYY-MM-DD or year=YYYY/month=MM/day=DD{found}"
+         dt=YYYYMMDD, day=YYYY-MM-DD, year=YYYY/month=MM/day=DD, YYYY-MM-DD or YYYY/MM/DD{found}"
     )]
     NoLayout { lake: String, found: String },
 

@@ -86,6 +86,8 @@ fn both_engines_give_the_oracle_rows_on_every_layout_and_id_type() {
         ("day", "uint64", true),
         ("date", "binary", false),
         ("dt", "binary", true),
+        ("plain", "int64", false),
+        ("plain-nested", "string", false),
     ];
     for (layout, ids, delta) in specs {
         let w = Workdir::new();

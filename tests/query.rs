@@ -45,6 +45,9 @@ fn every_layout_gives_the_oracle_numbers() {
         ("dt-compact", "", "dt=YYYYMMDD"),
         ("day", "", "day=YYYY-MM-DD"),
         ("nested", "", "year=YYYY/month=MM/day=DD"),
+        ("plain", "", "YYYY-MM-DD"),
+        ("plain-nested", "", "YYYY/MM/DD"),
+        ("plain-nested", "firehose/app_opens/", "YYYY/MM/DD"),
         ("date", "topics/app_opens/", "date=YYYY-MM-DD"),
     ] {
         let w = Workdir::new();
@@ -61,6 +64,45 @@ fn every_layout_gives_the_oracle_numbers() {
         let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
         assert_eq!(report["layout"], named);
     }
+}
+
+/// Kinesis Firehose's `YYYY/MM/DD/HH/` folders: a day is every hour below it, across a month's
+/// end; a folder beside the years is a stray, and a folder in a month that names no day is
+/// skipped with a warning.
+#[test]
+fn firehose_hour_folders_are_their_day() {
+    let w = Workdir::new();
+    let rows = random_rows(9, day("2024-06-27"), 6, 300);
+    let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
+    for (d, u) in &rows {
+        by_day.entry(*d).or_default().push(*u);
+    }
+    for (d, users) in &by_day {
+        for (hour, users) in users.chunks(users.len().div_ceil(3)).enumerate() {
+            let folder = w.join(&format!("lake/{}/{hour:02}", d.format("%Y/%m/%d")));
+            std::fs::create_dir_all(&folder).unwrap();
+            let file = folder.join("app-opens-1-2024.parquet");
+            write_file(&file, &LakeSpec::default(), users, *d);
+        }
+    }
+    std::fs::create_dir_all(w.join("lake/2024/06/latest")).unwrap();
+    std::fs::create_dir_all(w.join("lake/errors")).unwrap();
+    for engine in ["bitmap", "sql"] {
+        let run = csv(&w, &["dau", "--engine", engine]);
+        let want = oracle_window(&rows, 1, day("2024-06-27"), day("2024-07-02"), &[]);
+        assert_eq!(run.series(), want, "{engine}");
+        assert!(
+            run.stderr
+                .contains("skipped 1 folder(s) that do not name a day: 2024/06/latest"),
+            "{}",
+            run.stderr
+        );
+    }
+    let check = w.run(&["check", "--lake", "lake", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["layout"], "YYYY/MM/DD");
+    assert_eq!(report["stray_files"], serde_json::json!(["errors/"]));
+    assert_eq!(report["days"][0]["files"], 3);
 }
 
 /// dau and mau from 2024-06-10 to 2024-06-30 from each of `engines`: the oracle's rows (NULL

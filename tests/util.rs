@@ -167,6 +167,8 @@ pub fn partition(spec: &LakeSpec, d: NaiveDate) -> String {
             d.day()
         ),
         "dt-compact" => format!("dt={}", d.format("%Y%m%d")),
+        "plain" => d.to_string(),
+        "plain-nested" => d.format("%Y/%m/%d").to_string(),
         key => format!("{key}={d}"),
     };
     format!("{}{part}", spec.prefix)

@@ -107,6 +107,10 @@ pub enum GenLayout {
     Day,
     /// year=YYYY/month=MM/day=DD
     Nested,
+    /// YYYY-MM-DD (folders named by the day alone)
+    Plain,
+    /// YYYY/MM/DD (as Kinesis Firehose and Kafka Connect's time-based partitioner write)
+    PlainNested,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -372,6 +376,8 @@ fn partition(shape: &Shape, day: NaiveDate) -> PathBuf {
             path.push(format!("month={:02}", day.month()));
             path.push(format!("day={:02}", day.day()));
         }
+        GenLayout::Plain => path.push(day.to_string()),
+        GenLayout::PlainNested => path.push(day.format("%Y/%m/%d").to_string()),
     }
     path
 }

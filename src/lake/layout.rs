@@ -19,8 +19,11 @@ pub enum Layout {
     /// One folder per day, `key=YYYY-MM-DD` with key `date`, `dt` or `day`; `compact` when
     /// every day is written `key=YYYYMMDD` instead (as many Hive and Spark jobs write `dt`).
     Hive { key: String, compact: bool },
-    /// `year=YYYY/month=MM/day=DD`.
-    Nested,
+    /// One folder per day named by the day alone, `YYYY-MM-DD` (`compact`: `YYYYMMDD`).
+    Bare { compact: bool },
+    /// `year=YYYY/month=MM/day=DD`; not `keyed`: `YYYY/MM/DD` (as Kinesis Firehose, Kafka
+    /// Connect's time-based partitioner and many exports write).
+    Nested { keyed: bool },
 }
 
 impl std::fmt::Display for Layout {
@@ -30,7 +33,10 @@ impl std::fmt::Display for Layout {
                 true => write!(f, "{key}=YYYYMMDD"),
                 false => write!(f, "{key}=YYYY-MM-DD"),
             },
-            Layout::Nested => write!(f, "year=YYYY/month=MM/day=DD"),
+            Layout::Bare { compact: true } => write!(f, "YYYYMMDD"),
+            Layout::Bare { compact: false } => write!(f, "YYYY-MM-DD"),
+            Layout::Nested { keyed: true } => write!(f, "year=YYYY/month=MM/day=DD"),
+            Layout::Nested { keyed: false } => write!(f, "YYYY/MM/DD"),
         }
     }
 }
@@ -44,11 +50,11 @@ impl Layout {
                 let (_, value) = key_value(f).filter(|(k, _)| k == key)?;
                 parse_hive_day(value)
             }),
-            Layout::Nested => folders.windows(3).rev().find_map(|w| {
-                let value = |i: usize, key: &str| {
-                    key_value(&w[i]).and_then(|(k, v)| (k == key).then_some(v))
-                };
-                parse_nested_day(value(0, "year")?, value(1, "month")?, value(2, "day")?)
+            Layout::Bare { .. } => folders.iter().rev().find_map(|f| parse_hive_day(f)),
+            Layout::Nested { keyed } => folders.windows(3).rev().find_map(|w| {
+                let value = |i: usize, key: &str| nested_value(&w[i], key, *keyed);
+                let year = value(0, "year").filter(|y| *keyed || bare_year(y))?;
+                parse_nested_day(year, value(1, "month")?, value(2, "day")?)
             }),
         }
     }
@@ -74,6 +80,20 @@ pub struct Discovered {
 /// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`.
 pub fn is_hidden(name: &str) -> bool {
     name.starts_with('_') || name.starts_with('.')
+}
+
+/// The value of a nested layout's folder `name` for `key` (`year`, `month` or `day`): `key=value`,
+/// or, not `keyed`, the name itself.
+fn nested_value<'a>(name: &'a str, key: &str, keyed: bool) -> Option<&'a str> {
+    match keyed {
+        true => key_value(name).and_then(|(k, v)| (k == key).then_some(v)),
+        false => Some(name),
+    }
+}
+
+/// A folder name that could be a year of a `YYYY/MM/DD` lake: four digits.
+fn bare_year(name: &str) -> bool {
+    name.len() == 4 && name.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `key=value` → (key, value).
@@ -363,6 +383,27 @@ pub async fn discover(
             .into_iter()
             .find(|k| has_key(k))
             .or(has_key("year").then_some("year"));
+        // Days named by folders without keys: `YYYY-MM-DD/`, or `YYYY/MM/DD/`.
+        let bare = match key {
+            Some(_) => None,
+            None if folders.iter().any(|f| parse_hive_day(f).is_some()) => {
+                Some(hive_days(&base, None, &folders))
+            }
+            None if folders.iter().any(|f| bare_year(f)) => {
+                Some(nested_days(store, &base, &folders, near, false).await?)
+                    .filter(|found| !found.days.is_empty())
+            }
+            None => None,
+        };
+        if let Some(mut found) = bare {
+            found.table = table;
+            found.strays = (folders.iter())
+                .filter(|f| parse_hive_day(f).is_none() && !bare_year(f))
+                .map(|f| format!("{f}/"))
+                .chain(files)
+                .collect();
+            return Ok(found);
+        }
         let Some(key) = key else {
             match folders.as_slice() {
                 [only] if files.is_empty() => {
@@ -379,9 +420,9 @@ pub async fn discover(
             }
         };
         let mut found = if key == "year" {
-            nested_days(store, &base, &folders, near).await?
+            nested_days(store, &base, &folders, near, true).await?
         } else {
-            hive_days(&base, key, &folders)
+            hive_days(&base, Some(key), &folders)
         };
         found.table = table;
         found.strays = folders
@@ -398,31 +439,39 @@ pub async fn discover(
     })
 }
 
-fn hive_days(base: &Path, key: &str, folders: &[String]) -> Discovered {
+/// The days of a lake with a folder per day: `key=day`, or without a key, the day alone (where
+/// other folders are strays, not skipped partitions).
+fn hive_days(base: &Path, key: Option<&str>, folders: &[String]) -> Discovered {
     let mut found = Discovered {
         base: base.clone(),
         ..Discovered::default()
     };
     let mut compact = true;
     for name in folders {
-        let Some((k, value)) = key_value(name) else {
-            continue;
+        let value = match key {
+            Some(key) => match key_value(name) {
+                Some((k, value)) if k == key => value,
+                _ => continue,
+            },
+            None => name.as_str(),
         };
-        if k != key {
-            continue;
-        }
         match parse_hive_day(value) {
             Some(day) => {
                 compact &= value.len() == 8;
                 let partition = base.clone().join(name.as_str());
                 found.days.entry(day).or_default().push(partition);
             }
-            None => found.skipped.push(name.clone()),
+            None if key.is_some() => found.skipped.push(name.clone()),
+            None => {}
         }
     }
-    found.layout = Some(Layout::Hive {
-        key: key.to_string(),
-        compact: compact && !found.days.is_empty(),
+    let compact = compact && !found.days.is_empty();
+    found.layout = Some(match key {
+        Some(key) => Layout::Hive {
+            key: key.to_string(),
+            compact,
+        },
+        None => Layout::Bare { compact },
     });
     found
 }
@@ -446,14 +495,16 @@ fn wanted<T>(mut items: Vec<((i32, u32), T)>, near: Option<(NaiveDate, NaiveDate
         .collect()
 }
 
+/// The days of a `year=YYYY/month=MM/day=DD` lake, or, not `keyed`, a `YYYY/MM/DD` one.
 async fn nested_days(
     store: Store<'_>,
     base: &Path,
     years: &[String],
     near: Option<(NaiveDate, NaiveDate)>,
+    keyed: bool,
 ) -> object_store::Result<Discovered> {
     let mut found = Discovered {
-        layout: Some(Layout::Nested),
+        layout: Some(Layout::Nested { keyed }),
         base: base.clone(),
         ..Discovered::default()
     };
@@ -464,7 +515,7 @@ async fn nested_days(
     let years: Vec<((i32, u32), (String, Path))> = years
         .iter()
         .filter_map(|y| {
-            let (_, v) = key_value(y).filter(|(k, _)| *k == "year")?;
+            let v = nested_value(y, "year", keyed).filter(|v| keyed || bare_year(v))?;
             let key = (number(v).map_or(-1, |n| n as i32), 1);
             Some((key, (v.to_string(), base.clone().join(y.as_str()))))
         })
@@ -485,7 +536,7 @@ async fn nested_days(
     let mut month_paths = Vec::new();
     for ((year, year_path), months) in years.iter().zip(months) {
         for m in months {
-            if let Some(("month", month)) = key_value(&m) {
+            if let Some(month) = nested_value(&m, "month", keyed) {
                 let key = (
                     number(year).map_or(-1, |n| n as i32),
                     number(month).unwrap_or(0),
@@ -510,7 +561,7 @@ async fn nested_days(
     .await?;
     for ((year, month, month_path), days) in month_paths.iter().zip(days) {
         for d in days {
-            let Some(("day", day)) = key_value(&d) else {
+            let Some(day) = nested_value(&d, "day", keyed) else {
                 continue;
             };
             match parse_nested_day(year, month, day) {
@@ -519,7 +570,8 @@ async fn nested_days(
                     .entry(date)
                     .or_default()
                     .push(month_path.clone().join(d.as_str())),
-                None => found.skipped.push(format!("year={year}/month={month}/{d}")),
+                None if keyed => found.skipped.push(format!("year={year}/month={month}/{d}")),
+                None => found.skipped.push(format!("{year}/{month}/{d}")),
             }
         }
     }
@@ -771,7 +823,11 @@ mod tests {
             key: "dt".to_string(),
             compact: false,
         };
-        let nested = Layout::Nested;
+        let nested = Layout::Nested { keyed: true };
+        let (bare, bare_nested) = (
+            Layout::Bare { compact: true },
+            Layout::Nested { keyed: false },
+        );
         let june = |d: u32| NaiveDate::from_ymd_opt(2024, 6, d);
         for (layout, path, day) in [
             (
@@ -785,6 +841,12 @@ mod tests {
             (&nested, "gs:/b/year=2024/month=6/day=3/hour=1", june(3)),
             (&nested, "gs:/b/year=2024/month=6", None),
             (&nested, "gs:/b/month=6/year=2024/day=3", None),
+            (&bare, "gs:/b/2024-06-04/hour=1", june(4)),
+            (&bare, "gs:/b/20240605", june(5)),
+            (&bare, "gs:/b/2024-06", None),
+            // An hour below the day is not taken for a day of the year 6.
+            (&bare_nested, "s3:/firehose/2024/06/07/13", june(7)),
+            (&bare_nested, "s3:/firehose/06/07/13", None),
         ] {
             assert_eq!(layout.day_of(&folders(path)), day, "{path}");
         }

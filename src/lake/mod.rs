@@ -127,10 +127,8 @@ impl Lake {
                 .rsplit('/')
                 .next()
                 .unwrap_or_default();
-            if last
-                .split_once('=')
-                .is_some_and(|(_, day)| layout::parse_hive_day(day).is_some())
-            {
+            let day = last.split_once('=').map_or(last, |(_, day)| day);
+            if layout::parse_hive_day(day).is_some() {
                 found.push_str("; this is one day's partition: give the folder above it");
             }
             return Err(Error::NoLayout {
