@@ -38,8 +38,9 @@ pub enum Error {
 
     /// No folder of a known partition layout below the lake root.
     #[error(
-        "no date partitions found ({lake}): expected folders like date=YYYY-MM-DD, dt=YYYY-MM-DD, \
-         dt=YYYYMMDD, day=YYYY-MM-DD, year=YYYY/month=MM/day=DD, YYYY-MM-DD or YYYY/MM/DD{found}"
+        "no date partitions found ({lake}): expected folders like date=YYYY-MM-DD (or another key, \
+         such as dt= or ds=), dt=YYYYMMDD, year=YYYY/month=MM/day=DD, YYYY-MM-DD or \
+         YYYY/MM/DD{found}"
     )]
     NoLayout { lake: String, found: String },
 

@@ -44,6 +44,8 @@ fn every_layout_gives_the_oracle_numbers() {
         ("dt", "", "dt=YYYY-MM-DD"),
         ("dt-compact", "", "dt=YYYYMMDD"),
         ("day", "", "day=YYYY-MM-DD"),
+        ("ds", "", "ds=YYYY-MM-DD"),
+        ("event_date", "topics/app_opens/", "event_date=YYYY-MM-DD"),
         ("nested", "", "year=YYYY/month=MM/day=DD"),
         ("plain", "", "YYYY-MM-DD"),
         ("plain-nested", "", "YYYY/MM/DD"),

@@ -8,7 +8,8 @@ use futures::future::try_join_all;
 use object_store::path::{Path, PathPart};
 use object_store::{ObjectMeta, ObjectStore};
 
-/// Hive keys that hold a whole day (`YYYY-MM-DD` or `YYYYMMDD`), in the order they are preferred.
+/// Hive keys that hold a whole day (`YYYY-MM-DD` or `YYYYMMDD`), in the order they are preferred
+/// (then `year=` of a nested lake, then any other key whose values are days, such as `ds`).
 const DAY_KEYS: [&str; 3] = ["date", "dt", "day"];
 /// How many single-folder levels (such as `topics/<topic>/`) discovery walks through.
 const MAX_PREFIX_DEPTH: usize = 3;
@@ -89,6 +90,21 @@ fn nested_value<'a>(name: &'a str, key: &str, keyed: bool) -> Option<&'a str> {
         true => key_value(name).and_then(|(k, v)| (k == key).then_some(v)),
         false => Some(name),
     }
+}
+
+/// The key of `key=value` folders whose values are days (`ds`, `event_date`, `partition_date`):
+/// of several, the one with the most days, then the first by name.
+fn other_day_key(folders: &[String]) -> Option<&str> {
+    let mut days: BTreeMap<&str, usize> = BTreeMap::new();
+    for (key, value) in folders.iter().filter_map(|f| key_value(f)) {
+        if parse_hive_day(value).is_some() {
+            *days.entry(key).or_default() += 1;
+        }
+    }
+    let most = days.values().copied().max()?;
+    days.into_iter()
+        .find(|(_, n)| *n == most)
+        .map(|(key, _)| key)
 }
 
 /// A folder name that could be a year of a `YYYY/MM/DD` lake: four digits.
@@ -382,7 +398,8 @@ pub async fn discover(
         let key = DAY_KEYS
             .into_iter()
             .find(|k| has_key(k))
-            .or(has_key("year").then_some("year"));
+            .or(has_key("year").then_some("year"))
+            .or_else(|| other_day_key(&folders));
         // Days named by folders without keys: `YYYY-MM-DD/`, or `YYYY/MM/DD/`.
         let bare = match key {
             Some(_) => None,
@@ -812,6 +829,25 @@ mod tests {
             ("2024", "001", "1"),
         ] {
             assert_eq!(parse_nested_day(y, m, d), None, "{y}-{m}-{d}");
+        }
+    }
+
+    /// Another key than date, dt or day holds the days when its values are days; of several,
+    /// the one with the most.
+    #[test]
+    fn other_keys_whose_values_are_days() {
+        let names =
+            |names: &[&str]| -> Vec<String> { names.iter().map(|n| n.to_string()).collect() };
+        let cases = [
+            (
+                &["ds=2024-06-01", "ds=20240602", "run=2024-01-01", "hour=3"][..],
+                Some("ds"),
+            ),
+            (&["a=2024-06-01", "b=2024-06-01"][..], Some("a")),
+            (&["hour=3", "ds=latest", "2024-06-01"][..], None),
+        ];
+        for (folders, key) in cases {
+            assert_eq!(other_day_key(&names(folders)), key, "{folders:?}");
         }
     }
 
