@@ -78,8 +78,8 @@ fn a_messy_lake_lists_every_problem() {
     write_lake(&w.join("lake"), &spec, &rows, &[]);
     let lake = w.join("lake");
     // A gap, an empty file, a link to nothing, a file with string ids, a file filed under the
-    // wrong day, a day in a second folder, a folder that names no day, and strays beside the
-    // partitions.
+    // wrong day, a day in a second folder, a folder that names no day, strays beside the
+    // partitions, and copies of a file in its own day and in another.
     std::fs::remove_dir_all(lake.join("date=2024-06-04")).unwrap();
     std::fs::write(lake.join("date=2024-06-02/part-9.parquet"), "").unwrap();
     std::os::unix::fs::symlink("/nowhere/x.parquet", lake.join("date=2024-06-07/x.parquet"))
@@ -108,6 +108,15 @@ fn a_messy_lake_lists_every_problem() {
         &[4, 5],
         day("2024-06-06"),
     );
+    let copy = |from: &str, to: &str| std::fs::copy(lake.join(from), lake.join(to)).unwrap();
+    copy(
+        "date=2024-06-01/part-0.parquet",
+        "date=2024-06-01/part-0 (1).parquet",
+    );
+    copy(
+        "date=2024-06-02/part-1.parquet",
+        "date=2024-06-08/part-1.parquet.copy",
+    );
     std::fs::create_dir_all(lake.join("date=latest")).unwrap();
     std::fs::create_dir_all(lake.join("backup")).unwrap();
     std::fs::write(lake.join("notes.txt"), "hi").unwrap();
@@ -116,13 +125,13 @@ fn a_messy_lake_lists_every_problem() {
     assert_eq!(run.code, 4, "{}", run.stderr);
     insta::assert_snapshot!("messy_check", w.redact(&run.stdout));
     assert!(
-        run.stderr.contains("check found 10 problem(s)"),
+        run.stderr.contains("check found 13 problem(s)"),
         "{}",
         run.stderr
     );
 
     let report = json(&w.run(&["check", "--lake", "lake", "--format", "json"]));
-    assert_eq!(report["problems"], 10);
+    assert_eq!(report["problems"], 13);
     assert_eq!(report["missing_days"], serde_json::json!(["2024-06-04"]));
     // The day's second folder has no `_SUCCESS`, which every other day's has.
     assert_eq!(report["unfinished_days"], serde_json::json!(["2024-06-06"]));
@@ -150,6 +159,33 @@ fn a_messy_lake_lists_every_problem() {
     assert_eq!(report["date_mismatches"][0]["rows"], 3);
     assert_eq!(report["date_mismatches"][0]["example"], "2024-06-01");
     let base = std::fs::canonicalize(&lake).unwrap().display().to_string();
+    // Each group of copies: its files and their days, in order.
+    let mut copies: Vec<Vec<(String, String)>> = (report["duplicate_files"].as_array().unwrap())
+        .iter()
+        .map(|d| {
+            let files = d["files"].as_array().unwrap().iter();
+            let files = files.map(|f| f.as_str().unwrap().strip_prefix(&base).unwrap().to_string());
+            let dates = d["dates"].as_array().unwrap().iter();
+            files
+                .zip(dates.map(|d| d.as_str().unwrap().to_string()))
+                .collect()
+        })
+        .collect();
+    copies.sort();
+    let copy_of = |file: &str, date: &str| (format!("/{file}"), date.to_string());
+    assert_eq!(
+        copies,
+        [
+            vec![
+                copy_of("date=2024-06-01/part-0 (1).parquet", "2024-06-01"),
+                copy_of("date=2024-06-01/part-0.parquet", "2024-06-01"),
+            ],
+            vec![
+                copy_of("date=2024-06-02/part-1.parquet", "2024-06-02"),
+                copy_of("date=2024-06-08/part-1.parquet.copy", "2024-06-08"),
+            ],
+        ]
+    );
     let folders = [
         format!("{base}/date=2024-06-06"),
         format!("{base}/date=20240606"),
@@ -172,6 +208,9 @@ fn a_messy_lake_lists_every_problem() {
     *want.get_mut("2024-06-03").unwrap() += 2;
     *want.get_mut("2024-06-05").unwrap() += 3;
     *want.get_mut("2024-06-06").unwrap() += 2;
+    let opens = day_counts(&rows);
+    *want.get_mut("2024-06-01").unwrap() += opens["2024-06-01"] / 2;
+    *want.get_mut("2024-06-08").unwrap() += opens["2024-06-02"] - opens["2024-06-02"] / 2;
     let got = rows_per_day(&report);
     assert_eq!(got, want);
 }

@@ -1,9 +1,9 @@
 //! `dau check`: a lake doctor. It reads every file of the range in full and reports what would
 //! make a number wrong: missing days, empty partitions, unreadable files, schema drift, NULL user
-//! ids, in-file dates that disagree with their partition, days split over several folders, folders
-//! that name no day, and stray files.
+//! ids, in-file dates that disagree with their partition, copies of one file (in one day or in
+//! several), days split over several folders, folders that name no day, and stray files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
@@ -75,6 +75,7 @@ pub struct Report {
     pub schema_drift: Vec<Drift>,
     pub date_mismatches: Vec<DateMismatch>,
     pub split_days: Vec<SplitDay>,
+    pub duplicate_files: Vec<Duplicates>,
     pub skipped_folders: Vec<String>,
     pub stray_files: Vec<String>,
 }
@@ -127,6 +128,14 @@ pub struct DateMismatch {
     pub date: NaiveDate,
     pub rows: u64,
     pub example: Option<NaiveDate>,
+}
+
+/// Files with the same bytes (and rows): their rows count twice, in one day's opens, or as
+/// users of a day that they may not belong to.
+#[derive(Debug, Serialize)]
+pub struct Duplicates {
+    pub files: Vec<String>,
+    pub dates: Vec<NaiveDate>,
 }
 
 /// A day whose events are in several partition folders (`dt=2024-06-18` and `dt=20240618`, or
@@ -205,6 +214,7 @@ pub async fn examine(
         .collect();
     let mut bad_files = Vec::new();
     let mut date_mismatches = Vec::new();
+    let mut copies: BTreeMap<(u64, u64, u64), Vec<&FileReport>> = BTreeMap::new();
     for (r, scan) in reports.iter().zip(scans) {
         let day = per_day.get_mut(&r.day).expect("every file's day is listed");
         day.files += 1;
@@ -224,6 +234,10 @@ pub async fn examine(
             continue;
         };
         day.rows += facts.rows;
+        if facts.rows > 0 {
+            let key = (r.meta.size, facts.rows, scan.digest);
+            copies.entry(key).or_default().push(r);
+        }
         day.null_user_ids += scan.null_users;
         day.date_mismatches += scan.date_mismatches;
         if scan.date_mismatches > 0 {
@@ -244,6 +258,13 @@ pub async fn examine(
             folders: folders.iter().map(|f| lake.describe(f)).collect(),
         })
         .collect();
+    let duplicate_files: Vec<Duplicates> = (copies.into_values())
+        .filter(|files| files.len() > 1)
+        .map(|files| Duplicates {
+            files: files.iter().map(|r| r.name.clone()).collect(),
+            dates: files.iter().map(|r| r.day).collect(),
+        })
+        .collect();
     let schema_drift = drift(&reports);
     let days: Vec<DayReport> = per_day.into_values().collect();
     let null_days = days.iter().filter(|d| d.null_user_ids > 0).count();
@@ -255,6 +276,7 @@ pub async fn examine(
         + date_mismatches.len()
         + null_days
         + split_days.len()
+        + duplicate_files.len()
         + lake.skipped.len()
         + lake.strays.len();
     Ok(Report {
@@ -280,6 +302,7 @@ pub async fn examine(
         schema_drift,
         date_mismatches,
         split_days,
+        duplicate_files,
         skipped_folders: lake.skipped.clone(),
         stray_files: lake.strays.clone(),
     })
@@ -437,6 +460,23 @@ fn render(report: &Report) -> String {
             d.folders.len(),
             d.date,
             d.folders.join(", ")
+        ));
+    }
+    for d in &report.duplicate_files {
+        let dates: BTreeSet<NaiveDate> = d.dates.iter().copied().collect();
+        let effect = match dates.len() {
+            1 => format!("their rows count twice in the opens of {}", d.dates[0]),
+            _ => {
+                let dates: Vec<String> = dates.iter().map(NaiveDate::to_string).collect();
+                format!(
+                    "their users count as active on each of {}",
+                    dates.join(", ")
+                )
+            }
+        };
+        problems.push(format!(
+            "copies of one file ({effect}): {}",
+            d.files.join(", ")
         ));
     }
     for f in &report.skipped_folders {

@@ -4,6 +4,7 @@
 //! are found here, named, before any number is computed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -427,6 +428,8 @@ pub struct FileScan {
     /// Rows whose in-file date is not the partition's day, and one such date.
     pub date_mismatches: u64,
     pub mismatch_example: Option<NaiveDate>,
+    /// A hash of the file's bytes, to tell copies of one file.
+    pub digest: u64,
 }
 
 /// Reads a file's user column (and in-file date column) in full, as a query would. A footer can be
@@ -447,7 +450,8 @@ pub async fn scan_file(
         Err(e) if lake.is_remote() => return Err(lake.storage_error(&e)),
         Err(e) => return Ok(Err(format!("cannot be read: {e}"))),
     };
-    Ok(decode(bytes, report, columns, ids))
+    let digest = foldhash::quality::FixedState::default().hash_one(&bytes[..]);
+    Ok(decode(bytes, report, columns, ids).map(|scan| FileScan { digest, ..scan }))
 }
 
 /// Decodes the user (and in-file date) columns of a whole file.
