@@ -151,6 +151,9 @@ pub struct Job {
     /// that events that landed late reach their numbers [default: 0].
     #[serde(default)]
     pub redo_days: u64,
+    /// After its day, a firing compares the day's dau with the same weekday's a week before and
+    /// alerts when they differ by more than this, e.g. "50%" [default: no comparison].
+    pub max_change: Option<String>,
 }
 
 fn yesterday() -> String {

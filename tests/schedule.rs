@@ -602,3 +602,54 @@ fn a_firing_waits_for_its_day_to_land() {
         alerts[0]
     );
 }
+
+/// With `max_change`, a firing whose day's dau differs from the same weekday's a week before by
+/// more than that is alerted of (its numbers are still delivered); a usual day is not.
+#[test]
+fn a_day_whose_dau_changed_too_much_from_a_week_before_is_alerted() {
+    let w = Workdir::new();
+    let rows = setup(&w, "0 0 * * *");
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    std::fs::write(w.join("dau.toml"), format!("{toml}max_change = \"50%\"\n")).unwrap();
+    let alerts = alert_without_retries(&w);
+    let today = Utc::now().date_naive();
+    let (yesterday, week_before) = (today - Days::new(1), today - Days::new(8));
+    let folder = |d: NaiveDate| w.join("lake").join(format!("date={d}"));
+    let users_then = dau_of(&rows, &[week_before])[&week_before];
+
+    // Yesterday has the users of a week before: as usual.
+    std::fs::remove_dir_all(folder(yesterday)).unwrap();
+    std::fs::create_dir(folder(yesterday)).unwrap();
+    for entry in std::fs::read_dir(folder(week_before)).unwrap() {
+        let from = entry.unwrap().path();
+        std::fs::copy(&from, folder(yesterday).join(from.file_name().unwrap())).unwrap();
+    }
+    last_success(&w, yesterday);
+    let run = once(&w);
+    assert_eq!(exported(&w)[&yesterday], users_then, "{}", run.stderr);
+    assert!(alerts.lock().unwrap().is_empty(), "{:?}", alerts.lock());
+
+    // Then only three of them: delivered, and alerted of.
+    std::fs::remove_dir_all(folder(yesterday)).unwrap();
+    std::fs::create_dir(folder(yesterday)).unwrap();
+    let three = [1_000, 1_001, 1_002];
+    write_file(
+        &folder(yesterday).join("part-0.parquet"),
+        &LakeSpec::default(),
+        &three,
+        yesterday,
+    );
+    last_success(&w, yesterday);
+    let run = once(&w);
+    assert_eq!(exported(&w)[&yesterday], 3, "{}", run.stderr);
+    let lower = format!("{:.0}", (users_then - 3) as f64 / users_then as f64 * 100.0);
+    let text = format!(
+        "unusual: job nightly: dau 3 on {yesterday} is {lower}% lower than {users_then} on \
+         {week_before}, the same weekday a week before (max_change 50%): is the day whole?"
+    );
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
+    assert!(alert["text"].as_str().unwrap().ends_with(&text), "{alert}");
+    assert!(run.stderr.contains("outcome=\"unusual\""), "{}", run.stderr);
+}

@@ -5,7 +5,9 @@
 //! schedule first started the job: nothing before that is due). A firing exports the day
 //! before it (`range = "yesterday"`) or its own day (`"today"`); missed firings that export the
 //! same day run it once. A firing whose day has not landed yet waits for it up to the job's
-//! `wait_for_data`; after its day, it exports the `redo_days` before it again, for late events.
+//! `wait_for_data`; after its day, it exports the `redo_days` before it again, for late events;
+//! with `max_change`, a day whose dau differs that much from the same weekday's a week before is
+//! alerted of (a day not whole is the usual cause).
 //! SIGTERM or Ctrl-C stops the server between exports (or during such a wait).
 //!
 //! With `[schedule] listen` (or `--listen`), it also serves HTTP: `GET /healthz`, `GET /metrics`
@@ -32,7 +34,7 @@ use crate::cmd::export::{Exported, export};
 use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
-use crate::metrics::Metric;
+use crate::metrics::{self, Metric};
 use crate::output::{Replacement, make_folder_of};
 use crate::sink::Sink;
 use crate::{Error, Result};
@@ -49,7 +51,7 @@ const MAX_REDO_DAYS: u64 = 366;
     [[jobs]]\n  name = \"nightly\"\n  metrics = [\"dau\", \"mau\", \"opens\"]\n  \
     cron = \"0 0 * * *\"\n  timezone = \"Asia/Seoul\"\n  range = \"yesterday\"\n  \
     output = \"postgres://dau@db/metrics?table=daily_metrics\"\n  \
-    wait_for_data = \"3h\"\n  redo_days = 2")]
+    wait_for_data = \"3h\"\n  redo_days = 2\n  max_change = \"50%\"")]
 pub struct ScheduleArgs {
     /// Where the last successful firing of each job is kept [default: in the user's data folder]
     #[arg(long, value_name = "FILE")]
@@ -85,6 +87,8 @@ struct Scheduled {
     back: u64,
     /// How long a firing waits for its day's data (`wait_for_data`).
     wait: Option<Duration>,
+    /// The change of dau from a week before that is alerted of, as a fraction (`max_change`).
+    max_change: Option<f64>,
 }
 
 pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
@@ -263,6 +267,15 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
             )
         })?),
     };
+    let max_change = match &job.max_change {
+        None => None,
+        Some(text) => Some(percent(text).ok_or_else(|| {
+            bad(
+                format!("bad max_change '{text}'"),
+                "give a change of dau such as \"50%\"",
+            )
+        })?),
+    };
     Ok(Scheduled {
         job: job.clone(),
         metrics,
@@ -270,7 +283,14 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
         timezone,
         back,
         wait,
+        max_change,
     })
+}
+
+/// `50%` as 0.5 (more than 0%).
+fn percent(text: &str) -> Option<f64> {
+    let number: f64 = text.trim().strip_suffix('%')?.trim().parse().ok()?;
+    (number.is_finite() && number > 0.0).then_some(number / 100.0)
 }
 
 /// `30s`, `90m` or `3h`.
@@ -364,6 +384,20 @@ async fn run_job(
                 if set_failing(stats, name, false) {
                     alert(config, &format!("recovered: job {name} exported {day}")).await;
                 }
+                if let Some(limit) = job.max_change {
+                    match unusual(config, day, limit).await {
+                        Ok(Some(text)) => {
+                            tracing::warn!(job = %name, %day, outcome = "unusual", "job {name} date {day}: {text}");
+                            alert(config, &format!("unusual: job {name}: {text}")).await;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(
+                            job = %name,
+                            %day,
+                            "job {name} date {day}: cannot compare its dau with a week before: {e}"
+                        ),
+                    }
+                }
                 return true;
             }
             Err(e) => match waiting {
@@ -403,6 +437,56 @@ async fn run_job(
         alert(config, &text).await;
     }
     false
+}
+
+/// What is unusual about `day`'s dau: its change from the same weekday's a week before (which
+/// weekly habits do not change), when that is more than `limit` (a fraction). Nothing when
+/// either day has no number (not in the lake, or missing), or a week before had no user.
+async fn unusual(config: &Config, day: NaiveDate, limit: f64) -> Result<Option<String>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+    use futures::TryStreamExt;
+
+    let before = day - Days::new(7);
+    let query = metrics::Query::new(Metric::Dau, before, day, false)?;
+    let lake = Arc::new(Lake::open(config.lake()?, config, Some(query.span())).await?);
+    if !lake.days.contains_key(&before) || !lake.days.contains_key(&day) {
+        return Ok(None);
+    }
+    let answer = metrics::run(lake, config, &query).await?;
+    let mut dau = BTreeMap::new();
+    for batch in answer.rows.try_collect::<Vec<_>>().await? {
+        let dates = batch.column(0).as_primitive::<Date32Type>();
+        let values = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)
+            .map_err(|e| Error::Query(e.into()))?;
+        let values = values.as_primitive::<Int64Type>();
+        for (date, value) in dates.iter().zip(values.iter()) {
+            if let (Some(date), Some(value)) = (date, value) {
+                dau.insert(date, value);
+            }
+        }
+    }
+    let (Some(&then), Some(&now)) = (
+        dau.get(&crate::dates::to_date32(before)),
+        dau.get(&crate::dates::to_date32(day)),
+    ) else {
+        return Ok(None);
+    };
+    if then == 0 {
+        return Ok(None);
+    }
+    let change = (now - then) as f64 / then as f64;
+    Ok((change.abs() > limit).then(|| {
+        let how = match change < 0.0 {
+            true => format!("{:.0}% lower", -change * 100.0),
+            false => format!("{:.0}% higher", change * 100.0),
+        };
+        format!(
+            "dau {now} on {day} is {how} than {then} on {before}, the same weekday a week before \
+             (max_change {:.0}%): is the day whole?",
+            limit * 100.0
+        )
+    }))
 }
 
 /// Marks whether a job is in a failing streak; returns whether it was.
@@ -780,6 +864,16 @@ mod tests {
         assert_eq!(poll(Duration::from_secs(10800)), Duration::from_secs(300));
     }
 
+    #[test]
+    fn max_change_is_a_percentage() {
+        assert_eq!(percent("50%"), Some(0.5));
+        assert_eq!(percent(" 12.5 % "), Some(0.125));
+        assert_eq!(percent("300%"), Some(3.0));
+        for bad in ["", "50", "0.5", "0%", "-10%", "%", "x%", "inf%", "NaN%"] {
+            assert_eq!(percent(bad), None, "{bad}");
+        }
+    }
+
     /// Across both DST changes a daily job exports every day once: a firing time that does not
     /// exist (02:30 on the spring-forward night) moves to 03:00, one that happens twice (01:30 on
     /// the fall-back night) fires once.
@@ -796,6 +890,7 @@ mod tests {
                 calendar: false,
                 wait_for_data: None,
                 redo_days: 0,
+                max_change: None,
             };
             let job = scheduled(&Config::default(), &job).unwrap();
             for (last, now, first) in [
