@@ -17,8 +17,9 @@ const MAX_PREFIX_DEPTH: usize = 3;
 /// How a day is spelled in the lake's folder names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
-    /// One folder per day, `key=YYYY-MM-DD` with key `date`, `dt` or `day`; `compact` when
-    /// every day is written `key=YYYYMMDD` instead (as many Hive and Spark jobs write `dt`).
+    /// One folder per day, `key=YYYY-MM-DD` with key `date`, `dt`, `day` or another whose values
+    /// are days (`ds`); `compact` when every day is written `key=YYYYMMDD` instead (as many Hive
+    /// and Spark jobs write `dt`).
     Hive { key: String, compact: bool },
     /// One folder per day named by the day alone, `YYYY-MM-DD` (`compact`: `YYYYMMDD`).
     Bare { compact: bool },

@@ -29,15 +29,17 @@ pub struct SparkLog {
     pub batch: Option<u64>,
     /// The folder the partitions hang from.
     base: Path,
-    /// The listed files, by the day their folders name.
-    days: HashMap<NaiveDate, Vec<Logged>>,
+    /// The paths of the listed files, as written, by the day their folders name.
+    days: HashMap<NaiveDate, Vec<String>>,
 }
 
-/// A file the log lists: its path as written, and that path's segments, decoded.
-#[derive(Debug)]
-struct Logged {
-    path: String,
-    segments: Vec<String>,
+/// A path's (or URI's) segments, percent-decoded.
+fn segments(path: &str) -> Vec<String> {
+    path.split('/').map(decoded).collect()
+}
+
+fn decoded(segment: &str) -> String {
+    percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 /// One line of a batch after the version line (Spark's `SinkFileStatus`; other fields unread).
@@ -84,14 +86,11 @@ impl SparkLog {
                 return Ok(Err(format!("batch {name}: {e}")));
             }
         }
-        let mut days: HashMap<NaiveDate, Vec<Logged>> = HashMap::new();
+        let mut days: HashMap<NaiveDate, Vec<String>> = HashMap::new();
         for path in files {
-            let segments: Vec<String> = (path.split('/'))
-                .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
-                .collect();
-            let folders = &segments[..segments.len() - 1];
-            if let Some(day) = layout.day_of(folders) {
-                days.entry(day).or_default().push(Logged { path, segments });
+            let segments = segments(&path);
+            if let Some(day) = layout.day_of(&segments[..segments.len() - 1]) {
+                days.entry(day).or_default().push(path);
             }
         }
         Ok(Ok(SparkLog {
@@ -106,12 +105,10 @@ impl SparkLog {
     /// with the path of a file the log lists for the day that is not among them.
     pub fn keep(&self, day: NaiveDate, listed: &mut Vec<ObjectMeta>) -> Result<Vec<Path>, String> {
         let logged = self.days.get(&day).map(Vec::as_slice).unwrap_or_default();
+        let logged_segments: Vec<Vec<String>> = logged.iter().map(|p| segments(p)).collect();
         let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, file) in logged.iter().enumerate() {
-            let name = file
-                .segments
-                .last()
-                .expect("split gives one segment at least");
+        for (i, segments) in logged_segments.iter().enumerate() {
+            let name = segments.last().expect("split gives one segment at least");
             by_name.entry(name).or_default().push(i);
         }
         let mut seen = vec![false; logged.len()];
@@ -120,18 +117,11 @@ impl SparkLog {
             // The file's folders below the base and its name, which end the logged path (the
             // lake may have been copied since Spark wrote it).
             let below: Vec<String> = (meta.location.prefix_match(&self.base))
-                .map(|parts| {
-                    let decode = |p: object_store::path::PathPart<'_>| {
-                        percent_decode_str(p.as_ref())
-                            .decode_utf8_lossy()
-                            .into_owned()
-                    };
-                    parts.map(decode).collect()
-                })
+                .map(|parts| parts.map(|p| decoded(p.as_ref())).collect())
                 .unwrap_or_default();
             let found = (below.last())
                 .and_then(|name| by_name.get(name.as_str()))
-                .and_then(|ids| ids.iter().find(|i| logged[**i].segments.ends_with(&below)));
+                .and_then(|ids| ids.iter().find(|i| logged_segments[**i].ends_with(&below)));
             match found {
                 Some(i) => seen[*i] = true,
                 None => left.push(meta.location.clone()),
@@ -139,7 +129,7 @@ impl SparkLog {
             found.is_some()
         });
         match seen.iter().position(|seen| !seen) {
-            Some(i) => Err(logged[i].path.clone()),
+            Some(i) => Err(logged[i].clone()),
             None => Ok(left),
         }
     }
