@@ -113,6 +113,61 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
     assert_eq!(std::fs::read_to_string(w.join(file)).unwrap(), text);
 }
 
+/// `--max-change 50%`: an exported day whose dau is that far from the same weekday's a week
+/// before is warned of (and still exported, exit 0); a usual day is not.
+#[test]
+fn a_day_far_from_a_week_before_is_warned_of() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let (week_before, d) = (day("2024-06-08"), day("2024-06-15"));
+    let then = oracle(&rows, week_before).0;
+    let check = ["--max-change", "50%", "--output", "daily.csv"];
+    // A usual day: the oracle's change stays under 50%.
+    let usual = day("2024-06-14");
+    let change = |now: u64, then: u64| (now as f64 - then as f64) / then as f64;
+    let (now, before) = (oracle(&rows, usual).0, oracle(&rows, day("2024-06-07")).0);
+    assert!(change(now, before).abs() <= 0.5, "{now} vs {before}");
+    let run = export(
+        &w,
+        &[&["dau", "--date", "2024-06-14"][..], &check[..]].concat(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+
+    // Three users on 2024-06-15: exported, and warned of.
+    let folder = w.join("lake/date=2024-06-15");
+    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::create_dir(&folder).unwrap();
+    write_file(
+        &folder.join("part-0.parquet"),
+        &LakeSpec::default(),
+        &[1, 2, 3],
+        d,
+    );
+    let run = export(
+        &w,
+        &[&["dau", "--date", "2024-06-15"][..], &check[..]].concat(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lower = format!("{:.0}", (then - 3) as f64 / then as f64 * 100.0);
+    let warning = format!(
+        "dau: warning: dau 3 on 2024-06-15 is {lower}% lower than {then} on 2024-06-08, the same \
+         weekday a week before (max_change 50%): is the day whole?"
+    );
+    assert!(run.stderr.lines().any(|l| l == warning), "{}", run.stderr);
+    let (_, exported) = csv_rows(&std::fs::read_to_string(w.join("daily.csv")).unwrap());
+    assert_eq!(exported["2024-06-15"][1], "3");
+
+    let run = export(&w, &["dau", "--max-change", "half", "-o", "x.csv"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("'half' is not a change of dau such as 50%"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// Exports of `days` into `dest`, all at once (a backfill run day by day in parallel); each must
 /// succeed.
 fn all_at_once(w: &Workdir, dest: &str, days: &[String]) {

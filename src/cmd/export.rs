@@ -1,10 +1,13 @@
 //! `dau export METRIC…`: the nightly delivery. Computes the metrics for a day (or a range) and
 //! merges them into a destination, replacing the rows of those days, so that a rerun is harmless.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 use clap::Args;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
@@ -55,6 +58,16 @@ pub struct ExportArgs {
     /// sslmode=disable|prefer|require|verify-ca|verify-full and sslrootcert=FILE)
     #[arg(long, short, value_name = "DEST")]
     pub output: String,
+
+    /// Warn when the last day's dau differs from the same weekday's a week before by more than
+    /// this, e.g. 50% (a day not whole is the usual cause) [default: no comparison]
+    #[arg(long, value_name = "PCT", value_parser = max_change)]
+    pub max_change: Option<f64>,
+}
+
+/// `--max-change`: a percentage.
+fn max_change(text: &str) -> std::result::Result<f64, String> {
+    percent(text).ok_or_else(|| format!("'{text}' is not a change of dau such as 50%"))
 }
 
 pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
@@ -76,7 +89,66 @@ pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
         without_password(&args.output),
         done.total
     );
+    if let Some(limit) = args.max_change {
+        match unusual(config, to, limit).await {
+            Ok(Some(text)) => eprintln!("dau: warning: {text}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("dau: warning: cannot compare dau of {to} with a week before: {e}"),
+        }
+    }
     Ok(())
+}
+
+/// `50%` as 0.5 (more than 0%).
+pub fn percent(text: &str) -> Option<f64> {
+    let number: f64 = text.trim().strip_suffix('%')?.trim().parse().ok()?;
+    (number.is_finite() && number > 0.0).then_some(number / 100.0)
+}
+
+/// What is unusual about `day`'s dau: its change from the same weekday's a week before (which
+/// weekly habits do not change), when that is more than `limit` (a fraction). Nothing when
+/// either day has no number (not in the lake, or missing), or a week before had no user.
+pub async fn unusual(config: &Config, day: NaiveDate, limit: f64) -> Result<Option<String>> {
+    let before = day - Days::new(7);
+    let query = Query::new(Metric::Dau, before, day, false)?;
+    let lake = Arc::new(Lake::open(config.lake()?, config, Some(query.span())).await?);
+    if !lake.days.contains_key(&before) || !lake.days.contains_key(&day) {
+        return Ok(None);
+    }
+    let answer = metrics::run(lake, config, &query).await?;
+    let mut dau = BTreeMap::new();
+    for batch in answer.rows.try_collect::<Vec<_>>().await? {
+        let dates = batch.column(0).as_primitive::<Date32Type>();
+        let values = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)
+            .map_err(|e| Error::Query(e.into()))?;
+        let values = values.as_primitive::<Int64Type>();
+        for (date, value) in dates.iter().zip(values.iter()) {
+            if let (Some(date), Some(value)) = (date, value) {
+                dau.insert(date, value);
+            }
+        }
+    }
+    let (Some(&then), Some(&now)) = (
+        dau.get(&crate::dates::to_date32(before)),
+        dau.get(&crate::dates::to_date32(day)),
+    ) else {
+        return Ok(None);
+    };
+    if then == 0 {
+        return Ok(None);
+    }
+    let change = (now - then) as f64 / then as f64;
+    Ok((change.abs() > limit).then(|| {
+        let how = match change < 0.0 {
+            true => format!("{:.0}% lower", -change * 100.0),
+            false => format!("{:.0}% higher", change * 100.0),
+        };
+        format!(
+            "dau {now} on {day} is {how} than {then} on {before}, the same weekday a week before \
+             (max_change {:.0}%): is the day whole?",
+            limit * 100.0
+        )
+    }))
 }
 
 /// What one export did.
@@ -211,4 +283,19 @@ async fn wide(ctx: &SessionContext, count: usize) -> Result<String> {
         "SELECT {date} AS date{} FROM {from}",
         columns.iter().map(|c| format!(", {c}")).collect::<String>()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_change_is_a_percentage() {
+        assert_eq!(percent("50%"), Some(0.5));
+        assert_eq!(percent(" 12.5 % "), Some(0.125));
+        assert_eq!(percent("300%"), Some(3.0));
+        for bad in ["", "50", "0.5", "0%", "-10%", "%", "x%", "inf%", "NaN%"] {
+            assert_eq!(percent(bad), None, "{bad}");
+        }
+    }
 }

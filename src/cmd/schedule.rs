@@ -30,11 +30,11 @@ use clap::{Args, ValueEnum};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
-use crate::cmd::export::{Exported, export};
+use crate::cmd::export::{Exported, export, percent, unusual};
 use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
-use crate::metrics::{self, Metric};
+use crate::metrics::Metric;
 use crate::output::{Replacement, make_folder_of};
 use crate::sink::Sink;
 use crate::{Error, Result};
@@ -287,12 +287,6 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
     })
 }
 
-/// `50%` as 0.5 (more than 0%).
-fn percent(text: &str) -> Option<f64> {
-    let number: f64 = text.trim().strip_suffix('%')?.trim().parse().ok()?;
-    (number.is_finite() && number > 0.0).then_some(number / 100.0)
-}
-
 /// `30s`, `90m` or `3h`.
 fn duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -437,56 +431,6 @@ async fn run_job(
         alert(config, &text).await;
     }
     false
-}
-
-/// What is unusual about `day`'s dau: its change from the same weekday's a week before (which
-/// weekly habits do not change), when that is more than `limit` (a fraction). Nothing when
-/// either day has no number (not in the lake, or missing), or a week before had no user.
-async fn unusual(config: &Config, day: NaiveDate, limit: f64) -> Result<Option<String>> {
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
-    use futures::TryStreamExt;
-
-    let before = day - Days::new(7);
-    let query = metrics::Query::new(Metric::Dau, before, day, false)?;
-    let lake = Arc::new(Lake::open(config.lake()?, config, Some(query.span())).await?);
-    if !lake.days.contains_key(&before) || !lake.days.contains_key(&day) {
-        return Ok(None);
-    }
-    let answer = metrics::run(lake, config, &query).await?;
-    let mut dau = BTreeMap::new();
-    for batch in answer.rows.try_collect::<Vec<_>>().await? {
-        let dates = batch.column(0).as_primitive::<Date32Type>();
-        let values = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)
-            .map_err(|e| Error::Query(e.into()))?;
-        let values = values.as_primitive::<Int64Type>();
-        for (date, value) in dates.iter().zip(values.iter()) {
-            if let (Some(date), Some(value)) = (date, value) {
-                dau.insert(date, value);
-            }
-        }
-    }
-    let (Some(&then), Some(&now)) = (
-        dau.get(&crate::dates::to_date32(before)),
-        dau.get(&crate::dates::to_date32(day)),
-    ) else {
-        return Ok(None);
-    };
-    if then == 0 {
-        return Ok(None);
-    }
-    let change = (now - then) as f64 / then as f64;
-    Ok((change.abs() > limit).then(|| {
-        let how = match change < 0.0 {
-            true => format!("{:.0}% lower", -change * 100.0),
-            false => format!("{:.0}% higher", change * 100.0),
-        };
-        format!(
-            "dau {now} on {day} is {how} than {then} on {before}, the same weekday a week before \
-             (max_change {:.0}%): is the day whole?",
-            limit * 100.0
-        )
-    }))
 }
 
 /// Marks whether a job is in a failing streak; returns whether it was.
@@ -862,16 +806,6 @@ mod tests {
         assert_eq!(poll(Duration::from_secs(3)), Duration::from_secs(1));
         assert_eq!(poll(Duration::from_secs(60)), Duration::from_secs(5));
         assert_eq!(poll(Duration::from_secs(10800)), Duration::from_secs(300));
-    }
-
-    #[test]
-    fn max_change_is_a_percentage() {
-        assert_eq!(percent("50%"), Some(0.5));
-        assert_eq!(percent(" 12.5 % "), Some(0.125));
-        assert_eq!(percent("300%"), Some(3.0));
-        for bad in ["", "50", "0.5", "0%", "-10%", "%", "x%", "inf%", "NaN%"] {
-            assert_eq!(percent(bad), None, "{bad}");
-        }
     }
 
     /// Across both DST changes a daily job exports every day once: a firing time that does not
