@@ -46,6 +46,8 @@ fn every_layout_gives_the_oracle_numbers() {
         ("day", "", "day=YYYY-MM-DD"),
         ("ds", "", "ds=YYYY-MM-DD"),
         ("event_date", "topics/app_opens/", "event_date=YYYY-MM-DD"),
+        // A folder above the lake that names a day is no partition of it.
+        ("date", "snapshot=20240601/", "date=YYYY-MM-DD"),
         ("nested", "", "year=YYYY/month=MM/day=DD"),
         ("plain", "", "YYYY-MM-DD"),
         ("plain-nested", "", "YYYY/MM/DD"),

@@ -396,11 +396,24 @@ pub async fn discover(
                 .iter()
                 .any(|f| key_value(f).is_some_and(|(k, _)| k == key))
         };
-        let key = DAY_KEYS
+        let mut key = DAY_KEYS
             .into_iter()
             .find(|k| has_key(k))
-            .or(has_key("year").then_some("year"))
-            .or_else(|| other_day_key(&folders));
+            .or(has_key("year").then_some("year"));
+        if key.is_none()
+            && let Some(other) = other_day_key(&folders)
+        {
+            // Not when its folders hold day partitions themselves (`ingest_date=…/date=…`, or a
+            // single `snapshot=20240601/` above a lake): that day is another.
+            let first = folders.iter().find(|f| {
+                key_value(f).is_some_and(|(k, v)| k == other && parse_hive_day(v).is_some())
+            });
+            let first = base.clone().join(first.expect("a day").as_str());
+            let inner = child_folders(store, &first).await?;
+            let days_below = (inner.iter())
+                .any(|f| parse_hive_day(key_value(f).map_or(f.as_str(), |(_, v)| v)).is_some());
+            key = (!days_below).then_some(other);
+        }
         // Days named by folders without keys: `YYYY-MM-DD/`, or `YYYY/MM/DD/`.
         let bare = match key {
             Some(_) => None,
