@@ -48,6 +48,7 @@ fn every_layout_gives_the_oracle_numbers() {
         ("event_date", "topics/app_opens/", "event_date=YYYY-MM-DD"),
         // A folder above the lake that names a day is no partition of it.
         ("date", "snapshot=20240601/", "date=YYYY-MM-DD"),
+        ("dt", "20240601/", "dt=YYYY-MM-DD"),
         ("nested", "", "year=YYYY/month=MM/day=DD"),
         ("plain", "", "YYYY-MM-DD"),
         ("plain-nested", "", "YYYY/MM/DD"),

@@ -108,6 +108,14 @@ fn other_day_key(folders: &[String]) -> Option<&str> {
         .map(|(key, _)| key)
 }
 
+/// Whether `folder`, which names a day, holds folders that name days too (`ingest_date=…/date=…`,
+/// or a single `snapshot=20240601/` above a lake): then its day is not the lake's day.
+async fn holds_days(store: Store<'_>, folder: &Path) -> object_store::Result<bool> {
+    let inner = child_folders(store, folder).await?;
+    Ok((inner.iter())
+        .any(|f| parse_hive_day(key_value(f).map_or(f.as_str(), |(_, v)| v)).is_some()))
+}
+
 /// A folder name that could be a year of a `YYYY/MM/DD` lake: four digits.
 fn bare_year(name: &str) -> bool {
     name.len() == 4 && name.bytes().all(|b| b.is_ascii_digit())
@@ -403,22 +411,18 @@ pub async fn discover(
         if key.is_none()
             && let Some(other) = other_day_key(&folders)
         {
-            // Not when its folders hold day partitions themselves (`ingest_date=…/date=…`, or a
-            // single `snapshot=20240601/` above a lake): that day is another.
             let first = folders.iter().find(|f| {
                 key_value(f).is_some_and(|(k, v)| k == other && parse_hive_day(v).is_some())
             });
-            let first = base.clone().join(first.expect("a day").as_str());
-            let inner = child_folders(store, &first).await?;
-            let days_below = (inner.iter())
-                .any(|f| parse_hive_day(key_value(f).map_or(f.as_str(), |(_, v)| v)).is_some());
-            key = (!days_below).then_some(other);
+            let first = first.expect("a day");
+            key = (!holds_days(store, &base.clone().join(first.as_str())).await?).then_some(other);
         }
         // Days named by folders without keys: `YYYY-MM-DD/`, or `YYYY/MM/DD/`.
         let bare = match key {
             Some(_) => None,
-            None if folders.iter().any(|f| parse_hive_day(f).is_some()) => {
-                Some(hive_days(&base, None, &folders))
+            None if let Some(first) = folders.iter().find(|f| parse_hive_day(f).is_some()) => {
+                let holds = holds_days(store, &base.clone().join(first.as_str())).await?;
+                (!holds).then(|| hive_days(&base, None, &folders))
             }
             None if folders.iter().any(|f| bare_year(f)) => {
                 Some(nested_days(store, &base, &folders, near, false).await?)
