@@ -221,15 +221,17 @@ pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<Array
 }
 
 impl FileFacts {
-    /// The file's column names, comma-separated, for messages.
-    pub fn column_names(&self) -> String {
-        let names: Vec<&str> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        names.join(", ")
+    /// The file's column names, comma-separated, for a message that the user column `user` is
+    /// not among them; one named as it but for case is pointed out (Hive, Trino and Athena write
+    /// names in lower case).
+    pub fn columns_instead_of(&self, user: &str) -> String {
+        let fields = self.schema.fields().iter();
+        let names: Vec<&str> = fields.map(|f| f.name().as_str()).collect();
+        let mut found = names.join(", ");
+        if let Some(near) = names.iter().find(|n| n.eq_ignore_ascii_case(user)) {
+            found.push_str(&format!(" ('{near}' differs from '{user}' in case only)"));
+        }
+        found
     }
 }
 
@@ -244,7 +246,7 @@ impl FileReport {
             Err(_) => Some(format!(
                 "no column '{}'; columns found: {}",
                 columns.user,
-                facts.column_names()
+                facts.columns_instead_of(columns.user)
             )),
             Ok(field) if id_kind(field.data_type()).is_none() => {
                 let user = columns.user;
@@ -606,7 +608,7 @@ pub fn usable<'a>(
         return Err(Error::MissingColumn {
             column: columns.user.to_string(),
             file: first.name.clone(),
-            found: facts.column_names(),
+            found: facts.columns_instead_of(columns.user),
         });
     }
     let (bad, good): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.problem(columns).is_some());
