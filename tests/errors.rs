@@ -64,19 +64,6 @@ fn no_user_column() {
         &[],
     );
     insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", "lake"], 4));
-
-    // Written in lower case (as Hive, Trino and Athena write names): said so.
-    let lower = LakeSpec {
-        user_column: "userid",
-        ..LakeSpec::default()
-    };
-    std::fs::remove_dir_all(w.join("lake")).unwrap();
-    write_lake(&w.join("lake"), &lower, &rows, &[]);
-    let stderr = fails(&w, &["query", "dau", "--lake", "lake"], 4);
-    assert!(
-        stderr.contains("columns found: userid ('userid' differs from 'userId' in case only); set"),
-        "{stderr}"
-    );
 }
 
 /// Ids written as floats (as pandas writes integers with a missing value) are refused, with how

@@ -416,6 +416,77 @@ fn whole_decimal_ids_are_integers_by_value() {
     );
 }
 
+/// A user column named as `--user-column` but for case (Hive, Trino and Athena write names in
+/// lower case; Spark reads Parquet so) is the user column, in both engines, from rollups, in
+/// user-days and in `dau sql`; a file with several such columns (and not the exact one) is named.
+#[test]
+fn a_user_column_named_so_but_for_case_is_the_user_column() {
+    let w = Workdir::new();
+    let file = |day: &str, name: &str, column: &str, ids: &[i64]| {
+        let folder = w.join(&format!("lake/date={day}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let field = Field::new(column, DataType::Int64, false);
+        let ids = Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef;
+        write_batch(&folder.join(name), vec![field], vec![ids]);
+    };
+    file("2024-06-01", "hive.parquet", "userid", &[1, 2, 2]);
+    file("2024-06-01", "spark.parquet", "userId", &[2, 3]);
+    file("2024-06-02", "trino.parquet", "USERID", &[3, 4, 4, 4]);
+    let query = |metric: &str, engine: &str, extra: &[&str]| {
+        let mut args = vec![
+            "query", metric, "--lake", "lake", "--engine", engine, "-f", "csv",
+        ];
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+    for engine in ["bitmap", "sql", "bitmap"] {
+        let run = query("opens", engine, &[]);
+        let rows: Vec<String> = (run.csv().iter()).map(|r| r[..3].join(",")).collect();
+        assert_eq!(
+            rows,
+            [
+                "date,opens,active_users",
+                "2024-06-01,5,3",
+                "2024-06-02,4,2"
+            ],
+            "{engine}: {}",
+            run.stderr
+        );
+    }
+    let run = query("user-days", "sql", &[]);
+    assert_eq!(
+        run.stdout,
+        "userId,date,opens\n1,2024-06-01,1\n2,2024-06-01,3\n3,2024-06-01,1\n\
+         3,2024-06-02,1\n4,2024-06-02,3\n"
+    );
+    let statement = "SELECT COUNT(DISTINCT userId) AS n FROM events WHERE userId > 1";
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", statement]);
+    assert_eq!(run.stdout, "n\n3\n", "{}", run.stderr);
+
+    // Two columns that are the user column but for case: which one is meant is not guessed.
+    let folder = w.join("lake/date=2024-06-03");
+    std::fs::create_dir_all(&folder).unwrap();
+    let fields = vec![
+        Field::new("userid", DataType::Int64, false),
+        Field::new("USERID", DataType::Int64, false),
+    ];
+    let ids = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+    write_batch(&folder.join("both.parquet"), fields, vec![ids(5), ids(6)]);
+    for engine in ["bitmap", "sql"] {
+        let run = query("dau", engine, &["--from", "2024-06-01"]);
+        assert_eq!(run.code, 4, "{engine}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("both.parquet)")
+                && run.stderr.contains(
+                    "columns found: userid, USERID (userid, USERID differ from 'userId' in case \
+                     only: name one exactly)"
+                ),
+            "{engine}: {}",
+            run.stderr
+        );
+    }
+}
+
 /// Ids stored as bytes without the UTF-8 annotation (as Impala and older Hive write strings) are
 /// text, one user with the same text in a file that has the annotation, in both engines; a file
 /// whose bytes are not all UTF-8 is named (exit 4), never read unchecked.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt64Array};
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options, max, min};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -93,6 +93,19 @@ pub fn whole_decimal(t: &DataType) -> bool {
             | DataType::Decimal128(_, 0)
             | DataType::Decimal256(_, 0)
     )
+}
+
+/// A file's user column: the one named `user`, else the one named so but for case, as Spark reads
+/// Parquet (Hive, Trino and Athena write names in lower case); none when several are.
+pub fn user_field<'a>(schema: &'a Schema, user: &str) -> Option<&'a Field> {
+    if let Ok(field) = schema.field_with_name(user) {
+        return Some(field);
+    }
+    let mut near = (schema.fields().iter()).filter(|f| f.name().eq_ignore_ascii_case(user));
+    match (near.next(), near.next()) {
+        (Some(field), None) => Some(field),
+        _ => None,
+    }
 }
 
 /// The type of the values of a dictionary array's type (as a writer may keep its ids), else `t`.
@@ -222,16 +235,21 @@ pub fn lake_ids(column: &dyn Array, ids: &DataType) -> std::result::Result<Array
 
 impl FileFacts {
     /// The file's column names, comma-separated, for a message that the user column `user` is
-    /// not among them; one named as it but for case is pointed out (Hive, Trino and Athena write
-    /// names in lower case).
+    /// not among them; several named as it but for case are pointed out.
     pub fn columns_instead_of(&self, user: &str) -> String {
         let fields = self.schema.fields().iter();
         let names: Vec<&str> = fields.map(|f| f.name().as_str()).collect();
-        let mut found = names.join(", ");
-        if let Some(near) = names.iter().find(|n| n.eq_ignore_ascii_case(user)) {
-            found.push_str(&format!(" ('{near}' differs from '{user}' in case only)"));
+        let near: Vec<&str> = (names.iter().copied())
+            .filter(|n| n.eq_ignore_ascii_case(user))
+            .collect();
+        match near.len() {
+            0 | 1 => names.join(", "),
+            _ => format!(
+                "{} ({} differ from '{user}' in case only: name one exactly)",
+                names.join(", "),
+                near.join(", ")
+            ),
         }
-        found
     }
 }
 
@@ -242,13 +260,13 @@ impl FileReport {
             Err(reason) => return Some(reason.clone()),
             Ok(facts) => facts,
         };
-        match facts.schema.field_with_name(columns.user) {
-            Err(_) => Some(format!(
+        match user_field(&facts.schema, columns.user) {
+            None => Some(format!(
                 "no column '{}'; columns found: {}",
                 columns.user,
                 facts.columns_instead_of(columns.user)
             )),
-            Ok(field) if id_kind(field.data_type()).is_none() => {
+            Some(field) if id_kind(field.data_type()).is_none() => {
                 let user = columns.user;
                 let hint = match field.data_type() {
                     // pandas writes an integer column that has a missing value as floats.
@@ -266,7 +284,7 @@ impl FileReport {
                     field.data_type()
                 ))
             }
-            Ok(_) => None,
+            Some(_) => None,
         }
     }
 
@@ -278,7 +296,14 @@ impl FileReport {
     /// The type of this file's user column, when it has one.
     pub fn id_type(&self, columns: &Columns<'_>) -> Option<&DataType> {
         let facts = self.facts.as_ref().ok()?;
-        Some(facts.schema.field_with_name(columns.user).ok()?.data_type())
+        Some(user_field(&facts.schema, columns.user)?.data_type())
+    }
+
+    /// The name of this file's user column (see [`user_field`]): `user`, or `user` but for case.
+    pub fn user_column<'a>(&'a self, user: &'a str) -> &'a str {
+        let facts = self.facts.as_ref().ok();
+        let field = facts.and_then(|facts| user_field(&facts.schema, user));
+        field.map_or(user, |f| f.name().as_str())
     }
 
     /// The in-file dates when they are not all this file's partition day.
@@ -393,7 +418,8 @@ fn facts(
     let row_groups = metadata.row_groups();
     let rows = file.num_rows().max(0) as u64;
 
-    let null_users = StatisticsConverter::try_new(columns.user, &schema, parquet_schema)
+    let user = user_field(&schema, columns.user).map_or(columns.user, |f| f.name().as_str());
+    let null_users = StatisticsConverter::try_new(user, &schema, parquet_schema)
         .and_then(|c| c.row_group_null_counts(row_groups))
         .ok()
         .and_then(|counts: UInt64Array| {
@@ -467,7 +493,8 @@ fn decode(
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let date_column = date_column(builder.schema(), columns);
-    let wanted = |name: &str| name == columns.user || Some(name) == date_column;
+    let user = report.user_column(columns.user);
+    let wanted = |name: &str| name == user || Some(name) == date_column;
     let leaves: Vec<usize> = builder
         .parquet_schema()
         .columns()
@@ -485,7 +512,7 @@ fn decode(
     let mut scan = FileScan::default();
     for batch in reader {
         let batch = batch.map_err(|e| undecodable(&e))?;
-        if let Some(users) = batch.column_by_name(columns.user) {
+        if let Some(users) = batch.column_by_name(user) {
             scan.null_users += users.null_count() as u64;
             if users.data_type() != ids {
                 lake_ids(users, ids)?;
@@ -565,10 +592,10 @@ async fn null_users(
     let Ok(facts) = &report.facts else {
         return Ok(0);
     };
-    let field = facts.schema.field_with_name(columns.user);
+    let field = user_field(&facts.schema, columns.user);
     Ok(match facts.null_users {
         Some(n) => n,
-        None if field.is_ok_and(|f| f.is_nullable()) => {
+        None if field.is_some_and(|f| f.is_nullable()) => {
             (scan_file(lake, report, columns, ids).await?).map_or(0, |scan| scan.null_users)
         }
         None => 0,
@@ -602,7 +629,7 @@ pub fn usable<'a>(
     if let Some((first, facts)) = readable.first()
         && readable
             .iter()
-            .all(|(_, f)| f.schema.field_with_name(columns.user).is_err())
+            .all(|(_, f)| user_field(&f.schema, columns.user).is_none())
     {
         // No readable file has the column: its name is what is wrong.
         return Err(Error::MissingColumn {

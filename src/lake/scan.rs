@@ -93,19 +93,26 @@ pub async fn scan_day(
             Ok(plain) => plain,
             Err(e) => return Ok(Err((file.meta.location.clone(), e.to_string()))),
         };
-        let column = Column::find(&plain, user, ids);
+        // The file's own name for the user column (`user` but for case, in some files).
+        let user = file.user_column(user).to_string();
+        let column = Column::find(&plain, &user, ids);
         let metadata = match names {
-            Some(_) => dictionary_encoded(plain, metadata, user),
+            Some(_) => dictionary_encoded(plain, metadata, &user),
             None => plain,
         };
         for row_group in 0..metadata.metadata().num_row_groups() {
-            groups.push((file.clone(), metadata.clone(), column, row_group));
+            groups.push((
+                file.clone(),
+                metadata.clone(),
+                column,
+                row_group,
+                user.clone(),
+            ));
         }
     }
     let chunks = stream::iter(groups)
-        .map(|(file, metadata, column, row_group)| {
+        .map(|(file, metadata, column, row_group, user)| {
             let (lake, names, ids) = (lake.clone(), names.clone(), ids.clone());
-            let user = user.to_string();
             async move {
                 spawn(async move {
                     if let Some(column) = column {

@@ -28,9 +28,9 @@ use object_store::ObjectMeta;
 
 use super::Lake;
 use super::inspect::{
-    FileReport, IdKind, IdTypes, inspect, null_users_per_day, null_warning, usable,
+    FileReport, IdKind, IdTypes, inspect, null_users_per_day, null_warning, usable, user_field,
 };
-use super::uuid::UuidIds;
+use super::uuid::UserIds;
 use crate::config::Config;
 use crate::dates::to_date32;
 use crate::{Error, Result};
@@ -247,15 +247,21 @@ impl EventsTable {
 /// as `id_type`.
 fn file_schema(schemas: &[&Schema], columns: &Columns<'_>, id_type: &DataType) -> Schema {
     let mut fields: Vec<FieldRef> = Vec::new();
-    for field in schemas.iter().flat_map(|s| s.fields()) {
-        let name = field.name().as_str();
-        if name == DATE || name == columns.date || fields.iter().any(|f| f.name() == name) {
-            continue;
-        }
-        if name == columns.user {
-            fields.push(Arc::new(Field::new(name, id_type.clone(), true)));
-        } else {
-            fields.push(Arc::new(field.as_ref().clone().with_nullable(true)));
+    for schema in schemas {
+        // (A file's user column may be named as the user column but for case.)
+        let user = user_field(schema, columns.user).map(|f| f.name().as_str());
+        for field in schema.fields() {
+            let name = match Some(field.name().as_str()) == user {
+                true => columns.user,
+                false => field.name().as_str(),
+            };
+            if name == DATE || name == columns.date || fields.iter().any(|f| f.name() == name) {
+                continue;
+            }
+            fields.push(Arc::new(match name == columns.user {
+                true => Field::new(name, id_type.clone(), true),
+                false => field.as_ref().clone().with_nullable(true),
+            }));
         }
     }
     Schema::new(fields)
@@ -343,11 +349,11 @@ impl TableProvider for EventsTable {
                 .with_table_partition_cols(vec![date_field()])
                 .build(),
         );
-        let uuids = UuidIds {
+        let users = UserIds {
             user: self.user.clone(),
         };
         let config = FileScanConfigBuilder::new(self.lake.store_url.clone(), source)
-            .with_expr_adapter(Some(Arc::new(uuids)))
+            .with_expr_adapter(Some(Arc::new(users)))
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)

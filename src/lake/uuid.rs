@@ -77,76 +77,93 @@ impl ScalarUDFImpl for UuidText {
     }
 }
 
-/// Reads a file whose `user` column holds UUIDs, where the table has text, through
-/// `uuid_text`; any other file as DataFusion does.
+/// Reads a file's user column as the table's `user`: in a file whose column is named so but for
+/// case (see [`super::inspect::user_field`]), that column; one that holds UUIDs, where the table
+/// has text, through `uuid_text`; anything else as DataFusion does.
 #[derive(Debug)]
-pub struct UuidIds {
+pub struct UserIds {
     pub user: String,
 }
 
-impl PhysicalExprAdapterFactory for UuidIds {
+impl PhysicalExprAdapterFactory for UserIds {
     fn create(
         &self,
         logical: SchemaRef,
         physical: SchemaRef,
     ) -> Result<Arc<dyn PhysicalExprAdapter>> {
-        let uuids = physical
-            .field_with_name(&self.user)
-            .ok()
-            .filter(|f| is_uuid(f.data_type()));
+        let Some(field) = super::inspect::user_field(&physical, &self.user).cloned() else {
+            return DefaultPhysicalExprAdapterFactory.create(logical, physical);
+        };
         let text = logical
             .field_with_name(&self.user)
             .is_ok_and(|f| f.data_type() == &DataType::Utf8);
-        let (Some(uuids), true) = (uuids, text) else {
+        let uuids = is_uuid(field.data_type()) && text;
+        if field.name() == &self.user && !uuids {
             return DefaultPhysicalExprAdapterFactory.create(logical, physical);
-        };
-        // The default adapter, told that the table's ids are this file's very field (so that it
-        // reads them as they are), then each read of them turned into text.
+        }
+        // The default adapter, told that the table's ids are the file's column by its name (and,
+        // for UUIDs, of its type, so that it reads them as they are).
         let fields = logical
             .fields()
             .iter()
             .map(|f| match f.name() == &self.user {
-                true => Arc::new(uuids.clone()),
+                true if uuids => Arc::new(field.clone()),
+                true => Arc::new(f.as_ref().clone().with_name(field.name())),
                 false => f.clone(),
             });
-        let as_bytes = Arc::new(Schema::new(fields.collect::<Vec<_>>()));
-        Ok(Arc::new(UuidAdapter {
-            inner: DefaultPhysicalExprAdapterFactory.create(as_bytes, physical)?,
+        let as_in_file = Arc::new(Schema::new(fields.collect::<Vec<_>>()));
+        Ok(Arc::new(UserAdapter {
+            inner: DefaultPhysicalExprAdapterFactory.create(as_in_file, physical)?,
             user: self.user.clone(),
-            text: Arc::new(ScalarUDF::from(UuidText {
-                signature: Signature::any(1, Volatility::Immutable),
-            })),
+            name: field.name().clone(),
+            text: uuids.then(|| {
+                Arc::new(ScalarUDF::from(UuidText {
+                    signature: Signature::any(1, Volatility::Immutable),
+                }))
+            }),
         }))
     }
 }
 
 #[derive(Debug)]
-struct UuidAdapter {
+struct UserAdapter {
     inner: Arc<dyn PhysicalExprAdapter>,
+    /// The table's name for the user column, and the file's.
     user: String,
-    text: Arc<ScalarUDF>,
+    name: String,
+    /// `uuid_text`, for a file of UUIDs.
+    text: Option<Arc<ScalarUDF>>,
 }
 
-impl PhysicalExprAdapter for UuidAdapter {
+impl PhysicalExprAdapter for UserAdapter {
     fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
-        self.inner
-            .rewrite(expr)?
-            .transform(|e| {
-                let Some(column) = e.downcast_ref::<Column>() else {
-                    return Ok(Transformed::no(e));
-                };
-                if column.name() != self.user {
-                    return Ok(Transformed::no(e));
-                }
-                Ok(Transformed::yes(Arc::new(ScalarFunctionExpr::new(
-                    "uuid_text",
-                    self.text.clone(),
-                    vec![e.clone()],
-                    Arc::new(Field::new(&self.user, DataType::Utf8, true)),
-                    Arc::new(ConfigOptions::default()),
-                ))))
-            })
-            .data()
+        let named = |e: &Arc<dyn PhysicalExpr>, name: &str| {
+            e.downcast_ref::<Column>()
+                .filter(|c| c.name() == name)
+                .map(|c| c.index())
+        };
+        // The table's column by the file's name, then as the default adapter reads it.
+        let expr = expr.transform(|e| match named(&e, &self.user) {
+            Some(index) => Ok(Transformed::yes(
+                Arc::new(Column::new(&self.name, index)) as _
+            )),
+            None => Ok(Transformed::no(e)),
+        });
+        let expr = self.inner.rewrite(expr.data()?)?;
+        let Some(text) = &self.text else {
+            return Ok(expr);
+        };
+        expr.transform(|e| match named(&e, &self.name) {
+            Some(_) => Ok(Transformed::yes(Arc::new(ScalarFunctionExpr::new(
+                "uuid_text",
+                text.clone(),
+                vec![e.clone()],
+                Arc::new(Field::new(&self.user, DataType::Utf8, true)),
+                Arc::new(ConfigOptions::default()),
+            )) as _)),
+            None => Ok(Transformed::no(e)),
+        })
+        .data()
     }
 }
 
