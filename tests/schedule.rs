@@ -252,6 +252,27 @@ fn a_job_output_is_checked_at_start() {
         run.stderr
     );
     assert!(!w.join("state.json").exists());
+
+    // So are its settings.
+    for (setting, said) in [
+        (
+            "wait_for_data = \"soon\"",
+            "bad wait_for_data 'soon': give a time such as \"90m\" or \"3h\" (s, m or h)",
+        ),
+        (
+            "max_change = \"0.5\"",
+            "bad max_change '0.5': give a change of dau such as \"50%\"",
+        ),
+    ] {
+        let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+        let toml = toml.replace("daily.txt", "daily.csv");
+        std::fs::write(w.join("dau.toml"), format!("{toml}{setting}\n")).unwrap();
+        let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        let want = format!("dau: job 'nightly': {said}\n");
+        assert_eq!(run.stderr, want);
+        std::fs::write(w.join("dau.toml"), toml).unwrap();
+    }
 }
 
 #[test]

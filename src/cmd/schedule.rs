@@ -258,24 +258,20 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
     // A destination dau cannot write is said now, not at the first firing.
     Sink::parse(&job.output)
         .map_err(|e| Error::usage(format!("job '{}': output", job.name), e.to_string()))?;
-    let wait = match &job.wait_for_data {
-        None => None,
-        Some(text) => Some(duration(text).ok_or_else(|| {
-            bad(
-                format!("bad wait_for_data '{text}'"),
-                "give a time such as \"90m\" or \"3h\" (s, m or h)",
-            )
-        })?),
-    };
-    let max_change = match &job.max_change {
-        None => None,
-        Some(text) => Some(percent(text).ok_or_else(|| {
-            bad(
-                format!("bad max_change '{text}'"),
-                "give a change of dau such as \"50%\"",
-            )
-        })?),
-    };
+    let wait = setting(
+        job,
+        "wait_for_data",
+        &job.wait_for_data,
+        duration,
+        "give a time such as \"90m\" or \"3h\" (s, m or h)",
+    )?;
+    let max_change = setting(
+        job,
+        "max_change",
+        &job.max_change,
+        percent,
+        "give a change of dau such as \"50%\"",
+    )?;
     Ok(Scheduled {
         job: job.clone(),
         metrics,
@@ -285,6 +281,23 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
         wait,
         max_change,
     })
+}
+
+/// A job's optional setting `name`, parsed; a usage error saying what is wrong with it.
+fn setting<T>(
+    job: &Job,
+    name: &str,
+    value: &Option<String>,
+    parse: fn(&str) -> Option<T>,
+    hint: &str,
+) -> Result<Option<T>> {
+    (value.as_deref())
+        .map(|text| {
+            parse(text).ok_or_else(|| {
+                Error::usage(format!("job '{}': bad {name} '{text}'", job.name), hint)
+            })
+        })
+        .transpose()
 }
 
 /// `30s`, `90m` or `3h`.
