@@ -312,7 +312,23 @@ fn curl(args: &[&str]) -> (u16, String) {
 #[test]
 fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
     let w = Workdir::new();
-    let rows = setup(&w, "0 0 1 1 *");
+    let mut rows = setup(&w, "0 0 1 1 *");
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    std::fs::write(w.join("dau.toml"), format!("{toml}max_change = \"50%\"\n")).unwrap();
+    // The day run over HTTP has three users, far fewer than a week before.
+    let day = Utc::now().date_naive() - Days::new(3);
+    let folder = w.join("lake").join(format!("date={day}"));
+    for file in ["part-0.parquet", "part-1.parquet"] {
+        std::fs::remove_file(folder.join(file)).unwrap();
+    }
+    write_file(
+        &folder.join("part-0.parquet"),
+        &LakeSpec::default(),
+        &[7, 8, 9],
+        day,
+    );
+    rows.retain(|(d, _)| *d != day);
+    rows.extend([(day, 7), (day, 8), (day, 9)]);
     let yesterday = Utc::now().date_naive() - Days::new(1);
     for folder in std::fs::read_dir(w.join("lake")).unwrap() {
         let marker = folder.unwrap().path().join("_SUCCESS");
@@ -341,7 +357,6 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
         assert!(Instant::now() < deadline, "the server never answered");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let day = Utc::now().date_naive() - Days::new(3);
     let run = format!("{base}/jobs/nightly/run?date={day}");
     assert_eq!(curl(&["-X", "POST", &run]).0, 401);
     assert_eq!(
@@ -372,6 +387,10 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
     );
     assert_eq!(
         values["dau_job_rows_exported_total{job=\"nightly\"}"], 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        values["dau_job_unusual_days_total{job=\"nightly\"}"], 1.0,
         "{text}"
     );
     // Yesterday has no _SUCCESS yet: the day before is the newest finished one.

@@ -354,6 +354,8 @@ struct JobStats {
     rows: u64,
     last_success: Option<DateTime<Utc>>,
     last_seconds: f64,
+    /// Exported days whose dau was further from a week before's than `max_change`.
+    unusual: u64,
     /// Failed for good since the last success (alerted once).
     failing: bool,
 }
@@ -391,20 +393,7 @@ async fn run_job(
                 if set_failing(stats, name, false) {
                     alert(config, &format!("recovered: job {name} exported {day}")).await;
                 }
-                if let Some(limit) = job.max_change {
-                    match unusual(config, day, limit).await {
-                        Ok(Some(text)) => {
-                            tracing::warn!(job = %name, %day, outcome = "unusual", "job {name} date {day}: {text}");
-                            alert(config, &format!("unusual: job {name}: {text}")).await;
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(
-                            job = %name,
-                            %day,
-                            "job {name} date {day}: cannot compare its dau with a week before: {e}"
-                        ),
-                    }
-                }
+                check_change(config, job, day, stats).await;
                 return true;
             }
             Err(e) => match waiting {
@@ -444,6 +433,32 @@ async fn run_job(
         alert(config, &text).await;
     }
     false
+}
+
+/// With `max_change`, compares the dau of the day just exported with a week before's; an unusual
+/// one is logged, counted and sent to the webhooks.
+async fn check_change(config: &Config, job: &Scheduled, day: NaiveDate, stats: &Stats) {
+    let (Some(limit), name) = (job.max_change, &job.job.name) else {
+        return;
+    };
+    match unusual(config, day, limit).await {
+        Ok(Some(text)) => {
+            tracing::warn!(job = %name, %day, outcome = "unusual", "job {name} date {day}: {text}");
+            stats
+                .lock()
+                .expect("stats")
+                .entry(name.clone())
+                .or_default()
+                .unusual += 1;
+            alert(config, &format!("unusual: job {name}: {text}")).await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(
+            job = %name,
+            %day,
+            "job {name} date {day}: cannot compare its dau with a week before: {e}"
+        ),
+    }
 }
 
 /// Marks whether a job is in a failing streak; returns whether it was.
@@ -632,10 +647,13 @@ async fn run_now(
         },
     };
     match attempt_job(&app.config, job, day, &app.stats, (1, 1), false).await {
-        Ok(rows) => (
-            StatusCode::OK,
-            format!("job {name} date {day}: ok, {rows} row(s)\n"),
-        ),
+        Ok(rows) => {
+            check_change(&app.config, job, day, &app.stats).await;
+            (
+                StatusCode::OK,
+                format!("job {name} date {day}: ok, {rows} row(s)\n"),
+            )
+        }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("job {name} date {day}: failed: {e}\n"),
@@ -656,7 +674,7 @@ type Series = (
 async fn prometheus(State(app): State<App>) -> String {
     let stats = app.stats.lock().expect("stats").clone();
     let mut out = String::new();
-    let series: [Series; 5] = [
+    let series: [Series; 6] = [
         ("dau_job_runs_total", "counter", "Exports attempted", |s| {
             Some(s.runs as f64)
         }),
@@ -683,6 +701,12 @@ async fn prometheus(State(app): State<App>) -> String {
             "gauge",
             "How long the last export took",
             |s| Some(s.last_seconds),
+        ),
+        (
+            "dau_job_unusual_days_total",
+            "counter",
+            "Exported days whose dau was further from a week before's than max_change",
+            |s| Some(s.unusual as f64),
         ),
     ];
     for (metric, kind, help, value) in series {
