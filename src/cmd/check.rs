@@ -18,6 +18,9 @@ use crate::lake::{Lake, SUCCESS};
 use crate::output::say;
 use crate::{Error, Result};
 
+/// How many of the files a Spark sink's log does not list the report for people shows.
+const UNLISTED_SHOWN: usize = 20;
+
 /// How many files are read in full at once.
 const CONCURRENT_SCANS: usize = 4;
 
@@ -370,11 +373,15 @@ fn render(report: &Report) -> String {
                  failed batch's, or one still being written):",
                 log.unlisted_files.len()
             ));
-            out.extend(
-                log.unlisted_files
-                    .iter()
-                    .map(|f| format!("            {f}")),
-            );
+            // (A long-running sink can leave thousands: the JSON has them all.)
+            let shown = log.unlisted_files.iter().take(UNLISTED_SHOWN);
+            out.extend(shown.map(|f| format!("            {f}")));
+            if log.unlisted_files.len() > UNLISTED_SHOWN {
+                let more = log.unlisted_files.len() - UNLISTED_SHOWN;
+                out.push(format!(
+                    "            and {more} more (--format json lists them all)"
+                ));
+            }
         }
     }
     let mut table = Table::new();
