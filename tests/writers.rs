@@ -217,5 +217,18 @@ fn a_spark_streaming_sink_counts_only_the_files_its_log_lists() {
             "{engine}: {}",
             run.stderr
         );
-    }
+    } // `dau check` lists it among its problems.
+    let check = w.run(&["check", "--lake", "lake", "--format", "json"]);
+    assert_eq!(check.code, 4, "{}", check.stderr);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    let lost = report["spark_log"]["lost_files"].as_array().unwrap();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    let name = gone.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        lost[0]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/date=2024-06-02/{name}"))
+    );
+    assert_eq!(report["problems"], 1);
 }

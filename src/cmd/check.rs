@@ -91,6 +91,9 @@ pub struct SparkLogReport {
     /// Files in the checked partitions that the log does not list, so are not read: a failed
     /// batch's, or one still being written. Not a problem: Spark's reader leaves them out too.
     pub unlisted_files: Vec<String>,
+    /// Files the log lists (as it writes them) that their partitions do not have: a problem each,
+    /// as their days would be undercounted.
+    pub lost_files: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -153,7 +156,9 @@ pub async fn run(config: &Config, args: &CheckArgs) -> Result<()> {
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;
-    let lake = Lake::open(config.lake()?, config, from.zip(to)).await?;
+    let mut lake = Lake::open(config.lake()?, config, from.zip(to)).await?;
+    // A file the Spark log lists that is gone is one of the problems, not the end of the check.
+    lake.list_lost = true;
     let (from, to) = lake.range(from, to, |_| lake.first_day())?;
     let report = examine(&lake, config, from, to).await?;
     match args.format {
@@ -281,7 +286,8 @@ pub async fn examine(
         + split_days.len()
         + duplicate_files.len()
         + lake.skipped.len()
-        + lake.strays.len();
+        + lake.strays.len()
+        + lake.lost(from, to).len();
     Ok(Report {
         lake: lake.name.clone(),
         layout: lake.layout.to_string(),
@@ -299,6 +305,7 @@ pub async fn examine(
             folder: lake.describe(&log.folder),
             batch: log.batch,
             unlisted_files: lake.unlisted(from, to),
+            lost_files: lake.lost(from, to),
         }),
         days,
         bad_files,
@@ -484,6 +491,12 @@ fn render(report: &Report) -> String {
         problems.push(format!(
             "copies of one file ({effect}): {}",
             d.files.join(", ")
+        ));
+    }
+    for f in report.spark_log.iter().flat_map(|log| &log.lost_files) {
+        problems.push(format!(
+            "file the Spark log lists but its partition does not have (its day is undercounted): \
+             {f}"
         ));
     }
     for f in &report.skipped_folders {

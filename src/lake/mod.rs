@@ -59,6 +59,11 @@ pub struct Lake {
     pub spark_log: Option<SparkLog>,
     /// Each listed day's files that the Spark log does not list, left out.
     unlisted: Mutex<BTreeMap<NaiveDate, Vec<Path>>>,
+    /// Each listed day's files that the Spark log lists but its partition does not have.
+    lost: Mutex<BTreeMap<NaiveDate, Vec<String>>>,
+    /// Whether such a file is kept for [`Lake::lost`] (for `dau check`) instead of failing the
+    /// listing: its day would be undercounted.
+    pub list_lost: bool,
     display_prefix: String,
     /// Which credentials requests carry, for permission errors.
     credentials: String,
@@ -170,6 +175,8 @@ impl Lake {
             strays: found.strays,
             spark_log,
             unlisted: Mutex::default(),
+            lost: Mutex::default(),
+            list_lost: false,
             display_prefix: location.display_prefix,
             credentials: location.credentials,
             listings: Mutex::default(),
@@ -400,16 +407,22 @@ impl Lake {
                 })
             });
             if let Some(log) = &self.spark_log {
-                let left = log.keep(day, &mut files).map_err(|path| Error::SparkLog {
-                    log: self.describe(&log.folder),
-                    what: format!(
-                        "it lists {path}, which is not in the partition of {day}: restore the \
-                         file (the day would be undercounted without it), or move the log away \
-                         to count the partition's files as they are"
-                    ),
-                })?;
-                let mut unlisted = self.unlisted.lock().expect("unlisted files");
-                unlisted.insert(day, left);
+                let (left, lost) = log.keep(day, &mut files);
+                if let (Some(path), false) = (lost.first(), self.list_lost) {
+                    return Err(Error::SparkLog {
+                        log: self.describe(&log.folder),
+                        what: format!(
+                            "it lists {path}, which is not in the partition of {day}: restore \
+                             the file (the day would be undercounted without it), or move the \
+                             log away to count the partition's files as they are"
+                        ),
+                    });
+                }
+                self.unlisted
+                    .lock()
+                    .expect("unlisted files")
+                    .insert(day, left);
+                self.lost.lock().expect("lost files").insert(day, lost);
             }
             let data = !files.is_empty();
             if self.done_marker.is_some() && !done {
@@ -430,6 +443,15 @@ impl Lake {
         let unlisted = self.unlisted.lock().expect("unlisted files");
         let files = unlisted.range(from..=to).flat_map(|(_, files)| files);
         files.map(|f| self.describe(f)).collect()
+    }
+
+    /// The files from `from` to `to` that the Spark log lists but their partitions do not have
+    /// (listed with [`Lake::list_lost`]), as the log writes them.
+    pub fn lost(&self, from: NaiveDate, to: NaiveDate) -> Vec<String> {
+        let lost = self.lost.lock().expect("lost files");
+        lost.range(from..=to)
+            .flat_map(|(_, files)| files.clone())
+            .collect()
     }
 
     /// The file (`_SUCCESS`) a finished partition holds, if the lake's writer leaves one.

@@ -101,9 +101,9 @@ impl SparkLog {
         }))
     }
 
-    /// Keeps the `listed` files of `day` that the log lists, and gives those it does not; fails
-    /// with the path of a file the log lists for the day that is not among them.
-    pub fn keep(&self, day: NaiveDate, listed: &mut Vec<ObjectMeta>) -> Result<Vec<Path>, String> {
+    /// Keeps the `listed` files of `day` that the log lists; gives those it does not, and the
+    /// paths of the files the log lists for the day that are not among them.
+    pub fn keep(&self, day: NaiveDate, listed: &mut Vec<ObjectMeta>) -> (Vec<Path>, Vec<String>) {
         let logged = self.days.get(&day).map(Vec::as_slice).unwrap_or_default();
         let logged_segments: Vec<Vec<String>> = logged.iter().map(|p| segments(p)).collect();
         let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -128,10 +128,10 @@ impl SparkLog {
             }
             found.is_some()
         });
-        match seen.iter().position(|seen| !seen) {
-            Some(i) => Err(logged[i].clone()),
-            None => Ok(left),
-        }
+        let missing = (logged.iter().zip(seen))
+            .filter(|(_, seen)| !seen)
+            .map(|(path, _)| path.clone());
+        (left, missing.collect())
     }
 }
 
@@ -279,7 +279,8 @@ mod tests {
         .into_iter()
         .map(meta)
         .collect();
-        let left = log.keep(day("2024-06-01"), &mut listed).unwrap();
+        let (left, missing) = log.keep(day("2024-06-01"), &mut listed);
+        assert!(missing.is_empty(), "{missing:?}");
         let kept: Vec<&str> = listed.iter().map(|m| m.location.as_ref()).collect();
         assert_eq!(
             kept,
@@ -298,12 +299,11 @@ mod tests {
         );
         // The deleted file is data no more; a logged file that is not there is named.
         let mut listed = vec![meta("lake/date=2024-06-02/part-2.parquet")];
-        assert_eq!(log.keep(day("2024-06-02"), &mut listed).unwrap().len(), 1);
+        assert_eq!(log.keep(day("2024-06-02"), &mut listed).0.len(), 1);
         let mut listed = vec![meta("lake/date=2024-06-01/part-0.parquet")];
-        assert_eq!(
-            log.keep(day("2024-06-01"), &mut listed),
-            Err(at("2024-06-01", 3))
-        );
+        let (left, missing) = log.keep(day("2024-06-01"), &mut listed);
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(missing, [at("2024-06-01", 3)]);
     }
 
     #[tokio::test]
@@ -345,7 +345,11 @@ mod tests {
         assert_eq!(log.batch, None);
         let mut listed = vec![meta("lake/date=2024-06-01/p.parquet")];
         let day = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
-        assert_eq!(log.keep(day, &mut listed).unwrap().len(), 1);
+        let left = (
+            vec![Path::parse("lake/date=2024-06-01/p.parquet").unwrap()],
+            vec![],
+        );
+        assert_eq!(log.keep(day, &mut listed), left);
         assert!(listed.is_empty());
     }
 }
