@@ -112,8 +112,7 @@ fn other_day_key(folders: &[String]) -> Option<&str> {
 /// or a single `snapshot=20240601/` above a lake): then its day is not the lake's day.
 async fn holds_days(store: Store<'_>, folder: &Path) -> object_store::Result<bool> {
     let inner = child_folders(store, folder).await?;
-    Ok((inner.iter())
-        .any(|f| parse_hive_day(key_value(f).map_or(f.as_str(), |(_, v)| v)).is_some()))
+    Ok(inner.iter().any(|f| folder_day(f).is_some()))
 }
 
 /// A folder name that could be a year of a `YYYY/MM/DD` lake: four digits.
@@ -124,6 +123,11 @@ fn bare_year(name: &str) -> bool {
 /// `key=value` → (key, value).
 fn key_value(name: &str) -> Option<(&str, &str)> {
     name.split_once('=')
+}
+
+/// The day a folder named `key=DAY`, or `DAY` alone, names.
+pub fn folder_day(name: &str) -> Option<NaiveDate> {
+    parse_hive_day(key_value(name).map_or(name, |(_, value)| value))
 }
 
 /// Parses a hive day value, `YYYY-MM-DD` or `YYYYMMDD` exactly.

@@ -132,8 +132,7 @@ impl Lake {
                 .rsplit('/')
                 .next()
                 .unwrap_or_default();
-            let day = last.split_once('=').map_or(last, |(_, day)| day);
-            if layout::parse_hive_day(day).is_some() {
+            if layout::folder_day(last).is_some() {
                 found.push_str("; this is one day's partition: give the folder above it");
             }
             return Err(Error::NoLayout {
