@@ -276,6 +276,12 @@ pub async fn examine(
     let schema_drift = drift(&reports);
     let days: Vec<DayReport> = per_day.into_values().collect();
     let null_days = days.iter().filter(|d| d.null_user_ids > 0).count();
+    let spark_log = lake.spark_log.as_ref().map(|log| SparkLogReport {
+        folder: lake.describe(&log.folder),
+        batch: log.batch,
+        unlisted_files: lake.unlisted(from, to),
+        lost_files: lake.lost(from, to),
+    });
     let problems = missing_days.len()
         + empty_days.len()
         + unfinished_days.len()
@@ -287,7 +293,7 @@ pub async fn examine(
         + duplicate_files.len()
         + lake.skipped.len()
         + lake.strays.len()
-        + lake.lost(from, to).len();
+        + spark_log.as_ref().map_or(0, |log| log.lost_files.len());
     Ok(Report {
         lake: lake.name.clone(),
         layout: lake.layout.to_string(),
@@ -301,12 +307,7 @@ pub async fn examine(
         empty_days,
         unfinished_days,
         done_marker: lake.done_marker().map(str::to_string),
-        spark_log: lake.spark_log.as_ref().map(|log| SparkLogReport {
-            folder: lake.describe(&log.folder),
-            batch: log.batch,
-            unlisted_files: lake.unlisted(from, to),
-            lost_files: lake.lost(from, to),
-        }),
+        spark_log,
         days,
         bad_files,
         schema_drift,
