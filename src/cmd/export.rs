@@ -1,13 +1,12 @@
 //! `dau export METRIC…`: the nightly delivery. Computes the metrics for a day (or a range) and
 //! merges them into a destination, replacing the rows of those days, so that a rerun is harmless.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 use clap::Args;
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
@@ -110,28 +109,24 @@ pub fn percent(text: &str) -> Option<f64> {
 /// either day has no number (not in the lake, or missing), or a week before had no user.
 pub async fn unusual(config: &Config, day: NaiveDate, limit: f64) -> Result<Option<String>> {
     let before = day - Days::new(7);
-    let query = Query::new(Metric::Dau, before, day, false)?;
-    let lake = Arc::new(Lake::open(config.lake()?, config, Some(query.span())).await?);
+    let lake = Arc::new(Lake::open(config.lake()?, config, Some((before, day))).await?);
     if !lake.days.contains_key(&before) || !lake.days.contains_key(&day) {
         return Ok(None);
     }
-    let answer = metrics::run(lake, config, &query).await?;
-    let mut dau = BTreeMap::new();
-    for batch in answer.rows.try_collect::<Vec<_>>().await? {
-        let dates = batch.column(0).as_primitive::<Date32Type>();
-        let values = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)
-            .map_err(|e| Error::Query(e.into()))?;
-        let values = values.as_primitive::<Int64Type>();
-        for (date, value) in dates.iter().zip(values.iter()) {
-            if let (Some(date), Some(value)) = (date, value) {
-                dau.insert(date, value);
-            }
+    // Each of the two days alone: the days between them are not read.
+    let mut dau = Vec::new();
+    for d in [before, day] {
+        let query = Query::new(Metric::Dau, d, d, false)?;
+        let answer = metrics::run(lake.clone(), config, &query).await?;
+        let mut value = None;
+        for batch in answer.rows.try_collect::<Vec<_>>().await? {
+            let values = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)
+                .map_err(|e| Error::Query(e.into()))?;
+            value = value.or(values.as_primitive::<Int64Type>().iter().flatten().next());
         }
+        dau.push(value);
     }
-    let (Some(&then), Some(&now)) = (
-        dau.get(&crate::dates::to_date32(before)),
-        dau.get(&crate::dates::to_date32(day)),
-    ) else {
+    let [Some(then), Some(now)] = dau[..] else {
         return Ok(None);
     };
     if then == 0 {
