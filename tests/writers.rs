@@ -2,7 +2,8 @@
 //! codec, both page versions, delta, byte-stream-split and overflowing dictionary encodings, no
 //! statistics, NULLs, ids of every width, whole decimals and pandas categoricals: both engines, cold and from
 //! rollups, give what DuckDB counts in the same files. A Spark Structured Streaming sink
-//! (`tests/spark_sink.py`) is counted as its log lists it.
+//! (`tests/spark_sink.py`) is counted as its log lists it, and lakes partitioned by a column of
+//! timestamps (`tests/timestamp_partitions.py`) by their days.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -231,4 +232,78 @@ fn a_spark_streaming_sink_counts_only_the_files_its_log_lists() {
             .ends_with(&format!("/date=2024-06-02/{name}"))
     );
     assert_eq!(report["problems"], 1);
+}
+
+/// A lake partitioned by a column of timestamps at midnight, as pandas (pyarrow), Polars, DuckDB
+/// and Spark write one (`tests/timestamp_partitions.py`: `date=2024-06-01%2000%3A00%3A00…`, each
+/// in its own spelling): each folder is its day, in both engines, cold and from rollups; a folder
+/// at another time of day names no day and is skipped with a warning, never counted in silence.
+#[test]
+fn a_partition_column_of_timestamps_names_its_days() {
+    let w = Workdir::new();
+    let rows = random_rows(29, day("2024-06-01"), 3, 300);
+    let lines: String = rows.iter().map(|(d, u)| format!("{u},{d}\n")).collect();
+    std::fs::write(w.join("rows.csv"), format!("userId,date\n{lines}")).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/timestamp_partitions.py");
+    let written = Command::new(venv().join("bin").join("python"))
+        .args([script, "rows.csv", "."])
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&written.stderr);
+    assert!(written.status.success(), "{stderr}");
+    let mut opens: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+    for (d, _) in &rows {
+        *opens.entry(*d).or_default() += 1;
+    }
+    let users = active(&rows);
+    let oracle: Vec<[String; 3]> = (opens.iter())
+        .map(|(d, n)| [d.to_string(), n.to_string(), users[d].len().to_string()])
+        .collect();
+    assert_eq!(oracle.len(), 3);
+    let counted = |lake: &str, engine: &str| -> Run {
+        w.run(&[
+            "query", "opens", "--lake", lake, "--format", "csv", "--engine", engine,
+        ])
+    };
+    for lake in ["pyarrow", "pyarrow-utc", "polars", "duckdb", "spark"] {
+        for engine in ["sql", "bitmap", "bitmap"] {
+            let run = counted(lake, engine);
+            assert_eq!(run.code, 0, "{lake} {engine}: {}", run.stderr);
+            let rows: Vec<[String; 3]> = (run.csv()[1..].iter())
+                .map(|r| [r[0].clone(), r[1].clone(), r[2].clone()])
+                .collect();
+            assert_eq!(rows, oracle, "{lake} {engine}");
+        }
+    }
+    let check = w.run(&["check", "--lake", "spark"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(
+        check
+            .stdout
+            .starts_with("lake      spark (date=YYYY-MM-DD 00:00:00)\n"),
+        "{}",
+        check.stdout
+    );
+
+    // An hour's folder beside the days: not a day, skipped and named.
+    let day_2 = w.join("spark/date=2024-06-02 00%3A00%3A00");
+    let hour = w.join("spark/date=2024-06-02 13%3A00%3A00");
+    std::fs::create_dir(&hour).unwrap();
+    for file in std::fs::read_dir(&day_2).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, hour.join(file.file_name().unwrap())).unwrap();
+    }
+    for engine in ["sql", "bitmap"] {
+        let run = counted("spark", engine);
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        assert_eq!(run.csv().len(), 4, "{engine}");
+        assert!(
+            run.stderr.contains(
+                "skipped 1 folder(s) that do not name a day: date=2024-06-02 13%3A00%3A00"
+            ),
+            "{engine}: {}",
+            run.stderr
+        );
+    }
 }

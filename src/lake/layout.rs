@@ -18,11 +18,10 @@ const MAX_PREFIX_DEPTH: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
     /// One folder per day, `key=YYYY-MM-DD` with key `date`, `dt`, `day` or another whose values
-    /// are days (`ds`); `compact` when every day is written `key=YYYYMMDD` instead (as many Hive
-    /// and Spark jobs write `dt`).
-    Hive { key: String, compact: bool },
-    /// One folder per day named by the day alone, `YYYY-MM-DD` (`compact`: `YYYYMMDD`).
-    Bare { compact: bool },
+    /// are days (`ds`), in any of the `spelling`s.
+    Hive { key: String, spelling: Spelling },
+    /// One folder per day named by the day alone, `YYYY-MM-DD` or `YYYYMMDD`.
+    Bare { spelling: Spelling },
     /// `year=YYYY/month=MM/day=DD`; not `keyed`: `YYYY/MM/DD` (as Kinesis Firehose, Kafka
     /// Connect's time-based partitioner and many exports write).
     Nested { keyed: bool },
@@ -31,15 +30,34 @@ pub enum Layout {
 impl std::fmt::Display for Layout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Layout::Hive { key, compact } => match compact {
-                true => write!(f, "{key}=YYYYMMDD"),
-                false => write!(f, "{key}=YYYY-MM-DD"),
-            },
-            Layout::Bare { compact: true } => write!(f, "YYYYMMDD"),
-            Layout::Bare { compact: false } => write!(f, "YYYY-MM-DD"),
+            Layout::Hive { key, spelling } => write!(f, "{key}={spelling}"),
+            Layout::Bare { spelling } => write!(f, "{spelling}"),
             Layout::Nested { keyed: true } => write!(f, "year=YYYY/month=MM/day=DD"),
             Layout::Nested { keyed: false } => write!(f, "YYYY/MM/DD"),
         }
+    }
+}
+
+/// How the lake's partition values spell their days: as every one is spelled, else `Dashed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spelling {
+    /// `YYYY-MM-DD`.
+    Dashed,
+    /// `YYYYMMDD`, as many Hive and Spark jobs write `dt`.
+    Compact,
+    /// A timestamp at midnight, as Spark, pandas (pyarrow), Polars and DuckDB write a partition
+    /// column of timestamps: `2024-06-01 00:00:00`, escaped (`%3A`, `%20`), with or without
+    /// fractions of a second and a zone.
+    Midnight,
+}
+
+impl std::fmt::Display for Spelling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Spelling::Dashed => "YYYY-MM-DD",
+            Spelling::Compact => "YYYYMMDD",
+            Spelling::Midnight => "YYYY-MM-DD 00:00:00",
+        })
     }
 }
 
@@ -130,14 +148,49 @@ pub fn folder_day(name: &str) -> Option<NaiveDate> {
     parse_hive_day(key_value(name).map_or(name, |(_, value)| value))
 }
 
-/// Parses a hive day value, `YYYY-MM-DD` or `YYYYMMDD` exactly.
+/// Parses a hive day value, `YYYY-MM-DD` or `YYYYMMDD` exactly, or a timestamp at midnight.
 pub fn parse_hive_day(value: &str) -> Option<NaiveDate> {
-    let format = match value.len() {
-        10 => "%Y-%m-%d",
-        8 if value.bytes().all(|b| b.is_ascii_digit()) => "%Y%m%d",
+    hive_day(value).map(|(day, _)| day)
+}
+
+/// The day a hive value names, and how it spells it.
+fn hive_day(value: &str) -> Option<(NaiveDate, Spelling)> {
+    let (format, spelling) = match value.len() {
+        10 => ("%Y-%m-%d", Spelling::Dashed),
+        8 if value.bytes().all(|b| b.is_ascii_digit()) => ("%Y%m%d", Spelling::Compact),
+        11.. => return midnight(value).map(|day| (day, Spelling::Midnight)),
         _ => return None,
     };
-    NaiveDate::parse_from_str(value, format).ok()
+    Some((NaiveDate::parse_from_str(value, format).ok()?, spelling))
+}
+
+/// The day of a timestamp value at midnight, `YYYY-MM-DD 00:00:00` (or `T`), percent-escaped or
+/// not, with or without fractions of a second and a zone (`Z`, `+0200`, `-04:00`): at midnight
+/// in its own zone, the day the writer meant. Any other time of day names no day.
+fn midnight(value: &str) -> Option<NaiveDate> {
+    let value = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .ok()?;
+    let (day, time) = (value.get(..10)?, value.get(10..)?);
+    let time = time.strip_prefix([' ', 'T'])?;
+    let time = time.strip_suffix('Z').unwrap_or(time);
+    let time = match time.rfind(['+', '-']) {
+        Some(at) if zone(&time[at + 1..]) => &time[..at],
+        _ => time,
+    };
+    let at = chrono::NaiveTime::parse_from_str(time, "%H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(time, "%H:%M"))
+        .ok()?;
+    let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    (at == chrono::NaiveTime::MIN).then_some(day)
+}
+
+/// Whether `offset` is a zone offset's hours and minutes: `HH`, `HHMM` or `HH:MM`.
+fn zone(offset: &str) -> bool {
+    let digits: String = offset.chars().filter(|c| *c != ':').collect();
+    matches!(digits.len(), 2 | 4)
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (offset.len() == digits.len() || offset.as_bytes().get(2) == Some(&b':'))
 }
 
 /// Parses `year=`, `month=`, `day=` numbers into a real day.
@@ -188,6 +241,13 @@ async fn is_iceberg(store: Store<'_>, table: &Path) -> object_store::Result<bool
             .filename()
             .is_some_and(|n| n.ends_with(".metadata.json"))
     }))
+}
+
+/// The folder `name` (as listed) in `dir`, as named: `Path::join` would escape a `%` in it, and a
+/// partition column of timestamps is written `date=2024-06-01%2000%3A00%3A00`.
+fn child(dir: &Path, name: &str) -> Path {
+    dir.clone()
+        .join(PathPart::parse(name).unwrap_or_else(|_| PathPart::from(name)))
 }
 
 /// Child folder names of `dir` (hidden ones left out), sorted.
@@ -419,13 +479,13 @@ pub async fn discover(
                 key_value(f).is_some_and(|(k, v)| k == other && parse_hive_day(v).is_some())
             });
             let first = first.expect("a day");
-            key = (!holds_days(store, &base.clone().join(first.as_str())).await?).then_some(other);
+            key = (!holds_days(store, &child(&base, first)).await?).then_some(other);
         }
         // Days named by folders without keys: `YYYY-MM-DD/`, or `YYYY/MM/DD/`.
         let bare = match key {
             Some(_) => None,
             None if let Some(first) = folders.iter().find(|f| parse_hive_day(f).is_some()) => {
-                let holds = holds_days(store, &base.clone().join(first.as_str())).await?;
+                let holds = holds_days(store, &child(&base, first)).await?;
                 (!holds).then(|| hive_days(&base, None, &folders))
             }
             None if folders.iter().any(|f| bare_year(f)) => {
@@ -446,7 +506,7 @@ pub async fn discover(
         let Some(key) = key else {
             match folders.as_slice() {
                 [only] if files.is_empty() => {
-                    base = base.clone().join(only.as_str());
+                    base = child(&base, only);
                     continue;
                 }
                 _ => {
@@ -485,7 +545,7 @@ fn hive_days(base: &Path, key: Option<&str>, folders: &[String]) -> Discovered {
         base: base.clone(),
         ..Discovered::default()
     };
-    let mut compact = true;
+    let mut spellings = Vec::new();
     for name in folders {
         let value = match key {
             Some(key) => match key_value(name) {
@@ -494,23 +554,26 @@ fn hive_days(base: &Path, key: Option<&str>, folders: &[String]) -> Discovered {
             },
             None => name.as_str(),
         };
-        match parse_hive_day(value) {
-            Some(day) => {
-                compact &= value.len() == 8;
-                let partition = base.clone().join(name.as_str());
+        match hive_day(value) {
+            Some((day, spelling)) => {
+                spellings.push(spelling);
+                let partition = child(base, name);
                 found.days.entry(day).or_default().push(partition);
             }
             None if key.is_some() => found.skipped.push(name.clone()),
             None => {}
         }
     }
-    let compact = compact && !found.days.is_empty();
+    let spelling = match spellings.split_first() {
+        Some((first, rest)) if rest.iter().all(|s| s == first) => *first,
+        _ => Spelling::Dashed,
+    };
     found.layout = Some(match key {
         Some(key) => Layout::Hive {
             key: key.to_string(),
-            compact,
+            spelling,
         },
-        None => Layout::Bare { compact },
+        None => Layout::Bare { spelling },
     });
     found
 }
@@ -556,7 +619,7 @@ async fn nested_days(
         .filter_map(|y| {
             let v = nested_value(y, "year", keyed).filter(|v| keyed || bare_year(v))?;
             let key = (number(v).map_or(-1, |n| n as i32), 1);
-            Some((key, (v.to_string(), base.clone().join(y.as_str()))))
+            Some((key, (v.to_string(), child(base, y))))
         })
         .filter(|(key, _)| near.is_none() || key.0 >= 0)
         .collect();
@@ -582,11 +645,7 @@ async fn nested_days(
                 );
                 month_paths.push((
                     key,
-                    (
-                        year.clone(),
-                        month.to_string(),
-                        year_path.clone().join(m.as_str()),
-                    ),
+                    (year.clone(), month.to_string(), child(year_path, &m)),
                 ));
             }
         }
@@ -608,7 +667,7 @@ async fn nested_days(
                     .days
                     .entry(date)
                     .or_default()
-                    .push(month_path.clone().join(d.as_str())),
+                    .push(child(month_path, &d)),
                 None if keyed => found.skipped.push(format!("year={year}/month={month}/{d}")),
                 None => found.skipped.push(format!("{year}/{month}/{d}")),
             }
@@ -833,6 +892,47 @@ mod tests {
         }
     }
 
+    /// A partition column of timestamps names its days by their midnights, as each writer spells
+    /// them; another time of day names no day.
+    #[test]
+    fn midnight_timestamps_name_their_day() {
+        for (spelled, writer) in [
+            ("2024-06-18 00%3A00%3A00", "Spark, Hive"),
+            ("2024-06-18%2000%3A00%3A00", "DuckDB, pyarrow in seconds"),
+            ("2024-06-18%2000%3A00%3A00.000000000", "pyarrow, Polars"),
+            ("2024-06-18%2000%3A00%3A00.000000Z", "pyarrow with a zone"),
+            ("2024-06-18 00:00:00", "unescaped"),
+            ("2024-06-18T00:00:00+02:00", "ISO with an offset"),
+            ("2024-06-18T00:00-0400", "minutes only"),
+            ("2024-06-18 00:00:00+05", "hours of offset"),
+        ] {
+            assert_eq!(
+                hive_day(spelled),
+                Some((
+                    NaiveDate::from_ymd_opt(2024, 6, 18).unwrap(),
+                    Spelling::Midnight
+                )),
+                "{writer}: {spelled}"
+            );
+        }
+        for not_a_day in [
+            "2024-06-18 04:00:00.000000Z",
+            "2024-06-18 00:00:01",
+            "2024-06-18 00:00:00.5",
+            "2024-06-18 24:00:00",
+            "2024-06-18 00:00:00+2",
+            "2024-06-18 00:00:00 UTC",
+            "2024-06-18 00%3",
+            "2024-06-1800:00:00",
+            "2024-02-30 00:00:00",
+            "2024-06-18 ",
+            "2024-06-18%ZZ00:00:00",
+            "20240618 00:00:00",
+        ] {
+            assert_eq!(parse_hive_day(not_a_day), None, "{not_a_day}");
+        }
+    }
+
     #[test]
     fn nested_values() {
         assert_eq!(
@@ -879,11 +979,13 @@ mod tests {
         let folders = |path: &str| -> Vec<String> { path.split('/').map(str::to_string).collect() };
         let hive = Layout::Hive {
             key: "dt".to_string(),
-            compact: false,
+            spelling: Spelling::Dashed,
         };
         let nested = Layout::Nested { keyed: true };
         let (bare, bare_nested) = (
-            Layout::Bare { compact: true },
+            Layout::Bare {
+                spelling: Spelling::Compact,
+            },
             Layout::Nested { keyed: false },
         );
         let june = |d: u32| NaiveDate::from_ymd_opt(2024, 6, d);

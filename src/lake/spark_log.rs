@@ -234,7 +234,7 @@ mod tests {
         }
         let layout = Layout::Hive {
             key: "date".to_string(),
-            compact: false,
+            spelling: crate::lake::layout::Spelling::Dashed,
         };
         let base = Path::parse("lake").unwrap();
         SparkLog::read(store, &base, &layout).await.unwrap()

@@ -1,0 +1,51 @@
+"""Lakes partitioned by a column of timestamps, for tests/writers.rs.
+
+Usage: python timestamp_partitions.py IN OUT
+Reads IN, a CSV of userId,date rows, and writes the rows with `date` as a timestamp at midnight,
+partitioned by it, once by each writer as it spells such partitions:
+  OUT/pyarrow   pyarrow (as pandas' to_parquet(partition_cols=…)): date=2024-06-01%2000%3A00%3A00.000000000
+  OUT/pyarrow-utc  the same with a zone: …%3A00.000000Z
+  OUT/polars    Polars' write_parquet(partition_by=…)
+  OUT/duckdb    DuckDB's COPY … (PARTITION_BY …): date=2024-06-01%2000%3A00%3A00
+  OUT/spark     Spark's partitionBy: date=2024-06-01 00%3A00%3A00
+"""
+
+import csv
+import datetime
+import sys
+
+import duckdb
+import polars
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+
+source, out = sys.argv[1], sys.argv[2]
+with open(source) as f:
+    rows = [(int(r["userId"]), datetime.date.fromisoformat(r["date"])) for r in csv.DictReader(f)]
+users = pa.array([u for u, _ in rows], pa.int64())
+midnights = [datetime.datetime.combine(d, datetime.time()) for _, d in rows]
+
+naive = pa.table({"userId": users, "date": pa.array(midnights, pa.timestamp("ns"))})
+pq.write_to_dataset(naive, f"{out}/pyarrow", partition_cols=["date"])
+utc = pa.table({"userId": users, "date": pa.array(midnights, pa.timestamp("us", tz="UTC"))})
+pq.write_to_dataset(utc, f"{out}/pyarrow-utc", partition_cols=["date"])
+polars.from_arrow(naive).write_parquet(f"{out}/polars", partition_by=["date"])
+
+con = duckdb.connect()
+con.register("naive", naive)
+con.execute(f"COPY naive TO '{out}/duckdb' (FORMAT parquet, PARTITION_BY (date))")
+
+spark = (
+    SparkSession.builder.master("local[1]")
+    .config("spark.ui.enabled", "false")
+    .config("spark.sql.shuffle.partitions", "1")
+    .config("spark.sql.session.timeZone", "UTC")
+    .getOrCreate()
+)
+spark.sparkContext.setLogLevel("ERROR")
+frame = spark.createDataFrame(
+    [(u, m) for u, m in zip(users.to_pylist(), midnights)], "userId LONG, date TIMESTAMP_NTZ"
+)
+frame.write.partitionBy("date").parquet(f"{out}/spark")
+spark.stop()
