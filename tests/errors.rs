@@ -167,6 +167,18 @@ fn folder_without_partitions() {
     std::fs::create_dir_all(w.join("lake/a")).unwrap();
     std::fs::create_dir_all(w.join("lake/b")).unwrap();
     insta::assert_snapshot!(fails(&w, &["query", "dau", "--lake", "lake"], 4));
+    // Only folders of a day key that name no day (hours of a timestamp in UTC), named.
+    for hour in ["2024-06-01 04%3A00%3A00Z", "2024-06-02 04%3A00%3A00Z"] {
+        std::fs::create_dir_all(w.join(&format!("hours/date={hour}"))).unwrap();
+    }
+    let hours = fails(&w, &["query", "dau", "--lake", "hours"], 4);
+    assert!(
+        hours.ends_with(
+            "; found only folders that name no day: date=2024-06-01 04%3A00%3A00Z, \
+             date=2024-06-02 04%3A00%3A00Z (a timestamp names a day only at midnight)\n"
+        ),
+        "{hours}"
+    );
 }
 
 /// `--lake` naming a data file, or one day's partition, instead of the lake's folder.

@@ -643,10 +643,7 @@ async fn nested_days(
                     number(year).map_or(-1, |n| n as i32),
                     number(month).unwrap_or(0),
                 );
-                month_paths.push((
-                    key,
-                    (year.clone(), month.to_string(), child(year_path, &m)),
-                ));
+                month_paths.push((key, (year.clone(), month.to_string(), child(year_path, &m))));
             }
         }
     }

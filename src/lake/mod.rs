@@ -123,9 +123,20 @@ impl Lake {
             ));
         }
         let Some(layout) = found.layout.filter(|_| !found.days.is_empty()) else {
-            let mut found = match found.seen.as_slice() {
-                [] => String::new(),
-                seen => format!("; found folders: {}", seen.join(", ")),
+            let mut found = match (found.seen.as_slice(), found.skipped.as_slice()) {
+                ([], []) => String::new(),
+                ([], skipped) => {
+                    let times = skipped.iter().any(|f| f.contains(':') || f.contains("%3A"));
+                    format!(
+                        "; found only folders that name no day: {}{}",
+                        skipped.join(", "),
+                        match times {
+                            true => " (a timestamp names a day only at midnight)",
+                            false => "",
+                        }
+                    )
+                }
+                (seen, _) => format!("; found folders: {}", seen.join(", ")),
             };
             let last = name
                 .trim_end_matches('/')
