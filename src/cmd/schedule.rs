@@ -850,12 +850,17 @@ mod tests {
     /// the fall-back night) fires once.
     #[test]
     fn a_daily_job_exports_every_day_once_across_dst_changes() {
-        for cron in ["30 2 * * *", "30 1 * * *"] {
+        for (cron, zone, spring, fall) in [
+            ("30 2 * * *", "America/New_York", "2026-03-06", "2026-10-30"),
+            ("30 1 * * *", "America/New_York", "2026-03-06", "2026-10-30"),
+            // Chile's clocks change at midnight: the night of 2026-09-06 has no 00:00.
+            ("0 0 * * *", "America/Santiago", "2026-09-03", "2026-04-02"),
+        ] {
             let job = Job {
                 name: "nightly".into(),
                 metrics: vec!["dau".into()],
                 cron: cron.into(),
-                timezone: Some("America/New_York".into()),
+                timezone: Some(zone.into()),
                 range: "yesterday".into(),
                 output: "daily.csv".into(),
                 calendar: false,
@@ -864,14 +869,13 @@ mod tests {
                 max_change: None,
             };
             let job = scheduled(&Config::default(), &job).unwrap();
-            for (last, now, first) in [
-                ("2026-03-06T12:00:00Z", "2026-03-11T12:00:00Z", "2026-03-06"),
-                ("2026-10-30T12:00:00Z", "2026-11-04T12:00:00Z", "2026-10-30"),
-            ] {
-                let (days, _) = due(&job, last.parse().unwrap(), now.parse().unwrap());
+            for first in [spring, fall] {
                 let first: NaiveDate = first.parse().unwrap();
+                let at_noon = |d: NaiveDate| d.and_hms_opt(12, 0, 0).unwrap().and_utc();
+                let (last, now) = (at_noon(first), at_noon(first + Days::new(5)));
+                let (days, _) = due(&job, last, now);
                 let want: BTreeSet<NaiveDate> = (0..5).map(|i| first + Days::new(i)).collect();
-                assert_eq!(days, want, "{cron} from {last}");
+                assert_eq!(days, want, "{cron} in {zone} from {last}");
             }
         }
     }
