@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// The lake: a folder, file://, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX with a folder per day (date=YYYY-MM-DD/…)
+    /// The lake: a folder, file://, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX with a folder per day (date=YYYY-MM-DD/…); its last folder may be a pattern (events/app=*) for several lakes counted as one
     #[arg(long, global = true, env = "DAU_LAKE", value_name = "URL")]
     pub lake: Option<String>,
 

@@ -600,6 +600,53 @@ fn an_s3_lake_partitioned_by_timestamps_names_its_days() {
     timestamp_partitions_in_a_bucket(false);
 }
 
+/// `gs://lake/events/app=*`: the lakes of both apps in the bucket, counted as one, give the
+/// oracle's numbers over both apps' rows, in both engines; `events` says which app.
+#[test]
+fn a_pattern_names_the_lakes_of_a_bucket_counted_as_one() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let access = Access::gcs(&server);
+    let mut rows = Vec::new();
+    for (app, seed) in [("ios", "1"), ("android", "2")] {
+        let shape = ["--users", "300", "--days", "4", "--seed", seed];
+        let url = format!("gs://lake/events/app={app}");
+        gen_both(&work, &access, &url, &format!("local/app={app}"), &shape);
+        rows.extend(read_lake_rows(&work.join(&format!("local/app={app}"))));
+    }
+    let oracle: BTreeMap<NaiveDate, Option<u64>> = (active(&rows).into_iter())
+        .map(|(d, users)| (d, Some(users.len() as u64)))
+        .collect();
+    for engine in ["sql", "bitmap"] {
+        let query = [
+            "query",
+            "dau",
+            "--lake",
+            "gs://lake/events/app=*",
+            "-f",
+            "csv",
+            "--engine",
+            engine,
+        ];
+        let run = access.run(&work, &query);
+        assert_eq!(run.series(), oracle, "{engine}");
+    }
+    let sql = "SELECT count(DISTINCT app) FROM events";
+    let run = access.run(
+        &work,
+        &[
+            "sql",
+            "--lake",
+            "gs://lake/events/app=*",
+            "--format",
+            "csv",
+            "-c",
+            sql,
+        ],
+    );
+    assert_eq!(run.csv()[1], ["2"]);
+}
+
 #[test]
 fn rollups_in_a_gcs_bucket_are_shared_and_kept_current() {
     let work = Workdir::new();

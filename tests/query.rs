@@ -787,3 +787,128 @@ fn metric_format_and_engine_names_ignore_case() {
     let (from, to) = (day("2024-06-10"), day("2024-06-12"));
     assert_eq!(run.series(), oracle_window(&rows, 1, from, to, &[]));
 }
+
+/// `--lake lake/app=*`: the lakes in the folders the pattern matches (one per app, each by date)
+/// counted as one, as the oracle counts their rows together: a user of both apps is one user. In
+/// both engines, cold and from rollups; `events` says which lake a row is from (`app`); a day split
+/// over two folders of one lake is still warned of, the same day in two lakes is not; a pattern
+/// that matches nothing, or a folder without days, or lakes of two layouts, are named.
+#[test]
+fn a_pattern_counts_the_lakes_it_names_as_one() {
+    let w = Workdir::new();
+    let ios = random_rows(41, day("2024-06-01"), 35, 400);
+    // Shares users with ios (the same ids), and has days ios lacks.
+    let android = random_rows(42, day("2024-06-05"), 35, 300);
+    write_lake(&w.join("lake/app=ios"), &LakeSpec::default(), &ios, &[]);
+    let spec = LakeSpec {
+        files_per_day: 1,
+        ..LakeSpec::default()
+    };
+    write_lake(&w.join("lake/app=android"), &spec, &android, &[]);
+    let both: Vec<Row> = ios.iter().chain(&android).copied().collect();
+    assert!(active(&both).len() > active(&ios).len());
+    let (from, to) = (day("2024-06-01"), day("2024-07-09"));
+    for engine in ["sql", "bitmap", "bitmap"] {
+        for (metric, n) in [("dau", 1), ("mau", 30)] {
+            let args = ["query", metric, "--lake", "lake/app=*", "-f", "csv"];
+            let run = w.run(&[&args[..], &["--engine", engine, "--from", "2024-06-01"]].concat());
+            assert!(!run.stderr.contains("several folders"), "{}", run.stderr);
+            assert_eq!(
+                run.series(),
+                oracle_window(&both, n, from, to, &[]),
+                "{metric} {engine}"
+            );
+        }
+    }
+    // One lake alone after both together: its own numbers, not the pattern's rollups.
+    let run = w.run(&["query", "dau", "--lake", "lake/app=ios/", "-f", "csv"]);
+    let ios_days = oracle_window(&ios, 1, day("2024-06-06"), day("2024-07-05"), &[]);
+    assert_eq!(run.series(), ios_days);
+
+    // Per app, in SQL.
+    let sql = "SELECT app, date, count(DISTINCT userId) FROM events GROUP BY app, date \
+               ORDER BY app, date";
+    let run = w.run(&["sql", "--lake", "lake/app=*", "--format", "csv", "-c", sql]);
+    let mut want = vec![vec![
+        "app".to_string(),
+        "date".into(),
+        "count(DISTINCT events.userId)".into(),
+    ]];
+    for (app, rows) in [("android", &android), ("ios", &ios)] {
+        for (d, users) in active(rows) {
+            want.push(vec![
+                app.to_string(),
+                d.to_string(),
+                users.len().to_string(),
+            ]);
+        }
+    }
+    assert_eq!(run.csv(), want);
+
+    let check = w.run(&["check", "--lake", "lake/app=*"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(
+        check.stdout.starts_with(
+            "lake      lake/app=* (date=YYYY-MM-DD), 2 lakes counted as one: app=android, app=ios\n"
+        ),
+        "{}",
+        check.stdout
+    );
+
+    // A day in two folders of one lake is still a split day.
+    let split = w.join("lake/app=ios/date=20240602");
+    std::fs::create_dir(&split).unwrap();
+    write_file(
+        &split.join("late.parquet"),
+        &LakeSpec::default(),
+        &[7],
+        day("2024-06-02"),
+    );
+    let run = w.run(&[
+        "query",
+        "dau",
+        "--lake",
+        "lake/app=*",
+        "--from",
+        "2024-06-01",
+    ]);
+    assert!(
+        run.stderr.contains(
+            "1 day(s) have their partition in several folders, all read (`dau \
+             check` lists them): 2024-06-02\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&split).unwrap();
+
+    let fails = |lake: &str, why: &str| {
+        let run = w.run(&["query", "dau", "--lake", lake]);
+        assert_eq!(run.code, 2, "{lake}: {}", run.stderr);
+        let said = format!("dau: cannot count the lakes {lake} names: {why}: a pattern names");
+        assert!(run.stderr.starts_with(&said), "{lake}: {}", run.stderr);
+    };
+    fails(
+        "lake/app=web*",
+        "no folder matches 'app=web*': it has app=android, app=ios",
+    );
+    std::fs::create_dir_all(w.join("lake/app=web/tmp")).unwrap();
+    fails("lake/app=*", "app=web has no date partitions");
+    std::fs::remove_dir_all(w.join("lake/app=web")).unwrap();
+    write_lake(&w.join("lake/app=web"), &spec, &ios[..50], &[]);
+    std::fs::create_dir(w.join("lake/app=web/_spark_metadata")).unwrap();
+    fails(
+        "lake/app=*",
+        "app=web is a Spark streaming sink, whose log lists the files of its own folder: name it alone",
+    );
+    std::fs::remove_dir_all(w.join("lake/app=web")).unwrap();
+    let nested = LakeSpec {
+        layout: "nested",
+        ..LakeSpec::default()
+    };
+    write_lake(&w.join("lake/app=web"), &nested, &ios[..50], &[]);
+    fails(
+        "lake/app=*",
+        "app=android is laid out as date=YYYY-MM-DD and app=web as year=YYYY/month=MM/day=DD",
+    );
+}

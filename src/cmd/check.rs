@@ -55,6 +55,9 @@ pub enum CheckFormat {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub lake: String,
+    /// For a lake named with a pattern, the folders it matched, each a lake.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
     pub layout: String,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
@@ -296,6 +299,7 @@ pub async fn examine(
         + spark_log.as_ref().map_or(0, |log| log.lost_files.len());
     Ok(Report {
         lake: lake.name.clone(),
+        matched: lake.matched.clone(),
         layout: lake.layout.to_string(),
         first_day: lake.first_day(),
         last_day: lake.last_day(),
@@ -352,7 +356,16 @@ fn drift(reports: &[FileReport]) -> Vec<Drift> {
 /// The report for people: a line per fact, a table per day, a line per problem.
 fn render(report: &Report) -> String {
     let mut out = vec![
-        format!("lake      {} ({})", report.lake, report.layout),
+        match report.matched.as_slice() {
+            [] => format!("lake      {} ({})", report.lake, report.layout),
+            matched => format!(
+                "lake      {} ({}), {} lakes counted as one: {}",
+                report.lake,
+                report.layout,
+                matched.len(),
+                matched.join(", ")
+            ),
+        },
         format!(
             "days      {} to {} in the lake; checked {} to {}",
             report.first_day, report.last_day, report.from, report.to

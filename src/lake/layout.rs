@@ -95,6 +95,8 @@ pub struct Discovered {
     pub strays: Vec<String>,
     /// A log folder beside the partitions that says which of their files are data.
     pub table: Option<TableLog>,
+    /// For a lake named with a pattern (`events/app=*`), the folders it matched, each a lake.
+    pub matched: Vec<String>,
 }
 
 /// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`.
@@ -536,6 +538,87 @@ pub async fn discover(
         base,
         ..Discovered::default()
     })
+}
+
+/// The lakes in the folders of `root` that `pattern` matches (`app=*`: `*` is any text), as one
+/// lake: each day's folders are those of all of them. Each must have days, all in one layout,
+/// and no Spark log (which lists its own lake's files); `Err` says which does not.
+pub async fn discover_matching(
+    store: Store<'_>,
+    root: &Path,
+    pattern: &str,
+    near: Option<(NaiveDate, NaiveDate)>,
+) -> object_store::Result<Result<Discovered, String>> {
+    let folders = child_folders(store, root).await?;
+    let matched: Vec<String> = (folders.iter())
+        .filter(|f| glob(pattern, f))
+        .cloned()
+        .collect();
+    if matched.is_empty() {
+        let found = match folders.is_empty() {
+            true => "it has no folders".to_string(),
+            false => format!("it has {}", folders.join(", ")),
+        };
+        return Ok(Err(format!("no folder matches '{pattern}': {found}")));
+    }
+    let roots: Vec<Path> = matched.iter().map(|m| child(root, m)).collect();
+    let lakes = try_join_all(roots.iter().map(|r| discover(store, r, near)));
+    let mut all = Discovered {
+        base: root.clone(),
+        ..Discovered::default()
+    };
+    for (name, lake) in matched.iter().zip(lakes.await?) {
+        match lake.table {
+            Some(TableLog::Spark) => {
+                return Ok(Err(format!(
+                    "{name} is a Spark streaming sink, whose log lists the files of its own \
+                     folder: name it alone"
+                )));
+            }
+            Some(TableLog::Unread(..)) => return Ok(Ok(lake)),
+            None => {}
+        }
+        let Some(layout) = lake.layout.filter(|_| !lake.days.is_empty()) else {
+            return Ok(Err(format!("{name} has no date partitions")));
+        };
+        match &all.layout {
+            Some(first) if *first != layout => {
+                return Ok(Err(format!(
+                    "{} is laid out as {first} and {name} as {layout}",
+                    matched[0]
+                )));
+            }
+            _ => all.layout = Some(layout),
+        }
+        for (day, folders) in lake.days {
+            all.days.entry(day).or_default().extend(folders);
+        }
+        let within = |found: Vec<String>| found.into_iter().map(move |f| format!("{name}/{f}"));
+        all.skipped.extend(within(lake.skipped));
+        all.strays.extend(within(lake.strays));
+    }
+    all.matched = matched;
+    Ok(Ok(all))
+}
+
+/// Whether `name` is as `pattern` says, where `*` is any text (none too).
+fn glob(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
 }
 
 /// The days of a lake with a folder per day: `key=day`, or without a key, the day alone (where
@@ -1034,6 +1117,26 @@ mod tests {
                 let (y, m, d) = (day.format("%Y").to_string(), day.format("%m").to_string(), day.format("%d").to_string());
                 proptest::prop_assert_eq!(parse_nested_day(&y, &m, &d), Some(day));
             }
+        }
+    }
+
+    #[test]
+    fn patterns_match_folder_names() {
+        for (pattern, name, matches) in [
+            ("app=*", "app=ios", true),
+            ("app=*", "app=", true),
+            ("app=*", "platform=ios", false),
+            ("*", "anything", true),
+            ("app=*-prod", "app=ios-prod", true),
+            ("app=*-prod", "app=ios-prod-old", false),
+            ("*=i*s", "app=ios", true),
+            ("*=i*s", "app=android", false),
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
+            ("app=ios", "app=ios", true),
+            ("app=ios", "app=ios2", false),
+        ] {
+            assert_eq!(glob(pattern, name), matches, "{pattern} {name}");
         }
     }
 

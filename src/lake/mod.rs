@@ -45,8 +45,12 @@ pub struct Lake {
     /// The same store, as what it is: it counts reads and keeps small objects.
     metered: Arc<Metered>,
     pub store_url: ObjectStoreUrl,
-    /// The lake's folder in its store.
+    /// The lake's folder in its store: for a lake named with a pattern (`events/app=*`), the
+    /// folder that holds the folders it matches, each a lake, counted as one.
     pub root: Path,
+    pub pattern: Option<String>,
+    /// The folders the pattern matched.
+    pub matched: Vec<String>,
     pub layout: Layout,
     /// Each day that has a partition, with its partition folders.
     pub days: BTreeMap<NaiveDate, Vec<Path>>,
@@ -93,13 +97,17 @@ impl Lake {
         config: &Config,
         near: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Lake> {
-        let location = storage::open(name, &config.storage)?;
+        let (folder, pattern) = split_pattern(name);
+        let location = storage::open(folder, &config.storage)?;
         let store = layout::Store {
             objects: location.store.as_ref(),
             local: is_local(&location.store_url),
         };
-        let found = layout::discover(store, &location.root, near)
-            .await
+        let found = match pattern {
+            None => layout::discover(store, &location.root, near).await.map(Ok),
+            Some(pattern) => layout::discover_matching(store, &location.root, pattern, near).await,
+        };
+        let found = found
             .map_err(|e| match e {
                 // Listing a bucket that does not exist (S3 says so in a generic error).
                 object_store::Error::NotFound { .. } => Error::LakeNotFound {
@@ -113,6 +121,13 @@ impl Lake {
                     }
                 }
                 e => storage_error(name, &e, &location.credentials),
+            })?
+            .map_err(|why| {
+                Error::usage(
+                    format!("cannot count the lakes {name} names: {why}"),
+                    "a pattern names folders that each hold a lake of days in one layout \
+                     (events/app=* for events/app=ios/date=…, events/app=android/date=…)",
+                )
             })?;
         if let Some(TableLog::Unread(log, format, beside)) = found.table {
             return Err(Error::usage(
@@ -179,6 +194,8 @@ impl Lake {
             metered,
             store_url: location.store_url,
             root: location.root,
+            pattern: pattern.map(str::to_string),
+            matched: found.matched,
             layout,
             days: found.days,
             skipped: found.skipped,
@@ -276,14 +293,60 @@ impl Lake {
         Ok(None)
     }
 
-    /// The days from `from` to `to` whose partition is in several folders, with those folders.
+    /// The days from `from` to `to` whose partition is in several folders (of one of the lakes a
+    /// pattern names), with those folders.
     pub fn split_days(
         &self,
         from: NaiveDate,
         to: NaiveDate,
     ) -> impl Iterator<Item = (&NaiveDate, &Vec<Path>)> {
         let days = self.days.range(from..=to);
-        days.filter(|(_, folders)| folders.len() > 1)
+        days.filter(|(_, folders)| match self.pattern {
+            None => folders.len() > 1,
+            Some(_) => {
+                let mut lakes = BTreeSet::new();
+                let lake = |f: &Path| {
+                    f.prefix_match(&self.root)?
+                        .next()
+                        .map(|p| p.as_ref().to_string())
+                };
+                !folders.iter().all(|f| lakes.insert(lake(f)))
+            }
+        })
+    }
+
+    /// For a lake named with a pattern, the `events` column that says which of its lakes a row
+    /// is from: the key of its folders when all are `key=value` (`app` for `app=ios`), else
+    /// `lake`.
+    pub fn lakes_column(&self) -> Option<&str> {
+        let (first, rest) = self.matched.split_first()?;
+        let key = |folder: &str| folder.split_once('=').map(|(key, _)| key.to_string());
+        Some(match key(first) {
+            Some(k) if k != table::DATE && rest.iter().all(|f| key(f).as_ref() == Some(&k)) => {
+                first.split_once('=').map_or("lake", |(key, _)| key)
+            }
+            _ => "lake",
+        })
+    }
+
+    /// Which of the lakes a pattern names `file` is in: its folder's value (`ios` for
+    /// `app=ios`), or name.
+    pub fn lake_of(&self, file: &Path) -> Option<String> {
+        let folder = file.prefix_match(&self.root)?.next()?;
+        let folder = folder.as_ref();
+        let keyed = self.lakes_column() != Some("lake");
+        Some(match folder.split_once('=') {
+            Some((_, value)) if keyed => value.to_string(),
+            _ => folder.to_string(),
+        })
+    }
+
+    /// The lake's folder, or folders, as a person can find them: `/data/events/app=*`.
+    pub fn describe_root(&self) -> String {
+        match &self.pattern {
+            None => self.describe(&self.root),
+            Some(pattern) => format!("{}/{pattern}", self.describe(&self.root)),
+        }
     }
 
     /// The days a command reads: `from` and `to` as given, a missing `to` the lake's last day and
@@ -600,6 +663,17 @@ impl<T> Future for Task<T> {
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// A lake named with a pattern for its last folder (`gs://b/events/app=*`): the folder above
+/// (`gs://b/events`) and the pattern (`app=*`); else the lake as named.
+fn split_pattern(name: &str) -> (&str, Option<&str>) {
+    let trimmed = name.trim_end_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some((folder, last)) if last.contains('*') && !folder.contains('*') => (folder, Some(last)),
+        None if trimmed.contains('*') => (".", Some(trimmed)),
+        _ => (name, None),
     }
 }
 

@@ -112,7 +112,7 @@ impl Rollups {
         let columns = config.columns();
         let about = format!(
             "lake: {}\nuser column: {}\ndate column: {}\n",
-            lake.describe(&lake.root),
+            lake.describe_root(),
             columns.user,
             columns.date
         );

@@ -42,6 +42,14 @@ fn date_field() -> FieldRef {
     Arc::new(Field::new(DATE, DataType::Date32, false))
 }
 
+/// The table's columns from folder names: `date`, and for a lake named with a pattern, which of
+/// its lakes (`app`).
+fn partition_fields(lake: &Lake) -> Vec<FieldRef> {
+    let lakes = lake.lakes_column();
+    let lakes = lakes.map(|name| Arc::new(Field::new(name, DataType::Utf8, false)));
+    std::iter::once(date_field()).chain(lakes).collect()
+}
+
 /// The user id column and the in-file date column, by name.
 pub struct Columns<'a> {
     pub user: &'a str,
@@ -156,9 +164,9 @@ impl EventsTable {
             return Err(lake.no_files(first, days.last().copied().unwrap_or_default()));
         }
         let id_type = IdTypes::of_files(reports.iter().copied(), columns).read_as();
-        let file_schema = Arc::new(file_schema(&schemas, columns, &id_type));
+        let file_schema = Arc::new(file_schema(&schemas, columns, &id_type, &lake));
         let mut fields = file_schema.fields().to_vec();
-        fields.push(date_field());
+        fields.extend(partition_fields(&lake));
         Ok(EventsTable {
             lake,
             days: days.to_vec(),
@@ -245,7 +253,13 @@ impl EventsTable {
 /// The table's file columns, from the files' schemas (newest first): every column but the in-file
 /// dates, each with the type of the newest file that has it, but the user id: every file's reads
 /// as `id_type`.
-fn file_schema(schemas: &[&Schema], columns: &Columns<'_>, id_type: &DataType) -> Schema {
+fn file_schema(
+    schemas: &[&Schema],
+    columns: &Columns<'_>,
+    id_type: &DataType,
+    lake: &Lake,
+) -> Schema {
+    let lakes = lake.lakes_column();
     let mut fields: Vec<FieldRef> = Vec::new();
     for schema in schemas {
         // (A file's user column may be named as the user column but for case.)
@@ -255,7 +269,11 @@ fn file_schema(schemas: &[&Schema], columns: &Columns<'_>, id_type: &DataType) -
                 true => columns.user,
                 false => field.name().as_str(),
             };
-            if name == DATE || name == columns.date || fields.iter().any(|f| f.name() == name) {
+            if name == DATE
+                || name == columns.date
+                || Some(name) == lakes
+                || fields.iter().any(|f| f.name() == name)
+            {
                 continue;
             }
             fields.push(Arc::new(match name == columns.user {
@@ -327,8 +345,9 @@ impl TableProvider for EventsTable {
             .flat_map(|(day, metas)| {
                 let date = ScalarValue::Date32(Some(to_date32(day)));
                 metas.into_iter().map(move |meta| {
+                    let lake = self.lake.lake_of(&meta.location).map(ScalarValue::from);
                     let mut file = PartitionedFile::from(meta);
-                    file.partition_values = vec![date.clone()];
+                    file.partition_values = std::iter::once(date.clone()).chain(lake).collect();
                     file
                 })
             })
@@ -346,7 +365,7 @@ impl TableProvider for EventsTable {
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let source = format.file_source(
             TableSchema::builder(self.file_schema.clone())
-                .with_table_partition_cols(vec![date_field()])
+                .with_table_partition_cols(partition_fields(&self.lake))
                 .build(),
         );
         let users = UserIds {
