@@ -175,7 +175,8 @@ fn folder_without_partitions() {
     assert!(
         hours.ends_with(
             "; found only folders that name no day: date=2024-06-01 04%3A00%3A00Z, \
-             date=2024-06-02 04%3A00%3A00Z (a timestamp names a day only at midnight)\n"
+             date=2024-06-02 04%3A00%3A00Z (a timestamp with a zone names a day only at \
+             midnight)\n"
         ),
         "{hours}"
     );

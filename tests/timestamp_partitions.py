@@ -8,6 +8,9 @@ partitioned by it, once by each writer as it spells such partitions:
   OUT/polars    Polars' write_parquet(partition_by=…)
   OUT/duckdb    DuckDB's COPY … (PARTITION_BY …): date=2024-06-01%2000%3A00%3A00
   OUT/spark     Spark's partitionBy: date=2024-06-01 00%3A00%3A00
+and, with each row at an hour of its day (pandas' ts.dt.floor("h")), partitioned by the hour:
+  OUT/pyarrow-hours  hour=2024-06-01%2013%3A00%3A00.000000000
+  OUT/spark-hours    hour=2024-06-01 13%3A00%3A00
 """
 
 import csv
@@ -25,12 +28,15 @@ with open(source) as f:
     rows = [(int(r["userId"]), datetime.date.fromisoformat(r["date"])) for r in csv.DictReader(f)]
 users = pa.array([u for u, _ in rows], pa.int64())
 midnights = [datetime.datetime.combine(d, datetime.time()) for _, d in rows]
+hours = [m + datetime.timedelta(hours=(u * 7 + i) % 24) for i, ((u, _), m) in enumerate(zip(rows, midnights))]
 
 naive = pa.table({"userId": users, "date": pa.array(midnights, pa.timestamp("ns"))})
 pq.write_to_dataset(naive, f"{out}/pyarrow", partition_cols=["date"])
 utc = pa.table({"userId": users, "date": pa.array(midnights, pa.timestamp("us", tz="UTC"))})
 pq.write_to_dataset(utc, f"{out}/pyarrow-utc", partition_cols=["date"])
 polars.from_arrow(naive).write_parquet(f"{out}/polars", partition_by=["date"])
+hourly = pa.table({"userId": users, "hour": pa.array(hours, pa.timestamp("ns"))})
+pq.write_to_dataset(hourly, f"{out}/pyarrow-hours", partition_cols=["hour"])
 
 con = duckdb.connect()
 con.register("naive", naive)
@@ -48,4 +54,8 @@ frame = spark.createDataFrame(
     [(u, m) for u, m in zip(users.to_pylist(), midnights)], "userId LONG, date TIMESTAMP_NTZ"
 )
 frame.write.partitionBy("date").parquet(f"{out}/spark")
+frame = spark.createDataFrame(
+    [(u, h) for u, h in zip(users.to_pylist(), hours)], "userId LONG, hour TIMESTAMP_NTZ"
+)
+frame.write.partitionBy("hour").parquet(f"{out}/spark-hours")
 spark.stop()

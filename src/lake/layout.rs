@@ -45,10 +45,10 @@ pub enum Spelling {
     Dashed,
     /// `YYYYMMDD`, as many Hive and Spark jobs write `dt`.
     Compact,
-    /// A timestamp at midnight, as Spark, pandas (pyarrow), Polars and DuckDB write a partition
-    /// column of timestamps: `2024-06-01 00:00:00`, escaped (`%3A`, `%20`), with or without
-    /// fractions of a second and a zone.
-    Midnight,
+    /// A timestamp, as Spark, pandas (pyarrow), Polars and DuckDB write a partition column of
+    /// timestamps: `2024-06-01 00:00:00`, escaped (`%3A`, `%20`), with or without fractions of a
+    /// second and a zone. A day's, or (at other times) one of its hours'.
+    Timestamp,
 }
 
 impl std::fmt::Display for Spelling {
@@ -56,7 +56,7 @@ impl std::fmt::Display for Spelling {
         f.write_str(match self {
             Spelling::Dashed => "YYYY-MM-DD",
             Spelling::Compact => "YYYYMMDD",
-            Spelling::Midnight => "YYYY-MM-DD 00:00:00",
+            Spelling::Timestamp => "YYYY-MM-DD HH:MM:SS",
         })
     }
 }
@@ -150,7 +150,7 @@ pub fn folder_day(name: &str) -> Option<NaiveDate> {
     parse_hive_day(key_value(name).map_or(name, |(_, value)| value))
 }
 
-/// Parses a hive day value, `YYYY-MM-DD` or `YYYYMMDD` exactly, or a timestamp at midnight.
+/// Parses a hive day value, `YYYY-MM-DD` or `YYYYMMDD` exactly, or a timestamp of the day.
 pub fn parse_hive_day(value: &str) -> Option<NaiveDate> {
     hive_day(value).map(|(day, _)| day)
 }
@@ -160,31 +160,42 @@ fn hive_day(value: &str) -> Option<(NaiveDate, Spelling)> {
     let (format, spelling) = match value.len() {
         10 => ("%Y-%m-%d", Spelling::Dashed),
         8 if value.bytes().all(|b| b.is_ascii_digit()) => ("%Y%m%d", Spelling::Compact),
-        11.. => return midnight(value).map(|day| (day, Spelling::Midnight)),
+        11.. => return timestamp(value).map(|(day, _)| (day, Spelling::Timestamp)),
         _ => return None,
     };
     Some((NaiveDate::parse_from_str(value, format).ok()?, spelling))
 }
 
-/// The day of a timestamp value at midnight, `YYYY-MM-DD 00:00:00` (or `T`), percent-escaped or
-/// not, with or without fractions of a second and a zone (`Z`, `+0200`, `-04:00`): at midnight
-/// in its own zone, the day the writer meant. Any other time of day names no day.
-fn midnight(value: &str) -> Option<NaiveDate> {
+/// The day and time of a timestamp value, `YYYY-MM-DD HH:MM:SS` (or `T`), percent-escaped or not,
+/// with or without fractions of a second and a zone (`Z`, `+0200`, `-04:00`). Without a zone, the
+/// writer's own clock says the day (Spark writes its session's time zone's): any time of day is
+/// that day's (an hour's folder, such as pandas writes for `ts.dt.floor("h")`). With a zone, only
+/// midnight names a day: another time is an instant whose day depends on a time zone it does not
+/// give (pyarrow writes a New York midnight as `04:00:00Z`).
+fn timestamp(value: &str) -> Option<(NaiveDate, chrono::NaiveTime)> {
     let value = percent_encoding::percent_decode_str(value)
         .decode_utf8()
         .ok()?;
     let (day, time) = (value.get(..10)?, value.get(10..)?);
     let time = time.strip_prefix([' ', 'T'])?;
-    let time = time.strip_suffix('Z').unwrap_or(time);
-    let time = match time.rfind(['+', '-']) {
-        Some(at) if zone(&time[at + 1..]) => &time[..at],
-        _ => time,
+    let (time, zoned) = match time.strip_suffix('Z') {
+        Some(time) => (time, true),
+        None => match time.rfind(['+', '-']) {
+            Some(at) if zone(&time[at + 1..]) => (&time[..at], true),
+            _ => (time, false),
+        },
     };
     let at = chrono::NaiveTime::parse_from_str(time, "%H:%M:%S%.f")
         .or_else(|_| chrono::NaiveTime::parse_from_str(time, "%H:%M"))
         .ok()?;
     let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
-    (at == chrono::NaiveTime::MIN).then_some(day)
+    (!zoned || at == chrono::NaiveTime::MIN).then_some((day, at))
+}
+
+/// The time of day a partition folder `key=TIMESTAMP` names (its hour), if it names one.
+pub fn folder_time(name: &str) -> Option<chrono::NaiveTime> {
+    let value = key_value(name).map_or(name, |(_, value)| value);
+    timestamp(value).map(|(_, at)| at)
 }
 
 /// Whether `offset` is a zone offset's hours and minutes: `HH`, `HHMM` or `HH:MM`.
@@ -972,33 +983,40 @@ mod tests {
         }
     }
 
-    /// A partition column of timestamps names its days by their midnights, as each writer spells
-    /// them; another time of day names no day.
+    /// A partition column of timestamps names its days as each writer spells them: at any time
+    /// of day without a zone (an hour's folder), only at midnight with one.
     #[test]
-    fn midnight_timestamps_name_their_day() {
-        for (spelled, writer) in [
-            ("2024-06-18 00%3A00%3A00", "Spark, Hive"),
-            ("2024-06-18%2000%3A00%3A00", "DuckDB, pyarrow in seconds"),
-            ("2024-06-18%2000%3A00%3A00.000000000", "pyarrow, Polars"),
-            ("2024-06-18%2000%3A00%3A00.000000Z", "pyarrow with a zone"),
-            ("2024-06-18 00:00:00", "unescaped"),
-            ("2024-06-18T00:00:00+02:00", "ISO with an offset"),
-            ("2024-06-18T00:00-0400", "minutes only"),
-            ("2024-06-18 00:00:00+05", "hours of offset"),
+    fn timestamps_name_their_day() {
+        use chrono::Timelike;
+        let june_18 = NaiveDate::from_ymd_opt(2024, 6, 18).unwrap();
+        for (spelled, writer, hour) in [
+            ("2024-06-18 00%3A00%3A00", "Spark, Hive", 0),
+            ("2024-06-18%2000%3A00%3A00", "DuckDB, pyarrow in seconds", 0),
+            ("2024-06-18%2000%3A00%3A00.000000000", "pyarrow, Polars", 0),
+            (
+                "2024-06-18%2000%3A00%3A00.000000Z",
+                "pyarrow with a zone",
+                0,
+            ),
+            ("2024-06-18 00:00:00", "unescaped", 0),
+            ("2024-06-18T00:00:00+02:00", "ISO with an offset", 0),
+            ("2024-06-18T00:00-0400", "minutes only", 0),
+            ("2024-06-18 00:00:00+05", "hours of offset", 0),
+            ("2024-06-18 13%3A00%3A00", "Spark, an hour", 13),
+            ("2024-06-18%2023%3A00%3A00.000000000", "pandas, an hour", 23),
+            ("2024-06-18 23:59:59.5", "any time", 23),
         ] {
             assert_eq!(
                 hive_day(spelled),
-                Some((
-                    NaiveDate::from_ymd_opt(2024, 6, 18).unwrap(),
-                    Spelling::Midnight
-                )),
+                Some((june_18, Spelling::Timestamp)),
                 "{writer}: {spelled}"
             );
+            let time = folder_time(&format!("hour={spelled}")).map(|t| t.hour());
+            assert_eq!(time, Some(hour), "{spelled}");
         }
         for not_a_day in [
             "2024-06-18 04:00:00.000000Z",
-            "2024-06-18 00:00:01",
-            "2024-06-18 00:00:00.5",
+            "2024-06-18 13:00:00+02:00",
             "2024-06-18 24:00:00",
             "2024-06-18 00:00:00+2",
             "2024-06-18 00:00:00 UTC",
@@ -1011,6 +1029,7 @@ mod tests {
         ] {
             assert_eq!(parse_hive_day(not_a_day), None, "{not_a_day}");
         }
+        assert_eq!(folder_time("date=2024-06-18"), None);
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl Lake {
                         "; found only folders that name no day: {}{}",
                         skipped.join(", "),
                         match times {
-                            true => " (a timestamp names a day only at midnight)",
+                            true => " (a timestamp with a zone names a day only at midnight)",
                             false => "",
                         }
                     )
@@ -293,25 +293,23 @@ impl Lake {
         Ok(None)
     }
 
-    /// The days from `from` to `to` whose partition is in several folders (of one of the lakes a
-    /// pattern names), with those folders.
+    /// The days from `from` to `to` whose partition is in several folders, with those folders:
+    /// folders of one of the lakes a pattern names, for one hour (of a lake by timestamps).
     pub fn split_days(
         &self,
         from: NaiveDate,
         to: NaiveDate,
     ) -> impl Iterator<Item = (&NaiveDate, &Vec<Path>)> {
+        let slot = |folder: &Path| {
+            let lake = (self.pattern.as_ref())
+                .and_then(|_| folder.prefix_match(&self.root)?.next())
+                .map(|p| p.as_ref().to_string());
+            (lake, folder.filename().and_then(layout::folder_time))
+        };
         let days = self.days.range(from..=to);
-        days.filter(|(_, folders)| match self.pattern {
-            None => folders.len() > 1,
-            Some(_) => {
-                let mut lakes = BTreeSet::new();
-                let lake = |f: &Path| {
-                    f.prefix_match(&self.root)?
-                        .next()
-                        .map(|p| p.as_ref().to_string())
-                };
-                !folders.iter().all(|f| lakes.insert(lake(f)))
-            }
+        days.filter(move |(_, folders)| {
+            let mut slots = BTreeSet::new();
+            !folders.iter().all(|f| slots.insert(slot(f)))
         })
     }
 
