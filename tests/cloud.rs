@@ -647,6 +647,61 @@ fn a_pattern_names_the_lakes_of_a_bucket_counted_as_one() {
     assert_eq!(run.csv()[1], ["2"]);
 }
 
+/// An S3 lake with folder markers: the empty `NAME_$folder$` objects Amazon EMR's file system
+/// leaves beside each folder it makes (beside the partitions, and inside them for their
+/// sub-folders), and the empty `NAME/` objects that Hadoop's S3A (when it keeps its markers)
+/// and the S3 console make for folders, the lake's own too, are not data files: the lake gives the
+/// oracle's numbers in both engines, and `dau check` finds nothing wrong.
+#[test]
+fn an_s3_lake_reads_its_folder_markers_as_no_data() {
+    let work = Workdir::new();
+    let server = Server::s3(&work);
+    let access = Access::s3(&server);
+    let url = "s3://lake/events";
+    let shape = ["--users", "300", "--days", "3", "--start", "2024-05-01"];
+    gen_both(&work, &access, url, "local", &shape);
+    let empty = work.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    for marker in [
+        "date=2024-05-01_$folder$",
+        "date=2024-05-02_$folder$",
+        "date=2024-05-02/hour=00_$folder$",
+        "",
+        "date=2024-05-03/",
+        "date=2024-05-03/hour=00/",
+        "date=2024-05-04/",
+    ] {
+        upload(&server, url, marker, &empty);
+    }
+    // Files below the marker of hour=00, from another lake's 2024-05-03.
+    let other = work.run(&[&["gen", "--out", "other", "--seed", "9"], &shape[..]].concat());
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    let hour = "date=2024-05-03/hour=00/part-00000.parquet";
+    upload(
+        &server,
+        url,
+        hour,
+        &work.join("other/date=2024-05-03/part-00000.parquet"),
+    );
+    let mut rows = read_lake_rows(&work.join("local"));
+    let more = read_lake_rows(&work.join("other"));
+    rows.extend(more.into_iter().filter(|(d, _)| *d == day("2024-05-03")));
+    let mut oracle: BTreeMap<NaiveDate, Option<u64>> = (active(&rows).into_iter())
+        .map(|(d, users)| (d, Some(users.len() as u64)))
+        .collect();
+    // A partition folder made, and no file written in it yet: missing, not 0.
+    oracle.insert(day("2024-05-04"), None);
+    for engine in ["sql", "bitmap"] {
+        let query = [
+            "query", "dau", "--lake", url, "-f", "csv", "--engine", engine,
+        ];
+        let run = access.run(&work, &query);
+        assert_eq!(run.series(), oracle, "{engine}");
+    }
+    let check = access.run(&work, &["check", "--lake", url, "--to", "2024-05-03"]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+}
+
 #[test]
 fn rollups_in_a_gcs_bucket_are_shared_and_kept_current() {
     let work = Workdir::new();

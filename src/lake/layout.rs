@@ -99,9 +99,11 @@ pub struct Discovered {
     pub matched: Vec<String>,
 }
 
-/// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`.
+/// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`, and
+/// the empty `NAME_$folder$` objects that Hadoop's s3n and Amazon EMR's file system leave beside
+/// each folder they make in a bucket (`date=2024-06-01_$folder$`).
 pub fn is_hidden(name: &str) -> bool {
-    name.starts_with('_') || name.starts_with('.')
+    name.starts_with('_') || name.starts_with('.') || name.ends_with("_$folder$")
 }
 
 /// The value of a nested layout's folder `name` for `key` (`year`, `month` or `day`): `key=value`,
@@ -288,7 +290,9 @@ async fn children(
                     .filter_map(|p| p.filename().map(str::to_string))
                     .collect()
             };
-            let files = names(&mut listing.objects.iter().map(|o| &o.location));
+            // (Not the folder itself: a bucket's marker object for it, `dir/`, listed as `dir`.)
+            let objects = listing.objects.iter().map(|o| &o.location);
+            let files = names(&mut objects.filter(|location| *location != dir));
             (names(&mut listing.common_prefixes.iter()), files)
         }
     };
@@ -1161,7 +1165,14 @@ mod tests {
 
     #[test]
     fn hidden_names() {
-        for name in ["_SUCCESS", "_temporary", ".crc", ".DS_Store", "._x.parquet"] {
+        for name in [
+            "_SUCCESS",
+            "_temporary",
+            ".crc",
+            ".DS_Store",
+            "._x.parquet",
+            "date=2024-06-01_$folder$",
+        ] {
             assert!(is_hidden(name), "{name}");
         }
         assert!(!is_hidden("part-0.parquet"));

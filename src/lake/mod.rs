@@ -474,9 +474,15 @@ impl Lake {
             files.retain(|meta| {
                 folders.iter().any(|folder| {
                     let parts = meta.location.prefix_match(folder);
-                    parts.is_some_and(|mut parts| parts.all(|p| !layout::is_hidden(p.as_ref())))
+                    parts.is_some_and(|parts| {
+                        let mut parts = parts.peekable();
+                        // (Not the folder itself: a bucket's marker object for it.)
+                        parts.peek().is_some() && parts.all(|p| !layout::is_hidden(p.as_ref()))
+                    })
                 })
             });
+            let markers = folder_markers(&files);
+            files.retain(|meta| !markers.contains(&meta.location));
             if let Some(log) = &self.spark_log {
                 let (left, lost) = log.keep(day, &mut files);
                 if let (Some(path), false) = (lost.first(), self.list_lost) {
@@ -662,6 +668,22 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The empty objects among `files` that mark a folder in a bucket, as the S3 console and Hadoop's
+/// S3A make them (the key `date=2024-06-01/hour=00/`, which the store lists without its `/`): those
+/// that other files are below.
+fn folder_markers(files: &[ObjectMeta]) -> BTreeSet<Path> {
+    let empty = files.iter().filter(|meta| meta.size == 0);
+    empty
+        .filter(|marker| {
+            let folder = format!("{}/", marker.location);
+            files
+                .iter()
+                .any(|f| f.location.as_ref().starts_with(&folder))
+        })
+        .map(|marker| marker.location.clone())
+        .collect()
 }
 
 /// A lake named with a pattern for its last folder (`gs://b/events/app=*`): the folder above
