@@ -50,9 +50,20 @@ pub struct Location {
     pub credentials: String,
 }
 
-/// True for a `gs://` or `s3://` URL.
+/// True for a `gs://` or `s3://` URL (or `gcs://`, `s3a://`, `s3n://`, as Hadoop, Spark and
+/// fsspec spell them).
 pub fn is_bucket(lake: &str) -> bool {
-    lake.starts_with("gs://") || lake.starts_with("s3://")
+    lake.split_once("://")
+        .is_some_and(|(scheme, _)| bucket_scheme(scheme).is_some())
+}
+
+/// `gs` or `s3` for a scheme that names a bucket in them.
+fn bucket_scheme(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "gs" | "gcs" => Some("gs"),
+        "s3" | "s3a" | "s3n" => Some("s3"),
+        _ => None,
+    }
 }
 
 /// Opens a lake given as a plain folder, a `file://` URL, `gs://bucket/prefix` or `s3://bucket/prefix`.
@@ -66,7 +77,7 @@ pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
                 .and_then(|url| url.to_file_path().ok());
             local(lake, path.unwrap_or_else(|| std::path::PathBuf::from(rest)))
         }
-        Some((scheme @ ("gs" | "s3"), rest)) => {
+        Some((scheme, rest)) if let Some(scheme) = bucket_scheme(scheme) => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(Error::usage(
@@ -100,7 +111,8 @@ pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
         }
         Some((scheme, _)) => Err(Error::usage(
             format!("unsupported lake URL scheme '{scheme}://' ({lake})"),
-            "use a folder, file://, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX",
+            "use a folder, file://, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX (also spelled \
+             gcs://, s3a:// and s3n://)",
         )),
     }
 }
@@ -387,6 +399,14 @@ mod tests {
         let s3 = open("s3://bucket", &options).unwrap();
         assert_eq!(s3.root, Path::from(""));
         assert_eq!(s3.store_url.as_str(), "s3://bucket/");
+        // As Hadoop, Spark and fsspec spell the same buckets.
+        for (alias, same) in [("s3a", "s3"), ("s3n", "s3"), ("gcs", "gs")] {
+            let aliased = open(&format!("{alias}://bucket/x"), &options).unwrap();
+            assert_eq!(aliased.store_url.as_str(), format!("{same}://bucket/"));
+            assert_eq!(aliased.display_prefix, format!("{same}://bucket/"));
+            assert!(is_bucket(&format!("{alias}://bucket/x")));
+        }
+        assert!(!is_bucket("hdfs://nn/x") && !is_bucket("s3"));
         for bad in [
             "gs:///x",
             "ftp://host/x",
