@@ -135,6 +135,11 @@ pub fn hint(error: &object_store::Error, credentials: &str) -> String {
         E::Generic { source, .. } if is_about_credentials(&source.to_string()) => {
             format!("; {credentials}")
         }
+        // S3 answers a request to another region than the bucket's so.
+        E::Generic { source, .. } if source.to_string().contains("configured region") => {
+            "; set AWS_REGION to the bucket's region (or region in the profile of ~/.aws/config)"
+                .to_string()
+        }
         E::Generic { .. } => "; check that the endpoint is reachable (--endpoint); each request \
                               waits up to --timeout seconds and is retried --retries times"
             .to_string(),
@@ -382,6 +387,21 @@ fn profile_value(file: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_in_another_region_says_to_set_it() {
+        let redirected = object_store::Error::Generic {
+            store: "S3",
+            source: "Received redirect without LOCATION, this normally indicates an incorrectly \
+                     configured region"
+                .into(),
+        };
+        let said = hint(&redirected, "");
+        assert!(
+            said.starts_with("; set AWS_REGION to the bucket's region"),
+            "{said}"
+        );
+    }
 
     #[test]
     fn urls_pick_their_store() {
