@@ -60,6 +60,11 @@ impl Run {
             .collect()
     }
 
+    /// The CSV output's rows after the header, each cut to its first `n` fields.
+    pub fn first_fields(&self, n: usize) -> Vec<Vec<String>> {
+        self.csv()[1..].iter().map(|r| r[..n].to_vec()).collect()
+    }
+
     /// The CSV output's second column keyed by its first (`date`), NULL (empty) as None.
     pub fn series(&self) -> BTreeMap<NaiveDate, Option<u64>> {
         self.csv()[1..]
@@ -338,6 +343,18 @@ pub fn random_rows(seed: u64, start: NaiveDate, days: u64, users: u64) -> Vec<Ro
         rows.swap(i, j);
     }
     rows
+}
+
+/// Per day, as `dau query opens` begins its rows: the date, the opens and the active users.
+pub fn oracle_opens(rows: &[Row]) -> Vec<Vec<String>> {
+    let mut opens: BTreeMap<NaiveDate, u64> = BTreeMap::new();
+    for (d, _) in rows {
+        *opens.entry(*d).or_default() += 1;
+    }
+    let users = active(rows);
+    (opens.iter())
+        .map(|(d, n)| vec![d.to_string(), n.to_string(), users[d].len().to_string()])
+        .collect()
 }
 
 /// A(d): the users active on each day.

@@ -5,11 +5,8 @@
 //! (`tests/spark_sink.py`) is counted as its log lists it, and lakes partitioned by a column of
 //! timestamps, by day or by hour (`tests/timestamp_partitions.py`), by their days.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
-
-use chrono::NaiveDate;
 
 use crate::util::*;
 
@@ -137,25 +134,13 @@ fn a_spark_streaming_sink_counts_only_the_files_its_log_lists() {
     }
 
     // The oracle: each day's opens and distinct users in the rows Spark was given.
-    let oracle = |rows: &[Row]| -> Vec<[String; 3]> {
-        let mut opens: BTreeMap<NaiveDate, u64> = BTreeMap::new();
-        for (d, _) in rows {
-            *opens.entry(*d).or_default() += 1;
-        }
-        let users = active(rows);
-        (opens.iter())
-            .map(|(d, n)| [d.to_string(), n.to_string(), users[d].len().to_string()])
-            .collect()
-    };
-    let counted = |engine: &str| -> Vec<[String; 3]> {
+    let oracle = oracle_opens;
+    let counted = |engine: &str| -> Vec<Vec<String>> {
         let run = w.run(&[
             "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
         ]);
-        let rows = run.csv();
-        assert_eq!(rows[0][..3], ["date", "opens", "active_users"]);
-        (rows[1..].iter())
-            .map(|r| [r[0].clone(), r[1].clone(), r[2].clone()])
-            .collect()
+        assert_eq!(run.csv()[0][..3], ["date", "opens", "active_users"]);
+        run.first_fields(3)
     };
     let all = oracle(&rows);
     for engine in ["sql", "bitmap", "bitmap"] {
@@ -254,14 +239,7 @@ fn a_partition_column_of_timestamps_names_its_days() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&written.stderr);
     assert!(written.status.success(), "{stderr}");
-    let mut opens: BTreeMap<NaiveDate, u64> = BTreeMap::new();
-    for (d, _) in &rows {
-        *opens.entry(*d).or_default() += 1;
-    }
-    let users = active(&rows);
-    let oracle: Vec<[String; 3]> = (opens.iter())
-        .map(|(d, n)| [d.to_string(), n.to_string(), users[d].len().to_string()])
-        .collect();
+    let oracle = oracle_opens(&rows);
     assert_eq!(oracle.len(), 3);
     let counted = |lake: &str, engine: &str| -> Run {
         w.run(&[
@@ -282,10 +260,7 @@ fn a_partition_column_of_timestamps_names_its_days() {
             let run = counted(lake, engine);
             assert_eq!(run.code, 0, "{lake} {engine}: {}", run.stderr);
             assert!(!run.stderr.contains("several folders"), "{}", run.stderr);
-            let rows: Vec<[String; 3]> = (run.csv()[1..].iter())
-                .map(|r| [r[0].clone(), r[1].clone(), r[2].clone()])
-                .collect();
-            assert_eq!(rows, oracle, "{lake} {engine}");
+            assert_eq!(run.first_fields(3), oracle, "{lake} {engine}");
         }
     }
     let check = w.run(&["check", "--lake", "spark-hours"]);
@@ -310,10 +285,7 @@ fn a_partition_column_of_timestamps_names_its_days() {
     }
     for engine in ["sql", "bitmap"] {
         let run = counted("pyarrow-utc", engine);
-        let rows: Vec<[String; 3]> = (run.csv()[1..].iter())
-            .map(|r| [r[0].clone(), r[1].clone(), r[2].clone()])
-            .collect();
-        assert_eq!(rows, oracle, "{engine}");
+        assert_eq!(run.first_fields(3), oracle, "{engine}");
         assert!(
             run.stderr.contains(
                 "skipped 1 folder(s) that do not name a day: \
