@@ -317,12 +317,12 @@ impl Lake {
     /// is from: the key of its folders when all are `key=value` (`app` for `app=ios`), else
     /// `lake`.
     pub fn lakes_column(&self) -> Option<&str> {
+        fn key(folder: &str) -> Option<&str> {
+            folder.split_once('=').map(|(key, _)| key)
+        }
         let (first, rest) = self.matched.split_first()?;
-        let key = |folder: &str| folder.split_once('=').map(|(key, _)| key.to_string());
         Some(match key(first) {
-            Some(k) if k != table::DATE && rest.iter().all(|f| key(f).as_ref() == Some(&k)) => {
-                first.split_once('=').map_or("lake", |(key, _)| key)
-            }
+            Some(k) if k != table::DATE && rest.iter().all(|f| key(f) == Some(k)) => k,
             _ => "lake",
         })
     }
