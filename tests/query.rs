@@ -892,6 +892,15 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
         "lake/app=web*",
         "no folder matches 'app=web*': it has app=android, app=ios",
     );
+    let deeper = w.run(&["query", "dau", "--lake", "lake/app=*/date=*"]);
+    assert_eq!(deeper.code, 2, "{}", deeper.stderr);
+    assert!(
+        deeper
+            .stderr
+            .starts_with("dau: the lake lake/app=*/date=* has a pattern before its last folder"),
+        "{}",
+        deeper.stderr
+    );
     std::fs::create_dir_all(w.join("lake/app=web/tmp")).unwrap();
     fails("lake/app=*", "app=web has no date partitions");
     std::fs::remove_dir_all(w.join("lake/app=web")).unwrap();

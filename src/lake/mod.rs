@@ -97,7 +97,7 @@ impl Lake {
         config: &Config,
         near: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Lake> {
-        let (folder, pattern) = split_pattern(name);
+        let (folder, pattern) = split_pattern(name)?;
         let location = storage::open(folder, &config.storage)?;
         let store = layout::Store {
             objects: location.store.as_ref(),
@@ -687,13 +687,19 @@ fn folder_markers(files: &[ObjectMeta]) -> BTreeSet<Path> {
 }
 
 /// A lake named with a pattern for its last folder (`gs://b/events/app=*`): the folder above
-/// (`gs://b/events`) and the pattern (`app=*`); else the lake as named.
-fn split_pattern(name: &str) -> (&str, Option<&str>) {
+/// (`gs://b/events`) and the pattern (`app=*`); else the lake as named. A pattern elsewhere is
+/// refused.
+fn split_pattern(name: &str) -> Result<(&str, Option<&str>)> {
     let trimmed = name.trim_end_matches('/');
-    match trimmed.rsplit_once('/') {
-        Some((folder, last)) if last.contains('*') && !folder.contains('*') => (folder, Some(last)),
-        None if trimmed.contains('*') => (".", Some(trimmed)),
-        _ => (name, None),
+    let (folder, last) = trimmed.rsplit_once('/').unwrap_or((".", trimmed));
+    match (folder.contains('*'), last.contains('*')) {
+        (false, false) => Ok((name, None)),
+        (false, true) => Ok((folder, Some(last))),
+        (true, _) => Err(Error::usage(
+            format!("the lake {name} has a pattern before its last folder"),
+            "a pattern may name only the lake's last folder, whose folders each hold a lake of \
+             days (events/app=*); the days below are found by themselves",
+        )),
     }
 }
 
