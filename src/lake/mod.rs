@@ -328,13 +328,16 @@ impl Lake {
     }
 
     /// Which of the lakes a pattern names `file` is in: its folder's value (`ios` for
-    /// `app=ios`), or name.
+    /// `app=ios`, unescaped as a hive value: `android/tv` for `app=android%2Ftv`), or name.
     pub fn lake_of(&self, file: &Path) -> Option<String> {
         let folder = file.prefix_match(&self.root)?.next()?;
         let folder = folder.as_ref();
         let keyed = self.lakes_column() != Some("lake");
         Some(match folder.split_once('=') {
-            Some((_, value)) if keyed => value.to_string(),
+            Some((_, value)) if keyed => {
+                let value = percent_encoding::percent_decode_str(value);
+                value.decode_utf8_lossy().into_owned()
+            }
             _ => folder.to_string(),
         })
     }
