@@ -110,6 +110,55 @@ fn firehose_hour_folders_are_their_day() {
     assert_eq!(report["days"][0]["files"], 3);
 }
 
+/// `dt=YYYY-MM-DD-HH` folders, as Kafka Connect's time-based partitioner writes with
+/// `path.format='dt'=YYYY-MM-dd-HH`: each is an hour of its day (not a day split over folders, so
+/// no warning), in both engines; an hour that is not one (`-24`) is skipped and named.
+#[test]
+fn dashed_hour_folders_are_their_day() {
+    let w = Workdir::new();
+    let rows = random_rows(11, day("2024-06-29"), 4, 300);
+    let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
+    for (d, u) in &rows {
+        by_day.entry(*d).or_default().push(*u);
+    }
+    for (d, users) in &by_day {
+        for (i, users) in users.chunks(users.len().div_ceil(3)).enumerate() {
+            let folder = w.join(&format!("lake/dt={d}-{:02}", i * 7));
+            std::fs::create_dir_all(&folder).unwrap();
+            write_file(
+                &folder.join("part-0.parquet"),
+                &LakeSpec::default(),
+                users,
+                *d,
+            );
+        }
+    }
+    let bad = w.join("lake/dt=2024-06-30-24");
+    std::fs::create_dir_all(&bad).unwrap();
+    write_file(
+        &bad.join("part-0.parquet"),
+        &LakeSpec::default(),
+        &[1],
+        day("2024-06-30"),
+    );
+    for engine in ["bitmap", "sql"] {
+        let run = csv(&w, &["dau", "--engine", engine]);
+        let want = oracle_window(&rows, 1, day("2024-06-29"), day("2024-07-02"), &[]);
+        assert_eq!(run.series(), want, "{engine}");
+        assert!(!run.stderr.contains("several folders"), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("skipped 1 folder(s) that do not name a day: dt=2024-06-30-24"),
+            "{}",
+            run.stderr
+        );
+    }
+    let check = w.run(&["check", "--lake", "lake", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["layout"], "dt=YYYY-MM-DD-HH");
+    assert_eq!(report["days"][0]["files"], 3);
+}
+
 /// dau and mau from 2024-06-10 to 2024-06-30 from each of `engines`: the oracle's rows (NULL
 /// where a window holds a `missing` day), with `warning` on stderr.
 fn engines_give_the_oracle_rows(

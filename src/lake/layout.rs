@@ -49,6 +49,8 @@ pub enum Spelling {
     /// timestamps: `2024-06-01 00:00:00`, escaped (`%3A`, `%20`), with or without fractions of a
     /// second and a zone. A day's, or (at other times) one of its hours'.
     Timestamp,
+    /// `YYYY-MM-DD-HH`: one of the day's hours.
+    Hour,
 }
 
 impl std::fmt::Display for Spelling {
@@ -57,6 +59,7 @@ impl std::fmt::Display for Spelling {
             Spelling::Dashed => "YYYY-MM-DD",
             Spelling::Compact => "YYYYMMDD",
             Spelling::Timestamp => "YYYY-MM-DD HH:MM:SS",
+            Spelling::Hour => "YYYY-MM-DD-HH",
         })
     }
 }
@@ -162,6 +165,7 @@ fn hive_day(value: &str) -> Option<(NaiveDate, Spelling)> {
     let (format, spelling) = match value.len() {
         10 => ("%Y-%m-%d", Spelling::Dashed),
         8 if value.bytes().all(|b| b.is_ascii_digit()) => ("%Y%m%d", Spelling::Compact),
+        13 => return dashed_hour(value).map(|(day, _)| (day, Spelling::Hour)),
         11.. => return timestamp(value).map(|(day, _)| (day, Spelling::Timestamp)),
         _ => return None,
     };
@@ -194,10 +198,24 @@ fn timestamp(value: &str) -> Option<(NaiveDate, chrono::NaiveTime)> {
     (!zoned || at == chrono::NaiveTime::MIN).then_some((day, at))
 }
 
-/// The time of day a partition folder `key=TIMESTAMP` names (its hour), if it names one.
+/// A day's hour `YYYY-MM-DD-HH`, as Kafka Connect's time-based partitioner writes
+/// `'dt'=YYYY-MM-dd-HH`.
+fn dashed_hour(value: &str) -> Option<(NaiveDate, chrono::NaiveTime)> {
+    let (day, hour) = value.split_at_checked(10)?;
+    let hour = hour.strip_prefix('-')?;
+    if hour.len() != 2 || !hour.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let at = chrono::NaiveTime::from_hms_opt(hour.parse().ok()?, 0, 0)?;
+    Some((NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?, at))
+}
+
+/// The time of day a partition folder `key=TIMESTAMP` or `key=YYYY-MM-DD-HH` names (its hour),
+/// if it names one.
 pub fn folder_time(name: &str) -> Option<chrono::NaiveTime> {
     let value = key_value(name).map_or(name, |(_, value)| value);
-    timestamp(value).map(|(_, at)| at)
+    let time = timestamp(value).or_else(|| dashed_hour(value));
+    time.map(|(_, at)| at)
 }
 
 /// Whether `offset` is a zone offset's hours and minutes: `HH`, `HHMM` or `HH:MM`.
@@ -1034,6 +1052,26 @@ mod tests {
             assert_eq!(parse_hive_day(not_a_day), None, "{not_a_day}");
         }
         assert_eq!(folder_time("date=2024-06-18"), None);
+    }
+
+    /// `YYYY-MM-DD-HH` is an hour of its day; a value like it that is not one names no day.
+    #[test]
+    fn dashed_hours_name_their_day() {
+        use chrono::Timelike;
+        let june_18 = NaiveDate::from_ymd_opt(2024, 6, 18).unwrap();
+        assert_eq!(hive_day("2024-06-18-00"), Some((june_18, Spelling::Hour)));
+        assert_eq!(hive_day("2024-06-18-23"), Some((june_18, Spelling::Hour)));
+        assert_eq!(folder_time("dt=2024-06-18-07").map(|t| t.hour()), Some(7));
+        for not_a_day in [
+            "2024-06-18-24",
+            "2024-06-18-1",
+            "2024-06-18-+1",
+            "2024-06-18_13",
+            "2024-02-30-13",
+            "2024-06-18-1a",
+        ] {
+            assert_eq!(parse_hive_day(not_a_day), None, "{not_a_day}");
+        }
     }
 
     #[test]
