@@ -845,8 +845,8 @@ fn metric_format_and_engine_names_ignore_case() {
 #[test]
 fn a_pattern_counts_the_lakes_it_names_as_one() {
     let w = Workdir::new();
-    let ios = random_rows(41, day("2024-06-01"), 35, 400);
-    // Shares users with ios (the same ids), and has days ios lacks.
+    let ios = random_rows(41, day("2024-06-01"), 39, 400);
+    // Shares users with ios (the same ids), and begins later.
     let android = random_rows(42, day("2024-06-05"), 35, 300);
     write_lake(&w.join("lake/app=ios"), &LakeSpec::default(), &ios, &[]);
     let spec = LakeSpec {
@@ -856,7 +856,8 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
     // (Its value escaped, as pyarrow and Spark escape such values in folder names.)
     write_lake(&w.join("lake/app=android%2Ftv"), &spec, &android, &[]);
     let both: Vec<Row> = ios.iter().chain(&android).copied().collect();
-    assert!(active(&both).len() > active(&ios).len());
+    let june_20 = day("2024-06-20");
+    assert!(active(&both)[&june_20].len() > active(&ios)[&june_20].len());
     let (from, to) = (day("2024-06-01"), day("2024-07-09"));
     for engine in ["sql", "bitmap", "bitmap"] {
         for (metric, n) in [("dau", 1), ("mau", 30)] {
@@ -872,7 +873,7 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
     }
     // One lake alone after both together: its own numbers, not the pattern's rollups.
     let run = w.run(&["query", "dau", "--lake", "lake/app=ios/", "-f", "csv"]);
-    let ios_days = oracle_window(&ios, 1, day("2024-06-06"), day("2024-07-05"), &[]);
+    let ios_days = oracle_window(&ios, 1, day("2024-06-10"), day("2024-07-09"), &[]);
     assert_eq!(run.series(), ios_days);
 
     // Per app, in SQL.
@@ -931,6 +932,80 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
         run.stderr
     );
     std::fs::remove_dir_all(&split).unwrap();
+
+    // A lake without a day the others have (its writer behind, or one that failed), or with the
+    // day's folder and no file in it yet: the day is missing, never counted without that lake.
+    let android_folder = |d: &str| w.join(&format!("lake/app=android%2Ftv/date={d}"));
+    std::fs::remove_dir_all(android_folder("2024-07-09")).unwrap();
+    std::fs::remove_file(android_folder("2024-06-20").join("part-0.parquet")).unwrap();
+    let lacking = [day("2024-06-20"), day("2024-07-09")];
+    for engine in ["sql", "bitmap"] {
+        for (metric, n) in [("dau", 1), ("mau", 30)] {
+            let args = [
+                "query",
+                metric,
+                "--lake",
+                "lake/app=*",
+                "-f",
+                "csv",
+                "--to",
+                "2024-07-09",
+            ];
+            let run = w.run(&[&args[..], &["--engine", engine, "--from", "2024-06-01"]].concat());
+            let want = oracle_window(&both, n, from, to, &lacking);
+            assert_eq!(run.series(), want, "{metric} {engine}, a lake lacking days");
+            assert!(
+                run.stderr.contains(
+                    "dau: warning: 2 day(s) lack the data of a lake lake/app=* names: 2024-06-20 \
+                     (app=android%2Ftv), 2024-07-09 (app=android%2Ftv); they are missing (NULL) \
+                     rather than counted without it\n"
+                ),
+                "{engine}: {}",
+                run.stderr
+            );
+        }
+    }
+    let check = w.run(&[
+        "check",
+        "--lake",
+        "lake/app=*",
+        "--from",
+        "2024-06-01",
+        "--to",
+        "2024-07-09",
+    ]);
+    assert_eq!(check.code, 4, "{}", check.stderr);
+    for problem in [
+        "missing day: 2024-07-09 has no partition in app=android%2Ftv\n",
+        "empty partition: 2024-06-20 has no data file in app=android%2Ftv (queries show it",
+    ] {
+        assert!(check.stdout.contains(problem), "{}", check.stdout);
+    }
+    // A nightly export of the day a lake lacks fails (and is retried), delivering nothing.
+    let export = [
+        "export",
+        "dau",
+        "--lake",
+        "lake/app=*",
+        "--date",
+        "2024-07-09",
+        "-o",
+        "x.csv",
+    ];
+    let run = w.run(&export);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "dau: no data file to read in the partitions from 2024-07-09 to 2024-07-09 \
+             (lake/app=*): nothing to count: 1 day(s) lack the data of a lake"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.join("x.csv").exists());
+    // Naming the lakes to count: ios alone, by the pattern's alternatives.
+    let run = w.run(&["query", "dau", "--lake", "lake/app={ios,web}", "-f", "csv"]);
+    assert_eq!(run.series(), ios_days);
 
     let fails = |lake: &str, why: &str| {
         let run = w.run(&["query", "dau", "--lake", lake]);

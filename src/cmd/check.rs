@@ -58,6 +58,9 @@ pub struct Report {
     /// For a lake named with a pattern, the folders it matched, each a lake.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matched: Vec<String>,
+    /// For such a lake, the days (missing or empty) that some of its lakes lack, with those.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub incomplete_days: BTreeMap<NaiveDate, Vec<String>>,
     pub layout: String,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
@@ -300,6 +303,7 @@ pub async fn examine(
     Ok(Report {
         lake: lake.name.clone(),
         matched: lake.matched.clone(),
+        incomplete_days: lake.incomplete(from, to),
         layout: lake.layout.to_string(),
         first_day: lake.first_day(),
         last_day: lake.last_day(),
@@ -434,12 +438,17 @@ fn render(report: &Report) -> String {
     }
     out.push(table.to_string());
     let mut problems = Vec::new();
+    let lacking = |d: &NaiveDate| match report.incomplete_days.get(d) {
+        Some(lakes) => format!(" in {}", lakes.join(", ")),
+        None => String::new(),
+    };
     for d in &report.missing_days {
-        problems.push(format!("missing day: {d} has no partition"));
+        problems.push(format!("missing day: {d} has no partition{}", lacking(d)));
     }
     for d in &report.empty_days {
         problems.push(format!(
-            "empty partition: {d} has no data file (queries show it as missing)"
+            "empty partition: {d} has no data file{} (queries show it as missing)",
+            lacking(d)
         ));
     }
     for d in &report.unfinished_days {

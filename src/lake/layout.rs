@@ -1,6 +1,6 @@
 //! Partition layouts: which folder names carry a day, and how to find the days below a lake root.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 
 use chrono::{Datelike, NaiveDate};
@@ -100,6 +100,9 @@ pub struct Discovered {
     pub table: Option<TableLog>,
     /// For a lake named with a pattern (`events/app=*`), the folders it matched, each a lake.
     pub matched: Vec<String>,
+    /// For such a lake, the days some of its lakes lack (with those lakes) while others have
+    /// them: left out of `days`, so missing rather than counted without a lake.
+    pub incomplete: BTreeMap<NaiveDate, Vec<String>>,
 }
 
 /// A file or folder name that is not data: `_SUCCESS`, `_temporary`, `.crc`, `.DS_Store`, and
@@ -573,9 +576,9 @@ pub async fn discover(
     })
 }
 
-/// The lakes in the folders of `root` that `pattern` matches (`app=*`: `*` is any text), as one
-/// lake: each day's folders are those of all of them. Each must have days, all in one layout,
-/// and no Spark log (which lists its own lake's files); `Err` says which does not.
+/// The lakes in the folders of `root` that `pattern` matches (`app=*`: `*` is any text; `{a,b}`
+/// either), as one lake: each day's folders are those of all of them. Each must have days, all
+/// in one layout, and no Spark log (which lists its own lake's files); `Err` says which does not.
 pub async fn discover_matching(
     store: Store<'_>,
     root: &Path,
@@ -600,6 +603,7 @@ pub async fn discover_matching(
         base: root.clone(),
         ..Discovered::default()
     };
+    let mut spans = Vec::new();
     for (name, lake) in matched.iter().zip(lakes.await?) {
         match lake.table {
             Some(TableLog::Spark) => {
@@ -623,6 +627,8 @@ pub async fn discover_matching(
             }
             _ => all.layout = Some(layout),
         }
+        let days: BTreeSet<NaiveDate> = lake.days.keys().copied().collect();
+        spans.push((name, days));
         for (day, folders) in lake.days {
             all.days.entry(day).or_default().extend(folders);
         }
@@ -630,12 +636,34 @@ pub async fn discover_matching(
         all.skipped.extend(within(lake.skipped));
         all.strays.extend(within(lake.strays));
     }
+    // A day a lake lacks after its first day (a writer behind, or failed) would be counted
+    // without that lake's users: it is missing instead. (Before its first day, the lake was not.)
+    for day in all.days.keys() {
+        let lacking: Vec<String> = (spans.iter())
+            .filter(|(_, days)| days.first().is_some_and(|first| first < day))
+            .filter(|(_, days)| !days.contains(day))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !lacking.is_empty() {
+            all.incomplete.insert(*day, lacking);
+        }
+    }
+    all.days.retain(|day, _| !all.incomplete.contains_key(day));
     all.matched = matched;
     Ok(Ok(all))
 }
 
-/// Whether `name` is as `pattern` says, where `*` is any text (none too).
+/// Whether `name` is as `pattern` says, where `*` is any text (none too) and `{a,b}` either.
 fn glob(pattern: &str, name: &str) -> bool {
+    if let Some(open) = pattern.find('{')
+        && let Some(length) = pattern[open..].find('}')
+    {
+        let (head, tail) = (&pattern[..open], &pattern[open + length + 1..]);
+        let either = pattern[open + 1..open + length].split(',');
+        return either
+            .into_iter()
+            .any(|one| glob(&format!("{head}{one}{tail}"), name));
+    }
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or_default();
     let Some(mut rest) = name.strip_prefix(first) else {
@@ -1196,6 +1224,11 @@ mod tests {
             ("a*a", "aa", true),
             ("app=ios", "app=ios", true),
             ("app=ios", "app=ios2", false),
+            ("app={ios,android}", "app=android", true),
+            ("app={ios,android}", "app=web", false),
+            ("{a,b}=*-{x,y}", "b=1-y", true),
+            ("{a,b}=*-{x,y}", "b=1-z", false),
+            ("app={ios}", "app=ios", true),
         ] {
             assert_eq!(glob(pattern, name), matches, "{pattern} {name}");
         }

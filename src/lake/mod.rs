@@ -51,6 +51,9 @@ pub struct Lake {
     pub pattern: Option<String>,
     /// The folders the pattern matched.
     pub matched: Vec<String>,
+    /// For a pattern, the days some of its lakes lack (no partition, or no data file in it) while
+    /// others have them, with those lakes: missing (NULL) rather than counted without them.
+    incomplete: Mutex<BTreeMap<NaiveDate, Vec<String>>>,
     pub layout: Layout,
     /// Each day that has a partition, with its partition folders.
     pub days: BTreeMap<NaiveDate, Vec<Path>>,
@@ -196,6 +199,7 @@ impl Lake {
             root: location.root,
             pattern: pattern.map(str::to_string),
             matched: found.matched,
+            incomplete: Mutex::new(found.incomplete),
             layout,
             days: found.days,
             skipped: found.skipped,
@@ -342,6 +346,45 @@ impl Lake {
         })
     }
 
+    /// Of the lakes a pattern names, those whose `folders` of a day hold none of `files` (a
+    /// writer that made the day's folder and has not written it yet).
+    fn lakes_without_files(&self, folders: &[Path], files: &[ObjectMeta]) -> Vec<String> {
+        if self.pattern.is_none() {
+            return Vec::new();
+        }
+        let lake = |path: &Path| Some(path.prefix_match(&self.root)?.next()?.as_ref().to_string());
+        let with: BTreeSet<String> = files.iter().filter_map(|f| lake(&f.location)).collect();
+        let without: BTreeSet<String> = (folders.iter().filter_map(lake))
+            .filter(|l| !with.contains(l))
+            .collect();
+        without.into_iter().collect()
+    }
+
+    /// The days from `from` to `to` that some of the lakes a pattern names lack while others
+    /// have them, with those lakes.
+    pub fn incomplete(&self, from: NaiveDate, to: NaiveDate) -> BTreeMap<NaiveDate, Vec<String>> {
+        let incomplete = self.incomplete.lock().expect("incomplete days");
+        let days = incomplete.range(from..=to);
+        days.map(|(d, lakes)| (*d, lakes.clone())).collect()
+    }
+
+    /// The warning for [`Lake::incomplete`] days, if any.
+    pub fn incomplete_warning(&self, from: NaiveDate, to: NaiveDate) -> Option<String> {
+        let incomplete = self.incomplete(from, to);
+        let days: Vec<String> = (incomplete.iter())
+            .map(|(d, lakes)| format!("{d} ({})", lakes.join(", ")))
+            .collect();
+        (!days.is_empty()).then(|| {
+            format!(
+                "{} day(s) lack the data of a lake {} names: {}; they are missing (NULL) rather \
+                 than counted without it",
+                days.len(),
+                self.name,
+                days.join(", ")
+            )
+        })
+    }
+
     /// The lake's folder, or folders, as a person can find them: `/data/events/app=*`.
     pub fn describe_root(&self) -> String {
         match &self.pattern {
@@ -373,6 +416,14 @@ impl Lake {
     /// which days the lake has.
     pub fn days_between(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>> {
         let days: Vec<NaiveDate> = self.days.range(from..=to).map(|(d, _)| *d).collect();
+        if let (true, Some(warning)) = (days.is_empty(), self.incomplete_warning(from, to)) {
+            return Err(Error::NoFiles {
+                lake: self.name.clone(),
+                from,
+                to,
+                why: format!("nothing to count: {warning}"),
+            });
+        }
         if days.is_empty() {
             return Err(Error::NoPartitions {
                 lake: self.name.clone(),
@@ -503,6 +554,12 @@ impl Lake {
                     .expect("unlisted files")
                     .insert(day, left);
                 self.lost.lock().expect("lost files").insert(day, lost);
+            }
+            let lacking = self.lakes_without_files(&folders, &files);
+            if !lacking.is_empty() {
+                files.clear();
+                let mut incomplete = self.incomplete.lock().expect("incomplete days");
+                incomplete.insert(day, lacking);
             }
             let data = !files.is_empty();
             if self.done_marker.is_some() && !done {
@@ -695,7 +752,8 @@ fn folder_markers(files: &[ObjectMeta]) -> BTreeSet<Path> {
 fn split_pattern(name: &str) -> Result<(&str, Option<&str>)> {
     let trimmed = name.trim_end_matches('/');
     let (folder, last) = trimmed.rsplit_once('/').unwrap_or((".", trimmed));
-    match (folder.contains('*'), last.contains('*')) {
+    let pattern = |text: &str| text.contains(['*', '{']);
+    match (pattern(folder), pattern(last)) {
         (false, false) => Ok((name, None)),
         (false, true) => Ok((folder, Some(last))),
         (true, _) => Err(Error::usage(
