@@ -305,9 +305,7 @@ impl Lake {
         to: NaiveDate,
     ) -> impl Iterator<Item = (&NaiveDate, &Vec<Path>)> {
         let slot = |folder: &Path| {
-            let lake = (self.pattern.as_ref())
-                .and_then(|_| folder.prefix_match(&self.root)?.next())
-                .map(|p| p.as_ref().to_string());
+            let lake = self.pattern.as_ref().and_then(|_| self.lake_folder(folder));
             (lake, folder.filename().and_then(layout::folder_time))
         };
         let days = self.days.range(from..=to);
@@ -334,16 +332,20 @@ impl Lake {
     /// Which of the lakes a pattern names `file` is in: its folder's value (`ios` for
     /// `app=ios`, unescaped as a hive value: `android/tv` for `app=android%2Ftv`), or name.
     pub fn lake_of(&self, file: &Path) -> Option<String> {
-        let folder = file.prefix_match(&self.root)?.next()?;
-        let folder = folder.as_ref();
+        let folder = self.lake_folder(file)?;
         let keyed = self.lakes_column() != Some("lake");
         Some(match folder.split_once('=') {
             Some((_, value)) if keyed => {
                 let value = percent_encoding::percent_decode_str(value);
                 value.decode_utf8_lossy().into_owned()
             }
-            _ => folder.to_string(),
+            _ => folder,
         })
+    }
+
+    /// The folder of the root that `path` is in: for a lake named with a pattern, its lake's.
+    fn lake_folder(&self, path: &Path) -> Option<String> {
+        Some(path.prefix_match(&self.root)?.next()?.as_ref().to_string())
     }
 
     /// Of the lakes a pattern names, those whose `folders` of a day hold none of `files` (a
@@ -352,9 +354,11 @@ impl Lake {
         if self.pattern.is_none() {
             return Vec::new();
         }
-        let lake = |path: &Path| Some(path.prefix_match(&self.root)?.next()?.as_ref().to_string());
-        let with: BTreeSet<String> = files.iter().filter_map(|f| lake(&f.location)).collect();
-        let without: BTreeSet<String> = (folders.iter().filter_map(lake))
+        let with: BTreeSet<String> = (files.iter())
+            .filter_map(|f| self.lake_folder(&f.location))
+            .collect();
+        let without: BTreeSet<String> = (folders.iter())
+            .filter_map(|f| self.lake_folder(f))
             .filter(|l| !with.contains(l))
             .collect();
         without.into_iter().collect()
