@@ -71,6 +71,22 @@ fn every_layout_gives_the_oracle_numbers() {
     }
 }
 
+/// Writes each day's `rows` as three files, one an hour: the file of the `n`th hour of day `d` at
+/// `file(d, n)`.
+fn write_hours(w: &Workdir, rows: &[Row], file: impl Fn(NaiveDate, usize) -> String) {
+    let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
+    for (d, u) in rows {
+        by_day.entry(*d).or_default().push(*u);
+    }
+    for (d, users) in &by_day {
+        for (hour, users) in users.chunks(users.len().div_ceil(3)).enumerate() {
+            let path = w.join(&file(*d, hour));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            write_file(&path, &LakeSpec::default(), users, *d);
+        }
+    }
+}
+
 /// Kinesis Firehose's `YYYY/MM/DD/HH/` folders: a day is every hour below it, across a month's
 /// end; a folder beside the years is a stray, and a folder in a month that names no day is
 /// skipped with a warning.
@@ -78,18 +94,12 @@ fn every_layout_gives_the_oracle_numbers() {
 fn firehose_hour_folders_are_their_day() {
     let w = Workdir::new();
     let rows = random_rows(9, day("2024-06-27"), 6, 300);
-    let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
-    for (d, u) in &rows {
-        by_day.entry(*d).or_default().push(*u);
-    }
-    for (d, users) in &by_day {
-        for (hour, users) in users.chunks(users.len().div_ceil(3)).enumerate() {
-            let folder = w.join(&format!("lake/{}/{hour:02}", d.format("%Y/%m/%d")));
-            std::fs::create_dir_all(&folder).unwrap();
-            let file = folder.join("app-opens-1-2024.parquet");
-            write_file(&file, &LakeSpec::default(), users, *d);
-        }
-    }
+    write_hours(&w, &rows, |d, hour| {
+        format!(
+            "lake/{}/{hour:02}/app-opens-1-2024.parquet",
+            d.format("%Y/%m/%d")
+        )
+    });
     std::fs::create_dir_all(w.join("lake/2024/06/latest")).unwrap();
     std::fs::create_dir_all(w.join("lake/errors")).unwrap();
     for engine in ["bitmap", "sql"] {
@@ -117,22 +127,9 @@ fn firehose_hour_folders_are_their_day() {
 fn dashed_hour_folders_are_their_day() {
     let w = Workdir::new();
     let rows = random_rows(11, day("2024-06-29"), 4, 300);
-    let mut by_day: BTreeMap<NaiveDate, Vec<u64>> = BTreeMap::new();
-    for (d, u) in &rows {
-        by_day.entry(*d).or_default().push(*u);
-    }
-    for (d, users) in &by_day {
-        for (i, users) in users.chunks(users.len().div_ceil(3)).enumerate() {
-            let folder = w.join(&format!("lake/dt={d}-{:02}", i * 7));
-            std::fs::create_dir_all(&folder).unwrap();
-            write_file(
-                &folder.join("part-0.parquet"),
-                &LakeSpec::default(),
-                users,
-                *d,
-            );
-        }
-    }
+    write_hours(&w, &rows, |d, hour| {
+        format!("lake/dt={d}-{:02}/part-0.parquet", hour * 7)
+    });
     let bad = w.join("lake/dt=2024-06-30-24");
     std::fs::create_dir_all(&bad).unwrap();
     write_file(
