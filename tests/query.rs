@@ -978,6 +978,16 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
     ] {
         assert!(check.stdout.contains(problem), "{}", check.stdout);
     }
+    // Asked up to the lake's last day, the newer day a lake lacks is named.
+    let run = w.run(&["query", "dau", "--lake", "lake/app=*"]);
+    assert!(
+        run.stderr.contains(
+            "dau: warning: the newest day(s) lack the data of a lake lake/app=* names: 2024-07-09 \
+             (app=android%2Ftv); the lake ends at 2024-07-08\n"
+        ),
+        "{}",
+        run.stderr
+    );
     // A nightly export of the day a lake lacks fails (and is retried), delivering nothing.
     let export = [
         "export",

@@ -389,6 +389,23 @@ impl Lake {
         })
     }
 
+    /// For an answer that ends at the lake's last day, the newer days left out because one of the
+    /// lakes a pattern names lacks them (its writer behind), if any: the answer ends early.
+    pub fn newest_incomplete_warning(&self, end: NaiveDate) -> Option<String> {
+        let last = self.last_day();
+        let newer = self.incomplete(last.succ_opt()?, NaiveDate::MAX);
+        let days: Vec<String> = (newer.iter())
+            .map(|(d, lakes)| format!("{d} ({})", lakes.join(", ")))
+            .collect();
+        (end >= last && !days.is_empty()).then(|| {
+            format!(
+                "the newest day(s) lack the data of a lake {} names: {}; the lake ends at {last}",
+                self.name,
+                days.join(", ")
+            )
+        })
+    }
+
     /// The lake's folder, or folders, as a person can find them: `/data/events/app=*`.
     pub fn describe_root(&self) -> String {
         match &self.pattern {

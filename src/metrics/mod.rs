@@ -218,6 +218,7 @@ impl Query {
         }
         let (start, end) = self.span();
         warnings.extend(lake.incomplete_warning(start, end));
+        warnings.extend(lake.newest_incomplete_warning(end));
         warnings.extend(lake.unmarked_warning(start, end));
         if start < lake.first_day() && start < self.from {
             warnings.push(format!(
