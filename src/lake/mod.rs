@@ -332,8 +332,8 @@ impl Lake {
     /// Which of the lakes a pattern names `file` is in: its folder's value (`ios` for
     /// `app=ios`, unescaped as a hive value: `android/tv` for `app=android%2Ftv`), or name.
     pub fn lake_of(&self, file: &Path) -> Option<String> {
+        let keyed = self.lakes_column()? != "lake";
         let folder = self.lake_folder(file)?;
-        let keyed = self.lakes_column() != Some("lake");
         Some(match folder.split_once('=') {
             Some((_, value)) if keyed => {
                 let value = percent_encoding::percent_decode_str(value);
