@@ -165,14 +165,23 @@ pub fn parse_hive_day(value: &str) -> Option<NaiveDate> {
 
 /// The day a hive value names, and how it spells it.
 fn hive_day(value: &str) -> Option<(NaiveDate, Spelling)> {
+    hive_value(value).map(|(day, spelling, _)| (day, spelling))
+}
+
+/// The day a hive value names, how it spells it, and the time of day it names, if it names one.
+fn hive_value(value: &str) -> Option<(NaiveDate, Spelling, Option<chrono::NaiveTime>)> {
     let (format, spelling) = match value.len() {
         10 => ("%Y-%m-%d", Spelling::Dashed),
         8 if value.bytes().all(|b| b.is_ascii_digit()) => ("%Y%m%d", Spelling::Compact),
-        13 => return dashed_hour(value).map(|(day, _)| (day, Spelling::Hour)),
-        11.. => return timestamp(value).map(|(day, _)| (day, Spelling::Timestamp)),
+        13 => return dashed_hour(value).map(|(day, at)| (day, Spelling::Hour, Some(at))),
+        11.. => return timestamp(value).map(|(day, at)| (day, Spelling::Timestamp, Some(at))),
         _ => return None,
     };
-    Some((NaiveDate::parse_from_str(value, format).ok()?, spelling))
+    Some((
+        NaiveDate::parse_from_str(value, format).ok()?,
+        spelling,
+        None,
+    ))
 }
 
 /// The day and time of a timestamp value, `YYYY-MM-DD HH:MM:SS` (or `T`), percent-escaped or not,
@@ -216,9 +225,7 @@ fn dashed_hour(value: &str) -> Option<(NaiveDate, chrono::NaiveTime)> {
 /// The time of day a partition folder `key=TIMESTAMP` or `key=YYYY-MM-DD-HH` names (its hour),
 /// if it names one.
 pub fn folder_time(name: &str) -> Option<chrono::NaiveTime> {
-    let value = key_value(name).map_or(name, |(_, value)| value);
-    let time = timestamp(value).or_else(|| dashed_hour(value));
-    time.map(|(_, at)| at)
+    hive_value(key_value(name).map_or(name, |(_, value)| value))?.2
 }
 
 /// Whether `offset` is a zone offset's hours and minutes: `HH`, `HHMM` or `HH:MM`.
