@@ -372,12 +372,17 @@ impl Lake {
         days.map(|(d, lakes)| (*d, lakes.clone())).collect()
     }
 
+    /// [`Lake::incomplete`] days as a warning lists them: `2024-06-20 (app=android)`.
+    fn incomplete_days(&self, from: NaiveDate, to: NaiveDate) -> Vec<String> {
+        let incomplete = self.incomplete(from, to);
+        (incomplete.iter())
+            .map(|(d, lakes)| format!("{d} ({})", lakes.join(", ")))
+            .collect()
+    }
+
     /// The warning for [`Lake::incomplete`] days, if any.
     pub fn incomplete_warning(&self, from: NaiveDate, to: NaiveDate) -> Option<String> {
-        let incomplete = self.incomplete(from, to);
-        let days: Vec<String> = (incomplete.iter())
-            .map(|(d, lakes)| format!("{d} ({})", lakes.join(", ")))
-            .collect();
+        let days = self.incomplete_days(from, to);
         (!days.is_empty()).then(|| {
             format!(
                 "{} day(s) lack the data of a lake {} names: {}; they are missing (NULL) rather \
@@ -393,10 +398,7 @@ impl Lake {
     /// lakes a pattern names lacks them (its writer behind), if any: the answer ends early.
     pub fn newest_incomplete_warning(&self, end: NaiveDate) -> Option<String> {
         let last = self.last_day();
-        let newer = self.incomplete(last.succ_opt()?, NaiveDate::MAX);
-        let days: Vec<String> = (newer.iter())
-            .map(|(d, lakes)| format!("{d} ({})", lakes.join(", ")))
-            .collect();
+        let days = self.incomplete_days(last.succ_opt()?, NaiveDate::MAX);
         (end >= last && !days.is_empty()).then(|| {
             format!(
                 "the newest day(s) lack the data of a lake {} names: {}; the lake ends at {last}",
