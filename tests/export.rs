@@ -529,18 +529,29 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Postgres {
-        Postgres::start_with(None)
+        Postgres::start_with(None, "trust")
+    }
+
+    /// A server that takes TCP connections of `dau` with this password only (SCRAM).
+    fn start_with_password(password: &str) -> Postgres {
+        let server = Postgres::start_with(None, "scram-sha-256");
+        server.query(&format!(
+            "ALTER ROLE dau PASSWORD '{}'",
+            password.replace('\'', "''")
+        ));
+        server
     }
 
     /// A server that takes TCP connections over TLS only, with a certificate for `localhost`
     /// signed by a CA of its own (`ca.pem` in its folder).
     fn start_tls() -> Postgres {
-        Postgres::start_with(Some(("", "hostssl")))
+        Postgres::start_with(Some(("", "hostssl")), "trust")
     }
 
     /// With `tls`, the server offers TLS (with these settings) and takes TCP connections as the
     /// pg_hba.conf connection type says (`hostssl`: over TLS only; `host`: with or without).
-    fn start_with(tls: Option<(&str, &str)>) -> Postgres {
+    /// TCP connections authenticate as `auth` says; those over its Unix socket are trusted.
+    fn start_with(tls: Option<(&str, &str)>, auth: &str) -> Postgres {
         venv(); // installs PostgreSQL when it is missing
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .unwrap()
@@ -579,19 +590,21 @@ impl Postgres {
             ],
         );
         let mut options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c log_connections=on",
             server.port,
             server.dir.path().display()
         );
-        if let Some((settings, tcp)) = tls {
+        let mut tcp = "host";
+        if let Some((settings, connection)) = tls {
             let dir = server.dir.path().display();
             options += &format!(
                 " -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key \
                  {settings}"
             );
-            let hba = format!("local all all trust\n{tcp} all all 127.0.0.1/32 trust\n");
-            std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            tcp = connection;
         }
+        let hba = format!("local all all trust\n{tcp} all all 127.0.0.1/32 {auth}\n");
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         let log = server.dir.path().join("log");
         server.run(
             "pg_ctl",
@@ -699,10 +712,12 @@ impl Postgres {
         format!("postgres://dau@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// One value from psql, as text.
+    /// One value from psql (over the server's Unix socket), as text.
     fn query(&self, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args([&self.url(), "-At", "-c", sql])
+            .args(["-h", self.dir.path().to_str().unwrap(), "-p"])
+            .args([&self.port.to_string(), "-U", "dau", "-d", "postgres"])
+            .args(["-At", "-c", sql])
             .output()
             .unwrap();
         assert!(
@@ -929,6 +944,117 @@ fn unsigned_64_bit_ids_keep_every_digit_in_each_destination() {
     assert_eq!(got, want, "xlsx");
 }
 
+/// What the URL leaves out comes from libpq's environment, as psql (libpq itself) takes it: the
+/// password from PGPASSWORD, else the password file's line for the connection (PGPASSFILE, else
+/// `~/.pgpass`; not a file others may read); the host, port, user and database from PGHOST,
+/// PGPORT, PGUSER and PGDATABASE.
+#[test]
+fn postgres_takes_what_the_url_leaves_out_from_libpq_environment() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let password = "pa:ss\\word";
+    let pg = Postgres::start_with_password(password);
+    let home = w.join("home");
+    std::fs::create_dir(&home).unwrap();
+    let pgpass = w.join("pgpass");
+    let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
+    let lines = format!(
+        "# dau's\n127.0.0.1:{}:*:dau:wrong\n127.0.0.1:{}:postgres:dau:{escaped}\n",
+        pg.port + 1,
+        pg.port
+    );
+    std::fs::write(&pgpass, lines).unwrap();
+    let private = |path: &std::path::Path, mode: u32| {
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(mode);
+        std::fs::set_permissions(path, mode).unwrap();
+    };
+    private(&pgpass, 0o600);
+    let pgpass = pgpass.to_str().unwrap();
+    let port = pg.port.to_string();
+    let everything = [
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", port.as_str()),
+        ("PGUSER", "dau"),
+        ("PGDATABASE", "postgres"),
+        ("PGPASSWORD", password),
+    ];
+    // Each export with the URL and variables, and whether psql connects with the same.
+    let attempt = |date: &str, url: &str, env: &[(&str, &str)]| {
+        let dest = format!("{url}?table=daily");
+        let args = [
+            "export", "--lake", "lake", "dau", "--date", date, "--output", &dest,
+        ];
+        let mut dau = w.command(&args);
+        let mut psql = Command::new(pg.bin.join("psql"));
+        psql.args([url, "-At", "-c", "SELECT 1"]);
+        for command in [&mut dau, &mut psql] {
+            command.env("HOME", &home).envs(env.iter().copied());
+        }
+        let run: Run = dau.output().unwrap().into();
+        assert!(!run.stderr.contains("ss\\word"), "{}", run.stderr);
+        (run, psql.output().unwrap().status.success())
+    };
+    let url = pg.url();
+    let delivered = [
+        ("2024-06-02", url.as_str(), &[("PGPASSWORD", password)][..]),
+        ("2024-06-03", &url, &[("PGPASSFILE", pgpass)]),
+        ("2024-06-04", "postgres://", &everything),
+    ];
+    for (date, url, env) in delivered {
+        let (run, psql) = attempt(date, url, env);
+        assert_eq!(run.code, 0, "{url} {env:?}: {}", run.stderr);
+        assert!(psql, "psql connects too");
+    }
+    // `~/.pgpass` when PGPASSFILE names none.
+    std::fs::copy(pgpass, home.join(".pgpass")).unwrap();
+    let (run, psql) = attempt("2024-06-05", &url, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(psql);
+    std::fs::remove_file(home.join(".pgpass")).unwrap();
+
+    private(std::path::Path::new(pgpass), 0o644);
+    let refused = [
+        (
+            &[][..],
+            "the server asks for a password, and no password was given: none is in the URL or PGPASSWORD",
+        ),
+        (
+            &[("PGPASSWORD", "wrong")],
+            "password authentication failed for user \"dau\" (the password given was PGPASSWORD's)",
+        ),
+        (
+            &[("PGPASSFILE", pgpass)],
+            "has group or world access; permissions should be u=rw (0600) or less, so it was not read",
+        ),
+    ];
+    for (env, why) in refused {
+        let (run, psql) = attempt("2024-06-06", &url, env);
+        assert_eq!(run.code, 3, "{env:?}: {}", run.stderr);
+        assert!(run.stderr.contains(why), "{env:?}: {}", run.stderr);
+        assert!(!psql, "psql refused too: {env:?}");
+    }
+    let bad = [
+        ("PGPORT", "abc", "PGPORT 'abc' is not a port"),
+        ("PGSSLMODE", "verify", "bad sslmode 'verify' in PGSSLMODE"),
+        ("PGHOST", "", "no host (nor PGHOST"),
+    ];
+    for (key, value, why) in bad {
+        let (run, _) = attempt("2024-06-06", "postgres://", &[(key, value)]);
+        assert_eq!(run.code, 2, "{key}={value}: {}", run.stderr);
+        assert!(run.stderr.contains(why), "{key}={value}: {}", run.stderr);
+    }
+
+    let want: Vec<String> = ["2024-06-02", "2024-06-03", "2024-06-04", "2024-06-05"]
+        .iter()
+        .map(|d| format!("{d} {}", oracle(&rows, day(d)).0))
+        .collect();
+    let got = pg.query("SELECT string_agg(date || ' ' || dau, ',' ORDER BY date) FROM daily");
+    assert_eq!(got, want.join(","));
+    // dau names itself to the server (pg_stat_activity shows it).
+    let log = std::fs::read_to_string(pg.dir.path().join("log")).unwrap();
+    assert!(log.contains("application_name=dau"), "{log}");
+}
+
 #[test]
 fn postgres_tables_can_be_in_a_schema() {
     let w = Workdir::new();
@@ -1068,7 +1194,7 @@ fn prefer_goes_without_tls_when_the_handshake_fails() {
     let w = Workdir::new();
     let rows = lake(&w);
     let old_tls = "-c ssl_min_protocol_version=TLSv1 -c ssl_max_protocol_version=TLSv1.1";
-    let pg = Postgres::start_with(Some((old_tls, "host")));
+    let pg = Postgres::start_with(Some((old_tls, "host")), "trust");
 
     let run = export(&w, &["dau", "--date", "2024-06-03", "--output", &pg.url()]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -98,12 +98,13 @@ impl Workdir {
         self.dir.path().join(p)
     }
 
-    /// `dau` in this folder, with no `DAU_*` setting from outside, keeping its rollups here.
+    /// `dau` in this folder, with no `DAU_*` (or libpq `PG*`) setting from outside, keeping its
+    /// rollups here.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dau"));
         cmd.args(args).current_dir(self.path());
         for (key, _) in std::env::vars() {
-            if key.starts_with("DAU_") {
+            if key.starts_with("DAU_") || key.starts_with("PG") {
                 cmd.env_remove(key);
             }
         }

@@ -3,6 +3,7 @@
 
 mod bucket;
 mod file;
+mod pgpass;
 mod postgres;
 mod sqlite;
 mod xlsx;

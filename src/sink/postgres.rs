@@ -6,7 +6,7 @@
 //! for user-days). The connection is TCP, encrypted with TLS as the URL's `sslmode` says (libpq's
 //! meanings), or a Unix socket.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +22,13 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio_postgres::config::SslMode;
+use tokio_postgres::Config;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{create_table, dates_of, quote_table, take_parameter, without_password};
+use super::{create_table, dates_of, pgpass, quote_table, take_parameter, without_password};
 use crate::error::chain;
 use crate::{Error, Result};
 
@@ -66,6 +68,12 @@ impl Tls {
     pub fn take(shown: &str, url: &str) -> Result<(String, Tls)> {
         let (url, mode) = take_parameter(url, "sslmode");
         let (url, root) = take_parameter(&url, "sslrootcert");
+        // What the URL leaves out, from libpq's environment.
+        let (shown, mode) = match mode {
+            Some(mode) => (format!("'{shown}'"), Some(mode)),
+            None => ("PGSSLMODE".to_string(), var("PGSSLMODE")),
+        };
+        let root = root.or_else(|| var("PGSSLROOTCERT"));
         let mode = match mode.as_deref() {
             None => None,
             Some("disable") => Some(Mode::Disable),
@@ -75,7 +83,7 @@ impl Tls {
             Some("verify-full") => Some(Mode::VerifyFull),
             Some(other) => {
                 return Err(Error::usage(
-                    format!("bad sslmode '{other}' in '{shown}'"),
+                    format!("bad sslmode '{other}' in {shown}"),
                     "sslmode is disable, prefer (the default), require, verify-ca or verify-full",
                 ));
             }
@@ -87,7 +95,7 @@ impl Tls {
             }
             (Some(_), Some(root)) if root == "system" => {
                 return Err(Error::usage(
-                    format!("sslrootcert=system with a weaker sslmode in '{shown}'"),
+                    format!("sslrootcert=system with a weaker sslmode in {shown}"),
                     "sslrootcert=system goes with sslmode=verify-full, or with no sslmode",
                 ));
             }
@@ -223,6 +231,109 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
+/// A libpq environment variable; unset when empty.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The connection settings of `url`, and what it leaves out from libpq's environment variables
+/// (PGHOST, PGPORT, PGUSER, PGDATABASE, PGCONNECT_TIMEOUT); the error says what is wrong.
+fn settings(url: &str) -> std::result::Result<Config, String> {
+    let mut config: Config = url.parse().map_err(|e| chain(&e))?;
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        for host in var("PGHOST").iter().flat_map(|h| h.split(',')) {
+            config.host(host);
+        }
+    }
+    if config.get_ports().is_empty() {
+        for port in var("PGPORT").iter().flat_map(|p| p.split(',')) {
+            let port = port
+                .parse()
+                .map_err(|_| format!("PGPORT '{port}' is not a port"))?;
+            config.port(port);
+        }
+    }
+    if config.get_user().is_none()
+        && let Some(user) = var("PGUSER")
+    {
+        config.user(user);
+    }
+    if config.get_dbname().is_none()
+        && let Some(database) = var("PGDATABASE")
+    {
+        config.dbname(database);
+    }
+    if config.get_connect_timeout().is_none() {
+        let seconds = match var("PGCONNECT_TIMEOUT") {
+            Some(s) => s
+                .parse()
+                .map_err(|_| format!("PGCONNECT_TIMEOUT '{s}' is not a number of seconds"))?,
+            None => CONNECT_TIMEOUT.as_secs(),
+        };
+        config.connect_timeout(Duration::from_secs(seconds));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("dau");
+    }
+    Ok(config)
+}
+
+/// Gives `config` the password its URL lacks, as libpq finds one: PGPASSWORD's, else the line
+/// for this connection in the password file (PGPASSFILE, else `~/.pgpass`). Says where the
+/// password is from, or why there is none, for the error when the server refuses.
+fn find_password(config: &mut Config) -> String {
+    if config.get_password().is_some() {
+        return "the password given was the URL's".into();
+    }
+    if let Some(password) = var("PGPASSWORD") {
+        config.password(password);
+        return "the password given was PGPASSWORD's".into();
+    }
+    let file = var("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|home| home.join(".pgpass")));
+    let Some(file) = file else {
+        return "no password was given".into();
+    };
+    // The file names a Unix socket in libpq's default folder `localhost`, as libpq does.
+    let host = match (config.get_hosts().first(), config.get_hostaddrs().first()) {
+        (Some(Host::Tcp(name)), _) => name.clone(),
+        (Some(Host::Unix(path)), _) if path == Path::new(SOCKET_FOLDER) => "localhost".into(),
+        (Some(Host::Unix(path)), _) => path.display().to_string(),
+        (None, Some(address)) => address.to_string(),
+        (None, None) => "localhost".into(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = match config.get_user() {
+        Some(user) => user.to_string(),
+        None => whoami::username().unwrap_or_default(),
+    };
+    let database = config.get_dbname().unwrap_or(&user).to_string();
+    match pgpass::lookup(&file, [&host, &port, &database, &user]) {
+        Ok(Some((password, line))) => {
+            config.password(password);
+            format!(
+                "the password given was from {}, line {line}",
+                file.display()
+            )
+        }
+        Ok(None) => format!(
+            "no password was given: none is in the URL or PGPASSWORD, and {} (or the file \
+             PGPASSFILE names) has no line for {host}:{port}:{database}:{user}",
+            file.display()
+        ),
+        Err(why) => format!("no password was given: the password file {why}, so it was not read"),
+    }
+}
+
+/// Where libpq (as Debian builds it) looks for a server's Unix socket.
+const SOCKET_FOLDER: &str = "/var/run/postgresql";
+
 /// Refuses a URL the driver cannot use (an unknown parameter, a bad value, no host) before
 /// anything is computed, naming it as `shown` (without its password).
 pub fn check_url(shown: &str, url: &str) -> Result<()> {
@@ -230,12 +341,15 @@ pub fn check_url(shown: &str, url: &str) -> Result<()> {
         Error::usage(
             format!("bad PostgreSQL URL '{shown}': {what}"),
             "write postgres://USER:PASSWORD@HOST:PORT/DATABASE?table=NAME, with libpq's \
-             parameters (sslmode, connect_timeout, …)",
+             parameters (sslmode, connect_timeout, …); what it leaves out comes from PGHOST, \
+             PGPORT, PGUSER, PGDATABASE and PGPASSWORD",
         )
     };
-    let config: tokio_postgres::Config = url.parse().map_err(|e| bad(chain(&e)))?;
+    let config = settings(url).map_err(bad)?;
     match config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-        true => Err(bad("no host".to_string())),
+        true => Err(bad(format!(
+            "no host (nor PGHOST; for a Unix socket: ?host={SOCKET_FOLDER})"
+        ))),
         false => Ok(()),
     }
 }
@@ -264,18 +378,25 @@ pub async fn write(
     (from, to): (NaiveDate, NaiveDate),
 ) -> Result<u64> {
     let shown = without_password(url);
-    let failed = |e: tokio_postgres::Error| Error::Sink {
+    let sink = |detail: String| Error::Sink {
         dest: format!("{shown} table {table}"),
-        detail: match e.as_db_error() {
+        detail,
+    };
+    let mut config = settings(url).map_err(sink)?;
+    let password = find_password(&mut config);
+    let failed = |e: tokio_postgres::Error| {
+        sink(match e.as_db_error() {
+            Some(db) if db.code() == &SqlState::INVALID_PASSWORD => {
+                format!("{} ({password})", db.message())
+            }
             Some(db) => db.message().to_string(),
+            None if chain(&e).ends_with("password missing") => {
+                format!("the server asks for a password, and {password}")
+            }
             None => with_certificate_hint(chain(&e)),
-        },
+        })
     };
     let batches = ctx.table("new").await?.collect().await?;
-    let mut config: tokio_postgres::Config = url.parse().map_err(failed)?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
     config.ssl_mode(tls.ssl_mode());
     let connector = tls.connector()?;
     let (mut client, connection) = match config.connect(connector.clone()).await {
