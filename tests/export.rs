@@ -382,6 +382,45 @@ fn a_failed_or_killed_export_leaves_the_old_file() {
     assert_eq!(std::fs::read(w.join("user_days.csv")).unwrap(), before);
 }
 
+/// A CSV file a spreadsheet saved (US dates, thousands separators) or someone edited (a field too
+/// many) is named with the line this export cannot read back, exit 2, and left as it was; once
+/// mended, the export merges into it.
+#[test]
+fn a_csv_file_it_cannot_read_back_is_named_with_its_line_and_kept() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let file = w.join("daily.csv");
+    let edits = [
+        (
+            "date,dau\r\n6/2/2024,1\r\n6/3/2024,2\r\n",
+            "line 2 has '6/2/2024' in the column date, which holds a date (YYYY-MM-DD)",
+        ),
+        (
+            "date,dau\n2024-06-02,1\n2024-06-03,\"1,234\"\n",
+            "line 3 has '1,234' in the column dau, which holds an integer",
+        ),
+        (
+            "date,dau\n2024-06-02,1,note\n",
+            "line 2 has 3 fields, not 2",
+        ),
+    ];
+    for (text, why) in edits {
+        std::fs::write(&file, text).unwrap();
+        let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.csv"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        let named = format!("cannot merge this export into daily.csv: {why}");
+        assert!(run.stderr.contains(&named), "{}", run.stderr);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    }
+    std::fs::write(&file, "date,dau\r\n2024-06-02,1\r\n").unwrap();
+    let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (_, got) = csv_rows(&std::fs::read_to_string(&file).unwrap());
+    let dau = oracle(&rows, day("2024-06-04")).0.to_string();
+    assert_eq!(got["2024-06-02"][1], "1");
+    assert_eq!(got["2024-06-04"][1], dau);
+}
+
 /// The days [`export_rounds`] leaves in a destination, each once.
 const EXPORTED: [&str; 5] = [
     "2024-06-02",

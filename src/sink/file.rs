@@ -3,11 +3,16 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::compute::kernels::cast_utils::Parser;
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
+};
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 
-use crate::Result;
 use crate::output::{self, Format};
+use crate::{Error, Result};
 
 /// Rewrites `path` with its rows of other days and the rows of `new` in `ctx`, sorted by `key`.
 pub async fn write(
@@ -20,8 +25,10 @@ pub async fn write(
 ) -> Result<u64> {
     let order: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
     let order = order.join(", ");
-    let kept = if path.exists() {
-        register_old(ctx, path, format, schema).await?;
+    let old = path.exists();
+    let kept = if old {
+        let registered = register_old(ctx, path, format, schema.clone()).await;
+        registered.map_err(|e| unreadable_rows(path, format, &schema, e))?;
         format!(
             "SELECT * FROM old WHERE NOT (date BETWEEN DATE '{from}' AND DATE '{to}') \
              AND date NOT IN (SELECT date FROM new) UNION ALL "
@@ -32,7 +39,73 @@ pub async fn write(
     let merged = ctx
         .sql(&format!("{kept}SELECT * FROM new ORDER BY {order}"))
         .await?;
-    output::write(merged.execute_stream().await?, format, Some(path)).await
+    let written = output::write(merged.execute_stream().await?, format, Some(path)).await;
+    written.map_err(|e| match old {
+        true => unreadable_rows(path, format, &schema, e),
+        false => e,
+    })
+}
+
+/// A row of the CSV file that does not read as this export's columns (a date a spreadsheet
+/// rewrote as 6/1/2024, a count with a thousands separator, a field too many) is the file's
+/// problem, named with its line, not a failed query. The file is left as it was.
+fn unreadable_rows(path: &Path, format: Format, schema: &Schema, error: Error) -> Error {
+    let (Error::Query(e), Format::Csv) = (&error, format) else {
+        return error;
+    };
+    match e.find_root() {
+        DataFusionError::ArrowError(arrow, _)
+            if matches!(**arrow, ArrowError::ParseError(_) | ArrowError::CsvError(_)) =>
+        {
+            let why = first_unreadable_line(path, &output::plain_schema(schema))
+                .unwrap_or_else(|| arrow.to_string());
+            Error::usage(
+                format!("cannot merge this export into {}: {why}", path.display()),
+                "keep its dates as YYYY-MM-DD and its numbers plain (a spreadsheet that saved it \
+                 may have rewritten them), or export to another file",
+            )
+        }
+        _ => error,
+    }
+}
+
+/// The first line of the CSV file at `path` whose fields do not read as `schema`'s columns, and
+/// why; None when every line does.
+fn first_unreadable_line(path: &Path, schema: &Schema) -> Option<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .ok()?;
+    let columns = schema.fields().len();
+    // (Exported fields never hold a line break: a record is a line, after the header's.)
+    for (record, line) in reader.records().zip(2..) {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => return Some(e.to_string()),
+        };
+        if record.len() != columns {
+            return Some(format!(
+                "line {line} has {} fields, not {columns}",
+                record.len()
+            ));
+        }
+        for (value, field) in record.iter().zip(schema.fields()) {
+            let (reads, what) = match field.data_type() {
+                DataType::Date32 => (Date32Type::parse(value).is_some(), "a date (YYYY-MM-DD)"),
+                DataType::Int64 => (Int64Type::parse(value).is_some(), "an integer"),
+                DataType::UInt64 => (UInt64Type::parse(value).is_some(), "an integer"),
+                DataType::Float64 => (Float64Type::parse(value).is_some(), "a number"),
+                _ => (true, ""),
+            };
+            if !reads && !value.is_empty() {
+                return Some(format!(
+                    "line {line} has '{value}' in the column {}, which holds {what}",
+                    field.name()
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Registers the file's rows as `old`, after checking it has the columns of this export.
