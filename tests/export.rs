@@ -1307,3 +1307,74 @@ fn a_workbook_has_a_sheet_per_metric_with_typed_cells() {
         assert_eq!(got, want, "{metric}");
     }
 }
+
+/// A workbook someone added to keeps its rows of days, a date typed as text among them; a row of
+/// no day (a total) is named and the workbook kept as it was, never dropped in silence.
+#[test]
+fn a_workbook_row_of_no_day_is_named_not_dropped() {
+    use calamine::{DataType, Reader, Xlsx};
+    use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let path = w.join("daily.xlsx");
+    let write = |total: bool| {
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet().set_name("dau").unwrap();
+        sheet
+            .write_string(0, 0, "date")
+            .unwrap()
+            .write_string(0, 1, "dau")
+            .unwrap();
+        let date = ExcelDateTime::from_ymd(2024, 6, 2).unwrap();
+        let style = Format::new().set_num_format("m/d/yyyy");
+        sheet
+            .write_datetime_with_format(1, 0, &date, &style)
+            .unwrap();
+        sheet.write_number(1, 1, 5).unwrap();
+        sheet
+            .write_string(2, 0, "2024-06-03")
+            .unwrap()
+            .write_number(2, 1, 7)
+            .unwrap();
+        if total {
+            sheet.write_string(3, 0, "Total").unwrap();
+            sheet
+                .write_formula(3, 1, Formula::new("=SUM(B2:B3)"))
+                .unwrap();
+        }
+        book.save(&path).unwrap();
+    };
+    write(true);
+    let before = std::fs::read(&path).unwrap();
+    let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.xlsx"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("daily.xlsx sheet dau row 4 has 'Total' in the column date"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the workbook as it was"
+    );
+
+    write(false);
+    let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.xlsx"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut book: Xlsx<_> = calamine::open_workbook(&path).unwrap();
+    let range = book.worksheet_range("dau").unwrap();
+    let got: Vec<(NaiveDate, f64)> = range
+        .rows()
+        .skip(1)
+        .map(|r| (r[0].as_date().unwrap(), r[1].get_float().unwrap()))
+        .collect();
+    let dau = oracle(&rows, day("2024-06-04")).0 as f64;
+    let want = [
+        (day("2024-06-02"), 5.0),
+        (day("2024-06-03"), 7.0),
+        (day("2024-06-04"), dau),
+    ];
+    assert_eq!(got, want);
+}

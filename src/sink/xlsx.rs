@@ -195,13 +195,32 @@ fn keep_other_days(
                 _ => None,
             })
             .collect();
-        for row in rows {
-            let cells: Vec<Cell> = row.iter().map(read).collect();
-            let keep = match cells.get(date) {
-                Some(Cell::Date(d)) => !(from..=to).contains(d) && !replaced.contains(d),
-                _ => false,
+        for (row, line) in rows.zip(2..) {
+            let mut cells: Vec<Cell> = row.iter().map(read).collect();
+            // A date typed as text is that date; a row of no day (a total, a note) is not
+            // dropped in silence.
+            let day = match cells.get(date) {
+                Some(Cell::Date(d)) => *d,
+                Some(Cell::Text(t)) if let Ok(d) = t.parse() => d,
+                _ if cells.iter().all(|c| *c == Cell::Empty) => continue,
+                other => {
+                    let found = match other {
+                        Some(Cell::Number(n)) => n.to_string(),
+                        Some(Cell::Text(t)) => format!("'{t}'"),
+                        _ => "nothing".to_string(),
+                    };
+                    return Err(Error::usage(
+                        format!(
+                            "{place} row {line} has {found} in the column date: its rows are \
+                             days, and this export would drop that row"
+                        ),
+                        "move that row to another workbook (or give it a date), or export to \
+                         another workbook",
+                    ));
+                }
             };
-            if keep {
+            cells[date] = Cell::Date(day);
+            if !(from..=to).contains(&day) && !replaced.contains(&day) {
                 sheet.rows.push(cells);
             }
         }
