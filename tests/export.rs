@@ -403,6 +403,10 @@ fn a_csv_file_it_cannot_read_back_is_named_with_its_line_and_kept() {
             "date,dau\n2024-06-02,1,note\n",
             "line 2 has 3 fields, not 2",
         ),
+        (
+            "date,dau\n2024-06-02,1\n,9\n",
+            "line 3 has nothing in the column date, which holds a date (YYYY-MM-DD)",
+        ),
     ];
     for (text, why) in edits {
         std::fs::write(&file, text).unwrap();

@@ -55,7 +55,12 @@ fn unreadable_rows(path: &Path, format: Format, schema: &Schema, error: Error) -
     };
     match e.find_root() {
         DataFusionError::ArrowError(arrow, _)
-            if matches!(**arrow, ArrowError::ParseError(_) | ArrowError::CsvError(_)) =>
+            if matches!(
+                **arrow,
+                ArrowError::ParseError(_)
+                    | ArrowError::CsvError(_)
+                    | ArrowError::InvalidArgumentError(_)
+            ) =>
         {
             let why = first_unreadable_line(path, &output::plain_schema(schema))
                 .unwrap_or_else(|| arrow.to_string());
@@ -95,14 +100,18 @@ fn first_unreadable_line(path: &Path, schema: &Schema) -> Option<String> {
                 DataType::Int64 => (Int64Type::parse(value).is_some(), "an integer"),
                 DataType::UInt64 => (UInt64Type::parse(value).is_some(), "an integer"),
                 DataType::Float64 => (Float64Type::parse(value).is_some(), "a number"),
-                _ => (true, ""),
+                _ => (true, "text"),
             };
-            if !reads && !value.is_empty() {
-                return Some(format!(
-                    "line {line} has '{value}' in the column {}, which holds {what}",
-                    field.name()
-                ));
-            }
+            let found = match value.is_empty() {
+                true if !field.is_nullable() => "nothing".to_string(),
+                true => continue,
+                false if reads => continue,
+                false => format!("'{value}'"),
+            };
+            return Some(format!(
+                "line {line} has {found} in the column {}, which holds {what}",
+                field.name()
+            ));
         }
     }
     None
