@@ -19,16 +19,17 @@ use cli::{Cli, Command};
 
 /// Runs one command line to completion.
 pub fn run(cli: Cli) -> Result<()> {
-    let config = config::Config::resolve(&cli.global)?;
+    let config = config::Config::resolve(&cli.global);
     match cli.command {
-        Command::Check(args) => block_on(cmd::check::run(&config, &args)),
-        Command::Gen(args) => cmd::generate::run(&config, &args),
-        Command::Demo(args) => block_on(cmd::demo::run(&config, &args)),
-        Command::Export(args) => block_on(cmd::export::run(&config, &args)),
-        Command::Query(args) => block_on(cmd::query::run(&config, &args)),
-        Command::Rollup(args) => block_on(cmd::rollup::run(&config, &args)),
-        Command::Schedule(args) => block_on(cmd::schedule::run(&config, &args)),
-        Command::Sql(args) => block_on(cmd::sql::run(&config, &args)),
+        Command::Check(args) => block_on(cmd::check::run(&config?, &args)),
+        Command::Gen(args) => cmd::generate::run(&config?, &args),
+        Command::Demo(args) => block_on(cmd::demo::run(&config?, &args)),
+        // A nightly export tells its webhooks of any failure, a bad setting too.
+        Command::Export(args) => block_on(cmd::export::run(config, &args)),
+        Command::Query(args) => block_on(cmd::query::run(&config?, &args)),
+        Command::Rollup(args) => block_on(cmd::rollup::run(&config?, &args)),
+        Command::Schedule(args) => block_on(cmd::schedule::run(&config?, &args)),
+        Command::Sql(args) => block_on(cmd::sql::run(&config?, &args)),
     }
 }
 

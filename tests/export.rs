@@ -1382,3 +1382,63 @@ fn a_workbook_row_of_no_day_is_named_not_dropped() {
     ];
     assert_eq!(got, want);
 }
+
+/// `--webhook` (or `DAU_WEBHOOKS`) is told of a failed export, a missing day as a stale lake, and
+/// of an unusual day with `--max-change`; never of an export that went well. A webhook that cannot
+/// be told is a warning, and the exit status stays the export's.
+#[test]
+fn a_failed_or_unusual_export_tells_its_webhooks() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let (url, alerts) = receiver();
+    let told = || std::mem::take(&mut *alerts.lock().unwrap());
+    let to_hook = ["-o", "daily.csv", "--webhook", &url];
+    let run = export(
+        &w,
+        &[&["dau", "--date", "2024-06-10"][..], &to_hook].concat(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(told(), Vec::<String>::new());
+
+    // A day the lake does not have yet: exit 4, and the webhooks hear of a stale lake.
+    let dead = format!("http://127.0.0.1:{}/hook", free_port());
+    let run = w
+        .command(&["export", "--lake", "lake", "dau", "--date", "2024-06-25"])
+        .args(["-o", "daily.csv"])
+        .env("DAU_WEBHOOKS", format!("{dead},{url}"))
+        .output()
+        .unwrap();
+    let run: Run = run.into();
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let warning = format!("dau: warning: could not deliver an alert to {dead}");
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
+    let alerts_now = told();
+    assert_eq!(alerts_now.len(), 1, "{alerts_now:?}");
+    let text = "failed: dau export of 2024-06-25 into daily.csv (stale lake?): no partitions";
+    assert!(alerts_now[0].contains(text), "{alerts_now:?}");
+
+    // A bad setting: exit 2, told too (a nightly job is not watched).
+    let bad = ["dau", "--date", "2024-06-10", "--timezone", "Nowhere/City"];
+    let run = export(&w, &[&bad[..], &to_hook].concat());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let alerts_now = told();
+    assert_eq!(alerts_now.len(), 1, "{alerts_now:?}");
+    let text = "failed: dau export of 2024-06-10 into daily.csv: ";
+    assert!(alerts_now[0].contains(text), "{alerts_now:?}");
+    assert!(alerts_now[0].contains("Nowhere/City"), "{alerts_now:?}");
+
+    // A day whose dau changed from a week before by more than --max-change.
+    let (d, week_before) = (day("2024-06-15"), day("2024-06-08"));
+    let (now, then) = (oracle(&rows, d).0, oracle(&rows, week_before).0);
+    assert_ne!(now, then);
+    let change = now.abs_diff(then) as f64 / then as f64 * 100.0;
+    let limit = format!("{}%", change / 2.0);
+    let args = ["dau", "--date", "2024-06-15", "--max-change", &limit];
+    let run = export(&w, &[&args[..], &to_hook].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let alerts_now = told();
+    assert_eq!(alerts_now.len(), 1, "{alerts_now:?}");
+    let text = format!("unusual: dau export into daily.csv: dau {now} on 2024-06-15");
+    assert!(alerts_now[0].contains(&text), "{alerts_now:?}");
+    assert!(alerts_now[0].contains(&format!("{then} on 2024-06-08")));
+}

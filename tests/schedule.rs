@@ -52,9 +52,6 @@ fn alert_without_retries(w: &Workdir) -> Alerts {
     alerts
 }
 
-/// What a webhook receiver got: each request body, in order.
-type Alerts = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
-
 /// The exported CSV: date → dau.
 fn exported(w: &Workdir) -> BTreeMap<NaiveDate, u64> {
     let text = std::fs::read_to_string(w.join("daily.csv")).unwrap_or_default();
@@ -404,40 +401,6 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
     );
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// A webhook receiver on loopback: every request body it gets, in order.
-fn receiver() -> (String, Alerts) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let bodies = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            bodies
-                .lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&body).to_string());
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        }
-    });
-    (url, got)
 }
 
 #[test]

@@ -62,6 +62,11 @@ pub struct ExportArgs {
     /// this, e.g. 50% (a day not whole is the usual cause) [default: no comparison]
     #[arg(long, value_name = "PCT", value_parser = max_change)]
     pub max_change: Option<f64>,
+
+    /// Tell this webhook when the export fails (or, with --max-change, when the day is unusual):
+    /// a Slack-compatible {"text": "dau on HOST: failed: …"}; repeatable
+    #[arg(long, value_name = "URL", env = "DAU_WEBHOOKS", value_delimiter = ',')]
+    pub webhook: Vec<String>,
 }
 
 /// `--max-change`: a percentage.
@@ -69,8 +74,58 @@ fn max_change(text: &str) -> std::result::Result<f64, String> {
     percent(text).ok_or_else(|| format!("'{text}' is not a change of dau such as 50%"))
 }
 
-pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
-    let (from, to) = days(config, args)?;
+/// Exports as `args` say with `config`, telling the webhooks when it fails (a bad setting in
+/// `config` too) or, with --max-change, when the day is unusual.
+pub async fn run(config: Result<Config>, args: &ExportArgs) -> Result<()> {
+    let dest = without_password(&args.output);
+    let range = config.and_then(|config| Ok((days(&config, args)?, config)));
+    let what = match &range {
+        Ok(((from, to), _)) if from == to => format!("{to}"),
+        Ok(((from, to), _)) => format!("{from} to {to}"),
+        Err(_) => args.date.clone().unwrap_or_else(|| "yesterday".into()),
+    };
+    let delivered = match range {
+        Ok((range, config)) => deliver(&config, args, range, &dest).await,
+        Err(e) => Err(e),
+    };
+    let unusual = match delivered {
+        Ok(unusual) => unusual,
+        Err(error) => {
+            let stale = match matches!(error, Error::NoPartitions { .. } | Error::NoFiles { .. }) {
+                true => " (stale lake?)",
+                false => "",
+            };
+            let text = format!("failed: dau export of {what} into {dest}{stale}: {error}");
+            tell(&args.webhook, &text).await;
+            return Err(error);
+        }
+    };
+    if let Some(text) = unusual {
+        eprintln!("dau: warning: {text}");
+        tell(
+            &args.webhook,
+            &format!("unusual: dau export into {dest}: {text}"),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Tells `webhooks` of `what`, warning of those that could not be told.
+async fn tell(webhooks: &[String], what: &str) {
+    for hook in alert(webhooks, what).await {
+        eprintln!("dau: warning: could not deliver an alert to {hook}");
+    }
+}
+
+/// The export `args` ask for, of the days from `from` to `to`, said on stderr; what is unusual
+/// about its last day's dau, with --max-change.
+async fn deliver(
+    config: &Config,
+    args: &ExportArgs,
+    (from, to): (NaiveDate, NaiveDate),
+    dest: &str,
+) -> Result<Option<String>> {
     let done = export(
         config,
         &args.metrics,
@@ -83,19 +138,53 @@ pub async fn run(config: &Config, args: &ExportArgs) -> Result<()> {
         eprintln!("dau: warning: {warning}");
     }
     eprintln!(
-        "dau export: {} row(s) for {from} to {to} into {} ({} row(s) in all)",
-        done.rows,
-        without_password(&args.output),
-        done.total
+        "dau export: {} row(s) for {from} to {to} into {dest} ({} row(s) in all)",
+        done.rows, done.total
     );
-    if let Some(limit) = args.max_change {
-        match unusual(config, to, limit).await {
-            Ok(Some(text)) => eprintln!("dau: warning: {text}"),
-            Ok(None) => {}
-            Err(e) => eprintln!("dau: warning: cannot compare dau of {to} with a week before: {e}"),
+    let Some(limit) = args.max_change else {
+        return Ok(None);
+    };
+    match unusual(config, to, limit).await {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            eprintln!("dau: warning: cannot compare dau of {to} with a week before: {e}");
+            Ok(None)
         }
     }
-    Ok(())
+}
+
+/// Posts `{"text": "dau on HOST: …"}` to each of `webhooks`, retrying; returns those that could
+/// not be told.
+pub async fn alert(webhooks: &[String], what: &str) -> Vec<String> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown host".to_string());
+    let body = serde_json::json!({ "text": format!("dau on {host}: {what}") });
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    let mut undelivered = Vec::new();
+    for hook in webhooks {
+        let mut delivered = false;
+        for attempt in 0..3u32 {
+            let sent = client
+                .post(hook)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status().is_success()) {
+                delivered = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+        }
+        if !delivered {
+            undelivered.push(hook.clone());
+        }
+    }
+    undelivered
 }
 
 /// `50%` as 0.5 (more than 0%).

@@ -468,34 +468,10 @@ fn set_failing(stats: &Stats, name: &str, failing: bool) -> bool {
     std::mem::replace(&mut job.failing, failing)
 }
 
-/// Posts `{"text": "dau on HOST: …"}` to every webhook, retrying; a failed delivery is logged.
+/// Tells the webhooks of `what`; a failed delivery is logged.
 async fn alert(config: &Config, what: &str) {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown host".to_string());
-    let body = serde_json::json!({ "text": format!("dau on {host}: {what}") });
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client");
-    for hook in &config.schedule.webhooks {
-        let mut delivered = false;
-        for attempt in 0..3u32 {
-            let sent = client
-                .post(hook)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await;
-            if sent.is_ok_and(|r| r.status().is_success()) {
-                delivered = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-        }
-        if !delivered {
-            tracing::error!(%hook, "dau schedule: could not deliver an alert");
-        }
+    for hook in crate::cmd::export::alert(&config.schedule.webhooks, what).await {
+        tracing::error!(%hook, "dau schedule: could not deliver an alert");
     }
 }
 
