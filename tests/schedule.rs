@@ -522,9 +522,18 @@ fn a_missing_partition_alerts_as_a_stale_lake() {
             false => std::fs::remove_dir_all(&folder).unwrap(),
         }
         last_success(&w, yesterday - Days::new(1));
-        let run = once(&w);
+        // DAU_WEBHOOKS (a Secret in a pod) is told besides dau.toml's.
+        let (url, by_env) = receiver();
+        let run = w
+            .command(&["schedule", "--state", "state.json", "--once"])
+            .env("DAU_WEBHOOKS", url)
+            .output()
+            .unwrap();
+        let run: Run = run.into();
+        assert_eq!(run.code, 0, "{}", run.stderr);
         let alerts = alerts.lock().unwrap().clone();
         assert_eq!(alerts.len(), 1, "{alerts:?} {}", run.stderr);
+        assert_eq!(*by_env.lock().unwrap(), alerts);
         let alert: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
         let text = alert["text"].as_str().unwrap();
         assert!(

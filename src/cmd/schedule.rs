@@ -68,6 +68,11 @@ pub struct ScheduleArgs {
     /// Log lines for people, or one JSON object per line for a log collector
     #[arg(long, value_enum, ignore_case = true, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+
+    /// Also tell this webhook when a job fails, recovers or delivers an unusual day (besides
+    /// [schedule] webhooks); repeatable
+    #[arg(long, value_name = "URL", env = "DAU_WEBHOOKS", value_delimiter = ',')]
+    pub webhook: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +97,12 @@ struct Scheduled {
 }
 
 pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
+    let mut config = config.clone();
+    config
+        .schedule
+        .webhooks
+        .extend(args.webhook.iter().cloned());
+    let config = &config;
     let jobs = config
         .jobs
         .iter()
