@@ -180,6 +180,19 @@ fn folder_without_partitions() {
         ),
         "{hours}"
     );
+    // Files with no folder per day (a table written without partitionBy), named.
+    std::fs::create_dir_all(w.join("flat")).unwrap();
+    for file in ["part-0.parquet", "part-1.parquet", "_SUCCESS"] {
+        std::fs::write(w.join(&format!("flat/{file}")), "").unwrap();
+    }
+    let flat = fails(&w, &["query", "dau", "--lake", "flat"], 4);
+    assert!(
+        flat.ends_with(
+            "; found files (part-0.parquet and 1 more) with no folder per day: dau counts a lake \
+             partitioned by day, as Spark's partitionBy(\"date\") writes it\n"
+        ),
+        "{flat}"
+    );
 }
 
 /// `--lake` naming a data file, or one day's partition, instead of the lake's folder.

@@ -558,6 +558,7 @@ pub async fn discover(
                     return Ok(Discovered {
                         base,
                         seen: folders,
+                        strays: files,
                         ..Discovered::default()
                     });
                 }

@@ -141,6 +141,7 @@ impl Lake {
             ));
         }
         let Some(layout) = found.layout.filter(|_| !found.days.is_empty()) else {
+            let files = &found.strays;
             let mut found = match (found.seen.as_slice(), found.skipped.as_slice()) {
                 ([], []) => String::new(),
                 ([], skipped) => {
@@ -163,6 +164,15 @@ impl Lake {
                 .unwrap_or_default();
             if layout::folder_day(last).is_some() {
                 found.push_str("; this is one day's partition: give the folder above it");
+            } else if let [first, ..] = files.as_slice() {
+                let more = match files.len() {
+                    1 => String::new(),
+                    n => format!(" and {} more", n - 1),
+                };
+                found.push_str(&format!(
+                    "; found files ({first}{more}) with no folder per day: dau counts a lake \
+                     partitioned by day, as Spark's partitionBy(\"date\") writes it"
+                ));
             }
             return Err(Error::NoLayout {
                 lake: name.to_string(),
