@@ -526,6 +526,35 @@ fn sqlite_rows_are_replaced_per_day_in_one_transaction() {
         .query_row("SELECT dau FROM dau_only", [], |r| r.get(0))
         .unwrap();
     assert_eq!(dau as u64, oracle(&rows, day("2024-06-06")).0);
+
+    // A path ending in .db, .sqlite or .sqlite3 is an SQLite database too, as sqlite:// says.
+    for path in ["plain.sqlite3", "PLAIN.DB"] {
+        let run = export(
+            &w,
+            &[
+                "dau",
+                "mau",
+                "opens",
+                "--date",
+                "2024-06-04",
+                "--output",
+                path,
+            ],
+        );
+        assert_eq!(run.code, 0, "{path}: {}", run.stderr);
+        let want = BTreeMap::from([(day("2024-06-04"), oracle(&rows, day("2024-06-04")))]);
+        assert_eq!(sqlite_rows(&w.join(path)), want, "{path}");
+    }
+    // One that is not an SQLite database (a DuckDB file) is named and left as it was.
+    std::fs::write(w.join("duck.db"), b"\0\0\0\0\0\0\0\0DUCK not sqlite").unwrap();
+    let run = export(&w, &["dau", "--date", "2024-06-04", "--output", "duck.db"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("duck.db"), "{}", run.stderr);
+    assert!(run.stderr.contains("not a database"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(w.join("duck.db")).unwrap(),
+        b"\0\0\0\0\0\0\0\0DUCK not sqlite"
+    );
     // No file (a temporary database, gone at the end) or a parameter dau does not know: refused
     // before anything is computed.
     for (dest, why) in [
@@ -534,6 +563,10 @@ fn sqlite_rows_are_replaced_per_day_in_one_transaction() {
         (
             "sqlite://m.db?table=t&mode=ro",
             "a parameter other than table",
+        ),
+        (
+            "gs://bucket/m.db",
+            "cannot tell where to export 'gs://bucket/m.db'",
         ),
     ] {
         let run = export(&w, &["dau", "--date", "2024-06-06", "--output", dest]);

@@ -53,8 +53,9 @@ pub enum FileKind {
 
 impl Sink {
     /// `out/daily.csv`, `out/daily.parquet`, `out/daily.xlsx`, any of them as
-    /// `gs://BUCKET/PATH` or `s3://BUCKET/PATH`, `sqlite://out/dau.db` (or
-    /// `sqlite:///abs/dau.db`, optionally with `?table=NAME`), or `postgres://…`.
+    /// `gs://BUCKET/PATH` or `s3://BUCKET/PATH`, `out/dau.db` (`.sqlite`, `.sqlite3`) or
+    /// `sqlite://out/dau.db` (or `sqlite:///abs/dau.db`, optionally with `?table=NAME`), or
+    /// `postgres://…`.
     pub fn parse(dest: &str) -> Result<Sink> {
         if let Some(rest) = dest.strip_prefix("sqlite://") {
             let (path, table) = take_parameter(rest, "table");
@@ -96,11 +97,15 @@ impl Sink {
             Some("xlsx") => FileKind::Workbook,
             Some("csv") => FileKind::Table(Format::Csv),
             Some("parquet") => FileKind::Table(Format::Parquet),
+            Some("db" | "sqlite" | "sqlite3") if !storage::is_bucket(dest) => {
+                return Ok(Sink::Sqlite { path, table: None });
+            }
             _ => {
                 return Err(Error::usage(
                     format!("cannot tell where to export '{dest}'"),
                     "give a file ending in .csv, .parquet or .xlsx (in a folder, gs://BUCKET/… or \
-                     s3://BUCKET/…), sqlite://PATH or postgres://…",
+                     s3://BUCKET/…), an SQLite database (.db, .sqlite or sqlite://PATH, a local \
+                     file) or postgres://…",
                 ));
             }
         };
