@@ -137,6 +137,10 @@ pub enum Error {
     #[error("cannot use the Spark file sink log ({log}): {what}")]
     SparkLog { log: String, what: String },
 
+    /// One statement of several failed: which, and why.
+    #[error("{at}: {error}")]
+    InStatement { at: String, error: Box<Error> },
+
     /// DataFusion failed while planning or running a query.
     #[error("query failed: {0}")]
     Query(DataFusionError),
@@ -205,6 +209,7 @@ impl Error {
     /// Exit codes from design.md: 1 runtime, 2 usage/config, 3 storage, 4 data problem.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::InStatement { error, .. } => error.exit_code(),
             Error::Usage { .. } | Error::Config { .. } => 2,
             Error::LakeNotFound { .. } | Error::Storage { .. } | Error::Sink { .. } => 3,
             Error::NoLayout { .. }

@@ -76,6 +76,39 @@ fn a_file_of_statements_and_stdin() {
     ]);
     assert_eq!(run.series(), expected);
 
+    // As Windows editors save it: a byte-order mark and CRLF line ends.
+    let windows = format!("\u{feff}-- report\r\n{DAU_SQL};\r\n");
+    std::fs::write(w.join("windows.sql"), windows).unwrap();
+    let args = [
+        "sql",
+        "--lake",
+        "lake",
+        "--format",
+        "csv",
+        "-f",
+        "windows.sql",
+    ];
+    let first = w.run(&args);
+    assert_eq!(first.series(), expected);
+
+    // Of several statements, the one that fails is named with its line; those before it ran, and
+    // none after it.
+    std::fs::write(
+        w.join("typo.sql"),
+        format!("{DAU_SQL};\n\nSELECT COUNT(DISTINCT usrId) FROM events;\nSELECT 'after' AS x;\n"),
+    )
+    .unwrap();
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-f", "typo.sql"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "dau: statement 2 of 3 (line 3): query failed: Schema error: No field named \"usrId\""
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, first.stdout);
+
     let mut child = w
         .command(&["sql", "--lake", "lake", "--format", "csv"])
         .stdin(Stdio::piped())

@@ -13,7 +13,8 @@ use clap::{Args, ValueEnum};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::Spanned;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -92,7 +93,8 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
         }
         (None, None) => return session.repl().await,
     };
-    session.execute(&text).await
+    // A byte-order mark, as Windows editors start a UTF-8 file with, is not SQL.
+    session.execute(text.trim_start_matches('\u{feff}')).await
 }
 
 /// A SQL session on a lake: the DataFusion context with `events` registered, and the REPL's settings.
@@ -140,35 +142,57 @@ impl<'a> Session<'a> {
                 "run the statements one by one, or send the results to stdout",
             ));
         }
-        let read_only = SQLOptions::new().with_allow_dml(false);
-        for statement in statements {
-            let started = Instant::now();
-            let plan = self
-                .ctx
-                .state()
-                .statement_to_plan(statement)
-                .await
-                .map_err(table_function_hint)?;
-            if read_only.verify_plan(&plan).is_err() {
-                return Err(Error::ReadOnly);
-            }
-            let df = self.ctx.execute_logical_plan(plan).await?;
-            let rows = if df.schema().fields().is_empty() {
-                df.collect().await?;
-                0
-            } else {
-                let stream = df.execute_stream().await?;
-                let watch = self.lake.watch("reading", None);
-                let written = output::write(stream, self.format, self.output.as_deref()).await;
-                drop(watch);
-                match written.map_err(|e| e.under_memory_limit(self.config.memory_limit.as_ref())) {
-                    Err(Error::Query(e)) => return Err(self.blame_a_file(Error::Query(e)).await),
-                    other => other?,
-                }
+        let total = statements.len();
+        for (n, statement) in statements.into_iter().enumerate() {
+            // Of several statements, the one that failed is named, with its line.
+            let line = match &statement {
+                DfStatement::Statement(s) => Some(s.span().start.line).filter(|l| *l > 0),
+                _ => None,
             };
-            if self.timing {
-                eprintln!("{rows} row(s) in {:.3} s", started.elapsed().as_secs_f64());
+            self.run(statement).await.map_err(|error| match total {
+                1 => error,
+                _ => Error::InStatement {
+                    at: format!(
+                        "statement {} of {total}{}",
+                        n + 1,
+                        line.map_or(String::new(), |line| format!(" (line {line})"))
+                    ),
+                    error: Box::new(error),
+                },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs one statement, writing its result when it has columns.
+    async fn run(&self, statement: DfStatement) -> Result<()> {
+        let read_only = SQLOptions::new().with_allow_dml(false);
+        let started = Instant::now();
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(statement)
+            .await
+            .map_err(table_function_hint)?;
+        if read_only.verify_plan(&plan).is_err() {
+            return Err(Error::ReadOnly);
+        }
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let rows = if df.schema().fields().is_empty() {
+            df.collect().await?;
+            0
+        } else {
+            let stream = df.execute_stream().await?;
+            let watch = self.lake.watch("reading", None);
+            let written = output::write(stream, self.format, self.output.as_deref()).await;
+            drop(watch);
+            match written.map_err(|e| e.under_memory_limit(self.config.memory_limit.as_ref())) {
+                Err(Error::Query(e)) => return Err(self.blame_a_file(Error::Query(e)).await),
+                other => other?,
             }
+        };
+        if self.timing {
+            eprintln!("{rows} row(s) in {:.3} s", started.elapsed().as_secs_f64());
         }
         Ok(())
     }
