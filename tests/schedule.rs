@@ -337,13 +337,10 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = w
-        .command(&[
-            "schedule",
-            "--state",
-            "state.json",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .command(&["schedule"])
+        // As a container gets them: DAU_LISTEN and DAU_STATE stand for --listen and --state.
+        .env("DAU_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DAU_STATE", "state.json")
         .env("DAU_SCHEDULE_TOKEN", "s3cret")
         .env("DAU_DONE_MARKER", "_SUCCESS")
         .stderr(Stdio::null())
@@ -368,6 +365,10 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
     let (status, body) = curl(&["-X", "POST", "-H", "Authorization: Bearer s3cret", &run]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(exported(&w), dau_of(&rows, &[day]));
+    // It holds the state file DAU_STATE named.
+    let second = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(second.stderr.contains("is running with the state file"));
 
     let (status, text) = curl(&[&format!("{base}/metrics")]);
     assert_eq!(status, 200);
@@ -464,14 +465,12 @@ fn json_logs_have_a_line_per_run() {
     std::fs::write(w.join("dau.toml"), toml).unwrap();
     let today = Utc::now().date_naive();
     last_success(&w, today - Days::new(2));
-    let run = w.run(&[
-        "schedule",
-        "--state",
-        "state.json",
-        "--once",
-        "--log-format",
-        "json",
-    ]);
+    let run = w
+        .command(&["schedule", "--state", "state.json", "--once"])
+        .env("DAU_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let run: Run = run.into();
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Every line is JSON, warnings too, for a log collector.
     let lines: Vec<serde_json::Value> = run

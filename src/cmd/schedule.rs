@@ -54,7 +54,7 @@ const MAX_REDO_DAYS: u64 = 366;
     wait_for_data = \"3h\"\n  redo_days = 2\n  max_change = \"50%\"")]
 pub struct ScheduleArgs {
     /// Where the last successful firing of each job is kept [default: in the user's data folder]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "DAU_STATE")]
     pub state: Option<PathBuf>,
 
     /// Run what is due (and what was missed), then exit instead of waiting
@@ -62,11 +62,11 @@ pub struct ScheduleArgs {
     pub once: bool,
 
     /// Serve /healthz, /metrics and POST /jobs/NAME/run here [default: [schedule] listen]
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "DAU_LISTEN")]
     pub listen: Option<String>,
 
     /// Log lines for people, or one JSON object per line for a log collector
-    #[arg(long, value_enum, ignore_case = true, default_value_t = LogFormat::Human)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LogFormat::Human, env = "DAU_LOG_FORMAT")]
     pub log_format: LogFormat,
 
     /// Also tell this webhook when a job fails, recovers or delivers an unusual day (besides
