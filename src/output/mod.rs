@@ -87,10 +87,17 @@ impl Format {
             _ if e == "jsonl" => Ok(Format::Ndjson),
             Ok(format) if format != Format::Table => Ok(format),
             _ => {
-                let hint = if e == "xlsx" {
-                    "`dau export METRIC… --output FILE.xlsx` writes a workbook; or pick --format"
-                } else {
-                    "name it .csv, .json, .ndjson, .parquet or .txt (a table), or pick --format"
+                let hint = match e.as_str() {
+                    "xlsx" => {
+                        "`dau export METRIC… --output FILE.xlsx` writes a workbook; or pick --format"
+                    }
+                    "db" | "sqlite" | "sqlite3" => {
+                        "`dau export METRIC… --output FILE.db` writes into an SQLite database; or \
+                         pick --format"
+                    }
+                    _ => {
+                        "name it .csv, .json, .ndjson, .parquet or .txt (a table), or pick --format"
+                    }
                 };
                 Err(Error::usage(
                     format!("cannot tell what to write into {} (.{e})", path.display()),
@@ -443,6 +450,27 @@ fn plain_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file's extension names its format; one of a file only `dau export` writes says so.
+    #[test]
+    fn extensions_name_formats() {
+        let of = |name: &str| Format::of_file(Path::new(name)).map_err(|e| e.to_string());
+        assert_eq!(of("a.CSV"), Ok(Format::Csv));
+        assert_eq!(of("a.jsonl"), Ok(Format::Ndjson));
+        assert_eq!(of("a.txt"), Ok(Format::Table));
+        assert_eq!(of("a"), Ok(Format::Table));
+        for (name, says) in [
+            ("a.xlsx", "--output FILE.xlsx` writes a workbook"),
+            (
+                "a.sqlite3",
+                "--output FILE.db` writes into an SQLite database",
+            ),
+            ("a.tsv", "name it .csv, .json, .ndjson, .parquet or .txt"),
+        ] {
+            let error = of(name).unwrap_err();
+            assert!(error.contains(says), "{name}: {error}");
+        }
+    }
 
     /// A table shows at most TABLE_ROWS rows, says so, and stops reading; other formats write
     /// every row.
