@@ -29,8 +29,10 @@ pub enum Error {
     LakeNotFound { lake: String },
 
     /// Listing or reading the lake's storage failed (after retries).
-    #[error("cannot read the lake ({lake}): {detail}{hint}")]
+    #[error("cannot {what} ({lake}): {detail}{hint}")]
     Storage {
+        /// What the requests were for: "read the lake", "keep the schedule state".
+        what: &'static str,
         lake: String,
         detail: String,
         hint: String,

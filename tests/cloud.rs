@@ -418,35 +418,37 @@ fn rollups_in_the_bucket(work: &Workdir, server: &Server, access: &Access, url: 
 }
 
 /// Puts `file` into the lake `url` (in the server's bucket `lake`) as `name`, through the
-/// server's own API.
+/// server's own API (S3 through boto3, signed: moto refuses an unsigned put over an object).
 fn upload(server: &Server, url: &str, name: &str, file: &std::path::Path) {
     let name = format!("{}/{name}", url.split_once("//lake/").unwrap().1);
-    let escaped = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
-    let (method, upload) = match url.starts_with("gs://") {
-        true => (
-            "POST",
-            format!(
-                "{}/upload/storage/v1/b/lake/o?uploadType=media&name={}",
+    let sent = match url.starts_with("gs://") {
+        true => {
+            let escaped = utf8_percent_encode(&name, NON_ALPHANUMERIC);
+            let upload = format!(
+                "{}/upload/storage/v1/b/lake/o?uploadType=media&name={escaped}",
                 server.endpoint(),
-                escaped(&name)
-            ),
-        ),
+            );
+            Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "-X", "POST"])
+                .args(["-H", "content-type: application/octet-stream"])
+                .arg("--data-binary")
+                .arg(format!("@{}", file.display()))
+                .arg(&upload)
+                .status()
+                .unwrap()
+        }
         false => {
-            let path: Vec<String> = name.split('/').map(escaped).collect();
-            (
-                "PUT",
-                format!("{}/lake/{}", server.endpoint(), path.join("/")),
-            )
+            let script = "import boto3, sys; s3 = boto3.client('s3', endpoint_url=sys.argv[1], \
+                          region_name='us-east-1', aws_access_key_id='test', \
+                          aws_secret_access_key='test'); \
+                          s3.put_object(Bucket='lake', Key=sys.argv[2], Body=open(sys.argv[3], 'rb').read())";
+            Command::new(venv().join("bin/python"))
+                .args(["-c", script, &server.endpoint(), &name])
+                .arg(file)
+                .status()
+                .unwrap()
         }
     };
-    let sent = Command::new("curl")
-        .args(["-sf", "-o", "/dev/null", "-X", method])
-        .args(["-H", "content-type: application/octet-stream"])
-        .arg("--data-binary")
-        .arg(format!("@{}", file.display()))
-        .arg(&upload)
-        .status()
-        .unwrap();
     assert!(sent.success(), "cannot upload {name}");
 }
 
@@ -1572,4 +1574,128 @@ fn two_exports_into_one_object_at_once_lose_no_day_silently() {
         let dates: Vec<NaiveDate> = text.lines().skip(1).map(|l| day(&l[..10])).collect();
         assert_eq!(dates, landed, "{text}");
     }
+}
+
+/// `dau schedule --state gs://…|s3://…` keeps its state in a bucket, for a container with no disk
+/// of its own: a first start records itself there, a later start catches up the firings missed
+/// since the state's last success (each day once, the oracle's numbers), and a state another
+/// schedule replaced meanwhile stops this one rather than being overwritten (on S3: the GCS
+/// emulator ignores the conditions of a put).
+fn a_schedule_keeps_its_state_in_a_bucket(gcs: bool) {
+    use chrono::{DateTime, Days, Utc};
+
+    use crate::util::{LakeSpec, random_rows, write_lake};
+
+    let work = Workdir::new();
+    let today = Utc::now().date_naive();
+    let rows = random_rows(9, today - Days::new(10), 10, 150);
+    write_lake(&work.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let toml = |cron: &str| {
+        format!(
+            "[lake]\nurl = \"lake\"\n\n[[jobs]]\nname = \"nightly\"\nmetrics = [\"dau\"]\n\
+             cron = \"{cron}\"\ntimezone = \"UTC\"\noutput = \"daily.csv\"\n"
+        )
+    };
+    std::fs::write(work.join("dau.toml"), toml("0 0 * * *")).unwrap();
+    let (server, access, url) = match gcs {
+        true => {
+            let server = Server::gcs(&work);
+            let access = Access::gcs(&server);
+            (server, access, "gs://lake/dau/state.json")
+        }
+        false => {
+            let server = Server::s3(&work);
+            let access = Access::s3(&server);
+            (server, access, "s3://lake/dau/state.json")
+        }
+    };
+    let state = || -> BTreeMap<String, DateTime<Utc>> {
+        serde_json::from_slice(&object(&server, gcs, "dau/state.json")).unwrap()
+    };
+    let once = ["schedule", "--once", "--state", url];
+    let first = access.run(&work, &once);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains("first start"), "{}", first.stderr);
+    assert!(state().contains_key("nightly"));
+    assert!(!work.join("daily.csv").exists());
+
+    // The last success four midnights ago: the four firings since run, each day once.
+    let last = (today - Days::new(4))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let kept = work.join("state.json");
+    std::fs::write(&kept, format!("{{\"nightly\": \"{}\"}}", last.to_rfc3339())).unwrap();
+    upload(
+        &server,
+        url.trim_end_matches("/state.json"),
+        "state.json",
+        &kept,
+    );
+    let run = access.run(&work, &once);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dau = oracle_window(&rows, 1, today - Days::new(4), today - Days::new(1), &[]);
+    let exported = std::fs::read_to_string(work.join("daily.csv")).unwrap();
+    let exported: BTreeMap<NaiveDate, Option<u64>> = (exported.lines().skip(1))
+        .map(|l| l.split_once(',').unwrap())
+        .map(|(d, n)| (day(d), Some(n.parse().unwrap())))
+        .collect();
+    assert_eq!(exported, dau, "{}", run.stderr);
+    let midnight = today.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    assert_eq!(state()["nightly"], midnight, "{}", run.stderr);
+
+    if gcs {
+        // A state that cannot be reached: exit 3, naming it, and nothing run.
+        let dead = [
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--retries",
+            "0",
+            "--anonymous",
+        ];
+        let run = work.run(&[&once[..], &dead].concat());
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        let said = format!("dau: cannot keep the schedule state ({url}): ");
+        assert!(run.stderr.starts_with(&said), "{}", run.stderr);
+        return;
+    }
+    // Another schedule's state put over it while this one runs: this one stops at its next save.
+    std::fs::write(work.join("dau.toml"), toml("* * * * * *")).unwrap();
+    let child = access
+        .command(&work, &["schedule", "--state", url])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fired = |state: &BTreeMap<String, DateTime<Utc>>| state["nightly"] > midnight;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fired(&state()) {
+        assert!(Instant::now() < deadline, "the job never fired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    upload(
+        &server,
+        url.trim_end_matches("/state.json"),
+        "state.json",
+        &kept,
+    );
+    let stopped = wait(child, Duration::from_secs(30));
+    assert_eq!(stopped.code, 2, "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains(&format!(
+            "the schedule state {url} was written by someone else while this dau schedule ran"
+        )),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(state()["nightly"], last);
+}
+
+#[test]
+fn a_schedule_keeps_its_state_in_a_gcs_bucket() {
+    a_schedule_keeps_its_state_in_a_bucket(true);
+}
+
+#[test]
+fn a_schedule_keeps_its_state_in_an_s3_bucket() {
+    a_schedule_keeps_its_state_in_a_bucket(false);
 }

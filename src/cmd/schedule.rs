@@ -29,11 +29,13 @@ use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
 use crate::cmd::export::{Exported, export, percent, unusual};
 use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
+use crate::lake::storage::{self, StorageOptions};
 use crate::metrics::Metric;
 use crate::output::{Replacement, make_folder_of};
 use crate::sink::Sink;
@@ -53,9 +55,10 @@ const MAX_REDO_DAYS: u64 = 366;
     output = \"postgres://dau@db/metrics?table=daily_metrics\"\n  \
     wait_for_data = \"3h\"\n  redo_days = 2\n  max_change = \"50%\"")]
 pub struct ScheduleArgs {
-    /// Where the last successful firing of each job is kept [default: in the user's data folder]
-    #[arg(long, value_name = "FILE", env = "DAU_STATE")]
-    pub state: Option<PathBuf>,
+    /// Where the last successful firing of each job is kept: a file, or gs://… or s3://… (for a
+    /// container with no disk of its own) [default: in the user's data folder]
+    #[arg(long, value_name = "FILE|URL", env = "DAU_STATE")]
+    pub state: Option<String>,
 
     /// Run what is due (and what was missed), then exit instead of waiting
     #[arg(long)]
@@ -132,10 +135,12 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         Some(path) => path.clone(),
         None => dirs::data_local_dir()
             .unwrap_or_else(std::env::temp_dir)
-            .join("dau/schedule-state.json"),
+            .join("dau/schedule-state.json")
+            .display()
+            .to_string(),
     };
-    let _only_one = hold(&state_path)?;
-    let mut state = load(&state_path)?;
+    let mut store = StateStore::open(&state_path, &config.storage)?;
+    let mut state = store.load().await?;
     let started = Utc::now();
     let stats: Stats = Arc::default();
     if let Some(listen) = args.listen.as_ref().or(config.schedule.listen.as_ref()) {
@@ -156,7 +161,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
     }
     tracing::info!(
         jobs = jobs.len(),
-        state = %state_path.display(),
+        state = %state_path,
         "dau schedule: started"
     );
     // A job with no state yet starts now, and says so; its state is saved at once, so that the
@@ -171,7 +176,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         state.insert(name.to_string(), started);
     }
     if !new.is_empty() {
-        save(&state_path, &state)?;
+        store.save(&state).await?;
     }
     let (stopping, mut stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -192,7 +197,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
             }
             if let (true, Some(newest)) = (all_ok, newest) {
                 state.insert(job.job.name.clone(), newest);
-                save(&state_path, &state)?;
+                store.save(&state).await?;
             }
         }
         if args.once && !*stop.borrow() {
@@ -742,14 +747,152 @@ async fn stopped() {
     }
 }
 
-fn load(path: &Path) -> Result<BTreeMap<String, DateTime<Utc>>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
+/// Each job's last successful firing.
+type Firings = BTreeMap<String, DateTime<Utc>>;
+
+/// Where the state is kept: a local file, locked while a schedule runs on it, or an object in a
+/// bucket, replaced only when no one else replaced it since this schedule read or wrote it.
+enum StateStore {
+    Local {
+        path: PathBuf,
+        _lock: std::fs::File,
+    },
+    Bucket {
+        url: String,
+        place: Box<storage::Location>,
+        /// The version this schedule last read or wrote; None while there is no object.
+        version: Option<UpdateVersion>,
+    },
+}
+
+impl StateStore {
+    fn open(state: &str, options: &StorageOptions) -> Result<StateStore> {
+        if !storage::is_bucket(state) {
+            let path = PathBuf::from(state);
+            let lock = hold(&path)?;
+            return Ok(StateStore::Local { path, _lock: lock });
+        }
+        let place = storage::open(state, options).map_err(|e| match e {
+            Error::Storage {
+                lake, detail, hint, ..
+            } => Error::Storage {
+                what: STATE,
+                lake,
+                detail,
+                hint,
+            },
+            other => other,
+        })?;
+        Ok(StateStore::Bucket {
+            url: state.to_string(),
+            place: Box::new(place),
+            version: None,
+        })
+    }
+
+    /// The state as kept; empty when there is none yet.
+    async fn load(&mut self) -> Result<Firings> {
+        let text = match self {
+            StateStore::Local { path, .. } => match std::fs::read_to_string(&*path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Firings::new()),
+                Err(e) => return Err(Error::io("cannot read the schedule state", &*path, e)),
+            },
+            StateStore::Bucket {
+                url,
+                place,
+                version,
+            } => {
+                // The version from `head`, as for an export into a bucket: a GCS download need
+                // not carry the generation. Should the object change between the two, the next
+                // save is refused.
+                let failed = |e: object_store::Error| bucket_failed(url, place, &e);
+                let meta = match place.store.head(&place.root).await {
+                    Ok(meta) => meta,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(Firings::new()),
+                    Err(e) => return Err(failed(e)),
+                };
+                *version = Some(UpdateVersion {
+                    e_tag: meta.e_tag,
+                    version: meta.version,
+                });
+                let got = place.store.get(&place.root).await.map_err(failed)?;
+                let bytes = got.bytes().await.map_err(failed)?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+        };
+        serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: PathBuf::from(self.name()),
             what: format!("not a dau schedule state file: {e}"),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(Error::io("cannot read the schedule state", path, e)),
+        })
+    }
+
+    /// Writes the state at once: a file is synced under another name and renamed into place; an
+    /// object is put whole, and only over the version this schedule knows.
+    async fn save(&mut self, state: &Firings) -> Result<()> {
+        let text = serde_json::to_string_pretty(state).expect("the state serializes");
+        match self {
+            StateStore::Local { path, .. } => {
+                let target = Replacement::new(path);
+                std::fs::write(&target.temp, text)
+                    .and_then(|()| target.commit())
+                    .map_err(|e| Error::io("cannot write the schedule state", &*path, e))
+            }
+            StateStore::Bucket {
+                url,
+                place,
+                version,
+            } => {
+                let mode = match version.clone() {
+                    Some(known) => PutMode::Update(known),
+                    None => PutMode::Create,
+                };
+                let put = place
+                    .store
+                    .put_opts(&place.root, text.into(), PutOptions::from(mode))
+                    .await;
+                match put {
+                    Ok(done) => {
+                        *version = Some(UpdateVersion {
+                            e_tag: done.e_tag,
+                            version: done.version,
+                        });
+                        Ok(())
+                    }
+                    Err(
+                        object_store::Error::Precondition { .. }
+                        | object_store::Error::AlreadyExists { .. },
+                    ) => Err(Error::usage(
+                        format!(
+                            "the schedule state {url} was written by someone else while this \
+                             dau schedule ran"
+                        ),
+                        "run one dau schedule on a state (two would each run every job), or \
+                         give each its own --state",
+                    )),
+                    Err(e) => Err(bucket_failed(url, place, &e)),
+                }
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            StateStore::Local { path, .. } => path.display().to_string(),
+            StateStore::Bucket { url, .. } => url.clone(),
+        }
+    }
+}
+
+const STATE: &str = "keep the schedule state";
+
+/// A request for the state in a bucket failed (after retries).
+fn bucket_failed(url: &str, place: &storage::Location, error: &object_store::Error) -> Error {
+    Error::Storage {
+        what: STATE,
+        lake: url.to_string(),
+        detail: error.to_string(),
+        hint: storage::hint(error, &place.credentials),
     }
 }
 
@@ -795,15 +938,6 @@ fn hold(path: &Path) -> Result<std::fs::File> {
         .and_then(|()| lock.write_all(pid.as_bytes()));
     written.map_err(|e| Error::io("cannot write the schedule's lock file", &lock_path, e))?;
     Ok(lock)
-}
-
-/// Writes the state atomically: synced under a name of this process, then renamed into place.
-fn save(path: &Path, state: &BTreeMap<String, DateTime<Utc>>) -> Result<()> {
-    let text = serde_json::to_string_pretty(state).expect("the state serializes");
-    let target = Replacement::new(path);
-    std::fs::write(&target.temp, text)
-        .and_then(|()| target.commit())
-        .map_err(|e| Error::io("cannot write the schedule state", path, e))
 }
 
 #[cfg(test)]

@@ -120,6 +120,7 @@ pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
 /// A failed storage request as the user reads it: what failed, and what to do about it.
 pub fn storage_error(lake: &str, error: &object_store::Error, credentials: &str) -> Error {
     Error::Storage {
+        what: "read the lake",
         lake: lake.to_string(),
         detail: error.to_string(),
         hint: hint(error, credentials),
