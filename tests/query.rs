@@ -577,6 +577,12 @@ fn calendar_weeks_and_months() {
     assert_eq!(series[&day("2024-07-01")], None);
     assert!(series[&day("2024-06-01")].is_some());
     assert!(run.stderr.contains("have no partition"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("are NULL (the lake ends at 2024-07-07)"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -209,8 +209,13 @@ impl Query {
             } else {
                 "their rows are NULL"
             };
+            // Days after the lake's last one are most often days not written yet.
+            let after = match missing.last() > Some(&lake.last_day()) {
+                true => format!(" (the lake ends at {})", lake.last_day()),
+                false => String::new(),
+            };
             warnings.push(format!(
-                "{} day(s) have no partition in {}: {}{more}; {rows}",
+                "{} day(s) have no partition in {}: {}{more}; {rows}{after}",
                 missing.len(),
                 lake.name,
                 shown.join(", ")
