@@ -1171,6 +1171,108 @@ fn postgres_tables_can_be_in_a_schema() {
     assert_eq!(sqlite.code, 2, "{}", sqlite.stderr);
 }
 
+/// A table made by hand before the first export, as a DBA makes it: `integer` counts, the columns
+/// in another order, and columns of its own that fill themselves (an identity, a DEFAULT, a
+/// generated one). Rows go in by name, cast to the table's types, and a day exported again
+/// replaces its row. A column that would be left empty (another metric's, a note) is refused,
+/// naming it, and the table stays as it was; so is a count too big for `integer`.
+#[test]
+fn tables_made_by_hand_take_the_rows_by_name_and_type() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let pg = Postgres::start();
+    pg.query(
+        "CREATE TABLE daily (id bigint GENERATED ALWAYS AS IDENTITY, mau integer, \
+         date date PRIMARY KEY, dau integer, loaded_at timestamptz NOT NULL DEFAULT now(), \
+         twice bigint GENERATED ALWAYS AS (dau * 2) STORED)",
+    );
+    let sqlite = w.join("hand.db");
+    let db = rusqlite::Connection::open(&sqlite).unwrap();
+    db.execute_batch(
+        "CREATE TABLE daily (id INTEGER PRIMARY KEY, mau INTEGER, date TEXT UNIQUE, \
+         dau INTEGER, loaded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+         twice INTEGER GENERATED ALWAYS AS (dau * 2))",
+    )
+    .unwrap();
+    drop(db);
+    let pg_dest = format!("{}?table=daily", pg.url());
+    let sqlite_dest = format!("sqlite://{}?table=daily", sqlite.display());
+    let days = ["2024-06-03", "2024-06-04", "2024-06-03"];
+    for dest in [&pg_dest, &sqlite_dest] {
+        for date in days {
+            let run = export(&w, &["dau", "mau", "--date", date, "--output", dest]);
+            assert_eq!(run.code, 0, "{dest}: {}", run.stderr);
+        }
+    }
+    let want: Vec<String> = ["2024-06-03", "2024-06-04"]
+        .iter()
+        .map(|d| {
+            let (dau, mau, _) = oracle(&rows, day(d));
+            format!("{d} {dau} {mau} {}", dau * 2)
+        })
+        .collect();
+    let row = "date || ' ' || dau || ' ' || mau || ' ' || twice";
+    let pg_rows = |pg: &Postgres| {
+        pg.query(&format!(
+            "SELECT string_agg({row}, ',' ORDER BY date) FROM daily WHERE loaded_at IS NOT NULL"
+        ))
+    };
+    let sqlite_rows = || -> String {
+        let db = rusqlite::Connection::open(&sqlite).unwrap();
+        db.query_row(
+            &format!(
+                "SELECT group_concat(r, ',') FROM (SELECT {row} AS r FROM daily \
+                 WHERE loaded_at IS NOT NULL ORDER BY date)"
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(pg_rows(&pg), want.join(","));
+    assert_eq!(sqlite_rows(), want.join(","));
+
+    // dau alone would leave mau empty on the day it replaces; so would a note with no default.
+    for dest in [&pg_dest, &sqlite_dest] {
+        let run = export(&w, &["dau", "--date", "2024-06-03", "--output", dest]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("the export would leave mau empty on the days it replaces"),
+            "{}",
+            run.stderr
+        );
+    }
+    pg.query("ALTER TABLE daily ADD COLUMN note text");
+    let run = export(
+        &w,
+        &["dau", "mau", "--date", "2024-06-03", "--output", &pg_dest],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("would leave note empty"),
+        "{}",
+        run.stderr
+    );
+    pg.query("ALTER TABLE daily DROP COLUMN note");
+    assert_eq!(pg_rows(&pg), want.join(","));
+    assert_eq!(sqlite_rows(), want.join(","));
+
+    // A count beyond the column's type: the server refuses it, and nothing is written.
+    let dau = oracle(&rows, day("2024-06-05")).0;
+    assert!(dau > 99, "{dau}");
+    pg.query("CREATE TABLE tiny (date date, dau numeric(2))");
+    let tiny = format!("{}?table=tiny", pg.url());
+    let run = export(&w, &["dau", "--date", "2024-06-05", "--output", &tiny]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("numeric field overflow"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(pg.query("SELECT COUNT(*) FROM tiny"), "0");
+}
+
 #[test]
 fn postgres_over_tls_checks_the_certificate_as_sslmode_says() {
     let w = Workdir::new();

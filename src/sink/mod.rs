@@ -298,18 +298,48 @@ fn is_identifier(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Refuses a destination whose columns are not this export's.
+/// Refuses a file whose columns are not this export's.
 fn same_columns(place: &str, found: &[String], schema: &SchemaRef) -> Result<()> {
+    let found: Vec<(String, bool)> = found.iter().map(|name| (name.clone(), false)).collect();
+    table_columns(place, &found, schema)
+}
+
+/// Refuses a table (columns `found`, each with whether it fills itself) that lacks a column of
+/// this export, or has one the export would leave empty. A column it does not write must fill
+/// itself: a DEFAULT (`loaded_at timestamptz DEFAULT now()`), an identity or a generated column.
+/// Any other (another metric's, a note) would lose its values on the days the export replaces.
+fn table_columns(place: &str, found: &[(String, bool)], schema: &SchemaRef) -> Result<()> {
     let wanted: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    if found == wanted.as_slice() {
-        return Ok(());
-    }
+    let names: Vec<String> = found.iter().map(|(name, _)| name.clone()).collect();
+    let lacks = wanted.iter().any(|w| !names.contains(w));
+    let unfilled: Vec<String> = (found.iter())
+        .filter(|(name, fills)| !fills && !wanted.contains(name))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let hint = match (lacks, unfilled.as_slice()) {
+        (false, []) => return Ok(()),
+        (false, unfilled) => format!(
+            "the export would leave {0} empty on the days it replaces: export {0} too, give \
+             it a DEFAULT, or export into another table",
+            unfilled.join(",")
+        ),
+        (true, _) => {
+            "export these metrics to another file or table, or move this one away".to_string()
+        }
+    };
     Err(Error::usage(
         format!(
             "{place} has the columns {}, and this export writes {}",
-            found.join(","),
+            names.join(","),
             wanted.join(",")
         ),
-        "export these metrics to another file or table, or move this one away",
+        hint,
     ))
+}
+
+/// `INSERT INTO table ("a", "b")`: the export's columns, named, so that a table's own columns
+/// (with defaults) may stand anywhere among them.
+fn insert_into(table: &str, schema: &SchemaRef) -> String {
+    let columns: Vec<String> = schema.fields().iter().map(|f| quote(f.name())).collect();
+    format!("INSERT INTO {table} ({})", columns.join(", "))
 }

@@ -28,7 +28,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{create_table, dates_of, pgpass, quote_table, take_parameter, without_password};
+use super::{
+    create_table, dates_of, insert_into, pgpass, quote_table, take_parameter, without_password,
+};
 use crate::error::chain;
 use crate::{Error, Result};
 
@@ -423,42 +425,46 @@ pub async fn write(
         Some((schema, name)) => (Some(schema), name),
         None => (None, table),
     };
-    let found: Vec<String> = tx
+    let found: Vec<(String, bool)> = tx
         .query(
-            "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 \
+            "SELECT column_name::text, column_default IS NOT NULL OR is_identity = 'YES' \
+             OR is_generated = 'ALWAYS' FROM information_schema.columns WHERE table_name = $1 \
              AND table_schema = COALESCE($2, current_schema()) ORDER BY ordinal_position",
             &[&table_name, &schema_name],
         )
         .await
         .map_err(failed)?
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| (row.get(0), row.get(1)))
         .collect();
-    super::same_columns(&format!("table {table} in {shown}"), &found, &schema)?;
+    super::table_columns(&format!("table {table} in {shown}"), &found, &schema)?;
 
     let quoted = quote_table(table);
     tx.execute(
-        &format!("DELETE FROM {quoted} WHERE date BETWEEN $1 AND $2"),
+        &format!("DELETE FROM {quoted} WHERE date BETWEEN $1::date AND $2::date"),
         &[&from, &to],
     )
     .await
     .map_err(failed)?;
     let dates: Vec<NaiveDate> = dates_of(&batches).into_iter().collect();
     tx.execute(
-        &format!("DELETE FROM {quoted} WHERE date = ANY($1)"),
+        &format!("DELETE FROM {quoted} WHERE date = ANY($1::date[])"),
         &[&dates],
     )
     .await
     .map_err(failed)?;
     // Many rows a statement: a night of user-days is millions of rows.
     let width = schema.fields().len();
-    // Unsigned 64-bit ids go as their digits, into NUMERIC(20).
-    let cast: Vec<&str> = schema
+    // Each value typed as dau makes the column, and cast on insert to the table's own type,
+    // should it be another (`dau integer`, `mau numeric` in a table made by hand); one that
+    // does not fit is refused by the server, and nothing is written. Unsigned 64-bit ids go as
+    // their digits, into NUMERIC(20).
+    let cast: Vec<String> = schema
         .fields()
         .iter()
         .map(|f| match f.data_type() {
-            DataType::UInt64 => "::text::numeric",
-            _ => "",
+            DataType::UInt64 => "::text::numeric".to_string(),
+            t => format!("::{}", sql_type(t)),
         })
         .collect();
     for batch in &batches {
@@ -477,7 +483,11 @@ pub async fn write(
                     format!("({})", places.join(", "))
                 })
                 .collect();
-            let insert = format!("INSERT INTO {quoted} VALUES {}", tuples.join(", "));
+            let insert = format!(
+                "{} VALUES {}",
+                insert_into(&quoted, &schema),
+                tuples.join(", ")
+            );
             tx.execute(&insert, &params).await.map_err(failed)?;
             start += rows;
         }

@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::prelude::SessionContext;
 use rusqlite::types::Value;
 
-use super::{create_table, dates_of, quote};
+use super::{create_table, dates_of, insert_into, quote};
 use crate::output;
 use crate::{Error, Result};
 
@@ -73,15 +73,18 @@ impl Job {
         let table = quote(&self.table);
         let create = create_table(&self.table, &self.schema, &self.key, sql_type);
         tx.execute_batch(&create).map_err(|e| self.failed(e))?;
-        let found: Vec<String> = tx
+        // A column fills itself with a default, as the rowid (INTEGER PRIMARY KEY), or as a
+        // generated column (hidden 2 or 3).
+        let found: Vec<(String, bool)> = tx
             .prepare(&format!(
-                "SELECT name FROM pragma_table_info('{}')",
+                "SELECT name, dflt_value IS NOT NULL OR (pk = 1 AND upper(type) = 'INTEGER') \
+                 OR hidden IN (2, 3) FROM pragma_table_xinfo('{}')",
                 self.table
             ))
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .map_err(|e| self.failed(e))?;
         let place = format!("table {} in {}", self.table, self.path.display());
-        super::same_columns(&place, &found, &self.schema)?;
+        super::table_columns(&place, &found, &self.schema)?;
 
         let (from, to) = self.days;
         tx.execute(
@@ -99,7 +102,10 @@ impl Job {
         }
         let places = vec!["?"; self.schema.fields().len()].join(", ");
         let mut insert = tx
-            .prepare(&format!("INSERT INTO {table} VALUES ({places})"))
+            .prepare(&format!(
+                "{} VALUES ({places})",
+                insert_into(&table, &self.schema)
+            ))
             .map_err(|e| self.failed(e))?;
         for batch in batches {
             for row in 0..batch.num_rows() {
