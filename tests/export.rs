@@ -1258,6 +1258,47 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
     assert_eq!(pg_rows(&pg), want.join(","));
     assert_eq!(sqlite_rows(), want.join(","));
 
+    // A role that may write the table but not make tables (PostgreSQL 15: only the owner may
+    // create in the schema public) exports into it; a table it would have to make is named, with
+    // its CREATE TABLE.
+    pg.query(
+        "CREATE ROLE writer LOGIN; REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+         GRANT SELECT, INSERT, DELETE ON daily TO writer",
+    );
+    let writer = pg.url().replace("//dau@", "//writer@");
+    let run = export(
+        &w,
+        &[
+            "dau",
+            "mau",
+            "--date",
+            "2024-06-04",
+            "--output",
+            &format!("{writer}?table=daily"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(pg_rows(&pg), want.join(","));
+    let run = export(
+        &w,
+        &[
+            "dau",
+            "--date",
+            "2024-06-04",
+            "--output",
+            &format!("{writer}?table=other"),
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "permission denied for schema public: there is no table other, and this role may not \
+             make one: make it as its owner (CREATE TABLE IF NOT EXISTS \"other\" (\"date\" DATE"
+        ),
+        "{}",
+        run.stderr
+    );
+
     // A count beyond the column's type: the server refuses it, and nothing is written.
     let dau = oracle(&rows, day("2024-06-05")).0;
     assert!(dau > 99, "{dau}");

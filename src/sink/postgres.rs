@@ -419,24 +419,24 @@ pub async fn write(
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(table)])
         .await
         .map_err(failed)?;
-    let create = create_table(table, &schema, &key, sql_type);
-    tx.batch_execute(&create).await.map_err(failed)?;
-    let (schema_name, table_name) = match table.split_once('.') {
-        Some((schema, name)) => (Some(schema), name),
-        None => (None, table),
-    };
-    let found: Vec<(String, bool)> = tx
-        .query(
-            "SELECT column_name::text, column_default IS NOT NULL OR is_identity = 'YES' \
-             OR is_generated = 'ALWAYS' FROM information_schema.columns WHERE table_name = $1 \
-             AND table_schema = COALESCE($2, current_schema()) ORDER BY ordinal_position",
-            &[&table_name, &schema_name],
-        )
-        .await
-        .map_err(failed)?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    // Made only when absent: a role that may write a table need not be allowed to create one
+    // (PostgreSQL 15 lets no one but the owner create in the schema public).
+    let mut found = columns(&tx, table).await.map_err(failed)?;
+    if found.is_empty() {
+        let create = create_table(table, &schema, &key, sql_type);
+        tx.batch_execute(&create)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) if db.code() == &SqlState::INSUFFICIENT_PRIVILEGE => sink(format!(
+                    "{}: there is no table {table}, and this role may not make one: make it as \
+                     its owner ({}), or grant this role CREATE on the schema",
+                    db.message(),
+                    create.trim_end_matches(';')
+                )),
+                _ => failed(e),
+            })?;
+        found = columns(&tx, table).await.map_err(failed)?;
+    }
     super::table_columns(&format!("table {table} in {shown}"), &found, &schema)?;
 
     let quoted = quote_table(table);
@@ -501,6 +501,27 @@ pub async fn write(
     drop(client);
     let _ = connection.await;
     Ok(rows as u64)
+}
+
+/// The columns of `table` (`TABLE` on the search path, or `SCHEMA.TABLE`), each with whether it
+/// fills itself (a DEFAULT, an identity or a generated column); none when there is no such table.
+async fn columns(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+) -> std::result::Result<Vec<(String, bool)>, tokio_postgres::Error> {
+    let (schema_name, table_name) = match table.split_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, table),
+    };
+    let rows = tx
+        .query(
+            "SELECT column_name::text, column_default IS NOT NULL OR is_identity = 'YES' \
+             OR is_generated = 'ALWAYS' FROM information_schema.columns WHERE table_name = $1 \
+             AND table_schema = COALESCE($2, current_schema()) ORDER BY ordinal_position",
+            &[&table_name, &schema_name],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// The advisory lock of exports into `table`: FNV-1a of its name, the same in every run.
