@@ -6,8 +6,8 @@ use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
-    check::CheckArgs, demo::DemoArgs, export::ExportArgs, generate::GenArgs, query::QueryArgs,
-    rollup::RollupArgs, schedule::ScheduleArgs, sql::SqlArgs,
+    check::CheckArgs, completions::CompletionsArgs, demo::DemoArgs, export::ExportArgs,
+    generate::GenArgs, query::QueryArgs, rollup::RollupArgs, schedule::ScheduleArgs, sql::SqlArgs,
 };
 
 /// Exact daily, weekly and monthly active users from a date-partitioned Parquet lake.
@@ -120,6 +120,8 @@ pub enum Engine {
 pub enum Command {
     /// Check the lake for what would make a number wrong (exit 4 when it finds a problem)
     Check(CheckArgs),
+    /// Print a script with which bash, zsh, fish, elvish or PowerShell completes dau's commands
+    Completions(CompletionsArgs),
     /// Make a small sample lake (cached) and show its DAU, MAU and opens
     Demo(DemoArgs),
     /// Deliver metrics for a day (yesterday by default) into a file, replacing that day's rows

@@ -21,6 +21,8 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> Result<()> {
     let config = config::Config::resolve(&cli.global);
     match cli.command {
+        // Needs no lake, and no dau.toml to be right.
+        Command::Completions(args) => cmd::completions::run(&args),
         Command::Check(args) => block_on(cmd::check::run(&config?, &args)),
         Command::Gen(args) => cmd::generate::run(&config?, &args),
         Command::Demo(args) => block_on(cmd::demo::run(&config?, &args)),

@@ -4,6 +4,7 @@ mod util;
 
 mod check;
 mod cloud;
+mod completions;
 mod engines;
 mod errors;
 mod export;

@@ -1,6 +1,7 @@
 //! One file per subcommand: its flags and its `run`.
 
 pub mod check;
+pub mod completions;
 pub mod demo;
 pub mod export;
 pub mod generate;
