@@ -442,8 +442,17 @@ fn a_failing_streak_alerts_once_and_recovery_once() {
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     let first: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
     let text = first["text"].as_str().unwrap();
+    // Naming the host, as `hostname` does.
+    let host = std::process::Command::new("hostname")
+        .output()
+        .unwrap()
+        .stdout;
+    let host = String::from_utf8(host).unwrap();
     assert!(
-        text.contains(&format!("failed: job nightly could not export {yesterday}")),
+        text.starts_with(&format!(
+            "dau on {}: failed: job nightly could not export {yesterday}",
+            host.trim()
+        )),
         "{text}"
     );
     assert!(text.contains("bad data file"), "{text}");

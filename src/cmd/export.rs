@@ -156,9 +156,7 @@ async fn deliver(
 /// Posts `{"text": "dau on HOST: …"}` to each of `webhooks`, retrying; returns those that could
 /// not be told.
 pub async fn alert(webhooks: &[String], what: &str) -> Vec<String> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown host".to_string());
+    let host = whoami::hostname().unwrap_or_else(|_| "unknown host".to_string());
     let body = serde_json::json!({ "text": format!("dau on {host}: {what}") });
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
