@@ -425,6 +425,41 @@ fn a_csv_file_it_cannot_read_back_is_named_with_its_line_and_kept() {
     assert_eq!(got["2024-06-04"][1], dau);
 }
 
+/// A Parquet file with a row of no date (written back by another tool) is named, exit 2, and left
+/// as it was: the merge would have dropped that row in silence.
+#[test]
+fn a_parquet_row_of_no_date_is_named_not_dropped() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Date32Array, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    let w = Workdir::new();
+    lake(&w);
+    let file = w.join("daily.parquet");
+    let fields = vec![
+        Field::new("date", DataType::Date32, true),
+        Field::new("dau", DataType::Int64, true),
+    ];
+    let june_2 = (day("2024-06-02") - day("1970-01-01")).num_days() as i32;
+    let dates = Arc::new(Date32Array::from(vec![Some(june_2), None]));
+    write_batch(
+        &file,
+        fields,
+        vec![dates, Arc::new(Int64Array::from(vec![1, 99]))],
+    );
+    let before = std::fs::read(&file).unwrap();
+    let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.parquet"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("daily.parquet has 1 row(s) with no date"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+}
+
 /// The days [`export_rounds`] leaves in a destination, each once.
 const EXPORTED: [&str; 5] = [
     "2024-06-02",

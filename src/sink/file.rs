@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext, col};
 
 use crate::output::{self, Format};
 use crate::{Error, Result};
@@ -155,6 +155,16 @@ async fn register_old(
             ctx.read_csv(file.as_str(), options).await?
         }
     };
+    // A row of no day (a total someone added, a date lost on the way) would be dropped by the
+    // merge: it is named instead. (CSV's reader refuses an empty date itself, naming the line.)
+    let undated = old.clone().filter(col("date").is_null())?.count().await?;
+    if undated > 0 {
+        return Err(Error::usage(
+            format!("{} has {undated} row(s) with no date", path.display()),
+            "its rows are days, and the merge would drop those: remove them, or export to another \
+             file",
+        ));
+    }
     ctx.register_table("old", old.into_view())?;
     Ok(())
 }
