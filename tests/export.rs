@@ -425,6 +425,73 @@ fn a_csv_file_it_cannot_read_back_is_named_with_its_line_and_kept() {
     assert_eq!(got["2024-06-04"][1], dau);
 }
 
+/// A lake that has dropped its old days (kept for a while only): a range export reaching before
+/// its first day leaves the rows the file holds for those days as they were, rather than blanking
+/// numbers delivered when the lake still had them; calendar periods that straddle the first day
+/// are still exported.
+#[test]
+fn days_before_the_lake_are_not_blanked_by_a_range_export() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let file = w.join("daily.csv");
+    let old = "date,dau\n2024-05-29,11\n2024-05-30,12\n2024-05-31,13\n2024-06-02,1\n";
+    std::fs::write(&file, old).unwrap();
+    let range = ["--from", "2024-05-29", "--to", "2024-06-03"];
+    let run = export(&w, &[&["dau", "-o", "daily.csv"][..], &range].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "2024-05-29 to 2024-05-31 are before the lake's first day 2024-06-01: not exported, \
+             and what daily.csv holds for them is kept"
+        ),
+        "{}",
+        run.stderr
+    );
+    let (_, got) = csv_rows(&std::fs::read_to_string(&file).unwrap());
+    let got: BTreeMap<String, String> = got.into_iter().map(|(d, r)| (d, r[1].clone())).collect();
+    let mut want: BTreeMap<String, String> = [
+        ("2024-05-29", "11"),
+        ("2024-05-30", "12"),
+        ("2024-05-31", "13"),
+    ]
+    .into_iter()
+    .map(|(d, n)| (d.to_string(), n.to_string()))
+    .collect();
+    for d in ["2024-06-01", "2024-06-02", "2024-06-03"] {
+        want.insert(d.to_string(), oracle(&rows, day(d)).0.to_string());
+    }
+    assert_eq!(got, want);
+
+    // ISO weeks: the week of Monday 2024-05-27 holds the lake's first days, and is exported.
+    let run = export(
+        &w,
+        &[
+            "wau",
+            "--calendar",
+            "--from",
+            "2024-05-20",
+            "--to",
+            "2024-06-09",
+            "-o",
+            "weeks.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (_, got) = csv_rows(&std::fs::read_to_string(w.join("weeks.csv")).unwrap());
+    let weeks: Vec<&String> = got.keys().collect();
+    assert_eq!(weeks, ["2024-05-27", "2024-06-03"]);
+    let users = |from: &str, to: &str| {
+        let (from, to) = (day(from), day(to));
+        let active: std::collections::HashSet<u64> = (rows.iter())
+            .filter(|r| from <= r.0 && r.0 <= to)
+            .map(|r| r.1)
+            .collect();
+        active.len().to_string()
+    };
+    assert_eq!(got["2024-05-27"][1], users("2024-05-27", "2024-06-02"));
+    assert_eq!(got["2024-06-03"][1], users("2024-06-03", "2024-06-09"));
+}
+
 /// A Parquet file with a row of no date (written back by another tool) is named, exit 2, and left
 /// as it was: the merge would have dropped that row in silence.
 #[test]

@@ -254,10 +254,12 @@ pub async fn export(
 ) -> Result<Exported> {
     let sink = Sink::parse(output)?;
     let metrics = metrics_of(metrics)?;
-    let queries: Vec<Query> = metrics
-        .iter()
-        .map(|m| Query::new(*m, from, to, calendar))
-        .collect::<Result<_>>()?;
+    let queries_from = |from| -> Result<Vec<Query>> {
+        (metrics.iter())
+            .map(|m| Query::new(*m, from, to, calendar))
+            .collect()
+    };
+    let mut queries = queries_from(from)?;
     let near = queries
         .iter()
         .map(Query::span)
@@ -266,6 +268,20 @@ pub async fn export(
 
     let ctx = SessionContext::new();
     let mut warnings = Vec::new();
+    // Days before the lake's first one are not exported: a lake that has dropped its old days
+    // (kept for a year, say) must not blank the numbers once delivered for them.
+    let first = lake.first_day();
+    let mut from = from;
+    if from < first && first <= to {
+        warnings.push(format!(
+            "{from} to {} are before the lake's first day {first}: not exported, and what {} \
+             holds for them is kept",
+            first.pred_opt().expect("a day before"),
+            without_password(output)
+        ));
+        from = first;
+        queries = queries_from(from)?;
+    }
     for (i, query) in queries.iter().enumerate() {
         let answer = metrics::run(lake.clone(), config, query).await?;
         warnings.extend(answer.warnings);
