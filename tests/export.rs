@@ -1416,6 +1416,42 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
     assert_eq!(pg.query("SELECT COUNT(*) FROM tiny"), "0");
 }
 
+/// Text ids go into PostgreSQL as they are, whatever they hold: an empty id is an empty text (not
+/// NULL), and tabs, line breaks, backslashes and `\N` are kept; each with its opens.
+#[test]
+fn postgres_keeps_text_ids_as_they_are() {
+    let w = Workdir::new();
+    let ids = [
+        "",
+        "a\tb",
+        "line\nbreak\r",
+        "back\\slash",
+        "\\N",
+        "ünïcödé",
+        "\"q\",x",
+        "",
+    ];
+    std::fs::create_dir_all(w.join("lake/date=2024-06-01")).unwrap();
+    write_strings(&w.join("lake/date=2024-06-01/part-0.parquet"), &ids);
+    let pg = Postgres::start();
+    let run = export(
+        &w,
+        &["user-days", "--date", "2024-06-01", "--output", &pg.url()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for id in ids {
+        let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+        *want.entry(hex).or_default() += 1;
+    }
+    let want: Vec<String> = want.iter().map(|(hex, n)| format!("[{hex}] {n}")).collect();
+    let got = pg.query(
+        "SELECT string_agg('[' || encode(convert_to(\"userId\", 'UTF8'), 'hex') || '] ' || opens, \
+         ',' ORDER BY encode(convert_to(\"userId\", 'UTF8'), 'hex')) FROM user_days",
+    );
+    assert_eq!(got, want.join(","));
+}
+
 #[test]
 fn postgres_over_tls_checks_the_certificate_as_sslmode_says() {
     let w = Workdir::new();
@@ -1543,7 +1579,7 @@ fn a_killed_postgres_export_leaves_no_half_written_rows() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let before = pg.query("SELECT COUNT(*) FROM user_days");
 
-    let inserting = "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO%'";
+    let inserting = "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE 'COPY %'";
     kill_while_writing(&w, &pg.url(), || pg.query(inserting) != "0");
     // The server notices the closed connection and rolls the transaction back.
     let deadline = Instant::now() + Duration::from_secs(30);

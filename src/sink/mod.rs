@@ -337,9 +337,9 @@ fn table_columns(place: &str, found: &[(String, bool)], schema: &SchemaRef) -> R
     ))
 }
 
-/// `INSERT INTO table ("a", "b")`: the export's columns, named, so that a table's own columns
-/// (with defaults) may stand anywhere among them.
-fn insert_into(table: &str, schema: &SchemaRef) -> String {
+/// `("a", "b")`: the export's columns, named for an INSERT or a COPY, so that a table's own
+/// columns (with defaults) may stand anywhere among them.
+fn column_list(schema: &SchemaRef) -> String {
     let columns: Vec<String> = schema.fields().iter().map(|f| quote(f.name())).collect();
-    format!("INSERT INTO {table} ({})", columns.join(", "))
+    format!("({})", columns.join(", "))
 }

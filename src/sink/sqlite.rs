@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::prelude::SessionContext;
 use rusqlite::types::Value;
 
-use super::{create_table, dates_of, insert_into, quote};
+use super::{column_list, create_table, dates_of, quote};
 use crate::output;
 use crate::{Error, Result};
 
@@ -103,8 +103,8 @@ impl Job {
         let places = vec!["?"; self.schema.fields().len()].join(", ");
         let mut insert = tx
             .prepare(&format!(
-                "{} VALUES ({places})",
-                insert_into(&table, &self.schema)
+                "INSERT INTO {table} {} VALUES ({places})",
+                column_list(&self.schema)
             ))
             .map_err(|e| self.failed(e))?;
         for batch in batches {
