@@ -434,15 +434,16 @@ pub async fn write(
     super::table_columns(&format!("table {table} in {shown}"), &found, &schema)?;
 
     let quoted = quote_table(table);
+    // `date::date`: a table made by hand may keep its days as text (or as timestamps).
     tx.execute(
-        &format!("DELETE FROM {quoted} WHERE date BETWEEN $1::date AND $2::date"),
+        &format!("DELETE FROM {quoted} WHERE date::date BETWEEN $1::date AND $2::date"),
         &[&from, &to],
     )
     .await
     .map_err(failed)?;
     let dates: Vec<NaiveDate> = dates_of(&batches).into_iter().collect();
     tx.execute(
-        &format!("DELETE FROM {quoted} WHERE date = ANY($1::date[])"),
+        &format!("DELETE FROM {quoted} WHERE date::date = ANY($1::date[])"),
         &[&dates],
     )
     .await
