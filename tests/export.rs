@@ -25,6 +25,25 @@ fn export(w: &Workdir, args: &[&str]) -> Run {
     w.run(&[&["export", "--lake", "lake"], args].concat())
 }
 
+/// Runs an export of `args` that must be refused (exit 2) saying `says`.
+fn refused(w: &Workdir, args: &[&str], says: &str) {
+    let run = export(w, args);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains(says), "{}", run.stderr);
+}
+
+/// [`refused`], leaving `file` as it was, byte for byte.
+fn refused_keeping(w: &Workdir, args: &[&str], file: &std::path::Path, says: &str) {
+    let before = std::fs::read(file).unwrap();
+    refused(w, args, says);
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        before,
+        "{} changed",
+        file.display()
+    );
+}
+
 /// A CSV file's rows by their first column, each as its fields.
 fn csv_rows(text: &str) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
     let mut lines = text.lines();
@@ -410,11 +429,9 @@ fn a_csv_file_it_cannot_read_back_is_named_with_its_line_and_kept() {
     ];
     for (text, why) in edits {
         std::fs::write(&file, text).unwrap();
-        let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.csv"]);
-        assert_eq!(run.code, 2, "{}", run.stderr);
+        let args = ["dau", "--date", "2024-06-04", "-o", "daily.csv"];
         let named = format!("cannot merge this export into daily.csv: {why}");
-        assert!(run.stderr.contains(&named), "{}", run.stderr);
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+        refused_keeping(&w, &args, &file, &named);
     }
     std::fs::write(&file, "date,dau\r\n2024-06-02,1\r\n").unwrap();
     let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.csv"]);
@@ -515,16 +532,8 @@ fn a_parquet_row_of_no_date_is_named_not_dropped() {
         fields,
         vec![dates, Arc::new(Int64Array::from(vec![1, 99]))],
     );
-    let before = std::fs::read(&file).unwrap();
-    let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.parquet"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("daily.parquet has 1 row(s) with no date"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(std::fs::read(&file).unwrap(), before);
+    let args = ["dau", "--date", "2024-06-04", "-o", "daily.parquet"];
+    refused_keeping(&w, &args, &file, "daily.parquet has 1 row(s) with no date");
 }
 
 /// The days [`export_rounds`] leaves in a destination, each once.
@@ -598,13 +607,11 @@ fn sqlite_rows_are_replaced_per_day_in_one_transaction() {
     assert_eq!((n, users), (dau, dau));
 
     // Other columns into the same table: refused, the table untouched.
-    let run = export(&w, &["dau", "--date", "2024-06-06", "--output", db]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("table daily_metrics in metrics.db has the columns"),
-        "{}",
-        run.stderr
+    let args = ["dau", "--date", "2024-06-06", "--output", db];
+    refused(
+        &w,
+        &args,
+        "table daily_metrics in metrics.db has the columns",
     );
     assert_eq!(sqlite_rows(&w.join("metrics.db")), want);
     let run = export(
@@ -1336,26 +1343,16 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
 
     // dau alone would leave mau empty on the day it replaces; so would a note with no default.
     for dest in [&pg_dest, &sqlite_dest] {
-        let run = export(&w, &["dau", "--date", "2024-06-03", "--output", dest]);
-        assert_eq!(run.code, 2, "{}", run.stderr);
-        assert!(
-            run.stderr
-                .contains("the export would leave mau empty on the days it replaces"),
-            "{}",
-            run.stderr
+        let args = ["dau", "--date", "2024-06-03", "--output", dest];
+        refused(
+            &w,
+            &args,
+            "the export would leave mau empty on the days it replaces",
         );
     }
     pg.query("ALTER TABLE daily ADD COLUMN note text");
-    let run = export(
-        &w,
-        &["dau", "mau", "--date", "2024-06-03", "--output", &pg_dest],
-    );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("would leave note empty"),
-        "{}",
-        run.stderr
-    );
+    let args = ["dau", "mau", "--date", "2024-06-03", "--output", &pg_dest];
+    refused(&w, &args, "would leave note empty");
     pg.query("ALTER TABLE daily DROP COLUMN note");
     assert_eq!(pg_rows(&pg), want.join(","));
     assert_eq!(sqlite_rows(), want.join(","));
@@ -1677,20 +1674,9 @@ fn a_workbook_row_of_no_day_is_named_not_dropped() {
         book.save(&path).unwrap();
     };
     write(true);
-    let before = std::fs::read(&path).unwrap();
-    let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.xlsx"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("daily.xlsx sheet dau row 4 has 'Total' in the column date"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        before,
-        "the workbook as it was"
-    );
+    let args = ["dau", "--date", "2024-06-04", "-o", "daily.xlsx"];
+    let says = "daily.xlsx sheet dau row 4 has 'Total' in the column date";
+    refused_keeping(&w, &args, &path, says);
 
     write(false);
     let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.xlsx"]);
