@@ -509,6 +509,69 @@ fn days_before_the_lake_are_not_blanked_by_a_range_export() {
     assert_eq!(got["2024-06-03"][1], users("2024-06-03", "2024-06-09"));
 }
 
+/// A CSV or Parquet export's date → (dau, mau), each column taken by its name.
+fn by_name(path: &std::path::Path) -> BTreeMap<String, (u64, u64)> {
+    if path.extension().is_some_and(|e| e == "csv") {
+        let (header, rows) = csv_rows(&std::fs::read_to_string(path).unwrap());
+        let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let (dau, mau) = (at("dau"), at("mau"));
+        return (rows.into_iter())
+            .map(|(d, r)| (d, (r[dau].parse().unwrap(), r[mau].parse().unwrap())))
+            .collect();
+    }
+    let file = std::fs::File::open(path).unwrap();
+    let mut got = BTreeMap::new();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        let batch = batch.unwrap();
+        let dates = batch
+            .column_by_name("date")
+            .unwrap()
+            .as_primitive::<Date32Type>();
+        let count = |name: &str, i: usize| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(i) as u64
+        };
+        for i in 0..batch.num_rows() {
+            let date = dates.value_as_date(i).unwrap().to_string();
+            got.insert(date, (count("dau", i), count("mau", i)));
+        }
+    }
+    got
+}
+
+/// The same metrics listed in another order merge into a CSV or Parquet file by column name: each
+/// day keeps its own numbers under its own names (the file takes the new order).
+#[test]
+fn the_same_metrics_in_another_order_merge_by_name() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    for file in ["daily.csv", "daily.parquet"] {
+        let first = ["dau", "mau", "--date", "2024-06-04", "-o", file];
+        let run = export(&w, &first);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let then = ["mau", "opens", "dau", "--date", "2024-06-05", "-o", file];
+        refused(&w, &then, "has the columns date,dau,mau");
+        let then = ["mau", "dau", "--date", "2024-06-05", "-o", file];
+        let run = export(&w, &then);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let want: BTreeMap<String, (u64, u64)> = ["2024-06-04", "2024-06-05"]
+            .iter()
+            .map(|d| {
+                let (dau, mau, _) = oracle(&rows, day(d));
+                (d.to_string(), (dau, mau))
+            })
+            .collect();
+        assert_eq!(by_name(&w.join(file)), want, "{file}");
+    }
+}
+
 /// A Parquet file with a row of no date (written back by another tool) is named, exit 2, and left
 /// as it was: the merge would have dropped that row in silence.
 #[test]
@@ -1635,6 +1698,28 @@ fn a_workbook_has_a_sheet_per_metric_with_typed_cells() {
             .collect();
         assert_eq!(got, want, "{metric}");
     }
+
+    // The same metrics in another order: the same sheets, their rows kept, in the new order.
+    let args = [
+        "opens",
+        "mau",
+        "dau",
+        "--date",
+        "2024-06-13",
+        "-o",
+        "daily.xlsx",
+    ];
+    let run = export(&w, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut book: Xlsx<_> = calamine::open_workbook(w.join("books/daily.xlsx")).unwrap();
+    assert_eq!(book.sheet_names(), ["opens", "mau", "dau"]);
+    let range = book.worksheet_range("dau").unwrap();
+    let days: Vec<NaiveDate> = (range.rows().skip(1))
+        .map(|r| r[0].as_date().unwrap())
+        .collect();
+    let mut want: Vec<NaiveDate> = EXPORTED.iter().map(|d| day(d)).collect();
+    want.push(day("2024-06-13"));
+    assert_eq!(days, want);
 }
 
 /// A workbook someone added to keeps its rows of days, a date typed as text among them; a row of

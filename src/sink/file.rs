@@ -5,7 +5,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use datafusion::arrow::compute::kernels::cast_utils::Parser;
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
+    DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
@@ -82,6 +82,11 @@ fn first_unreadable_line(path: &Path, schema: &Schema) -> Option<String> {
         .from_path(path)
         .ok()?;
     let columns = schema.fields().len();
+    // The file's columns by its header (they may stand in another order than the export's).
+    let header = reader.headers().ok()?.clone();
+    let fields: Vec<&Field> = (header.iter())
+        .map(|name| schema.field_with_name(name).ok())
+        .collect::<Option<_>>()?;
     // (Exported fields never hold a line break: a record is a line, after the header's.)
     for (record, line) in reader.records().zip(2..) {
         let record = match record {
@@ -94,7 +99,7 @@ fn first_unreadable_line(path: &Path, schema: &Schema) -> Option<String> {
                 record.len()
             ));
         }
-        for (value, field) in record.iter().zip(schema.fields()) {
+        for (value, field) in record.iter().zip(&fields) {
             let (reads, what) = match field.data_type() {
                 DataType::Date32 => (Date32Type::parse(value).is_some(), "a date (YYYY-MM-DD)"),
                 DataType::Int64 => (Int64Type::parse(value).is_some(), "an integer"),
@@ -146,15 +151,24 @@ async fn register_old(
         .map(|f| f.name().clone())
         .collect();
     super::same_columns(&path.display().to_string(), &found, &schema)?;
-    // CSV is read again with this export's types, so that old and new rows are one table.
+    // CSV is read again with this export's types, so that old and new rows are one table. The
+    // file's columns may be in another order (the metrics listed otherwise in a command): they
+    // are read in theirs, and taken by name.
     let old = match format {
         Format::Parquet => old,
         _ => {
             let plain = output::plain_schema(&schema);
-            let options = CsvReadOptions::new().has_header(true).schema(&plain);
+            let in_file = found.iter().map(|name| {
+                let field = plain.field_with_name(name);
+                field.expect("a column of the export").clone()
+            });
+            let in_file = Schema::new(in_file.collect::<Vec<_>>());
+            let options = CsvReadOptions::new().has_header(true).schema(&in_file);
             ctx.read_csv(file.as_str(), options).await?
         }
     };
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let old = old.select_columns(&names)?;
     // A row of no day (a total someone added, a date lost on the way) would be dropped by the
     // merge: it is named instead. (CSV's reader refuses an empty date itself, naming the line.)
     let undated = old.clone().filter(col("date").is_null())?.count().await?;

@@ -148,7 +148,14 @@ fn keep_other_days(
     let mut book: Xlsx<_> = calamine::open_workbook(path).map_err(|e| failed(path, e))?;
     let found = book.sheet_names();
     let wanted: Vec<String> = sheets.iter().map(|s| s.name.clone()).collect();
-    if found != wanted {
+    // In any order: sheets someone dragged around, or metrics listed in another order, are the
+    // same sheets (written back in this export's order).
+    let sorted = |names: &[String]| {
+        let mut names = names.to_vec();
+        names.sort();
+        names
+    };
+    if sorted(&found) != sorted(&wanted) {
         return Err(Error::usage(
             format!(
                 "{} has the sheets {}, and this export writes {}",
