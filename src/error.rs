@@ -247,6 +247,7 @@ impl Error {
         let io = match self {
             Error::Io { source, .. } => Some(source),
             Error::Query(DataFusionError::IoError(e)) => Some(e),
+            Error::InStatement { error, .. } => return error.is_broken_pipe(),
             _ => None,
         };
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)

@@ -293,24 +293,37 @@ fn closed_stdout_is_not_an_error() {
     let w = Workdir::new();
     let rows = random_rows(9, day("2024-06-01"), 30, 3000);
     write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
-    let mut child = w
-        .command(&["query", "user-days", "--lake", "lake", "--format", "csv"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert_eq!(first, "userId,date,opens\n");
-    // The reader is dropped here, closing the pipe while dau still has rows to write.
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    // A query, and the second of two SQL statements (`dau sql -f report.sql | head`).
+    let sql = "SELECT 1 AS a; SELECT * FROM events";
+    for (args, header) in [
+        (
+            &["query", "user-days", "--lake", "lake", "--format", "csv"][..],
+            "userId,date,opens\n",
+        ),
+        (
+            &["sql", "--lake", "lake", "--format", "csv", "-c", sql],
+            "a\n",
+        ),
+    ] {
+        let mut child = w
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert_eq!(first, header);
+        // The reader is dropped here, closing the pipe while dau still has rows to write.
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
 }
