@@ -170,8 +170,11 @@ async fn register_old(
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let old = old.select_columns(&names)?;
     // A row of no day (a total someone added, a date lost on the way) would be dropped by the
-    // merge: it is named instead. (CSV's reader refuses an empty date itself, naming the line.)
-    let undated = old.clone().filter(col("date").is_null())?.count().await?;
+    // merge: it is named instead. (CSV's reader refuses an empty date itself: the line is named.)
+    let undated = match format {
+        Format::Parquet => old.clone().filter(col("date").is_null())?.count().await?,
+        _ => 0,
+    };
     if undated > 0 {
         return Err(Error::usage(
             format!("{} has {undated} row(s) with no date", path.display()),
