@@ -248,6 +248,14 @@ fn exports_at_once_into_one_place_keep_every_day() {
 
 /// A Parquet file's `date` and `dau` columns.
 fn parquet_dau(path: &std::path::Path) -> BTreeMap<NaiveDate, u64> {
+    (parquet_counts(path, &["dau"]).into_iter())
+        .map(|(d, counts)| (d, counts[0]))
+        .collect()
+}
+
+/// A Parquet file's integer columns `names` by its `date` column (each date once), each column
+/// taken by its name.
+fn parquet_counts(path: &std::path::Path, names: &[&str]) -> BTreeMap<NaiveDate, Vec<u64>> {
     let file = std::fs::File::open(path).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
@@ -260,13 +268,18 @@ fn parquet_dau(path: &std::path::Path) -> BTreeMap<NaiveDate, u64> {
             .column_by_name("date")
             .unwrap()
             .as_primitive::<Date32Type>();
-        let dau = batch
-            .column_by_name("dau")
-            .unwrap()
-            .as_primitive::<Int64Type>();
+        let columns: Vec<_> = (names.iter())
+            .map(|name| {
+                batch
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+            })
+            .collect();
         for i in 0..batch.num_rows() {
             let d = dates.value_as_date(i).unwrap();
-            assert!(out.insert(d, dau.value(i) as u64).is_none(), "{d} twice");
+            let counts = columns.iter().map(|c| c.value(i) as u64).collect();
+            assert!(out.insert(d, counts).is_none(), "{d} twice");
         }
     }
     out
@@ -519,31 +532,9 @@ fn by_name(path: &std::path::Path) -> BTreeMap<String, (u64, u64)> {
             .map(|(d, r)| (d, (r[dau].parse().unwrap(), r[mau].parse().unwrap())))
             .collect();
     }
-    let file = std::fs::File::open(path).unwrap();
-    let mut got = BTreeMap::new();
-    for batch in ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap()
-    {
-        let batch = batch.unwrap();
-        let dates = batch
-            .column_by_name("date")
-            .unwrap()
-            .as_primitive::<Date32Type>();
-        let count = |name: &str, i: usize| {
-            batch
-                .column_by_name(name)
-                .unwrap()
-                .as_primitive::<Int64Type>()
-                .value(i) as u64
-        };
-        for i in 0..batch.num_rows() {
-            let date = dates.value_as_date(i).unwrap().to_string();
-            got.insert(date, (count("dau", i), count("mau", i)));
-        }
-    }
-    got
+    (parquet_counts(path, &["dau", "mau"]).into_iter())
+        .map(|(d, counts)| (d.to_string(), (counts[0], counts[1])))
+        .collect()
 }
 
 /// The same metrics listed in another order merge into a CSV or Parquet file by column name: each
