@@ -651,39 +651,86 @@ fn null_user_ids_are_never_users_and_are_counted_in_a_warning() {
     assert_eq!(run.csv()[1][1], opens.to_string());
 }
 
+/// A date column that disagrees with its partition fails every query, whether the footer's
+/// statistics say so, the writer kept none (then the column is read), or the column is
+/// dictionary-encoded (a pandas categorical).
 #[test]
 fn a_date_column_that_disagrees_with_its_partition_fails() {
-    let w = Workdir::new();
-    let rows = lake(&w);
-    let folder = w.join(&format!("lake/date={BAD_DAY}"));
+    use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
     // 2024-06-04 is day 19878 since 1970-01-01.
-    write_nullable(
-        &folder.join("part-8.parquet"),
-        &[Some(1), Some(2)],
-        Some(19878),
-    );
-    let run = dau(&w, &[]);
-    assert_eq!(run.code, 4, "{}", run.stderr);
-    assert_eq!(run.stdout, "");
-    let stderr = w.redact(&run.stderr);
-    assert!(stderr.contains("part-8.parquet): the folder says 2024-06-05, the date column holds 2024-06-04 to 2024-06-04"), "{stderr}");
-    // A range without that partition is unaffected.
-    let run = w.run(&[
-        "query",
-        "dau",
-        "--lake",
-        "lake",
-        "--from",
-        "2024-06-06",
-        "--to",
-        "2024-06-10",
-        "-f",
-        "csv",
-    ]);
-    assert_eq!(
-        run.series(),
-        oracle_window(&rows, 1, day("2024-06-06"), day("2024-06-10"), &[])
-    );
+    let dates = Date32Array::from_value(19878, 2);
+    let categorical = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Date32));
+    let no_statistics = WriterProperties::builder()
+        .set_statistics_enabled(EnabledStatistics::None)
+        .build();
+    let writers: [(&str, DataType, ArrayRef, WriterProperties); 3] = [
+        (
+            "statistics",
+            DataType::Date32,
+            Arc::new(dates.clone()),
+            WriterProperties::default(),
+        ),
+        (
+            "none",
+            DataType::Date32,
+            Arc::new(dates.clone()),
+            no_statistics,
+        ),
+        (
+            "categorical",
+            categorical.clone(),
+            datafusion::arrow::compute::cast(&dates, &categorical).unwrap(),
+            WriterProperties::default(),
+        ),
+    ];
+    for (writer, date_type, dates, props) in writers {
+        let w = Workdir::new();
+        let rows = lake(&w);
+        write_props(
+            &w.join(&format!("lake/date={BAD_DAY}/part-8.parquet")),
+            vec![
+                Field::new("userId", DataType::Int64, false),
+                Field::new("date", date_type, false),
+            ],
+            vec![Arc::new(Int64Array::from(vec![1, 2])), dates],
+            props,
+        );
+        let says = "part-8.parquet): the folder says 2024-06-05, the date column holds 2024-06-04 \
+                    to 2024-06-04";
+        for run in [
+            dau(&w, &[]),
+            dau(&w, &["--engine", "sql"]),
+            w.run(&["sql", "--lake", "lake", "-c", "SELECT COUNT(*) FROM events"]),
+        ] {
+            assert_eq!(run.code, 4, "{writer}: {}", run.stderr);
+            assert_eq!(run.stdout, "", "{writer}");
+            assert!(run.stderr.contains(says), "{writer}: {}", run.stderr);
+        }
+        let run = w.run(&["check", "--lake", "lake"]);
+        assert_eq!(run.code, 4, "{writer}: {}", run.stdout);
+        assert!(
+            run.stdout.contains("date mismatch"),
+            "{writer}: {}",
+            run.stdout
+        );
+        // A range without that partition is unaffected.
+        let run = w.run(&[
+            "query",
+            "dau",
+            "--lake",
+            "lake",
+            "--from",
+            "2024-06-06",
+            "--to",
+            "2024-06-10",
+            "-f",
+            "csv",
+        ]);
+        assert_eq!(
+            run.series(),
+            oracle_window(&rows, 1, day("2024-06-06"), day("2024-06-10"), &[])
+        );
+    }
 }
 
 // A `date` column that holds no dates (here yyyymmdd integers) is not checked against the folder.

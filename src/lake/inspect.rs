@@ -343,6 +343,22 @@ pub async fn inspect(
             {
                 report.facts = Err(reason);
             }
+            // A date column without statistics (its writer kept none) is read: its dates must
+            // agree with the partition all the same.
+            if let Ok(facts) = &report.facts
+                && facts.date_range.is_none()
+                && date_column(&facts.schema, columns).is_some()
+                && let Some(ids) = report.id_type(columns).cloned()
+            {
+                match scan_file(lake, &report, columns, &ids).await? {
+                    Ok(scan) => {
+                        let facts = report.facts.as_mut().expect("read");
+                        facts.date_range = scan.date_range;
+                        facts.null_users = facts.null_users.or(Some(scan.null_users));
+                    }
+                    Err(reason) => report.facts = Err(reason),
+                }
+            }
             Ok(report)
         })
         .buffered(lake.reads_at_once(CONCURRENT_READS))
@@ -456,6 +472,8 @@ pub struct FileScan {
     /// Rows whose in-file date is not the partition's day, and one such date.
     pub date_mismatches: u64,
     pub mismatch_example: Option<NaiveDate>,
+    /// The smallest and largest in-file date, if any.
+    pub date_range: Option<(NaiveDate, NaiveDate)>,
     /// A hash of the file's bytes, to tell copies of one file.
     pub digest: u64,
 }
@@ -522,16 +540,18 @@ fn decode(
             continue;
         };
         let dates = cast(dates, &DataType::Date32).map_err(|e| undecodable(&e))?;
-        for value in dates
-            .as_primitive::<Date32Type>()
-            .iter()
-            .flatten()
-            .filter(|d| *d != day)
-        {
-            scan.date_mismatches += 1;
-            scan.mismatch_example = scan.mismatch_example.or_else(|| {
-                NaiveDate::default().checked_add_signed(chrono::Duration::days(value.into()))
+        let date =
+            |n: i32| NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()));
+        for value in dates.as_primitive::<Date32Type>().iter().flatten() {
+            let Some(date) = date(value) else { continue };
+            scan.date_range = Some(match scan.date_range {
+                Some((lo, hi)) => (lo.min(date), hi.max(date)),
+                None => (date, date),
             });
+            if value != day {
+                scan.date_mismatches += 1;
+                scan.mismatch_example = scan.mismatch_example.or(Some(date));
+            }
         }
     }
     Ok(scan)
@@ -540,10 +560,15 @@ fn decode(
 /// The in-file date column to check against the partition: the configured one, else `date`, when
 /// it holds dates (DATE, TIMESTAMP or `YYYY-MM-DD` text). A column of another type is not a date.
 fn date_column<'a>(schema: &Schema, columns: &Columns<'a>) -> Option<&'a str> {
+    // Dictionary-encoded too (a pandas categorical).
+    let dates = |t: &DataType| match t {
+        DataType::Dictionary(_, values) => values.as_ref().clone(),
+        t => t.clone(),
+    };
     [columns.date, super::table::DATE].into_iter().find(|name| {
         schema.field_with_name(name).is_ok_and(|f| {
             matches!(
-                f.data_type(),
+                dates(f.data_type()),
                 DataType::Date32
                     | DataType::Date64
                     | DataType::Timestamp(..)
