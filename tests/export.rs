@@ -563,6 +563,53 @@ fn the_same_metrics_in_another_order_merge_by_name() {
     }
 }
 
+/// Calendar periods (`--calendar`) never merge into a file or table of rolling windows, nor the
+/// other way round: both were `wau` and `mau`, so a calendar export into a file of rolling ones
+/// replaced its rows with the periods' numbers (and deleted the asked day's row), exit 0.
+#[test]
+fn rolling_and_calendar_windows_never_share_a_column() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let rolling = [
+        "wau",
+        "mau",
+        "--from",
+        "2024-06-01",
+        "--to",
+        "2024-06-12",
+        "-o",
+    ];
+    let calendar = ["wau", "mau", "--calendar", "--date", "2024-06-05", "-o"];
+    for file in ["daily.csv", "daily.parquet", "daily.xlsx", "daily.db"] {
+        let run = export(&w, &[&rolling[..], &[file]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let says = "calendar_wau and calendar_mau (--calendar) count ISO weeks and calendar months";
+        refused_keeping(&w, &[&calendar[..], &[file]].concat(), &w.join(file), says);
+    }
+    let run = export(&w, &[&calendar[..], &["periods.csv"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    refused_keeping(
+        &w,
+        &[&rolling[..], &["periods.csv"]].concat(),
+        &w.join("periods.csv"),
+        "rolling 7- and 30-day windows",
+    );
+    // The calendar file: the ISO week of 2024-06-05, and its month (NULL: the lake ends on the
+    // 20th), each under its own name.
+    let (header, got) = csv_rows(&std::fs::read_to_string(w.join("periods.csv")).unwrap());
+    assert_eq!(header, ["date", "calendar_wau", "calendar_mau"]);
+    let week = oracle_window(&rows, 7, day("2024-06-09"), day("2024-06-09"), &[]);
+    let week = week[&day("2024-06-09")].unwrap().to_string();
+    let want: BTreeMap<String, Vec<String>> = [
+        ("2024-06-01", ["2024-06-01", "", ""]),
+        ("2024-06-03", ["2024-06-03", &week, ""]),
+    ]
+    .into_iter()
+    .map(|(d, r)| (d.to_string(), r.map(String::from).to_vec()))
+    .collect();
+    assert_eq!(got, want);
+}
+
 /// A Parquet file with a row of no date (written back by another tool) is named, exit 2, and left
 /// as it was: the merge would have dropped that row in silence.
 #[test]

@@ -303,7 +303,7 @@ pub async fn export(
     let schema = Arc::new(new.schema().as_arrow().clone());
     let exported = new.clone().count().await?;
     ctx.register_table("new", new.into_view())?;
-    let names: Vec<&str> = metrics.iter().map(|m| m.name()).collect();
+    let names: Vec<&str> = queries.iter().map(Query::name).collect();
     let total = sink
         .write(&ctx, schema, &key, (from, to), &names, &config.storage)
         .await?;

@@ -641,7 +641,7 @@ impl<'a> Span<'a> {
                 let starts: Vec<NaiveDate> = windows.iter().map(first_day).collect();
                 vec![
                     col("date", dates(&starts)),
-                    col(query.metric.name(), int(self.windows(&windows))),
+                    col(query.name(), int(self.windows(&windows))),
                 ]
             }
             (Metric::Stickiness, _) => {

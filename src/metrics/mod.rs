@@ -58,6 +58,17 @@ impl Metric {
         }
     }
 
+    /// The name of the metric's column: `calendar_wau` and `calendar_mau` for ISO weeks and
+    /// calendar months, so that a file of rolling windows never takes them for its own (nor the
+    /// other way round).
+    pub fn column(self, calendar: bool) -> &'static str {
+        match (calendar, self) {
+            (true, Metric::Wau) => "calendar_wau",
+            (true, Metric::Mau) => "calendar_mau",
+            (_, metric) => metric.name(),
+        }
+    }
+
     /// The reference SQL, a template filled in by [`Query::sql`].
     pub fn sql(self, calendar: bool) -> &'static str {
         match (self, calendar) {
@@ -115,6 +126,11 @@ impl Query {
         })
     }
 
+    /// The name of the metric's column (and of its workbook sheet).
+    pub fn name(&self) -> &'static str {
+        self.metric.column(self.calendar)
+    }
+
     /// The first and last day the rows read: the asked range, widened back by the rolling window,
     /// or out to whole weeks or months with --calendar.
     pub fn span(&self) -> (NaiveDate, NaiveDate) {
@@ -164,9 +180,9 @@ impl Query {
         let (start, end) = self.span();
         let day = |d: NaiveDate| format!("DATE '{d}'");
         let window = metric.window();
-        let (period, name) = match metric {
-            Metric::Wau => ("week", "wau"),
-            _ => ("month", "mau"),
+        let period = match metric {
+            Metric::Wau => "week",
+            _ => "month",
         };
         metric
             .sql(self.calendar)
@@ -178,7 +194,7 @@ impl Query {
             .replace("{window}", &window.to_string())
             .replace("{lookback}", &(window.saturating_sub(1)).to_string())
             .replace("{period}", period)
-            .replace("{name}", name)
+            .replace("{name}", metric.column(self.calendar))
     }
 
     /// Days the rows read that have no partition: every such day of the asked range, and the
@@ -498,11 +514,9 @@ mod tests {
         ]));
         for metric in Metric::value_variants() {
             for calendar in [false, true] {
-                let query = Query {
-                    metric: *metric,
-                    from,
-                    to,
-                    calendar,
+                // --calendar goes with wau and mau only.
+                let Ok(query) = Query::new(*metric, from, to, calendar) else {
+                    continue;
                 };
                 let sql = query.sql(*metric, "userId");
                 assert!(

@@ -301,7 +301,7 @@ fn is_identifier(name: &str) -> bool {
 /// Refuses a file whose columns are not this export's.
 fn same_columns(place: &str, found: &[String], schema: &SchemaRef) -> Result<()> {
     let found: Vec<(String, bool)> = found.iter().map(|name| (name.clone(), false)).collect();
-    table_columns(place, &found, schema)
+    columns_of(place, "file", &found, schema)
 }
 
 /// Refuses a table (columns `found`, each with whether it fills itself) that lacks a column of
@@ -309,6 +309,11 @@ fn same_columns(place: &str, found: &[String], schema: &SchemaRef) -> Result<()>
 /// itself: a DEFAULT (`loaded_at timestamptz DEFAULT now()`), an identity or a generated column.
 /// Any other (another metric's, a note) would lose its values on the days the export replaces.
 fn table_columns(place: &str, found: &[(String, bool)], schema: &SchemaRef) -> Result<()> {
+    columns_of(place, "table", found, schema)
+}
+
+/// The check of [`same_columns`] and [`table_columns`], for a `kind` of destination.
+fn columns_of(place: &str, kind: &str, found: &[(String, bool)], schema: &SchemaRef) -> Result<()> {
     let wanted: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let names: Vec<String> = found.iter().map(|(name, _)| name.clone()).collect();
     let lacks = wanted.iter().any(|w| !names.contains(w));
@@ -316,16 +321,19 @@ fn table_columns(place: &str, found: &[(String, bool)], schema: &SchemaRef) -> R
         .filter(|(name, fills)| !fills && !wanted.contains(name))
         .map(|(name, _)| name.clone())
         .collect();
+    let default = match kind {
+        "table" => ", give it a DEFAULT,",
+        _ => "",
+    };
     let hint = match (lacks, unfilled.as_slice()) {
         (false, []) => return Ok(()),
+        _ if let Some(hint) = periods_hint(&names, &wanted, kind) => hint,
         (false, unfilled) => format!(
-            "the export would leave {0} empty on the days it replaces: export {0} too, give \
-             it a DEFAULT, or export into another table",
+            "the export would leave {0} empty on the days it replaces: export {0} too{default} \
+             or export into another {kind}",
             unfilled.join(",")
         ),
-        (true, _) => {
-            "export these metrics to another file or table, or move this one away".to_string()
-        }
+        (true, _) => format!("export these metrics to another {kind}, or move this one away"),
     };
     Err(Error::usage(
         format!(
@@ -335,6 +343,25 @@ fn table_columns(place: &str, found: &[(String, bool)], schema: &SchemaRef) -> R
         ),
         hint,
     ))
+}
+
+/// The hint for a destination whose columns (or sheets) `found` hold rolling windows where the
+/// export's `wanted` are calendar periods, or the other way round (`mau`, `calendar_mau`).
+fn periods_hint(found: &[String], wanted: &[String], kind: &str) -> Option<String> {
+    let periods_of = |a: &[String], b: &[String]| {
+        (a.iter()).any(|n| {
+            n.strip_prefix("calendar_")
+                .is_some_and(|m| b.iter().any(|o| o == m))
+        })
+    };
+    (periods_of(found, wanted) || periods_of(wanted, found)).then(|| {
+        format!(
+            "calendar_wau and calendar_mau (--calendar) count ISO weeks and calendar months, wau \
+             and mau rolling 7- and 30-day windows: export them into another {kind} (a {kind} of \
+             calendar periods exported by an earlier dau, as wau or mau: rename those columns \
+             calendar_wau or calendar_mau)"
+        )
+    })
 }
 
 /// `("a", "b")`: the export's columns, named for an INSERT or a COPY, so that a table's own

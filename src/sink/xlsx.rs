@@ -163,7 +163,9 @@ fn keep_other_days(
                 found.join(","),
                 wanted.join(",")
             ),
-            "export these metrics to another workbook, or move this one away",
+            super::periods_hint(&found, &wanted, "workbook").unwrap_or_else(|| {
+                "export these metrics to another workbook, or move this one away".into()
+            }),
         ));
     }
     for sheet in sheets {
