@@ -125,6 +125,22 @@ fn output_into_a_pipe_or_through_a_link_leaves_it_in_place() {
     let link = std::fs::symlink_metadata(w.join("link.csv")).unwrap();
     assert!(link.file_type().is_symlink());
     assert_eq!(std::fs::read_to_string(w.join("real.csv")).unwrap(), want);
+
+    // `-o /dev/stdout >> dau.log` (a cron line) appends to the log: the file behind stdout was
+    // replaced by the rows alone before.
+    let log = w.join("dau.log");
+    std::fs::write(&log, "yesterday's rows\n").unwrap();
+    for _ in 0..2 {
+        let appending = std::fs::File::options().append(true).open(&log).unwrap();
+        let status = (w.command(&["query", "dau", "--lake", "lake", "-f", "csv"]))
+            .args(["-o", "/dev/stdout"])
+            .stdout(appending)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged, format!("yesterday's rows\n{want}{want}"));
 }
 
 #[test]

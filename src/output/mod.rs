@@ -122,6 +122,22 @@ pub async fn write(
         let out = BufWriter::new(std::io::stdout());
         return write_to(stream, format, out, Path::new("stdout")).await;
     };
+    // This process's own stdout (`-o /dev/stdout >> log`): written through, as a shell's
+    // redirection left it. Opened anew or replaced, the file behind it would lose what it held.
+    match descriptor(path) {
+        Some(1) => return write_to(stream, format, BufWriter::new(std::io::stdout()), path).await,
+        Some(2) => return write_to(stream, format, BufWriter::new(std::io::stderr()), path).await,
+        Some(_) if std::fs::metadata(path).is_ok_and(|m| m.is_file()) => {
+            return Err(Error::usage(
+                format!(
+                    "cannot write into {}: a file this process has open",
+                    path.display()
+                ),
+                "write to stdout (no --output) and redirect it",
+            ));
+        }
+        _ => {}
+    }
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
         let out = std::fs::OpenOptions::new().write(true).open(path);
         let out = out.map_err(|e| Error::io("cannot open the output", path, e))?;
@@ -136,6 +152,29 @@ pub async fn write(
         .commit()
         .map_err(|e| Error::io("cannot write the output file", path, e))?;
     Ok(rows)
+}
+
+/// The descriptor of this process that `path` names, through any links: `/dev/stdout` (1),
+/// `/dev/stderr` (2), `/dev/fd/N` or `/proc/self/fd/N`.
+fn descriptor(path: &Path) -> Option<u32> {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match path.to_str() {
+            Some("/dev/stdout") => return Some(1),
+            Some("/dev/stderr") => return Some(2),
+            Some(named) => {
+                let fd = (named.strip_prefix("/dev/fd/"))
+                    .or_else(|| named.strip_prefix("/proc/self/fd/"));
+                if let Some(fd) = fd {
+                    return fd.parse().ok();
+                }
+            }
+            None => {}
+        }
+        let to = std::fs::read_link(&path).ok()?;
+        path = path.parent().unwrap_or(Path::new("")).join(to);
+    }
+    None
 }
 
 /// Makes the folder that `path` goes in, when it is missing (`what` says what failed).
