@@ -1512,6 +1512,35 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
         .collect();
     let got = pg.query("SELECT string_agg(date || ' ' || dau, ',' ORDER BY date) FROM texty");
     assert_eq!(got, dau.join(","));
+    // In SQLite, days as pandas' to_sql writes them (`2024-06-03 00:00:00`) are replaced too,
+    // by a day's export and by a range's; they were kept beside the new rows.
+    let db = rusqlite::Connection::open(&sqlite).unwrap();
+    db.execute_batch(
+        "CREATE TABLE stamps (date TIMESTAMP, dau INTEGER); INSERT INTO stamps VALUES \
+         ('2024-06-03 00:00:00', 1), ('2024-06-04 00:00:00', 2), ('2024-06-05 00:00:00', 3)",
+    )
+    .unwrap();
+    let stamps = format!("sqlite://{}?table=stamps", sqlite.display());
+    for range in [
+        &["--date", "2024-06-03"][..],
+        &["--from", "2024-06-04", "--to", "2024-06-05"],
+    ] {
+        let run = export(&w, &[&["dau", "--output", &stamps][..], range].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let got: String = db
+        .query_row(
+            "SELECT group_concat(r, ',') FROM (SELECT date || ' ' || dau AS r FROM stamps \
+             ORDER BY date)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let want: Vec<String> = ["2024-06-03", "2024-06-04", "2024-06-05"]
+        .iter()
+        .map(|d| format!("{d} {}", oracle(&rows, day(d)).0))
+        .collect();
+    assert_eq!(got, want.join(","));
 
     // A count beyond the column's type: the server refuses it, and nothing is written.
     let dau = oracle(&rows, day("2024-06-05")).0;

@@ -86,19 +86,21 @@ impl Job {
         let place = format!("table {} in {}", self.table, self.path.display());
         super::table_columns(&place, &found, &self.schema)?;
 
-        let (from, to) = self.days;
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE date BETWEEN ?1 AND ?2"),
-            [from.to_string(), to.to_string()],
-        )
-        .map_err(|e| self.failed(e))?;
+        // From the first day up to the day after the last, as text: a table made by hand may
+        // hold its days as timestamps (`2024-06-04 00:00:00`, as pandas' to_sql writes them),
+        // and the primary key's index still serves.
+        let replace = |from: NaiveDate, to: NaiveDate| {
+            let after = to.succ_opt().expect("a day after");
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE date >= ?1 AND date < ?2"),
+                [from.to_string(), after.to_string()],
+            )
+            .map_err(|e| self.failed(e))
+        };
+        replace(self.days.0, self.days.1)?;
         // The dates the new rows have (a calendar period may start before --from) go too.
         for d in dates_of(batches) {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE date = ?1"),
-                [d.to_string()],
-            )
-            .map_err(|e| self.failed(e))?;
+            replace(d, d)?;
         }
         let places = vec!["?"; self.schema.fields().len()].join(", ");
         let mut insert = tx
