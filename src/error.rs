@@ -213,7 +213,10 @@ impl Error {
         match self {
             Error::InStatement { error, .. } => error.exit_code(),
             Error::Usage { .. } | Error::Config { .. } => 2,
-            Error::LakeNotFound { .. } | Error::Storage { .. } | Error::Sink { .. } => 3,
+            Error::LakeNotFound { .. }
+            | Error::Storage { .. }
+            | Error::Sink { .. }
+            | Error::Io { .. } => 3,
             Error::NoLayout { .. }
             | Error::NoPartitions { .. }
             | Error::NoFiles { .. }
@@ -223,7 +226,7 @@ impl Error {
             | Error::MixedIds { .. }
             | Error::SparkLog { .. }
             | Error::MissingColumn { .. } => 4,
-            Error::Query(_) | Error::ReadOnly | Error::MemoryLimit { .. } | Error::Io { .. } => 1,
+            Error::Query(_) | Error::ReadOnly | Error::MemoryLimit { .. } => 1,
         }
     }
 

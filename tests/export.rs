@@ -610,6 +610,41 @@ fn rolling_and_calendar_windows_never_share_a_column() {
     assert_eq!(got, want);
 }
 
+/// An output that cannot be written is a storage error (exit 3) in every format; a folder given
+/// as the output is named (exit 2). Before, CSV and Parquet were exit 1 ("query failed: … No
+/// files found" for a folder), xlsx and SQLite exit 3.
+#[test]
+fn an_output_that_cannot_be_written_is_exit_3_in_every_format() {
+    let w = Workdir::new();
+    lake(&w);
+    std::fs::write(w.join("plain"), "a file, not a folder").unwrap();
+    for file in ["x.csv", "x.parquet", "x.xlsx", "x.db"] {
+        let run = export(
+            &w,
+            &[
+                "dau",
+                "--date",
+                "2024-06-03",
+                "-o",
+                &format!("plain/{file}"),
+            ],
+        );
+        assert_eq!(run.code, 3, "{file}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("cannot make the output folder (plain)"),
+            "{file}: {}",
+            run.stderr
+        );
+        std::fs::create_dir(w.join(file)).unwrap();
+        let says = format!("cannot export into {file}: it is a folder");
+        refused(&w, &["dau", "--date", "2024-06-03", "-o", file], &says);
+    }
+    assert_eq!(
+        std::fs::read(w.join("plain")).unwrap(),
+        b"a file, not a folder"
+    );
+}
+
 /// A Parquet file with a row of no date (written back by another tool) is named, exit 2, and left
 /// as it was: the merge would have dropped that row in silence.
 #[test]

@@ -90,6 +90,15 @@ impl Sink {
             });
         }
         let path = PathBuf::from(dest);
+        if path.is_dir() {
+            return Err(Error::usage(
+                format!("cannot export into {dest}: it is a folder"),
+                format!(
+                    "name a file in it, such as {}",
+                    path.join("daily.csv").display()
+                ),
+            ));
+        }
         let extension = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
