@@ -672,6 +672,56 @@ fn a_parquet_row_of_no_date_is_named_not_dropped() {
     refused_keeping(&w, &args, &file, "daily.parquet has 1 row(s) with no date");
 }
 
+/// A Parquet file another tool wrote back, its dates as date64 and its counts as int32, merges and
+/// keeps this export's types (its dates came out as raw int64 milliseconds for every other
+/// reader); a text date that is no date (`Total`) is named, exit 2, the file kept (was exit 1).
+#[test]
+fn a_parquet_file_of_other_types_merges_as_this_exports_types() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Date64Array, Int32Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let file = w.join("daily.parquet");
+    let june_2 = (day("2024-06-02") - day("1970-01-01")).num_milliseconds();
+    write_batch(
+        &file,
+        vec![
+            Field::new("date", DataType::Date64, true),
+            Field::new("dau", DataType::Int32, true),
+        ],
+        vec![
+            Arc::new(Date64Array::from(vec![june_2])),
+            Arc::new(Int32Array::from(vec![762])),
+        ],
+    );
+    let run = export(&w, &["dau", "--date", "2024-06-04", "-o", "daily.parquet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let want = BTreeMap::from([
+        (day("2024-06-02"), vec![762]),
+        (day("2024-06-04"), vec![oracle(&rows, day("2024-06-04")).0]),
+    ]);
+    // (Read as Date32 and Int64: another type would panic here.)
+    assert_eq!(parquet_counts(&file, &["dau"]), want);
+
+    write_batch(
+        &file,
+        vec![
+            Field::new("date", DataType::Utf8, true),
+            Field::new("dau", DataType::Int64, true),
+        ],
+        vec![
+            Arc::new(StringArray::from(vec!["2024-06-02", "Total"])),
+            Arc::new(datafusion::arrow::array::Int64Array::from(vec![762, 999])),
+        ],
+    );
+    let args = ["dau", "--date", "2024-06-04", "-o", "daily.parquet"];
+    let says = "cannot merge this export into daily.parquet: Cannot cast string 'Total'";
+    refused_keeping(&w, &args, &file, says);
+}
+
 /// The days [`export_rounds`] leaves in a destination, each once.
 const EXPORTED: [&str; 5] = [
     "2024-06-02",

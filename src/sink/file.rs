@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext, col};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext, cast, col, ident};
 
 use crate::output::{self, Format};
 use crate::{Error, Result};
@@ -50,9 +50,21 @@ pub async fn write(
 /// rewrote as 6/1/2024, a count with a thousands separator, a field too many) is the file's
 /// problem, named with its line, not a failed query. The file is left as it was.
 fn unreadable_rows(path: &Path, format: Format, schema: &Schema, error: Error) -> Error {
-    let (Error::Query(e), Format::Csv) = (&error, format) else {
+    let Error::Query(e) = &error else {
         return error;
     };
+    // A Parquet value that is not of its column's type (`Total` among text dates).
+    if let (Format::Parquet, DataFusionError::ArrowError(arrow, _)) = (format, e.find_root())
+        && let ArrowError::CastError(why) = &**arrow
+    {
+        return Error::usage(
+            format!("cannot merge this export into {}: {why}", path.display()),
+            "keep its columns of this export's types (dates, numbers), or export to another file",
+        );
+    }
+    if format != Format::Csv {
+        return error;
+    }
     match e.find_root() {
         DataFusionError::ArrowError(arrow, _)
             if matches!(
@@ -167,8 +179,11 @@ async fn register_old(
             ctx.read_csv(file.as_str(), options).await?
         }
     };
-    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let old = old.select_columns(&names)?;
+    // Each column as this export types it: a Parquet file written back by another tool (dates
+    // as date64 or timestamps, counts as int32) would otherwise retype the merged file.
+    let typed = (schema.fields().iter())
+        .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()));
+    let old = old.select(typed.collect::<Vec<_>>())?;
     // A row of no day (a total someone added, a date lost on the way) would be dropped by the
     // merge: it is named instead. (CSV's reader refuses an empty date itself: the line is named.)
     let undated = match format {
