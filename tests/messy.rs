@@ -873,3 +873,64 @@ fn sql_names_text_ids_in_an_older_day() {
         run.stderr
     );
 }
+
+/// A page whose checksum (CRC-32, as Spark's and pyarrow's writers can add) does not match its
+/// bytes is a bad file, by both engines and `dau check`: an uncompressed page with 60 bytes
+/// flipped decoded into other ids, and dau counted 999 users of 1000, exit 0.
+#[test]
+fn a_page_whose_checksum_fails_is_a_bad_file() {
+    let w = Workdir::new();
+    let script = r#"
+import os, sys, pyarrow as pa, pyarrow.parquet as pq
+for d in ["2024-06-01", "2024-06-02"]:
+    os.makedirs(f"{sys.argv[1]}/date={d}")
+    pq.write_table(pa.table({"userId": pa.array(range(1000), pa.int64())}),
+                   f"{sys.argv[1]}/date={d}/a.parquet", write_page_checksum=True,
+                   compression="none", use_dictionary=False)
+path = f"{sys.argv[1]}/date=2024-06-02/a.parquet"
+data = bytearray(open(path, "rb").read())
+for i in range(2000, 2060):
+    data[i] ^= 0x55
+open(path, "wb").write(data)
+"#;
+    let written = std::process::Command::new(venv().join("bin").join("python"))
+        .args(["-c", script, &w.join("lake").to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{written:?}");
+    let says = "bad data file ([DIR]/lake/date=2024-06-02/a.parquet): a data page cannot be \
+                decoded: ";
+    for engine in ["bitmap", "sql"] {
+        let run = w.run(&["query", "dau", "--lake", "lake", "--engine", engine]);
+        assert_eq!(run.code, 4, "{engine}: {}", run.stderr);
+        let stderr = w.redact(&run.stderr);
+        assert!(stderr.contains(says), "{engine}: {stderr}");
+        assert!(
+            stderr.contains("Page CRC checksum mismatch"),
+            "{engine}: {stderr}"
+        );
+        // Left out, the day is unknown; the sound day counts its 1000 users (0 to 999).
+        let run = w.run(&[
+            "query",
+            "dau",
+            "--lake",
+            "lake",
+            "--engine",
+            engine,
+            "--skip-bad-files",
+            "-f",
+            "csv",
+        ]);
+        assert_eq!(
+            run.stdout, "date,dau\n2024-06-01,1000\n2024-06-02,\n",
+            "{engine}"
+        );
+    }
+    let run = w.run(&["check", "--lake", "lake"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Page CRC checksum mismatch"),
+        "{}",
+        run.stdout
+    );
+}
