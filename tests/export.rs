@@ -75,6 +75,10 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
     let out = ["--output", file];
     std::fs::create_dir_all(w.join("out")).unwrap();
     std::fs::write(w.join("out/daily [v1]x.csv"), "date,dau\n2024-01-01,1\n").unwrap();
+    // Made beforehand, empty and readable to its group only: it stays so.
+    std::fs::write(w.join(file), "").unwrap();
+    let group_only = std::os::unix::fs::PermissionsExt::from_mode(0o640);
+    std::fs::set_permissions(w.join(file), group_only).unwrap();
     let range = ["--from", "2024-06-05", "--to", "2024-06-07"];
     let run = export(&w, &[&metrics[..], &range[..], &out[..]].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -108,6 +112,11 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
         ]
     );
     assert!(text.lines().skip(1).is_sorted(), "sorted by date: {text}");
+    let mode = std::fs::metadata(w.join(file)).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o640
+    );
     for (date, row) in &by_date {
         let (dau, mau, opens) = oracle(&rows, day(date));
         assert_eq!(row[1], dau.to_string(), "{date}");
@@ -130,6 +139,21 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
         run.stderr
     );
     assert_eq!(std::fs::read_to_string(w.join(file)).unwrap(), text);
+
+    // Days past the lake's end are warned of once, not once per metric (dau and opens say it in
+    // the same words).
+    let past = [
+        "--from",
+        "2024-06-19",
+        "--to",
+        "2024-06-22",
+        "-o",
+        "past.csv",
+    ];
+    let run = export(&w, &[&metrics[..], &past[..]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let warned = "2 day(s) have no partition in lake: 2024-06-21, 2024-06-22; their rows are NULL";
+    assert_eq!(run.stderr.matches(warned).count(), 1, "{}", run.stderr);
 }
 
 /// `--max-change 50%`: an exported day whose dau is that far from the same weekday's a week

@@ -284,7 +284,12 @@ pub async fn export(
     }
     for (i, query) in queries.iter().enumerate() {
         let answer = metrics::run(lake.clone(), config, query).await?;
-        warnings.extend(answer.warnings);
+        // Each once: the metrics of one export often warn of the same missing days.
+        for warning in answer.warnings {
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
         let schema = answer.rows.schema();
         let batches: Vec<_> = answer.rows.try_collect().await?;
         ctx.register_table(

@@ -213,8 +213,12 @@ impl Replacement {
         }
     }
 
-    /// Puts the temporary file, on disk first, in the place of the old one.
+    /// Puts the temporary file, on disk first, in the place of the old one, with the old one's
+    /// permissions (a report made readable to its group only stays so).
     pub fn commit(self) -> std::io::Result<()> {
+        if let Ok(old) = std::fs::metadata(&self.path) {
+            std::fs::set_permissions(&self.temp, old.permissions())?;
+        }
         std::fs::File::open(&self.temp)?.sync_all()?;
         std::fs::rename(&self.temp, &self.path)
     }

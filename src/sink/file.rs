@@ -25,7 +25,8 @@ pub async fn write(
 ) -> Result<u64> {
     let order: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
     let order = order.join(", ");
-    let old = path.exists();
+    // An empty file (made beforehand with `touch`) holds no rows to keep.
+    let old = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
     let kept = if old {
         let registered = register_old(ctx, path, format, schema.clone()).await;
         registered.map_err(|e| unreadable_rows(path, format, &schema, e))?;

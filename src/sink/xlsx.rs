@@ -38,7 +38,7 @@ struct Sheet {
 }
 
 /// Merges the metric tables `m0…` of `ctx` (one sheet each, named by `names`) into `path`.
-/// Returns the rows of the first sheet afterwards.
+/// Returns the rows of its sheet afterwards, or of several sheets how many dates they hold.
 pub async fn write(
     ctx: &SessionContext,
     path: &Path,
@@ -111,7 +111,7 @@ fn failed(path: &Path, detail: impl std::fmt::Display) -> Error {
 }
 
 fn save(path: &Path, mut sheets: Vec<Sheet>, (from, to): (NaiveDate, NaiveDate)) -> Result<u64> {
-    if path.exists() {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
         keep_other_days(path, &mut sheets, (from, to))?;
     }
     if let Some(sheet) = sheets.iter().find(|s| s.rows.len() > MAX_ROWS) {
@@ -135,7 +135,21 @@ fn save(path: &Path, mut sheets: Vec<Sheet>, (from, to): (NaiveDate, NaiveDate))
     target
         .commit()
         .map_err(|e| Error::io("cannot write the workbook", path, e))?;
-    Ok(sheets.first().map_or(0, |s| s.rows.len() as u64))
+    // A sheet's rows (user-days: a row per user and date); of several sheets, the dates they
+    // hold, as a file of a row per date has them.
+    if let [sheet] = sheets.as_slice() {
+        return Ok(sheet.rows.len() as u64);
+    }
+    let dates: std::collections::BTreeSet<NaiveDate> = (sheets.iter())
+        .flat_map(|s| &s.rows)
+        .flat_map(|row| {
+            row.iter().find_map(|c| match c {
+                Cell::Date(d) => Some(*d),
+                _ => None,
+            })
+        })
+        .collect();
+    Ok(dates.len() as u64)
 }
 
 /// Adds to each sheet the workbook's rows of days this export does not replace. The workbook
