@@ -48,8 +48,12 @@ pub enum Error {
 
     /// The asked range holds no partition.
     #[error(
-        "no partitions between {from} and {to} ({lake}): the lake has days {first} to {last}; \
-         choose --from/--to inside them"
+        "no partitions between {from} and {to} ({lake}): the lake has days {first} to {last}{}",
+        if first < from && to < last {
+            ", but none of these: were they written? (`dau check` lists the days the lake lacks)"
+        } else {
+            "; choose days inside them"
+        }
     )]
     NoPartitions {
         lake: String,

@@ -108,7 +108,8 @@ fn bad_from() {
 }
 
 /// `--from yesterday` on a lake whose last day is older (--to left to default), or a `--to`
-/// before the lake: no partition, as a stale lake is (exit 4), not a backwards range (exit 2).
+/// before the lake: no partition, as a stale lake is (exit 4), not a backwards range (exit 2). A
+/// day the lake lacks within its days is said to be so (it was told to choose days inside them).
 #[test]
 fn one_end_outside_the_lake() {
     let w = Workdir::new();
@@ -119,7 +120,19 @@ fn one_end_outside_the_lake() {
         4,
     );
     let before = fails(&w, &["check", "--lake", "lake", "--to", "2024-05-01"], 4);
-    insta::assert_snapshot!(format!("{after}{before}"));
+    std::fs::remove_dir_all(w.join("lake/date=2024-06-05")).unwrap();
+    let args = [
+        "export",
+        "dau",
+        "--lake",
+        "lake",
+        "--date",
+        "2024-06-05",
+        "-o",
+        "d.csv",
+    ];
+    let within = fails(&w, &args, 4);
+    insta::assert_snapshot!(format!("{after}{before}{within}"));
 }
 
 #[test]
