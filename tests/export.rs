@@ -201,6 +201,21 @@ fn a_day_far_from_a_week_before_is_warned_of() {
     let (_, exported) = csv_rows(&std::fs::read_to_string(w.join("daily.csv")).unwrap());
     assert_eq!(exported["2024-06-15"][1], "3");
 
+    // A day whose week before the lake lacks is said to go unchecked (nothing was said).
+    let run = export(
+        &w,
+        &[&["dau", "--date", "2024-06-05"][..], &check[..]].concat(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "dau: warning: cannot compare dau of 2024-06-05 with a week before: 2024-05-29, a \
+             week before, has no partition in lake: the day is delivered unchecked"
+        ),
+        "{}",
+        run.stderr
+    );
+
     let run = export(&w, &["dau", "--max-change", "half", "-o", "x.csv"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(

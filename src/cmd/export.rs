@@ -193,12 +193,19 @@ pub fn percent(text: &str) -> Option<f64> {
 
 /// What is unusual about `day`'s dau: its change from the same weekday's a week before (which
 /// weekly habits do not change), when that is more than `limit` (a fraction). Nothing when
-/// either day has no number (not in the lake, or missing), or a week before had no user.
+/// either day has no number (missing), or a week before had no user; an error when a week before
+/// has no partition, so that the caller says the day went unchecked.
 pub async fn unusual(config: &Config, day: NaiveDate, limit: f64) -> Result<Option<String>> {
     let before = day - Days::new(7);
     let lake = Arc::new(Lake::open(config.lake()?, config, Some((before, day))).await?);
-    if !lake.days.contains_key(&before) || !lake.days.contains_key(&day) {
+    if !lake.days.contains_key(&day) {
         return Ok(None);
+    }
+    if !lake.days.contains_key(&before) {
+        return Err(Error::usage(
+            format!("{before}, a week before, has no partition in {}", lake.name),
+            "the day is delivered unchecked",
+        ));
     }
     // Each of the two days alone: the days between them are not read.
     let mut dau = Vec::new();
