@@ -108,6 +108,34 @@ fn a_file_of_statements_and_stdin() {
         run.stderr
     );
     assert_eq!(run.stdout, first.stdout);
+    // A syntax error: no statement runs, and the error says so with its line.
+    std::fs::write(
+        w.join("syntax.sql"),
+        format!("{DAU_SQL};\n\nSELEC 'after' AS x;\n"),
+    )
+    .unwrap();
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "--format",
+        "csv",
+        "-f",
+        "syntax.sql",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("dau: the SQL does not parse, so no statement was run: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("found: SELEC at Line: 3"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
 
     let mut child = w
         .command(&["sql", "--lake", "lake", "--format", "csv"])

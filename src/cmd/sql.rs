@@ -132,7 +132,11 @@ impl<'a> Session<'a> {
 
     /// Runs every statement in `sql`, writing each result that has columns.
     async fn execute(&self, sql: &str) -> Result<()> {
-        let statements = DFParser::parse_sql(sql)?;
+        // A script that does not parse runs no statement, not even those before the error.
+        let statements = DFParser::parse_sql(sql).map_err(|e| Error::InStatement {
+            at: "the SQL does not parse, so no statement was run".into(),
+            error: Box::new(e.into()),
+        })?;
         if self.output.is_some() && statements.len() > 1 {
             return Err(Error::usage(
                 format!(
