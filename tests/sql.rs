@@ -345,6 +345,17 @@ fn metric_table_functions() {
         "{}",
         run.stderr
     );
+    // In SQL's words, not the flags' (it said "--from 2024-06-05 is after --to").
+    let sql = "SELECT * FROM mau('2024-06-05', '2024-06-01')";
+    let run = w.run(&["sql", "--lake", "lake", "-c", sql]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(
+            "mau(from, to [, 'calendar']): the first day 2024-06-05 is after the last 2024-06-01"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 // A filter on `date` reads that partition's data only: a corrupt page elsewhere is never decoded.

@@ -89,13 +89,14 @@ impl TableFunctionImpl for MetricFunction {
         let (Some(from), Some(to), None) = (exprs.first(), exprs.get(1), exprs.get(3)) else {
             return Err(self.usage("give two days"));
         };
-        let query = Query::new(
-            self.metric,
-            self.day(from, "first")?,
-            self.day(to, "last")?,
-            calendar,
-        )
-        .map_err(|e| self.usage(&e.to_string()))?;
+        let (from, to) = (self.day(from, "first")?, self.day(to, "last")?);
+        if from > to {
+            return Err(self.usage(&format!(
+                "the first day {from} is after the last {to}: give the earlier day first"
+            )));
+        }
+        let query =
+            Query::new(self.metric, from, to, calendar).map_err(|e| self.usage(&e.to_string()))?;
         // Planning on empty tables touches no storage, so it may run to completion right here.
         let schema = futures::executor::block_on(output_schema(
             &query,
