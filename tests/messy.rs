@@ -731,6 +731,34 @@ fn a_date_column_that_disagrees_with_its_partition_fails() {
             oracle_window(&rows, 1, day("2024-06-06"), day("2024-06-10"), &[])
         );
     }
+
+    // Such a file in the newest day, which types `dau sql`'s table: the statements that read
+    // that day fail, not the session (every statement failed, `\d events` too).
+    let w = Workdir::new();
+    let rows = lake(&w);
+    write_nullable(
+        &w.join("lake/date=2024-06-10/part-8.parquet"),
+        &[Some(1)],
+        Some(19878),
+    );
+    let sql = |statement: &str| w.run(&["sql", "--lake", "lake", "-c", statement]);
+    assert_eq!(sql("\\d events").code, 0);
+    let run = sql("SELECT COUNT(DISTINCT userId) AS n FROM events WHERE date = '2024-06-06'");
+    let want = oracle_window(&rows, 1, day("2024-06-06"), day("2024-06-06"), &[]);
+    assert!(
+        run.stdout
+            .contains(&format!(" {} ", want[&day("2024-06-06")].unwrap())),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    let run = sql("SELECT COUNT(*) FROM events");
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the folder says 2024-06-10"),
+        "{}",
+        run.stderr
+    );
 }
 
 // A `date` column that holds no dates (here yyyymmdd integers) is not checked against the folder.

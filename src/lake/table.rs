@@ -119,6 +119,9 @@ impl EventsTable {
         let mut sample = Vec::new();
         for day in days.iter().rev() {
             sample = inspect(&lake, &[*day], &columns).await?;
+            // A file whose dates are another day's fails the statements that read its day when
+            // they do, not the session (nor `\d events`): it does not type the table.
+            sample.retain(|r| r.date_disagreement().is_none());
             if sample.iter().any(|r| r.problem(&columns).is_none()) {
                 break;
             }
