@@ -193,11 +193,13 @@ fn results_go_to_a_file_in_any_format() {
 fn sql_errors_and_exit_codes() {
     let w = Workdir::new();
     lake(&w);
-    let run = w.run(&["sql", "--lake", "lake", "-c", "SELEC 1"]);
+    // One statement (a trailing comment with a `;` is no second): just the parser's error.
+    let run = w.run(&["sql", "--lake", "lake", "-c", "SELEC 1; -- once;"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr
-            .contains("Expected: an SQL statement, found: SELEC"),
+        run.stderr.starts_with(
+            "dau: query failed: SQL error: ParserError(\"Expected: an SQL statement, found: SELEC"
+        ),
         "{}",
         run.stderr
     );

@@ -133,9 +133,12 @@ impl<'a> Session<'a> {
     /// Runs every statement in `sql`, writing each result that has columns.
     async fn execute(&self, sql: &str) -> Result<()> {
         // A script that does not parse runs no statement, not even those before the error.
-        let statements = DFParser::parse_sql(sql).map_err(|e| Error::InStatement {
-            at: "the SQL does not parse, so no statement was run".into(),
-            error: Box::new(e.into()),
+        let statements = DFParser::parse_sql(sql).map_err(|e| match several(sql) {
+            true => Error::InStatement {
+                at: "the SQL does not parse, so no statement was run".into(),
+                error: Box::new(e.into()),
+            },
+            false => e.into(),
         })?;
         if self.output.is_some() && statements.len() > 1 {
             return Err(Error::usage(
@@ -588,4 +591,16 @@ fn table_function_hint(error: DataFusionError) -> DataFusionError {
         )),
         None => error,
     }
+}
+
+/// Whether `sql` holds more than one statement: a `;` with more after it, as SQL's tokens read
+/// (not one inside a string or a comment).
+fn several(sql: &str) -> bool {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return true;
+    };
+    let mut ends = tokens.iter().skip_while(|t| **t != Token::SemiColon);
+    ends.any(|t| !matches!(t, Token::SemiColon | Token::Whitespace(_)))
 }
