@@ -184,6 +184,41 @@ fn a_firing_redoes_the_days_before_it_for_late_events() {
     let run = once(&w);
     let since: Vec<NaiveDate> = (0..15).map(|k| first + Days::new(k)).collect();
     assert_eq!(exported(&w), dau_of(&rows, &since), "{}", run.stderr);
+
+    // A bad file in a day to redo: the firing's own day is delivered all the same, and the state
+    // moves on (it failed, and every firing after redid and failed again, for ever).
+    let (yesterday, bad) = (today - Days::new(1), today - Days::new(3));
+    let junk = w.join("lake").join(format!("date={bad}/junk.parquet"));
+    std::fs::write(&junk, "not parquet").unwrap();
+    let before = last_success(&w, yesterday);
+    let run = once(&w);
+    assert!(
+        run.stderr.contains(&format!(
+            "job nightly delivered {yesterday}, but could not export the 2 day(s) before it \
+             again (redo_days): bad data file"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_ne!(
+        std::fs::read_to_string(w.join("state.json")).unwrap(),
+        before
+    );
+    std::fs::remove_file(junk).unwrap();
+
+    // A day the lake has lost: the rows delivered for it are kept, not made NULL by a redo.
+    let lost = today - Days::new(2);
+    std::fs::remove_dir_all(w.join("lake").join(format!("date={lost}"))).unwrap();
+    last_success(&w, yesterday);
+    let run = once(&w);
+    assert!(
+        run.stderr.contains(&format!(
+            "{bad} to {lost} are not exported again (redo_days): the lake lacks {lost}"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(exported(&w), dau_of(&rows, &since), "{}", run.stderr);
 }
 
 /// `dau schedule --once` run from cron: the first start only records the job's state (nothing

@@ -241,6 +241,7 @@ pub async fn unusual(config: &Config, day: NaiveDate, limit: f64) -> Result<Opti
 }
 
 /// What one export did.
+#[derive(Default)]
 pub struct Exported {
     /// Rows written for the exported days.
     pub rows: u64,

@@ -36,7 +36,7 @@ use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
 use crate::lake::storage::{self, StorageOptions};
-use crate::metrics::Metric;
+use crate::metrics::{self, Metric};
 use crate::output::{Replacement, make_folder_of};
 use crate::sink::Sink;
 use crate::{Error, Result};
@@ -512,18 +512,36 @@ async fn attempt_job(
             &job.job.output,
         )
     };
-    let done = match deliver((day, day)).await {
-        Ok(done) => match redo_span(config, job, day).await {
-            Ok(Some(days)) => deliver(days).await.map(|again| Exported {
-                rows: done.rows + again.rows,
-                total: again.total,
-                warnings: [done.warnings, again.warnings].concat(),
-            }),
-            Ok(None) => Ok(done),
+    let mut done = deliver((day, day)).await;
+    // The days before it again (`redo_days`), for late events. The day is delivered whatever
+    // becomes of them: a redo that fails is said (and alerted), and does not hold back the days
+    // after this one.
+    if let Ok(delivered) = &mut done {
+        let redone = match redo_span(config, job, day).await {
+            Ok(Ok(days)) => deliver(days).await,
+            Ok(Err(skipped)) => {
+                delivered.warnings.extend(skipped);
+                Ok(Exported::default())
+            }
             Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
+        };
+        match redone {
+            Ok(again) => {
+                delivered.rows += again.rows;
+                delivered.total = delivered.total.max(again.total);
+                delivered.warnings.extend(again.warnings);
+            }
+            Err(e) => {
+                let what = format!(
+                    "job {name} delivered {day}, but could not export the {} day(s) before it \
+                     again (redo_days): {e}",
+                    job.job.redo_days
+                );
+                tracing::error!(job = %name, %day, outcome = "redo failed", "{what}");
+                alert(config, &format!("failed: {what}")).await;
+            }
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     if waiting && done.as_ref().is_err_and(not_there_yet) {
         return done.map(|d| d.rows);
@@ -566,22 +584,40 @@ async fn attempt_job(
 }
 
 /// The days before `day` that its firing exports again (`redo_days`), from the first of them
-/// that the lake has; None when there are none.
+/// that the lake has; or, when the lake lacks a day those rows read (in their range, or in
+/// their windows), why they are not exported again: rows once delivered are not made NULL.
 async fn redo_span(
     config: &Config,
     job: &Scheduled,
     day: NaiveDate,
-) -> Result<Option<(NaiveDate, NaiveDate)>> {
+) -> Result<std::result::Result<(NaiveDate, NaiveDate), Option<String>>> {
     if job.job.redo_days == 0 {
-        return Ok(None);
+        return Ok(Err(None));
     }
     let (from, to) = (day - Days::new(job.job.redo_days), day - Days::new(1));
-    let lake = Lake::open(config.lake()?, config, Some((from, to))).await?;
-    Ok(lake
-        .days
-        .range(from..=to)
-        .next()
-        .map(|(first, _)| (*first, to)))
+    let queries = (job.metrics.iter())
+        .map(|m| metrics::Query::new(*m, from, to, job.job.calendar))
+        .collect::<Result<Vec<_>>>()?;
+    let near = (queries.iter().map(metrics::Query::span))
+        .fold((from, to), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let lake = Lake::open(config.lake()?, config, Some(near)).await?;
+    let Some(first) = lake.days.range(from..=to).next().map(|(d, _)| *d) else {
+        return Ok(Err(None));
+    };
+    let missing: std::collections::BTreeSet<NaiveDate> = (queries.iter())
+        .flat_map(|q| q.missing_days(&lake))
+        .collect();
+    match missing.iter().next() {
+        None => Ok(Ok((first, to))),
+        Some(lacked) => Ok(Err(Some(format!(
+            "{from} to {to} are not exported again (redo_days): the lake lacks {lacked}{}, which \
+             their rows read, so the rows delivered for them are kept",
+            match missing.len() {
+                1 => String::new(),
+                n => format!(" and {} more day(s)", n - 1),
+            }
+        )))),
+    }
 }
 
 /// The HTTP side: the jobs, what they did, and the token that may run them.
