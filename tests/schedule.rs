@@ -708,3 +708,54 @@ fn a_day_whose_dau_changed_too_much_from_a_week_before_is_alerted() {
     assert!(alert["text"].as_str().unwrap().ends_with(&text), "{alert}");
     assert!(run.stderr.contains("outcome=\"unusual\""), "{}", run.stderr);
 }
+
+/// A firing that comes due while another job runs (here: waits for a day that never lands) runs
+/// as soon as that job is done, not at its next cron time: it waited a day.
+#[test]
+fn a_firing_due_while_another_job_waits_runs_after_it() {
+    use chrono::Timelike;
+
+    let w = Workdir::new();
+    let rows = setup(&w, "0 0 * * *");
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    // `nightly` waits 3 s for today's partition (never written), then fails; `later` fires 2 s
+    // after the start, during that wait, and exports yesterday.
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    let toml = toml.replace(
+        "range = \"yesterday\"\noutput = \"daily.csv\"\n",
+        "range = \"today\"\noutput = \"daily.csv\"\nwait_for_data = \"3s\"\n",
+    ) + &format!(
+        "\n[[jobs]]\nname = \"later\"\nmetrics = [\"dau\"]\ncron = \"{} {} {} * * *\"\n\
+         timezone = \"UTC\"\nrange = \"yesterday\"\noutput = \"later.csv\"\n\n[schedule]\n\
+         retries = 0\n",
+        at.second(),
+        at.minute(),
+        at.hour()
+    );
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    let midnight = yesterday.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let state = format!(
+        "{{\"nightly\": \"{}\", \"later\": \"{}\"}}",
+        midnight.to_rfc3339(),
+        Utc::now().to_rfc3339()
+    );
+    std::fs::write(w.join("state.json"), state).unwrap();
+    let mut child = w
+        .command(&["schedule", "--state", "state.json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !w.join("later.csv").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(w.join("later.csv").exists(), "later never ran: {stderr}");
+    assert!(stderr.contains("job nightly"), "{stderr}");
+    let text = std::fs::read_to_string(w.join("later.csv")).unwrap();
+    let dau = dau_of(&rows, &[yesterday])[&yesterday];
+    assert_eq!(text, format!("date,dau\n{yesterday},{dau}\n"), "{stderr}");
+}

@@ -203,11 +203,15 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         if args.once && !*stop.borrow() {
             return Ok(());
         }
+        // Each job's next firing after this pass began (or after its last one, when later): a
+        // firing that came due while another job ran (or waited for its data) runs now, not at
+        // its next cron time, a day later. A job that failed fires next on its cron.
         let next = jobs
             .iter()
             .filter_map(|job| {
+                let after = state[&job.job.name].max(now);
                 job.cron
-                    .find_next_occurrence(&Utc::now().with_timezone(&job.timezone), false)
+                    .find_next_occurrence(&after.with_timezone(&job.timezone), false)
                     .ok()
             })
             .map(|t| t.with_timezone(&Utc))
