@@ -305,6 +305,31 @@ fn a_job_output_is_checked_at_start() {
         assert_eq!(run.stderr, want);
         std::fs::write(w.join("dau.toml"), toml).unwrap();
     }
+
+    // Metrics no export could deliver, and no lake at all: each firing failed, exit 0.
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let metrics = "metrics = [\"dau\", \"opens\"]";
+    for (changed, said) in [
+        (
+            toml.replace(metrics, "metrics = []"),
+            "job 'nightly': metrics = [] names no metric",
+        ),
+        (
+            toml.replace(metrics, "metrics = [\"dau\", \"user-days\"]"),
+            "job 'nightly': user-days exports on its own",
+        ),
+        (toml.replace("url = \"lake\"\n", ""), "no lake given"),
+    ] {
+        std::fs::write(w.join("dau.toml"), changed).unwrap();
+        let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.starts_with(&format!("dau: {said}")),
+            "{}",
+            run.stderr
+        );
+        assert!(!w.join("state.json").exists());
+    }
 }
 
 #[test]

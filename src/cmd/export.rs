@@ -328,7 +328,7 @@ pub async fn export(
 }
 
 /// The metrics, each once; user-days (a row per user and day) only on its own.
-fn metrics_of(asked: &[Metric]) -> Result<Vec<Metric>> {
+pub fn metrics_of(asked: &[Metric]) -> Result<Vec<Metric>> {
     let mut metrics: Vec<Metric> = Vec::new();
     for m in asked {
         if !metrics.contains(m) {

@@ -31,7 +31,7 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
-use crate::cmd::export::{Exported, export, percent, unusual};
+use crate::cmd::export::{Exported, export, metrics_of, percent, unusual};
 use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
@@ -106,6 +106,8 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         .webhooks
         .extend(args.webhook.iter().cloned());
     let config = &config;
+    // A lake to read, said now rather than at each firing.
+    config.lake()?;
     let jobs = config
         .jobs
         .iter()
@@ -240,6 +242,14 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    if metrics.is_empty() {
+        return Err(bad(
+            "metrics = [] names no metric".into(),
+            "list what to deliver, such as metrics = [\"dau\", \"mau\"]",
+        ));
+    }
+    let metrics =
+        metrics_of(&metrics).map_err(|e| bad(e.to_string(), "give user-days a job of its own"))?;
     let cron = CronParser::builder()
         .seconds(Seconds::Optional)
         .build()
