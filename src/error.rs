@@ -143,6 +143,11 @@ pub enum Error {
     #[error("cannot use the Spark file sink log ({log}): {what}")]
     SparkLog { log: String, what: String },
 
+    /// `dau schedule --once`: jobs failed for good (each logged with its error); the first
+    /// one's exit code is the run's.
+    #[error("job(s) failed: {jobs}; their errors are logged above")]
+    JobsFailed { jobs: String, code: u8 },
+
     /// One statement of several failed: which, and why.
     #[error("{at}: {error}")]
     InStatement { at: String, error: Box<Error> },
@@ -216,6 +221,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::InStatement { error, .. } => error.exit_code(),
+            Error::JobsFailed { code, .. } => *code,
             Error::Usage { .. } | Error::Config { .. } => 2,
             Error::LakeNotFound { .. }
             | Error::Storage { .. }

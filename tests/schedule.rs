@@ -341,7 +341,16 @@ fn a_failing_job_is_retried_and_its_state_not_advanced() {
     let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
     std::fs::write(&part, b"not parquet").unwrap();
     let state = last_success(&w, yesterday - Days::new(1));
-    let run = once(&w);
+    // From cron, the run's exit status is the failure's (4: a bad file), and it says which job.
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with(&format!(
+            "dau: job(s) failed: nightly ({yesterday}); their errors are logged above\n"
+        )),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("attempt 3 of 3 failed"),
         "{}",
@@ -598,7 +607,8 @@ fn a_missing_partition_alerts_as_a_stale_lake() {
             .output()
             .unwrap();
         let run: Run = run.into();
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        // A stale lake is a data problem: exit 4, from cron.
+        assert_eq!(run.code, 4, "{}", run.stderr);
         let alerts = alerts.lock().unwrap().clone();
         assert_eq!(alerts.len(), 1, "{alerts:?} {}", run.stderr);
         assert_eq!(*by_env.lock().unwrap(), alerts);
@@ -667,7 +677,7 @@ fn a_firing_waits_for_its_day_to_land() {
     last_success(&w, yesterday);
     let started = Instant::now();
     let run = w.run(&["schedule", "--state", "state.json", "--once"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
         "{}",

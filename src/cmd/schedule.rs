@@ -187,12 +187,14 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
     });
     loop {
         let now = Utc::now();
+        let mut failed = Vec::new();
         for job in jobs.iter().take_while(|_| !*stop.borrow()) {
             let last = state[&job.job.name];
             let (days, newest) = due(job, last, now);
             let mut all_ok = true;
             for day in days {
-                if !run_job(config, job, day, &stats, stop.clone()).await {
+                if let Err(error) = run_job(config, job, day, &stats, stop.clone()).await {
+                    failed.extend(error.map(|e| (job.job.name.clone(), day, e.exit_code())));
                     all_ok = false;
                     break;
                 }
@@ -202,8 +204,18 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
                 store.save(&state).await?;
             }
         }
+        // From cron, a job that failed for good is the run's exit status (its error is logged).
         if args.once && !*stop.borrow() {
-            return Ok(());
+            return match failed.first() {
+                None => Ok(()),
+                Some((_, _, code)) => Err(Error::JobsFailed {
+                    jobs: (failed.iter())
+                        .map(|(name, day, _)| format!("{name} ({day})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    code: *code,
+                }),
+            };
         }
         // Each job's next firing after this pass began (or after its last one, when later): a
         // firing that came due while another job ran (or waited for its data) runs now, not at
@@ -401,14 +413,15 @@ async fn pause(time: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) ->
 /// Exports one day of a job, retrying with backoff; while its data is not there yet, for up to
 /// the job's `wait_for_data`, it looks again now and then without using up a retry. When it
 /// fails for good, the webhooks hear of it once per failing streak; when it works again, that
-/// it recovered. Returns false when it failed, or the schedule was stopped meanwhile.
+/// it recovered. Fails with the last error when it failed for good, or with none when the
+/// schedule was stopped meanwhile.
 async fn run_job(
     config: &Config,
     job: &Scheduled,
     day: NaiveDate,
     stats: &Stats,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> bool {
+) -> std::result::Result<(), Option<Error>> {
     let name = &job.job.name;
     let attempts = config.schedule.retries.unwrap_or(RETRIES) + 1;
     // Until when a day not there yet is looked for again, and how often.
@@ -424,7 +437,7 @@ async fn run_job(
                     alert(config, &format!("recovered: job {name} exported {day}")).await;
                 }
                 check_change(config, job, day, stats).await;
-                return true;
+                return Ok(());
             }
             Err(e) => match waiting {
                 Some((until, every)) if not_there_yet(&e) => {
@@ -440,7 +453,7 @@ async fn run_job(
                         left.as_secs()
                     );
                     if pause(again, &mut stop).await {
-                        return false;
+                        return Err(None);
                     }
                     continue;
                 }
@@ -448,21 +461,21 @@ async fn run_job(
             },
         }
         if attempt < attempts && pause(Duration::from_secs(1 << attempt), &mut stop).await {
-            return false;
+            return Err(None);
         }
         attempt += 1;
     }
     if !set_failing(stats, name, true)
-        && let Some(error) = error
+        && let Some(error) = &error
     {
-        let stale = match not_there_yet(&error) {
+        let stale = match not_there_yet(error) {
             true => " (stale lake?)",
             false => "",
         };
         let text = format!("failed: job {name} could not export {day}{stale}: {error}");
         alert(config, &text).await;
     }
-    false
+    Err(error)
 }
 
 /// With `max_change`, compares the dau of the day just exported with a week before's; an unusual
