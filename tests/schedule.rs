@@ -794,3 +794,44 @@ fn a_firing_due_while_another_job_waits_runs_after_it() {
     let dau = dau_of(&rows, &[yesterday])[&yesterday];
     assert_eq!(text, format!("date,dau\n{yesterday},{dau}\n"), "{stderr}");
 }
+
+/// `/metrics` answers within Prometheus' 10 s scrape timeout while the lake's storage does not
+/// answer at all (it took two minutes: timeout × retries); the freshness gauge is left out.
+#[test]
+fn metrics_answer_while_the_lake_storage_hangs() {
+    let w = Workdir::new();
+    // Takes connections (the kernel's backlog) and never answers them.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", hanging.local_addr().unwrap());
+    let toml = "[lake]\nurl = \"s3://lake/events\"\n\n[[jobs]]\nname = \"nightly\"\n\
+                metrics = [\"dau\"]\ncron = \"0 0 1 1 *\"\noutput = \"daily.csv\"\n";
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = w
+        .command(&["schedule", "--state", "state.json", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("DAU_ENDPOINT", &endpoint)
+        .env("DAU_ANONYMOUS", "true")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while curl(&[&format!("{base}/healthz")]).0 != 200 {
+        assert!(Instant::now() < deadline, "the server never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked = Instant::now();
+    let (status, body) = curl(&["--max-time", "30", &format!("{base}/metrics")]);
+    let took = asked.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{body}");
+    assert!(took < Duration::from_secs(9), "{took:?}");
+    assert!(
+        body.contains("dau_job_runs_total{job=\"nightly\"} 0"),
+        "{body}"
+    );
+    assert!(!body.contains("dau_lake_last_partition"), "{body}");
+    drop(hanging);
+}

@@ -770,19 +770,22 @@ async fn prometheus(State(app): State<App>) -> String {
             let name = &job.job.name;
             let job_stats = stats.get(name).cloned().unwrap_or_default();
             if let Some(v) = value(&job_stats) {
-                let _ = writeln!(out, "{metric}{{job=\"{name}\"}} {v}");
+                let _ = writeln!(out, "{metric}{{job=\"{}\"}} {v}", label(name));
             }
         }
     }
-    let lake = match app.config.lake() {
-        Ok(url) => Lake::open(url, &app.config, None).await.ok(),
-        Err(_) => None,
+    // A day still being written (no done marker yet) is not fresh data. A lake that does not
+    // answer soon (storage down) leaves the gauge out rather than outlast the scrape's timeout.
+    let freshness = async {
+        let lake = Lake::open(app.config.lake().ok()?, &app.config, None)
+            .await
+            .ok()?;
+        lake.last_finished_day(FRESH_LOOK).await.ok().flatten()
     };
-    // A day still being written (no done marker yet) is not fresh data.
-    let last = match lake {
-        Some(lake) => lake.last_finished_day(FRESH_LOOK).await.ok().flatten(),
-        None => None,
-    };
+    let last = tokio::time::timeout(FRESH_WAIT, freshness)
+        .await
+        .ok()
+        .flatten();
     if let Some(last) = last {
         let last = last.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
         let metric = "dau_lake_last_partition_timestamp_seconds";
@@ -795,6 +798,16 @@ async fn prometheus(State(app): State<App>) -> String {
     }
     out
 }
+
+/// A Prometheus label value: `\`, `"` and line feeds escaped, or the whole scrape is refused.
+fn label(value: &str) -> String {
+    (value.replace('\\', "\\\\"))
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// How long `/metrics` waits for the lake's newest finished day (Prometheus gives a scrape 10 s).
+const FRESH_WAIT: Duration = Duration::from_secs(5);
 
 /// How many of the lake's newest days `/metrics` looks through for the newest finished one (with
 /// a done marker); with none of them finished, the freshness gauge is left out.
@@ -1006,6 +1019,12 @@ fn hold(path: &Path) -> Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("nightly"), "nightly");
+        assert_eq!(label("a \"b\" \\ c\nd"), "a \\\"b\\\" \\\\ c\\nd");
+    }
 
     #[test]
     fn wait_for_data_takes_seconds_minutes_or_hours() {
