@@ -281,6 +281,21 @@ fn a_default_range_ending_today_is_warned_of() {
         "{}",
         to_yesterday.stderr
     );
+
+    // A lake whose last day is after today is not said to end today (it was).
+    let ahead = today + Days::new(2);
+    let rows = random_rows(3, ahead, 1, 50);
+    write_lake(&w.join("ahead"), &LakeSpec::default(), &rows, &[]);
+    let run = w.run(&["query", "dau", "--lake", "ahead", "-f", "csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "the lake's last day, {ahead}, is after today ({today} in UTC)"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("is today"), "{}", run.stderr);
 }
 
 /// A day written both as `dt=YYYY-MM-DD` and as `dt=YYYYMMDD` is read from both folders, with

@@ -66,11 +66,17 @@ pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
     for warning in &answer.warnings {
         eprintln!("dau: warning: {warning}");
     }
-    // Left to its default, --to is the lake's last day: when that is today, say so.
-    if args.to.is_none() && to >= today {
+    // Left to its default, --to is the lake's last day: when that is today (or later), say so.
+    if args.to.is_none() && to == today {
         eprintln!(
             "dau: warning: the lake's last day, {to}, is today in {}: its partition may still be \
              being written, so its numbers may still grow (--to yesterday leaves it out)",
+            config.timezone
+        );
+    } else if args.to.is_none() && to > today {
+        eprintln!(
+            "dau: warning: the lake's last day, {to}, is after today ({today} in {}): a writer \
+             ahead of time, or a clock behind? (--to yesterday leaves the days from today out)",
             config.timezone
         );
     }
