@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::{
@@ -46,7 +45,7 @@ pub struct GlobalArgs {
     pub timezone: Option<String>,
 
     /// Leave unreadable data files out of a query, naming them, instead of failing
-    #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES", value_parser = FalseyValueParser::new())]
+    #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES", value_parser = on_off)]
     pub skip_bad_files: bool,
 
     /// A file each finished partition holds, such as _SUCCESS: a day without it is still being written, so missing (NULL); off: no marker, and no warning of days without _SUCCESS [default: none]
@@ -58,7 +57,7 @@ pub struct GlobalArgs {
     pub memory_limit: Option<String>,
 
     /// Read a gs:// or s3:// lake without credentials (public buckets)
-    #[arg(long, global = true, env = "DAU_ANONYMOUS", value_parser = FalseyValueParser::new())]
+    #[arg(long, global = true, env = "DAU_ANONYMOUS", value_parser = on_off)]
     pub anonymous: bool,
 
     /// Storage endpoint for gs:// or s3:// lakes: an emulator, MinIO or a private endpoint
@@ -89,7 +88,7 @@ pub struct GlobalArgs {
     pub rollups: Option<String>,
 
     /// No progress bar on stderr (it shows when reading takes more than a second)
-    #[arg(long, short, global = true, env = "DAU_QUIET", value_parser = FalseyValueParser::new())]
+    #[arg(long, short, global = true, env = "DAU_QUIET", value_parser = on_off)]
     pub quiet: bool,
 
     /// Seconds of reading before the progress bar shows [default: 1]
@@ -144,5 +143,15 @@ mod tests {
     fn flags_are_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+}
+
+/// An on/off setting's value, as from `DAU_SKIP_BAD_FILES`: empty is off (unset), and anything but
+/// on or off is refused rather than taken for on.
+fn on_off(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        _ => Err("give true or false (or 1/0, yes/no, on/off)".into()),
     }
 }

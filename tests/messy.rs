@@ -621,6 +621,24 @@ fn a_file_without_the_user_column_is_a_bad_file() {
     );
     let run = dau(&w, &["--skip-bad-files"]);
     assert_eq!(run.series(), expected(&rows));
+    // As an environment variable: on, off, or refused (`maybe` was taken for on).
+    let args = ["query", "dau", "--lake", "lake", "-f", "csv"];
+    let with = |value: &str| -> Run {
+        (w.command(&args).env("DAU_SKIP_BAD_FILES", value))
+            .output()
+            .unwrap()
+            .into()
+    };
+    assert_eq!(with("yes").series(), expected(&rows));
+    assert_eq!(with("0").code, 4);
+    let run = with("maybe");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("invalid value 'maybe' for '--skip-bad-files'"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
