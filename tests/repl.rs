@@ -95,6 +95,14 @@ fn a_failed_lake_switch_keeps_the_lake_and_o_follows_the_extension() {
     s.exp_string("cannot tell what to write into out.xlsx")
         .unwrap();
     s.exp_string("dau> ").unwrap();
+    // Back on the screen, results are a table again (they stayed CSV).
+    s.send_line("\\o").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("SELECT 41 + 1 AS answer;").unwrap();
+    // (A table's cell: right-aligned under its header; CSV would print a bare 42.)
+    s.exp_string(" answer ").unwrap();
+    s.exp_string("     42 ").unwrap();
+    s.exp_string("dau> ").unwrap();
     s.send_line("\\q").unwrap();
     s.exp_eof().unwrap();
     let written = std::fs::read_to_string(w.join("counted.csv")).unwrap();

@@ -106,6 +106,8 @@ struct Session<'a> {
     events: Arc<EventsTable>,
     format: Format,
     output: Option<PathBuf>,
+    /// The format in force before `\o FILE` set its own, for `\o` to go back to.
+    screen_format: Option<Format>,
     timing: bool,
 }
 
@@ -126,6 +128,7 @@ impl<'a> Session<'a> {
             events,
             format,
             output,
+            screen_format: None,
             timing: false,
         })
     }
@@ -366,7 +369,8 @@ impl<'a> Session<'a> {
                     "user-days is user_days(…); a third argument 'calendar' gives weeks (wau) or months (mau).",
                 )?;
             }
-            ("\\timing", "on" | "") => self.timing = true,
+            ("\\timing", "") => self.timing = !self.timing,
+            ("\\timing", "on") => self.timing = true,
             ("\\timing", "off") => self.timing = false,
             ("\\format", name) => {
                 self.format = Format::from_str(name, true)
@@ -381,16 +385,20 @@ impl<'a> Session<'a> {
             }
             ("\\o", "") => {
                 self.output = None;
-                if self.format == Format::Parquet {
-                    self.format = Format::Table;
+                if let Some(format) = self.screen_format.take() {
+                    self.format = format;
                 }
             }
             ("\\o", file) => {
-                // The file's extension sets the format, as --output does (.txt: as it is).
+                // The file's extension sets the format, as --output does (.txt: as it is), until
+                // `\o` goes back to the screen and its format.
                 let path = PathBuf::from(file);
                 match Format::resolve(None, Some(&path))? {
                     Format::Table => {}
-                    format => self.format = format,
+                    format => {
+                        self.screen_format.get_or_insert(self.format);
+                        self.format = format;
+                    }
                 }
                 self.output = Some(path);
             }
