@@ -759,6 +759,18 @@ fn a_parquet_file_of_other_types_merges_as_this_exports_types() {
     let args = ["dau", "--date", "2024-06-04", "-o", "daily.parquet"];
     let says = "cannot merge this export into daily.parquet: Cannot cast string 'Total'";
     refused_keeping(&w, &args, &file, says);
+
+    // A file of another kind under the name: named, exit 2, kept (was exit 1 "query failed", or
+    // exit 3 for a workbook).
+    for (name, kind) in [
+        ("junk.parquet", "a Parquet file"),
+        ("junk.xlsx", "a workbook"),
+    ] {
+        std::fs::write(w.join(name), "junk").unwrap();
+        let args = ["dau", "--date", "2024-06-04", "-o", name];
+        let says = format!("cannot merge this export into {name}: it is not {kind} dau can read");
+        refused_keeping(&w, &args, &w.join(name), &says);
+    }
 }
 
 /// The days [`export_rounds`] leaves in a destination, each once.

@@ -54,13 +54,23 @@ fn unreadable_rows(path: &Path, format: Format, schema: &Schema, error: Error) -
     let Error::Query(e) = &error else {
         return error;
     };
-    // A Parquet value that is not of its column's type (`Total` among text dates).
-    if let (Format::Parquet, DataFusionError::ArrowError(arrow, _)) = (format, e.find_root())
-        && let ArrowError::CastError(why) = &**arrow
-    {
+    // A Parquet value that is not of its column's type (`Total` among text dates), or a file
+    // that is no Parquet at all.
+    let parquet = match (format, e.find_root()) {
+        (Format::Parquet, DataFusionError::ArrowError(arrow, _)) => match &**arrow {
+            ArrowError::CastError(why) => Some(why.clone()),
+            _ => None,
+        },
+        (Format::Parquet, DataFusionError::ParquetError(why)) => {
+            Some(format!("it is not a Parquet file dau can read ({why})"))
+        }
+        _ => None,
+    };
+    if let Some(why) = parquet {
         return Error::usage(
             format!("cannot merge this export into {}: {why}", path.display()),
-            "keep its columns of this export's types (dates, numbers), or export to another file",
+            "keep its columns of this export's types (dates, numbers), or move it away, or \
+             export to another file",
         );
     }
     if format != Format::Csv {

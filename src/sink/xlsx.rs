@@ -159,7 +159,15 @@ fn keep_other_days(
     sheets: &mut [Sheet],
     (from, to): (NaiveDate, NaiveDate),
 ) -> Result<()> {
-    let mut book: Xlsx<_> = calamine::open_workbook(path).map_err(|e| failed(path, e))?;
+    let mut book: Xlsx<_> = calamine::open_workbook(path).map_err(|e| {
+        Error::usage(
+            format!(
+                "cannot merge this export into {}: it is not a workbook dau can read ({e})",
+                path.display()
+            ),
+            "move it away, or export to another file",
+        )
+    })?;
     let found = book.sheet_names();
     let wanted: Vec<String> = sheets.iter().map(|s| s.name.clone()).collect();
     // In any order: sheets someone dragged around, or metrics listed in another order, are the
