@@ -999,6 +999,18 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
     ] {
         assert!(check.stdout.contains(problem), "{}", check.stdout);
     }
+    // In `dau sql`, such a day has no rows, and a warning says so (a count said 0, silently).
+    let sql = "SELECT COUNT(*) AS n FROM events WHERE date = '2024-06-20'";
+    let run = w.run(&["sql", "--lake", "lake/app=*", "--format", "csv", "-c", sql]);
+    assert_eq!(run.stdout, "n\n0\n", "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "dau: warning: 1 day(s) lack the data of a lake lake/app=* names: 2024-06-20 \
+             (app=android%2Ftv); events has no rows of theirs, from any lake, rather than some\n"
+        ),
+        "{}",
+        run.stderr
+    );
     // Asked up to the lake's last day, the newer day a lake lacks is named.
     let run = w.run(&["query", "dau", "--lake", "lake/app=*"]);
     assert!(

@@ -225,6 +225,21 @@ impl EventsTable {
         warnings.extend(self.lake.unfinished_warning(days));
         if let (Some(from), Some(to)) = (days.iter().min(), days.iter().max()) {
             warnings.extend(self.lake.unmarked_warning(*from, *to));
+            // A day some of a pattern's lakes lack has no rows here (counted without them, it
+            // would be wrong): said, as queries make it NULL.
+            let lacking: Vec<String> = (self.lake.incomplete(*from, *to).into_iter())
+                .filter(|(d, _)| days.contains(d))
+                .map(|(d, lakes)| format!("{d} ({})", lakes.join(", ")))
+                .collect();
+            if !lacking.is_empty() {
+                warnings.push(format!(
+                    "{} day(s) lack the data of a lake {} names: {}; events has no rows of \
+                     theirs, from any lake, rather than some",
+                    lacking.len(),
+                    self.lake.name,
+                    lacking.join(", ")
+                ));
+            }
         }
         // Integers of either sign are cast to the table's (failing on an id it cannot hold).
         if self.id_type != DataType::Utf8
