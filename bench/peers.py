@@ -5,7 +5,7 @@ Usage: peers.py ENGINE QUESTION LAKE FROM TO
 
   ENGINE    duckdb | polars | datafusion | chdb
   QUESTION  dau          distinct users per day, FROM..TO            -> date,dau
-            mau-month    distinct users of FROM..TO (one calendar month) -> date,mau (date = FROM)
+            mau-month    distinct users of FROM..TO (one calendar month) -> date,calendar_mau (date = FROM)
             mau-rolling  distinct users of the 30 days ending on each day -> date,mau
             mau-join     the same, as a 30-day range join and COUNT(DISTINCT)  -> date,mau
             opens        events, active users and opens per user per day  -> date,opens,active_users,...
@@ -44,7 +44,7 @@ OPENS_HEADER = (
 )
 HEADERS = {
     "dau": "date,dau",
-    "mau-month": "date,mau",
+    "mau-month": "date,calendar_mau",
     "mau-rolling": "date,mau",
     "mau-join": "date,mau",
     "opens": OPENS_HEADER,
@@ -164,7 +164,7 @@ def polars_rows(question, lake, start, end, lo):
         )
     elif question == "mau-month":
         q = events.filter(pl.col("date").is_between(s, e)).select(
-            pl.lit(s).alias("date"), user.drop_nulls().n_unique().alias("mau")
+            pl.lit(s).alias("date"), user.drop_nulls().n_unique().alias("calendar_mau")
         )
     elif question == "mau-rolling":
         window = dt.timedelta(days=WINDOW)
