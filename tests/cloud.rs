@@ -1514,6 +1514,19 @@ fn exports_into_a_bucket_replace_their_days_and_keep_the_others() {
             run.stderr
         );
         assert_eq!(object(&server, gcs, name), bytes);
+
+        // A bucket that does not exist is said so (it asked whether the lake had changed).
+        if !gcs {
+            let nowhere = "s3://no-such-bucket/daily.parquet";
+            let run = access.run(&work, &[&base[..], &["--output", nowhere]].concat());
+            assert_eq!(run.code, 3, "{}", run.stderr);
+            assert!(
+                run.stderr
+                    .contains("; the bucket does not exist: check its name in the URL"),
+                "{}",
+                run.stderr
+            );
+        }
     }
     let run = work.run(&[
         "query",

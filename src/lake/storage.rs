@@ -144,6 +144,10 @@ pub fn hint(error: &object_store::Error, credentials: &str) -> String {
         E::Generic { .. } => "; check that the endpoint is reachable (--endpoint); each request \
                               waits up to --timeout seconds and is retried --retries times"
             .to_string(),
+        // S3's NoSuchBucket, GCS's "The specified bucket does not exist".
+        E::NotFound { source, .. } if source.to_string().contains("bucket does not exist") => {
+            "; the bucket does not exist: check its name in the URL".to_string()
+        }
         E::NotFound { .. } => "; was the lake changed while dau read it?".to_string(),
         _ => String::new(),
     }
