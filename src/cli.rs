@@ -137,15 +137,6 @@ pub enum Command {
     Sql(SqlArgs),
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn flags_are_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
-    }
-}
-
 /// An on/off setting's value, as from `DAU_SKIP_BAD_FILES`: empty is off (unset), and anything but
 /// on or off is refused rather than taken for on.
 fn on_off(text: &str) -> Result<bool, String> {
@@ -153,5 +144,14 @@ fn on_off(text: &str) -> Result<bool, String> {
         "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
         "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
         _ => Err("give true or false (or 1/0, yes/no, on/off)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flags_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

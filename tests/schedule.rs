@@ -363,6 +363,15 @@ fn a_failing_job_is_retried_and_its_state_not_advanced() {
     );
 }
 
+/// Waits for the schedule's server at `base` to answer `/healthz`.
+fn serving(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while curl(&[&format!("{base}/healthz")]).0 != 200 {
+        assert!(Instant::now() < deadline, "the server never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `curl` a URL: (HTTP status, body).
 fn curl(args: &[&str]) -> (u16, String) {
     let out = std::process::Command::new("curl")
@@ -415,11 +424,7 @@ fn jobs_run_over_http_with_the_token_and_metrics_are_prometheus_text() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while curl(&[&format!("{base}/healthz")]).0 != 200 {
-        assert!(Instant::now() < deadline, "the server never answered");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    serving(&base);
     let run = format!("{base}/jobs/nightly/run?date={day}");
     assert_eq!(curl(&["-X", "POST", &run]).0, 401);
     assert_eq!(
@@ -816,11 +821,7 @@ fn metrics_answer_while_the_lake_storage_hangs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while curl(&[&format!("{base}/healthz")]).0 != 200 {
-        assert!(Instant::now() < deadline, "the server never answered");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    serving(&base);
     let asked = Instant::now();
     let (status, body) = curl(&["--max-time", "30", &format!("{base}/metrics")]);
     let took = asked.elapsed();

@@ -622,16 +622,19 @@ async fn redo_span(
         return Ok(Err(None));
     }
     let (from, to) = (day - Days::new(job.job.redo_days), day - Days::new(1));
-    let queries = (job.metrics.iter())
-        .map(|m| metrics::Query::new(*m, from, to, job.job.calendar))
-        .collect::<Result<Vec<_>>>()?;
-    let near = (queries.iter().map(metrics::Query::span))
+    let queries = |from| -> Result<Vec<metrics::Query>> {
+        (job.metrics.iter())
+            .map(|m| metrics::Query::new(*m, from, to, job.job.calendar))
+            .collect()
+    };
+    let near = (queries(from)?.iter().map(metrics::Query::span))
         .fold((from, to), |a, b| (a.0.min(b.0), a.1.max(b.1)));
     let lake = Lake::open(config.lake()?, config, Some(near)).await?;
     let Some(first) = lake.days.range(from..=to).next().map(|(d, _)| *d) else {
         return Ok(Err(None));
     };
-    let missing: std::collections::BTreeSet<NaiveDate> = (queries.iter())
+    // (Days before the lake's first one are not missing: no export writes them.)
+    let missing: std::collections::BTreeSet<NaiveDate> = (queries(first)?.iter())
         .flat_map(|q| q.missing_days(&lake))
         .collect();
     match missing.iter().next() {
