@@ -54,6 +54,12 @@ fn a_session_at_the_prompt() {
     s.send_line(";").unwrap();
     s.exp_string(&format!("n\r\n{}\r\n", rows.len())).unwrap();
     s.exp_string("dau> ").unwrap();
+    // And the metrics' table functions: `sticki` becomes `stickiness`.
+    s.send("SELECT COUNT(*) AS days FROM sticki").unwrap();
+    s.send("\t").unwrap();
+    s.send_line("('2024-06-01', '2024-06-05');").unwrap();
+    s.exp_string("days\r\n5\r\n").unwrap();
+    s.exp_string("dau> ").unwrap();
     // Ctrl-C cancels a long query, and the REPL takes the next one.
     s.send_line("SELECT COUNT(*) FROM events a, events b, events c, events d;")
         .unwrap();

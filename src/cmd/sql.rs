@@ -312,6 +312,8 @@ impl<'a> Session<'a> {
         words.extend(state.scalar_functions().keys().cloned());
         words.extend(state.aggregate_functions().keys().cloned());
         words.extend(state.window_functions().keys().cloned());
+        // The metrics' table functions: dau, …, user_days.
+        words.extend(state.table_functions().keys().cloned());
         for catalog in self.ctx.catalog_names() {
             let Some(catalog) = self.ctx.catalog(&catalog) else {
                 continue;
