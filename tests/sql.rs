@@ -203,6 +203,10 @@ fn sql_errors_and_exit_codes() {
         "{}",
         run.stderr
     );
+    // `\d` of a table there is not: named (an empty list of columns was printed).
+    let run = w.run(&["sql", "--lake", "lake", "-c", "\\d nosuch"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert_eq!(run.stderr, "dau: no table nosuch: \\d lists the tables\n");
     let run = w.run(&["sql", "--lake", "lake", "-c", "SELECT nope FROM events"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("No field named nope"), "{}", run.stderr);

@@ -436,6 +436,12 @@ impl<'a> Session<'a> {
 
     /// `\\d TABLE`: its columns; for `events`, also the days it covers.
     async fn describe(&self, table: &str) -> Result<()> {
+        if !self.ctx.table_exist(table)? {
+            return Err(Error::usage(
+                format!("no table {table}"),
+                "\\d lists the tables",
+            ));
+        }
         let name = table.replace('\'', "''");
         self.show(&format!(
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
