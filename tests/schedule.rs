@@ -330,6 +330,25 @@ fn a_job_output_is_checked_at_start() {
         );
         assert!(!w.join("state.json").exists());
     }
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+
+    // A listen address that is none: a setting to fix (exit 2), not a port taken (exit 3).
+    let run = w.run(&[
+        "schedule",
+        "--state",
+        "state.json",
+        "--once",
+        "--listen",
+        "nowhere",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "dau: bad listen address 'nowhere' (--listen, DAU_LISTEN or [schedule] listen)"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -155,9 +155,18 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
             stats: stats.clone(),
             token,
         };
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| Error::io("cannot listen", listen, e))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            match e.kind() {
+                // Not an address at all: a setting to fix, not a port taken.
+                std::io::ErrorKind::InvalidInput => Error::usage(
+                    format!(
+                        "bad listen address '{listen}' (--listen, DAU_LISTEN or [schedule] listen)"
+                    ),
+                    "give HOST:PORT, such as 0.0.0.0:9090",
+                ),
+                _ => Error::io("cannot listen", listen, e),
+            }
+        })?;
         tracing::info!(%listen, "dau schedule: serving /healthz, /metrics and POST /jobs/NAME/run");
         tokio::spawn(async move { axum::serve(listener, app.router()).await });
     }
