@@ -855,3 +855,53 @@ fn metrics_answer_while_the_lake_storage_hangs() {
     assert!(!body.contains("dau_lake_last_partition"), "{body}");
     drop(hanging);
 }
+
+/// A second schedule on a symbolic link to a held state file is refused like one on the file
+/// (its lock was the link's own), and a state later than now is warned of (the job sat idle,
+/// silently, until then).
+#[test]
+fn a_link_to_a_held_state_is_refused_and_a_future_state_is_warned_of() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    std::fs::write(
+        w.join("state.json"),
+        "{\"nightly\": \"2999-01-01T00:00:00Z\"}",
+    )
+    .unwrap();
+    let run = once(&w);
+    assert!(
+        run.stderr.contains(
+            "job nightly: the state says it last fired at 2999-01-01 00:00:00 UTC, after now"
+        ),
+        "{}",
+        run.stderr
+    );
+    std::os::unix::fs::symlink("state.json", w.join("link.json")).unwrap();
+    let mut child = w
+        .command(&["schedule", "--state", "state.json"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid = child.id().to_string();
+    let lock = w.join("state.json.lock");
+    while !std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .contains(&pid)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the schedule never held its state"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = w.run(&["schedule", "--state", "link.json", "--once"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("another dau schedule (process"),
+        "{}",
+        second.stderr
+    );
+}

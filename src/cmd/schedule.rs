@@ -37,7 +37,7 @@ use crate::dates::parse_day;
 use crate::lake::Lake;
 use crate::lake::storage::{self, StorageOptions};
 use crate::metrics::{self, Metric};
-use crate::output::{Replacement, make_folder_of};
+use crate::output::{Replacement, make_folder_of, through_links};
 use crate::sink::Sink;
 use crate::{Error, Result};
 
@@ -144,6 +144,14 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
     let mut store = StateStore::open(&state_path, &config.storage)?;
     let mut state = store.load().await?;
     let started = Utc::now();
+    // A state later than now (a clock set back, a hand edit) holds a job back until then.
+    for name in jobs.iter().map(|job| &job.job.name) {
+        if let Some(last) = state.get(name)
+            && *last > started + chrono::Duration::minutes(1)
+        {
+            tracing::warn!(job = %name, "job {name}: the state says it last fired at {last}, after now: it fires again only after that");
+        }
+    }
     let stats: Stats = Arc::default();
     if let Some(listen) = args.listen.as_ref().or(config.schedule.listen.as_ref()) {
         let token = std::env::var("DAU_SCHEDULE_TOKEN")
@@ -989,7 +997,8 @@ fn bucket_failed(url: &str, place: &storage::Location, error: &object_store::Err
 /// only its own state. A lock file beside the state holds the holder's process id.
 fn hold(path: &Path) -> Result<std::fs::File> {
     make_folder_of(path, "cannot make the state folder")?;
-    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    // Beside the file itself: a link to a held state is the same state.
+    let lock_path = PathBuf::from(format!("{}.lock", through_links(path).display()));
     let mut lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -199,14 +199,7 @@ pub struct Replacement {
 
 impl Replacement {
     pub fn new(path: &Path) -> Replacement {
-        // Follows links to the file they name, there or not yet, as a shell's `>` does.
-        let mut path = path.to_path_buf();
-        for _ in 0..40 {
-            let Ok(to) = std::fs::read_link(&path) else {
-                break;
-            };
-            path = path.parent().unwrap_or(Path::new("")).join(to);
-        }
+        let path = through_links(path);
         Replacement {
             temp: temp_beside(&path),
             path,
@@ -229,6 +222,19 @@ impl Drop for Replacement {
         // Nothing is left there once committed.
         let _ = std::fs::remove_file(&self.temp);
     }
+}
+
+/// The file that `path` names through any symbolic links, there or not yet, as a shell's `>`
+/// follows them.
+pub fn through_links(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(to) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = path.parent().unwrap_or(Path::new("")).join(to);
+    }
+    path
 }
 
 /// A hidden name beside `path`, of this process, for a file that will be renamed to `path`.
