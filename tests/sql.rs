@@ -58,47 +58,32 @@ fn a_file_of_statements_and_stdin() {
     let w = Workdir::new();
     let rows = lake(&w);
     let expected = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-12"), &[]);
-    std::fs::write(
-        w.join("report.sql"),
+    // `text` as the file `name`, run as CSV by `dau sql -f`.
+    let script = |name: &str, text: String| -> Run {
+        std::fs::write(w.join(name), text).unwrap();
+        w.run(&["sql", "--lake", "lake", "--format", "csv", "-f", name])
+    };
+    let run = script(
+        "report.sql",
         format!(
             "-- a view, then a query on it\nCREATE VIEW daily AS {DAU_SQL};\nSELECT * FROM daily;\n"
         ),
-    )
-    .unwrap();
-    let run = w.run(&[
-        "sql",
-        "--lake",
-        "lake",
-        "--format",
-        "csv",
-        "-f",
-        "report.sql",
-    ]);
+    );
     assert_eq!(run.series(), expected);
 
     // As Windows editors save it: a byte-order mark and CRLF line ends.
-    let windows = format!("\u{feff}-- report\r\n{DAU_SQL};\r\n");
-    std::fs::write(w.join("windows.sql"), windows).unwrap();
-    let args = [
-        "sql",
-        "--lake",
-        "lake",
-        "--format",
-        "csv",
-        "-f",
+    let first = script(
         "windows.sql",
-    ];
-    let first = w.run(&args);
+        format!("\u{feff}-- report\r\n{DAU_SQL};\r\n"),
+    );
     assert_eq!(first.series(), expected);
 
     // Of several statements, the one that fails is named with its line; those before it ran, and
     // none after it.
-    std::fs::write(
-        w.join("typo.sql"),
+    let run = script(
+        "typo.sql",
         format!("{DAU_SQL};\n\nSELECT COUNT(DISTINCT usrId) FROM events;\nSELECT 'after' AS x;\n"),
-    )
-    .unwrap();
-    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-f", "typo.sql"]);
+    );
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.starts_with(
@@ -109,20 +94,7 @@ fn a_file_of_statements_and_stdin() {
     );
     assert_eq!(run.stdout, first.stdout);
     // A syntax error: no statement runs, and the error says so with its line.
-    std::fs::write(
-        w.join("syntax.sql"),
-        format!("{DAU_SQL};\n\nSELEC 'after' AS x;\n"),
-    )
-    .unwrap();
-    let run = w.run(&[
-        "sql",
-        "--lake",
-        "lake",
-        "--format",
-        "csv",
-        "-f",
-        "syntax.sql",
-    ]);
+    let run = script("syntax.sql", format!("{DAU_SQL};\n\nSELEC 'after' AS x;\n"));
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr

@@ -262,16 +262,8 @@ pub async fn export(
 ) -> Result<Exported> {
     let sink = Sink::parse(output)?;
     let metrics = metrics_of(metrics)?;
-    let queries_from = |from| -> Result<Vec<Query>> {
-        (metrics.iter())
-            .map(|m| Query::new(*m, from, to, calendar))
-            .collect()
-    };
-    let mut queries = queries_from(from)?;
-    let near = queries
-        .iter()
-        .map(Query::span)
-        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let mut queries = Query::each(&metrics, from, to, calendar)?;
+    let near = Query::spans(&queries);
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
 
     let ctx = SessionContext::new();
@@ -288,7 +280,7 @@ pub async fn export(
             without_password(output)
         ));
         from = first;
-        queries = queries_from(from)?;
+        queries = Query::each(&metrics, from, to, calendar)?;
     }
     for (i, query) in queries.iter().enumerate() {
         let answer = metrics::run(lake.clone(), config, query).await?;

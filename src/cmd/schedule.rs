@@ -36,7 +36,7 @@ use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
 use crate::lake::storage::{self, StorageOptions};
-use crate::metrics::{self, Metric};
+use crate::metrics::{Metric, Query as MetricQuery};
 use crate::output::{Replacement, make_folder_of, through_links};
 use crate::sink::Sink;
 use crate::{Error, Result};
@@ -639,14 +639,9 @@ async fn redo_span(
         return Ok(Err(None));
     }
     let (from, to) = (day - Days::new(job.job.redo_days), day - Days::new(1));
-    let queries = |from| -> Result<Vec<metrics::Query>> {
-        (job.metrics.iter())
-            .map(|m| metrics::Query::new(*m, from, to, job.job.calendar))
-            .collect()
-    };
-    let near = (queries(from)?.iter().map(metrics::Query::span))
-        .fold((from, to), |a, b| (a.0.min(b.0), a.1.max(b.1)));
-    let lake = Lake::open(config.lake()?, config, Some(near)).await?;
+    let queries = |from| MetricQuery::each(&job.metrics, from, to, job.job.calendar);
+    let near = MetricQuery::spans(&queries(from)?);
+    let lake = Lake::open(config.lake()?, config, near).await?;
     let Some(first) = lake.days.range(from..=to).next().map(|(d, _)| *d) else {
         return Ok(Err(None));
     };

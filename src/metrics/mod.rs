@@ -126,6 +126,23 @@ impl Query {
         })
     }
 
+    /// The queries of each of `metrics` over the same days.
+    pub fn each(
+        metrics: &[Metric],
+        from: NaiveDate,
+        to: NaiveDate,
+        calendar: bool,
+    ) -> Result<Vec<Query>> {
+        (metrics.iter())
+            .map(|m| Query::new(*m, from, to, calendar))
+            .collect()
+    }
+
+    /// The first and last day that `queries` read together (see [`Query::span`]).
+    pub fn spans(queries: &[Query]) -> Option<(NaiveDate, NaiveDate)> {
+        (queries.iter().map(Query::span)).reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+    }
+
     /// The name of the metric's column (and of its workbook sheet).
     pub fn name(&self) -> &'static str {
         self.metric.column(self.calendar)

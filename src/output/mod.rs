@@ -157,24 +157,16 @@ pub async fn write(
 /// The descriptor of this process that `path` names, through any links: `/dev/stdout` (1),
 /// `/dev/stderr` (2), `/dev/fd/N` or `/proc/self/fd/N`.
 fn descriptor(path: &Path) -> Option<u32> {
-    let mut path = path.to_path_buf();
-    for _ in 0..40 {
-        match path.to_str() {
-            Some("/dev/stdout") => return Some(1),
-            Some("/dev/stderr") => return Some(2),
-            Some(named) => {
-                let fd = (named.strip_prefix("/dev/fd/"))
-                    .or_else(|| named.strip_prefix("/proc/self/fd/"));
-                if let Some(fd) = fd {
-                    return fd.parse().ok();
-                }
-            }
-            None => {}
-        }
-        let to = std::fs::read_link(&path).ok()?;
-        path = path.parent().unwrap_or(Path::new("")).join(to);
-    }
-    None
+    link_chain(path)
+        .iter()
+        .find_map(|path| match path.to_str()? {
+            "/dev/stdout" => Some(1),
+            "/dev/stderr" => Some(2),
+            named => (named.strip_prefix("/dev/fd/"))
+                .or_else(|| named.strip_prefix("/proc/self/fd/"))?
+                .parse()
+                .ok(),
+        })
 }
 
 /// Makes the folder that `path` goes in, when it is missing (`what` says what failed).
@@ -227,14 +219,20 @@ impl Drop for Replacement {
 /// The file that `path` names through any symbolic links, there or not yet, as a shell's `>`
 /// follows them.
 pub fn through_links(path: &Path) -> PathBuf {
-    let mut path = path.to_path_buf();
-    for _ in 0..40 {
-        let Ok(to) = std::fs::read_link(&path) else {
+    link_chain(path).pop().expect("the path itself")
+}
+
+/// `path`, then each path its symbolic links lead to in turn (at most 40 of them).
+fn link_chain(path: &Path) -> Vec<PathBuf> {
+    let mut chain = vec![path.to_path_buf()];
+    while chain.len() <= 40 {
+        let last = chain.last().expect("the path itself");
+        let Ok(to) = std::fs::read_link(last) else {
             break;
         };
-        path = path.parent().unwrap_or(Path::new("")).join(to);
+        chain.push(last.parent().unwrap_or(Path::new("")).join(to));
     }
-    path
+    chain
 }
 
 /// A hidden name beside `path`, of this process, for a file that will be renamed to `path`.

@@ -25,8 +25,7 @@ pub async fn write(
 ) -> Result<u64> {
     let order: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
     let order = order.join(", ");
-    // An empty file (made beforehand with `touch`) holds no rows to keep.
-    let old = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+    let old = super::holds_rows(path);
     let kept = if old {
         let registered = register_old(ctx, path, format, schema.clone()).await;
         registered.map_err(|e| unreadable_rows(path, format, &schema, e))?;

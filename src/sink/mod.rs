@@ -195,6 +195,12 @@ async fn take_turn(path: &Path) -> Result<Option<std::fs::File>> {
     })
 }
 
+/// Whether the file at `path` may hold rows to keep: it is there, and not empty (one made
+/// beforehand with `touch` is a new output).
+fn holds_rows(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+}
+
 /// A destination as the user may read it back: a URL without its password.
 pub fn without_password(dest: &str) -> String {
     match url::Url::parse(dest) {

@@ -111,7 +111,7 @@ fn failed(path: &Path, detail: impl std::fmt::Display) -> Error {
 }
 
 fn save(path: &Path, mut sheets: Vec<Sheet>, (from, to): (NaiveDate, NaiveDate)) -> Result<u64> {
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+    if super::holds_rows(path) {
         keep_other_days(path, &mut sheets, (from, to))?;
     }
     if let Some(sheet) = sheets.iter().find(|s| s.rows.len() > MAX_ROWS) {
