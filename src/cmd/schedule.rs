@@ -277,8 +277,11 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
             "list what to deliver, such as metrics = [\"dau\", \"mau\"]",
         ));
     }
-    let metrics =
-        metrics_of(&metrics).map_err(|e| bad(e.to_string(), "give user-days a job of its own"))?;
+    // Export's own check, in the job's words (its hint speaks of a command).
+    let metrics = metrics_of(&metrics).map_err(|e| match e {
+        Error::Usage { what, .. } => bad(what, "give user-days a job of its own"),
+        other => other,
+    })?;
     let cron = CronParser::builder()
         .seconds(Seconds::Optional)
         .build()
