@@ -20,6 +20,57 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command line, as clap parses it, or its error and exit. A bad value that came from a
+    /// `DAU_*` variable (clap names only the flag) is said to come from there.
+    pub fn parse_args() -> Cli {
+        let args: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        Cli::try_parse_from(&args).unwrap_or_else(|e| {
+            let Some(variable) = from_environment(&e, &args) else {
+                e.exit()
+            };
+            let _ = e.print();
+            eprintln!("note: the value is {variable}'s, from the environment");
+            std::process::exit(e.exit_code())
+        })
+    }
+}
+
+/// The variable that gave the value `error` refuses, when the flag it names is not in `args`.
+fn from_environment(error: &clap::Error, args: &[String]) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // `--engine <ENGINE>`: the flag's long name.
+    let long = flag.split(' ').next()?.strip_prefix("--")?;
+    let command = Cli::command();
+    let mut commands = vec![&command];
+    commands.extend(command.get_subcommands());
+    let arg = commands
+        .iter()
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long) && a.get_env().is_some())?;
+    let variable = arg.get_env()?.to_string_lossy().into_owned();
+    let given = args.iter().skip(1).any(|a| {
+        a.strip_prefix("--")
+            .is_some_and(|a| a.split('=').next() == Some(long))
+            || arg
+                .get_short()
+                .is_some_and(|s| a.starts_with('-') && !a.starts_with("--") && a.contains(s))
+    });
+    (!given && std::env::var_os(&variable).is_some()).then_some(variable)
+}
+
 /// Flags every subcommand takes. Each beats its `DAU_*` variable, which beats `dau.toml`.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Global options")]

@@ -2,11 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = dau::cli::Cli::parse();
+    let cli = dau::cli::Cli::parse_args();
     match dau::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // `dau query … | head`: the reader left; that is not a failure.

@@ -192,7 +192,8 @@ fn a_day_far_from_a_week_before_is_warned_of() {
         &[&["dau", "--date", "2024-06-15"][..], &check[..]].concat(),
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let lower = format!("{:.0}", (then - 3) as f64 / then as f64 * 100.0);
+    let lower = format!("{:.1}", (then - 3) as f64 / then as f64 * 100.0);
+    let lower = lower.trim_end_matches(".0");
     let warning = format!(
         "dau: warning: dau 3 on 2024-06-15 is {lower}% lower than {then} on 2024-06-08, the same \
          weekday a week before (max_change 50%): is the day whole?"
@@ -600,6 +601,25 @@ fn the_same_metrics_in_another_order_merge_by_name() {
             .collect();
         assert_eq!(by_name(&w.join(file)), want, "{file}");
     }
+}
+
+/// A file of some metrics that an export of fewer would leave empty is refused, and the hint names
+/// the metrics to export (it named the columns: `export opens,active_users,opens_per_user_mean,… too`).
+#[test]
+fn a_column_left_empty_is_named_by_its_metric() {
+    let w = Workdir::new();
+    lake(&w);
+    let args = ["--date", "2024-06-05", "-o", "daily.csv"];
+    let run = export(&w, &[&["dau", "opens", "mau"][..], &args].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    refused_keeping(
+        &w,
+        &[&["dau"][..], &args].concat(),
+        &w.join("daily.csv"),
+        "the export would leave opens,active_users,opens_per_user_mean,opens_per_user_p50,\
+         opens_per_user_p90,opens_per_user_max,mau empty on the days it replaces: export opens \
+         and mau too, or export into another file",
+    );
 }
 
 /// Calendar periods (`--calendar`) never merge into a file or table of rolling windows, nor the

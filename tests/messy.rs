@@ -639,6 +639,18 @@ fn a_file_without_the_user_column_is_a_bad_file() {
         "{}",
         run.stderr
     );
+    // clap names the flag; the value was the variable's, and that is said too.
+    let note = "note: the value is DAU_SKIP_BAD_FILES's, from the environment";
+    assert!(run.stderr.contains(note), "{}", run.stderr);
+    // Given on the command line as well, the flag's value is the one refused, and no note.
+    let mut cmd = w.command(&[&args[..], &["--skip-bad-files=maybe"]].concat());
+    let run: Run = cmd
+        .env("DAU_SKIP_BAD_FILES", "yes")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(!run.stderr.contains("note:"), "{}", run.stderr);
 }
 
 #[test]

@@ -82,7 +82,8 @@ fn a_session_at_the_prompt() {
 }
 
 /// `\lake` to a lake that is not there says so and keeps the session on its lake; `\o FILE`
-/// writes in the format its extension names.
+/// writes in the format its extension names, and a file that cannot be written is said at once;
+/// `\d` reads names as SQL does; a `;` in a comment does not end a statement.
 #[test]
 fn a_failed_lake_switch_keeps_the_lake_and_o_follows_the_extension() {
     let w = Workdir::new();
@@ -101,10 +102,23 @@ fn a_failed_lake_switch_keeps_the_lake_and_o_follows_the_extension() {
     s.exp_string("cannot tell what to write into out.xlsx")
         .unwrap();
     s.exp_string("dau> ").unwrap();
+    // A file inside a file: said now, not at the next statement.
+    s.send_line("\\o counted.csv/again.csv").unwrap();
+    s.exp_string("cannot make the output folder").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\d Events").unwrap();
+    s.exp_string("no table Events").unwrap();
+    s.exp_string("names are case-sensitive: \\d events")
+        .unwrap();
+    s.exp_string("dau> ").unwrap();
     // Back on the screen, results are a table again (they stayed CSV).
     s.send_line("\\o").unwrap();
     s.exp_string("dau> ").unwrap();
-    s.send_line("SELECT 41 + 1 AS answer;").unwrap();
+    // The `;` after `--` is the comment's: the statement goes on to the next line.
+    s.send_line("SELECT 41 + 1 AS answer -- the answer;")
+        .unwrap();
+    s.exp_string("  -> ").unwrap();
+    s.send_line(";").unwrap();
     // (A table's cell: right-aligned under its header; CSV would print a bare 42.)
     s.exp_string(" answer ").unwrap();
     s.exp_string("     42 ").unwrap();

@@ -319,6 +319,11 @@ fn a_job_output_is_checked_at_start() {
             "job 'nightly': user-days exports on its own",
         ),
         (toml.replace("url = \"lake\"\n", ""), "no lake given"),
+        // A cron that parses and never fires: the job sat idle without a word.
+        (
+            toml.replace("0 0 * * *", "0 0 31 2 *"),
+            "job 'nightly': cron '0 0 31 2 *' never fires",
+        ),
     ] {
         std::fs::write(w.join("dau.toml"), changed).unwrap();
         let run = w.run(&["schedule", "--state", "state.json", "--once"]);
@@ -756,7 +761,8 @@ fn a_day_whose_dau_changed_too_much_from_a_week_before_is_alerted() {
     last_success(&w, yesterday);
     let run = once(&w);
     assert_eq!(exported(&w)[&yesterday], 3, "{}", run.stderr);
-    let lower = format!("{:.0}", (users_then - 3) as f64 / users_then as f64 * 100.0);
+    let lower = format!("{:.1}", (users_then - 3) as f64 / users_then as f64 * 100.0);
+    let lower = lower.trim_end_matches(".0");
     let text = format!(
         "unusual: job nightly: dau 3 on {yesterday} is {lower}% lower than {users_then} on \
          {week_before}, the same weekday a week before (max_change 50%): is the day whole?"

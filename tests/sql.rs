@@ -225,6 +225,26 @@ fn sql_errors_and_exit_codes() {
         "x.csv",
     ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
+    // A list in CSV: said before anything is written (the header went out, then it failed).
+    let list = "SELECT make_array(1, 2) AS pair";
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", list]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("column pair is a List(Int64), which CSV cannot hold"),
+        "{}",
+        run.stderr
+    );
+    // An output that cannot be written is said before the query runs: a folder, a file in a file.
+    std::fs::write(w.join("plain"), "").unwrap();
+    for (output, said, code) in [
+        ("empty", "cannot write into empty: it is a folder", 2),
+        ("plain/x.csv", "cannot make the output folder (plain)", 3),
+    ] {
+        let run = w.run(&["query", "dau", "--lake", "lake", "--output", output]);
+        assert_eq!(run.code, code, "{}", run.stderr);
+        assert!(run.stderr.contains(said), "{}", run.stderr);
+    }
 }
 
 #[test]

@@ -228,14 +228,19 @@ pub async fn unusual(config: &Config, day: NaiveDate, limit: f64) -> Result<Opti
     }
     let change = (now - then) as f64 / then as f64;
     Ok((change.abs() > limit).then(|| {
+        // To a tenth: 20.4% lower is not shown as the 20% of max_change.
+        let shown = |fraction: f64| {
+            let text = format!("{:.1}", fraction * 100.0);
+            text.strip_suffix(".0").map(str::to_string).unwrap_or(text)
+        };
         let how = match change < 0.0 {
-            true => format!("{:.0}% lower", -change * 100.0),
-            false => format!("{:.0}% higher", change * 100.0),
+            true => format!("{}% lower", shown(-change)),
+            false => format!("{}% higher", shown(change)),
         };
         format!(
             "dau {now} on {day} is {how} than {then} on {before}, the same weekday a week before \
-             (max_change {:.0}%): is the day whole?",
-            limit * 100.0
+             (max_change {}%): is the day whole?",
+            shown(limit)
         )
     }))
 }

@@ -49,6 +49,9 @@ pub struct QueryArgs {
 
 pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
     let format = Format::resolve(args.format, args.output.as_deref())?;
+    if let Some(path) = &args.output {
+        output::writable(path)?;
+    }
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;

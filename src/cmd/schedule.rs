@@ -301,6 +301,14 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
             )
         })?,
     };
+    // `0 0 31 2 *` parses, and never fires: the job would sit idle without a word.
+    let now = Utc::now().with_timezone(&timezone);
+    if cron.find_next_occurrence(&now, false).is_err() {
+        return Err(bad(
+            format!("cron '{}' never fires", job.cron),
+            "e.g. \"0 0 * * *\" for every midnight",
+        ));
+    }
     let back = match job.range.as_str() {
         "yesterday" => 1,
         "today" => 0,

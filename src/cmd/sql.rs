@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
@@ -74,6 +75,9 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
         return Err(Error::usage(what, hint));
     }
     let format = Format::resolve(args.format, args.output.as_deref())?;
+    if let Some(path) = &args.output {
+        output::writable(path)?;
+    }
     let lake = config.lake()?.to_string();
     let mut session = Session::open(config, &lake, format, args.output.clone()).await?;
     let text = match (&args.command, &args.file) {
@@ -254,7 +258,7 @@ impl<'a> Session<'a> {
             }
             buffer.push_str(&line);
             buffer.push('\n');
-            if line.trim_end().ends_with(';') {
+            if complete(&buffer) {
                 let _ = editor.add_history_entry(buffer.trim_end());
                 // Ctrl-C while a statement runs cancels it (dropping its streams), not the REPL.
                 tokio::select! {
@@ -395,7 +399,9 @@ impl<'a> Session<'a> {
                 // The file's extension sets the format, as --output does (.txt: as it is), until
                 // `\o` goes back to the screen and its format.
                 let path = PathBuf::from(file);
-                match Format::resolve(None, Some(&path))? {
+                let format = Format::resolve(None, Some(&path))?;
+                output::writable(&path)?;
+                match format {
                     Format::Table => {}
                     format => {
                         self.screen_format.get_or_insert(self.format);
@@ -436,11 +442,18 @@ impl<'a> Session<'a> {
 
     /// `\\d TABLE`: its columns; for `events`, also the days it covers.
     async fn describe(&self, table: &str) -> Result<()> {
-        if !self.ctx.table_exist(table)? {
-            return Err(Error::usage(
-                format!("no table {table}"),
-                "\\d lists the tables",
-            ));
+        // As SQL reads names here: `Events` is not `events`.
+        if !self.ctx.table_exist(TableReference::bare(table))? {
+            let tables = self
+                .ctx
+                .catalog("datafusion")
+                .and_then(|c| c.schema("public"));
+            let names = tables.map(|s| s.table_names()).unwrap_or_default();
+            let hint = match names.iter().find(|n| n.eq_ignore_ascii_case(table)) {
+                Some(name) => format!("names are case-sensitive: \\d {name}"),
+                None => "\\d lists the tables".to_string(),
+            };
+            return Err(Error::usage(format!("no table {table}"), hint));
         }
         let name = table.replace('\'', "''");
         self.show(&format!(
@@ -607,6 +620,19 @@ fn table_function_hint(error: DataFusionError) -> DataFusionError {
         )),
         None => error,
     }
+}
+
+/// Whether the lines typed so far end a statement: their last token, as SQL reads them, is a
+/// `;` (one inside a string or after `--` does not end it).
+fn complete(sql: &str) -> bool {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    // An open string or comment does not tokenize: the statement goes on.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return false;
+    };
+    let last = tokens.iter().rfind(|t| !matches!(t, Token::Whitespace(_)));
+    last == Some(&Token::SemiColon)
 }
 
 /// Whether `sql` holds more than one statement: a `;` with more after it, as SQL's tokens read

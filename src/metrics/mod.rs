@@ -69,6 +69,19 @@ impl Metric {
         }
     }
 
+    /// The metric whose export writes `column` (`opens` writes `active_users` and
+    /// `opens_per_user_p50` too), as `dau export` names it, or nothing for a column not of dau's.
+    pub fn exporting(column: &str) -> Option<String> {
+        if column == "active_users" || column.starts_with("opens_per_user_") {
+            return Some("opens".into());
+        }
+        Metric::value_variants().iter().find_map(|m| match column {
+            c if c == m.name() => Some(c.to_string()),
+            c if c == m.column(true) => Some(format!("{} --calendar", m.name())),
+            _ => None,
+        })
+    }
+
     /// The reference SQL, a template filled in by [`Query::sql`].
     pub fn sql(self, calendar: bool) -> &'static str {
         match (self, calendar) {

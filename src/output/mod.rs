@@ -154,6 +154,29 @@ pub async fn write(
     Ok(rows)
 }
 
+/// Fails now when [`write`] could not write to `path` (a folder, a folder that cannot be made,
+/// no permission), so that a long query is not run for nothing. Makes the folder when missing.
+pub fn writable(path: &Path) -> Result<()> {
+    let is = |test: fn(&std::fs::Metadata) -> bool| std::fs::metadata(path).is_ok_and(|m| test(&m));
+    if descriptor(path).is_some() || is(|m| !m.is_file() && !m.is_dir()) {
+        return Ok(());
+    }
+    if is(std::fs::Metadata::is_dir) {
+        return Err(Error::usage(
+            format!("cannot write into {}: it is a folder", path.display()),
+            format!(
+                "name a file in it, such as {}",
+                path.join("out.csv").display()
+            ),
+        ));
+    }
+    let target = Replacement::new(path);
+    make_folder_of(&target.temp, "cannot make the output folder")?;
+    std::fs::File::create(&target.temp)
+        .map(drop)
+        .map_err(|e| Error::io("cannot create the output file", path, e))
+}
+
 /// The descriptor of this process that `path` names, through any links: `/dev/stdout` (1),
 /// `/dev/stderr` (2), `/dev/fd/N` or `/proc/self/fd/N`.
 fn descriptor(path: &Path) -> Option<u32> {
@@ -262,8 +285,22 @@ async fn write_to<W: Write + Send>(
         inner: out,
         closed: closed.clone(),
     };
+    let schema = plain_schema(&stream.schema());
+    // CSV has no lists nor structs: said before the header goes out.
+    if let (Format::Csv, Some(nested)) = (
+        format,
+        schema.fields().iter().find(|f| f.data_type().is_nested()),
+    ) {
+        return Err(Error::usage(
+            format!(
+                "column {} is a {}, which CSV cannot hold",
+                nested.name(),
+                nested.data_type()
+            ),
+            "use --format json, ndjson or parquet, or select its parts",
+        ));
+    }
     let written: Result<u64, DataFusionError> = async {
-        let schema = plain_schema(&stream.schema());
         let mut sink = Sink::new(format, schema.clone(), out)?;
         let mut rows = 0;
         while let Some(batch) = stream.next().await {
@@ -470,7 +507,7 @@ pub fn plain_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn plain_type(t: &DataType) -> DataType {
+pub fn plain_type(t: &DataType) -> DataType {
     match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,

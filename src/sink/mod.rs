@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use crate::lake::storage::{self, StorageOptions};
+use crate::metrics::Metric;
 use crate::output::{self, Format};
 use crate::{Error, Result};
 
@@ -336,17 +337,29 @@ fn columns_of(place: &str, kind: &str, found: &[(String, bool)], schema: &Schema
         .filter(|(name, fills)| !fills && !wanted.contains(name))
         .map(|(name, _)| name.clone())
         .collect();
-    let default = match kind {
-        "table" => ", give it a DEFAULT,",
-        _ => "",
-    };
+    // What would fill them: the metrics that write them (`opens` for `active_users`), when all
+    // are dau's; a DEFAULT in a table; or another destination.
+    let mut ways: Vec<String> = Vec::new();
+    if unfilled.iter().all(|c| Metric::exporting(c).is_some()) {
+        let mut metrics: Vec<String> = Vec::new();
+        for metric in unfilled.iter().filter_map(|c| Metric::exporting(c)) {
+            if !metrics.contains(&metric) {
+                metrics.push(metric);
+            }
+        }
+        ways.push(format!("export {} too", metrics.join(" and ")));
+    }
+    if kind == "table" {
+        ways.push("give it a DEFAULT".into());
+    }
+    ways.push(format!("export into another {kind}"));
     let hint = match (lacks, unfilled.as_slice()) {
         (false, []) => return Ok(()),
         _ if let Some(hint) = periods_hint(&names, &wanted, kind) => hint,
         (false, unfilled) => format!(
-            "the export would leave {0} empty on the days it replaces: export {0} too{default} \
-             or export into another {kind}",
-            unfilled.join(",")
+            "the export would leave {} empty on the days it replaces: {}",
+            unfilled.join(","),
+            ways.join(", or ")
         ),
         (true, _) => format!("export these metrics to another {kind}, or move this one away"),
     };
