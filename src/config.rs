@@ -201,14 +201,25 @@ impl Config {
                 )
             })?,
         };
-        let name = |flag: &Option<String>, file: Option<String>, default: &str| {
-            flag.clone().or(file).unwrap_or_else(|| default.to_string())
+        // A column's name: none (`DAU_USER_COLUMN=`) names no column; said as a setting's error,
+        // not as every file's.
+        let name = |flag: &Option<String>, file: Option<String>, default: &str, setting: &str| {
+            match flag.clone().or(file) {
+                Some(name) if name.trim().is_empty() => Err(Error::usage(
+                    format!(
+                        "the {setting} column's name is empty (--{setting}-column, DAU_{}_COLUMN or [lake] {setting}_column)",
+                        setting.to_uppercase()
+                    ),
+                    "give the column's name, or leave it unset for the default",
+                )),
+                given => Ok(given.unwrap_or_else(|| default.to_string())),
+            }
         };
         let memory_limit = match &args.memory_limit {
             None => None,
             Some(text) => Some(MemoryLimit::parse(text).ok_or_else(|| {
                 Error::usage(
-                    format!("bad --memory-limit '{text}'"),
+                    format!("bad --memory-limit '{text}' (or DAU_MEMORY_LIMIT)"),
                     "use a size such as 512M, 4G or 1.5G",
                 )
             })?),
@@ -230,7 +241,7 @@ impl Config {
             retries: args.retries.or(lake.retries).unwrap_or(defaults.retries),
         };
         let rollups = match args.rollups.clone().or(lake.rollups) {
-            Some(dir) if dir == "off" => None,
+            Some(dir) if dir.eq_ignore_ascii_case("off") => None,
             // An empty value (`DAU_ROLLUPS=`) would put them in the working folder.
             Some(dir) if dir.is_empty() => {
                 return Err(Error::usage(
@@ -244,9 +255,11 @@ impl Config {
         // An empty value (`DAU_DONE_MARKER=`) is none given.
         let given = |name: &Option<String>| name.clone().filter(|n| !n.is_empty());
         let done_marker = given(&args.done_marker).or(given(&lake.done_marker));
-        let notice_unmarked = done_marker.as_deref() != Some("off");
+        let notice_unmarked = !done_marker
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case("off"));
         let done_marker = match done_marker {
-            Some(name) if name == "off" => None,
+            Some(name) if name.eq_ignore_ascii_case("off") => None,
             Some(name) if name.contains('/') || name == "." || name == ".." => {
                 return Err(Error::usage(
                     format!("bad --done-marker '{name}' (or DAU_DONE_MARKER, [lake] done_marker)"),
@@ -258,8 +271,18 @@ impl Config {
         };
         Ok(Config {
             lake: args.lake.clone().or(lake.url),
-            user_column: name(&args.user_column, lake.user_column, DEFAULT_USER_COLUMN),
-            date_column: name(&args.date_column, lake.date_column, DEFAULT_DATE_COLUMN),
+            user_column: name(
+                &args.user_column,
+                lake.user_column,
+                DEFAULT_USER_COLUMN,
+                "user",
+            )?,
+            date_column: name(
+                &args.date_column,
+                lake.date_column,
+                DEFAULT_DATE_COLUMN,
+                "date",
+            )?,
             timezone,
             skip_bad_files: args.skip_bad_files,
             done_marker,

@@ -67,6 +67,59 @@ fn a_clean_lake_passes() {
     );
 }
 
+/// Text ids stored three ways (plain, as a pandas categorical, as Polars' large strings) are one
+/// type, and two one-row files of the same user on two days are no copies: clean, exit 0 (both
+/// were problems, exit 4, though every number was right).
+#[test]
+fn what_only_looks_like_a_problem_is_none() {
+    use datafusion::arrow::array::LargeStringArray;
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use std::sync::Arc;
+    let w = Workdir::new();
+    let lake = w.join("lake");
+    let users: Vec<u64> = (0..40).collect();
+    for (d, ids) in [
+        ("2024-06-01", "string"),
+        ("2024-06-02", "dictionary-string"),
+    ] {
+        let folder = lake.join(format!("date={d}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let spec = LakeSpec {
+            ids,
+            ..LakeSpec::default()
+        };
+        write_file(&folder.join("part-0.parquet"), &spec, &users, day(d));
+    }
+    let folder = lake.join("date=2024-06-03");
+    std::fs::create_dir_all(&folder).unwrap();
+    let large = LargeStringArray::from_iter_values(users.iter().map(|u| format!("user-{u}")));
+    let field = Field::new("userId", DataType::LargeUtf8, false);
+    write_batch(
+        &folder.join("part-0.parquet"),
+        vec![field],
+        vec![Arc::new(large)],
+    );
+    let one = LakeSpec {
+        ids: "string",
+        ..LakeSpec::default()
+    };
+    for d in ["2024-06-04", "2024-06-05"] {
+        let folder = lake.join(format!("date={d}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        write_file(&folder.join("part-0.parquet"), &one, &[7], day(d));
+    }
+    let run = w.run(&["check", "--lake", "lake", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = json(&run);
+    assert_eq!(report["problems"], 0, "{}", run.stdout);
+    let want: BTreeMap<String, u64> = [40, 40, 40, 1, 1]
+        .into_iter()
+        .zip(1..)
+        .map(|(rows, d)| (format!("2024-06-{d:02}"), rows))
+        .collect();
+    assert_eq!(rows_per_day(&report), want);
+}
+
 #[test]
 fn a_messy_lake_lists_every_problem() {
     let w = Workdir::new();

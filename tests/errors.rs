@@ -300,6 +300,56 @@ fn empty_rollups_place() {
     assert_eq!(after.len(), before.len(), "nothing is written");
 }
 
+/// Settings that name nothing, or the lake itself: an empty user column is the setting's error
+/// (every file was a bad file, exit 4); rollups `OFF` are off (they went into a folder `OFF`);
+/// rollups inside the lake are refused, but in a hidden folder of it (in a partition they were
+/// read as its data, and the lake could not be queried).
+#[test]
+fn settings_that_name_nothing_or_the_lake_itself() {
+    let w = Workdir::new();
+    let rows = random_rows(5, day("2024-06-01"), 10, 50);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let run: Run = (w.command(&["query", "dau", "--lake", "lake"]))
+        .env("DAU_USER_COLUMN", "")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("dau: the user column's name is empty (--user-column, DAU_USER_COLUMN"),
+        "{}",
+        run.stderr
+    );
+    let dau = ["query", "dau", "--lake", "lake", "--format", "csv"];
+    let run = w.run(&[&dau[..], &["--rollups", "OFF"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.series(),
+        oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-10"), &[])
+    );
+    assert!(!w.join("OFF").exists());
+    for inside in ["lake/date=2024-06-02/cache", "lake", "lake/cache"] {
+        let run = w.run(&["rollup", "--lake", "lake", "--rollups", inside]);
+        assert_eq!(run.code, 2, "{inside}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("--rollups {inside} is inside the lake")),
+            "{}",
+            run.stderr
+        );
+        assert!(!w.join(inside).join("cache").exists());
+    }
+    let run = w.run(&["rollup", "--lake", "lake", "--rollups", "lake/_dau"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = w.run(&[&dau[..], &["--rollups", "lake/_dau"]].concat());
+    assert_eq!(
+        run.series(),
+        oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-10"), &[])
+    );
+    assert_eq!(w.run(&["check", "--lake", "lake"]).code, 0);
+}
+
 // `dau query … | head -1` must end quietly with exit 0 when the reader goes away.
 #[test]
 fn closed_stdout_is_not_an_error() {
@@ -339,4 +389,19 @@ fn closed_stdout_is_not_an_error() {
         );
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
+    // `dau rollup | head -1` (it panicked on its first line, exit 101): the reader is gone before
+    // it writes.
+    let mut child = (w.command(&["rollup", "--lake", "lake"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

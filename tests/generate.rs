@@ -52,6 +52,81 @@ fn gen_refuses_a_folder_that_is_not_empty() {
     );
 }
 
+/// `--prefix` stays below `--out` (`../victim` replaced another lake's files, exit 0), a
+/// `file://` URL is the folder it names (it made a folder `file:` here), the last day has a
+/// four-digit year (a panic past it), and the users said are those in the lake.
+#[test]
+fn gen_writes_where_it_says_and_says_what_it_wrote() {
+    let w = Workdir::new();
+    let make =
+        |args: &[&str]| w.run(&[&["gen", "--users", "50", "--days", "3"][..], args].concat());
+    let run = make(&["--out", "victim"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let before = read_lake_rows(&w.join("victim"));
+    for prefix in ["../victim", "/abs", "a//b", "_hidden", "a/.b"] {
+        let run = make(&["--out", "new", "--prefix", prefix, "--seed", "7"]);
+        assert_eq!(run.code, 2, "{prefix}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("--prefix {prefix}: '")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(read_lake_rows(&w.join("victim")), before);
+    assert!(!w.join("new").exists());
+
+    let url = format!("file://{}", w.join("by-url").display());
+    let run = make(&["--out", &url]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(read_lake_rows(&w.join("by-url")), before);
+    assert!(!w.join("file:").exists());
+
+    let run = make(&["--out", "late", "--start", "9999-12-30"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--start 9999-12-30 and --days 3 go past 9999-12-31"),
+        "{}",
+        run.stderr
+    );
+
+    // Of 50 users drawn, those who opened the app: as many as the files hold.
+    let users: HashSet<u64> = before.iter().map(|r| r.1).collect();
+    let run = make(&["--out", "again"]);
+    let said = format!(
+        "wrote {} events of {} users (of 50 drawn) over 3 days",
+        before.len(),
+        users.len()
+    );
+    assert!(run.stderr.contains(&said), "{said} in {}", run.stderr);
+}
+
+/// A sample lake damaged since it was made: the demo says to remove it (its hints offered
+/// --skip-bad-files, which the demo does not take, and `dau check`, which does not read it).
+#[test]
+fn a_damaged_demo_lake_is_said_to_be_removed() {
+    let w = Workdir::new();
+    let run = w.run(&["demo", "--dir", "demo"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    std::fs::write(w.join("demo/date=2024-06-20/part-00000.parquet"), "").unwrap();
+    let run = w.run(&["demo", "--dir", "demo"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let demo = "demo";
+    assert!(
+        run.stderr.contains(&format!(
+            "the sample lake in {demo} is damaged (bad data file"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("remove {demo} and run dau demo again")),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn demo_makes_its_lake_once_and_shows_the_metrics() {
     let w = Workdir::new();

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use datafusion::arrow::datatypes::DataType;
 use futures::{StreamExt, stream};
 use serde::Serialize;
 
@@ -15,11 +16,15 @@ use crate::config::Config;
 use crate::dates::{day_arg, days, today};
 use crate::lake::inspect::{FileReport, FileScan, IdTypes, empty_days, inspect, scan_file};
 use crate::lake::{Lake, SUCCESS};
-use crate::output::say;
+use crate::output::{plain_type, say};
 use crate::{Error, Result};
 
 /// How many of the files a Spark sink's log does not list the report for people shows.
 const UNLISTED_SHOWN: usize = 20;
+
+/// The fewest rows of files whose same bytes are taken for copies: smaller files can match by
+/// chance (one user's one open, in two days or two files of a day).
+const COPY_ROWS: u64 = 16;
 
 /// How many files are read in full at once.
 const CONCURRENT_SCANS: usize = 4;
@@ -248,7 +253,7 @@ pub async fn examine(
             continue;
         };
         day.rows += facts.rows;
-        if facts.rows > 0 {
+        if facts.rows >= COPY_ROWS {
             let key = (r.meta.size, facts.rows, scan.digest);
             copies.entry(key).or_default().push(r);
         }
@@ -334,8 +339,14 @@ fn drift(reports: &[FileReport]) -> Vec<Drift> {
         let Ok(facts) = &r.facts else { continue };
         for field in facts.schema.fields() {
             let entry = types.entry(field.name().clone()).or_default();
+            // One type stored or hinted another way (a dictionary, as pandas writes a
+            // categorical; a large string, as Polars writes) reads as the same values.
+            let data_type = match field.data_type() {
+                DataType::Dictionary(_, values) => values.as_ref(),
+                other => other,
+            };
             let seen = entry
-                .entry(field.data_type().to_string())
+                .entry(plain_type(data_type).to_string())
                 .or_insert((0, r.name.clone()));
             seen.0 += 1;
         }

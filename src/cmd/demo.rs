@@ -58,7 +58,19 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
         timezone: config.timezone,
         ..Config::default()
     };
-    let lake = Arc::new(Lake::open(&lake_dir.to_string_lossy(), &config, None).await?);
+    // A data error in dau's own sample lake: its files were damaged since it was made.
+    let damaged = |e: Error| match e.exit_code() {
+        4 => Error::usage(
+            format!("the sample lake in {} is damaged ({e})", lake_dir.display()),
+            format!(
+                "remove {} and run dau demo again: it makes a new one",
+                lake_dir.display()
+            ),
+        ),
+        _ => e,
+    };
+    let lake = Lake::open(&lake_dir.to_string_lossy(), &config, None).await;
+    let lake = Arc::new(lake.map_err(damaged)?);
     let (first, last) = (lake.first_day(), lake.last_day());
     eprintln!(
         "dau demo: {} sample lake of {DEMO_USERS} users over {DEMO_DAYS} days ({first} to {last}) in {}",
@@ -78,8 +90,9 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
     ] {
         output::say(&format!("\n{title}, {from} to {last}"))?;
         let query = Query::new(metric, from, last, false)?;
-        let answer = metrics::run(lake.clone(), &config, &query).await?;
-        output::write(answer.rows, Format::Table, None).await?;
+        let answer = metrics::run(lake.clone(), &config, &query).await;
+        let answer = answer.map_err(damaged)?;
+        (output::write(answer.rows, Format::Table, None).await).map_err(damaged)?;
     }
     output::say(
         "\nPoint dau at your own lake: dau query dau --lake /path/to/lake \

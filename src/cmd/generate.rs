@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chrono::{Datelike, Days, NaiveDate};
@@ -50,7 +50,7 @@ pub struct GenArgs {
 /// What lake to make.
 #[derive(Debug, Clone, Args)]
 pub struct Shape {
-    /// Distinct users over the whole period
+    /// Users to draw; those who never open the app in the period are not in the lake
     #[arg(long, default_value_t = 10_000)]
     pub users: u64,
     /// Number of days
@@ -121,9 +121,22 @@ pub enum IdType {
 }
 
 pub fn run(config: &Config, args: &GenArgs) -> Result<()> {
-    let out = &args.out;
-    let text = out.to_string_lossy();
+    let text = args.out.to_string_lossy();
     let bucket = storage::is_bucket(&text);
+    // `file:///data/lake`, as --lake takes it, is the folder /data/lake.
+    let out = &match text.strip_prefix("file://") {
+        Some(_) => url::Url::parse(&text)
+            .ok()
+            .and_then(|url| url.to_file_path().ok())
+            .ok_or_else(|| {
+                Error::usage(
+                    format!("--out {text} names no folder"),
+                    "write file:///ABSOLUTE/PATH, or the folder itself",
+                )
+            })?,
+        None => args.out.clone(),
+    };
+    let last = args.shape.check()?;
     if !bucket && is_occupied(out) {
         return Err(Error::usage(
             format!("--out {} is not empty", out.display()),
@@ -131,26 +144,27 @@ pub fn run(config: &Config, args: &GenArgs) -> Result<()> {
         ));
     }
     let started = Instant::now();
-    let events = if bucket {
+    let written = if bucket {
         crate::block_on(to_bucket(config, &text, &args.shape))?
     } else {
         write(out, &args.shape)?
     };
     let s = &args.shape;
     eprintln!(
-        "dau gen: wrote {events} events of {} users over {} days ({} to {}) to {} in {:.1}s",
+        "dau gen: wrote {} events of {} users (of {} drawn) over {} days ({} to {last}) to {} in {:.1}s",
+        written.events,
+        written.users,
         s.users,
         s.days,
         s.start,
-        s.start + Days::new(s.days.saturating_sub(1)),
-        out.display(),
+        text,
         started.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
 /// Writes the lake into a local temporary folder, then uploads its files below `url`.
-async fn to_bucket(config: &Config, url: &str, shape: &Shape) -> Result<u64> {
+async fn to_bucket(config: &Config, url: &str, shape: &Shape) -> Result<Written> {
     let location = storage::open(url, &config.storage)?;
     let store = location.store.as_ref();
     let failed = |e: object_store::Error| storage::storage_error(url, &e, &location.credentials);
@@ -194,9 +208,9 @@ async fn to_bucket(config: &Config, url: &str, shape: &Shape) -> Result<u64> {
         .collect::<Vec<_>>()
         .await;
     let _ = std::fs::remove_dir_all(&temp);
-    let events = written?;
+    let written = written?;
     uploaded.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(events)
+    Ok(written)
 }
 
 /// Every file below `dir`, recursively.
@@ -234,8 +248,14 @@ pub fn ensure(dir: &Path, shape: &Shape) -> Result<bool> {
         return Err(e);
     }
     let _ = std::fs::remove_dir(dir);
-    std::fs::rename(&temp, dir)
-        .map_err(|e| Error::io("cannot move the sample lake into place", dir, e))?;
+    if let Err(e) = std::fs::rename(&temp, dir) {
+        let _ = std::fs::remove_dir_all(&temp);
+        // Another dau made it meanwhile: theirs is the same lake.
+        if dir.join(COMPLETE_MARKER).is_file() {
+            return Ok(false);
+        }
+        return Err(Error::io("cannot move the sample lake into place", dir, e));
+    }
     Ok(true)
 }
 
@@ -243,21 +263,64 @@ fn is_occupied(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
-/// Writes every day of the lake, in parallel. Returns the number of events.
-fn write(out: &Path, shape: &Shape) -> Result<u64> {
-    if shape.users == 0 || shape.days == 0 {
-        return Err(Error::usage(
-            "--users and --days must be at least 1",
-            "e.g. --users 10000 --days 30",
-        ));
+impl Shape {
+    /// The last day, or why the days or the folders above them cannot be written.
+    fn check(&self) -> Result<NaiveDate> {
+        if self.users == 0 || self.days == 0 {
+            return Err(Error::usage(
+                "--users and --days must be at least 1",
+                "e.g. --users 10000 --days 30",
+            ));
+        }
+        let last = (self.start.checked_add_days(Days::new(self.days - 1)))
+            .filter(|last| last.year() <= 9999)
+            .ok_or_else(|| {
+                Error::usage(
+                    format!(
+                        "--start {} and --days {} go past 9999-12-31",
+                        self.start, self.days
+                    ),
+                    "partition folders name days of four-digit years: choose an earlier --start",
+                )
+            })?;
+        // Folders below --out that a reader lists: not `..`, `/`, nor hidden (`_x`, `.x`).
+        if let Some(prefix) = &self.prefix {
+            let bad = prefix
+                .split('/')
+                .find(|part| part.is_empty() || part.starts_with('.') || part.starts_with('_'));
+            if let Some(part) = bad {
+                return Err(Error::usage(
+                    format!("--prefix {prefix}: '{part}' is no folder below --out a reader lists"),
+                    "give folders below --out, such as topics/app_opens (no empty, '.', '..' or \
+                     hidden part, no leading /)",
+                ));
+            }
+        }
+        Ok(last)
     }
+}
+
+/// Writes every day of the lake, in parallel. Returns the number of events.
+fn write(out: &Path, shape: &Shape) -> Result<Written> {
+    shape.check()?;
     if shape.id_type == IdType::Int32 && shape.users >= 1 << 31 {
         return Err(Error::usage(
             "--id-type int32 holds fewer than 2^31 users",
             "use --id-type int64",
         ));
     }
-    let users: Vec<User> = (0..shape.users).map(|i| User::new(shape, i)).collect();
+    let mut users: Vec<User> = Vec::new();
+    let room = usize::try_from(shape.users)
+        .ok()
+        .and_then(|n| users.try_reserve_exact(n).ok());
+    if room.is_none() {
+        return Err(Error::usage(
+            format!("--users {} do not fit in memory", shape.users),
+            "draw fewer users",
+        ));
+    }
+    users.extend((0..shape.users).map(|i| User::new(shape, i)));
+    let active: Vec<AtomicBool> = users.iter().map(|_| AtomicBool::new(false)).collect();
     let schema = schema(shape);
     let next_day = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -271,7 +334,7 @@ fn write(out: &Path, shape: &Shape) -> Result<u64> {
                         if d >= shape.days {
                             return Ok(events);
                         }
-                        events += write_day(out, shape, &schema, &users, d)?;
+                        events += write_day(out, shape, &schema, &users, &active, d)?;
                     }
                 })
             })
@@ -284,7 +347,14 @@ fn write(out: &Path, shape: &Shape) -> Result<u64> {
     let events = results.into_iter().sum::<Result<u64>>()?;
     std::fs::write(out.join(COMPLETE_MARKER), b"")
         .map_err(|e| Error::io("cannot write to the lake folder", out, e))?;
-    Ok(events)
+    let users = active.iter().filter(|a| a.load(Ordering::Relaxed)).count() as u64;
+    Ok(Written { events, users })
+}
+
+/// What [`write`] wrote: events, and the users among them.
+pub struct Written {
+    pub events: u64,
+    pub users: u64,
 }
 
 /// A user's fixed traits, drawn from the seed and the user's index.
@@ -332,7 +402,14 @@ impl User {
 /// How much more (or less) active users are on each weekday, Monday first.
 const WEEKLY: [f64; 7] = [0.95, 0.97, 0.98, 1.0, 1.05, 1.2, 1.12];
 
-fn write_day(out: &Path, shape: &Shape, schema: &SchemaRef, users: &[User], d: u64) -> Result<u64> {
+fn write_day(
+    out: &Path,
+    shape: &Shape,
+    schema: &SchemaRef,
+    users: &[User],
+    active: &[AtomicBool],
+    d: u64,
+) -> Result<u64> {
     let day = shape.start + Days::new(d);
     let weekly = WEEKLY[day.weekday().num_days_from_monday() as usize];
     let mut ids = Vec::new();
@@ -342,6 +419,7 @@ fn write_day(out: &Path, shape: &Shape, schema: &SchemaRef, users: &[User], d: u
         }
         let mut rng = Rng::new(shape.seed, index as u64, d);
         if rng.unit() < (user.activity * weekly).min(1.0) {
+            active[index].store(true, Ordering::Relaxed);
             let opens = 1 + rng.geometric(user.extra_opens);
             ids.extend(std::iter::repeat_n(user.id, opens as usize));
         }

@@ -12,6 +12,7 @@ use crate::lake::Lake;
 use crate::lake::rollup::Rollups;
 use crate::metrics::bitmap::{self, gather};
 use crate::metrics::{Metric, Query};
+use crate::output::say;
 use crate::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -34,7 +35,7 @@ pub struct RollupArgs {
 pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     if config.rollups.is_none() {
         return Err(Error::usage(
-            "rollups are off (--rollups off or DAU_ROLLUPS=off)",
+            "rollups are off (--rollups, DAU_ROLLUPS or dau.toml's rollups is off)",
             "give --rollups DIR or a bucket prefix, or leave it unset for the cache folder",
         ));
     }
@@ -89,7 +90,7 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         true => String::new(),
         false => format!(" ({from} to {to}, and the days their windows reach)"),
     };
-    println!(
+    say(&format!(
         "{} day(s) of {} from {first} to {last}{reach}: {} rolled up now, {} already current{}",
         days.len(),
         lake.name,
@@ -100,24 +101,23 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         } else {
             String::new()
         }
-    );
+    ))?;
     if !built.is_empty() {
         let shown: Vec<String> = built.iter().take(10).map(|d| d.to_string()).collect();
         let more = match built.len() {
             n if n > 10 => format!(" and {} more", n - 10),
             _ => String::new(),
         };
-        println!("rolled up: {}{more}", shown.join(", "));
+        say(&format!("rolled up: {}{more}", shown.join(", ")))?;
     }
     if let Some(rollups) = &rollups {
-        println!("rollups: {rollups}");
+        say(&format!("rollups: {rollups}"))?;
     }
     for query in &queries {
         bitmap::run(&lake, config, query).await?;
     }
-    println!(
+    say(&format!(
         "windows counted: wau and mau of every day from {from} to {to}, and of the ISO weeks \
          and calendar months they fall in"
-    );
-    Ok(())
+    ))
 }

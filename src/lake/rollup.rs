@@ -130,8 +130,26 @@ impl Rollups {
                 url: format!("{}/{folder}", base.trim_end_matches('/')),
             }
         } else {
-            let dir = base.strip_prefix("file://").unwrap_or(base);
-            Place::Dir(Path::new(dir).join(folder))
+            let dir = Path::new(base.strip_prefix("file://").unwrap_or(base));
+            // In the lake, rollups are read as its files (in a partition) or are strays beside
+            // them, unless below a hidden folder, which no reader lists.
+            let root = lake.describe(&lake.root);
+            let inside = (std::path::absolute(dir).ok())
+                .filter(|_| !storage::is_bucket(&root))
+                .and_then(|dir| Some(dir.strip_prefix(&root).ok()?.to_path_buf()));
+            let hidden = |part: &std::ffi::OsStr| part.to_string_lossy().starts_with(['_', '.']);
+            if let Some(inside) = inside
+                && !inside.iter().next().is_some_and(hidden)
+            {
+                return Err(Error::usage(
+                    format!("--rollups {base} is inside the lake {root}, as its data"),
+                    format!(
+                        "keep them outside the lake, or in a hidden folder of it such as \
+                         {root}/_dau"
+                    ),
+                ));
+            }
+            Place::Dir(dir.join(folder))
         };
         Ok(Some(Rollups { place, about }))
     }

@@ -141,6 +141,11 @@ pub fn hint(error: &object_store::Error, credentials: &str) -> String {
             "; set AWS_REGION to the bucket's region (or region in the profile of ~/.aws/config)"
                 .to_string()
         }
+        // A folder's error (a loop of links) says what it is; there is no endpoint.
+        E::Generic {
+            store: "LocalFileSystem",
+            ..
+        } => String::new(),
         E::Generic { .. } => "; check that the endpoint is reachable (--endpoint); each request \
                               waits up to --timeout seconds and is retried --retries times"
             .to_string(),
