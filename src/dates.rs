@@ -1,13 +1,14 @@
 //! Day arguments (`2024-06-18`, `today`, `yesterday`, `-7d`) and the day ↔ Arrow Date32 mapping.
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 
 pub const ACCEPTED: &str =
     "use YYYY-MM-DD, today, yesterday, or -Nd for N days before today (e.g. -7d)";
 
-/// Parses a day argument relative to `today` (already taken in the configured timezone).
+/// Parses a day argument relative to `today` (already taken in the configured timezone): a day
+/// of a four-digit year, as partition folders name them (windows reach a month around it).
 pub fn parse_day(text: &str, today: NaiveDate) -> Option<NaiveDate> {
-    match text.trim() {
+    let day = match text.trim() {
         "today" => Some(today),
         "yesterday" => today.checked_sub_days(Days::new(1)),
         t if t.starts_with('-') && t.ends_with('d') => {
@@ -17,7 +18,8 @@ pub fn parse_day(text: &str, today: NaiveDate) -> Option<NaiveDate> {
         t => NaiveDate::parse_from_str(t, "%Y-%m-%d")
             .ok()
             .filter(|_| t.len() == 10),
-    }
+    };
+    day.filter(|d| (1..=9999).contains(&d.year()))
 }
 
 /// A `--from`/`--to` flag's day, if given, or a usage error that shows the accepted forms.
@@ -91,6 +93,9 @@ mod tests {
             "7d",
             "-x7d",
             "tomorrow",
+            // Before year 1: a month's window before it panicked.
+            "-738946d",
+            "-96486086d",
         ] {
             assert_eq!(parse_day(bad, today), None, "{bad:?}");
         }

@@ -636,8 +636,9 @@ fn a_pattern_names_the_lakes_of_a_bucket_counted_as_one() {
 /// An S3 lake with folder markers: the empty `NAME_$folder$` objects Amazon EMR's file system
 /// leaves beside each folder it makes (beside the partitions, and inside them for their
 /// sub-folders), and the empty `NAME/` objects that Hadoop's S3A (when it keeps its markers)
-/// and the S3 console make for folders, the lake's own too, are not data files: the lake gives the
-/// oracle's numbers in both engines, and `dau check` finds nothing wrong.
+/// and the S3 console make for folders, the lake's own too, and empty ones inside days, are not
+/// data files: the lake gives the oracle's numbers in both engines, and `dau check` finds nothing
+/// wrong. Rollups inside a day are refused.
 #[test]
 fn an_s3_lake_reads_its_folder_markers_as_no_data() {
     let work = Workdir::new();
@@ -656,6 +657,10 @@ fn an_s3_lake_reads_its_folder_markers_as_no_data() {
         "date=2024-05-03/",
         "date=2024-05-03/hour=00/",
         "date=2024-05-04/",
+        // Markers of folders with nothing in them, inside days (an empty file there, exit 4).
+        "date=2024-05-01/sub/",
+        "date=2024-05-02/hour=01/",
+        "date=2024-05-02/Sub Folder/",
     ] {
         upload(&server, url, marker, &empty);
     }
@@ -689,6 +694,11 @@ fn an_s3_lake_reads_its_folder_markers_as_no_data() {
     }
     let check = access.run(&work, &["check", "--lake", url, "--to", "2024-05-03"]);
     assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    // Rollups in a day's folder would be read as its data: refused.
+    let inside = format!("{url}/date=2024-05-02");
+    let run = access.run(&work, &["rollup", "--lake", url, "--rollups", &inside]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("is inside the lake"), "{}", run.stderr);
 }
 
 #[test]
@@ -1516,17 +1526,18 @@ fn exports_into_a_bucket_replace_their_days_and_keep_the_others() {
         assert_eq!(object(&server, gcs, name), bytes);
 
         // A bucket that does not exist is said so (it asked whether the lake had changed).
-        if !gcs {
-            let nowhere = "s3://no-such-bucket/daily.parquet";
-            let run = access.run(&work, &[&base[..], &["--output", nowhere]].concat());
-            assert_eq!(run.code, 3, "{}", run.stderr);
-            assert!(
-                run.stderr
-                    .contains("; the bucket does not exist: check its name in the URL"),
-                "{}",
-                run.stderr
-            );
-        }
+        let nowhere = match gcs {
+            true => "gs://no-such-bucket/daily.parquet",
+            false => "s3://no-such-bucket/daily.parquet",
+        };
+        let run = access.run(&work, &[&base[..], &["--output", nowhere]].concat());
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("; the bucket does not exist: check its name in the URL"),
+            "{}",
+            run.stderr
+        );
     }
     let run = work.run(&[
         "query",

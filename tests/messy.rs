@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryArray, Date32Array, Decimal128Array, FixedSizeBinaryArray, Int64Array,
-    StringArray, UInt64Array,
+    ArrayRef, BinaryArray, Date32Array, Decimal128Array, FixedSizeBinaryArray, Int32Array,
+    Int64Array, StringArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field};
 
@@ -693,7 +693,7 @@ fn a_date_column_that_disagrees_with_its_partition_fails() {
     let no_statistics = WriterProperties::builder()
         .set_statistics_enabled(EnabledStatistics::None)
         .build();
-    let writers: [(&str, DataType, ArrayRef, WriterProperties); 3] = [
+    let writers: [(&str, DataType, ArrayRef, WriterProperties); 5] = [
         (
             "statistics",
             DataType::Date32,
@@ -704,6 +704,19 @@ fn a_date_column_that_disagrees_with_its_partition_fails() {
             "none",
             DataType::Date32,
             Arc::new(dates.clone()),
+            no_statistics.clone(),
+        ),
+        // YYYYMMDD integers, as Hive tables and ETL jobs write days (they were never checked).
+        (
+            "yyyymmdd",
+            DataType::Int32,
+            Arc::new(Int32Array::from_value(20240604, 2)),
+            WriterProperties::default(),
+        ),
+        (
+            "yyyymmdd without statistics",
+            DataType::Int64,
+            Arc::new(Int64Array::from_value(20240604, 2)),
             no_statistics,
         ),
         (
@@ -791,23 +804,26 @@ fn a_date_column_that_disagrees_with_its_partition_fails() {
     );
 }
 
-// A `date` column that holds no dates (here yyyymmdd integers) is not checked against the folder.
+// A `date` column of integers holds YYYYMMDD days (checked above, and here agreeing with its
+// folder); integers of another kind (days since 1970) are no dates, and are not checked.
 #[test]
 fn a_date_column_of_integers_is_not_taken_for_dates() {
     let w = Workdir::new();
     let mut rows = lake(&w);
-    write_batch(
-        &w.join(&format!("lake/date={BAD_DAY}/part-6.parquet")),
-        vec![
-            Field::new("userId", DataType::Int64, false),
-            Field::new("date", DataType::Int32, false),
-        ],
-        vec![
-            Arc::new(Int64Array::from(vec![424_242])) as datafusion::arrow::array::ArrayRef,
-            Arc::new(datafusion::arrow::array::Int32Array::from(vec![20240605])),
-        ],
-    );
-    rows.push((day(BAD_DAY), 424_242));
+    for (name, user, date) in [("part-6", 424_242, 20240605), ("part-7", 424_243, 19_879)] {
+        write_batch(
+            &w.join(&format!("lake/date={BAD_DAY}/{name}.parquet")),
+            vec![
+                Field::new("userId", DataType::Int64, false),
+                Field::new("date", DataType::Int32, false),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![user])) as ArrayRef,
+                Arc::new(Int32Array::from(vec![date])),
+            ],
+        );
+        rows.push((day(BAD_DAY), user as u64));
+    }
     let run = dau(&w, &[]);
     assert_eq!(run.series(), expected(&rows), "{}", run.stderr);
     assert_eq!(w.run(&["check", "--lake", "lake"]).code, 0);

@@ -354,6 +354,17 @@ fn a_job_output_is_checked_at_start() {
         "{}",
         run.stderr
     );
+    // A state in a bucket named as a folder (it was put as an object named like the folder).
+    let run = w.run(&["schedule", "--state", "gs://lake/state/", "--once"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "dau: --state gs://lake/state/ names a folder: name the state object in it, such as \
+             gs://lake/state/dau-state.json"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -284,7 +284,10 @@ impl Shape {
                 )
             })?;
         // Folders below --out that a reader lists: not `..`, `/`, nor hidden (`_x`, `.x`).
-        if let Some(prefix) = &self.prefix {
+        // (An empty one is none; one ending in `/` is the folders before it.)
+        if let Some(prefix) = self.prefix.as_deref().map(|p| p.trim_end_matches('/'))
+            && !prefix.is_empty()
+        {
             let bad = prefix
                 .split('/')
                 .find(|part| part.is_empty() || part.starts_with('.') || part.starts_with('_'));

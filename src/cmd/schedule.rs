@@ -874,6 +874,13 @@ impl StateStore {
             let lock = hold(&path)?;
             return Ok(StateStore::Local { path, _lock: lock });
         }
+        // An object's name: `gs://b/state/` was put as the object `state`.
+        if state.ends_with('/') {
+            return Err(Error::usage(
+                format!("--state {state} names a folder"),
+                format!("name the state object in it, such as {state}dau-state.json"),
+            ));
+        }
         let place = storage::open(state, options).map_err(|e| match e {
             Error::Storage {
                 lake, detail, hint, ..
@@ -908,7 +915,7 @@ impl StateStore {
                 // The version from `head`, as for an export into a bucket: a GCS download need
                 // not carry the generation. Should the object change between the two, the next
                 // save is refused.
-                let failed = |e: object_store::Error| bucket_failed(url, place, &e);
+                let failed = |e: object_store::Error| bucket_failed(url, place, &e, false);
                 let meta = match place.store.head(&place.root).await {
                     Ok(meta) => meta,
                     Err(object_store::Error::NotFound { .. }) => return Ok(Firings::new()),
@@ -972,7 +979,7 @@ impl StateStore {
                         "run one dau schedule on a state (two would each run every job), or \
                          give each its own --state",
                     )),
-                    Err(e) => Err(bucket_failed(url, place, &e)),
+                    Err(e) => Err(bucket_failed(url, place, &e, true)),
                 }
             }
         }
@@ -988,13 +995,22 @@ impl StateStore {
 
 const STATE: &str = "keep the schedule state";
 
-/// A request for the state in a bucket failed (after retries).
-fn bucket_failed(url: &str, place: &storage::Location, error: &object_store::Error) -> Error {
+/// A request for the state in a bucket failed (after retries), `writing` it or reading it.
+fn bucket_failed(
+    url: &str,
+    place: &storage::Location,
+    error: &object_store::Error,
+    writing: bool,
+) -> Error {
+    let hint = match writing {
+        true => storage::write_hint,
+        false => storage::hint,
+    };
     Error::Storage {
         what: STATE,
         lake: url.to_string(),
         detail: error.to_string(),
-        hint: storage::hint(error, &place.credentials),
+        hint: hint(error, &place.credentials),
     }
 }
 

@@ -8,9 +8,10 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, UInt64Array};
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options, max, min};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -39,6 +40,9 @@ pub struct FileFacts {
     pub null_users: Option<u64>,
     /// The smallest and largest day of the in-file date column, when there is one with statistics.
     pub date_range: Option<(NaiveDate, NaiveDate)>,
+    /// Whether the file has a date column its statistics do not give the days of, which is read
+    /// then (an integer column whose statistics are no YYYYMMDD days holds no dates).
+    pub unread_dates: bool,
 }
 
 /// One data file of one day, and what reading its footer gave.
@@ -346,8 +350,7 @@ pub async fn inspect(
             // A date column without statistics (its writer kept none) is read: its dates must
             // agree with the partition all the same.
             if let Ok(facts) = &report.facts
-                && facts.date_range.is_none()
-                && date_column(&facts.schema, columns).is_some()
+                && facts.unread_dates
                 && let Some(ids) = report.id_type(columns).cloned()
             {
                 match scan_file(lake, &report, columns, &ids).await? {
@@ -442,25 +445,34 @@ fn facts(
             (counts.null_count() == 0).then(|| counts.values().iter().sum::<u64>())
         });
 
-    let date_range = date_column(&schema, columns).and_then(|name| {
+    let date = date_column(&schema, columns);
+    let stats = date.and_then(|name| {
         let stats = StatisticsConverter::try_new(name, &schema, parquet_schema).ok()?;
         let lo = stats.row_group_mins(row_groups).ok()?;
         let hi = stats.row_group_maxes(row_groups).ok()?;
-        let day = |values: &dyn Array, smallest: bool| -> Option<NaiveDate> {
-            let days = cast(values, &DataType::Date32).ok()?;
-            let days = days.as_primitive::<Date32Type>();
-            if days.null_count() > 0 {
-                return None;
-            }
-            let n = if smallest { min(days)? } else { max(days)? };
-            NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()))
-        };
-        Some((day(lo.as_ref(), true)?, day(hi.as_ref(), false)?))
+        Some((lo, hi))
     });
+    let day = |values: &dyn Array, smallest: bool| -> Option<NaiveDate> {
+        let days = as_days(values).ok()?;
+        let days = days.as_primitive::<Date32Type>();
+        if days.null_count() > 0 {
+            return None;
+        }
+        let n = if smallest { min(days)? } else { max(days)? };
+        NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()))
+    };
+    let date_range = stats
+        .as_ref()
+        .and_then(|(lo, hi)| Some((day(lo.as_ref(), true)?, day(hi.as_ref(), false)?)));
+    // Statistics of integers that are no days (days since 1970, say): no date column.
+    let integers = date.and_then(|name| schema.field_with_name(name).ok());
+    let integers = integers.is_some_and(|f| plain(f.data_type()).is_integer());
+    let no_days = integers && stats.is_some_and(|(lo, _)| lo.null_count() == 0);
     Ok(FileFacts {
         rows,
         schema,
         null_users,
+        unread_dates: date.is_some() && date_range.is_none() && !no_days,
         date_range,
     })
 }
@@ -539,7 +551,7 @@ fn decode(
         let Some(dates) = date_column.and_then(|name| batch.column_by_name(name)) else {
             continue;
         };
-        let dates = cast(dates, &DataType::Date32).map_err(|e| undecodable(&e))?;
+        let dates = as_days(dates).map_err(|e| undecodable(&e))?;
         let date =
             |n: i32| NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()));
         for value in dates.as_primitive::<Date32Type>().iter().flatten() {
@@ -558,26 +570,53 @@ fn decode(
 }
 
 /// The in-file date column to check against the partition: the configured one, else `date`, when
-/// it holds dates (DATE, TIMESTAMP or `YYYY-MM-DD` text). A column of another type is not a date.
+/// it may hold dates (DATE, TIMESTAMP, `YYYY-MM-DD` text, or YYYYMMDD integers). A column of
+/// another type is not a date.
 fn date_column<'a>(schema: &Schema, columns: &Columns<'a>) -> Option<&'a str> {
-    // Dictionary-encoded too (a pandas categorical).
-    let dates = |t: &DataType| match t {
-        DataType::Dictionary(_, values) => values.as_ref().clone(),
-        t => t.clone(),
-    };
     [columns.date, super::table::DATE].into_iter().find(|name| {
         schema.field_with_name(name).is_ok_and(|f| {
-            matches!(
-                dates(f.data_type()),
-                DataType::Date32
-                    | DataType::Date64
-                    | DataType::Timestamp(..)
-                    | DataType::Utf8
-                    | DataType::LargeUtf8
-                    | DataType::Utf8View
-            )
+            let t = plain(f.data_type());
+            t.is_integer()
+                || matches!(
+                    t,
+                    DataType::Date32
+                        | DataType::Date64
+                        | DataType::Timestamp(..)
+                        | DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                )
         })
     })
+}
+
+/// A column's type, or its values' when it is dictionary-encoded (a pandas categorical).
+fn plain(t: &DataType) -> &DataType {
+    match t {
+        DataType::Dictionary(_, values) => values,
+        t => t,
+    }
+}
+
+/// A date column's values as days (Date32): dates, timestamps and text as Arrow casts them, and
+/// integers as YYYYMMDD (20240603, as Hive tables and ETL jobs write them), NULL when they are
+/// no such day.
+fn as_days(values: &dyn Array) -> std::result::Result<ArrayRef, ArrowError> {
+    if !plain(values.data_type()).is_integer() {
+        return cast(values, &DataType::Date32);
+    }
+    let numbers = cast(values, &DataType::Int64)?;
+    let day = |n: i64| {
+        let (year, month, day) = (n / 10_000, n / 100 % 100, n % 100);
+        let day = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
+        (10_000_101..=99_991_231)
+            .contains(&n)
+            .then(|| crate::dates::to_date32(day))
+    };
+    let days: Date32Array = (numbers.as_primitive::<Int64Type>().iter())
+        .map(|n| n.and_then(day))
+        .collect();
+    Ok(Arc::new(days))
 }
 
 /// NULL user ids per day: as the footers count them, and for a file whose footer does not (its

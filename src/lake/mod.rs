@@ -256,14 +256,14 @@ impl Lake {
     }
 
     /// For a lake in a bucket: the storage failure behind a failed read, if that is what it was.
-    /// (On local disk a failed read is the file's own problem.)
+    /// (On local disk a failed read is the file's own problem, but for a file replaced meanwhile.)
     pub fn storage_failure(&self, error: &(dyn std::error::Error + 'static)) -> Option<Error> {
-        if !self.is_remote() {
-            return None;
-        }
         let mut cause = Some(error);
         while let Some(e) = cause {
-            if let Some(e) = e.downcast_ref::<object_store::Error>() {
+            // A folder's errors are its files' (but one replaced while dau read it).
+            if let Some(e) = e.downcast_ref::<object_store::Error>()
+                && (self.is_remote() || matches!(e, object_store::Error::Precondition { .. }))
+            {
                 return Some(self.storage_error(e));
             }
             cause = e.source();
@@ -568,7 +568,7 @@ impl Lake {
                     })
                 })
             });
-            let markers = folder_markers(&files);
+            let markers = folder_markers(&files, self.is_remote());
             files.retain(|meta| !markers.contains(&meta.location));
             if let Some(log) = &self.spark_log {
                 let (left, lost) = log.keep(day, &mut files);
@@ -765,15 +765,16 @@ impl<T> Drop for Task<T> {
 
 /// The empty objects among `files` that mark a folder in a bucket, as the S3 console and Hadoop's
 /// S3A make them (the key `date=2024-06-01/hour=00/`, which the store lists without its `/`): those
-/// that other files are below.
-fn folder_markers(files: &[ObjectMeta]) -> BTreeSet<Path> {
+/// that other files are below, and in a bucket (`remote`) those of a name without an extension
+/// (`hour=01`, `sub`), as a data file's has one. (On disk a folder is no file.)
+fn folder_markers(files: &[ObjectMeta], remote: bool) -> BTreeSet<Path> {
     let empty = files.iter().filter(|meta| meta.size == 0);
     empty
         .filter(|marker| {
             let folder = format!("{}/", marker.location);
-            files
-                .iter()
-                .any(|f| f.location.as_ref().starts_with(&folder))
+            let name = marker.location.filename().unwrap_or_default();
+            (remote && !name.contains('.'))
+                || (files.iter()).any(|f| f.location.as_ref().starts_with(&folder))
         })
         .map(|marker| marker.location.clone())
         .collect()

@@ -210,6 +210,19 @@ fn plain_request(options: &GetOptions) -> Option<Range<u64>> {
     }
 }
 
+/// The error for an object that gave `got` bytes of the range `asked`: it changed since it was
+/// listed, as [`super::storage::hint`] then says.
+fn changed(location: &Path, asked: &Range<u64>, got: u64) -> object_store::Error {
+    object_store::Error::Precondition {
+        path: location.to_string(),
+        source: format!(
+            "the object is shorter than when it was listed: {got} of the bytes {}..{} asked",
+            asked.start, asked.end
+        )
+        .into(),
+    }
+}
+
 /// What a store gives for `range` of an object, from bytes in memory.
 fn result(meta: ObjectMeta, range: Range<u64>, bytes: Bytes) -> GetResult {
     GetResult {
@@ -293,6 +306,11 @@ impl ObjectStore for Metered {
                 }
             }
         };
+        // Fewer bytes than asked: the object is shorter than when it was listed (a writer
+        // replaced it meanwhile). Read on, the Parquet reader would panic or blame the file.
+        if let Some(asked) = plain.filter(|r| r.end != u64::MAX && *r != got.range) {
+            return Err(changed(location, &asked, got.range.end - got.range.start));
+        }
         self.meter.read(location, got.range.end - got.range.start);
         Ok(got)
     }
@@ -314,6 +332,11 @@ impl ObjectStore for Metered {
             }
             None => self.inner.get_ranges(location, ranges).await?,
         };
+        for (asked, bytes) in ranges.iter().zip(&got) {
+            if bytes.len() as u64 != asked.end - asked.start {
+                return Err(changed(location, asked, bytes.len() as u64));
+            }
+        }
         let bytes = got.iter().map(|b| b.len() as u64).sum();
         self.meter.read(location, bytes);
         Ok(got)
@@ -349,6 +372,47 @@ mod tests {
     use super::*;
     use object_store::ObjectStoreExt;
     use object_store::local::LocalFileSystem;
+
+    /// An object shorter than the ranges asked of it (replaced since it was listed) is an error,
+    /// not short bytes: the Parquet reader panicked on them, or called the file corrupt.
+    #[tokio::test]
+    async fn a_shorter_object_than_asked_is_one_that_changed() {
+        use object_store::memory::InMemory;
+        let inner = Arc::new(InMemory::new());
+        let store = Metered::new(inner.clone(), Arc::default(), false, None);
+        let name = Path::from("d/p.parquet");
+        inner
+            .put(&name, Bytes::from_static(b"0123456789").into())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_ranges(&name, &[2..4, 6..8]).await.unwrap().len(),
+            2
+        );
+        inner
+            .put(&name, Bytes::from_static(b"01234").into())
+            .await
+            .unwrap();
+        for result in [
+            store.get_range(&name, 2..8).await,
+            store
+                .get_ranges(&name, &[0..2, 3..8])
+                .await
+                .map(|mut b| b.remove(1)),
+        ] {
+            let error = result.unwrap_err();
+            assert!(
+                matches!(error, object_store::Error::Precondition { .. }),
+                "{error}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains("shorter than when it was listed"),
+                "{error}"
+            );
+        }
+    }
 
     /// From a bucket, an object read whole is kept: its ranges are then given from memory (here,
     /// after it is gone from the store), while a head or a conditional request still asks the

@@ -117,6 +117,26 @@ impl Rollups {
             columns.date
         );
         let folder = format!("{:016x}", fnv1a(about.as_bytes()));
+        // In the lake, rollups are read as its files (in a partition) or are strays beside
+        // them, unless below a hidden folder, which no reader lists.
+        let root = lake.describe(&lake.root);
+        let dir = Path::new(base.strip_prefix("file://").unwrap_or(base));
+        let at = match storage::is_bucket(base) {
+            true => base.trim_end_matches('/').to_string(),
+            false => std::path::absolute(dir).map_or(String::new(), |d| d.display().to_string()),
+        };
+        let inside =
+            (at.strip_prefix(&root)).filter(|rest| rest.is_empty() || rest.starts_with('/'));
+        if let Some(rest) = inside
+            && !rest.trim_start_matches('/').starts_with(['_', '.'])
+        {
+            return Err(Error::usage(
+                format!("--rollups {base} is inside the lake {root}, as its data"),
+                format!(
+                    "keep them outside the lake, or in a hidden folder of it such as {root}/_dau"
+                ),
+            ));
+        }
         let place = if storage::is_bucket(base) {
             let location = storage::open(base, &config.storage).map_err(|e| {
                 Error::usage(
@@ -130,25 +150,6 @@ impl Rollups {
                 url: format!("{}/{folder}", base.trim_end_matches('/')),
             }
         } else {
-            let dir = Path::new(base.strip_prefix("file://").unwrap_or(base));
-            // In the lake, rollups are read as its files (in a partition) or are strays beside
-            // them, unless below a hidden folder, which no reader lists.
-            let root = lake.describe(&lake.root);
-            let inside = (std::path::absolute(dir).ok())
-                .filter(|_| !storage::is_bucket(&root))
-                .and_then(|dir| Some(dir.strip_prefix(&root).ok()?.to_path_buf()));
-            let hidden = |part: &std::ffi::OsStr| part.to_string_lossy().starts_with(['_', '.']);
-            if let Some(inside) = inside
-                && !inside.iter().next().is_some_and(hidden)
-            {
-                return Err(Error::usage(
-                    format!("--rollups {base} is inside the lake {root}, as its data"),
-                    format!(
-                        "keep them outside the lake, or in a hidden folder of it such as \
-                         {root}/_dau"
-                    ),
-                ));
-            }
             Place::Dir(dir.join(folder))
         };
         Ok(Some(Rollups { place, about }))

@@ -127,6 +127,22 @@ pub fn storage_error(lake: &str, error: &object_store::Error, credentials: &str)
     }
 }
 
+/// The hint for an object named with an empty, `.` or `..` part (`a//b`, as writers that join
+/// prefixes badly make them).
+const INVALID_NAME: &str = "; an object's name has an empty, '.' or '..' part (such as \
+    date=2024-06-01//part-0.parquet), which dau cannot read past: rename or remove it";
+
+/// What to do about a failed write into a bucket (`; …`): as [`hint`], but an object not found
+/// is its bucket (a put creates any object).
+pub fn write_hint(error: &object_store::Error, credentials: &str) -> String {
+    match error {
+        object_store::Error::NotFound { .. } => {
+            "; the bucket does not exist: check its name in the URL".to_string()
+        }
+        _ => hint(error, credentials),
+    }
+}
+
 /// What to do about a failed storage request (`; …`), or nothing: `credentials` for a refusal.
 pub fn hint(error: &object_store::Error, credentials: &str) -> String {
     use object_store::Error as E;
@@ -141,6 +157,15 @@ pub fn hint(error: &object_store::Error, credentials: &str) -> String {
             "; set AWS_REGION to the bucket's region (or region in the profile of ~/.aws/config)"
                 .to_string()
         }
+        // A name object_store cannot hold (GCS, S3 listings): the whole listing fails.
+        E::InvalidPath { .. } => INVALID_NAME.to_string(),
+        E::Generic { source, .. }
+            if ["empty path segment", "invalid path"]
+                .iter()
+                .any(|w| source.to_string().contains(w)) =>
+        {
+            INVALID_NAME.to_string()
+        }
         // A folder's error (a loop of links) says what it is; there is no endpoint.
         E::Generic {
             store: "LocalFileSystem",
@@ -153,7 +178,9 @@ pub fn hint(error: &object_store::Error, credentials: &str) -> String {
         E::NotFound { source, .. } if source.to_string().contains("bucket does not exist") => {
             "; the bucket does not exist: check its name in the URL".to_string()
         }
-        E::NotFound { .. } => "; was the lake changed while dau read it?".to_string(),
+        E::NotFound { .. } | E::Precondition { .. } => {
+            "; was the lake changed while dau read it?".to_string()
+        }
         _ => String::new(),
     }
 }
@@ -236,8 +263,11 @@ fn gcs(bucket: &str, options: &StorageOptions) -> Made {
     };
     let hint = format!(
         "credentials used: {described}. To use others, set GOOGLE_APPLICATION_CREDENTIALS to a \
-         service-account key file, run `gcloud auth application-default login`, or pass \
-         --anonymous for a public bucket"
+         service-account key file or run `gcloud auth application-default login`{}",
+        match anonymous {
+            true => " (without --anonymous)",
+            false => ", or pass --anonymous for a public bucket",
+        }
     );
     let fail = |e| (e, hint.clone());
     let credentials = match anonymous {
@@ -342,7 +372,11 @@ fn s3(bucket: &str, options: &StorageOptions) -> Made {
     };
     let hint = format!(
         "credentials used: {described}. To use others, set AWS_ACCESS_KEY_ID and \
-         AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass --anonymous for a public bucket"
+         AWS_SECRET_ACCESS_KEY, or AWS_PROFILE{}",
+        match options.anonymous {
+            true => " (without --anonymous)",
+            false => ", or pass --anonymous for a public bucket",
+        }
     );
     let store = builder.build().map_err(|e| (e, hint.clone()))?;
     Ok((Arc::new(store), hint))
@@ -397,6 +431,31 @@ fn profile_value(file: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An object named `a//b` fails the whole listing (GCS and S3 say it their ways): the hint
+    /// says which name to fix, not that the endpoint may be unreachable; a folder's error gets no
+    /// endpoint hint either.
+    #[test]
+    fn a_name_no_object_can_have_is_named_as_such() {
+        let generic = |store: &'static str, text: &str| object_store::Error::Generic {
+            store,
+            source: text.to_string().into(),
+        };
+        for error in [
+            generic(
+                "GCS",
+                "Path \"ev/date=2024-02-01//q.parquet\" contained empty path segment",
+            ),
+            generic(
+                "S3",
+                "Encountered object with invalid path: ev/date=2024-02-01/../r.parquet",
+            ),
+        ] {
+            assert_eq!(hint(&error, ""), INVALID_NAME, "{error}");
+        }
+        let looped = generic("LocalFileSystem", "Too many levels of symbolic links");
+        assert_eq!(hint(&looped, ""), "");
+    }
 
     #[test]
     fn a_bucket_in_another_region_says_to_set_it() {

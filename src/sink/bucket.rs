@@ -19,7 +19,7 @@ pub async fn write(
     let place = storage::open(url, storage)?;
     let failed = |e: object_store::Error| Error::Sink {
         dest: url.to_string(),
-        detail: format!("{e}{}", storage::hint(&e, &place.credentials)),
+        detail: format!("{e}{}", storage::write_hint(&e, &place.credentials)),
     };
     let store = place.store.as_ref();
     let folder =
