@@ -10,6 +10,7 @@ partitioned by it, once by each writer as it spells such partitions:
   OUT/spark     Spark's partitionBy: date=2024-06-01 00%3A00%3A00
 and, with each row at an hour of its day (pandas' ts.dt.floor("h")), partitioned by the hour:
   OUT/pyarrow-hours  hour=2024-06-01%2013%3A00%3A00.000000000
+  OUT/pyarrow-utc-hours  the same with a zone: …%3A00.000000Z
   OUT/spark-hours    hour=2024-06-01 13%3A00%3A00
 """
 
@@ -37,6 +38,8 @@ pq.write_to_dataset(utc, f"{out}/pyarrow-utc", partition_cols=["date"])
 polars.from_arrow(naive).write_parquet(f"{out}/polars", partition_by=["date"])
 hourly = pa.table({"userId": users, "hour": pa.array(hours, pa.timestamp("ns"))})
 pq.write_to_dataset(hourly, f"{out}/pyarrow-hours", partition_cols=["hour"])
+utc_hours = pa.table({"userId": users, "hour": pa.array(hours, pa.timestamp("us", tz="UTC"))})
+pq.write_to_dataset(utc_hours, f"{out}/pyarrow-utc-hours", partition_cols=["hour"])
 
 con = duckdb.connect()
 con.register("naive", naive)

@@ -170,11 +170,24 @@ fn hive_day(value: &str) -> Option<(NaiveDate, Spelling)> {
 
 /// The day a hive value names, how it spells it, and the time of day it names, if it names one.
 fn hive_value(value: &str) -> Option<(NaiveDate, Spelling, Option<chrono::NaiveTime>)> {
+    hive_value_of(value, false)
+}
+
+/// [`hive_value`], in a lake whose timestamps with a zone are hours (`zoned_hours`): each is of
+/// the day it is written in, as one without a zone is.
+fn hive_value_of(
+    value: &str,
+    zoned_hours: bool,
+) -> Option<(NaiveDate, Spelling, Option<chrono::NaiveTime>)> {
     let (format, spelling) = match value.len() {
         10 => ("%Y-%m-%d", Spelling::Dashed),
         8 if value.bytes().all(|b| b.is_ascii_digit()) => ("%Y%m%d", Spelling::Compact),
         13 => return dashed_hour(value).map(|(day, at)| (day, Spelling::Hour, Some(at))),
-        11.. => return timestamp(value).map(|(day, at)| (day, Spelling::Timestamp, Some(at))),
+        11.. => {
+            let (day, at, zoned) = timestamp(value)?;
+            let named = !zoned || zoned_hours || at == chrono::NaiveTime::MIN;
+            return named.then_some((day, Spelling::Timestamp, Some(at)));
+        }
         _ => return None,
     };
     Some((
@@ -185,12 +198,14 @@ fn hive_value(value: &str) -> Option<(NaiveDate, Spelling, Option<chrono::NaiveT
 }
 
 /// The day and time of a timestamp value, `YYYY-MM-DD HH:MM:SS` (or `T`), percent-escaped or not,
-/// with or without fractions of a second and a zone (`Z`, `+0200`, `-04:00`). Without a zone, the
-/// writer's own clock says the day (Spark writes its session's time zone's): any time of day is
-/// that day's (an hour's folder, such as pandas writes for `ts.dt.floor("h")`). With a zone, only
-/// midnight names a day: another time is an instant whose day depends on a time zone it does not
-/// give (pyarrow writes a New York midnight as `04:00:00Z`).
-fn timestamp(value: &str) -> Option<(NaiveDate, chrono::NaiveTime)> {
+/// with or without fractions of a second and a zone (`Z`, `+0200`, `-04:00`), and whether it has
+/// a zone. Without a zone, the writer's own clock says the day (Spark writes its session's time
+/// zone's): any time of day is that day's (an hour's folder, such as pandas writes for
+/// `ts.dt.floor("h")`). With a zone, only midnight names a day (see [`hive_value_of`]): another
+/// time is an instant whose day depends on a time zone it does not give (pyarrow writes a New
+/// York midnight as `04:00:00Z`), unless the lake's folders are at more than two times of day:
+/// hours.
+fn timestamp(value: &str) -> Option<(NaiveDate, chrono::NaiveTime, bool)> {
     let value = percent_encoding::percent_decode_str(value)
         .decode_utf8()
         .ok()?;
@@ -207,7 +222,7 @@ fn timestamp(value: &str) -> Option<(NaiveDate, chrono::NaiveTime)> {
         .or_else(|_| chrono::NaiveTime::parse_from_str(time, "%H:%M"))
         .ok()?;
     let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
-    (!zoned || at == chrono::NaiveTime::MIN).then_some((day, at))
+    Some((day, at, zoned))
 }
 
 /// A day's hour `YYYY-MM-DD-HH`, as Kafka Connect's time-based partitioner writes
@@ -225,7 +240,8 @@ fn dashed_hour(value: &str) -> Option<(NaiveDate, chrono::NaiveTime)> {
 /// The time of day a partition folder `key=TIMESTAMP` or `key=YYYY-MM-DD-HH` names (its hour),
 /// if it names one.
 pub fn folder_time(name: &str) -> Option<chrono::NaiveTime> {
-    hive_value(key_value(name).map_or(name, |(_, value)| value))?.2
+    // (A folder at an hour with a zone is one only in a lake of zoned hours.)
+    hive_value_of(key_value(name).map_or(name, |(_, value)| value), true)?.2
 }
 
 /// Whether `offset` is a zone offset's hours and minutes: `HH`, `HHMM` or `HH:MM`.
@@ -697,17 +713,29 @@ fn hive_days(base: &Path, key: Option<&str>, folders: &[String]) -> Discovered {
         base: base.clone(),
         ..Discovered::default()
     };
+    fn value_of<'a>(key: Option<&str>, name: &'a str) -> Option<&'a str> {
+        match key {
+            Some(key) => key_value(name).filter(|(k, _)| *k == key).map(|(_, v)| v),
+            None => Some(name),
+        }
+    }
+    // Timestamps with a zone at more than two times of day are hours (pyarrow's partitions of
+    // an hour of a zoned timestamp): each is of the day it is written in. (Read as days, the
+    // midnight hour alone counted for each day.) An odd one beside midnights is still no day.
+    let zoned_times: BTreeSet<chrono::NaiveTime> = (folders.iter())
+        .filter_map(|name| value_of(key, name).filter(|v| v.len() > 13))
+        .filter_map(timestamp)
+        .filter(|(_, _, zoned)| *zoned)
+        .map(|(_, at, _)| at)
+        .collect();
+    let zoned_hours = zoned_times.len() > 2;
     let mut spellings = Vec::new();
     for name in folders {
-        let value = match key {
-            Some(key) => match key_value(name) {
-                Some((k, value)) if k == key => value,
-                _ => continue,
-            },
-            None => name.as_str(),
+        let Some(value) = value_of(key, name) else {
+            continue;
         };
-        match hive_day(value) {
-            Some((day, spelling)) => {
+        match hive_value_of(value, zoned_hours) {
+            Some((day, spelling, _)) => {
                 spellings.push(spelling);
                 let partition = child(base, name);
                 found.days.entry(day).or_default().push(partition);
