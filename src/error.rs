@@ -46,6 +46,18 @@ pub enum Error {
     )]
     NoLayout { lake: String, found: String },
 
+    /// Folders of days in two layouts beside each other: which hold the lake's days is unknown.
+    #[error(
+        "partitions in two layouts ({lake}): {layout}, and beside them {others}: either would \
+         leave the other's days out; move the folders that are not the lake's elsewhere (or give \
+         the folder of each lake)"
+    )]
+    MixedLayouts {
+        lake: String,
+        layout: String,
+        others: String,
+    },
+
     /// The asked range holds no partition.
     #[error(
         "no partitions between {from} and {to} ({lake}): the lake has days {first} to {last}{}",
@@ -228,6 +240,7 @@ impl Error {
             | Error::Sink { .. }
             | Error::Io { .. } => 3,
             Error::NoLayout { .. }
+            | Error::MixedLayouts { .. }
             | Error::NoPartitions { .. }
             | Error::NoFiles { .. }
             | Error::BadFile { .. }

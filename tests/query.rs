@@ -1086,3 +1086,75 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
         "app=android%2Ftv is laid out as date=YYYY-MM-DD and app=web as year=YYYY/month=MM/day=DD",
     );
 }
+
+/// Folders of days in two layouts side by side are refused, naming both (the lake was read in
+/// one of them, the other's days left out: wrong numbers, exit 0); a key's folders that name no
+/// day do not make it the lake's key; a day's hour folders under `ds=` are its hours.
+#[test]
+fn days_in_two_layouts_are_refused_and_hours_under_any_key_are_the_days() {
+    let rows = random_rows(12, day("2024-06-01"), 6, 200);
+    let days: Vec<NaiveDate> = (0..6).map(|n| day("2024-06-01") + Days::new(n)).collect();
+    let users =
+        |d: NaiveDate| -> Vec<u64> { rows.iter().filter(|r| r.0 == d).map(|r| r.1).collect() };
+    let write = |w: &Workdir, folder: String, d: NaiveDate| {
+        std::fs::create_dir_all(w.join(&folder)).unwrap();
+        write_file(
+            &w.join(&format!("{folder}/part-0.parquet")),
+            &LakeSpec::default(),
+            &users(d),
+            d,
+        );
+    };
+    let dau = |w: &Workdir| csv(w, &["dau", "--from", "2024-06-01", "--to", "2024-06-06"]);
+    for (layouts, said) in [
+        (["nested", "day"], "6 day(s) in folders day=YYYY-MM-DD"),
+        (["dt", "date"], "3 day(s) in folders date=YYYY-MM-DD"),
+        (["plain-nested", "plain"], "3 day(s) in folders YYYY-MM-DD"),
+    ] {
+        let w = Workdir::new();
+        for (n, d) in days.iter().enumerate() {
+            // The first half in one layout, the rest in the other; `nested` has every day, and
+            // `day=` one of them.
+            let layout = match (layouts[0], n) {
+                ("nested", _) => "nested",
+                (first, 0..=2) => first,
+                _ => layouts[1],
+            };
+            let folder = match layout {
+                "nested" => d.format("lake/year=%Y/month=%m/day=%d").to_string(),
+                "plain-nested" => d.format("lake/%Y/%m/%d").to_string(),
+                "plain" => format!("lake/{d}"),
+                key => format!("lake/{key}={d}"),
+            };
+            write(&w, folder, *d);
+            if layouts[1] == "day" {
+                write(&w, format!("lake/day={d}"), *d);
+            }
+        }
+        let run = dau(&w);
+        assert_eq!(run.code, 4, "{layouts:?}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("partitions in two layouts"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(said), "{layouts:?}: {}", run.stderr);
+    }
+
+    // `date=latest` beside `ds=` days, and `ds=DAY/hour=DAY HH:00:00/` folders: the oracle's.
+    let w = Workdir::new();
+    for d in &days {
+        let ids = users(*d);
+        let (first, rest) = ids.split_at(5);
+        for (hour, ids) in [(0, first), (13, rest)] {
+            let folder = format!("lake/ds={d}/hour={d}%20{hour:02}%3A00%3A00");
+            std::fs::create_dir_all(w.join(&folder)).unwrap();
+            let file = w.join(&format!("{folder}/part-0.parquet"));
+            write_file(&file, &LakeSpec::default(), ids, *d);
+        }
+    }
+    write(&w, "lake/date=latest".to_string(), days[5]);
+    let run = dau(&w);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.series(), oracle_window(&rows, 1, days[0], days[5], &[]));
+}

@@ -397,3 +397,158 @@ fn a_day_filter_reads_only_that_partition() {
         "bad data file ([DIR]/lake/date=2024-06-09/part-0.parquet): a data page cannot be decoded";
     assert!(stderr.contains(named), "{stderr}");
 }
+
+/// A column whose older files have another type than the newest day's, which `events` takes: a
+/// narrower one (DOUBLE read as BIGINT: 1.7 became 1) is warned of, naming the column and a file;
+/// a wider one (INT read as BIGINT) is not.
+#[test]
+fn a_column_read_narrower_than_its_files_is_warned_of() {
+    use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use std::sync::Arc;
+    let w = Workdir::new();
+    let days: [(&str, DataType, ArrayRef); 3] = [
+        (
+            "2024-06-01",
+            DataType::Float64,
+            Arc::new(Float64Array::from(vec![1.7, 2.9])),
+        ),
+        (
+            "2024-06-02",
+            DataType::Int32,
+            Arc::new(Int32Array::from(vec![3, 4])),
+        ),
+        (
+            "2024-06-03",
+            DataType::Int64,
+            Arc::new(Int64Array::from(vec![5, 6])),
+        ),
+    ];
+    for (d, amount_type, amounts) in days {
+        let folder = w.join(&format!("lake/date={d}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        write_batch(
+            &folder.join("part-0.parquet"),
+            vec![
+                Field::new("userId", DataType::Int64, false),
+                Field::new("amount", amount_type, false),
+            ],
+            vec![Arc::new(Int64Array::from(vec![1, 2])), amounts],
+        );
+    }
+    let sum = |filter: &str| {
+        let sql = format!("SELECT SUM(amount) AS total FROM events {filter}");
+        w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", &sql])
+    };
+    let run = sum("");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("column amount is Float64 in 1 file(s) read (such as ")
+            && run
+                .stderr
+                .contains("date=2024-06-01/part-0.parquet), and Int64 in events"),
+        "{}",
+        run.stderr
+    );
+    let run = sum("WHERE date >= '2024-06-02'");
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "total\n18\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr, "");
+}
+
+/// Results never go into the lake where it is read: `-o` into a partition (it replaced a day's
+/// file, whose users were then gone) is refused by dau sql, dau query and dau export, while a
+/// hidden folder of the lake takes them. Two columns of one name (`SELECT *` of a join) are
+/// refused in a file format: JSON kept one of them, and Parquet readers refused the file.
+#[test]
+fn results_go_neither_into_the_lake_nor_under_one_name_twice() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let file = "lake/date=2024-06-01/part-0.parquet";
+    let before = std::fs::read(w.join(file)).unwrap();
+    let daily = "lake/date=2024-06-02/daily.csv";
+    for args in [
+        &[
+            "sql",
+            "--lake",
+            "lake",
+            "-c",
+            "SELECT 1 AS userId",
+            "-o",
+            file,
+        ][..],
+        &["query", "dau", "--lake", "lake", "-o", file],
+        &[
+            "export",
+            "dau",
+            "--lake",
+            "lake",
+            "--date",
+            "2024-06-02",
+            "--output",
+            daily,
+        ],
+    ] {
+        let run = w.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("is inside the lake"), "{}", run.stderr);
+    }
+    assert_eq!(std::fs::read(w.join(file)).unwrap(), before);
+    assert!(!w.join(daily).exists());
+    let args = [
+        "query",
+        "dau",
+        "--lake",
+        "lake",
+        "-o",
+        "lake/_reports/dau.csv",
+    ];
+    assert_eq!(w.run(&args).code, 0);
+    let want = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-12"), &[]);
+    let run = w.run(&["query", "dau", "--lake", "lake", "--format", "csv"]);
+    assert_eq!(run.series(), want);
+
+    let join = "SELECT * FROM dau('2024-06-02', '2024-06-02') d \
+                JOIN dau('2024-06-01', '2024-06-01') o ON o.date = d.date - INTERVAL '1 day'";
+    for format in ["ndjson", "parquet", "csv"] {
+        let out = format!("joined.{format}");
+        let run = w.run(&["sql", "--lake", "lake", "-c", join, "-o", &out]);
+        assert_eq!(run.code, 2, "{format}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("two columns are named date"),
+            "{}",
+            run.stderr
+        );
+        assert!(!w.join(&out).exists());
+    }
+}
+
+/// SQL's `current_date` is today in --timezone, as the table functions' `today` is (it was
+/// UTC's: a script's `current_date - 1` and `yesterday` were other days for half the world).
+#[test]
+fn current_date_is_today_in_the_time_zone() {
+    let w = Workdir::new();
+    lake(&w);
+    for (zone, hours) in [("Pacific/Kiritimati", 14), ("Etc/GMT+12", -12)] {
+        let want = (chrono::Utc::now() + chrono::Duration::hours(hours)).date_naive();
+        let sql = "SELECT current_date AS d";
+        let args = [
+            "sql",
+            "--lake",
+            "lake",
+            "--timezone",
+            zone,
+            "--format",
+            "csv",
+            "-c",
+            sql,
+        ];
+        let run = w.run(&args);
+        assert_eq!(run.stdout, format!("d\n{want}\n"), "{zone}: {}", run.stderr);
+    }
+}

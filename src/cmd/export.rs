@@ -270,6 +270,7 @@ pub async fn export(
     let mut queries = Query::each(&metrics, from, to, calendar)?;
     let near = Query::spans(&queries);
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
+    lake.refuse_inside(&without_password(output), "--output")?;
 
     let ctx = SessionContext::new();
     let mut warnings = Vec::new();

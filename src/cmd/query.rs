@@ -61,6 +61,9 @@ pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
         _ => None,
     };
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
+    if let Some(path) = &args.output {
+        lake.refuse_inside(&path.to_string_lossy(), "--output")?;
+    }
     let (from, to) = lake.range(from, to, |to| {
         (to - Days::new(DEFAULT_DAYS - 1)).max(lake.first_day())
     })?;

@@ -80,6 +80,11 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
     }
     let lake = config.lake()?.to_string();
     let mut session = Session::open(config, &lake, format, args.output.clone()).await?;
+    if let Some(path) = &args.output {
+        session
+            .lake
+            .refuse_inside(&path.to_string_lossy(), "--output")?;
+    }
     let text = match (&args.command, &args.file) {
         // A backslash command, as `psql -c '\d events'` runs it.
         (Some(command), _) if command.trim_start().starts_with('\\') => {
@@ -400,6 +405,7 @@ impl<'a> Session<'a> {
                 // `\o` goes back to the screen and its format.
                 let path = PathBuf::from(file);
                 let format = Format::resolve(None, Some(&path))?;
+                self.lake.refuse_inside(file, "\\o")?;
                 output::writable(&path)?;
                 match format {
                     Format::Table => {}

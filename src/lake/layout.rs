@@ -96,6 +96,8 @@ pub struct Discovered {
     pub seen: Vec<String>,
     /// Files and folders beside the partitions that are neither partitions nor hidden.
     pub strays: Vec<String>,
+    /// Of those, folders that name days in another layout (see [`super::Error::MixedLayouts`]).
+    pub others: Vec<String>,
     /// A log folder beside the partitions that says which of their files are data.
     pub table: Option<TableLog>,
     /// For a lake named with a pattern (`events/app=*`), the folders it matched, each a lake.
@@ -137,10 +139,14 @@ fn other_day_key(folders: &[String]) -> Option<&str> {
 }
 
 /// Whether `folder`, which names a day, holds folders that name days too (`ingest_date=…/date=…`,
-/// or a single `snapshot=20240601/` above a lake): then its day is not the lake's day.
+/// or a single `snapshot=20240601/` above a lake): then its day is not the lake's day. Folders
+/// of its hours (`hour=2024-06-01 13:00:00`, as pandas writes `partition_cols=["ds", "hour"]`)
+/// are not days.
 async fn holds_days(store: Store<'_>, folder: &Path) -> object_store::Result<bool> {
     let inner = child_folders(store, folder).await?;
-    Ok(inner.iter().any(|f| folder_day(f).is_some()))
+    Ok(inner
+        .iter()
+        .any(|f| folder_day(f).is_some() && folder_time(f).is_none()))
 }
 
 /// A folder name that could be a year of a `YYYY/MM/DD` lake: four digits.
@@ -529,9 +535,18 @@ pub async fn discover(
                 .iter()
                 .any(|f| key_value(f).is_some_and(|(k, _)| k == key))
         };
-        let mut key = DAY_KEYS
-            .into_iter()
-            .find(|k| has_key(k))
+        // Of the usual keys, the one with the most folders that name days (`date=latest` alone
+        // beside `ds=` days is no lake of `date=`), else `year`.
+        let days_of = |key: &str| {
+            (folders.iter())
+                .filter(|f| {
+                    key_value(f).is_some_and(|(k, v)| k == key && parse_hive_day(v).is_some())
+                })
+                .count()
+        };
+        let most = DAY_KEYS.into_iter().map(days_of).max().unwrap_or(0);
+        let mut key = (DAY_KEYS.into_iter())
+            .find(|k| most > 0 && days_of(k) == most)
             .or(has_key("year").then_some("year"));
         if key.is_none()
             && let Some(other) = other_day_key(&folders)
@@ -557,6 +572,17 @@ pub async fn discover(
         };
         if let Some(mut found) = bare {
             found.table = table;
+            let nested = matches!(found.layout, Some(Layout::Nested { .. }));
+            found.others = (folders.iter())
+                .filter(|f| match nested {
+                    true => folder_day(f).is_some(),
+                    false => {
+                        key_value(f).is_some_and(|(_, v)| parse_hive_day(v).is_some())
+                            || bare_year(f)
+                    }
+                })
+                .cloned()
+                .collect();
             found.strays = (folders.iter())
                 .filter(|f| parse_hive_day(f).is_none() && !bare_year(f))
                 .map(|f| format!("{f}/"))
@@ -564,7 +590,8 @@ pub async fn discover(
                 .collect();
             return Ok(found);
         }
-        let Some(key) = key else {
+        // Else a usual key whose folders name no day (`date=latest`): said so.
+        let Some(key) = key.or(DAY_KEYS.into_iter().find(|k| has_key(k))) else {
             match folders.as_slice() {
                 [only] if files.is_empty() => {
                     base = child(&base, only);
@@ -586,6 +613,17 @@ pub async fn discover(
             hive_days(&base, Some(key), &folders)
         };
         found.table = table;
+        // Days of another layout beside these: `dt=…` beside `date=…` (a writer that changed
+        // its layout), `year=…` beside `day=…`, or `YYYY-MM-DD` beside any.
+        found.others = (folders.iter())
+            .filter(|f| match key_value(f) {
+                Some((k, _)) if k == key => false,
+                Some(("year", _)) => true,
+                Some((_, v)) => DAY_KEYS.contains(&key) && parse_hive_day(v).is_some(),
+                None => parse_hive_day(f).is_some() || bare_year(f),
+            })
+            .cloned()
+            .collect();
         found.strays = folders
             .iter()
             .filter(|f| key_value(f).is_none_or(|(k, _)| k != key))

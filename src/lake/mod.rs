@@ -179,6 +179,16 @@ impl Lake {
                 found,
             });
         };
+        if let [first, rest @ ..] = found.others.as_slice() {
+            return Err(Error::MixedLayouts {
+                lake: name.to_string(),
+                layout: format!("{} day(s) in folders {layout}", found.days.len()),
+                others: match rest.len() {
+                    0 => first.clone(),
+                    n => format!("{first} and {n} more"),
+                },
+            });
+        }
         let spark_log = match found.table {
             Some(TableLog::Spark) => {
                 let read = SparkLog::read(location.store.as_ref(), &found.base, &layout).await;
@@ -269,6 +279,30 @@ impl Lake {
             cause = e.source();
         }
         None
+    }
+
+    /// Refuses to write `what` (`--output`, `--rollups`) at `place`, a folder, file or bucket URL,
+    /// inside the lake where readers list files: it would be read as data, or replace a day's
+    /// file. A hidden folder of the lake (`_dau/`) is no reader's.
+    pub fn refuse_inside(&self, place: &str, what: &str) -> Result<()> {
+        let root = self.describe(&self.root);
+        let at = match storage::is_bucket(place) {
+            true => place.trim_end_matches('/').to_string(),
+            false => std::path::absolute(place.strip_prefix("file://").unwrap_or(place))
+                .map_or(String::new(), |p| p.display().to_string()),
+        };
+        let inside = (at.strip_prefix(&root))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .is_some_and(|rest| !rest.trim_start_matches('/').starts_with(['_', '.']));
+        match inside {
+            false => Ok(()),
+            true => Err(Error::usage(
+                format!("{what} {place} is inside the lake {root}, as its data"),
+                format!(
+                    "keep it outside the lake, or in a hidden folder of it such as {root}/_dau"
+                ),
+            )),
+        }
     }
 
     /// An object's name as a person can find it: a full local path, or a full URL.

@@ -119,24 +119,8 @@ impl Rollups {
         let folder = format!("{:016x}", fnv1a(about.as_bytes()));
         // In the lake, rollups are read as its files (in a partition) or are strays beside
         // them, unless below a hidden folder, which no reader lists.
-        let root = lake.describe(&lake.root);
+        lake.refuse_inside(base, "--rollups")?;
         let dir = Path::new(base.strip_prefix("file://").unwrap_or(base));
-        let at = match storage::is_bucket(base) {
-            true => base.trim_end_matches('/').to_string(),
-            false => std::path::absolute(dir).map_or(String::new(), |d| d.display().to_string()),
-        };
-        let inside =
-            (at.strip_prefix(&root)).filter(|rest| rest.is_empty() || rest.starts_with('/'));
-        if let Some(rest) = inside
-            && !rest.trim_start_matches('/').starts_with(['_', '.'])
-        {
-            return Err(Error::usage(
-                format!("--rollups {base} is inside the lake {root}, as its data"),
-                format!(
-                    "keep them outside the lake, or in a hidden folder of it such as {root}/_dau"
-                ),
-            ));
-        }
         let place = if storage::is_bucket(base) {
             let location = storage::open(base, &config.storage).map_err(|e| {
                 Error::usage(

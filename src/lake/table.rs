@@ -209,7 +209,11 @@ impl EventsTable {
     }
 
     /// Each of `days` with its data files: as checked up front, or listed, read and checked now.
-    async fn files_of(&self, days: &[NaiveDate]) -> Result<Vec<(NaiveDate, Vec<ObjectMeta>)>> {
+    async fn files_of(
+        &self,
+        days: &[NaiveDate],
+        read: &[&Field],
+    ) -> Result<Vec<(NaiveDate, Vec<ObjectMeta>)>> {
         let on = match &self.files {
             Files::Checked(files) => {
                 return Ok(days.iter().map(|d| (*d, files[d].clone())).collect());
@@ -250,6 +254,31 @@ impl EventsTable {
             return Err(Error::MixedIds {
                 file: text.name.clone(),
             });
+        }
+        // A column read of another type in older files than the newest day's, which the table
+        // has: their values are cast to it, and where it is narrower, rounded or cut.
+        for field in read.iter().filter(|f| f.name() != columns.user) {
+            let other = (good.iter()).filter_map(|r| {
+                let found = r
+                    .facts
+                    .as_ref()
+                    .ok()?
+                    .schema
+                    .field_with_name(field.name())
+                    .ok()?;
+                (!fits(found.data_type(), field.data_type())).then(|| (r, found.data_type()))
+            });
+            let other: Vec<_> = other.collect();
+            if let Some((first, found)) = other.first() {
+                warnings.push(format!(
+                    "column {} is {found} in {} file(s) read (such as {}), and {} in events (the \
+                     newest day's type): their values were cast to it, and may be rounded or cut",
+                    field.name(),
+                    other.len(),
+                    first.name,
+                    field.data_type()
+                ));
+            }
         }
         let mut warned = on.warned.lock().expect("warnings");
         for warning in warnings {
@@ -301,6 +330,25 @@ fn file_schema(
         }
     }
     Schema::new(fields)
+}
+
+/// Whether a file's values of type `from` read as `to` without loss: one type stored another way
+/// (a dictionary, large or view text), or a wider integer or float, or a date as a timestamp.
+fn fits(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let plain = |t: &DataType| match t {
+        Dictionary(_, values) => crate::output::plain_type(values),
+        t => crate::output::plain_type(t),
+    };
+    let (from, to) = (plain(from), plain(to));
+    let width = |t: &DataType| t.primitive_width().unwrap_or(0);
+    from == to
+        || (from.is_signed_integer() && to.is_signed_integer() && width(&from) <= width(&to))
+        || (from.is_unsigned_integer() && to.is_integer() && width(&from) < width(&to))
+        || (from.is_unsigned_integer() && to.is_unsigned_integer() && width(&from) <= width(&to))
+        || (from == Float32 && to == Float64)
+        || (matches!(from, Int8 | Int16 | Int32 | UInt8 | UInt16 | UInt32) && to == Float64)
+        || (from == Date32 && matches!(to, Date64 | Timestamp(..)))
 }
 
 /// True when the filter reads no column but `date`.
@@ -357,7 +405,11 @@ impl TableProvider for EventsTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let days = self.prune(state, filters)?;
-        let by_day = self.files_of(&days).await.map_err(Error::into_datafusion)?;
+        let read: Vec<&Field> = match projection {
+            Some(indices) => indices.iter().map(|i| self.schema.field(*i)).collect(),
+            None => self.schema.fields().iter().map(|f| f.as_ref()).collect(),
+        };
+        let by_day = (self.files_of(&days, &read).await).map_err(Error::into_datafusion)?;
         let files: Vec<PartitionedFile> = by_day
             .into_iter()
             .flat_map(|(day, metas)| {

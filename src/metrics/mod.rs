@@ -307,11 +307,14 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// A DataFusion session as dau uses it: identifiers keep their case, so `userId` works unquoted;
-/// with a memory limit, operators that can spill to disk do so, and the others fail clearly.
+/// SQL's clock is in the configured time zone; with a memory limit, operators that can spill to
+/// disk do so, and the others fail clearly.
 pub fn session(config: &Config, lake: Option<&Lake>) -> Result<SessionContext> {
     let session = SessionConfig::new()
         .with_information_schema(true)
-        .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
+        // `current_date` is today where `today` is (--timezone).
+        .set_str("datafusion.execution.time_zone", config.timezone.name());
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = &config.memory_limit {
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit.bytes)));

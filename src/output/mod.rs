@@ -286,6 +286,20 @@ async fn write_to<W: Write + Send>(
         closed: closed.clone(),
     };
     let schema = plain_schema(&stream.schema());
+    // Two columns of one name (`SELECT *` of a join) make a JSON object keep one of them, and a
+    // Parquet file other readers refuse: named, for an AS to tell them apart.
+    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    if format != Format::Table
+        && let Some(twice) = names
+            .iter()
+            .enumerate()
+            .find(|(i, n)| names[..*i].contains(n))
+    {
+        return Err(Error::usage(
+            format!("two columns are named {}", twice.1),
+            "name them apart with AS (SELECT d.date AS day, o.date AS opens_day, …)",
+        ));
+    }
     // CSV has no lists nor structs: said before the header goes out.
     if let (Format::Csv, Some(nested)) = (
         format,
