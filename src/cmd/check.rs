@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
-use datafusion::arrow::datatypes::DataType;
 use futures::{StreamExt, stream};
 use serde::Serialize;
 
@@ -16,7 +15,7 @@ use crate::config::Config;
 use crate::dates::{day_arg, days, today};
 use crate::lake::inspect::{FileReport, FileScan, IdTypes, empty_days, inspect, scan_file};
 use crate::lake::{Lake, SUCCESS};
-use crate::output::{plain_type, say};
+use crate::output::{say, value_type};
 use crate::{Error, Result};
 
 /// How many of the files a Spark sink's log does not list the report for people shows.
@@ -341,12 +340,8 @@ fn drift(reports: &[FileReport]) -> Vec<Drift> {
             let entry = types.entry(field.name().clone()).or_default();
             // One type stored or hinted another way (a dictionary, as pandas writes a
             // categorical; a large string, as Polars writes) reads as the same values.
-            let data_type = match field.data_type() {
-                DataType::Dictionary(_, values) => values.as_ref(),
-                other => other,
-            };
             let seen = entry
-                .entry(plain_type(data_type).to_string())
+                .entry(value_type(field.data_type()).to_string())
                 .or_insert((0, r.name.clone()));
             seen.0 += 1;
         }

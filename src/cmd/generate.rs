@@ -303,7 +303,7 @@ impl Shape {
     }
 }
 
-/// Writes every day of the lake, in parallel. Returns the number of events.
+/// Writes every day of the lake, in parallel. Returns its events and users.
 fn write(out: &Path, shape: &Shape) -> Result<Written> {
     shape.check()?;
     if shape.id_type == IdType::Int32 && shape.users >= 1 << 31 {

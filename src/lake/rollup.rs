@@ -120,7 +120,6 @@ impl Rollups {
         // In the lake, rollups are read as its files (in a partition) or are strays beside
         // them, unless below a hidden folder, which no reader lists.
         lake.refuse_inside(base, "--rollups")?;
-        let dir = Path::new(base.strip_prefix("file://").unwrap_or(base));
         let place = if storage::is_bucket(base) {
             let location = storage::open(base, &config.storage).map_err(|e| {
                 Error::usage(
@@ -134,7 +133,8 @@ impl Rollups {
                 url: format!("{}/{folder}", base.trim_end_matches('/')),
             }
         } else {
-            Place::Dir(dir.join(folder))
+            let dir = base.strip_prefix("file://").unwrap_or(base);
+            Place::Dir(Path::new(dir).join(folder))
         };
         Ok(Some(Rollups { place, about }))
     }

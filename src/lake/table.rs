@@ -33,6 +33,7 @@ use super::inspect::{
 use super::uuid::UserIds;
 use crate::config::Config;
 use crate::dates::to_date32;
+use crate::output::value_type;
 use crate::{Error, Result};
 
 /// The table's day column.
@@ -336,11 +337,7 @@ fn file_schema(
 /// (a dictionary, large or view text), or a wider integer or float, or a date as a timestamp.
 fn fits(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
-    let plain = |t: &DataType| match t {
-        Dictionary(_, values) => crate::output::plain_type(values),
-        t => crate::output::plain_type(t),
-    };
-    let (from, to) = (plain(from), plain(to));
+    let (from, to) = (value_type(from), value_type(to));
     let width = |t: &DataType| t.primitive_width().unwrap_or(0);
     from == to
         || (from.is_signed_integer() && to.is_signed_integer() && width(&from) <= width(&to))

@@ -521,7 +521,16 @@ pub fn plain_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-pub fn plain_type(t: &DataType) -> DataType {
+/// The type of a column's values, however stored: a dictionary's values, or view and large text
+/// and bytes as plain (a pandas categorical, Polars' large strings).
+pub fn value_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Dictionary(_, values) => plain_type(values),
+        t => plain_type(t),
+    }
+}
+
+fn plain_type(t: &DataType) -> DataType {
     match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
