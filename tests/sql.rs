@@ -277,6 +277,16 @@ fn the_lake_is_read_only_from_sql() {
         "CREATE TABLE t AS SELECT 41 AS x; SELECT x + 1 AS y FROM t",
     ]);
     assert_eq!(run.stdout, "y\n42\n", "{}", run.stderr);
+    // The runtime's settings are dau's: a spill folder in the lake left folders in it.
+    let set = "SET datafusion.runtime.temp_directory = 'lake/date=2024-06-02'";
+    let run = w.run(&["sql", "--lake", "lake", "-c", set]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("SET datafusion.runtime.temp_directory is dau's to set"),
+        "{}",
+        run.stderr
+    );
 }
 
 // The metrics as table functions give the oracle's numbers, and the same rows as `dau query`.

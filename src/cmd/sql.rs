@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::{LogicalPlan, Statement as PlanStatement};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Spanned;
@@ -195,6 +196,20 @@ impl<'a> Session<'a> {
             .map_err(table_function_hint)?;
         if read_only.verify_plan(&plan).is_err() {
             return Err(Error::ReadOnly);
+        }
+        // The runtime's settings (its spill folder: into the lake, it left folders there) are
+        // dau's.
+        if let LogicalPlan::Statement(PlanStatement::SetVariable(set)) = &plan
+            && set
+                .variable
+                .to_ascii_lowercase()
+                .starts_with("datafusion.runtime.")
+        {
+            return Err(Error::usage(
+                format!("SET {} is dau's to set", set.variable),
+                "--memory-limit (DAU_MEMORY_LIMIT) sets the memory; spills go to the system's \
+                 temporary folder (TMPDIR)",
+            ));
         }
         let df = self.ctx.execute_logical_plan(plan).await?;
         let rows = if df.schema().fields().is_empty() {
