@@ -346,7 +346,8 @@ fn metric_table_functions() {
         "-c",
         "SELECT * FROM dau('June', '2024-06-12')",
     ]);
-    assert_eq!(run.code, 1);
+    // A usage error, as a bad --from is (it was exit 1, a failed query).
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
             .contains("dau(from, to [, 'calendar']): bad first day 'June'"),
@@ -356,7 +357,7 @@ fn metric_table_functions() {
     // In SQL's words, not the flags' (it said "--from 2024-06-05 is after --to").
     let sql = "SELECT * FROM mau('2024-06-05', '2024-06-01')";
     let run = w.run(&["sql", "--lake", "lake", "-c", sql]);
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains(
             "mau(from, to [, 'calendar']): the first day 2024-06-05 is after the last 2024-06-01"

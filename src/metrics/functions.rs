@@ -68,9 +68,14 @@ impl MetricFunction {
         })
     }
 
+    /// A usage error (exit 2, as for a flag), in SQL's words.
     fn usage(&self, what: &str) -> DataFusionError {
         let name = self.metric.name().replace('-', "_");
-        DataFusionError::Plan(format!("{name}(from, to [, 'calendar']): {what}"))
+        Error::usage(
+            format!("{name}(from, to [, 'calendar']): {what}"),
+            format!("e.g. SELECT * FROM {name}('2024-06-01', '2024-06-30')"),
+        )
+        .into_datafusion()
     }
 }
 
