@@ -511,6 +511,15 @@ fn results_go_neither_into_the_lake_nor_under_one_name_twice() {
     }
     assert_eq!(std::fs::read(w.join(file)).unwrap(), before);
     assert!(!w.join(daily).exists());
+    // Nor is a folder for it made there before it is refused.
+    let new = "lake/new/dau.csv";
+    for args in [
+        &["sql", "--lake", "lake", "-c", "SELECT 1 AS a", "-o", new][..],
+        &["query", "dau", "--lake", "lake", "-o", new],
+    ] {
+        assert_eq!(w.run(args).code, 2, "{args:?}");
+        assert!(!w.join("lake/new").exists(), "{args:?}");
+    }
     let args = [
         "query",
         "dau",

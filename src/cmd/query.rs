@@ -49,9 +49,6 @@ pub struct QueryArgs {
 
 pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
     let format = Format::resolve(args.format, args.output.as_deref())?;
-    if let Some(path) = &args.output {
-        output::writable(path)?;
-    }
     let today = today(config.timezone);
     let from = day_arg("--from", args.from.as_deref(), today)?;
     let to = day_arg("--to", args.to.as_deref(), today)?;
@@ -61,8 +58,10 @@ pub async fn run(config: &Config, args: &QueryArgs) -> Result<()> {
         _ => None,
     };
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
+    // Before the query runs; nothing is made inside the lake (writable makes the folder).
     if let Some(path) = &args.output {
         lake.refuse_inside(&path.to_string_lossy(), "--output")?;
+        output::writable(path)?;
     }
     let (from, to) = lake.range(from, to, |to| {
         (to - Days::new(DEFAULT_DAYS - 1)).max(lake.first_day())

@@ -76,15 +76,14 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
         return Err(Error::usage(what, hint));
     }
     let format = Format::resolve(args.format, args.output.as_deref())?;
-    if let Some(path) = &args.output {
-        output::writable(path)?;
-    }
     let lake = config.lake()?.to_string();
     let mut session = Session::open(config, &lake, format, args.output.clone()).await?;
+    // Before any statement runs; nothing is made inside the lake (writable makes the folder).
     if let Some(path) = &args.output {
         session
             .lake
             .refuse_inside(&path.to_string_lossy(), "--output")?;
+        output::writable(path)?;
     }
     let text = match (&args.command, &args.file) {
         // A backslash command, as `psql -c '\d events'` runs it.

@@ -122,12 +122,56 @@ pub async fn write(
         let out = BufWriter::new(std::io::stdout());
         return write_to(stream, format, out, Path::new("stdout")).await;
     };
-    // This process's own stdout (`-o /dev/stdout >> log`): written through, as a shell's
-    // redirection left it. Opened anew or replaced, the file behind it would lose what it held.
+    match destination(path)? {
+        Destination::Stdout => {
+            write_to(stream, format, BufWriter::new(std::io::stdout()), path).await
+        }
+        Destination::Stderr => {
+            write_to(stream, format, BufWriter::new(std::io::stderr()), path).await
+        }
+        Destination::Device => {
+            let out = std::fs::OpenOptions::new().write(true).open(path);
+            let out = out.map_err(|e| Error::io("cannot open the output", path, e))?;
+            write_to(stream, format, BufWriter::new(out), path).await
+        }
+        Destination::File(target, file) => {
+            let rows = write_to(stream, format, BufWriter::new(file), path).await?;
+            target
+                .commit()
+                .map_err(|e| Error::io("cannot write the output file", path, e))?;
+            Ok(rows)
+        }
+    }
+}
+
+/// Fails now when [`write`] could not write to `path` (a folder, a folder that cannot be made,
+/// no permission), so that a long query is not run for nothing. Makes the folder when missing.
+pub fn writable(path: &Path) -> Result<()> {
+    destination(path).map(drop)
+}
+
+/// Where [`write`] puts rows for `path`.
+enum Destination {
+    /// This process's own stdout or stderr (`-o /dev/stdout >> log`): written through, as a
+    /// shell's redirection left it. Opened anew or replaced, the file behind it would lose what
+    /// it held.
+    Stdout,
+    Stderr,
+    /// A device or a pipe, written into as it is (opened only to write: a pipe opened and closed
+    /// would end its reader's input).
+    Device,
+    /// A file, written under a temporary name (made now) and renamed into place.
+    File(Replacement, std::fs::File),
+}
+
+/// Where [`write`] puts rows for `path`, or why it cannot: a folder, or a folder or file that
+/// cannot be made.
+fn destination(path: &Path) -> Result<Destination> {
+    let metadata = std::fs::metadata(path);
     match descriptor(path) {
-        Some(1) => return write_to(stream, format, BufWriter::new(std::io::stdout()), path).await,
-        Some(2) => return write_to(stream, format, BufWriter::new(std::io::stderr()), path).await,
-        Some(_) if std::fs::metadata(path).is_ok_and(|m| m.is_file()) => {
+        Some(1) => return Ok(Destination::Stdout),
+        Some(2) => return Ok(Destination::Stderr),
+        Some(_) if metadata.as_ref().is_ok_and(|m| m.is_file()) => {
             return Err(Error::usage(
                 format!(
                     "cannot write into {}: a file this process has open",
@@ -138,43 +182,24 @@ pub async fn write(
         }
         _ => {}
     }
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        let out = std::fs::OpenOptions::new().write(true).open(path);
-        let out = out.map_err(|e| Error::io("cannot open the output", path, e))?;
-        return write_to(stream, format, BufWriter::new(out), path).await;
+    match &metadata {
+        Ok(m) if m.is_dir() => {
+            return Err(Error::usage(
+                format!("cannot write into {}: it is a folder", path.display()),
+                format!(
+                    "name a file in it, such as {}",
+                    path.join("out.csv").display()
+                ),
+            ));
+        }
+        Ok(m) if !m.is_file() => return Ok(Destination::Device),
+        _ => {}
     }
     let target = Replacement::new(path);
     make_folder_of(&target.temp, "cannot make the output folder")?;
     let file = std::fs::File::create(&target.temp)
-        .map_err(|e| Error::io("cannot create the output file", &target.temp, e))?;
-    let rows = write_to(stream, format, BufWriter::new(file), path).await?;
-    target
-        .commit()
-        .map_err(|e| Error::io("cannot write the output file", path, e))?;
-    Ok(rows)
-}
-
-/// Fails now when [`write`] could not write to `path` (a folder, a folder that cannot be made,
-/// no permission), so that a long query is not run for nothing. Makes the folder when missing.
-pub fn writable(path: &Path) -> Result<()> {
-    let is = |test: fn(&std::fs::Metadata) -> bool| std::fs::metadata(path).is_ok_and(|m| test(&m));
-    if descriptor(path).is_some() || is(|m| !m.is_file() && !m.is_dir()) {
-        return Ok(());
-    }
-    if is(std::fs::Metadata::is_dir) {
-        return Err(Error::usage(
-            format!("cannot write into {}: it is a folder", path.display()),
-            format!(
-                "name a file in it, such as {}",
-                path.join("out.csv").display()
-            ),
-        ));
-    }
-    let target = Replacement::new(path);
-    make_folder_of(&target.temp, "cannot make the output folder")?;
-    std::fs::File::create(&target.temp)
-        .map(drop)
-        .map_err(|e| Error::io("cannot create the output file", path, e))
+        .map_err(|e| Error::io("cannot create the output file", path, e))?;
+    Ok(Destination::File(target, file))
 }
 
 /// The descriptor of this process that `path` names, through any links: `/dev/stdout` (1),
