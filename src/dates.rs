@@ -57,6 +57,11 @@ pub fn to_date32(day: NaiveDate) -> i32 {
     (day - NaiveDate::default()).num_days() as i32
 }
 
+/// The day of a Date32 value (days since 1970-01-01), if chrono can hold it.
+pub fn from_date32(days: i32) -> Option<NaiveDate> {
+    NaiveDate::default().checked_add_signed(chrono::Duration::days(days.into()))
+}
+
 /// Every day from `from` to `to`, both included.
 pub fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
     from.iter_days().take_while(move |d| *d <= to)
@@ -127,5 +132,6 @@ mod tests {
     fn date32_epoch() {
         assert_eq!(to_date32(day("1970-01-01")), 0);
         assert_eq!(to_date32(day("2024-06-18")), 19892);
+        assert_eq!(from_date32(19892), Some(day("2024-06-18")));
     }
 }

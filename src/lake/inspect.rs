@@ -23,6 +23,8 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use super::Lake;
 use super::table::Columns;
 use super::uuid::{self, is_uuid};
+use crate::dates::{from_date32, to_date32};
+use crate::output::value_type;
 use crate::{Error, Result};
 
 /// How many bytes at a file's end are read first, to get its footer in one request.
@@ -458,15 +460,14 @@ fn facts(
         if days.null_count() > 0 {
             return None;
         }
-        let n = if smallest { min(days)? } else { max(days)? };
-        NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()))
+        from_date32(if smallest { min(days)? } else { max(days)? })
     };
     let date_range = stats
         .as_ref()
         .and_then(|(lo, hi)| Some((day(lo.as_ref(), true)?, day(hi.as_ref(), false)?)));
     // Statistics of integers that are no days (days since 1970, say): no date column.
     let integers = date.and_then(|name| schema.field_with_name(name).ok());
-    let integers = integers.is_some_and(|f| plain(f.data_type()).is_integer());
+    let integers = integers.is_some_and(|f| value_type(f.data_type()).is_integer());
     let no_days = integers && stats.is_some_and(|(lo, _)| lo.null_count() == 0);
     Ok(FileFacts {
         rows,
@@ -538,7 +539,7 @@ fn decode(
         .with_projection(mask)
         .build()
         .map_err(|e| undecodable(&e))?;
-    let day = crate::dates::to_date32(report.day);
+    let day = to_date32(report.day);
     let mut scan = FileScan::default();
     for batch in reader {
         let batch = batch.map_err(|e| undecodable(&e))?;
@@ -552,10 +553,10 @@ fn decode(
             continue;
         };
         let dates = as_days(dates).map_err(|e| undecodable(&e))?;
-        let date =
-            |n: i32| NaiveDate::default().checked_add_signed(chrono::Duration::days(n.into()));
         for value in dates.as_primitive::<Date32Type>().iter().flatten() {
-            let Some(date) = date(value) else { continue };
+            let Some(date) = from_date32(value) else {
+                continue;
+            };
             scan.date_range = Some(match scan.date_range {
                 Some((lo, hi)) => (lo.min(date), hi.max(date)),
                 None => (date, date),
@@ -575,34 +576,21 @@ fn decode(
 fn date_column<'a>(schema: &Schema, columns: &Columns<'a>) -> Option<&'a str> {
     [columns.date, super::table::DATE].into_iter().find(|name| {
         schema.field_with_name(name).is_ok_and(|f| {
-            let t = plain(f.data_type());
+            let t = value_type(f.data_type());
             t.is_integer()
                 || matches!(
                     t,
-                    DataType::Date32
-                        | DataType::Date64
-                        | DataType::Timestamp(..)
-                        | DataType::Utf8
-                        | DataType::LargeUtf8
-                        | DataType::Utf8View
+                    DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) | DataType::Utf8
                 )
         })
     })
-}
-
-/// A column's type, or its values' when it is dictionary-encoded (a pandas categorical).
-fn plain(t: &DataType) -> &DataType {
-    match t {
-        DataType::Dictionary(_, values) => values,
-        t => t,
-    }
 }
 
 /// A date column's values as days (Date32): dates, timestamps and text as Arrow casts them, and
 /// integers as YYYYMMDD (20240603, as Hive tables and ETL jobs write them), NULL when they are
 /// no such day.
 fn as_days(values: &dyn Array) -> std::result::Result<ArrayRef, ArrowError> {
-    if !plain(values.data_type()).is_integer() {
+    if !value_type(values.data_type()).is_integer() {
         return cast(values, &DataType::Date32);
     }
     let numbers = cast(values, &DataType::Int64)?;
@@ -611,7 +599,7 @@ fn as_days(values: &dyn Array) -> std::result::Result<ArrayRef, ArrowError> {
         let day = NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
         (10_000_101..=99_991_231)
             .contains(&n)
-            .then(|| crate::dates::to_date32(day))
+            .then(|| to_date32(day))
     };
     let days: Date32Array = (numbers.as_primitive::<Int64Type>().iter())
         .map(|n| n.and_then(day))

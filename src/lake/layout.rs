@@ -761,7 +761,7 @@ fn hive_days(base: &Path, key: Option<&str>, folders: &[String]) -> Discovered {
     // an hour of a zoned timestamp): each is of the day it is written in. (Read as days, the
     // midnight hour alone counted for each day.) An odd one beside midnights is still no day.
     let zoned_times: BTreeSet<chrono::NaiveTime> = (folders.iter())
-        .filter_map(|name| value_of(key, name).filter(|v| v.len() > 13))
+        .filter_map(|name| value_of(key, name))
         .filter_map(timestamp)
         .filter(|(_, _, zoned)| *zoned)
         .map(|(_, at, _)| at)

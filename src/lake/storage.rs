@@ -132,14 +132,23 @@ pub fn storage_error(lake: &str, error: &object_store::Error, credentials: &str)
 const INVALID_NAME: &str = "; an object's name has an empty, '.' or '..' part (such as \
     date=2024-06-01//part-0.parquet), which dau cannot read past: rename or remove it";
 
+/// The hint for a bucket that does not exist.
+const NO_BUCKET: &str = "; the bucket does not exist: check its name in the URL";
+
 /// What to do about a failed write into a bucket (`; …`): as [`hint`], but an object not found
 /// is its bucket (a put creates any object).
 pub fn write_hint(error: &object_store::Error, credentials: &str) -> String {
     match error {
-        object_store::Error::NotFound { .. } => {
-            "; the bucket does not exist: check its name in the URL".to_string()
-        }
+        object_store::Error::NotFound { .. } => NO_BUCKET.to_string(),
         _ => hint(error, credentials),
+    }
+}
+
+/// The end of a credentials hint: pass --anonymous for a public bucket, unless it was passed.
+fn or_anonymous(anonymous: bool) -> &'static str {
+    match anonymous {
+        true => " (without --anonymous)",
+        false => ", or pass --anonymous for a public bucket",
     }
 }
 
@@ -176,7 +185,7 @@ pub fn hint(error: &object_store::Error, credentials: &str) -> String {
             .to_string(),
         // S3's NoSuchBucket, GCS's "The specified bucket does not exist".
         E::NotFound { source, .. } if source.to_string().contains("bucket does not exist") => {
-            "; the bucket does not exist: check its name in the URL".to_string()
+            NO_BUCKET.to_string()
         }
         E::NotFound { .. } | E::Precondition { .. } => {
             "; was the lake changed while dau read it?".to_string()
@@ -264,10 +273,7 @@ fn gcs(bucket: &str, options: &StorageOptions) -> Made {
     let hint = format!(
         "credentials used: {described}. To use others, set GOOGLE_APPLICATION_CREDENTIALS to a \
          service-account key file or run `gcloud auth application-default login`{}",
-        match anonymous {
-            true => " (without --anonymous)",
-            false => ", or pass --anonymous for a public bucket",
-        }
+        or_anonymous(anonymous)
     );
     let fail = |e| (e, hint.clone());
     let credentials = match anonymous {
@@ -373,10 +379,7 @@ fn s3(bucket: &str, options: &StorageOptions) -> Made {
     let hint = format!(
         "credentials used: {described}. To use others, set AWS_ACCESS_KEY_ID and \
          AWS_SECRET_ACCESS_KEY, or AWS_PROFILE{}",
-        match options.anonymous {
-            true => " (without --anonymous)",
-            false => ", or pass --anonymous for a public bucket",
-        }
+        or_anonymous(options.anonymous)
     );
     let store = builder.build().map_err(|e| (e, hint.clone()))?;
     Ok((Arc::new(store), hint))

@@ -340,9 +340,10 @@ fn columns_of(place: &str, kind: &str, found: &[(String, bool)], schema: &Schema
     // What would fill them: the metrics that write them (`opens` for `active_users`), when all
     // are dau's; a DEFAULT in a table; or another destination.
     let mut ways: Vec<String> = Vec::new();
-    if unfilled.iter().all(|c| Metric::exporting(c).is_some()) {
+    let exporting: Option<Vec<String>> = unfilled.iter().map(|c| Metric::exporting(c)).collect();
+    if let Some(exporting) = exporting {
         let mut metrics: Vec<String> = Vec::new();
-        for metric in unfilled.iter().filter_map(|c| Metric::exporting(c)) {
+        for metric in exporting {
             if !metrics.contains(&metric) {
                 metrics.push(metric);
             }
