@@ -546,6 +546,19 @@ fn results_go_neither_into_the_lake_nor_under_one_name_twice() {
         );
         assert!(!w.join(&out).exists());
     }
+    // A statement without columns has nothing for --output: the old file is not taken for its
+    // result (it was left as it was, exit 0).
+    std::fs::write(w.join("old.csv"), "yesterday's rows\n").unwrap();
+    for sql in [
+        "SET datafusion.execution.batch_size = 100",
+        "CREATE VIEW v AS SELECT 1",
+    ] {
+        let run = w.run(&["sql", "--lake", "lake", "-c", sql, "-o", "old.csv"]);
+        assert_eq!(run.code, 2, "{sql}: {}", run.stderr);
+        assert!(run.stderr.contains("nothing to write"), "{}", run.stderr);
+        let kept = std::fs::read_to_string(w.join("old.csv")).unwrap();
+        assert_eq!(kept, "yesterday's rows\n");
+    }
 }
 
 /// SQL's `current_date` is today in --timezone, as the table functions' `today` is (it was

@@ -103,7 +103,9 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
         (None, None) => return session.repl().await,
     };
     // A byte-order mark, as Windows editors start a UTF-8 file with, is not SQL.
-    session.execute(text.trim_start_matches('\u{feff}')).await
+    session
+        .execute(text.trim_start_matches('\u{feff}'), true)
+        .await
 }
 
 /// A SQL session on a lake: the DataFusion context with `events` registered, and the REPL's settings.
@@ -142,8 +144,9 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// Runs every statement in `sql`, writing each result that has columns.
-    async fn execute(&self, sql: &str) -> Result<()> {
+    /// Runs every statement in `sql`, writing each result that has columns. A `script` (not the
+    /// REPL) with --output must have a result to write there.
+    async fn execute(&self, sql: &str, script: bool) -> Result<()> {
         // A script that does not parse runs no statement, not even those before the error.
         let statements = DFParser::parse_sql(sql).map_err(|e| match several(sql) {
             true => Error::InStatement {
@@ -168,23 +171,25 @@ impl<'a> Session<'a> {
                 DfStatement::Statement(s) => Some(s.span().start.line).filter(|l| *l > 0),
                 _ => None,
             };
-            self.run(statement).await.map_err(|error| match total {
-                1 => error,
-                _ => Error::InStatement {
-                    at: format!(
-                        "statement {} of {total}{}",
-                        n + 1,
-                        line.map_or(String::new(), |line| format!(" (line {line})"))
-                    ),
-                    error: Box::new(error),
-                },
-            })?;
+            self.run(statement, script)
+                .await
+                .map_err(|error| match total {
+                    1 => error,
+                    _ => Error::InStatement {
+                        at: format!(
+                            "statement {} of {total}{}",
+                            n + 1,
+                            line.map_or(String::new(), |line| format!(" (line {line})"))
+                        ),
+                        error: Box::new(error),
+                    },
+                })?;
         }
         Ok(())
     }
 
     /// Runs one statement, writing its result when it has columns.
-    async fn run(&self, statement: DfStatement) -> Result<()> {
+    async fn run(&self, statement: DfStatement, script: bool) -> Result<()> {
         let read_only = SQLOptions::new().with_allow_dml(false);
         let started = Instant::now();
         let plan = self
@@ -211,6 +216,19 @@ impl<'a> Session<'a> {
             ));
         }
         let df = self.ctx.execute_logical_plan(plan).await?;
+        // (Its effects are this session's only: SET, CREATE VIEW.)
+        if let Some(path) = self.output.as_ref().filter(|_| script)
+            && df.schema().fields().is_empty()
+        {
+            return Err(Error::usage(
+                format!(
+                    "--output has nothing to write: the statement returns no columns, so {} is \
+                     left as it was",
+                    path.display()
+                ),
+                "write the SELECT whose rows --output should hold, or leave --output out",
+            ));
+        }
         let rows = if df.schema().fields().is_empty() {
             df.collect().await?;
             0
@@ -281,7 +299,7 @@ impl<'a> Session<'a> {
                 let _ = editor.add_history_entry(buffer.trim_end());
                 // Ctrl-C while a statement runs cancels it (dropping its streams), not the REPL.
                 tokio::select! {
-                    result = self.execute(&buffer) => {
+                    result = self.execute(&buffer, false) => {
                         if let Err(e) = result {
                             eprintln!("dau: {e}");
                         }
