@@ -423,6 +423,18 @@ fn a_lake_folder_named_with_url_characters_is_read_as_named() {
             assert_eq!(run.series(), want, "{lake} {engine}");
         }
     }
+    // Rollups given as a `file://` URL are kept in the folder it names, as the lake is read
+    // (they went to a folder `my%20rollups`), and one inside the lake is refused however the
+    // lake's folder is written (a URL's escapes hid the lake from the check).
+    let rollups = format!("file://{}/my%20rollups", w.path().display());
+    let inside = format!("{url}/date=2024-06-10/cache");
+    for (place, code) in [(&rollups, 0), (&inside, 2)] {
+        let run = w.run(&["--rollups", place, "query", "dau", "--lake", folder]);
+        assert_eq!(run.code, code, "{place}: {}", run.stderr);
+    }
+    assert!(w.join("my rollups").is_dir());
+    assert!(!w.join("my%20rollups").exists());
+    assert!(!w.join(folder).join("date=2024-06-10/cache").exists());
 }
 
 // A BigQuery-style lake: the files carry the day as a DATE column `date` too.

@@ -124,17 +124,9 @@ pub fn run(config: &Config, args: &GenArgs) -> Result<()> {
     let text = args.out.to_string_lossy();
     let bucket = storage::is_bucket(&text);
     // `file:///data/lake`, as --lake takes it, is the folder /data/lake.
-    let out = &match text.strip_prefix("file://") {
-        Some(_) => url::Url::parse(&text)
-            .ok()
-            .and_then(|url| url.to_file_path().ok())
-            .ok_or_else(|| {
-                Error::usage(
-                    format!("--out {text} names no folder"),
-                    "write file:///ABSOLUTE/PATH, or the folder itself",
-                )
-            })?,
-        None => args.out.clone(),
+    let out = &match text.starts_with("file://") {
+        true => storage::local_path(&text),
+        false => args.out.clone(),
     };
     let last = args.shape.check()?;
     if !bucket && is_occupied(out) {

@@ -288,7 +288,7 @@ impl Lake {
         let root = self.describe(&self.root);
         let at = match storage::is_bucket(place) {
             true => place.trim_end_matches('/').to_string(),
-            false => std::path::absolute(place.strip_prefix("file://").unwrap_or(place))
+            false => std::path::absolute(storage::local_path(place))
                 .map_or(String::new(), |p| p.display().to_string()),
         };
         let inside = (at.strip_prefix(&root))

@@ -133,8 +133,7 @@ impl Rollups {
                 url: format!("{}/{folder}", base.trim_end_matches('/')),
             }
         } else {
-            let dir = base.strip_prefix("file://").unwrap_or(base);
-            Place::Dir(Path::new(dir).join(folder))
+            Place::Dir(storage::local_path(base).join(folder))
         };
         Ok(Some(Rollups { place, about }))
     }

@@ -66,17 +66,23 @@ fn bucket_scheme(scheme: &str) -> Option<&'static str> {
     }
 }
 
+/// The folder or file that a local place (a lake, rollups, gen's output) names: itself, or a
+/// `file://` URL's path, read as a URL (`file:///data/my%20lake` is `/data/my lake`) when it is
+/// one (`file://lake` is `lake`).
+pub fn local_path(place: &str) -> std::path::PathBuf {
+    match place.strip_prefix("file://") {
+        None => place.into(),
+        Some(rest) => Url::parse(place)
+            .ok()
+            .and_then(|url| url.to_file_path().ok())
+            .unwrap_or_else(|| rest.into()),
+    }
+}
+
 /// Opens a lake given as a plain folder, a `file://` URL, `gs://bucket/prefix` or `s3://bucket/prefix`.
 pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
     match lake.split_once("://") {
-        None => local(lake, std::path::PathBuf::from(lake)),
-        // As a URL: `file:///data/my%20lake` is the folder `/data/my lake`.
-        Some(("file", rest)) => {
-            let path = Url::parse(lake)
-                .ok()
-                .and_then(|url| url.to_file_path().ok());
-            local(lake, path.unwrap_or_else(|| std::path::PathBuf::from(rest)))
-        }
+        None | Some(("file", _)) => local(lake, local_path(lake)),
         Some((scheme, rest)) if let Some(scheme) = bucket_scheme(scheme) => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
