@@ -101,6 +101,58 @@ fn gen_writes_where_it_says_and_says_what_it_wrote() {
     assert!(run.stderr.contains(&said), "{said} in {}", run.stderr);
 }
 
+/// Demos started together (a newcomer's two terminals) each make or take the one sample lake:
+/// all answer alike, no half-made copy is left, and the lake is the one `dau gen` makes.
+#[test]
+fn demos_at_once_share_one_whole_lake() {
+    let w = Workdir::new();
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let mut demo = w.command(&["demo", "--dir", "demo"]);
+            demo.stdout(std::process::Stdio::piped());
+            demo.stderr(std::process::Stdio::piped());
+            demo.spawn().unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = runs
+        .into_iter()
+        .map(|run| run.wait_with_output().unwrap())
+        .collect();
+    for output in &outputs {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert_eq!(output.stdout, outputs[0].stdout);
+    }
+    let later = w.run(&["demo", "--dir", "demo"]);
+    assert!(
+        later.stderr.contains("using the sample lake"),
+        "{}",
+        later.stderr
+    );
+    assert_eq!(later.stdout.as_bytes(), &outputs[0].stdout[..]);
+    let names: Vec<String> = std::fs::read_dir(w.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["demo"]);
+    let same = [
+        "gen",
+        "--out",
+        "same",
+        "--users",
+        "20000",
+        "--days",
+        "60",
+        "--start",
+        "2024-05-01",
+    ];
+    assert_eq!(w.run(&same).code, 0);
+    assert_eq!(
+        read_lake_rows(&w.join("demo")),
+        read_lake_rows(&w.join("same"))
+    );
+}
+
 /// A sample lake damaged since it was made: the demo says to remove it (its hints offered
 /// --skip-bad-files, which the demo does not take, and `dau check`, which does not read it).
 #[test]
