@@ -40,8 +40,8 @@ use datafusion::catalog::TableProvider;
     dau sql -f report.sql --format csv\n  \
     echo \"SELECT COUNT(*) FROM events;\" | dau sql")]
 pub struct SqlArgs {
-    /// Run these SQL statements and exit
-    #[arg(long, short, value_name = "SQL")]
+    /// Run these SQL statements and exit (they may start with a `--` comment)
+    #[arg(long, short, value_name = "SQL", allow_hyphen_values = true)]
     pub command: Option<String>,
 
     /// Run the SQL statements in this file and exit (as in psql; the output format is --format)
