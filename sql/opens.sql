@@ -1,7 +1,8 @@
 -- opens(d): for every day d from {from} to {to}, the app opens (events) on d, the active users
 -- (= dau(d)), and the opens per active user: mean, p50, p90 and max. p50 and p90 are nearest-rank
 -- percentiles: the smallest per-user count c such that at least 50% (90%) of the day's users have
--- at most c opens. Events with a NULL user id are not counted. A day with no partition is NULL;
+-- at most c opens. Events with a NULL user id are not counted. A day with no partition, or before the lake's
+-- first, is NULL;
 -- a day with a partition and no users has 0 opens and NULL per-user figures.
 WITH per_user AS (
     SELECT date, {user} AS uid, COUNT(*) AS opens
@@ -27,8 +28,8 @@ stats AS (
     GROUP BY date
 )
 SELECT d.date,
-       CASE WHEN d.observed THEN COALESCE(s.opens, 0) END AS opens,
-       CASE WHEN d.observed THEN COALESCE(s.active_users, 0) END AS active_users,
+       CASE WHEN d.observed AND d.in_lake THEN COALESCE(s.opens, 0) END AS opens,
+       CASE WHEN d.observed AND d.in_lake THEN COALESCE(s.active_users, 0) END AS active_users,
        s.mean AS opens_per_user_mean,
        s.p50 AS opens_per_user_p50,
        s.p90 AS opens_per_user_p90,

@@ -546,6 +546,68 @@ fn check_active_users_between(w: &Workdir, rows: &[Row], from: &str, to: &str) {
     assert_ne!(run.code, 0, "{}", run.stdout);
 }
 
+/// Days asked for before the lake's first day are NULL rows, and change no other row: each day
+/// has the number it has when the range starts at the lake (a day before the lake in the range
+/// was taken for a missing one, and made every window and period that held it NULL).
+#[test]
+fn days_before_the_lake_change_no_other_row() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    let first = day(START);
+    let (early, to) = (first - Days::new(2), day("2024-06-10"));
+    for engine in ["bitmap", "sql"] {
+        for (metric, n) in [("dau", 1), ("wau", 7), ("mau", 30)] {
+            let mut want = oracle_window(&rows, n, first, to, &[]);
+            let asked = |from: NaiveDate| {
+                let from = from.to_string();
+                let args = [
+                    metric,
+                    "--from",
+                    &from,
+                    "--to",
+                    "2024-06-10",
+                    "--engine",
+                    engine,
+                ];
+                csv(&w, &args)
+            };
+            assert_eq!(asked(first).series(), want, "{metric} {engine}");
+            let run = asked(early);
+            want.extend([(early, None), (early + Days::new(1), None)]);
+            assert_eq!(run.series(), want, "{metric} {engine}");
+            let said = "2024-05-18 to 2024-05-19 are before the lake's first day 2024-05-20: \
+                        their rows are NULL";
+            assert!(run.stderr.contains(said), "{}", run.stderr);
+            let reach = format!(
+                "{metric} windows reach back to {}",
+                first - Days::new(n - 1)
+            );
+            assert_eq!(run.stderr.contains(&reach), n > 1, "{}", run.stderr);
+        }
+        // May's days from the lake's first on, however May is asked; April has none: NULL.
+        let may = oracle_periods(&rows, first.iter_days().take(12), |d| {
+            d.with_day(1).unwrap()
+        });
+        for from in ["2024-05-01", "2024-05-20"] {
+            let args = ["mau", "--calendar", "--from", from, "--to", "2024-05-31"];
+            let run = csv(&w, &[&args[..], &["--engine", engine]].concat());
+            assert_eq!(run.series(), may, "{from} {engine}");
+        }
+        let args = [
+            "mau",
+            "--calendar",
+            "--from",
+            "2024-04-15",
+            "--to",
+            "2024-05-31",
+        ];
+        let run = csv(&w, &[&args[..], &["--engine", engine]].concat());
+        let mut want = may.clone();
+        want.insert(day("2024-04-01"), None);
+        assert_eq!(run.series(), want, "{engine}");
+    }
+}
+
 #[test]
 fn calendar_weeks_and_months() {
     let w = Workdir::new();

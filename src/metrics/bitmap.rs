@@ -120,7 +120,7 @@ pub async fn run(
     warnings.extend(gathered.unsaved.clone());
     let nulls = gathered.days.iter().map(|(d, u)| (*d, u.nulls)).collect();
     warnings.extend(null_warning(&nulls, &config.user_column));
-    let mut span = Span::new(query, &gathered.days, &missing);
+    let mut span = Span::new(query, &gathered.days, &missing, lake.first_day());
     if known.contains(&None) {
         // Counted now (right where the windows' days have their users) and kept for next time.
         let counts = span.window_counts(query, &windows, &known);
@@ -559,13 +559,16 @@ impl Budget {
 }
 
 /// The days a query's rows read, each with its users (empty where the lake has no day) and
-/// whether it is missing (no partition, or no readable file): such a day makes its rows NULL.
+/// whether it is missing (no partition, or no readable file): such a day makes its rows NULL, as
+/// does a window of only days before the lake's first.
 struct Span<'a> {
     start: NaiveDate,
     sets: Vec<&'a RoaringBitmap>,
     users: Vec<Option<&'a DayUsers>>,
     /// Missing days up to and including each day, for "does this window hold one".
     missing_so_far: Vec<usize>,
+    /// The index of the lake's first day.
+    lake_starts: i64,
     /// The distinct users of each of the query's windows (`Query::windows`), once counted.
     windows: Vec<u64>,
 }
@@ -577,6 +580,7 @@ impl<'a> Span<'a> {
         query: &Query,
         read: &'a BTreeMap<NaiveDate, DayUsers>,
         missing: &BTreeSet<NaiveDate>,
+        first: NaiveDate,
     ) -> Span<'a> {
         let (start, end) = query.span();
         let users: Vec<Option<&DayUsers>> = days(start, end).map(|d| read.get(&d)).collect();
@@ -595,6 +599,7 @@ impl<'a> Span<'a> {
             sets,
             users,
             missing_so_far,
+            lake_starts: (first - start).num_days(),
             windows: Vec::new(),
         }
     }
@@ -603,14 +608,15 @@ impl<'a> Span<'a> {
         (day - self.start).num_days() as usize
     }
 
-    /// True when a day from `first` to `last` (indexes) is missing.
-    fn holds_missing(&self, first: usize, last: usize) -> bool {
+    /// True when the rows of the days from `first` to `last` (indexes) are NULL: one of them is
+    /// missing, or all are before the lake's first day.
+    fn unknown(&self, first: usize, last: usize) -> bool {
         let before = if first == 0 {
             0
         } else {
             self.missing_so_far[first - 1]
         };
-        self.missing_so_far[last] > before
+        self.missing_so_far[last] > before || (last as i64) < self.lake_starts
     }
 
     /// The query's columns by name, the rows of `from` .. `to` (or of each period).
@@ -671,7 +677,7 @@ impl<'a> Span<'a> {
         asked
             .iter()
             .map(|d| self.index(*d))
-            .map(|i| (!self.holds_missing(i, i)).then(|| self.users[i].map_or(0, |u| u.active)))
+            .map(|i| (!self.unknown(i, i)).then(|| self.users[i].map_or(0, |u| u.active)))
             .collect()
     }
 
@@ -705,14 +711,14 @@ impl<'a> Span<'a> {
             .collect()
     }
 
-    /// The counted windows' users, NULL where a window holds a missing day.
+    /// The counted windows' users, NULL where a window holds a missing day or no day of the lake.
     fn windows(&self, windows: &[(u64, NaiveDate)]) -> Vec<Option<u64>> {
         windows
             .iter()
             .zip(&self.windows)
             .map(|(window, users)| {
                 let (first, last) = (self.index(first_day(window)), self.index(window.1));
-                (!self.holds_missing(first, last)).then_some(*users)
+                (!self.unknown(first, last)).then_some(*users)
             })
             .collect()
     }
@@ -726,7 +732,7 @@ impl<'a> Span<'a> {
         let mut max = Vec::new();
         for day in asked {
             let i = self.index(*day);
-            let observed = !self.holds_missing(i, i);
+            let observed = !self.unknown(i, i);
             let empty = DayUsers::default();
             let users = self.users[i].unwrap_or(&empty);
             let n = users.active;

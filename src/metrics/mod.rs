@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, Days, Months, NaiveDate};
 use clap::ValueEnum;
-use datafusion::arrow::array::{BooleanArray, Date32Array, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
@@ -227,12 +227,13 @@ impl Query {
             .replace("{name}", metric.column(self.calendar))
     }
 
-    /// Days the rows read that have no partition: every such day of the asked range, and the
-    /// look-back days after the lake's first day. (Look-back days before the lake began are empty.)
+    /// Days the rows read that have no partition, from the lake's first day on. (Days before it
+    /// are empty in the windows that reach them, and rows of only such days are NULL, whatever
+    /// the asked range: the same day has the same number, however it is asked.)
     pub fn missing_days(&self, lake: &Lake) -> Vec<NaiveDate> {
         let (start, end) = self.span();
-        days(start, end)
-            .filter(|d| *d >= self.from.min(lake.first_day()) && !lake.days.contains_key(d))
+        days(start.max(lake.first_day()), end)
+            .filter(|d| !lake.days.contains_key(d))
             .collect()
     }
 
@@ -271,12 +272,25 @@ impl Query {
         warnings.extend(lake.incomplete_warning(start, end));
         warnings.extend(lake.newest_incomplete_warning(end));
         warnings.extend(lake.unmarked_warning(start, end));
-        if start < lake.first_day() && start < self.from {
+        let first = lake.first_day();
+        if self.from < first {
+            let before = (first.pred_opt()).map_or(self.to, |last| last.min(self.to));
             warnings.push(format!(
-                "{} windows reach back to {start}, before the lake's first day {}: they count only days from {}",
+                "{} to {before} are before the lake's first day {first}: their rows are NULL",
+                self.from
+            ));
+        }
+        // The windows of the rows from the lake's first day on.
+        let reach = Query {
+            from: self.from.max(first),
+            ..self.clone()
+        };
+        let start = reach.span().0;
+        if start < first && reach.from <= self.to {
+            warnings.push(format!(
+                "{} windows reach back to {start}, before the lake's first day {first}: they count \
+                 only days from {first}",
                 self.metric.name(),
-                lake.first_day(),
-                lake.first_day()
             ));
         }
         let split: Vec<String> = (lake.split_days(start, end))
@@ -433,7 +447,8 @@ pub(crate) async fn plan(
     let mut missing: BTreeSet<NaiveDate> = query.missing_days(&lake).into_iter().collect();
     // A day whose every file was skipped is not zero: nothing is known of it.
     missing.extend(events.unread_days);
-    ctx.register_table("days", Arc::new(days_table(start, end, &missing)?))?;
+    let days = days_table(start, end, &missing, lake.first_day())?;
+    ctx.register_table("days", Arc::new(days))?;
     for part in query.metric.parts() {
         let view = ctx
             .sql(&query.sql(*part, &config.user_column))
@@ -501,7 +516,8 @@ pub async fn output_schema(
     let ctx = session(&Config::default(), None)?;
     ctx.register_table("events", Arc::new(MemTable::try_new(events, vec![vec![]])?))?;
     let (start, end) = query.span();
-    ctx.register_table("days", Arc::new(days_table(start, end, &BTreeSet::new())?))?;
+    let days = days_table(start, end, &BTreeSet::new(), start)?;
+    ctx.register_table("days", Arc::new(days))?;
     for part in query.metric.parts() {
         let view = ctx.sql(&query.sql(*part, user_column)).await?.into_view();
         ctx.register_table(part.name(), view)?;
@@ -514,17 +530,33 @@ pub async fn output_schema(
         .clone())
 }
 
-/// The `days` table: every day from `start` to `end`, `observed` unless it is `missing`.
-fn days_table(start: NaiveDate, end: NaiveDate, missing: &BTreeSet<NaiveDate>) -> Result<MemTable> {
+/// The `days` table: every day from `start` to `end`, `observed` unless it is `missing`, and
+/// `in_lake` from the lake's `first` day on.
+fn days_table(
+    start: NaiveDate,
+    end: NaiveDate,
+    missing: &BTreeSet<NaiveDate>,
+    first: NaiveDate,
+) -> Result<MemTable> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("date", DataType::Date32, false),
         Field::new("observed", DataType::Boolean, false),
+        Field::new("in_lake", DataType::Boolean, false),
     ]));
     let dates = Date32Array::from_iter_values(days(start, end).map(to_date32));
-    let flags: BooleanArray = days(start, end)
-        .map(|d| Some(!missing.contains(&d)))
-        .collect();
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dates), Arc::new(flags)])
+    let flag = |f: &dyn Fn(NaiveDate) -> bool| -> ArrayRef {
+        Arc::new(
+            days(start, end)
+                .map(|d| Some(f(d)))
+                .collect::<BooleanArray>(),
+        )
+    };
+    let columns = vec![
+        Arc::new(dates) as ArrayRef,
+        flag(&|d| !missing.contains(&d)),
+        flag(&|d| d >= first),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns)
         .map_err(datafusion::error::DataFusionError::from)?;
     Ok(MemTable::try_new(schema, vec![vec![batch]])?)
 }
