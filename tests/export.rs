@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, Days, NaiveDate};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{Date32Type, Int64Type, UInt64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -84,7 +84,7 @@ fn days_merge_into_one_csv_row_each_and_a_rerun_changes_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(
-            "dau export: 3 row(s) for 2024-06-05 to 2024-06-07 into {file} (3 row(s) in all)"
+            "dau export: 3 row(s) dated 2024-06-05 to 2024-06-07 into {file} (3 row(s) in all)"
         )),
         "{}",
         run.stderr
@@ -667,6 +667,52 @@ fn rolling_and_calendar_windows_never_share_a_column() {
     .map(|(d, r)| (d.to_string(), r.map(String::from).to_vec()))
     .collect();
     assert_eq!(got, want);
+}
+
+/// March 2021 starts on a Monday: its row holds the first week and the month. Exporting a later
+/// day of March keeps the row whole (it replaced it with the month alone: the week's number,
+/// delivered before, went empty for good).
+#[test]
+fn a_week_and_a_month_that_start_on_one_day_share_a_whole_row() {
+    let w = Workdir::new();
+    let rows = random_rows(5, day("2021-02-22"), 50, 300);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let all_days = |from: &str, to: &str| {
+        let (from, to) = (day(from), day(to));
+        from.iter_days().take_while(move |d| *d <= to)
+    };
+    let count = |from, to| oracle_periods(&rows, all_days(from, to), |_| day(from))[&day(from)];
+    let (week, month) = (
+        count("2021-03-01", "2021-03-07"),
+        count("2021-03-01", "2021-03-31"),
+    );
+    let text = |n: Option<u64>| n.unwrap().to_string();
+    for date in ["2021-03-03", "2021-03-31"] {
+        let args = [
+            "wau",
+            "mau",
+            "--calendar",
+            "--date",
+            date,
+            "-o",
+            "periods.csv",
+        ];
+        let run = export(&w, &args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let (_, got) = csv_rows(&std::fs::read_to_string(w.join("periods.csv")).unwrap());
+        assert_eq!(
+            got["2021-03-01"],
+            ["2021-03-01", &text(week), &text(month)],
+            "{date}"
+        );
+    }
+    let (_, got) = csv_rows(&std::fs::read_to_string(w.join("periods.csv")).unwrap());
+    let weeks = oracle_periods(&rows, all_days("2021-03-01", "2021-04-04"), |d| {
+        d - Days::new(d.weekday().num_days_from_monday().into())
+    });
+    for (monday, users) in weeks {
+        assert_eq!(got[&monday.to_string()][1], text(users), "{monday}");
+    }
 }
 
 /// An output that cannot be written is a storage error (exit 3) in every format; a folder given

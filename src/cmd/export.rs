@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate, Weekday};
 use clap::Args;
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
 use crate::config::Config;
-use crate::dates::{check_order, day_arg, today};
+use crate::dates::{check_order, day_arg, from_date32, today};
 use crate::lake::Lake;
 use crate::metrics::{self, Metric, Query};
 use crate::sink::{Sink, without_password};
@@ -137,8 +137,13 @@ async fn deliver(
     for warning in &done.warnings {
         eprintln!("dau: warning: {warning}");
     }
+    let dated = match done.dates {
+        Some((first, last)) if first == last => format!(" dated {first}"),
+        Some((first, last)) => format!(" dated {first} to {last}"),
+        None => String::new(),
+    };
     eprintln!(
-        "dau export: {} row(s) for {from} to {to} into {dest} ({} row(s) in all)",
+        "dau export: {} row(s){dated} into {dest} ({} row(s) in all)",
         done.rows, done.total
     );
     let Some(limit) = args.max_change else {
@@ -250,6 +255,8 @@ pub async fn unusual(config: &Config, day: NaiveDate, limit: f64) -> Result<Opti
 pub struct Exported {
     /// Rows written for the exported days.
     pub rows: u64,
+    /// The first and last date of those rows (a calendar row's is its period's first day).
+    pub dates: Option<(NaiveDate, NaiveDate)>,
     /// Rows the destination holds afterwards.
     pub total: u64,
     /// What the user should know about the numbers (days missing, windows cut by the lake's
@@ -268,6 +275,17 @@ pub async fn export(
     let sink = Sink::parse(output)?;
     let metrics = metrics_of(metrics)?;
     let mut queries = Query::each(&metrics, from, to, calendar)?;
+    // A calendar row is dated by its period's first day, which a week and a month share when a
+    // month starts on a Monday: that row is made whole, with its week too (from the month's
+    // first day), or exporting a later day of the month replaced the row with the month's
+    // number alone and blanked the week's.
+    let mut rows_from = from;
+    let month = from.with_day(1).expect("day 1 exists");
+    let both = metrics.contains(&Metric::Wau) && metrics.contains(&Metric::Mau);
+    if calendar && both && month.weekday() == Weekday::Mon {
+        rows_from = month;
+        queries = Query::each(&metrics, rows_from, to, calendar)?;
+    }
     let near = Query::spans(&queries);
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
     lake.refuse_inside(&without_password(output), "--output")?;
@@ -277,7 +295,6 @@ pub async fn export(
     // Days before the lake's first one are not exported: a lake that has dropped its old days
     // (kept for a year, say) must not blank the numbers once delivered for them.
     let first = lake.first_day();
-    let mut from = from;
     if from < first && first <= to {
         warnings.push(format!(
             "{from} to {} are before the lake's first day {first}: not exported, and what {} \
@@ -285,7 +302,12 @@ pub async fn export(
             first.pred_opt().expect("a day before"),
             without_password(output)
         ));
-        from = first;
+    }
+    let from = match first <= to {
+        true => rows_from.max(first),
+        false => rows_from,
+    };
+    if from != rows_from {
         queries = Query::each(&metrics, from, to, calendar)?;
     }
     for (i, query) in queries.iter().enumerate() {
@@ -314,12 +336,26 @@ pub async fn export(
     let schema = Arc::new(new.schema().as_arrow().clone());
     let exported = new.clone().count().await?;
     ctx.register_table("new", new.into_view())?;
+    let dates = ctx.sql("SELECT MIN(date), MAX(date) FROM new").await?;
+    let dates = dates.collect().await?;
+    let date = |column: usize| {
+        let column = dates
+            .first()?
+            .column(column)
+            .as_primitive_opt::<Date32Type>()?;
+        match column.is_valid(0) {
+            true => from_date32(column.value(0)),
+            false => None,
+        }
+    };
+    let dates = date(0).zip(date(1));
     let names: Vec<&str> = queries.iter().map(Query::name).collect();
     let total = sink
         .write(&ctx, schema, &key, (from, to), &names, &config.storage)
         .await?;
     Ok(Exported {
         rows: exported as u64,
+        dates,
         total,
         warnings,
     })
