@@ -11,6 +11,7 @@ partitioned by it, once by each writer as it spells such partitions:
 and, with each row at an hour of its day (pandas' ts.dt.floor("h")), partitioned by the hour:
   OUT/pyarrow-hours  hour=2024-06-01%2013%3A00%3A00.000000000
   OUT/pyarrow-utc-hours  the same with a zone: …%3A00.000000Z
+  OUT/pyarrow-utc-half-hours  hours of a zone half an hour off UTC (India's): …%2013%3A30%3A00.000000Z
   OUT/spark-hours    hour=2024-06-01 13%3A00%3A00
 """
 
@@ -40,6 +41,9 @@ hourly = pa.table({"userId": users, "hour": pa.array(hours, pa.timestamp("ns"))}
 pq.write_to_dataset(hourly, f"{out}/pyarrow-hours", partition_cols=["hour"])
 utc_hours = pa.table({"userId": users, "hour": pa.array(hours, pa.timestamp("us", tz="UTC"))})
 pq.write_to_dataset(utc_hours, f"{out}/pyarrow-utc-hours", partition_cols=["hour"])
+halves = pa.array([h + datetime.timedelta(minutes=30) for h in hours], pa.timestamp("us", tz="UTC"))
+utc_halves = pa.table({"userId": users, "hour": halves})
+pq.write_to_dataset(utc_halves, f"{out}/pyarrow-utc-half-hours", partition_cols=["hour"])
 
 con = duckdb.connect()
 con.register("naive", naive)

@@ -128,7 +128,7 @@ fn nested_value<'a>(name: &'a str, key: &str, keyed: bool) -> Option<&'a str> {
 fn other_day_key(folders: &[String]) -> Option<&str> {
     let mut days: BTreeMap<&str, usize> = BTreeMap::new();
     for (key, value) in folders.iter().filter_map(|f| key_value(f)) {
-        if parse_hive_day(value).is_some() {
+        if may_name_day(value) {
             *days.entry(key).or_default() += 1;
         }
     }
@@ -136,6 +136,13 @@ fn other_day_key(folders: &[String]) -> Option<&str> {
     days.into_iter()
         .find(|(_, n)| *n == most)
         .map(|(key, _)| key)
+}
+
+/// Whether a hive value names a day, or may (a timestamp with a zone is an hour in a lake of
+/// hours, see `hive_days`: pyarrow's hours of a zone half an hour off UTC, such as
+/// `hour=2024-04-04 18:30:00Z`, are never at midnight).
+fn may_name_day(value: &str) -> bool {
+    parse_hive_day(value).is_some() || timestamp(value).is_some()
 }
 
 /// Whether `folder`, which names a day, holds folders that name days too (`ingest_date=…/date=…`,
@@ -551,9 +558,8 @@ pub async fn discover(
         if key.is_none()
             && let Some(other) = other_day_key(&folders)
         {
-            let first = folders.iter().find(|f| {
-                key_value(f).is_some_and(|(k, v)| k == other && parse_hive_day(v).is_some())
-            });
+            let first = (folders.iter())
+                .find(|f| key_value(f).is_some_and(|(k, v)| k == other && may_name_day(v)));
             let first = first.expect("a day");
             key = (!holds_days(store, &child(&base, first)).await?).then_some(other);
         }
