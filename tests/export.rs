@@ -230,9 +230,16 @@ fn a_day_far_from_a_week_before_is_warned_of() {
 /// Exports of `days` into `dest`, all at once (a backfill run day by day in parallel); each must
 /// succeed.
 fn all_at_once(w: &Workdir, dest: &str, days: &[String]) {
+    all_at_once_into(w, &[dest], days);
+}
+
+/// [`all_at_once`], the days taking `dests` in turn (names of one place).
+fn all_at_once_into(w: &Workdir, dests: &[&str], days: &[String]) {
     let runs: Vec<(std::process::Child, &String)> = days
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
+            let dest = dests[i % dests.len()];
             let args = [
                 "export", "dau", "--lake", "lake", "--date", d, "--output", dest,
             ];
@@ -244,7 +251,7 @@ fn all_at_once(w: &Workdir, dest: &str, days: &[String]) {
     for (run, d) in runs {
         let run = run.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(run.status.success(), "{dest} {d}: {stderr}");
+        assert!(run.status.success(), "{dests:?} {d}: {stderr}");
     }
 }
 
@@ -266,6 +273,17 @@ fn exports_at_once_into_one_place_keep_every_day() {
     let (_, by_date) = csv_rows(&text);
     let got: Vec<String> = by_date.values().map(|r| r.join(" ")).collect();
     assert_eq!(got, want);
+    // One file under two names, through a link from another folder: they take turns too (each
+    // took its own folder's turn, and kept only its own days).
+    std::fs::create_dir_all(w.join("linked")).unwrap();
+    std::os::unix::fs::symlink("../new/daily.csv", w.join("linked/daily.csv")).unwrap();
+    std::fs::remove_file(w.join("new/daily.csv")).unwrap();
+    all_at_once_into(&w, &["new/daily.csv", "linked/daily.csv"], &days);
+    let text = std::fs::read_to_string(w.join("new/daily.csv")).unwrap();
+    let (_, by_date) = csv_rows(&text);
+    let got: Vec<String> = by_date.values().map(|r| r.join(" ")).collect();
+    assert_eq!(got, want);
+    assert!(w.join("linked/daily.csv").is_symlink());
 
     all_at_once(&w, "sqlite://metrics.db", &days);
     let conn = rusqlite::Connection::open(w.join("metrics.db")).unwrap();

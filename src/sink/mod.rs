@@ -173,6 +173,9 @@ impl Sink {
 /// folder that cannot be locked (some network and FUSE file systems) is written without a turn,
 /// and said so.
 async fn take_turn(path: &Path) -> Result<Option<std::fs::File>> {
+    // The folder of the file itself: one file reached through a link from another folder is
+    // one place.
+    let path = &output::through_links(path);
     let folder = match path.parent() {
         Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
         _ => PathBuf::from("."),
