@@ -777,4 +777,20 @@ fn rollups_off_or_unwritable() {
         "{}",
         run.stderr
     );
+    // Days kept and the windows not (a full disk; here a folder where their file goes): no
+    // "windows counted", exit 2 (it was exit 0, and later queries counted them again).
+    let run = w.run(&["rollup", "--lake", "lake", "--rollups", "kept"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let windows = std::fs::read_dir(w.join("kept")).unwrap().next().unwrap();
+    let windows = windows.unwrap().path().join("windows");
+    std::fs::remove_file(&windows).unwrap();
+    std::fs::create_dir_all(windows.join("in the way")).unwrap();
+    let run = w.run(&["rollup", "--lake", "lake", "--rollups", "kept"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("could not keep rollups"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("windows counted"), "{}", run.stdout);
 }

@@ -75,11 +75,14 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
     for warning in &gathered.warnings {
         eprintln!("dau: warning: {warning}");
     }
-    if let Some(why) = gathered.unsaved {
-        return Err(Error::usage(
+    let unsaved = |why| {
+        Error::usage(
             why,
             "give a writable folder or bucket prefix with --rollups",
-        ));
+        )
+    };
+    if let Some(why) = gathered.unsaved {
+        return Err(unsaved(why));
     }
     // What was rolled up is said before the windows are counted: they fail (exit 4) when every
     // asked day is missing, and the days they reach are rolled up all the same.
@@ -114,7 +117,12 @@ pub async fn run(config: &Config, args: &RollupArgs) -> Result<()> {
         say(&format!("rollups: {rollups}"))?;
     }
     for query in &queries {
-        bitmap::run(&lake, config, query).await?;
+        let answer = bitmap::run(&lake, config, query).await?;
+        let warnings = answer.map(|(_, warnings)| warnings).unwrap_or_default();
+        // (A full disk: the windows were counted, and not kept.)
+        if let Some(why) = warnings.into_iter().find(|w| bitmap::is_unsaved(w)) {
+            return Err(unsaved(why));
+        }
     }
     say(&format!(
         "windows counted: wau and mau of every day from {from} to {to}, and of the ISO weeks \

@@ -510,7 +510,14 @@ impl Gathered {
 /// The warning for rollups that could not be written.
 fn unsaved(rollups: Option<&Rollups>, error: &std::io::Error) -> String {
     let place = rollups.map(Rollups::to_string).unwrap_or_default();
-    format!("could not keep rollups in {place}: {error}")
+    format!("{UNSAVED}{place}: {error}")
+}
+
+const UNSAVED: &str = "could not keep rollups in ";
+
+/// Whether a warning of [`run`]'s says that rollups could not be written.
+pub fn is_unsaved(warning: &str) -> bool {
+    warning.starts_with(UNSAVED)
 }
 
 /// Times a run reads its days again after losing the race to extend a bucket's dictionary.
