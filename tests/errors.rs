@@ -350,6 +350,27 @@ fn settings_that_name_nothing_or_the_lake_itself() {
     assert_eq!(w.run(&["check", "--lake", "lake"]).code, 0);
 }
 
+/// An output with no room left (a full disk; here /dev/full) is exit 3 in every format, saying
+/// so (Parquet's was a failed query, exit 1; a CSV export merging into a file blamed the file's
+/// lines, exit 2).
+#[test]
+fn an_output_with_no_room_is_exit_3() {
+    let w = Workdir::new();
+    let rows = random_rows(9, day("2024-06-01"), 30, 3000);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    for format in ["csv", "parquet", "ndjson", "json"] {
+        let args = ["query", "user-days", "--lake", "lake", "--format", format];
+        let run = w.run(&[&args[..], &["-o", "/dev/full"]].concat());
+        assert_eq!(run.code, 3, "{format}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("cannot write the output (/dev/full): No space left on device"),
+            "{format}: {}",
+            run.stderr
+        );
+    }
+}
+
 // `dau query … | head -1` must end quietly with exit 0 when the reader goes away.
 #[test]
 fn closed_stdout_is_not_an_error() {

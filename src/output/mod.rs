@@ -6,8 +6,7 @@
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use clap::ValueEnum;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
@@ -305,10 +304,10 @@ async fn write_to<W: Write + Send>(
     path: &Path,
 ) -> Result<u64> {
     let io = |e: std::io::Error| Error::io("cannot write the output", path, e);
-    let closed = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(Mutex::new(None));
     let out = Watched {
         inner: out,
-        closed: closed.clone(),
+        failed: failed.clone(),
     };
     let schema = plain_schema(&stream.schema());
     // Two columns of one name (`SELECT *` of a join) make a JSON object keep one of them, and a
@@ -353,8 +352,10 @@ async fn write_to<W: Write + Send>(
         Ok(rows)
     }
     .await;
-    if closed.load(Ordering::Relaxed) {
-        return Err(io(std::io::ErrorKind::BrokenPipe.into()));
+    // A closed pipe, a full disk: the writer's own error, not the text Arrow made of it (exit 3,
+    // not a query's error or an unreadable old file's).
+    if let Some((kind, why)) = failed.lock().expect("write error").take() {
+        return Err(io(std::io::Error::new(kind, why)));
     }
     written.map_err(|e| match e {
         DataFusionError::ArrowError(e, _) => match *e {
@@ -366,19 +367,20 @@ async fn write_to<W: Write + Send>(
     })
 }
 
-/// A writer that remembers whether the reader closed the pipe, which Arrow's writers report
-/// only as text.
+/// A writer that remembers its first error (a closed pipe, a full disk), which Arrow's writers
+/// report only as text.
 struct Watched<W> {
     inner: W,
-    closed: Arc<AtomicBool>,
+    failed: Arc<Mutex<Option<(std::io::ErrorKind, String)>>>,
 }
 
 impl<W: Write> Watched<W> {
     fn watch<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
         if let Err(e) = &result
-            && e.kind() == std::io::ErrorKind::BrokenPipe
+            && e.kind() != std::io::ErrorKind::Interrupted
         {
-            self.closed.store(true, Ordering::Relaxed);
+            let mut failed = self.failed.lock().expect("write error");
+            failed.get_or_insert_with(|| (e.kind(), e.to_string()));
         }
         result
     }
