@@ -143,6 +143,28 @@ fn days_missed_while_down_are_caught_up_once() {
     assert_eq!(std::fs::read(w.join("daily.csv")).unwrap(), before);
 }
 
+/// A catch-up keeps its progress day by day: a day that fails stops it there, and the days
+/// delivered before it are not run again (the state moved only once every day had run, so a
+/// catch-up cut short, by a failure or a deadline's kill, began again from its start each time).
+#[test]
+fn a_catch_up_keeps_each_day_it_delivered() {
+    let w = Workdir::new();
+    let rows = setup(&w, "0 0 * * *");
+    let _alerts = alert_without_retries(&w);
+    let today = Utc::now().date_naive();
+    last_success(&w, today - Days::new(4));
+    let gap = today - Days::new(2);
+    std::fs::remove_dir_all(w.join("lake").join(format!("date={gap}"))).unwrap();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let delivered = [today - Days::new(4), today - Days::new(3)];
+    assert_eq!(exported(&w), dau_of(&rows, &delivered), "{}", run.stderr);
+    // The firing that exported the last of them: the midnight after it.
+    let fired = gap.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let kept = chrono::DateTime::parse_from_rfc3339(&state(&w)["nightly"]).unwrap();
+    assert_eq!(kept, fired, "{}", run.stderr);
+}
+
 /// With `redo_days`, a firing exports its day and then the days before it again: events that
 /// landed late in an earlier day reach its exported number. Days before the lake's first one are
 /// not exported.

@@ -207,17 +207,17 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         let mut failed = Vec::new();
         for job in jobs.iter().take_while(|_| !*stop.borrow()) {
             let last = state[&job.job.name];
-            let (days, newest) = due(job, last, now);
-            let mut all_ok = true;
-            for day in days {
-                if let Err(error) = run_job(config, job, day, &stats, stop.clone()).await {
-                    failed.extend(error.map(|e| (job.job.name.clone(), day, e.exit_code())));
-                    all_ok = false;
+            // Each day's progress is kept as it is made: a catch-up cut short (a failed day, a
+            // deadline's kill, SIGTERM between days) goes on from there, not from its start.
+            for (day, fired) in due(job, last, now) {
+                if *stop.borrow() {
                     break;
                 }
-            }
-            if let (true, Some(newest)) = (all_ok, newest) {
-                state.insert(job.job.name.clone(), newest);
+                if let Err(error) = run_job(config, job, day, &stats, stop.clone()).await {
+                    failed.extend(error.map(|e| (job.job.name.clone(), day, e.exit_code())));
+                    break;
+                }
+                state.insert(job.job.name.clone(), fired);
                 store.save(&state).await?;
             }
         }
@@ -394,24 +394,26 @@ fn poll(wait: Duration) -> Duration {
     (wait / 12).clamp(Duration::from_secs(1), Duration::from_secs(300))
 }
 
-/// The days of the firings after `last` up to `now` (each day once), and the newest firing.
+/// The days of the firings after `last` up to `now`, each once with its last firing (the state
+/// to keep once the day is exported).
 fn due(
     job: &Scheduled,
     last: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> (BTreeSet<NaiveDate>, Option<DateTime<Utc>>) {
-    let mut days = BTreeSet::new();
-    let mut newest = None;
+) -> BTreeMap<NaiveDate, DateTime<Utc>> {
+    let mut days = BTreeMap::new();
     let mut t = last.with_timezone(&job.timezone);
     while let Ok(next) = job.cron.find_next_occurrence(&t, false) {
         if next.with_timezone(&Utc) > now {
             break;
         }
-        days.insert(next.date_naive() - Days::new(job.back));
-        newest = Some(next.with_timezone(&Utc));
+        days.insert(
+            next.date_naive() - Days::new(job.back),
+            next.with_timezone(&Utc),
+        );
         t = next;
     }
-    (days, newest)
+    days
 }
 
 /// What each job has done since the start, for `/metrics`.
@@ -1119,8 +1121,8 @@ mod tests {
                 let first: NaiveDate = first.parse().unwrap();
                 let at_noon = |d: NaiveDate| d.and_hms_opt(12, 0, 0).unwrap().and_utc();
                 let (last, now) = (at_noon(first), at_noon(first + Days::new(5)));
-                let (days, _) = due(&job, last, now);
-                let want: BTreeSet<NaiveDate> = (0..5).map(|i| first + Days::new(i)).collect();
+                let days: Vec<NaiveDate> = due(&job, last, now).into_keys().collect();
+                let want: Vec<NaiveDate> = (0..5).map(|i| first + Days::new(i)).collect();
                 assert_eq!(days, want, "{cron} in {zone} from {last}");
             }
         }
