@@ -266,13 +266,16 @@ impl Lake {
     }
 
     /// For a lake in a bucket: the storage failure behind a failed read, if that is what it was.
-    /// (On local disk a failed read is the file's own problem, but for a file replaced meanwhile.)
+    /// (On local disk a failed read is the file's own problem, but for a file replaced or removed
+    /// meanwhile.)
     pub fn storage_failure(&self, error: &(dyn std::error::Error + 'static)) -> Option<Error> {
+        use object_store::Error::{NotFound, Precondition};
         let mut cause = Some(error);
         while let Some(e) = cause {
-            // A folder's errors are its files' (but one replaced while dau read it).
+            // A folder's errors are its files' (but one changed while dau read it: listed, and
+            // gone or replaced when read).
             if let Some(e) = e.downcast_ref::<object_store::Error>()
-                && (self.is_remote() || matches!(e, object_store::Error::Precondition { .. }))
+                && (self.is_remote() || matches!(e, Precondition { .. } | NotFound { .. }))
             {
                 return Some(self.storage_error(e));
             }
@@ -870,5 +873,39 @@ mod tests {
     #[should_panic(expected = "a day failed")]
     async fn a_panic_in_a_task_goes_on_in_its_awaiter() {
         spawn(async { panic!("a day failed") }).await
+    }
+
+    /// On local disk, a file listed and gone when read (the lake changed while dau read it) is
+    /// a storage error, exit 3, that says so, as one replaced meanwhile is: it was taken for a bad
+    /// file (exit 4, with a hint to skip it). Another failure is the file's own.
+    #[tokio::test]
+    async fn a_file_gone_when_read_is_a_changed_lake() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = crate::cmd::generate::Shape {
+            users: 20,
+            days: 1,
+            ..Default::default()
+        };
+        crate::cmd::generate::ensure(dir.path(), &shape).unwrap();
+        let config = Config::default();
+        let lake = Lake::open(&dir.path().to_string_lossy(), &config, None).await;
+        let lake = lake.unwrap();
+        let path = "date=2024-06-01/part-00000.parquet".to_string();
+        let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let gone = object_store::Error::NotFound {
+            path,
+            source: Box::new(gone),
+        };
+        let error = lake.storage_failure(&gone).expect("a storage failure");
+        assert_eq!(error.exit_code(), 3, "{error}");
+        assert!(
+            error.to_string().contains("was the lake changed"),
+            "{error}"
+        );
+        let other = object_store::Error::NotImplemented {
+            operation: "a read".into(),
+            implementer: "a test".into(),
+        };
+        assert!(lake.storage_failure(&other).is_none());
     }
 }
