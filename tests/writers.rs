@@ -10,6 +10,42 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::util::*;
 
+/// A column of 128-bit integers (Polars' Int128), the user column or another, is no crash: the
+/// Arrow schema in its file made Arrow panic (exit 101 for every command that read its day, and
+/// --skip-bad-files did not help); its columns are now read by their Parquet types.
+#[test]
+fn a_column_of_128_bit_integers_is_no_crash() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.join("lake/date=2024-06-01")).unwrap();
+    let script = "import polars as pl\n\
+        pl.DataFrame({'userId': pl.Series([1, 2, 2, 7], dtype=pl.Int64),\n\
+                      'amount': pl.Series([1, 2, 3, 4], dtype=pl.Int128)})\\\n\
+          .write_parquet('lake/date=2024-06-01/p.parquet')\n";
+    let written = Command::new(venv().join("bin").join("python"))
+        .args(["-c", script])
+        .current_dir(w.path())
+        .output()
+        .unwrap();
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    for engine in ["bitmap", "sql"] {
+        let args = [
+            "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
+        ];
+        let run = w.run(&args);
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        assert_eq!(run.first_fields(3), [["2024-06-01", "4", "3"]], "{engine}");
+    }
+    let run = w.run(&["check", "--lake", "lake"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sql = "SELECT COUNT(DISTINCT userId) AS users, COUNT(amount) AS amounts FROM events";
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", sql]);
+    assert_eq!(run.stdout, "users,amounts\n3,4\n", "{}", run.stderr);
+}
+
 #[test]
 fn files_from_other_writers_give_duckdbs_counts() {
     let w = Workdir::new();

@@ -12,11 +12,15 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, UInt64Arra
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options, max, min};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::execution::cache::cache_manager::CachedFileMetadataEntry;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use datafusion::parquet::arrow::{ProjectionMask, parquet_to_arrow_schema};
-use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use datafusion::parquet::file::metadata::{FileMetaData, PageIndexPolicy, ParquetMetaData};
 use futures::{StreamExt, stream};
 use object_store::{ObjectMeta, ObjectStoreExt};
 
@@ -417,13 +421,73 @@ pub async fn footer(
         .fetch_metadata()
         .await;
     match metadata {
-        Ok(metadata) => Ok(Ok(metadata)),
+        Ok(metadata) => Ok(Ok(readable(lake, meta, metadata))),
         Err(e) => match lake.storage_failure(&e) {
             Some(failure) => Err(failure),
             // DataFusion's own prefix would repeat the parquet crate's ("Parquet error: ").
             None => Ok(Err(format!("not a readable Parquet file: {}", e.message()))),
         },
     }
+}
+
+/// A footer without the Arrow schema Arrow writers keep in it (`ARROW:schema`, their types)
+/// when this Arrow cannot read that (Polars' 128-bit integers made it panic, in any column),
+/// in the lake's cache too: the file's columns are then read by their Parquet types alone, by
+/// dau and by DataFusion.
+fn readable(
+    lake: &Lake,
+    meta: &ObjectMeta,
+    metadata: Arc<ParquetMetaData>,
+) -> Arc<ParquetMetaData> {
+    const KEY: &str = "ARROW:schema";
+    let file = metadata.file_metadata();
+    let Some(pairs) = file.key_value_metadata() else {
+        return metadata;
+    };
+    let read = || parquet_to_arrow_schema(file.schema_descr(), Some(pairs));
+    if !pairs.iter().any(|pair| pair.key == KEY) || quietly(read).is_some() {
+        return metadata;
+    }
+    let kept = pairs
+        .iter()
+        .filter(|pair| pair.key != KEY)
+        .cloned()
+        .collect();
+    let file = FileMetaData::new(
+        file.version(),
+        file.num_rows(),
+        file.created_by().map(str::to_string),
+        Some(kept),
+        file.schema_descr_ptr(),
+        file.column_orders().cloned(),
+    );
+    let stripped = Arc::new(ParquetMetaData::new(file, metadata.row_groups().to_vec()));
+    let cached = Arc::new(CachedParquetMetaData::new(stripped.clone()));
+    (lake.parquet_footers).put(
+        &meta.location,
+        CachedFileMetadataEntry::new(meta.clone(), cached),
+    );
+    stripped
+}
+
+/// What `f` returns, or None when it panics, which is not reported (nor its message printed).
+fn quietly<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    thread_local! {
+        static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.get() {
+                report(info);
+            }
+        }));
+    });
+    QUIET.set(true);
+    let result = std::panic::catch_unwind(f);
+    QUIET.set(false);
+    result.ok()
 }
 
 /// What a footer says.
@@ -521,7 +585,13 @@ fn decode(
     ids: &DataType,
 ) -> std::result::Result<FileScan, String> {
     let undecodable = |e: &dyn std::fmt::Display| format!("a data page cannot be decoded: {e}");
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+    // (Without the Arrow schema when this Arrow cannot read it: see `readable`.)
+    let read = || ParquetRecordBatchReaderBuilder::try_new(bytes.clone());
+    let builder = quietly(read)
+        .unwrap_or_else(|| {
+            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+            ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+        })
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let date_column = date_column(builder.schema(), columns);
     let user = report.user_column(columns.user);
