@@ -687,6 +687,34 @@ fn rolling_and_calendar_windows_never_share_a_column() {
     assert_eq!(got, want);
 }
 
+/// What an export killed while writing left beside its file (a hidden temporary file) is
+/// removed by a later export once it is an hour old; others' files are left alone.
+#[test]
+fn what_killed_exports_left_is_removed() {
+    let w = Workdir::new();
+    lake(&w);
+    std::fs::create_dir_all(w.join("out")).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    let made = |name: &str, modified| {
+        let file = std::fs::File::create(w.join("out").join(name)).unwrap();
+        file.set_modified(modified).unwrap();
+    };
+    made(".daily.csv.4242.tmp", old);
+    made(".daily.csv.4243.tmp", std::time::SystemTime::now());
+    made(".notes.txt.4242.tmp", old);
+    let run = export(&w, &["dau", "--date", "2024-06-05", "-o", "out/daily.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut left: Vec<String> = std::fs::read_dir(w.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [".daily.csv.4243.tmp", ".notes.txt.4242.tmp", "daily.csv"]
+    );
+}
+
 /// March 2021 starts on a Monday: its row holds the first week and the month. Exporting a later
 /// day of March keeps the row whole (it replaced it with the month alone: the week's number,
 /// delivered before, went empty for good).

@@ -329,7 +329,7 @@ impl Rollups {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        remove_stale(dir);
+        crate::output::remove_stale(dir, "");
         Ok(lock)
     }
 
@@ -464,28 +464,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
-}
-
-/// A file being written lives at most this long beside its final name; one older than this was
-/// left by a run that crashed.
-const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Removes what runs that crashed left half-written in `dir` (best effort).
-fn remove_stale(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with('.') && name.ends_with(".tmp")) {
-            continue;
-        }
-        let modified = entry.metadata().and_then(|m| m.modified());
-        if modified.is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE)) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }
 
 fn encode(key: &str, state: State, day: &DayUsers) -> Vec<u8> {

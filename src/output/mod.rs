@@ -282,6 +282,27 @@ fn link_chain(path: &Path) -> Vec<PathBuf> {
     chain
 }
 
+/// Removes what killed runs left half-written in `dir` (best effort): hidden temporary files
+/// ([`temp_beside`]) for names that start with `name`, an hour old or more (a file being
+/// written lives beside its final name for less).
+pub fn remove_stale(dir: &Path, name: &str) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if !(file.starts_with(&format!(".{name}")) && file.ends_with(".tmp")) {
+            continue;
+        }
+        let modified = entry.metadata().and_then(|m| m.modified());
+        if modified.is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= STALE)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A hidden name beside `path`, of this process, for a file that will be renamed to `path`.
 pub fn temp_beside(path: &Path) -> PathBuf {
     let name = path

@@ -187,7 +187,14 @@ async fn take_turn(path: &Path) -> Result<Option<std::fs::File>> {
         .await
         .expect("waiting for the folder's lock panicked");
     Ok(match locked {
-        Ok(handle) => Some(handle),
+        Ok(handle) => {
+            // What exports killed while writing this file left (they take turns: not this one).
+            let name = path
+                .file_name()
+                .map(|n| format!("{}.", n.to_string_lossy()));
+            output::remove_stale(&folder, &name.unwrap_or_default());
+            Some(handle)
+        }
         Err(e) => {
             eprintln!(
                 "dau: warning: cannot lock the output folder {} ({e}): exports into it at the same \
