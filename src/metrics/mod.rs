@@ -285,10 +285,10 @@ impl Query {
             from: self.from.max(first),
             ..self.clone()
         };
-        let start = reach.span().0;
-        if start < first && reach.from <= self.to {
+        let back = reach.span().0;
+        if back < first && reach.from <= self.to {
             warnings.push(format!(
-                "{} windows reach back to {start}, before the lake's first day {first}: they count \
+                "{} windows reach back to {back}, before the lake's first day {first}: they count \
                  only days from {first}",
                 self.metric.name(),
             ));
