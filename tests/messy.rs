@@ -967,11 +967,7 @@ for i in range(2000, 2060):
     data[i] ^= 0x55
 open(path, "wb").write(data)
 "#;
-    let written = std::process::Command::new(venv().join("bin").join("python"))
-        .args(["-c", script, &w.join("lake").to_string_lossy()])
-        .output()
-        .unwrap();
-    assert!(written.status.success(), "{written:?}");
+    python(w.path(), &["-c", script, &w.join("lake").to_string_lossy()]);
     let says = "bad data file ([DIR]/lake/date=2024-06-02/a.parquet): a data page cannot be \
                 decoded: ";
     for engine in ["bitmap", "sql"] {

@@ -522,6 +522,18 @@ pub fn venv() -> &'static Path {
     })
 }
 
+/// Runs the test virtualenv's Python with `args` in `dir`, which must succeed (a writer of test
+/// lakes: pyarrow, Polars, DuckDB, Spark).
+pub fn python(dir: &Path, args: &[&str]) {
+    let out = Command::new(venv().join("bin").join("python"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python {args:?}: {stderr}");
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -21,16 +21,7 @@ fn a_column_of_128_bit_integers_is_no_crash() {
         pl.DataFrame({'userId': pl.Series([1, 2, 2, 7], dtype=pl.Int64),\n\
                       'amount': pl.Series([1, 2, 3, 4], dtype=pl.Int128)})\\\n\
           .write_parquet('lake/date=2024-06-01/p.parquet')\n";
-    let written = Command::new(venv().join("bin").join("python"))
-        .args(["-c", script])
-        .current_dir(w.path())
-        .output()
-        .unwrap();
-    assert!(
-        written.status.success(),
-        "{}",
-        String::from_utf8_lossy(&written.stderr)
-    );
+    python(w.path(), &["-c", script]);
     for engine in ["bitmap", "sql"] {
         let args = [
             "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
@@ -50,15 +41,7 @@ fn a_column_of_128_bit_integers_is_no_crash() {
 fn files_from_other_writers_give_duckdbs_counts() {
     let w = Workdir::new();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/writers.py");
-    let written = Command::new(venv().join("bin").join("python"))
-        .args([script, &w.path().to_string_lossy()])
-        .output()
-        .unwrap();
-    assert!(
-        written.status.success(),
-        "{}",
-        String::from_utf8_lossy(&written.stderr)
-    );
+    python(w.path(), &[script, &w.path().to_string_lossy()]);
     let mut lakes = 0;
     for entry in std::fs::read_dir(w.path()).unwrap() {
         let path = entry.unwrap().path();
@@ -268,13 +251,7 @@ fn a_partition_column_of_timestamps_names_its_days() {
     let lines: String = rows.iter().map(|(d, u)| format!("{u},{d}\n")).collect();
     std::fs::write(w.join("rows.csv"), format!("userId,date\n{lines}")).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/timestamp_partitions.py");
-    let written = Command::new(venv().join("bin").join("python"))
-        .args([script, "rows.csv", "."])
-        .current_dir(w.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&written.stderr);
-    assert!(written.status.success(), "{stderr}");
+    python(w.path(), &[script, "rows.csv", "."]);
     let oracle = oracle_opens(&rows);
     assert_eq!(oracle.len(), 3);
     let counted = |lake: &str, engine: &str| -> Run {
