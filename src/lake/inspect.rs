@@ -421,6 +421,8 @@ pub async fn footer(
         .fetch_metadata()
         .await;
     match metadata {
+        // (One from the cache was made readable when it was put there.)
+        Ok(metadata) if cached => Ok(Ok(metadata)),
         Ok(metadata) => Ok(Ok(readable(lake, meta, metadata))),
         Err(e) => match lake.storage_failure(&e) {
             Some(failure) => Err(failure),
