@@ -852,6 +852,7 @@ fn folders_that_name_no_day_are_reported_and_skipped() {
 
 #[test]
 fn memory_limit_too_small_fails_clearly() {
+    // (See also `a_day_too_big_for_the_memory_limit_is_counted_with_sql`.)
     let w = Workdir::new();
     lake(&w);
     let run = dau(&w, &["--memory-limit", "1K"]);
@@ -872,6 +873,45 @@ fn memory_limit_too_small_fails_clearly() {
         "{}",
         run.stderr
     );
+}
+
+/// A day whose users do not fit in --memory-limit as bitmaps is counted with the SQL, which
+/// spills, with a warning (it failed, exit 1, though the SQL engine counts it in that limit);
+/// `--engine bitmap` still fails.
+#[test]
+fn a_day_too_big_for_the_memory_limit_is_counted_with_sql() {
+    let w = Workdir::new();
+    let made = ["gen", "--out", "lake", "--users", "1000000", "--days", "1"];
+    assert_eq!(w.run(&made).code, 0);
+    let users: std::collections::HashSet<u64> = read_lake_rows(&w.join("lake"))
+        .iter()
+        .map(|r| r.1)
+        .collect();
+    let args = [
+        "query",
+        "dau",
+        "--lake",
+        "lake",
+        "--format",
+        "csv",
+        "--rollups",
+        "off",
+    ];
+    let limited = [&args[..], &["--memory-limit", "32M"]].concat();
+    let run = w.run(&limited);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!("date,dau\n2024-06-01,{}\n", users.len())
+    );
+    assert!(
+        run.stderr.contains("counted with SQL instead"),
+        "{}",
+        run.stderr
+    );
+    let run = w.run(&[&limited[..], &["--engine", "bitmap"]].concat());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--memory-limit 32M"), "{}", run.stderr);
 }
 
 /// Every file below `root` with its bytes.

@@ -367,13 +367,26 @@ pub struct Answer {
 /// read). When reading fails, each file is read again on its own to find the culprit: it is named
 /// in the error, or, with --skip-bad-files, left out and the query run again.
 pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answer> {
-    if let Some((batch, warnings)) = bitmap::run(&lake, config, query).await? {
-        let schema = batch.schema();
-        let rows = futures::stream::iter([Ok(batch)]);
-        return Ok(Answer {
-            rows: Box::pin(RecordBatchStreamAdapter::new(schema, rows)),
-            warnings,
-        });
+    let mut fell_back = None;
+    match bitmap::run(&lake, config, query).await {
+        Ok(Some((batch, warnings))) => {
+            let schema = batch.schema();
+            let rows = futures::stream::iter([Ok(batch)]);
+            return Ok(Answer {
+                rows: Box::pin(RecordBatchStreamAdapter::new(schema, rows)),
+                warnings,
+            });
+        }
+        Ok(None) => {}
+        // A day's users do not fit in the limit as bitmaps: the SQL spills to disk instead.
+        Err(Error::MemoryLimit { limit, .. }) if config.engine == crate::cli::Engine::Auto => {
+            fell_back = Some(format!(
+                "a day's users need more memory than --memory-limit {limit} allows to count them \
+                 in memory: counted with SQL instead, which spills to disk (slower; raise the \
+                 limit for speed)"
+            ));
+        }
+        Err(e) => return Err(e),
     }
     let columns = config.columns();
     let mut known_bad: BTreeMap<ObjectPath, String> = BTreeMap::new();
@@ -391,7 +404,7 @@ pub async fn run(lake: Arc<Lake>, config: &Config, query: &Query) -> Result<Answ
                 let rows = RecordBatchStreamAdapter::new(schema, rows);
                 return Ok(Answer {
                     rows: Box::pin(rows),
-                    warnings: planned.warnings,
+                    warnings: fell_back.into_iter().chain(planned.warnings).collect(),
                 });
             }
         };
