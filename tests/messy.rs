@@ -914,6 +914,37 @@ fn a_day_too_big_for_the_memory_limit_is_counted_with_sql() {
     assert!(run.stderr.contains("--memory-limit 32M"), "{}", run.stderr);
 }
 
+/// What queries killed while spilling left in the temporary folder (their `dau-spill-PID`) is
+/// removed by the next SQL run with a memory limit; a running process's folder is kept.
+#[test]
+fn what_killed_queries_spilled_is_removed() {
+    let w = Workdir::new();
+    lake(&w);
+    let temp = w.join("tmp");
+    for (folder, file) in [("dau-spill-999999999", "spill.arrow"), ("dau-spill-1", "x")] {
+        std::fs::create_dir_all(temp.join(folder)).unwrap();
+        std::fs::write(temp.join(folder).join(file), "spilled").unwrap();
+    }
+    let run: Run = w
+        .command(&[
+            "query",
+            "dau",
+            "--lake",
+            "lake",
+            "--engine",
+            "sql",
+            "--memory-limit",
+            "64M",
+        ])
+        .env("TMPDIR", &temp)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!temp.join("dau-spill-999999999").exists());
+    assert!(temp.join("dau-spill-1/x").exists());
+}
+
 /// Every file below `root` with its bytes.
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();

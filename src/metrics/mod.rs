@@ -12,6 +12,7 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, RecordBatch}
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -332,6 +333,11 @@ pub fn session(config: &Config, lake: Option<&Lake>) -> Result<SessionContext> {
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = &config.memory_limit {
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit.bytes)));
+        if let Some(folder) = spill_folder() {
+            let disk =
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![folder]));
+            runtime = runtime.with_disk_manager_builder(disk);
+        }
     }
     if let Some(lake) = lake {
         // Parquet footers DataFusion reads are kept for the life of the lake, across queries.
@@ -343,6 +349,34 @@ pub fn session(config: &Config, lake: Option<&Lake>) -> Result<SessionContext> {
         session,
         runtime.build_arc()?,
     ))
+}
+
+/// This process's folder for what queries spill to disk, `dau-spill-PID` in the system's
+/// temporary folder (TMPDIR), made now; the folders of processes that are gone (killed while
+/// spilling: hundreds of MB each) are removed first. None when it cannot be made: DataFusion's
+/// own temporary folder then.
+fn spill_folder() -> Option<std::path::PathBuf> {
+    const PREFIX: &str = "dau-spill-";
+    let temp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&temp) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_string_lossy()
+                .strip_prefix(PREFIX)
+                .map(str::to_string);
+            let gone = pid
+                .filter(|pid| pid.parse::<u32>().is_ok())
+                .is_some_and(|pid| {
+                    cfg!(target_os = "linux") && !std::path::Path::new("/proc").join(pid).exists()
+                });
+            if gone {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let folder = temp.join(format!("{PREFIX}{}", std::process::id()));
+    std::fs::create_dir_all(&folder).ok().map(|()| folder)
 }
 
 pub mod bitmap;
