@@ -8,6 +8,7 @@ use clap::Args;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
@@ -334,21 +335,23 @@ pub async fn export(
     };
     let new = ctx.sql(&sql).await?;
     let schema = Arc::new(new.schema().as_arrow().clone());
-    let exported = new.clone().count().await?;
     ctx.register_table("new", new.into_view())?;
-    let dates = ctx.sql("SELECT MIN(date), MAX(date) FROM new").await?;
-    let dates = dates.collect().await?;
+    // How many rows, and of which dates, in one pass over them.
+    let summary = ctx
+        .sql("SELECT COUNT(*), MIN(date), MAX(date) FROM new")
+        .await?;
+    let summary = summary.collect().await?;
+    let row = summary.first().filter(|batch| batch.num_rows() == 1);
+    let row = row.ok_or_else(|| Error::Query(DataFusionError::Internal("no summary".into())))?;
+    let exported = row.column(0).as_primitive::<Int64Type>().value(0);
     let date = |column: usize| {
-        let column = dates
-            .first()?
-            .column(column)
-            .as_primitive_opt::<Date32Type>()?;
+        let column = row.column(column).as_primitive_opt::<Date32Type>()?;
         match column.is_valid(0) {
             true => from_date32(column.value(0)),
             false => None,
         }
     };
-    let dates = date(0).zip(date(1));
+    let dates = date(1).zip(date(2));
     let names: Vec<&str> = queries.iter().map(Query::name).collect();
     let total = sink
         .write(&ctx, schema, &key, (from, to), &names, &config.storage)

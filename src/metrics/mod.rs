@@ -352,10 +352,15 @@ pub fn session(config: &Config, lake: Option<&Lake>) -> Result<SessionContext> {
 }
 
 /// This process's folder for what queries spill to disk, `dau-spill-PID` in the system's
-/// temporary folder (TMPDIR), made now; the folders of processes that are gone (killed while
-/// spilling: hundreds of MB each) are removed first. None when it cannot be made: DataFusion's
-/// own temporary folder then.
+/// temporary folder (TMPDIR), made on first use (once a process: each query makes a session);
+/// the folders of processes that are gone (killed while spilling: hundreds of MB each) are
+/// removed first. None when it cannot be made: DataFusion's own temporary folder then.
 fn spill_folder() -> Option<std::path::PathBuf> {
+    static FOLDER: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FOLDER.get_or_init(make_spill_folder).clone()
+}
+
+fn make_spill_folder() -> Option<std::path::PathBuf> {
     const PREFIX: &str = "dau-spill-";
     let temp = std::env::temp_dir();
     if let Ok(entries) = std::fs::read_dir(&temp) {

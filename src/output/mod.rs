@@ -290,10 +290,11 @@ pub fn remove_stale(dir: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let prefix = format!(".{name}");
     for entry in entries.flatten() {
         let file = entry.file_name();
         let file = file.to_string_lossy();
-        if !(file.starts_with(&format!(".{name}")) && file.ends_with(".tmp")) {
+        if !(file.starts_with(&prefix) && file.ends_with(".tmp")) {
             continue;
         }
         let modified = entry.metadata().and_then(|m| m.modified());
