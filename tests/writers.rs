@@ -37,6 +37,54 @@ fn a_column_of_128_bit_integers_is_no_crash() {
     assert_eq!(run.stdout, "users,amounts\n3,4\n", "{}", run.stderr);
 }
 
+/// A file whose user column is all NULL, which pandas and pyarrow write as the Arrow type `null`
+/// (Parquet's logical type UNKNOWN), holds events with no user id: counted as NULL ids are,
+/// never a bad file (it was refused, exit 4; skipped, the day was said to be undercounted).
+#[test]
+fn a_user_column_of_nulls_only_is_events_without_ids() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.join("lake/date=2024-06-01")).unwrap();
+    let script = "import pyarrow as pa, pyarrow.parquet as pq\n\
+        pq.write_table(pa.table({'userId': pa.array([1, 2, 2, 7], pa.int64())}),\n\
+                       'lake/date=2024-06-01/a.parquet')\n\
+        t = pa.table({'userId': pa.array([None] * 5, pa.null())})\n\
+        assert t.schema.field('userId').type == pa.null()\n\
+        pq.write_table(t, 'lake/date=2024-06-01/b.parquet')\n";
+    python(w.path(), &["-c", script]);
+    let warning = "dau: warning: ignored 5 row(s) with a NULL userId (never counted as a user): \
+                   2024-06-01: 5";
+    for engine in ["bitmap", "sql"] {
+        let args = [
+            "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
+        ];
+        let run = w.run(&args);
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        assert_eq!(run.first_fields(3), [["2024-06-01", "4", "3"]], "{engine}");
+        assert!(
+            run.stderr.lines().any(|l| l == warning),
+            "{engine}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("undercount"),
+            "{engine}: {}",
+            run.stderr
+        );
+    }
+    // `dau check` tells of the NULL ids (exit 4), and of no drift: NULLs read as any type.
+    let run = w.run(&["check", "--lake", "lake"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("NULL user ids: 5 row(s) on 2024-06-01"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("drift"), "{}", run.stdout);
+    let sql = "SELECT COUNT(DISTINCT userId) AS users, COUNT(*) AS events FROM events";
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", sql]);
+    assert_eq!(run.stdout, "users,events\n3,9\n", "{}", run.stderr);
+}
+
 #[test]
 fn files_from_other_writers_give_duckdbs_counts() {
     let w = Workdir::new();

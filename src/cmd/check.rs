@@ -336,7 +336,9 @@ fn drift(reports: &[FileReport]) -> Vec<Drift> {
     let mut types: BTreeMap<String, BTreeMap<String, (usize, String)>> = BTreeMap::new();
     for r in reports {
         let Ok(facts) = &r.facts else { continue };
-        for field in facts.schema.fields() {
+        // (A column of NULLs only, of the type `null`, reads as any type.)
+        let fields = facts.schema.fields().iter();
+        for field in fields.filter(|f| !f.data_type().is_null()) {
             let entry = types.entry(field.name().clone()).or_default();
             // One type stored or hinted another way (a dictionary, as pandas writes a
             // categorical; a large string, as Polars writes) reads as the same values.

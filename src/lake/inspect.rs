@@ -90,6 +90,9 @@ pub fn id_kind(t: &DataType) -> Option<IdKind> {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Some(IdKind::String),
         // UUIDs: read as their text.
         t if is_uuid(t) => Some(IdKind::String),
+        // A column of NULLs only (pandas and pyarrow type an all-None column so): events with no
+        // user id, as NULL integers are; it adds no kind of id to the lake's.
+        DataType::Null => Some(IdKind::Integer),
         _ => None,
     }
 }
@@ -616,7 +619,8 @@ fn decode(
     for batch in reader {
         let batch = batch.map_err(|e| undecodable(&e))?;
         if let Some(users) = batch.column_by_name(user) {
-            scan.null_users += users.null_count() as u64;
+            // (Logical: a column of the type `null` has no null buffer.)
+            scan.null_users += users.logical_null_count() as u64;
             if users.data_type() != ids {
                 lake_ids(users, ids)?;
             }
