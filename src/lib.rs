@@ -20,7 +20,7 @@ use cli::{Cli, Command};
 /// Runs one command line to completion.
 pub fn run(cli: Cli) -> Result<()> {
     let config = config::Config::resolve(&cli.global);
-    match cli.command {
+    let done = match cli.command {
         // Needs no lake, and no dau.toml to be right.
         Command::Completions(args) => cmd::completions::run(&args),
         Command::Check(args) => block_on(cmd::check::run(&config?, &args)),
@@ -32,7 +32,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rollup(args) => block_on(cmd::rollup::run(&config?, &args)),
         Command::Schedule(args) => block_on(cmd::schedule::run(&config?, &args)),
         Command::Sql(args) => block_on(cmd::sql::run(&config?, &args)),
-    }
+    };
+    // What the queries spilled is theirs alone (a killed run's folder is removed by the next).
+    metrics::remove_spill_folder();
+    done
 }
 
 pub(crate) fn block_on<T, F: Future<Output = Result<T>>>(f: F) -> Result<T> {

@@ -1746,6 +1746,20 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
         "{}",
         run.stderr
     );
+    // A table that is there but that this role may not use is said so (it was "there is no
+    // table", as the role sees no columns of it).
+    pg.query("CREATE TABLE hand (date date PRIMARY KEY, dau bigint)");
+    let args = ["dau", "--date", "2024-06-04", "--output"];
+    let run = export(
+        &w,
+        &[&args[..], &[&format!("{writer}?table=hand")]].concat(),
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("permission denied for table hand"),
+        "{}",
+        run.stderr
+    );
 
     // Days kept as text in a table made by hand: replaced as days all the same.
     pg.query("CREATE TABLE texty (date text PRIMARY KEY, dau bigint)");

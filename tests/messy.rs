@@ -915,7 +915,8 @@ fn a_day_too_big_for_the_memory_limit_is_counted_with_sql() {
 }
 
 /// What queries killed while spilling left in the temporary folder (their `dau-spill-PID`) is
-/// removed by the next SQL run with a memory limit; a running process's folder is kept.
+/// removed by the next SQL run with a memory limit; a running process's folder is kept; a run
+/// removes its own as it ends.
 #[test]
 fn what_killed_queries_spilled_is_removed() {
     let w = Workdir::new();
@@ -943,6 +944,12 @@ fn what_killed_queries_spilled_is_removed() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!temp.join("dau-spill-999999999").exists());
     assert!(temp.join("dau-spill-1/x").exists());
+    // Nor does the run leave its own folder.
+    let left: Vec<String> = std::fs::read_dir(&temp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["dau-spill-1"]);
 }
 
 /// Every file below `root` with its bytes.

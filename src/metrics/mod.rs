@@ -356,8 +356,16 @@ pub fn session(config: &Config, lake: Option<&Lake>) -> Result<SessionContext> {
 /// the folders of processes that are gone (killed while spilling: hundreds of MB each) are
 /// removed first. None when it cannot be made: DataFusion's own temporary folder then.
 fn spill_folder() -> Option<std::path::PathBuf> {
-    static FOLDER: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    FOLDER.get_or_init(make_spill_folder).clone()
+    SPILL_FOLDER.get_or_init(make_spill_folder).clone()
+}
+
+static SPILL_FOLDER: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Removes this process's spill folder, when a query made one: called as a command ends.
+pub fn remove_spill_folder() {
+    if let Some(Some(folder)) = SPILL_FOLDER.get() {
+        let _ = std::fs::remove_dir_all(folder);
+    }
 }
 
 fn make_spill_folder() -> Option<std::path::PathBuf> {

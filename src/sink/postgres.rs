@@ -483,6 +483,7 @@ pub async fn write(
 
 /// The columns of `table` (`TABLE` on the search path, or `SCHEMA.TABLE`), each with whether it
 /// fills itself (a DEFAULT, an identity or a generated column); none when there is no such table.
+/// (From the catalog: the information schema hides a table from a role that may not use it.)
 async fn columns(
     tx: &tokio_postgres::Transaction<'_>,
     table: &str,
@@ -493,9 +494,12 @@ async fn columns(
     };
     let rows = tx
         .query(
-            "SELECT column_name::text, column_default IS NOT NULL OR is_identity = 'YES' \
-             OR is_generated = 'ALWAYS' FROM information_schema.columns WHERE table_name = $1 \
-             AND table_schema = COALESCE($2, current_schema()) ORDER BY ordinal_position",
+            "SELECT a.attname::text, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = $1 AND n.nspname = COALESCE($2, current_schema()) \
+             AND c.relkind IN ('r', 'p', 'v', 'f', 'm') AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
             &[&table_name, &schema_name],
         )
         .await?;
