@@ -133,8 +133,9 @@ pub enum Error {
 
     /// A statement in `dau sql` would write.
     #[error(
-        "dau sql is read-only (INSERT, UPDATE, DELETE and COPY are refused): save results with \
-         --output FILE; session views and tables (CREATE VIEW, CREATE TABLE … AS) are fine"
+        "dau sql is read-only (INSERT, UPDATE, DELETE and COPY are refused, and the lake's table \
+         events stays): save results with --output FILE (\\o FILE in the REPL); session views \
+         and tables (CREATE VIEW, CREATE TABLE … AS) are fine"
     )]
     ReadOnly,
 

@@ -129,6 +129,67 @@ fn a_failed_lake_switch_keeps_the_lake_and_o_follows_the_extension() {
     assert_eq!(written, format!("n\n{}\n", rows.len()));
 }
 
+/// Lines typed ahead, or pasted where the terminal does not mark a paste, all run, in order (all
+/// but the first were lost); each line is in the history once entered, so a session that is
+/// killed keeps it; a `\o` that fails sends results back to the screen, not on into the file
+/// before; `\q` quits from a statement's next line too; tiny floats are no 0.0000.
+#[test]
+fn lines_typed_ahead_all_run_and_the_history_keeps_them() {
+    let w = Workdir::new();
+    let rows = random_rows(4, day("2024-06-01"), 2, 20);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+
+    let mut s = repl(&w);
+    s.send_line("\\format csv").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send("SELECT 1 AS b1;\rSELECT 2 AS b2;\rSELECT 3 AS b3;\rSELECT 4 AS b4;\r")
+        .unwrap();
+    s.flush().unwrap();
+    for i in 1..=4 {
+        s.exp_string(&format!("b{i}\r\n{i}\r\n")).unwrap();
+    }
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\o first.csv").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("SELECT 5 AS five;").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\o out.xlsx").unwrap();
+    s.exp_string("results go to the screen now, not into first.csv")
+        .unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("SELECT 6 AS six;").unwrap();
+    s.exp_string("six\r\n6\r\n").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\format table").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\format").unwrap();
+    s.exp_string("results are shown as table").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("SELECT CAST(0.00001234 AS DOUBLE) AS tiny;")
+        .unwrap();
+    s.exp_string("1.234e-5").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("SELECT 7 AS typed_then_killed;").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.process_mut()
+        .kill(rexpect::process::Signal::SIGKILL)
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(w.join("first.csv")).unwrap(),
+        "five\n5\n"
+    );
+    let history = std::fs::read_to_string(w.join("data/dau/history")).unwrap();
+    for line in ["SELECT 3 AS b3;", "SELECT 7 AS typed_then_killed;"] {
+        assert!(history.contains(line), "{line}: {history}");
+    }
+
+    let mut s = repl(&w);
+    s.send_line("SELECT 1").unwrap();
+    s.exp_string("  -> ").unwrap();
+    s.send_line("\\q").unwrap();
+    s.exp_eof().unwrap();
+}
+
 #[test]
 fn a_progress_bar_shows_on_a_terminal_only() {
     let w = Workdir::new();

@@ -111,32 +111,35 @@ fn a_file_of_statements_and_stdin() {
     );
     assert_eq!(run.stdout, "");
 
-    let mut child = w
-        .command(&["sql", "--lake", "lake", "--format", "csv"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{DAU_SQL};\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Run {
-        code: 0,
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::new(),
-    };
-    assert_eq!(run.series(), expected);
+    // From stdin, piped in or as `-f -` (psql's spelling; it was "no SQL file -").
+    for args in [&[][..], &["-f", "-"]] {
+        let mut child = w
+            .command(&[&["sql", "--lake", "lake", "--format", "csv"], args].concat())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{DAU_SQL};\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run = Run {
+            code: 0,
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::new(),
+        };
+        assert_eq!(run.series(), expected, "{args:?}");
+    }
 }
 
 #[test]
@@ -258,6 +261,8 @@ fn the_lake_is_read_only_from_sql() {
     for sql in [
         format!("COPY (SELECT 1 AS userId) TO '{}'", target.display()),
         "INSERT INTO events VALUES (1, DATE '2024-06-01')".to_string(),
+        // (It was dropped, and every later statement had no `events`.)
+        "DROP TABLE events; SELECT COUNT(*) FROM events".to_string(),
     ] {
         let run = w.run(&["sql", "--lake", "lake", "-c", &sql]);
         assert_eq!(run.code, 1, "{sql}: {}", run.stderr);
@@ -268,6 +273,27 @@ fn the_lake_is_read_only_from_sql() {
         );
     }
     assert_eq!(std::fs::read(&target).unwrap(), before);
+    // Names are case-sensitive, and said so for what dau can do (DataFusion's hint was to quote
+    // the name or to change a setting).
+    for (sql, said) in [
+        (
+            "SELECT COUNT(*) FROM EVENTS",
+            "no table EVENTS: names are case-sensitive, and the lake's table is events",
+        ),
+        (
+            "SELECT userid FROM events",
+            "Write the name as the lake spells it (\\d events lists the columns)",
+        ),
+    ] {
+        let run = w.run(&["sql", "--lake", "lake", "-c", sql]);
+        assert_eq!(run.code, 1, "{sql}: {}", run.stderr);
+        assert!(run.stderr.contains(said), "{sql}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("enable_ident_normalization"),
+            "{sql}: {}",
+            run.stderr
+        );
+    }
     // Session views and tables are fine.
     let run = w.run(&[
         "sql",
@@ -561,6 +587,31 @@ fn results_go_neither_into_the_lake_nor_under_one_name_twice() {
         let kept = std::fs::read_to_string(w.join("old.csv")).unwrap();
         assert_eq!(kept, "yesterday's rows\n");
     }
+    // Statements that set up the last one (a view, a setting) may come before it: --output holds
+    // its rows (a view made for the query was refused: "--output takes one statement", and
+    // views live in one run only). One with rows of its own before it is refused.
+    let want = oracle_window(&rows, 1, day("2024-06-02"), day("2024-06-03"), &[]);
+    let script = "SET datafusion.execution.batch_size = 100; \
+                  CREATE VIEW d AS SELECT * FROM dau('2024-06-02', '2024-06-03'); \
+                  SELECT * FROM d ORDER BY date";
+    let run = w.run(&["sql", "--lake", "lake", "-c", script, "-o", "old.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = std::fs::read_to_string(w.join("old.csv")).unwrap();
+    let got: Vec<String> = written.lines().skip(1).map(str::to_string).collect();
+    let want: Vec<String> = (want.iter())
+        .map(|(d, n)| format!("{d},{}", n.unwrap()))
+        .collect();
+    assert_eq!(got, want);
+    let script = "SELECT 1 AS one; SELECT 2 AS two";
+    let run = w.run(&["sql", "--lake", "lake", "-c", script, "-o", "old.csv"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--output holds the rows of the last statement only"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(w.join("old.csv")).unwrap(), written);
 }
 
 /// SQL's `current_date` is today in --timezone, as the table functions' `today` is (it was

@@ -4,7 +4,7 @@
 //! session views and in-memory tables are fine.
 
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use std::time::Instant;
@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::{LogicalPlan, Statement as PlanStatement};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement as PlanStatement};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Spanned;
@@ -59,8 +59,9 @@ pub struct SqlArgs {
 
 pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
     // `-f csv`, as `dau query` takes it, is a file here: say so rather than read a file `csv`.
+    let stdin_file = args.file.as_deref().is_some_and(|f| f == Path::new("-"));
     if let Some(file) = args.file.as_deref()
-        && (args.command.is_some() || !file.exists())
+        && (args.command.is_some() || !(file.exists() || stdin_file))
     {
         let name = file.to_string_lossy();
         let what = match args.command {
@@ -91,16 +92,17 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
             return session.meta(command.trim()).await.map(drop);
         }
         (Some(sql), _) => sql.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
+        (None, Some(path)) if !stdin_file => std::fs::read_to_string(path)
             .map_err(|e| Error::io("cannot read the SQL file", path, e))?,
-        (None, None) if !std::io::stdin().is_terminal() => {
+        (None, None) if std::io::stdin().is_terminal() => return session.repl().await,
+        // Piped in, or `-f -` as psql takes it.
+        (None, _) => {
             let mut sql = String::new();
             std::io::stdin()
                 .read_to_string(&mut sql)
                 .map_err(|e| Error::io("cannot read SQL from stdin", "stdin", e))?;
             sql
         }
-        (None, None) => return session.repl().await,
     };
     // A byte-order mark, as Windows editors start a UTF-8 file with, is not SQL.
     session
@@ -155,15 +157,6 @@ impl<'a> Session<'a> {
             },
             false => e.into(),
         })?;
-        if self.output.is_some() && statements.len() > 1 {
-            return Err(Error::usage(
-                format!(
-                    "--output takes one statement, and the SQL has {}",
-                    statements.len()
-                ),
-                "run the statements one by one, or send the results to stdout",
-            ));
-        }
         let total = statements.len();
         for (n, statement) in statements.into_iter().enumerate() {
             // Of several statements, the one that failed is named, with its line.
@@ -171,7 +164,7 @@ impl<'a> Session<'a> {
                 DfStatement::Statement(s) => Some(s.span().start.line).filter(|l| *l > 0),
                 _ => None,
             };
-            self.run(statement, script)
+            self.run(statement, script, n + 1 == total)
                 .await
                 .map_err(|error| match total {
                     1 => error,
@@ -188,8 +181,9 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Runs one statement, writing its result when it has columns.
-    async fn run(&self, statement: DfStatement, script: bool) -> Result<()> {
+    /// Runs one statement, writing its result when it has columns. A script's statements before
+    /// its `last` set things up (SET, CREATE VIEW) for the last one, whose rows --output holds.
+    async fn run(&self, statement: DfStatement, script: bool, last: bool) -> Result<()> {
         let read_only = SQLOptions::new().with_allow_dml(false);
         let started = Instant::now();
         let plan = self
@@ -197,8 +191,11 @@ impl<'a> Session<'a> {
             .state()
             .statement_to_plan(statement)
             .await
-            .map_err(table_function_hint)?;
-        if read_only.verify_plan(&plan).is_err() {
+            .map_err(|e| name_hint(table_function_hint(e)))?;
+        // (Dropping `events` would leave the session with no lake until `\lake`.)
+        let drops_events = matches!(&plan, LogicalPlan::Ddl(DdlStatement::DropTable(drop))
+            if drop.name.table() == "events" && drop.name.schema().is_none_or(|s| s == "public"));
+        if read_only.verify_plan(&plan).is_err() || drops_events {
             return Err(Error::ReadOnly);
         }
         // The runtime's settings (its spill folder: into the lake, it left folders there) are
@@ -217,19 +214,32 @@ impl<'a> Session<'a> {
         }
         let df = self.ctx.execute_logical_plan(plan).await?;
         // (Its effects are this session's only: SET, CREATE VIEW.)
-        if let Some(path) = self.output.as_ref().filter(|_| script)
-            && df.schema().fields().is_empty()
-        {
-            return Err(Error::usage(
-                format!(
-                    "--output has nothing to write: the statement returns no columns, so {} is \
-                     left as it was",
-                    path.display()
-                ),
-                "write the SELECT whose rows --output should hold, or leave --output out",
-            ));
+        let columns = !df.schema().fields().is_empty();
+        match self.output.as_ref().filter(|_| script) {
+            Some(path) if last && !columns => {
+                return Err(Error::usage(
+                    format!(
+                        "--output has nothing to write: the statement returns no columns, so {} \
+                         is left as it was",
+                        path.display()
+                    ),
+                    "write the SELECT whose rows --output should hold, or leave --output out",
+                ));
+            }
+            Some(path) if !last && columns => {
+                return Err(Error::usage(
+                    format!(
+                        "--output holds the rows of the last statement only, so {} is left as \
+                         it was",
+                        path.display()
+                    ),
+                    "before it, only statements without rows (SET, CREATE VIEW); run the others \
+                     without --output",
+                ));
+            }
+            _ => {}
         }
-        let rows = if df.schema().fields().is_empty() {
+        let rows = if !columns {
             df.collect().await?;
             0
         } else {
@@ -260,7 +270,18 @@ impl<'a> Session<'a> {
         let history = dirs::data_dir().map(|d| d.join("dau").join("history"));
         if let Some(path) = &history {
             let _ = editor.load_history(path);
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
         }
+        // Each line is kept as it is entered, so a session killed or hung keeps its statements.
+        let remember = |editor: &mut Editor<SqlHelper, DefaultHistory>, entry: &str| {
+            if editor.add_history_entry(entry).unwrap_or(false)
+                && let Some(path) = &history
+            {
+                let _ = editor.append_history(path);
+            }
+        };
         eprintln!(
             "dau sql on {} ({} to {}): the table is `events`. End statements with ;  \\q quits, \\? helps.",
             self.lake.name,
@@ -279,8 +300,9 @@ impl<'a> Session<'a> {
                 Err(ReadlineError::Eof) => break,
                 Err(e) => return Err(editor_error(e)),
             };
-            if buffer.is_empty() && line.trim_start().starts_with('\\') {
-                let _ = editor.add_history_entry(line.trim());
+            // (On a statement's next line too, as psql takes them: `\q` quits from anywhere.)
+            if line.trim_start().starts_with('\\') {
+                remember(&mut editor, line.trim());
                 match self.meta(line.trim()).await {
                     Ok(true) => continue,
                     Ok(false) => break,
@@ -296,7 +318,7 @@ impl<'a> Session<'a> {
             buffer.push_str(&line);
             buffer.push('\n');
             if complete(&buffer) {
-                let _ = editor.add_history_entry(buffer.trim_end());
+                remember(&mut editor, buffer.trim_end());
                 // Ctrl-C while a statement runs cancels it (dropping its streams), not the REPL.
                 tokio::select! {
                     result = self.execute(&buffer, false) => {
@@ -311,12 +333,6 @@ impl<'a> Session<'a> {
                     words: self.words().await,
                 }));
             }
-        }
-        if let Some(path) = &history {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = editor.save_history(path);
         }
         Ok(())
     }
@@ -415,6 +431,12 @@ impl<'a> Session<'a> {
             ("\\timing", "") => self.timing = !self.timing,
             ("\\timing", "on") => self.timing = true,
             ("\\timing", "off") => self.timing = false,
+            ("\\format", "") => say(&format!(
+                "results are shown as {}",
+                self.format
+                    .to_possible_value()
+                    .map_or("?".into(), |v| v.get_name().to_string())
+            ))?,
             ("\\format", name) => {
                 self.format = Format::from_str(name, true)
                     .ok()
@@ -426,27 +448,22 @@ impl<'a> Session<'a> {
                         )
                     })?;
             }
-            ("\\o", "") => {
-                self.output = None;
-                if let Some(format) = self.screen_format.take() {
-                    self.format = format;
-                }
-            }
+            ("\\o", "") => self.back_to_screen(),
             ("\\o", file) => {
-                // The file's extension sets the format, as --output does (.txt: as it is), until
-                // `\o` goes back to the screen and its format.
-                let path = PathBuf::from(file);
-                let format = Format::resolve(None, Some(&path))?;
-                self.lake.refuse_inside(file, "\\o")?;
-                output::writable(&path)?;
-                match format {
-                    Format::Table => {}
-                    format => {
-                        self.screen_format.get_or_insert(self.format);
-                        self.format = format;
+                // A file that cannot be written leaves results on the screen, never going on
+                // into the file before.
+                let before = self.output.clone();
+                self.back_to_screen();
+                match (self.output_to(file), before) {
+                    (Err(e), Some(before)) => {
+                        eprintln!("dau: {e}");
+                        eprintln!(
+                            "results go to the screen now, not into {}",
+                            before.display()
+                        );
                     }
+                    (done, _) => done?,
                 }
-                self.output = Some(path);
             }
             ("\\lake", url) if !url.is_empty() => {
                 // The new lake is opened before the old one is let go: a lake that cannot be
@@ -469,6 +486,32 @@ impl<'a> Session<'a> {
             }
         }
         Ok(true)
+    }
+
+    /// Results into `file` (`~/` is the home folder), in the format its extension names, as
+    /// --output does (.txt: as on the screen), until `\o` sends them back to the screen.
+    fn output_to(&mut self, file: &str) -> Result<()> {
+        let path = match (file.strip_prefix("~/"), dirs::home_dir()) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => PathBuf::from(file),
+        };
+        let format = Format::resolve(None, Some(&path))?;
+        self.lake.refuse_inside(&path.to_string_lossy(), "\\o")?;
+        output::writable(&path)?;
+        if format != Format::Table {
+            self.screen_format = Some(self.format);
+            self.format = format;
+        }
+        self.output = Some(path);
+        Ok(())
+    }
+
+    /// Results to the screen again, in the format they had there.
+    fn back_to_screen(&mut self) {
+        self.output = None;
+        if let Some(format) = self.screen_format.take() {
+            self.format = format;
+        }
     }
 
     /// Runs a query of dau's own and shows it as a table.
@@ -655,6 +698,36 @@ fn table_function_hint(error: DataFusionError) -> DataFusionError {
     match names.find(scalar) {
         Some(name) => DataFusionError::Plan(format!(
             "{name}(…) is a table function: SELECT * FROM {name}('2024-06-01', '2024-06-30')"
+        )),
+        None => error,
+    }
+}
+
+/// Names are case-sensitive (so that `userId` is the lake's column as typed): DataFusion's hint
+/// for a name that differs in case only tells to quote it or to change a setting, neither of
+/// which helps in dau; a table `EVENTS` is named as `events`.
+fn name_hint(error: DataFusionError) -> DataFusionError {
+    const QUOTE: &str = "You can use double quotes";
+    let message = error.find_root().to_string();
+    let message = message.strip_prefix("Schema error: ").unwrap_or(&message);
+    if let Some(start) = message.find(QUOTE) {
+        let end = message[start..]
+            .find('\n')
+            .map_or(message.len(), |e| start + e);
+        return DataFusionError::Plan(format!(
+            "{}Write the name as the lake spells it (\\d events lists the columns).{}",
+            &message[..start],
+            &message[end..]
+        ));
+    }
+    let events = message
+        .strip_prefix("Error during planning: table '")
+        .and_then(|rest| rest.strip_suffix("' not found"))
+        .and_then(|name| name.rsplit('.').next())
+        .filter(|name| name.eq_ignore_ascii_case("events") && *name != "events");
+    match events {
+        Some(name) => DataFusionError::Plan(format!(
+            "no table {name}: names are case-sensitive, and the lake's table is events"
         )),
         None => error,
     }

@@ -494,7 +494,7 @@ impl<W: Write + Send> Sink<W> {
                     writeln!(
                         out,
                         "(the first {TABLE_ROWS} rows; --format csv, json, ndjson or parquet \
-                         gives them all)"
+                         gives them all, as \\format csv or \\o FILE.csv do in the dau sql REPL)"
                     )?;
                 }
                 out
@@ -551,13 +551,22 @@ fn cells(column: &ArrayRef, options: &FormatOptions) -> Result<Vec<String>, Arro
     if let Some(floats) = column.as_primitive_opt::<Float64Type>() {
         return Ok(floats
             .iter()
-            .map(|v| v.map_or("NULL".to_string(), |v| format!("{v:.4}")))
+            .map(|v| v.map_or("NULL".to_string(), float))
             .collect());
     }
     let formatter = ArrayFormatter::try_new(column.as_ref(), options)?;
     Ok((0..column.len())
         .map(|i| formatter.value(i).to_string())
         .collect())
+}
+
+/// A float on the screen: four decimals (a mean, a stickiness), unless that would show a value
+/// as 0.0000 or with more than 15 digits before the point: then in scientific notation.
+fn float(v: f64) -> String {
+    match v.abs() {
+        a if a == 0.0 || (1e-4..1e15).contains(&a) || !a.is_finite() => format!("{v:.4}"),
+        _ => format!("{v:e}"),
+    }
 }
 
 /// The schema with Arrow's view and large string types as plain UTF-8.
@@ -625,6 +634,24 @@ mod tests {
         ] {
             let error = of(name).unwrap_err();
             assert!(error.contains(says), "{name}: {error}");
+        }
+    }
+
+    /// No value but 0 shows as 0.0000, and no huge one as a row of digits.
+    #[test]
+    fn floats_on_the_screen() {
+        let cases = [
+            (0.0, "0.0000"),
+            (1.0 / 3.0, "0.3333"),
+            (2.5, "2.5000"),
+            (0.00001234, "1.234e-5"),
+            (-0.00005, "-5e-5"),
+            (1e20, "1e20"),
+            (123456789012345.0, "123456789012345.0000"),
+            (f64::NAN, "NaN"),
+        ];
+        for (v, shown) in cases {
+            assert_eq!(float(v), shown, "{v}");
         }
     }
 
