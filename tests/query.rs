@@ -592,6 +592,13 @@ fn days_before_the_lake_change_no_other_row() {
             let args = ["mau", "--calendar", "--from", from, "--to", "2024-05-31"];
             let run = csv(&w, &[&args[..], &["--engine", engine]].concat());
             assert_eq!(run.series(), may, "{from} {engine}");
+            // May's row is not NULL, and not said to be (it was: "2024-05-01 to 2024-05-19 are
+            // before the lake's first day …: their rows are NULL").
+            assert!(
+                !run.stderr.contains("rows are NULL"),
+                "{from}: {}",
+                run.stderr
+            );
         }
         let args = [
             "mau",
@@ -605,6 +612,9 @@ fn days_before_the_lake_change_no_other_row() {
         let mut want = may.clone();
         want.insert(day("2024-04-01"), None);
         assert_eq!(run.series(), want, "{engine}");
+        let said = "2024-04-01 to 2024-04-30 are before the lake's first day 2024-05-20: their \
+                    rows are NULL";
+        assert!(run.stderr.contains(said), "{}", run.stderr);
     }
 }
 
@@ -1052,6 +1062,12 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
                      (app=android%2Ftv), 2024-07-09 (app=android%2Ftv); they are missing (NULL) \
                      rather than counted without it\n"
                 ),
+                "{engine}: {}",
+                run.stderr
+            );
+            // (The pattern has those days: no "have no partition" warning of them too.)
+            assert!(
+                !run.stderr.contains("no partition"),
                 "{engine}: {}",
                 run.stderr
             );

@@ -242,7 +242,11 @@ impl Query {
     /// days in several folders, folders that were skipped.
     pub fn warnings(&self, lake: &Lake) -> Vec<String> {
         let mut warnings = Vec::new();
-        let missing = self.missing_days(lake);
+        let (start, end) = self.span();
+        // (A day that only some of a pattern's lakes lack has a warning of its own, naming them.)
+        let incomplete = lake.incomplete(start, end);
+        let mut missing = self.missing_days(lake);
+        missing.retain(|d| !incomplete.contains_key(d));
         if !missing.is_empty() {
             let shown: Vec<String> = missing.iter().take(10).map(|d| d.to_string()).collect();
             let more = if missing.len() > 10 {
@@ -269,16 +273,29 @@ impl Query {
                 shown.join(", ")
             ));
         }
-        let (start, end) = self.span();
         warnings.extend(lake.incomplete_warning(start, end));
         warnings.extend(lake.newest_incomplete_warning(end));
         warnings.extend(lake.unmarked_warning(start, end));
         let first = lake.first_day();
-        if self.from < first {
-            let before = (first.pred_opt()).map_or(self.to, |last| last.min(self.to));
+        // The rows of days before the lake's first day, or with --calendar of weeks or months
+        // that end before it, are NULL (the period that holds it counts from it).
+        let (rows_from, before) = match self.calendar {
+            true => {
+                let holding = Query {
+                    from: first,
+                    to: first,
+                    ..self.clone()
+                };
+                (start, holding.span().0.pred_opt())
+            }
+            false => (self.from, first.pred_opt()),
+        };
+        if self.from < first
+            && let Some(before) = before.map(|b| b.min(self.to)).filter(|b| rows_from <= *b)
+        {
             warnings.push(format!(
-                "{} to {before} are before the lake's first day {first}: their rows are NULL",
-                self.from
+                "{rows_from} to {before} are before the lake's first day {first}: their rows are \
+                 NULL"
             ));
         }
         // The windows of the rows from the lake's first day on.
