@@ -141,16 +141,6 @@ pub struct GlobalArgs {
     /// No progress bar on stderr (it shows when reading takes more than a second)
     #[arg(long, short, global = true, env = "DAU_QUIET", value_parser = on_off)]
     pub quiet: bool,
-
-    /// Seconds of reading before the progress bar shows [default: 1]
-    #[arg(
-        long,
-        global = true,
-        env = "DAU_PROGRESS_AFTER",
-        value_name = "SECONDS",
-        hide = true
-    )]
-    pub progress_after: Option<f64>,
 }
 
 /// How metrics are computed (`--engine`).

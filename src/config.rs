@@ -229,10 +229,20 @@ impl Config {
             None => defaults.timeout,
             Some(s) => seconds(s, "--timeout, DAU_TIMEOUT or [lake] timeout")?,
         };
-        let progress_after = match (args.quiet, args.progress_after) {
+        // Seconds of reading before the progress bar shows: a variable only (the tests', and
+        // no flag for completions and --help to offer).
+        let progress_after = match (args.quiet, std::env::var("DAU_PROGRESS_AFTER").ok()) {
             (true, _) => None,
             (false, None) => Config::default().progress_after,
-            (false, Some(s)) => Some(seconds(s, "DAU_PROGRESS_AFTER")?),
+            (false, Some(text)) => {
+                let value = text.trim().parse().map_err(|_| {
+                    Error::usage(
+                        format!("bad number of seconds '{text}' (DAU_PROGRESS_AFTER)"),
+                        "give seconds greater than 0, e.g. 30",
+                    )
+                })?;
+                Some(seconds(value, "DAU_PROGRESS_AFTER")?)
+            }
         };
         let storage = StorageOptions {
             endpoint: args.endpoint.clone().or(lake.endpoint),

@@ -44,6 +44,13 @@ fn completions_complete_commands_metrics_and_values_in_bash() {
     std::fs::write(&script, &run.stdout).unwrap();
 
     assert_eq!(offered(&script, &["dau", "qu"]), ["query"]);
+    // Flags as --help shows them: none it hides (a setting of the tests' was offered).
+    let offered_flags = offered(&script, &["dau", "query", "--pro"]);
+    assert!(
+        !offered_flags.iter().any(|f| f.contains("progress")),
+        "{offered_flags:?}"
+    );
+    assert!(!run.stdout.contains("progress-after"));
     assert_eq!(offered(&script, &["dau", "s"]), ["schedule", "sql"]);
     let metrics = offered(&script, &["dau", "query", ""]);
     for metric in ["dau", "wau", "mau", "opens", "stickiness", "user-days"] {

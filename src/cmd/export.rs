@@ -54,7 +54,8 @@ pub struct ExportArgs {
     pub calendar: bool,
 
     /// Where to: a .csv, .parquet or .xlsx file (a path, or gs://BUCKET/… or s3://BUCKET/…),
-    /// or sqlite://PATH or postgres://URL (?table=NAME; PostgreSQL also takes
+    /// an SQLite database (a .db, .sqlite or .sqlite3 file, or sqlite://PATH), or postgres://URL
+    /// (either URL takes ?table=NAME; PostgreSQL also takes
     /// sslmode=disable|prefer|require|verify-ca|verify-full and sslrootcert=FILE)
     #[arg(long, short, value_name = "DEST")]
     pub output: String,
