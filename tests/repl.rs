@@ -190,6 +190,26 @@ fn lines_typed_ahead_all_run_and_the_history_keeps_them() {
     s.exp_eof().unwrap();
 }
 
+/// Ctrl-C cancels a statement that keeps every worker busy without yielding (a join on `<`): it
+/// went unheard, as the workers are what hear signals, and only Ctrl-\\ or kill ended dau.
+#[test]
+fn ctrl_c_cancels_a_join_that_never_yields() {
+    let w = Workdir::new();
+    let rows = random_rows(5, day("2024-06-01"), 45, 1000);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+
+    let mut s = repl(&w);
+    s.send_line("SELECT COUNT(*) FROM events a JOIN events b ON a.userId < b.userId;")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    s.send_control('c').unwrap();
+    s.exp_string("cancelled").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.process_mut()
+        .kill(rexpect::process::Signal::SIGKILL)
+        .unwrap();
+}
+
 #[test]
 fn a_progress_bar_shows_on_a_terminal_only() {
     let w = Workdir::new();

@@ -288,6 +288,7 @@ impl<'a> Session<'a> {
             self.lake.first_day(),
             self.lake.last_day()
         );
+        let interrupts = interrupts();
         let mut buffer = String::new();
         loop {
             let prompt = if buffer.is_empty() { "dau> " } else { "  -> " };
@@ -320,13 +321,14 @@ impl<'a> Session<'a> {
             if complete(&buffer) {
                 remember(&mut editor, buffer.trim_end());
                 // Ctrl-C while a statement runs cancels it (dropping its streams), not the REPL.
+                let interrupted = interrupts.notified();
                 tokio::select! {
                     result = self.execute(&buffer, false) => {
                         if let Err(e) = result {
                             eprintln!("dau: {e}");
                         }
                     }
-                    _ = tokio::signal::ctrl_c() => eprintln!("cancelled"),
+                    _ = interrupted => eprintln!("cancelled"),
                 }
                 buffer.clear();
                 editor.set_helper(Some(SqlHelper {
@@ -682,6 +684,39 @@ make session tables.
   \\o FILE / \\o     send results to FILE (each result replaces it; its extension sets the
                     format, as --output) / back to the screen
   \\lake URL         switch to another lake";
+
+/// Ctrl-C (SIGINT), heard on a thread of its own: the runtime hears signals on its worker
+/// threads, and a statement can keep them all busy without yielding (a join on `a.userId <
+/// b.userId`), so that Ctrl-C went unheard. Each Ctrl-C wakes whoever waits for it then. The
+/// handler is in place before the first prompt: the line editor puts back, after each line, the
+/// handler it found when the line began.
+fn interrupts() -> Arc<tokio::sync::Notify> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupts = Arc::new(tokio::sync::Notify::new());
+    let notify = interrupts.clone();
+    let (ready, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let Ok(runtime) = runtime else {
+            return;
+        };
+        runtime.block_on(async {
+            let sigint = signal(SignalKind::interrupt());
+            let _ = ready.send(());
+            let Ok(mut sigint) = sigint else {
+                return;
+            };
+            while sigint.recv().await.is_some() {
+                notify.notify_waiters();
+            }
+        });
+    });
+    // (A thread that could not listen has dropped `ready`.)
+    let _ = listening.recv();
+    interrupts
+}
 
 /// `SELECT dau('2024-06-01', '2024-06-30')`: the metrics are table functions, which DataFusion
 /// does not find among the scalar ones ("Invalid function 'dau'. Did you mean 'map'?").
