@@ -234,6 +234,25 @@ fn a_progress_bar_shows_on_a_terminal_only() {
     assert!(!before.contains(" files, "), "{before}");
     s.exp_eof().unwrap();
 
+    // In the REPL the bar is gone before a table is drawn (its last frame stayed above it).
+    let mut cmd = w.command(&["sql", "--lake", "lake"]);
+    cmd.env(soon.0, soon.1)
+        .env("TERM", "xterm")
+        .env("HOME", w.path())
+        .env("XDG_DATA_HOME", w.join("data"));
+    let mut s = spawn_command(cmd, Some(20_000)).unwrap();
+    s.exp_string("dau> ").unwrap();
+    // (Long enough for the bar to be drawn while it runs.)
+    s.send_line("SELECT COUNT(*) AS n FROM events, generate_series(1, 3000);")
+        .unwrap();
+    // (The table's first character, ┌, as the session reads bytes: one char each.)
+    let before = s.exp_string("\u{e2}\u{94}\u{8c}").unwrap();
+    assert!(before.contains(" files, "), "{before:?}");
+    assert!(before.ends_with("\r\u{1b}[2K"), "{before:?}");
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\q").unwrap();
+    s.exp_eof().unwrap();
+
     let piped = w.command(&args).env(soon.0, soon.1).output().unwrap();
     let stderr = String::from_utf8(piped.stderr).unwrap();
     assert!(piped.status.success(), "{stderr}");

@@ -14,9 +14,11 @@ use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement as PlanStatement};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Spanned;
+use futures::StreamExt;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -243,10 +245,16 @@ impl<'a> Session<'a> {
             df.collect().await?;
             0
         } else {
-            let stream = df.execute_stream().await?;
+            let mut stream = df.execute_stream().await?;
+            // The bar shows until the first rows come, and is gone before any is written (a
+            // table's rows were written under its last frame).
             let watch = self.lake.watch("reading", None);
-            let written = output::write(stream, self.format, self.output.as_deref()).await;
+            let first = stream.next().await;
             drop(watch);
+            let schema = stream.schema();
+            let rows = futures::stream::iter(first).chain(stream);
+            let stream = Box::pin(RecordBatchStreamAdapter::new(schema, rows));
+            let written = output::write(stream, self.format, self.output.as_deref()).await;
             match written.map_err(|e| e.under_memory_limit(self.config.memory_limit.as_ref())) {
                 Err(Error::Query(e)) => return Err(self.blame_a_file(Error::Query(e)).await),
                 other => other?,
