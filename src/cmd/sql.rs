@@ -688,7 +688,7 @@ make session tables.
   \\d TABLE          a table's columns (for events: its days)
   \\metrics          the metrics `dau query` computes
   \\timing on|off    show rows and elapsed time after each statement
-  \\format FORMAT    table, csv, json or ndjson
+  \\format FORMAT    table, csv, json or ndjson (alone: the one in force)
   \\o FILE / \\o     send results to FILE (each result replaces it; its extension sets the
                     format, as --output) / back to the screen
   \\lake URL         switch to another lake";
