@@ -1478,6 +1478,66 @@ fn unsigned_64_bit_ids_keep_every_digit_in_each_destination() {
     assert_eq!(got, want, "xlsx");
 }
 
+/// User-days of ids that a workbook keeps as numbers (up to 2^53) beside ones it keeps as text
+/// (beyond, where a number would round) are all written, each exact. (The sort of such rows had
+/// no total order and could panic, exit 101: `sink::xlsx::tests::rows_of_mixed_cells_are_in_a_total_order`.)
+#[test]
+fn a_workbook_of_user_days_sorts_ids_of_both_kinds() {
+    use calamine::{Data, Reader, Xlsx};
+    let w = Workdir::new();
+    // As INT64: -2^63 and 2^53 + 1 on (text in a workbook), -1, 0 and 2^53 (numbers).
+    let ids = [
+        1 << 63,
+        u64::MAX,
+        0,
+        1 << 53,
+        (1 << 53) + 1,
+        (1 << 63) - 2,
+        (1 << 63) - 1,
+    ];
+    let mut rows = Vec::new();
+    for d in 0..10_u64 {
+        for k in 0..70_u64 {
+            let user = ids[((k * 5 + d) % 7) as usize];
+            rows.push((day(START) + Days::new(d), user));
+        }
+    }
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (date, user) in &rows {
+        let id = (*user as i64).to_string();
+        *want.entry((id, date.to_string())).or_default() += 1;
+    }
+    let to = (day(START) + Days::new(9)).to_string();
+    let run = export(
+        &w,
+        &["user-days", "--from", START, "--to", &to, "-o", "u.xlsx"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut book: Xlsx<_> = calamine::open_workbook(w.join("u.xlsx")).unwrap();
+    let sheet = book.worksheet_range("user-days").unwrap();
+    let got: BTreeMap<(String, String), u64> = sheet
+        .rows()
+        .skip(1)
+        .map(|r| {
+            let id = match &r[0] {
+                Data::Float(n) => (*n as i64).to_string(),
+                Data::String(id) => id.clone(),
+                other => panic!("an id: {other:?}"),
+            };
+            let date = match &r[1] {
+                Data::DateTime(d) => d.as_datetime().unwrap().date().to_string(),
+                other => panic!("a date: {other:?}"),
+            };
+            let Data::Float(opens) = r[2] else {
+                panic!("a count: {:?}", r[2])
+            };
+            ((id, date), opens as u64)
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
 /// What the URL leaves out comes from libpq's environment, as psql (libpq itself) takes it: the
 /// password from PGPASSWORD, else the password file's line for the connection (PGPASSFILE, else
 /// `~/.pgpass`; not a file others may read); the host, port, user and database from PGHOST,

@@ -285,11 +285,19 @@ fn compare(a: &[Cell], b: &[Cell]) -> Ordering {
     };
     let (a, b) = (date_first(a), date_first(b));
     for (x, y) in a.iter().zip(&b) {
+        // Cells of two kinds (ids as numbers and as text, where a number would not be exact;
+        // an empty id) by kind: a total order, which sorting needs (it panicked without one).
+        let kind = |c: &Cell| match c {
+            Cell::Empty => 0,
+            Cell::Number(_) => 1,
+            Cell::Text(_) => 2,
+            Cell::Date(_) => 3,
+        };
         let order = match (x, y) {
             (Cell::Date(x), Cell::Date(y)) => x.cmp(y),
             (Cell::Number(x), Cell::Number(y)) => x.total_cmp(y),
             (Cell::Text(x), Cell::Text(y)) => x.cmp(y),
-            _ => Ordering::Equal,
+            (x, y) => kind(x).cmp(&kind(y)),
         };
         if order != Ordering::Equal {
             return order;
@@ -329,6 +337,35 @@ fn workbook(sheets: &[Sheet]) -> std::result::Result<Workbook, XlsxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows are in a total order, as sorting needs, whatever kinds of cells a column mixes (ids
+    /// as numbers and as text, an empty id): a number and a text were equal, so that 1 = "x" =
+    /// 2 but 1 < 2, and the sort of a workbook of such ids panicked.
+    #[test]
+    fn rows_of_mixed_cells_are_in_a_total_order() {
+        let day = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
+        let cells = [
+            Cell::Empty,
+            Cell::Number(-1.0),
+            Cell::Number(2.0),
+            Cell::Text("9007199254740993".into()),
+            Cell::Text("a".into()),
+            Cell::Date(day),
+        ];
+        let rows: Vec<Vec<Cell>> = (cells.iter())
+            .map(|c| vec![Cell::Date(day), c.clone()])
+            .collect();
+        for a in &rows {
+            for b in &rows {
+                assert_eq!(compare(a, b), compare(b, a).reverse());
+                for c in &rows {
+                    if compare(a, b) != Ordering::Greater && compare(b, c) != Ordering::Greater {
+                        assert_ne!(compare(a, c), Ordering::Greater);
+                    }
+                }
+            }
+        }
+    }
 
     /// More rows than a worksheet holds: refused before anything is written (rust_xlsxwriter
     /// would fail only after building the whole workbook, as a write error).
