@@ -1858,9 +1858,11 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
             |r| r.get(0),
         )
         .unwrap();
+    // Written as the column keeps its days (they were `2024-06-03`, which pandas then read as
+    // NaT beside its own `2024-06-03 00:00:00`).
     let want: Vec<String> = ["2024-06-03", "2024-06-04", "2024-06-05"]
         .iter()
-        .map(|d| format!("{d} {}", oracle(&rows, day(d)).0))
+        .map(|d| format!("{d} 00:00:00 {}", oracle(&rows, day(d)).0))
         .collect();
     assert_eq!(got, want.join(","));
 

@@ -102,6 +102,15 @@ impl Job {
         for d in dates_of(batches) {
             replace(d, d)?;
         }
+        // Days as the table keeps them: a TIMESTAMP or DATETIME column (pandas' to_sql makes
+        // one) as `2024-06-04 00:00:00`, which its readers parse beside the rows before.
+        let stamps = tx
+            .query_row(
+                "SELECT upper(type) FROM pragma_table_xinfo(?1) WHERE name = 'date'",
+                [&self.table],
+                |r| r.get::<_, String>(0),
+            )
+            .is_ok_and(|t| t.contains("TIMESTAMP") || t.contains("DATETIME"));
         let places = vec!["?"; self.schema.fields().len()].join(", ");
         let mut insert = tx
             .prepare(&format!(
@@ -111,7 +120,7 @@ impl Job {
             .map_err(|e| self.failed(e))?;
         for batch in batches {
             for row in 0..batch.num_rows() {
-                let values = batch.columns().iter().map(|c| value(c, row));
+                let values = batch.columns().iter().map(|c| value(c, row, stamps));
                 insert
                     .execute(rusqlite::params_from_iter(values))
                     .map_err(|e| self.failed(e))?;
@@ -164,13 +173,14 @@ fn sql_type(t: &DataType) -> &'static str {
     }
 }
 
-/// One cell as SQLite stores it.
-fn value(column: &ArrayRef, row: usize) -> Value {
+/// One cell as SQLite stores it; a day as text, at midnight for a table of `stamps`.
+fn value(column: &ArrayRef, row: usize, stamps: bool) -> Value {
     if column.is_null(row) {
         return Value::Null;
     }
     match column.data_type() {
         DataType::Date32 => match column.as_primitive::<Date32Type>().value_as_date(row) {
+            Some(d) if stamps => Value::Text(format!("{d} 00:00:00")),
             Some(d) => Value::Text(d.to_string()),
             None => Value::Null,
         },
