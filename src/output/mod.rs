@@ -60,7 +60,24 @@ impl Format {
             ));
         }
         let format = match (format, output) {
-            (Some(format), _) => format,
+            // A file named for another format is not written in this one (a CSV in x.parquet).
+            (Some(format), Some(path)) => match Format::of_file(path) {
+                Ok(named) if named != format && named != Format::Table => {
+                    let name = |f: Format| f.to_possible_value().map(|v| v.get_name().to_string());
+                    return Err(Error::usage(
+                        format!(
+                            "--format {}, but {} is named for {}",
+                            name(format).unwrap_or_default(),
+                            path.display(),
+                            name(named).unwrap_or_default(),
+                        ),
+                        "leave --format out (the file's extension sets it), or name the file for \
+                         its format",
+                    ));
+                }
+                _ => format,
+            },
+            (Some(format), None) => format,
             (None, Some(path)) => Format::of_file(path)?,
             (None, None) => Format::Table,
         };
@@ -616,6 +633,25 @@ fn plain_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, A
 mod tests {
     use super::*;
 
+    /// An explicit format and a file named for another are refused (CSV went into x.parquet);
+    /// a file named for no format (.txt, none) takes any.
+    #[test]
+    fn a_format_and_a_file_named_for_another_are_refused() {
+        let of = |format, name: &str| Format::resolve(Some(format), Some(Path::new(name)));
+        let error = of(Format::Csv, "x.parquet").unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(
+            error
+                .to_string()
+                .contains("--format csv, but x.parquet is named for parquet"),
+            "{error}"
+        );
+        assert!(of(Format::Json, "x.csv").is_err());
+        assert_eq!(of(Format::Ndjson, "x.jsonl").unwrap(), Format::Ndjson);
+        assert_eq!(of(Format::Csv, "x.txt").unwrap(), Format::Csv);
+        assert_eq!(of(Format::Json, "x").unwrap(), Format::Json);
+    }
+
     /// A file's extension names its format; one of a file only `dau export` writes says so.
     #[test]
     fn extensions_name_formats() {
@@ -710,10 +746,6 @@ mod tests {
         assert_eq!(
             Format::resolve(Some(Format::Table), Some(Path::new("x.tsv"))).unwrap(),
             Format::Table
-        );
-        assert_eq!(
-            Format::resolve(Some(Format::Json), Some(Path::new("x.csv"))).unwrap(),
-            Format::Json
         );
         assert!(Format::resolve(Some(Format::Parquet), None).is_err());
     }
