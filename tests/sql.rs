@@ -377,8 +377,7 @@ fn metric_table_functions() {
     // A usage error, as a bad --from is (it was exit 1, a failed query).
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr
-            .contains("dau(from, to [, 'calendar']): bad first day 'June'"),
+        run.stderr.contains("dau(from, to): bad first day 'June'"),
         "{}",
         run.stderr
     );
@@ -389,6 +388,17 @@ fn metric_table_functions() {
     assert!(
         run.stderr.contains(
             "mau(from, to [, 'calendar']): the first day 2024-06-05 is after the last 2024-06-01"
+        ),
+        "{}",
+        run.stderr
+    );
+    // 'calendar' is said to be wau's and mau's, not as a flag (--calendar) in SQL.
+    let sql = "SELECT * FROM dau('2024-06-01', '2024-06-02', 'calendar')";
+    let run = w.run(&["sql", "--lake", "lake", "-c", sql]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "dau(from, to): 'calendar' is for wau (ISO weeks) and mau (calendar months) only"
         ),
         "{}",
         run.stderr

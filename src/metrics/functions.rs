@@ -71,8 +71,12 @@ impl MetricFunction {
     /// A usage error (exit 2, as for a flag), in SQL's words.
     fn usage(&self, what: &str) -> DataFusionError {
         let name = self.metric.name().replace('-', "_");
+        let calendar = match self.metric {
+            Metric::Wau | Metric::Mau => " [, 'calendar']",
+            _ => "",
+        };
         Error::usage(
-            format!("{name}(from, to [, 'calendar']): {what}"),
+            format!("{name}(from, to{calendar}): {what}"),
             format!("e.g. SELECT * FROM {name}('2024-06-01', '2024-06-30')"),
         )
         .into_datafusion()
@@ -91,6 +95,11 @@ impl TableFunctionImpl for MetricFunction {
             }
             Some(_) => return Err(self.usage("the third argument, if any, is 'calendar'")),
         };
+        if calendar && !matches!(self.metric, Metric::Wau | Metric::Mau) {
+            return Err(
+                self.usage("'calendar' is for wau (ISO weeks) and mau (calendar months) only")
+            );
+        }
         let (Some(from), Some(to), None) = (exprs.first(), exprs.get(1), exprs.get(3)) else {
             return Err(self.usage("give two days"));
         };
