@@ -441,12 +441,7 @@ impl<'a> Session<'a> {
             ("\\timing", "") => self.timing = !self.timing,
             ("\\timing", "on") => self.timing = true,
             ("\\timing", "off") => self.timing = false,
-            ("\\format", "") => say(&format!(
-                "results are shown as {}",
-                self.format
-                    .to_possible_value()
-                    .map_or("?".into(), |v| v.get_name().to_string())
-            ))?,
+            ("\\format", "") => say(&format!("results are shown as {}", self.format.name()))?,
             ("\\format", name) => {
                 self.format = Format::from_str(name, true)
                     .ok()

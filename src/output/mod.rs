@@ -40,6 +40,11 @@ pub enum Format {
 }
 
 impl Format {
+    /// Its name, as `--format` takes it.
+    pub fn name(self) -> String {
+        (self.to_possible_value()).map_or_else(String::new, |v| v.get_name().to_string())
+    }
+
     /// `--format` as given, else from the `--output` file's extension (a table for `.txt` or
     /// none); an extension of another format (`out.xlsx`, `out.tsv`) is refused rather than
     /// filled with a table.
@@ -63,13 +68,12 @@ impl Format {
             // A file named for another format is not written in this one (a CSV in x.parquet).
             (Some(format), Some(path)) => match Format::of_file(path) {
                 Ok(named) if named != format && named != Format::Table => {
-                    let name = |f: Format| f.to_possible_value().map(|v| v.get_name().to_string());
                     return Err(Error::usage(
                         format!(
                             "--format {}, but {} is named for {}",
-                            name(format).unwrap_or_default(),
+                            format.name(),
                             path.display(),
-                            name(named).unwrap_or_default(),
+                            named.name(),
                         ),
                         "leave --format out (the file's extension sets it), or name the file for \
                          its format",
