@@ -276,18 +276,17 @@ pub async fn export(
 ) -> Result<Exported> {
     let sink = Sink::parse(output)?;
     let metrics = metrics_of(metrics)?;
-    let mut queries = Query::each(&metrics, from, to, calendar)?;
     // A calendar row is dated by its period's first day, which a week and a month share when a
     // month starts on a Monday: that row is made whole, with its week too (from the month's
     // first day), or exporting a later day of the month replaced the row with the month's
     // number alone and blanked the week's.
-    let mut rows_from = from;
     let month = from.with_day(1).expect("day 1 exists");
     let both = metrics.contains(&Metric::Wau) && metrics.contains(&Metric::Mau);
-    if calendar && both && month.weekday() == Weekday::Mon {
-        rows_from = month;
-        queries = Query::each(&metrics, rows_from, to, calendar)?;
-    }
+    let rows_from = match calendar && both && month.weekday() == Weekday::Mon {
+        true => month,
+        false => from,
+    };
+    let mut queries = Query::each(&metrics, rows_from, to, calendar)?;
     let near = Query::spans(&queries);
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
     lake.refuse_inside(&without_password(output), "--output")?;
