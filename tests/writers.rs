@@ -22,14 +22,7 @@ fn a_column_of_128_bit_integers_is_no_crash() {
                       'amount': pl.Series([1, 2, 3, 4], dtype=pl.Int128)})\\\n\
           .write_parquet('lake/date=2024-06-01/p.parquet')\n";
     python(w.path(), &["-c", script]);
-    for engine in ["bitmap", "sql"] {
-        let args = [
-            "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
-        ];
-        let run = w.run(&args);
-        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
-        assert_eq!(run.first_fields(3), [["2024-06-01", "4", "3"]], "{engine}");
-    }
+    four_opens_of_three_users(&w);
     let run = w.run(&["check", "--lake", "lake"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let sql = "SELECT COUNT(DISTINCT userId) AS users, COUNT(amount) AS amounts FROM events";
@@ -53,13 +46,7 @@ fn a_user_column_of_nulls_only_is_events_without_ids() {
     python(w.path(), &["-c", script]);
     let warning = "dau: warning: ignored 5 row(s) with a NULL userId (never counted as a user): \
                    2024-06-01: 5";
-    for engine in ["bitmap", "sql"] {
-        let args = [
-            "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
-        ];
-        let run = w.run(&args);
-        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
-        assert_eq!(run.first_fields(3), [["2024-06-01", "4", "3"]], "{engine}");
+    for (engine, run) in four_opens_of_three_users(&w) {
         assert!(
             run.stderr.lines().any(|l| l == warning),
             "{engine}: {}",
@@ -83,6 +70,21 @@ fn a_user_column_of_nulls_only_is_events_without_ids() {
     let sql = "SELECT COUNT(DISTINCT userId) AS users, COUNT(*) AS events FROM events";
     let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", sql]);
     assert_eq!(run.stdout, "users,events\n3,9\n", "{}", run.stderr);
+}
+
+/// `dau query opens` of the lake's one day, 2024-06-01, in each engine: 4 opens of 3 users (as
+/// the test wrote them); each engine's run, for its warnings.
+fn four_opens_of_three_users(w: &Workdir) -> Vec<(&'static str, Run)> {
+    let runs = ["bitmap", "sql"].map(|engine| {
+        let args = [
+            "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
+        ];
+        let run = w.run(&args);
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        assert_eq!(run.first_fields(3), [["2024-06-01", "4", "3"]], "{engine}");
+        (engine, run)
+    });
+    runs.into()
 }
 
 #[test]
