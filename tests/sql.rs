@@ -126,18 +126,8 @@ fn a_file_of_statements_and_stdin() {
             .unwrap()
             .write_all(format!("{DAU_SQL};\n").as_bytes())
             .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let run = Run {
-            code: 0,
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::new(),
-        };
+        let run: Run = child.wait_with_output().unwrap().into();
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
         assert_eq!(run.series(), expected, "{args:?}");
     }
 }
