@@ -1101,18 +1101,24 @@ fn a_server_that_dies_mid_query_is_exit_3_with_no_number() {
     let server = Server::gcs(&work);
     let access = Access::gcs(&server);
     many_files(&work, &access, "gs://lake/big");
-    let before = server.requests().len();
-    let child = start_query(&work, &access, "5");
-    // Kill the server as soon as dau reads its first data (footers are read before any data).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !server.requests()[before..]
-        .iter()
-        .any(|r| r.contains("alt=media"))
-    {
-        assert!(Instant::now() < deadline, "dau never read a file");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    server.signal("-KILL");
+    // The server is killed as dau's first read of a file's bytes reaches it, before it answers
+    // (a kill timed from the server's log raced the query, which sometimes ended first).
+    let pid = server.child.id().to_string();
+    let dying = Flaky::deciding(server.port, "200 OK", move |_, head| {
+        if head.contains("alt=media") {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+        false
+    });
+    let through = Access {
+        flags: vec![
+            "--endpoint".into(),
+            format!("http://127.0.0.1:{}", dying.port),
+            "--anonymous".into(),
+        ],
+        env: vec![],
+    };
+    let child = start_query(&work, &through, "5");
     failed_on_storage(&wait(child, Duration::from_secs(60)));
 }
 
@@ -1329,6 +1335,17 @@ struct Flaky {
 
 impl Flaky {
     fn start(upstream: u16, status: &'static str) -> Flaky {
+        Flaky::deciding(upstream, status, |n, _| n % 2 == 0)
+    }
+
+    /// A proxy that answers `status` to the requests `refuse` picks (given their number and head)
+    /// and forwards the others; a request it cannot forward (the server is gone) has its
+    /// connection closed unanswered.
+    fn deciding(
+        upstream: u16,
+        status: &'static str,
+        mut refuse: impl FnMut(usize, &str) -> bool + Send + 'static,
+    ) -> Flaky {
         use std::io::{BufRead, BufReader, Read, Write};
         use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1350,7 +1367,7 @@ impl Flaky {
                         head.push_str(&line);
                     }
                 }
-                if n % 2 == 0 {
+                if refuse(n, &head) {
                     count.fetch_add(1, Ordering::Relaxed);
                     let answer = format!(
                         "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -1358,10 +1375,13 @@ impl Flaky {
                     let _ = client.write_all(answer.as_bytes());
                     continue;
                 }
-                let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                server
-                    .write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
-                    .unwrap();
+                let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let asked = format!("{head}Connection: close\r\n\r\n");
+                if server.write_all(asked.as_bytes()).is_err() {
+                    continue;
+                }
                 let mut answer = Vec::new();
                 let _ = server.read_to_end(&mut answer);
                 let _ = client.write_all(&answer);
