@@ -24,17 +24,32 @@ impl Cli {
     /// The command line, as clap parses it, or its error and exit. A bad value that came from a
     /// `DAU_*` variable (clap names only the flag) is said to come from there.
     pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
         let args: Vec<String> = std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        Cli::try_parse_from(&args).unwrap_or_else(|e| {
-            let Some(variable) = from_environment(&e, &args) else {
-                e.exit()
-            };
-            let _ = e.print();
-            eprintln!("note: the value is {variable}'s, from the environment");
-            std::process::exit(e.exit_code())
-        })
+        // A flag on the command line leaves its variable unread: clap reads a global flag's
+        // variable at the top level, where the flag given to the subcommand is not, and a stale
+        // `DAU_TIMEOUT=abc` refused `--timeout 5`.
+        let mut command = Cli::command();
+        let overridden: Vec<clap::Id> = (command.get_arguments())
+            .filter(|a| a.get_env().is_some() && given(a, &args))
+            .map(|a| a.get_id().clone())
+            .collect();
+        for id in overridden {
+            command = command.mut_arg(id, |a| a.env(None::<&str>));
+        }
+        let parsed = command.try_get_matches_from(&args);
+        parsed
+            .and_then(|matches| Cli::from_arg_matches(&matches))
+            .unwrap_or_else(|e| {
+                let Some(variable) = from_environment(&e, &args) else {
+                    e.exit()
+                };
+                let _ = e.print();
+                eprintln!("note: the value is {variable}'s, from the environment");
+                std::process::exit(e.exit_code())
+            })
     }
 }
 
@@ -51,8 +66,8 @@ fn from_environment(error: &clap::Error, args: &[String]) -> Option<String> {
     let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
         return None;
     };
-    // `--engine <ENGINE>`: the flag's long name.
-    let long = flag.split(' ').next()?.strip_prefix("--")?;
+    // `--engine <ENGINE>`, `--anonymous[=<BOOL>]`: the flag's long name.
+    let long = flag.split([' ', '[']).next()?.strip_prefix("--")?;
     let command = Cli::command();
     let mut commands = vec![&command];
     commands.extend(command.get_subcommands());
@@ -61,14 +76,18 @@ fn from_environment(error: &clap::Error, args: &[String]) -> Option<String> {
         .flat_map(|c| c.get_arguments())
         .find(|a| a.get_long() == Some(long) && a.get_env().is_some())?;
     let variable = arg.get_env()?.to_string_lossy().into_owned();
-    let given = args.iter().skip(1).any(|a| {
+    (!given(arg, args) && std::env::var_os(&variable).is_some()).then_some(variable)
+}
+
+/// Whether the flag `arg` is on the command line `args`.
+fn given(arg: &clap::Arg, args: &[String]) -> bool {
+    args.iter().skip(1).any(|a| {
         a.strip_prefix("--")
-            .is_some_and(|a| a.split('=').next() == Some(long))
+            .is_some_and(|a| a.split('=').next() == arg.get_long())
             || arg
                 .get_short()
                 .is_some_and(|s| a.starts_with('-') && !a.starts_with("--") && a.contains(s))
-    });
-    (!given && std::env::var_os(&variable).is_some()).then_some(variable)
+    })
 }
 
 /// Flags every subcommand takes. Each beats its `DAU_*` variable, which beats `dau.toml`.
@@ -95,9 +114,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "DAU_TIMEZONE", value_name = "TZ")]
     pub timezone: Option<String>,
 
-    /// Leave unreadable data files out of a query, naming them, instead of failing
-    #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES", value_parser = on_off)]
-    pub skip_bad_files: bool,
+    /// Leave unreadable data files out of a query, naming them, instead of failing (=false undoes DAU_SKIP_BAD_FILES)
+    #[arg(long, global = true, env = "DAU_SKIP_BAD_FILES", value_parser = on_off, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_bad_files: Option<bool>,
 
     /// A file each finished partition holds, such as _SUCCESS: a day without it is still being written, so missing (NULL); off: no marker, and no warning of days without _SUCCESS [default: none]
     #[arg(long, global = true, env = "DAU_DONE_MARKER", value_name = "NAME")]
@@ -107,9 +126,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "DAU_MEMORY_LIMIT", value_name = "SIZE")]
     pub memory_limit: Option<String>,
 
-    /// Read a gs:// or s3:// lake without credentials (public buckets)
-    #[arg(long, global = true, env = "DAU_ANONYMOUS", value_parser = on_off)]
-    pub anonymous: bool,
+    /// Read a gs:// or s3:// lake without credentials (public buckets); =false undoes DAU_ANONYMOUS or [lake] anonymous
+    #[arg(long, global = true, env = "DAU_ANONYMOUS", value_parser = on_off, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub anonymous: Option<bool>,
 
     /// Storage endpoint for gs:// or s3:// lakes: an emulator, MinIO or a private endpoint
     #[arg(long, global = true, env = "DAU_ENDPOINT", value_name = "URL")]

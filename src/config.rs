@@ -244,9 +244,21 @@ impl Config {
                 Some(seconds(value, "DAU_PROGRESS_AFTER")?)
             }
         };
+        // An empty value (`DAU_ENDPOINT=`) is none given.
+        let endpoint = args
+            .endpoint
+            .clone()
+            .or(lake.endpoint)
+            .filter(|e| !e.is_empty());
+        if let Some(Err(what)) = endpoint.as_deref().map(crate::lake::storage::endpoint_url) {
+            return Err(Error::usage(
+                format!("{what} (--endpoint, DAU_ENDPOINT or [lake] endpoint)"),
+                "write the endpoint with its scheme, such as http://localhost:9000",
+            ));
+        }
         let storage = StorageOptions {
-            endpoint: args.endpoint.clone().or(lake.endpoint),
-            anonymous: args.anonymous || lake.anonymous.unwrap_or(false),
+            endpoint,
+            anonymous: args.anonymous.or(lake.anonymous).unwrap_or(false),
             timeout,
             retries: args.retries.or(lake.retries).unwrap_or(defaults.retries),
         };
@@ -279,8 +291,15 @@ impl Config {
             }
             name => name,
         };
+        let lake_url = args.lake.clone().or(lake.url);
+        if lake_url.as_deref().is_some_and(|url| url.trim().is_empty()) {
+            return Err(Error::usage(
+                "--lake, DAU_LAKE or [lake] url is empty",
+                "give a folder, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX, or leave it unset",
+            ));
+        }
         Ok(Config {
-            lake: args.lake.clone().or(lake.url),
+            lake: lake_url,
             user_column: name(
                 &args.user_column,
                 lake.user_column,
@@ -294,7 +313,7 @@ impl Config {
                 "date",
             )?,
             timezone,
-            skip_bad_files: args.skip_bad_files,
+            skip_bad_files: args.skip_bad_files.unwrap_or(false),
             done_marker,
             notice_unmarked,
             memory_limit,
@@ -431,5 +450,25 @@ mod tests {
         assert_eq!(config.user_column, "user_id");
         assert_eq!(config.date_column, "date");
         assert_eq!(config.timezone, Tz::Asia__Seoul);
+    }
+
+    /// `anonymous = true` in the file is undone by `--anonymous=false` or `DAU_ANONYMOUS=false`
+    /// (the two were or-ed, so the file's could not be undone).
+    #[test]
+    fn an_on_off_setting_of_the_file_is_undone_by_its_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dau.toml");
+        std::fs::write(&path, "[lake]\nanonymous = true\n").unwrap();
+        let anonymous = |flag: Option<bool>| {
+            let args = GlobalArgs {
+                config: Some(path.clone()),
+                anonymous: flag,
+                ..GlobalArgs::default()
+            };
+            Config::resolve(&args).unwrap().storage.anonymous
+        };
+        assert!(anonymous(None));
+        assert!(anonymous(Some(true)));
+        assert!(!anonymous(Some(false)));
     }
 }

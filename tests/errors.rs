@@ -300,6 +300,57 @@ fn empty_rollups_place() {
     assert_eq!(after.len(), before.len(), "nothing is written");
 }
 
+/// Settings that cannot name a place: an empty lake (it was "lake not found ()", exit 3), and an
+/// endpoint without its scheme, as MinIO's is often written (the S3 store panicked, exit 101).
+#[test]
+fn an_empty_lake_or_an_endpoint_without_its_scheme() {
+    let w = Workdir::new();
+    assert_eq!(
+        fails(&w, &["query", "dau", "--lake", ""], 2),
+        "dau: --lake, DAU_LAKE or [lake] url is empty: give a folder, gs://BUCKET/PREFIX or \
+         s3://BUCKET/PREFIX, or leave it unset\n"
+    );
+    let query = [
+        "query",
+        "dau",
+        "--lake",
+        "s3://bucket/lake",
+        "--retries",
+        "0",
+    ];
+    let s3 = |flags: &[&str], variable: (&str, &str)| -> Run {
+        let mut cmd = w.command(&[&query[..], flags].concat());
+        cmd.env(variable.0, variable.1).output().unwrap().into()
+    };
+    for endpoint in ["localhost:9000", "not a url", "ftp://host"] {
+        let run = s3(&["--endpoint", endpoint], ("AWS_ACCESS_KEY_ID", "x"));
+        assert_eq!(run.code, 2, "{endpoint}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("the endpoint '{endpoint}' is not")),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(
+                "(--endpoint, DAU_ENDPOINT or [lake] endpoint): write the \
+                                 endpoint with its scheme, such as http://localhost:9000"
+            ),
+            "{}",
+            run.stderr
+        );
+    }
+    // The AWS tools' own variable is read when the store is made: a storage error.
+    let run = s3(&[], ("AWS_ENDPOINT_URL", "localhost:9000"));
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the endpoint 'localhost:9000' is not an http:// or https:// URL"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// Settings that name nothing, or the lake itself: an empty user column is the setting's error
 /// (every file was a bad file, exit 4); rollups `OFF` are off (they went into a folder `OFF`);
 /// rollups inside the lake are refused, but in a hidden folder of it (in a partition they were

@@ -635,7 +635,7 @@ fn a_file_without_the_user_column_is_a_bad_file() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("invalid value 'maybe' for '--skip-bad-files'"),
+            .contains("invalid value 'maybe' for '--skip-bad-files[=<BOOL>]'"),
         "{}",
         run.stderr
     );
@@ -651,6 +651,17 @@ fn a_file_without_the_user_column_is_a_bad_file() {
         .into();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(!run.stderr.contains("note:"), "{}", run.stderr);
+    // The flag wins over the variable: a stale bad value is not read (it refused the flag), and
+    // `=false` turns the variable's on off.
+    let given = |flag: &str, value: &str| -> Run {
+        let mut cmd = w.command(&[&args[..], &[flag]].concat());
+        cmd.env("DAU_SKIP_BAD_FILES", value)
+            .output()
+            .unwrap()
+            .into()
+    };
+    assert_eq!(given("--skip-bad-files", "maybe").series(), expected(&rows));
+    assert_eq!(given("--skip-bad-files=false", "yes").code, 4);
 }
 
 #[test]

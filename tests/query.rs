@@ -251,6 +251,28 @@ fn a_day_without_its_done_marker_is_unfinished() {
     assert_eq!(run.series()[&unfinished], None, "{}", run.stderr);
 }
 
+/// A done marker named like a data file (DONE, not _SUCCESS) is the marker, never read as data:
+/// every finished day failed as "bad data file (…/DONE)".
+#[test]
+fn a_done_marker_named_like_data_is_no_data_file() {
+    let w = Workdir::new();
+    let rows = lake(&w, &LakeSpec::default());
+    for folder in std::fs::read_dir(w.join("lake")).unwrap() {
+        let folder = folder.unwrap().path();
+        std::fs::remove_file(folder.join("_SUCCESS")).unwrap();
+        std::fs::write(folder.join("DONE"), "ok").unwrap();
+    }
+    let want = oracle_window(&rows, 30, day("2024-06-01"), day("2024-06-30"), &[]);
+    for engine in ["bitmap", "sql"] {
+        let args = ["mau", "--to", "2024-06-30", "--engine", engine];
+        let run = csv(&w, &[&args[..], &["--done-marker", "DONE"]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.series(), want, "{engine}");
+    }
+    let run = w.run(&["check", "--lake", "lake", "--done-marker", "DONE"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
 /// Left to its default, `--to` is the lake's last day: when that is today (a partition that may
 /// still be being written), a warning says so; `--to yesterday` leaves it out, without one. The
 /// numbers are the oracle's either way.

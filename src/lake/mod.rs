@@ -595,6 +595,8 @@ impl Lake {
             let folders = self.folders(day);
             let marker = self.done_marker().unwrap_or(SUCCESS);
             let done = folders.iter().all(|f| self.has_marker(f, marker, &files));
+            // A done marker named like data (DONE) is no data file.
+            files.retain(|meta| meta.location.filename() != self.done_marker());
             files.retain(|meta| {
                 folders.iter().any(|folder| {
                     let parts = meta.location.prefix_match(folder);

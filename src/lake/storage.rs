@@ -255,20 +255,11 @@ fn gcs(bucket: &str, options: &StorageOptions) -> Made {
     });
     let endpoint = options.endpoint.clone().or(emulator.clone());
     let base = endpoint.clone().unwrap_or_else(|| GCS_ENDPOINT.to_string());
-    let base = Url::parse(&base).map_err(|e| {
-        let source = format!("the endpoint '{base}' is not a URL: {e}").into();
-        (
-            object_store::Error::Generic {
-                store: "GCS",
-                source,
-            },
-            String::new(),
-        )
-    })?;
+    let base = endpoint_url(&base).map_err(|what| unmade("GCS", what))?;
     let anonymous = options.anonymous || (emulator.is_some() && options.endpoint.is_none());
     let described = if anonymous {
         let why = if options.anonymous {
-            "--anonymous"
+            "--anonymous, DAU_ANONYMOUS or [lake] anonymous"
         } else {
             "STORAGE_EMULATOR_HOST is set"
         };
@@ -357,6 +348,7 @@ fn s3(bucket: &str, options: &StorageOptions) -> Made {
     }
     let endpoint = options.endpoint.clone().or(env("AWS_ENDPOINT_URL"));
     if let Some(endpoint) = endpoint {
+        endpoint_url(&endpoint).map_err(|what| unmade("S3", what))?;
         // Emulators and MinIO serve buckets as paths, not as host names.
         builder = builder
             .with_endpoint(endpoint)
@@ -364,7 +356,7 @@ fn s3(bucket: &str, options: &StorageOptions) -> Made {
     }
     let described = if options.anonymous {
         builder = builder.with_skip_signature(true);
-        "none (anonymous: --anonymous)".to_string()
+        "none (anonymous: --anonymous, DAU_ANONYMOUS or [lake] anonymous)".to_string()
     } else if env("AWS_ACCESS_KEY_ID").is_some() {
         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment".to_string()
     } else if let (Some(key), Some(secret)) = (
@@ -392,6 +384,27 @@ fn s3(bucket: &str, options: &StorageOptions) -> Made {
 }
 
 /// Timeouts for object_store's own clients (S3, and GCS credential requests).
+/// An endpoint as the stores take it: an http(s) URL with a host. `localhost:9000` (no scheme)
+/// reads as a URL of the scheme `localhost`, and the S3 store panicked on it.
+pub fn endpoint_url(text: &str) -> std::result::Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("the endpoint '{text}' is not a URL: {e}"))?;
+    match (url.scheme(), url.host()) {
+        ("http" | "https", Some(_)) => Ok(url),
+        _ => Err(format!(
+            "the endpoint '{text}' is not an http:// or https:// URL with a host"
+        )),
+    }
+}
+
+/// The error of a store that cannot be made: `what` is wrong with its settings.
+fn unmade(store: &'static str, what: String) -> (object_store::Error, String) {
+    let source = what.into();
+    (
+        object_store::Error::Generic { store, source },
+        String::new(),
+    )
+}
+
 fn client_options(options: &StorageOptions) -> ClientOptions {
     ClientOptions::new()
         .with_timeout(options.timeout)
