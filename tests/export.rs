@@ -759,6 +759,14 @@ fn a_week_and_a_month_that_start_on_one_day_share_a_whole_row() {
     for (monday, users) in weeks {
         assert_eq!(got[&monday.to_string()][1], text(users), "{monday}");
     }
+    // A day not in the lake yet has nothing to count (exit 4, the file kept), though its month's
+    // earlier days do: it was exported as NULL with exit 0, and the month was never delivered.
+    std::fs::remove_dir_all(w.join("lake/date=2021-03-31")).unwrap();
+    let before = std::fs::read(w.join("periods.csv")).unwrap();
+    let args = ["wau", "mau", "--calendar", "--date", "2021-03-31"];
+    let run = export(&w, &[&args[..], &["-o", "periods.csv"]].concat());
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(std::fs::read(w.join("periods.csv")).unwrap(), before);
 }
 
 /// An output that cannot be written is a storage error (exit 3) in every format; a folder given
