@@ -1767,10 +1767,19 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
             "the export would leave mau empty on the days it replaces",
         );
     }
-    pg.query("ALTER TABLE daily ADD COLUMN note text");
-    let args = ["dau", "mau", "--date", "2024-06-03", "--output", &pg_dest];
-    refused(&w, &args, "would leave note empty");
+    // A note with `DEFAULT NULL` has no default either (in SQLite it was emptied in silence).
+    pg.query("ALTER TABLE daily ADD COLUMN note text DEFAULT NULL");
+    let db = rusqlite::Connection::open(&sqlite).unwrap();
+    db.execute_batch("ALTER TABLE daily ADD COLUMN note TEXT DEFAULT NULL")
+        .unwrap();
+    for dest in [&pg_dest, &sqlite_dest] {
+        let args = ["dau", "mau", "--date", "2024-06-03", "--output", dest];
+        refused(&w, &args, "would leave note empty");
+    }
     pg.query("ALTER TABLE daily DROP COLUMN note");
+    db.execute_batch("ALTER TABLE daily DROP COLUMN note")
+        .unwrap();
+    drop(db);
     assert_eq!(pg_rows(&pg), want.join(","));
     assert_eq!(sqlite_rows(), want.join(","));
 
@@ -1828,6 +1837,34 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
         "{}",
         run.stderr
     );
+    // The table is the one the search path finds: with a schema of the role's own first on it
+    // (`"$user", public`), a second `daily` was made there and took the rows.
+    pg.query("CREATE SCHEMA writer AUTHORIZATION writer");
+    let args = ["dau", "mau", "--date", "2024-06-04", "--output"];
+    let run = export(
+        &w,
+        &[&args[..], &[&format!("{writer}?table=daily")]].concat(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let made = "SELECT count(*) FROM pg_tables WHERE schemaname = 'writer'";
+    assert_eq!(pg.query(made), "0");
+    assert_eq!(pg_rows(&pg), want.join(","));
+    // A name that differs only in case is named (`CREATE TABLE Daily` makes `daily`).
+    let run = export(
+        &w,
+        &[&args[..], &[&format!("{writer}?table=Daily")]].concat(),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("there is no table Daily in postgres://writer@127.0.0.1:")
+            && run
+                .stderr
+                .contains("but there is daily: names are case-sensitive: give ?table=daily"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(pg.query(made), "0");
 
     // Days kept as text in a table made by hand: replaced as days all the same.
     pg.query("CREATE TABLE texty (date text PRIMARY KEY, dau bigint)");
@@ -1842,6 +1879,24 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
         .collect();
     let got = pg.query("SELECT string_agg(date || ' ' || dau, ',' ORDER BY date) FROM texty");
     assert_eq!(got, dau.join(","));
+    // Days as `timestamptz` UTC midnights (as pandas writes them), on a server whose zone is
+    // not UTC: a re-export replaced the day before (the server's `date::date`) instead.
+    pg.query(
+        "CREATE TABLE zoned (date timestamptz PRIMARY KEY, dau bigint); INSERT INTO zoned VALUES \
+         ('2024-06-03 00:00+00', 1), ('2024-06-04 00:00+00', 2), ('2024-06-05 00:00+00', 3); \
+         ALTER DATABASE postgres SET timezone = 'America/New_York'",
+    );
+    let zoned = format!("{}?table=zoned", pg.url());
+    let run = export(&w, &["dau", "--date", "2024-06-04", "--output", &zoned]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got = pg.query(
+        "SELECT string_agg(to_char(date AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' ' || dau, \
+         ',' ORDER BY date) FROM zoned",
+    );
+    let dau = oracle(&rows, day("2024-06-04")).0;
+    let want = format!("2024-06-03 00:00 1,2024-06-04 00:00 {dau},2024-06-05 00:00 3");
+    assert_eq!(got, want);
+    pg.query("ALTER DATABASE postgres RESET timezone");
     // In SQLite, days as pandas' to_sql writes them (`2024-06-03 00:00:00`) are replaced too,
     // by a day's export and by a range's; they were kept beside the new rows.
     let db = rusqlite::Connection::open(&sqlite).unwrap();

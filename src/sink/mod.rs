@@ -275,6 +275,9 @@ fn quote(name: &str) -> String {
 }
 
 /// A table's name as SQL quotes it: `"TABLE"`, or `"SCHEMA"."TABLE"`.
+/// How long an export waits for another session's lock on a SQLite database or PostgreSQL table.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn quote_table(table: &str) -> String {
     let parts: Vec<String> = table.split('.').map(quote).collect();
     parts.join(".")

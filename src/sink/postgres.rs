@@ -385,6 +385,12 @@ pub async fn write(
             Some(db) if db.code() == &SqlState::INVALID_PASSWORD => {
                 format!("{} ({password})", db.message())
             }
+            Some(db) if db.code() == &SqlState::LOCK_NOT_AVAILABLE => format!(
+                "{} ({} s): another session holds a lock on table {table} (a transaction left \
+                 open, or another export)",
+                db.message(),
+                super::BUSY_TIMEOUT.as_secs()
+            ),
             Some(db) => db.message().to_string(),
             None if chain(&e).ends_with("password missing") => {
                 format!("the server asks for a password, and {password}")
@@ -408,6 +414,15 @@ pub async fn write(
 
     let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
     let tx = client.transaction().await.map_err(failed)?;
+    // Days are UTC midnights: in the server's own zone (America/New_York, say), `date::date` of a
+    // `timestamptz` day (as pandas writes them) was the day before, and a re-export deleted the
+    // wrong day. A lock held by a session left open waits at most as long as SQLite's.
+    tx.batch_execute(&format!(
+        "SET LOCAL timezone = 'UTC'; SET LOCAL lock_timeout = '{}s'",
+        super::BUSY_TIMEOUT.as_secs()
+    ))
+    .await
+    .map_err(failed)?;
     // Exports into one table at once (a backfill run in parallel) take turns: two that both
     // found no table would both make it, and one would fail.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(table)])
@@ -417,6 +432,14 @@ pub async fn write(
     // (PostgreSQL 15 lets no one but the owner create in the schema public).
     let mut found = columns(&tx, table).await.map_err(failed)?;
     if found.is_empty() {
+        // `CREATE TABLE DailyDau` made `dailydau`: a second table, `"DailyDau"`, would take the
+        // rows where nobody reads them.
+        if let Some(other) = spelled_otherwise(&tx, table).await.map_err(failed)? {
+            return Err(Error::usage(
+                format!("there is no table {table} in {shown}, but there is {other}"),
+                format!("names are case-sensitive: give ?table={other}"),
+            ));
+        }
         let create = create_table(table, &schema, &key, sql_type);
         tx.batch_execute(&create)
             .await
@@ -432,8 +455,8 @@ pub async fn write(
         found = columns(&tx, table).await.map_err(failed)?;
     }
     super::table_columns(&format!("table {table} in {shown}"), &found, &schema)?;
-
     let quoted = quote_table(table);
+
     // `date::date`: a table made by hand may keep its days as text (or as timestamps).
     tx.execute(
         &format!("DELETE FROM {quoted} WHERE date::date BETWEEN $1::date AND $2::date"),
@@ -481,29 +504,51 @@ pub async fn write(
     Ok(rows as u64)
 }
 
-/// The columns of `table` (`TABLE` on the search path, or `SCHEMA.TABLE`), each with whether it
-/// fills itself (a DEFAULT, an identity or a generated column); none when there is no such table.
-/// (From the catalog: the information schema hides a table from a role that may not use it.)
+/// The columns of `table` (`TABLE` as the search path finds it, or `SCHEMA.TABLE`), each with
+/// whether it fills itself (a DEFAULT, an identity or a generated column); none when there is no
+/// such table. (From the catalog: the information schema hides a table from a role that may not
+/// use it. Only the current schema was looked in: a table in `public` behind a schema of the
+/// role's own was not found, and a second one was made there.)
 async fn columns(
     tx: &tokio_postgres::Transaction<'_>,
     table: &str,
 ) -> std::result::Result<Vec<(String, bool)>, tokio_postgres::Error> {
-    let (schema_name, table_name) = match table.split_once('.') {
-        Some((schema, name)) => (Some(schema), name),
-        None => (None, table),
-    };
     let rows = tx
         .query(
             "SELECT a.attname::text, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' \
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = $1 AND n.nspname = COALESCE($2, current_schema()) \
+             WHERE c.oid = to_regclass($1) \
              AND c.relkind IN ('r', 'p', 'v', 'f', 'm') AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attnum",
-            &[&table_name, &schema_name],
+            &[&quote_table(table)],
         )
         .await?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// A table the search path finds (or in the schema `table` names) whose name differs from
+/// `table`'s only in case.
+async fn spelled_otherwise(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+) -> std::result::Result<Option<String>, tokio_postgres::Error> {
+    let (schema_name, table_name) = match table.split_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, table),
+    };
+    let row = tx
+        .query_opt(
+            "SELECT CASE WHEN $2::text IS NULL THEN c.relname::text \
+             ELSE n.nspname || '.' || c.relname END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE lower(c.relname) = lower($1) AND c.relkind IN ('r', 'p', 'v', 'f', 'm') \
+             AND CASE WHEN $2::text IS NULL THEN pg_table_is_visible(c.oid) \
+             ELSE n.nspname = $2 END \
+             LIMIT 1",
+            &[&table_name, &schema_name],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
 }
 
 /// The advisory lock of exports into `table`: FNV-1a of its name, the same in every run.

@@ -6,7 +6,6 @@
 //! `date` (with the user id for user-days).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -16,12 +15,9 @@ use datafusion::arrow::datatypes::{
 use datafusion::prelude::SessionContext;
 use rusqlite::types::Value;
 
-use super::{column_list, create_table, dates_of, quote};
+use super::{BUSY_TIMEOUT, column_list, create_table, dates_of, quote};
 use crate::output;
 use crate::{Error, Result};
-
-/// How long an export waits for another one writing the same database.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub async fn write(
     ctx: &SessionContext,
@@ -74,10 +70,12 @@ impl Job {
         let create = create_table(&self.table, &self.schema, &self.key, sql_type);
         tx.execute_batch(&create).map_err(|e| self.failed(e))?;
         // A column fills itself with a default, as the rowid (INTEGER PRIMARY KEY), or as a
-        // generated column (hidden 2 or 3).
+        // generated column (hidden 2 or 3). `DEFAULT NULL` (kept as the text NULL) fills
+        // nothing: such a note column was emptied on every export of its day.
         let found: Vec<(String, bool)> = tx
             .prepare(&format!(
-                "SELECT name, dflt_value IS NOT NULL OR (pk = 1 AND upper(type) = 'INTEGER') \
+                "SELECT name, coalesce(upper(trim(dflt_value)), 'NULL') <> 'NULL' \
+                 OR (pk = 1 AND upper(type) = 'INTEGER') \
                  OR hidden IN (2, 3) FROM pragma_table_xinfo('{}')",
                 self.table
             ))
