@@ -363,6 +363,22 @@ fn parquet_keeps_one_row_per_date() {
             .map(|(d, n)| (d, n.unwrap()))
             .collect();
     assert_eq!(got, want);
+    // A file named in capitals takes every export: the merge read it with the reader's default
+    // extension, and each export after the first failed (exit 1).
+    for date in ["2024-06-01", "2024-06-02"] {
+        for file in ["daily.Parquet", "daily.CSV"] {
+            let run = export(&w, &["dau", "--date", date, "--output", file]);
+            assert_eq!(run.code, 0, "{file}: {}", run.stderr);
+        }
+    }
+    let want: Vec<(NaiveDate, u64)> = want.into_iter().take(2).collect();
+    let got: Vec<(NaiveDate, u64)> = parquet_dau(&w.join("daily.Parquet")).into_iter().collect();
+    assert_eq!(got, want);
+    let (_, csv) = csv_rows(&std::fs::read_to_string(w.join("daily.CSV")).unwrap());
+    let csv: Vec<(NaiveDate, u64)> = (csv.values())
+        .map(|row| (day(&row[0]), row[1].parse().unwrap()))
+        .collect();
+    assert_eq!(csv, want);
 }
 
 #[test]

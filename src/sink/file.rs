@@ -156,14 +156,18 @@ async fn register_old(
         .ok()
         .and_then(|p| url::Url::from_file_path(p).ok())
         .map_or_else(|| path.to_string_lossy().into_owned(), String::from);
+    // Any extension: the reader's default (`.csv`) refused `daily.CSV` after its first export.
     let old = match format {
         Format::Parquet => {
-            ctx.read_parquet(file.as_str(), ParquetReadOptions::default())
-                .await?
+            let options = ParquetReadOptions {
+                file_extension: "",
+                ..Default::default()
+            };
+            ctx.read_parquet(file.as_str(), options).await?
         }
         _ => {
-            ctx.read_csv(file.as_str(), CsvReadOptions::new().has_header(true))
-                .await?
+            let options = CsvReadOptions::new().has_header(true).file_extension("");
+            ctx.read_csv(file.as_str(), options).await?
         }
     };
     let found: Vec<String> = old
@@ -185,7 +189,9 @@ async fn register_old(
                 field.expect("a column of the export").clone()
             });
             let in_file = Schema::new(in_file.collect::<Vec<_>>());
-            let options = CsvReadOptions::new().has_header(true).schema(&in_file);
+            let options = (CsvReadOptions::new().has_header(true))
+                .file_extension("")
+                .schema(&in_file);
             ctx.read_csv(file.as_str(), options).await?
         }
     };
