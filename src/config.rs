@@ -271,6 +271,19 @@ impl Config {
                     "give a folder, a gs:// or s3:// prefix, or off",
                 ));
             }
+            // (`ftp://host/x` made a folder `ftp:`.)
+            Some(place)
+                if place.contains("://")
+                    && !crate::lake::storage::is_bucket(&place)
+                    && !place.starts_with("file://") =>
+            {
+                return Err(Error::usage(
+                    format!(
+                        "--rollups {place} (or DAU_ROLLUPS, [lake] rollups) is no place for rollups"
+                    ),
+                    "give a folder, a gs:// or s3:// prefix, or off",
+                ));
+            }
             Some(place) => Some(place),
             None => dirs::cache_dir().map(|d| d.join("dau").join("rollups").display().to_string()),
         };

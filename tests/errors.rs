@@ -380,7 +380,19 @@ fn settings_that_name_nothing_or_the_lake_itself() {
         oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-10"), &[])
     );
     assert!(!w.join("OFF").exists());
-    for inside in ["lake/date=2024-06-02/cache", "lake", "lake/cache"] {
+    // As the disk has them: through `..` or a link to the lake, they were let in.
+    std::os::unix::fs::symlink(w.join("lake"), w.join("link")).unwrap();
+    let sneaky = [
+        "lake/../lake",
+        "link",
+        "link/cache",
+        "lake/x/../cache",
+        "none/../lake",
+    ];
+    for inside in ["lake/date=2024-06-02/cache", "lake", "lake/cache"]
+        .into_iter()
+        .chain(sneaky)
+    {
         let run = w.run(&["rollup", "--lake", "lake", "--rollups", inside]);
         assert_eq!(run.code, 2, "{inside}: {}", run.stderr);
         assert!(
@@ -391,6 +403,23 @@ fn settings_that_name_nothing_or_the_lake_itself() {
         );
         assert!(!w.join(inside).join("cache").exists());
     }
+    let run = w.run(&[&dau[..], &["--output", "link/x.csv"]].concat());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--output link/x.csv is inside the lake"),
+        "{}",
+        run.stderr
+    );
+    let run = w.run(&[&dau[..], &["--rollups", "ftp://host/x"]].concat());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--rollups ftp://host/x (or DAU_ROLLUPS, [lake] rollups) is no place"),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.join("ftp:").exists());
     let run = w.run(&["rollup", "--lake", "lake", "--rollups", "lake/_dau"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = w.run(&[&dau[..], &["--rollups", "lake/_dau"]].concat());

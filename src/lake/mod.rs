@@ -289,14 +289,17 @@ impl Lake {
     /// file. A hidden folder of the lake (`_dau/`) is no reader's.
     pub fn refuse_inside(&self, place: &str, what: &str) -> Result<()> {
         let root = self.describe(&self.root);
-        let at = match storage::is_bucket(place) {
-            true => place.trim_end_matches('/').to_string(),
-            false => std::path::absolute(storage::local_path(place))
-                .map_or(String::new(), |p| p.display().to_string()),
+        let visible = |rest: &str| !rest.trim_start_matches('/').starts_with(['_', '.']);
+        let inside = match storage::is_bucket(place) || self.is_remote() {
+            true => (place.trim_end_matches('/').strip_prefix(&root))
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                .is_some_and(visible),
+            // Compared as the disk has them: `lake/../lake/x` and a link to the lake were let
+            // through, and wrote into it.
+            false => (real_path(&storage::local_path(place)))
+                .strip_prefix(real_path(std::path::Path::new(&root)))
+                .is_ok_and(|rest| visible(&rest.to_string_lossy())),
         };
-        let inside = (at.strip_prefix(&root))
-            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-            .is_some_and(|rest| !rest.trim_start_matches('/').starts_with(['_', '.']));
         match inside {
             false => Ok(()),
             true => Err(Error::usage(
@@ -846,6 +849,38 @@ fn is_local(store_url: &ObjectStoreUrl) -> bool {
 /// milliseconds for its first byte, so a query over a month of days is as many round trips as
 /// it has rounds of requests.
 pub const BUCKET_REQUESTS: usize = 64;
+
+/// `path` as the disk has it: links and `..` resolved as far as it exists, and the rest (to be
+/// made) appended, its `..` taken lexically.
+fn real_path(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let Ok(absolute) = std::path::absolute(path) else {
+        return path.to_path_buf();
+    };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let mut real = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.components().next_back(), existing.parent()) {
+            (Some(last), Some(parent)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    for part in rest.iter().rev() {
+        match part {
+            Component::ParentDir => {
+                real.pop();
+            }
+            part => real.push(part),
+        }
+    }
+    real
+}
 
 #[cfg(test)]
 mod tests {
