@@ -123,6 +123,53 @@ fn a_job_fires_exports_records_its_state_and_stops_on_sigterm() {
     once(&w);
 }
 
+/// `--once` stopped by SIGTERM after a job failed for good ends with that job's exit status (it
+/// ended 0, and cron saw a success).
+#[test]
+fn a_failure_before_sigterm_is_the_status_of_once() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    std::fs::remove_dir_all(w.join(&format!("lake/date={yesterday}"))).unwrap();
+    // `nightly` fails at once; `patient` then waits an hour for the same day.
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let job = toml.split("[[jobs]]").nth(1).unwrap();
+    let patient = job
+        .replace("nightly", "patient")
+        .replace("daily", "patient");
+    let toml =
+        format!("{toml}\n[[jobs]]{patient}wait_for_data = \"1h\"\n\n[schedule]\nretries = 0\n");
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let before = (yesterday - Days::new(1)).and_hms_opt(0, 0, 0).unwrap();
+    let before = before.and_utc().to_rfc3339();
+    let state = format!("{{\"nightly\": \"{before}\", \"patient\": \"{before}\"}}");
+    std::fs::write(w.join("state.json"), state).unwrap();
+    let log = std::fs::File::create(w.join("log")).unwrap();
+    let mut child = w
+        .command(&["schedule", "--state", "state.json", "--once"])
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(w.join("log"))
+        .unwrap()
+        .contains("job patient date")
+    {
+        assert!(Instant::now() < deadline, "patient never waited");
+        assert!(child.try_wait().unwrap().is_none(), "the schedule ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(w.join("log")).unwrap();
+    assert!(log.contains("job nightly date"), "{log}");
+    assert_eq!(status.code(), Some(4), "{log}");
+}
+
 #[test]
 fn days_missed_while_down_are_caught_up_once() {
     let w = Workdir::new();
@@ -345,6 +392,20 @@ fn a_job_output_is_checked_at_start() {
         (
             toml.replace("0 0 * * *", "0 0 31 2 *"),
             "job 'nightly': cron '0 0 31 2 *' never fires",
+        ),
+        // Calendar periods of metrics that have none: each firing was retried, then failed.
+        (
+            format!("{toml}calendar = true\n"),
+            "job 'nightly': calendar = true does not apply to dau",
+        ),
+        // Names that neither the state nor POST /jobs/NAME/run could tell.
+        (
+            toml.replace("name = \"nightly\"", "name = \"a/b\""),
+            "job 'a/b': a job's name may be neither empty nor hold a /",
+        ),
+        (
+            toml.replace("name = \"nightly\"", "name = \"\""),
+            "job '': a job's name may be neither empty nor hold a /",
         ),
     ] {
         std::fs::write(w.join("dau.toml"), changed).unwrap();

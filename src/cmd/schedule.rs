@@ -221,8 +221,9 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
                 store.save(&state).await?;
             }
         }
-        // From cron, a job that failed for good is the run's exit status (its error is logged).
-        if args.once && !*stop.borrow() {
+        // From cron, a job that failed for good is the run's exit status (its error is logged),
+        // even when SIGTERM came after it (that run ended 0).
+        if args.once && (!*stop.borrow() || !failed.is_empty()) {
             return match failed.first() {
                 None => Ok(()),
                 Some((_, _, code)) => Err(Error::JobsFailed {
@@ -259,6 +260,13 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
 
 fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
     let bad = |what: String, hint: &str| Error::usage(format!("job '{}': {what}", job.name), hint);
+    // The state file and POST /jobs/NAME/run know a job by its name.
+    if job.name.trim().is_empty() || job.name.contains('/') {
+        return Err(bad(
+            "a job's name may be neither empty nor hold a /".into(),
+            "name it as you would call it, such as name = \"nightly\"",
+        ));
+    }
     let metrics = job
         .metrics
         .iter()
@@ -282,6 +290,16 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
         Error::Usage { what, .. } => bad(what, "give user-days a job of its own"),
         other => other,
     })?;
+    // Said now, not at each firing (retried, then failed in the words of a flag).
+    if let Some(other) =
+        (metrics.iter()).find(|m| job.calendar && !matches!(m, Metric::Wau | Metric::Mau))
+    {
+        return Err(bad(
+            format!("calendar = true does not apply to {}", other.name()),
+            "calendar = true is for wau (ISO weeks) and mau (calendar months): give the other \
+             metrics a job of their own",
+        ));
+    }
     let cron = CronParser::builder()
         .seconds(Seconds::Optional)
         .build()
