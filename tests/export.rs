@@ -2310,4 +2310,22 @@ fn a_failed_or_unusual_export_tells_its_webhooks() {
     let text = format!("unusual: dau export into daily.csv: dau {now} on 2024-06-15");
     assert!(alerts_now[0].contains(&text), "{alerts_now:?}");
     assert!(alerts_now[0].contains(&format!("{then} on 2024-06-08")));
+
+    // A webhook that is no URL is refused now, not found out on the night an alert is needed;
+    // an empty DAU_WEBHOOKS (a secret not set) is none, not a webhook at ''.
+    let args = ["dau", "--date", "2024-06-25", "-o", "daily.csv"];
+    let run = export(&w, &[&args[..], &["--webhook", "notaurl"]].concat());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "invalid value 'notaurl' for '--webhook <URL>': give the webhook's \
+                             http:// or https:// URL"
+        ),
+        "{}",
+        run.stderr
+    );
+    let mut cmd = w.command(&[&["export", "--lake", "lake"][..], &args[..]].concat());
+    let run: Run = cmd.env("DAU_WEBHOOKS", "").output().unwrap().into();
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(!run.stderr.contains("could not deliver"), "{}", run.stderr);
 }

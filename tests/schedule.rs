@@ -407,6 +407,11 @@ fn a_job_output_is_checked_at_start() {
             toml.replace("name = \"nightly\"", "name = \"\""),
             "job '': a job's name may be neither empty nor hold a /",
         ),
+        // Where failures are told, said at start rather than on the night.
+        (
+            format!("{toml}\n[schedule]\nwebhooks = [\"notaurl\"]\n"),
+            "bad webhook 'notaurl' ([schedule] webhooks): give the webhook's http:// or https:// URL",
+        ),
     ] {
         std::fs::write(w.join("dau.toml"), changed).unwrap();
         let run = w.run(&["schedule", "--state", "state.json", "--once"]);

@@ -67,8 +67,20 @@ pub struct ExportArgs {
 
     /// Tell this webhook when the export fails (or, with --max-change, when the day is unusual):
     /// a Slack-compatible {"text": "dau on HOST: failed: …"}; repeatable
-    #[arg(long, value_name = "URL", env = "DAU_WEBHOOKS", value_delimiter = ',')]
+    #[arg(long, value_name = "URL", env = "DAU_WEBHOOKS", value_delimiter = ',', value_parser = webhook)]
     pub webhook: Vec<String>,
+}
+
+/// `--webhook`: an http(s) URL, checked now rather than on the night an alert is needed; empty
+/// (`DAU_WEBHOOKS=`, from a secret not set) is none.
+pub fn webhook(text: &str) -> std::result::Result<String, String> {
+    let text = text.trim();
+    let url = url::Url::parse(text).ok();
+    match url.filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
+        _ if text.is_empty() => Ok(String::new()),
+        Some(_) => Ok(text.to_string()),
+        None => Err("give the webhook's http:// or https:// URL".into()),
+    }
 }
 
 /// `--max-change`: a percentage.
@@ -170,7 +182,7 @@ pub async fn alert(webhooks: &[String], what: &str) -> Vec<String> {
         .build()
         .expect("an HTTP client");
     let mut undelivered = Vec::new();
-    for hook in webhooks {
+    for hook in webhooks.iter().filter(|hook| !hook.is_empty()) {
         let mut delivered = false;
         for attempt in 0..3u32 {
             let sent = client

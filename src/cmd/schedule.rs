@@ -31,7 +31,7 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
-use crate::cmd::export::{Exported, export, metrics_of, percent, unusual};
+use crate::cmd::export::{Exported, export, metrics_of, percent, unusual, webhook};
 use crate::config::{Config, Job};
 use crate::dates::parse_day;
 use crate::lake::Lake;
@@ -74,7 +74,7 @@ pub struct ScheduleArgs {
 
     /// Also tell this webhook when a job fails, recovers or delivers an unusual day (besides
     /// [schedule] webhooks); repeatable
-    #[arg(long, value_name = "URL", env = "DAU_WEBHOOKS", value_delimiter = ',')]
+    #[arg(long, value_name = "URL", env = "DAU_WEBHOOKS", value_delimiter = ',', value_parser = webhook)]
     pub webhook: Vec<String>,
 }
 
@@ -106,8 +106,13 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         .webhooks
         .extend(args.webhook.iter().cloned());
     let config = &config;
-    // A lake to read, said now rather than at each firing.
+    // A lake to read, and where to tell of failures, said now rather than at each firing.
     config.lake()?;
+    for hook in &config.schedule.webhooks {
+        webhook(hook).map_err(|hint| {
+            Error::usage(format!("bad webhook '{hook}' ([schedule] webhooks)"), hint)
+        })?;
+    }
     let jobs = config
         .jobs
         .iter()
