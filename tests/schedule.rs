@@ -453,6 +453,15 @@ fn a_job_output_is_checked_at_start() {
         "{}",
         run.stderr
     );
+    // A local state that is a folder, or empty: a setting's error before any job runs (they
+    // failed when the state was saved, exit 3).
+    std::fs::create_dir(w.join("states")).unwrap();
+    for state in ["states", ""] {
+        let run = w.run(&["schedule", "--state", state, "--once"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        let said = format!("dau: --state '{state}' names no file: name the state file");
+        assert!(run.stderr.starts_with(&said), "{}", run.stderr);
+    }
 }
 
 #[test]

@@ -896,6 +896,13 @@ impl StateStore {
     fn open(state: &str, options: &StorageOptions) -> Result<StateStore> {
         if !storage::is_bucket(state) {
             let path = PathBuf::from(state);
+            // Said as a setting's error (exit 2), not when the first state is saved.
+            if state.trim().is_empty() || path.is_dir() {
+                return Err(Error::usage(
+                    format!("--state '{state}' names no file"),
+                    "name the state file, such as /var/lib/dau/schedule-state.json",
+                ));
+            }
             let lock = hold(&path)?;
             return Ok(StateStore::Local { path, _lock: lock });
         }

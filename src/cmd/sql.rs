@@ -94,6 +94,12 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
             return session.meta(command.trim()).await.map(drop);
         }
         (Some(sql), _) => sql.clone(),
+        (None, Some(path)) if path.is_dir() => {
+            return Err(Error::usage(
+                format!("-f {} is a folder", path.display()),
+                "give a file of SQL statements",
+            ));
+        }
         (None, Some(path)) if !stdin_file => std::fs::read_to_string(path)
             .map_err(|e| Error::io("cannot read the SQL file", path, e))?,
         (None, None) if std::io::stdin().is_terminal() => return session.repl().await,
