@@ -153,6 +153,22 @@ fn demos_at_once_share_one_whole_lake() {
     );
 }
 
+/// A lake `dau gen` made of another shape is not the demo's (the demo called it a lake of 20000
+/// users, and showed its numbers).
+#[test]
+fn the_demo_takes_no_other_lake_made_by_dau() {
+    let w = Workdir::new();
+    let made = w.run(&["gen", "--out", "other", "--users", "500", "--days", "3"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let run = w.run(&["demo", "--dir", "other"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "dau: other holds another lake made by dau (500 users over 3 days from 2024-06-01, seed \
+         42, 1 file(s) a day, Date layout, Int64 ids): choose another folder\n"
+    );
+}
+
 /// A sample lake damaged since it was made: the demo says to remove it (its hints offered
 /// --skip-bad-files, which the demo does not take, and `dau check`, which does not read it).
 #[test]

@@ -221,8 +221,17 @@ fn list_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Makes the lake in `dir` unless a finished one is there. Returns whether it made one.
 /// A folder with anything else in it is left alone.
 pub fn ensure(dir: &Path, shape: &Shape) -> Result<bool> {
-    if dir.join(COMPLETE_MARKER).is_file() {
-        return Ok(false);
+    // A lake of another shape (`dau gen --users 5000` into the folder given) is not this one:
+    // the demo called it a lake of 20000 users. (An empty marker is an older dau's.)
+    if let Ok(made) = std::fs::read_to_string(dir.join(COMPLETE_MARKER)) {
+        return match made.trim() {
+            "" => Ok(false),
+            made if made == shape.describe() => Ok(false),
+            made => Err(Error::usage(
+                format!("{} holds another lake made by dau ({made})", dir.display()),
+                "choose another folder",
+            )),
+        };
     }
     if is_occupied(dir) {
         return Err(Error::usage(
@@ -256,6 +265,20 @@ fn is_occupied(dir: &Path) -> bool {
 }
 
 impl Shape {
+    /// What the lake holds, as its folder's marker keeps it.
+    fn describe(&self) -> String {
+        format!(
+            "{} users over {} days from {}, seed {}, {} file(s) a day, {:?} layout, {:?} ids",
+            self.users,
+            self.days,
+            self.start,
+            self.seed,
+            self.files_per_day,
+            self.layout,
+            self.id_type
+        )
+    }
+
     /// The last day, or why the days or the folders above them cannot be written.
     fn check(&self) -> Result<NaiveDate> {
         if self.users == 0 || self.days == 0 {
@@ -340,7 +363,7 @@ fn write(out: &Path, shape: &Shape) -> Result<Written> {
             .collect()
     });
     let events = results.into_iter().sum::<Result<u64>>()?;
-    std::fs::write(out.join(COMPLETE_MARKER), b"")
+    std::fs::write(out.join(COMPLETE_MARKER), shape.describe())
         .map_err(|e| Error::io("cannot write to the lake folder", out, e))?;
     let users = active.iter().filter(|a| a.load(Ordering::Relaxed)).count() as u64;
     Ok(Written { events, users })
