@@ -471,6 +471,21 @@ fn a_date_column_in_the_files_is_the_partition_date() {
         },
     );
     check_active_users(&w, &rows, &[]);
+    // A date column named otherwise that no file has (a misspelt name) is said, in both engines
+    // and by `dau check`: the check of in-file dates was off in silence. `date` itself is not.
+    let said = "no file read has a date column 'evdate' (--date-column, DAU_DATE_COLUMN or [lake] \
+                date_column): in-file dates are not checked";
+    for engine in ["sql", "bitmap"] {
+        let args = ["dau", "--rollups", "off", "--engine", engine];
+        let run = csv(&w, &[&args[..], &["--date-column", "evdate"]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stderr.contains(said), "{engine}: {}", run.stderr);
+        let run = csv(&w, &[&args[..], &["--date-column", "date"]].concat());
+        assert!(!run.stderr.contains("no file read"), "{}", run.stderr);
+    }
+    let run = w.run(&["check", "--lake", "lake", "--date-column", "evdate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(said), "{}", run.stderr);
 }
 
 #[test]

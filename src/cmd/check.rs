@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::dates::{day_arg, days, today};
-use crate::lake::inspect::{FileReport, FileScan, IdTypes, empty_days, inspect, scan_file};
+use crate::lake::inspect::{
+    FileReport, FileScan, IdTypes, date_column_warning, empty_days, inspect, scan_file,
+};
 use crate::lake::{Lake, SUCCESS};
 use crate::output::{say, value_type};
 use crate::{Error, Result};
@@ -196,6 +198,9 @@ pub async fn examine(
     let columns = config.columns();
     let present: Vec<NaiveDate> = lake.days.range(from..=to).map(|(d, _)| *d).collect();
     let reports = inspect(lake, &present, &columns).await?;
+    if let Some(warning) = date_column_warning(&reports, &columns) {
+        eprintln!("dau: warning: {warning}");
+    }
     let unfinished = lake.unfinished(from, to);
     let empty_days: Vec<NaiveDate> = empty_days(lake, &present, &reports)
         .into_iter()

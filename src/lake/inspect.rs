@@ -766,6 +766,7 @@ pub fn usable<'a>(
             found: facts.columns_instead_of(columns.user),
         });
     }
+    warnings.extend(date_column_warning(reports, columns));
     let (bad, good): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.problem(columns).is_some());
     if let Some(first) = bad.first() {
         if !skip_bad {
@@ -790,6 +791,23 @@ pub fn usable<'a>(
         ));
     }
     Ok(good)
+}
+
+/// The warning for a date column named other than `date` (`--date-column`) that no readable file
+/// of `reports` has as dates: a misspelt name turned the check of in-file dates off in silence.
+pub fn date_column_warning(reports: &[FileReport], columns: &Columns<'_>) -> Option<String> {
+    let mut schemas = reports
+        .iter()
+        .filter_map(|r| Some(&r.facts.as_ref().ok()?.schema));
+    let named = columns.date != crate::config::DEFAULT_DATE_COLUMN;
+    let found = schemas.any(|schema| date_column(schema, columns) == Some(columns.date));
+    (named && !reports.is_empty() && !found).then(|| {
+        format!(
+            "no file read has a date column '{}' (--date-column, DAU_DATE_COLUMN or [lake] \
+             date_column): in-file dates are not checked, and each row's day is its partition's",
+            columns.date
+        )
+    })
 }
 
 /// The warning for rows whose user id is NULL, given their number per day (days with none left out).
