@@ -171,6 +171,7 @@ struct LakeSection {
     anonymous: Option<bool>,
     timeout: Option<f64>,
     retries: Option<usize>,
+    #[serde(default, deserialize_with = "any_case")]
     engine: Option<Engine>,
     /// Folder or bucket prefix for rollups, or "off".
     rollups: Option<String>,
@@ -192,7 +193,7 @@ impl Config {
         let lake = file.lake;
         let timezone = match args.timezone.as_ref().or(lake.timezone.as_ref()) {
             None => Tz::UTC,
-            Some(name) => name.parse().map_err(|_| {
+            Some(name) => crate::dates::timezone(name).ok_or_else(|| {
                 Error::usage(
                     format!(
                         "unknown timezone '{name}' (--timezone, DAU_TIMEZONE or [lake] timezone)"
@@ -359,6 +360,17 @@ impl Config {
     }
 }
 
+/// `engine = "SQL"`: any case, as `--engine SQL` and `DAU_ENGINE=SQL` take it.
+fn any_case<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Engine>, D::Error> {
+    use clap::ValueEnum;
+    let text = String::deserialize(deserializer)?;
+    Engine::from_str(&text, true).map(Some).map_err(|_| {
+        serde::de::Error::custom(format!("unknown engine '{text}': use auto, sql or bitmap"))
+    })
+}
+
 /// A positive number of seconds, from the setting `what`.
 fn seconds(value: f64, what: &str) -> Result<std::time::Duration> {
     std::time::Duration::try_from_secs_f64(value)
@@ -409,6 +421,17 @@ mod tests {
         for bad in ["", "G", "4X", "-1G", "0", "NaNG", "1e400G"] {
             assert_eq!(bytes(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_engine_in_any_case() {
+        let file = parse("[lake]\nengine = 'SQL'\n").unwrap();
+        assert_eq!(file.lake.engine, Some(Engine::Sql));
+        let err = parse("[lake]\nengine = 'fast'\n").unwrap_err();
+        assert!(
+            err.contains("unknown engine 'fast': use auto, sql or bitmap"),
+            "{err}"
+        );
     }
 
     #[test]

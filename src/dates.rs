@@ -22,6 +22,14 @@ pub fn parse_day(text: &str, today: NaiveDate) -> Option<NaiveDate> {
     day.filter(|d| (1..=9999).contains(&d.year()))
 }
 
+/// An IANA time zone by its name in any case (`utc`, `europe/berlin`), as people type them.
+pub fn timezone(name: &str) -> Option<chrono_tz::Tz> {
+    let name = name.trim();
+    name.parse().ok().or_else(|| {
+        (chrono_tz::TZ_VARIANTS.iter().copied()).find(|tz| tz.name().eq_ignore_ascii_case(name))
+    })
+}
+
 /// A `--from`/`--to` flag's day, if given, or a usage error that shows the accepted forms.
 pub fn day_arg(
     flag: &str,
@@ -70,6 +78,17 @@ pub fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_zones_in_any_case() {
+        assert_eq!(timezone("UTC"), Some(chrono_tz::Tz::UTC));
+        assert_eq!(timezone("utc"), Some(chrono_tz::Tz::UTC));
+        assert_eq!(
+            timezone(" europe/berlin "),
+            Some(chrono_tz::Tz::Europe__Berlin)
+        );
+        assert_eq!(timezone("Nowhere/City"), None);
+    }
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

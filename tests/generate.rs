@@ -50,6 +50,24 @@ fn gen_refuses_a_folder_that_is_not_empty() {
         std::fs::read_to_string(w.join("full/keep.txt")).unwrap(),
         "mine"
     );
+    // A file is said to be one (it was exit 3, "cannot create a partition folder"), and a day
+    // that does not exist is said so (chrono's "input is out of range").
+    let run = w.run(&["gen", "--out", "full/keep.txt"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("dau: --out full/keep.txt is a file: choose a new folder"),
+        "{}",
+        run.stderr
+    );
+    let run = w.run(&["gen", "--out", "new", "--start", "2024-02-30"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("give a day that exists, as YYYY-MM-DD"),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.join("new").exists());
 }
 
 /// `--prefix` stays below `--out` (`../victim` replaced another lake's files, exit 0), a

@@ -57,7 +57,7 @@ pub struct Shape {
     #[arg(long, default_value_t = 30)]
     pub days: u64,
     /// First day
-    #[arg(long, default_value = "2024-06-01")]
+    #[arg(long, default_value = "2024-06-01", value_parser = start_day)]
     pub start: NaiveDate,
     /// Random seed: the same seed gives the same lake
     #[arg(long, default_value_t = 42)]
@@ -77,6 +77,12 @@ pub struct Shape {
     /// Also write the day as a DATE column `date` in the files, as BigQuery exports do
     #[arg(long)]
     pub with_date_column: bool,
+}
+
+/// `--start`: a day as YYYY-MM-DD (chrono's own error for 2024-02-30 was "input is out of range").
+fn start_day(text: &str) -> std::result::Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| "give a day that exists, as YYYY-MM-DD, such as 2024-06-01".into())
 }
 
 impl Default for Shape {
@@ -129,9 +135,10 @@ pub fn run(config: &Config, args: &GenArgs) -> Result<()> {
         false => args.out.clone(),
     };
     let last = args.shape.check()?;
-    if !bucket && is_occupied(out) {
+    if !bucket && (is_occupied(out) || out.is_file()) {
+        let what = if out.is_file() { "a file" } else { "not empty" };
         return Err(Error::usage(
-            format!("--out {} is not empty", out.display()),
+            format!("--out {} is {what}", out.display()),
             "choose a new folder, or remove this one first",
         ));
     }

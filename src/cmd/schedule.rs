@@ -317,7 +317,7 @@ fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
         })?;
     let timezone = match &job.timezone {
         None => config.timezone,
-        Some(name) => name.parse().map_err(|_| {
+        Some(name) => crate::dates::timezone(name).ok_or_else(|| {
             bad(
                 format!("unknown timezone '{name}'"),
                 "use an IANA name such as Asia/Seoul",
