@@ -411,6 +411,23 @@ fn settings_that_name_nothing_or_the_lake_itself() {
         "{}",
         run.stderr
     );
+    // A database named by URL is the file it names (`sqlite://` was let into a day's folder,
+    // and the day's queries then failed on it).
+    let export = [
+        "export",
+        "dau",
+        "--lake",
+        "lake",
+        "--date",
+        "2024-06-02",
+        "-o",
+    ];
+    for database in ["sqlite://lake/date=2024-06-02/x.db", "sqlite://link/x.db"] {
+        let run = w.run(&[&export[..], &[database]].concat());
+        assert_eq!(run.code, 2, "{database}: {}", run.stderr);
+        assert!(run.stderr.contains("is inside the lake"), "{}", run.stderr);
+    }
+    assert!(!w.join("lake/date=2024-06-02/x.db").exists());
     let run = w.run(&[&dau[..], &["--rollups", "ftp://host/x"]].concat());
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(

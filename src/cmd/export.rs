@@ -301,7 +301,10 @@ pub async fn export(
     let mut queries = Query::each(&metrics, rows_from, to, calendar)?;
     let near = Query::spans(&queries);
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
-    lake.refuse_inside(&without_password(output), "--output")?;
+    // (`sqlite://lake/x.db` as the database it names.)
+    if let Some(place) = sink.place() {
+        lake.refuse_inside(&place, "--output")?;
+    }
     // Rows from the month's first day check that day on: the asked days themselves must have
     // something to count, or a day not in the lake yet was delivered as NULL, exit 0.
     if rows_from < from {

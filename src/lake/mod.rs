@@ -291,9 +291,12 @@ impl Lake {
         let root = self.describe(&self.root);
         let visible = |rest: &str| !rest.trim_start_matches('/').starts_with(['_', '.']);
         let inside = match storage::is_bucket(place) || self.is_remote() {
-            true => (place.trim_end_matches('/').strip_prefix(&root))
+            // As dau names them: `gcs://` and `s3a://` were let through, and so was anything in
+            // a lake at a bucket's root (`s3://b/`).
+            true => (storage::bucket_url(place))
+                .and_then(|at| Some(at.strip_prefix(root.trim_end_matches('/'))?.to_string()))
                 .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-                .is_some_and(visible),
+                .is_some_and(|rest| visible(&rest)),
             // Compared as the disk has them: `lake/../lake/x` and a link to the lake were let
             // through, and wrote into it.
             false => (real_path(&storage::local_path(place)))

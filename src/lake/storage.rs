@@ -57,6 +57,16 @@ pub fn is_bucket(lake: &str) -> bool {
         .is_some_and(|(scheme, _)| bucket_scheme(scheme).is_some())
 }
 
+/// A bucket URL as dau names it (`gcs://b/x/` is `gs://b/x`), or None for a place in no bucket.
+pub fn bucket_url(place: &str) -> Option<String> {
+    let (scheme, rest) = place.split_once("://")?;
+    Some(format!(
+        "{}://{}",
+        bucket_scheme(scheme)?,
+        rest.trim_end_matches('/')
+    ))
+}
+
 /// `gs` or `s3` for a scheme that names a bucket in them.
 fn bucket_scheme(scheme: &str) -> Option<&'static str> {
     match scheme {

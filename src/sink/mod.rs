@@ -57,6 +57,17 @@ impl Sink {
     /// `gs://BUCKET/PATH` or `s3://BUCKET/PATH`, `out/dau.db` (`.sqlite`, `.sqlite3`) or
     /// `sqlite://out/dau.db` (or `sqlite:///abs/dau.db`, optionally with `?table=NAME`), or
     /// `postgres://…`.
+    /// The file, folder or bucket URL it writes, if any (a PostgreSQL table is in no lake).
+    pub fn place(&self) -> Option<String> {
+        match self {
+            Sink::File { path, .. } | Sink::Sqlite { path, .. } => {
+                Some(path.to_string_lossy().into_owned())
+            }
+            Sink::Bucket { url, .. } => Some(url.clone()),
+            Sink::Postgres { .. } => None,
+        }
+    }
+
     pub fn parse(dest: &str) -> Result<Sink> {
         if let Some(rest) = dest.strip_prefix("sqlite://") {
             let (path, table) = take_parameter(rest, "table");
