@@ -322,7 +322,12 @@ fn an_empty_lake_or_an_endpoint_without_its_scheme() {
         let mut cmd = w.command(&[&query[..], flags].concat());
         cmd.env(variable.0, variable.1).output().unwrap().into()
     };
-    for endpoint in ["localhost:9000", "not a url", "ftp://host"] {
+    for endpoint in [
+        "localhost:9000",
+        "not a url",
+        "ftp://host",
+        "http://localhost:9000 ",
+    ] {
         let run = s3(&["--endpoint", endpoint], ("AWS_ACCESS_KEY_ID", "x"));
         assert_eq!(run.code, 2, "{endpoint}: {}", run.stderr);
         assert!(

@@ -397,6 +397,12 @@ fn s3(bucket: &str, options: &StorageOptions) -> Made {
 /// An endpoint as the stores take it: an http(s) URL with a host. `localhost:9000` (no scheme)
 /// reads as a URL of the scheme `localhost`, and the S3 store panicked on it.
 pub fn endpoint_url(text: &str) -> std::result::Result<Url, String> {
+    // (A URL parser drops spaces at the ends, and the S3 store panicked on them.)
+    if text.contains(char::is_whitespace) {
+        return Err(format!(
+            "the endpoint '{text}' is not a URL: it holds a space or a tab"
+        ));
+    }
     let url = Url::parse(text).map_err(|e| format!("the endpoint '{text}' is not a URL: {e}"))?;
     match (url.scheme(), url.host()) {
         ("http" | "https", Some(_)) => Ok(url),
