@@ -444,6 +444,25 @@ fn a_day_filter_reads_only_that_partition() {
     assert!(stderr.contains(named), "{stderr}");
 }
 
+/// A bad file on the newest day fails the statements that read its day, not the session: every
+/// statement failed on it, and `\d events` too.
+#[test]
+fn a_bad_file_of_the_newest_day_fails_only_its_day() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    std::fs::write(w.join("lake/date=2024-06-12/part-9.parquet"), "garbage").unwrap();
+    let sql = |sql: &str| w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", sql]);
+    let run = sql("SELECT COUNT(*) AS opens FROM events WHERE date = '2024-06-05'");
+    let opens = rows.iter().filter(|r| r.0 == day("2024-06-05")).count();
+    assert_eq!(run.stdout, format!("opens\n{opens}\n"), "{}", run.stderr);
+    let run = sql("\\d events");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = sql("SELECT COUNT(*) FROM events WHERE date = '2024-06-12'");
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let named = "bad data file ([DIR]/lake/date=2024-06-12/part-9.parquet)";
+    assert!(w.redact(&run.stderr).contains(named), "{}", run.stderr);
+}
+
 /// A column whose older files have another type than the newest day's, which `events` takes: a
 /// narrower one (DOUBLE read as BIGINT: 1.7 became 1) is warned of, naming the column and a file;
 /// a wider one (INT read as BIGINT) is not.

@@ -30,6 +30,23 @@ fn a_column_of_128_bit_integers_is_no_crash() {
     assert_eq!(run.stdout, "users,amounts\n3,4\n", "{}", run.stderr);
 }
 
+/// A newest day whose ids are all NULL (pyarrow's type null) does not type `events`: text ids
+/// before it were refused as "integers in the newest day's files".
+#[test]
+fn a_newest_day_of_null_ids_leaves_the_id_type_to_the_days_before() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.join("lake/date=2024-06-01")).unwrap();
+    std::fs::create_dir_all(w.join("lake/date=2024-06-02")).unwrap();
+    let script = "import pyarrow as pa, pyarrow.parquet as pq\n\
+        pq.write_table(pa.table({'userId': ['a', 'b', 'c', 'a']}), 'lake/date=2024-06-01/a.parquet')\n\
+        pq.write_table(pa.table({'userId': pa.array([None] * 3, pa.null())}),\n\
+                       'lake/date=2024-06-02/a.parquet')\n";
+    python(w.path(), &["-c", script]);
+    let sql = "SELECT COUNT(DISTINCT userId) AS users, COUNT(*) AS opens FROM events";
+    let run = w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", sql]);
+    assert_eq!(run.stdout, "users,opens\n3,7\n", "{}", run.stderr);
+}
+
 /// A file whose user column is all NULL, which pandas and pyarrow write as the Arrow type `null`
 /// (Parquet's logical type UNKNOWN), holds events with no user id: counted as NULL ids are,
 /// never a bad file (it was refused, exit 4; skipped, the day was said to be undercounted).

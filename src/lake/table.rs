@@ -118,14 +118,26 @@ impl EventsTable {
         let columns = config.columns();
         let days: Vec<NaiveDate> = lake.days.keys().copied().collect();
         let mut sample = Vec::new();
+        // A file with ids, not only NULLs (pandas' all-None column, of type null, says nothing
+        // of the lake's id type: it typed the table as integers, and text ids were refused).
+        let types = |r: &FileReport| {
+            let facts = r.facts.as_ref().ok();
+            let user = facts.and_then(|f| user_field(&f.schema, columns.user));
+            r.problem(&columns).is_none() && user.is_some_and(|u| u.data_type() != &DataType::Null)
+        };
         for day in days.iter().rev() {
             sample = inspect(&lake, &[*day], &columns).await?;
             // A file whose dates are another day's fails the statements that read its day when
             // they do, not the session (nor `\d events`): it does not type the table.
             sample.retain(|r| r.date_disagreement().is_none());
-            if sample.iter().any(|r| r.problem(&columns).is_none()) {
+            if sample.iter().any(types) {
                 break;
             }
+        }
+        // So does a bad file (one of them made every statement fail, even `\d events`): the
+        // good files type the table. With none, `usable` says what is wrong with them all.
+        if sample.iter().any(|r| r.problem(&columns).is_none()) {
+            sample.retain(|r| r.problem(&columns).is_none());
         }
         let mut warnings = Vec::new();
         let good = usable(&sample, &columns, config.skip_bad_files, &mut warnings)?;
