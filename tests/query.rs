@@ -1110,6 +1110,19 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
             );
         }
     }
+    // In SQL, events has no rows of them, and says so (the day without a folder was left out
+    // in silence).
+    let sql = "SELECT COUNT(*) AS opens FROM events WHERE date IN ('2024-06-20', '2024-07-09')";
+    let run = w.run(&["sql", "--lake", "lake/app=*", "--format", "csv", "-c", sql]);
+    assert_eq!(run.stdout, "opens\n0\n", "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "2 day(s) lack the data of a lake lake/app=* names: 2024-06-20 (app=android%2Ftv), \
+             2024-07-09 (app=android%2Ftv); events has no rows of theirs"
+        ),
+        "{}",
+        run.stderr
+    );
     let check = w.run(&[
         "check",
         "--lake",

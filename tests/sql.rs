@@ -3,7 +3,11 @@
 use std::io::Write;
 use std::process::Stdio;
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, Int64Array};
+use datafusion::arrow::datatypes::{DataType, Field};
 
 use crate::util::*;
 
@@ -260,6 +264,8 @@ fn the_lake_is_read_only_from_sql() {
         "INSERT INTO events VALUES (1, DATE '2024-06-01')".to_string(),
         // (It was dropped, and every later statement had no `events`.)
         "DROP TABLE events; SELECT COUNT(*) FROM events".to_string(),
+        "CREATE OR REPLACE TABLE events AS SELECT 1 AS x".to_string(),
+        "CREATE OR REPLACE VIEW events AS SELECT 1 AS x".to_string(),
     ] {
         let run = w.run(&["sql", "--lake", "lake", "-c", &sql]);
         assert_eq!(run.code, 1, "{sql}: {}", run.stderr);
@@ -442,6 +448,73 @@ fn a_day_filter_reads_only_that_partition() {
     let named =
         "bad data file ([DIR]/lake/date=2024-06-09/part-0.parquet): a data page cannot be decoded";
     assert!(stderr.contains(named), "{stderr}");
+    // So does a statement that reads events twice, whichever of its scans reads the day (only
+    // the last planned was looked at: "query failed: … snappy", exit 1).
+    for (a, b) in [("2024-06-09", "2024-06-05"), ("2024-06-05", "2024-06-09")] {
+        let sql = format!(
+            "SELECT COUNT(*) FROM events a JOIN events b ON a.userId = b.userId \
+             WHERE a.date = '{a}' AND b.date = '{b}'"
+        );
+        let run = w.run(&["sql", "--lake", "lake", "-c", &sql]);
+        assert_eq!(run.code, 4, "{sql}: {}", run.stderr);
+        assert!(w.redact(&run.stderr).contains(named), "{}", run.stderr);
+    }
+}
+
+/// Filters on `date` prune days one by one: one that cannot be computed on a day another leaves
+/// out prunes nothing (the query failed: "Divide by zero"). Rows in a folder that names no day
+/// are said to be left out, and an in-file date column of integers (YYYYMMDD) is no cast value.
+#[test]
+fn days_are_pruned_filter_by_filter_and_left_out_rows_are_said() {
+    let w = Workdir::new();
+    let rows = lake(&w);
+    let sql = |sql: &str| w.run(&["sql", "--lake", "lake", "--format", "csv", "-c", sql]);
+    let run = sql("SELECT COUNT(*) AS opens FROM events \
+         WHERE date > '2024-06-01' AND 1 / (CAST(extract(day FROM date) AS INT) - 1) >= 0");
+    let later = rows.iter().filter(|r| r.0 > day("2024-06-01")).count();
+    assert_eq!(run.stdout, format!("opens\n{later}\n"), "{}", run.stderr);
+
+    let odd = w.join("lake/date=__HIVE_DEFAULT_PARTITION__");
+    std::fs::create_dir(&odd).unwrap();
+    std::fs::copy(
+        w.join("lake/date=2024-06-02/part-0.parquet"),
+        odd.join("x.parquet"),
+    )
+    .unwrap();
+    let run = sql("SELECT COUNT(*) AS opens FROM events");
+    assert_eq!(
+        run.stdout,
+        format!("opens\n{}\n", rows.len()),
+        "{}",
+        run.stderr
+    );
+    let said = "skipped 1 folder(s) that do not name a day: date=__HIVE_DEFAULT_PARTITION__; \
+                events has no rows of theirs";
+    assert!(run.stderr.contains(said), "{}", run.stderr);
+
+    let w = Workdir::new();
+    let folder = w.join("lake/date=2024-06-18");
+    std::fs::create_dir_all(&folder).unwrap();
+    let fields = vec![
+        Field::new("userId", DataType::Int64, false),
+        Field::new("date", DataType::Int64, false),
+    ];
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![1, 2, 2])),
+        Arc::new(Int64Array::from(vec![20240618; 3])),
+    ];
+    write_batch(&folder.join("a.parquet"), fields, columns);
+    let run = w.run(&[
+        "sql",
+        "--lake",
+        "lake",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT date, COUNT(*) AS n FROM events GROUP BY date",
+    ]);
+    assert_eq!(run.stdout, "date,n\n2024-06-18,3\n", "{}", run.stderr);
+    assert!(!run.stderr.contains("cast"), "{}", run.stderr);
 }
 
 /// A bad file on the newest day fails the statements that read its day, not the session: every

@@ -192,6 +192,7 @@ impl<'a> Session<'a> {
     /// Runs one statement, writing its result when it has columns. A script's statements before
     /// its `last` set things up (SET, CREATE VIEW) for the last one, whose rows --output holds.
     async fn run(&self, statement: DfStatement, script: bool, last: bool) -> Result<()> {
+        self.events.forget_scans();
         let read_only = SQLOptions::new().with_allow_dml(false);
         let started = Instant::now();
         let plan = self
@@ -200,10 +201,17 @@ impl<'a> Session<'a> {
             .statement_to_plan(statement)
             .await
             .map_err(|e| name_hint(table_function_hint(e)))?;
-        // (Dropping `events` would leave the session with no lake until `\lake`.)
-        let drops_events = matches!(&plan, LogicalPlan::Ddl(DdlStatement::DropTable(drop))
-            if drop.name.table() == "events" && drop.name.schema().is_none_or(|s| s == "public"));
-        if read_only.verify_plan(&plan).is_err() || drops_events {
+        // (Dropping or replacing `events` would leave the session with no lake until `\lake`.)
+        let events = |name: &TableReference| {
+            name.table() == "events" && name.schema().is_none_or(|s| s == "public")
+        };
+        let replaces_events = match &plan {
+            LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => events(&drop.name),
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(made)) => events(&made.name),
+            LogicalPlan::Ddl(DdlStatement::CreateView(made)) => events(&made.name),
+            _ => false,
+        };
+        if read_only.verify_plan(&plan).is_err() || replaces_events {
             return Err(Error::ReadOnly);
         }
         // The runtime's settings (its spill folder: into the lake, it left folders there) are

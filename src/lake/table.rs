@@ -20,7 +20,6 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -116,7 +115,11 @@ impl EventsTable {
     /// first reads that day. Its columns and id type are the newest readable day's.
     pub async fn on_demand(lake: Arc<Lake>, config: &Config) -> Result<EventsTable> {
         let columns = config.columns();
-        let days: Vec<NaiveDate> = lake.days.keys().copied().collect();
+        // Days a pattern's lake lacks are no partition's, yet a statement that reads them is told
+        // that they have no rows (they were left out in silence).
+        let mut days: BTreeSet<NaiveDate> = lake.days.keys().copied().collect();
+        days.extend(lake.incomplete(NaiveDate::MIN, NaiveDate::MAX).into_keys());
+        let days: Vec<NaiveDate> = days.into_iter().collect();
         let mut sample = Vec::new();
         // A file with ids, not only NULLs (pandas' all-None column, of type null, says nothing
         // of the lake's id type: it typed the table as integers, and text ids were refused).
@@ -154,11 +157,19 @@ impl EventsTable {
         &self.id_type
     }
 
-    /// The files the latest scan read (none for a table checked up front: its maker has them).
+    /// The files the scans since [`EventsTable::forget_scans`] read (none for a table checked up
+    /// front: its maker has them).
     pub fn last_scan(&self) -> Vec<FileReport> {
         match &self.files {
             Files::Checked(_) => Vec::new(),
             Files::OnDemand(on) => on.last_scan.lock().expect("last scan").clone(),
+        }
+    }
+
+    /// Starts a statement: the files its scans read are counted from now.
+    pub fn forget_scans(&self) {
+        if let Files::OnDemand(on) = &self.files {
+            on.last_scan.lock().expect("last scan").clear();
         }
     }
 
@@ -202,22 +213,32 @@ impl EventsTable {
             .filter(|f| only_date(f))
             .map(unqualified)
             .collect::<DfResult<_>>()?;
-        let Some(predicate) = conjunction(on_date) else {
-            return Ok(days);
-        };
         let schema = Arc::new(Schema::new(vec![date_field()]));
         let dates = Date32Array::from_iter_values(days.iter().map(|d| to_date32(*d)));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(dates)])?;
-        let expr = state.create_physical_expr(predicate, &DFSchema::try_from(schema)?)?;
-        let keep = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
-        let keep = keep.as_boolean_opt().ok_or_else(|| {
-            DataFusionError::Internal("a date filter did not give booleans".to_string())
-        })?;
-        Ok(days
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| keep.is_valid(*i) && keep.value(*i))
-            .map(|(_, d)| d)
+        let df_schema = DFSchema::try_from(schema)?;
+        let mut kept = vec![true; days.len()];
+        // Each filter alone, over every day: one that fails there (`1/(day - 1)` on the 1st,
+        // a day another filter leaves out) prunes nothing, and the query filters the rows
+        // itself (it failed, where DataFusion answers).
+        for filter in on_date {
+            let expr = state.create_physical_expr(filter, &df_schema)?;
+            let Ok(keep) = expr
+                .evaluate(&batch)
+                .and_then(|v| v.into_array(batch.num_rows()))
+            else {
+                continue;
+            };
+            let keep = keep.as_boolean_opt().ok_or_else(|| {
+                DataFusionError::Internal("a date filter did not give booleans".to_string())
+            })?;
+            for (i, kept) in kept.iter_mut().enumerate() {
+                *kept &= keep.is_valid(i) && keep.value(i);
+            }
+        }
+        Ok((days.into_iter().zip(kept))
+            .filter(|(_, kept)| *kept)
+            .map(|(d, _)| d)
             .collect())
     }
 
@@ -258,6 +279,14 @@ impl EventsTable {
                 ));
             }
         }
+        // (Their rows were left out in silence; `dau query` said so.)
+        if !self.lake.skipped.is_empty() {
+            warnings.push(format!(
+                "skipped {} folder(s) that do not name a day: {}; events has no rows of theirs",
+                self.lake.skipped.len(),
+                self.lake.skipped.join(", ")
+            ));
+        }
         // Integers of either sign are cast to the table's (failing on an id it cannot hold).
         if self.id_type != DataType::Utf8
             && let Some(text) = good
@@ -270,7 +299,15 @@ impl EventsTable {
         }
         // A column read of another type in older files than the newest day's, which the table
         // has: their values are cast to it, and where it is narrower, rounded or cut.
-        for field in read.iter().filter(|f| f.name() != columns.user) {
+        // (The partition's columns and the in-file date are no file's values.)
+        let no_file_values = |name: &str| {
+            name == columns.user
+                || name == columns.date
+                || partition_fields(&self.lake)
+                    .iter()
+                    .any(|p| p.name() == name)
+        };
+        for field in read.iter().filter(|f| !no_file_values(f.name())) {
             let other = (good.iter()).filter_map(|r| {
                 let found = r
                     .facts
@@ -299,7 +336,9 @@ impl EventsTable {
                 eprintln!("dau: warning: {warning}");
             }
         }
-        *on.last_scan.lock().expect("last scan") = good.iter().map(|r| (*r).clone()).collect();
+        // Every scan of the statement (a join reads events twice): a file that fails it is
+        // named whichever scan read it.
+        (on.last_scan.lock().expect("last scan")).extend(good.iter().map(|r| (*r).clone()));
         Ok(days
             .iter()
             .map(|d| {
