@@ -1140,7 +1140,7 @@ fn a_server_that_dies_mid_query_is_exit_3_with_no_number() {
         if head.contains("alt=media") {
             let _ = Command::new("kill").args(["-KILL", &pid]).status();
         }
-        false
+        Turn::Forward
     });
     let through = Access {
         flags: vec![
@@ -1362,21 +1362,34 @@ fn a_large_file_in_a_bucket_is_read_by_ranges() {
 /// (as an overloaded GCS does) and forwards the rest.
 struct Flaky {
     port: u16,
+    /// Requests refused or cut.
     refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What the proxy does with a request.
+#[derive(PartialEq)]
+enum Turn {
+    Forward,
+    /// Answers the proxy's status.
+    Refuse,
+    /// Forwards it, and passes on half the answer's body before closing the connection.
+    Cut,
 }
 
 impl Flaky {
     fn start(upstream: u16, status: &'static str) -> Flaky {
-        Flaky::deciding(upstream, status, |n, _| n % 2 == 0)
+        Flaky::deciding(upstream, status, |n, _| match n % 2 {
+            0 => Turn::Refuse,
+            _ => Turn::Forward,
+        })
     }
 
-    /// A proxy that answers `status` to the requests `refuse` picks (given their number and head)
-    /// and forwards the others; a request it cannot forward (the server is gone) has its
-    /// connection closed unanswered.
+    /// A proxy that does with each request what `turn` says (given its number and head); a
+    /// request it cannot forward (the server is gone) has its connection closed unanswered.
     fn deciding(
         upstream: u16,
         status: &'static str,
-        mut refuse: impl FnMut(usize, &str) -> bool + Send + 'static,
+        mut turn: impl FnMut(usize, &str) -> Turn + Send + 'static,
     ) -> Flaky {
         use std::io::{BufRead, BufReader, Read, Write};
         use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1399,8 +1412,11 @@ impl Flaky {
                         head.push_str(&line);
                     }
                 }
-                if refuse(n, &head) {
+                let turn = turn(n, &head);
+                if turn != Turn::Forward {
                     count.fetch_add(1, Ordering::Relaxed);
+                }
+                if turn == Turn::Refuse {
                     let answer = format!(
                         "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                     );
@@ -1416,11 +1432,47 @@ impl Flaky {
                 }
                 let mut answer = Vec::new();
                 let _ = server.read_to_end(&mut answer);
+                if turn == Turn::Cut {
+                    let body = (answer.windows(4).position(|w| w == b"\r\n\r\n")).unwrap() + 4;
+                    answer.truncate(body + (answer.len() - body) / 2);
+                }
                 let _ = client.write_all(&answer);
             }
         });
         Flaky { port, refused }
     }
+}
+
+/// A body cut off midway (a dropped connection) is asked for again, within --retries: a listing's
+/// and a file's failed at the first cut (exit 3), though the error said requests are retried.
+#[test]
+fn a_body_cut_off_midway_is_asked_for_again() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let direct = Access::gcs(&server);
+    let made = direct.run(&work, &["gen", "--out", "gs://lake/x", "--days", "3"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let query = ["query", "opens", "--lake", "gs://lake/x", "-f", "csv"];
+    let want = direct.run(&work, &[&query[..], &["--rollups", "off"]].concat());
+    assert_eq!(want.code, 0, "{}", want.stderr);
+    // The first listing and the first read of a file's bytes are cut.
+    let (mut listed, mut read) = (false, false);
+    let cutting = Flaky::deciding(server.port, "200 OK", move |_, head| {
+        let first = match head.contains("alt=media") {
+            true => !std::mem::replace(&mut read, true),
+            false => head.contains("/o?") && !std::mem::replace(&mut listed, true),
+        };
+        match first {
+            true => Turn::Cut,
+            false => Turn::Forward,
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{}", cutting.port);
+    let flags = ["--rollups", "off", "--anonymous", "--endpoint", &endpoint];
+    let run = work.run(&[&query[..], &flags[..]].concat());
+    assert_eq!(run.stdout, want.stdout, "{}", run.stderr);
+    let cut = cutting.refused.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(cut, 2);
 }
 
 #[test]

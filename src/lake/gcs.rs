@@ -20,6 +20,7 @@ use object_store::{
     MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
     PutResult,
 };
+use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
@@ -185,6 +186,34 @@ impl Gcs {
         }
     }
 
+    /// [`Gcs::send`], with the body read whole: a body cut off midway is asked for again, within
+    /// as many retries (it failed at the first cut, though the error said requests are retried).
+    async fn send_whole(
+        &self,
+        location: &Path,
+        build: impl Fn() -> RequestBuilder,
+    ) -> object_store::Result<(HeaderMap, Bytes)> {
+        let mut cut = 0;
+        loop {
+            let response = self.send(location, &build).await?;
+            let headers = response.headers().clone();
+            match response.bytes().await {
+                Ok(body) => return Ok((headers, body)),
+                Err(_) if cut < self.retries => {
+                    tokio::time::sleep(backoff(cut)).await;
+                    cut += 1;
+                }
+                Err(e) => {
+                    return Err(generic(format!(
+                        "reading {location} was cut off, {} time(s): {}",
+                        cut + 1,
+                        chain(&e)
+                    )));
+                }
+            }
+        }
+    }
+
     /// One page of a listing.
     async fn page(
         &self,
@@ -203,13 +232,9 @@ impl Gcs {
                 query.append_pair("pageToken", token);
             }
         }
-        let response = self
-            .send(&Path::from(prefix), || self.http.get(url.clone()))
+        let (_, body) = self
+            .send_whole(&Path::from(prefix), || self.http.get(url.clone()))
             .await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| generic(format!("listing {prefix} was cut off: {}", chain(&e))))?;
         serde_json::from_slice(&body).map_err(|e| {
             generic(format!(
                 "listing {prefix}: the server's answer is not a listing: {e}"
@@ -279,8 +304,8 @@ fn not_supported(operation: &str) -> object_store::Error {
 }
 
 /// `bytes a-b/total` → (a..b+1, total).
-fn content_range(response: &Response) -> Option<(Range<u64>, u64)> {
-    let value = response.headers().get("content-range")?.to_str().ok()?;
+fn content_range(headers: &HeaderMap) -> Option<(Range<u64>, u64)> {
+    let value = headers.get("content-range")?.to_str().ok()?;
     let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
     let (start, end) = range.split_once('-')?;
     let (start, end): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
@@ -380,8 +405,9 @@ impl ObjectStore for Gcs {
         };
         let mut url = self.object_url(location);
         url.query_pairs_mut().append_pair("alt", "media");
-        let response = self
-            .send(location, || {
+        // Read whole (the reader collects each range anyway), so that a body cut off is retried.
+        let (headers, body) = self
+            .send_whole(location, || {
                 let request = self.http.get(url.clone());
                 match &range {
                     Some(range) => request.header("range", range),
@@ -389,19 +415,10 @@ impl ObjectStore for Gcs {
                 }
             })
             .await?;
-        let length = response.content_length();
-        let (range, size) = match (content_range(&response), length) {
-            (Some((range, size)), _) => (range, size),
-            (None, Some(length)) => (0..length, length),
-            (None, None) => {
-                return Err(generic(format!(
-                    "{location}: the server did not say how long it is"
-                )));
-            }
-        };
+        let length = body.len() as u64;
+        let (range, size) = content_range(&headers).unwrap_or((0..length, length));
         let header = |name: &str| {
-            response
-                .headers()
+            headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
@@ -416,13 +433,8 @@ impl ObjectStore for Gcs {
             e_tag: header("etag"),
             version: header("x-goog-generation"),
         };
-        let path = location.to_string();
-        let body = response
-            .bytes_stream()
-            .map_err(move |e| generic(format!("reading {path} was cut off: {}", chain(&e))))
-            .boxed();
         Ok(GetResult {
-            payload: GetResultPayload::Stream(body),
+            payload: GetResultPayload::Stream(stream::once(async { Ok(body) }).boxed()),
             meta,
             range,
             attributes: Attributes::default(),
