@@ -420,13 +420,18 @@ fn rollups_in_the_bucket(work: &Workdir, server: &Server, access: &Access, url: 
 /// Puts `file` into the lake `url` (in the server's bucket `lake`) as `name`, through the
 /// server's own API (S3 through boto3, signed: moto refuses an unsigned put over an object).
 fn upload(server: &Server, url: &str, name: &str, file: &std::path::Path) {
+    upload_at(&server.endpoint(), url, name, file);
+}
+
+/// [`upload`] to the server at `endpoint`.
+fn upload_at(endpoint: &str, url: &str, name: &str, file: &std::path::Path) {
     let name = format!("{}/{name}", url.split_once("//lake/").unwrap().1);
     let sent = match url.starts_with("gs://") {
         true => {
             let escaped = utf8_percent_encode(&name, NON_ALPHANUMERIC);
             let upload = format!(
                 "{}/upload/storage/v1/b/lake/o?uploadType=media&name={escaped}",
-                server.endpoint(),
+                endpoint,
             );
             Command::new("curl")
                 .args(["-sf", "-o", "/dev/null", "-X", "POST"])
@@ -443,7 +448,7 @@ fn upload(server: &Server, url: &str, name: &str, file: &std::path::Path) {
                           aws_secret_access_key='test'); \
                           s3.put_object(Bucket='lake', Key=sys.argv[2], Body=open(sys.argv[3], 'rb').read())";
             Command::new(venv().join("bin/python"))
-                .args(["-c", script, &server.endpoint(), &name])
+                .args(["-c", script, endpoint, &name])
                 .arg(file)
                 .status()
                 .unwrap()
@@ -1441,6 +1446,55 @@ impl Flaky {
         });
         Flaky { port, refused }
     }
+}
+
+/// A file replaced by a larger one between its listing and its reading is the lake changing
+/// (exit 3), not a bad file: its footer was looked for at the listed size (exit 4, and with
+/// --skip-bad-files its day was left out, exit 0).
+#[test]
+fn a_file_replaced_while_read_is_the_lake_changing() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let direct = Access::gcs(&server);
+    let shape = ["--users", "300", "--days", "3"];
+    let made = direct.run(
+        &work,
+        &[&["gen", "--out", "gs://lake/x"], &shape[..]].concat(),
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let bigger = ["gen", "--out", "bigger", "--users", "3000", "--days", "3"];
+    assert_eq!(work.run(&bigger).code, 0);
+    let bigger = work.join("bigger/date=2024-06-02/part-00000.parquet");
+    let endpoint = server.endpoint();
+    // Replaced as dau's first read of its bytes reaches the server.
+    let mut replaced = false;
+    let replacing = Flaky::deciding(server.port, "200 OK", move |_, head| {
+        if head.contains("alt=media") && head.contains("2024-06-02") && !replaced {
+            replaced = true;
+            let name = "date=2024-06-02/part-00000.parquet";
+            upload_at(&endpoint, "gs://lake/x", name, &bigger);
+        }
+        Turn::Forward
+    });
+    let through = format!("http://127.0.0.1:{}", replacing.port);
+    let query = [
+        "query",
+        "dau",
+        "--lake",
+        "gs://lake/x",
+        "--rollups",
+        "off",
+        "--anonymous",
+    ];
+    let run = work.run(&[&query[..], &["--endpoint", &through, "--skip-bad-files"]].concat());
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr
+            .contains("was the lake changed while dau read it?"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A body cut off midway (a dropped connection) is asked for again, within --retries: a listing's

@@ -22,7 +22,7 @@ use datafusion::parquet::arrow::arrow_reader::{
 use datafusion::parquet::arrow::{ProjectionMask, parquet_to_arrow_schema};
 use datafusion::parquet::file::metadata::{FileMetaData, PageIndexPolicy, ParquetMetaData};
 use futures::{StreamExt, stream};
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStoreExt};
 
 use super::Lake;
 use super::table::Columns;
@@ -412,7 +412,29 @@ pub async fn footer(
     // the store keeps no more, footers are read as before.)
     let cached = (lake.parquet_footers.get(&meta.location)).is_some_and(|c| c.is_valid_for(meta));
     if lake.metered.would_keep(meta.size) && !cached {
-        let _ = lake.store.get_range(&meta.location, 0..meta.size).await;
+        let whole = GetOptions {
+            range: Some(GetRange::Bounded(0..meta.size)),
+            ..GetOptions::default()
+        };
+        // Another object than the one listed (replaced since, larger or of another generation):
+        // its footer is not where the listing says, and it was called a bad file (skipped with
+        // --skip-bad-files, its day undercounted).
+        if let Ok(got) = lake.store.get_opts(&meta.location, whole).await {
+            let other_version =
+                matches!((&got.meta.version, &meta.version), (Some(a), Some(b)) if a != b);
+            if got.meta.size != meta.size || other_version {
+                let source = format!(
+                    "it is {} bytes, and was {} bytes when listed",
+                    got.meta.size, meta.size
+                );
+                let path = meta.location.to_string();
+                let changed = object_store::Error::Precondition {
+                    path,
+                    source: source.into(),
+                };
+                return Err(lake.storage_error(&changed));
+            }
+        }
     }
     // One request for most footers; DataFusion then finds them in the lake's cache when it runs.
     let metadata = DFParquetMetadata::new(lake.store.as_ref(), meta)
