@@ -1379,6 +1379,8 @@ enum Turn {
     Refuse,
     /// Forwards it, and passes on half the answer's body before closing the connection.
     Cut,
+    /// Forwards it, and closes the connection without its answer.
+    Lose,
 }
 
 impl Flaky {
@@ -1405,17 +1407,26 @@ impl Flaky {
         std::thread::spawn(move || {
             for (n, client) in listener.incoming().enumerate() {
                 let Ok(mut client) = client else { return };
-                // Read the request head (the requests forwarded here have no body).
+                // The request's head, and its body (an upload's).
                 let mut head = String::new();
                 let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut length = 0;
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
                     }
-                    if !line.to_ascii_lowercase().starts_with("connection:") {
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(n) = lower.strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap_or(0);
+                    }
+                    if !lower.starts_with("connection:") {
                         head.push_str(&line);
                     }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
                 }
                 let turn = turn(n, &head);
                 if turn != Turn::Forward {
@@ -1432,11 +1443,17 @@ impl Flaky {
                     continue;
                 };
                 let asked = format!("{head}Connection: close\r\n\r\n");
-                if server.write_all(asked.as_bytes()).is_err() {
+                if server
+                    .write_all(&[asked.as_bytes(), &body].concat())
+                    .is_err()
+                {
                     continue;
                 }
                 let mut answer = Vec::new();
                 let _ = server.read_to_end(&mut answer);
+                if turn == Turn::Lose {
+                    continue;
+                }
                 if turn == Turn::Cut {
                     let body = (answer.windows(4).position(|w| w == b"\r\n\r\n")).unwrap() + 4;
                     answer.truncate(body + (answer.len() - body) / 2);
@@ -1495,6 +1512,52 @@ fn a_file_replaced_while_read_is_the_lake_changing() {
         "{}",
         run.stderr
     );
+}
+
+/// A conditional put whose answer was lost, retried, meets its own write (412, as GCS answers
+/// a generation that moved on): it is done. An export said "replaced while this export ran"
+/// (exit 3), its rows in the object all the same.
+#[test]
+fn a_put_whose_answer_was_lost_is_done() {
+    let work = Workdir::new();
+    let server = Server::gcs(&work);
+    let direct = Access::gcs(&server);
+    let made = direct.run(&work, &["gen", "--out", "gs://lake/x", "--days", "3"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    // The first upload is made and its answer lost; its retry is refused, as by GCS.
+    let mut uploads = 0;
+    let losing = Flaky::deciding(server.port, "412 Precondition Failed", move |_, head| {
+        if !head.starts_with("POST /upload/") {
+            return Turn::Forward;
+        }
+        uploads += 1;
+        match uploads {
+            1 => Turn::Lose,
+            2 => Turn::Refuse,
+            _ => Turn::Forward,
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{}", losing.port);
+    let export = [
+        "export",
+        "dau",
+        "--lake",
+        "gs://lake/x",
+        "--date",
+        "2024-06-02",
+    ];
+    let to = [
+        "-o",
+        "gs://lake/out/daily.csv",
+        "--anonymous",
+        "--endpoint",
+        &endpoint,
+    ];
+    let run = work.run(&[&export[..], &to[..], &["--rollups", "off"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let daily = String::from_utf8(object(&server, true, "out/daily.csv")).unwrap();
+    assert!(daily.starts_with("date,dau\n2024-06-02,"), "{daily}");
+    assert_eq!(losing.refused.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
 
 /// A body cut off midway (a dropped connection) is asked for again, within --retries: a listing's

@@ -186,6 +186,13 @@ impl Gcs {
         }
     }
 
+    /// The object's version when it holds `body`.
+    async fn holds(&self, location: &Path, body: &Bytes) -> Option<PutResult> {
+        let got = self.get_opts(location, GetOptions::default()).await.ok()?;
+        let (e_tag, version) = (got.meta.e_tag.clone(), got.meta.version.clone());
+        (got.bytes().await.ok()? == *body).then_some(PutResult { e_tag, version })
+    }
+
     /// [`Gcs::send`], with the body read whole: a body cut off midway is asked for again, within
     /// as many retries (it failed at the first cut, though the error said requests are retried).
     async fn send_whole(
@@ -348,10 +355,16 @@ impl ObjectStore for Gcs {
             })
             .await;
         let response = match sent {
-            Err(object_store::Error::Precondition { path, source })
-                if opts.mode == PutMode::Create =>
-            {
-                return Err(object_store::Error::AlreadyExists { path, source });
+            // A put retried after its answer was lost meets its own write: the object holds what
+            // was sent (it was said to be another writer's, the export's or state's "replaced").
+            Err(object_store::Error::Precondition { path, source }) => {
+                if let Some(done) = self.holds(location, &body).await {
+                    return Ok(done);
+                }
+                return Err(match opts.mode {
+                    PutMode::Create => object_store::Error::AlreadyExists { path, source },
+                    _ => object_store::Error::Precondition { path, source },
+                });
             }
             sent => sent?,
         };
