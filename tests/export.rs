@@ -1783,18 +1783,25 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
             "the export would leave mau empty on the days it replaces",
         );
     }
-    // A note with `DEFAULT NULL` has no default either (in SQLite it was emptied in silence).
+    // A note with a default that is NULL has no default either (in SQLite it was emptied in
+    // silence).
     pg.query("ALTER TABLE daily ADD COLUMN note text DEFAULT NULL");
-    let db = rusqlite::Connection::open(&sqlite).unwrap();
-    db.execute_batch("ALTER TABLE daily ADD COLUMN note TEXT DEFAULT NULL")
-        .unwrap();
-    for dest in [&pg_dest, &sqlite_dest] {
-        let args = ["dau", "mau", "--date", "2024-06-03", "--output", dest];
-        refused(&w, &args, "would leave note empty");
-    }
+    let args = ["dau", "mau", "--date", "2024-06-03", "--output"];
+    refused(
+        &w,
+        &[&args[..], &[&pg_dest]].concat(),
+        "would leave note empty",
+    );
     pg.query("ALTER TABLE daily DROP COLUMN note");
-    db.execute_batch("ALTER TABLE daily DROP COLUMN note")
-        .unwrap();
+    let db = rusqlite::Connection::open(&sqlite).unwrap();
+    for default in ["NULL", "((null))", "(CAST(NULL AS TEXT))"] {
+        let add = format!("ALTER TABLE daily ADD COLUMN note TEXT DEFAULT {default}");
+        db.execute_batch(&add).unwrap();
+        let dest = [&args[..], &[&sqlite_dest]].concat();
+        refused(&w, &dest, "would leave note empty");
+        db.execute_batch("ALTER TABLE daily DROP COLUMN note")
+            .unwrap();
+    }
     drop(db);
     assert_eq!(pg_rows(&pg), want.join(","));
     assert_eq!(sqlite_rows(), want.join(","));

@@ -70,17 +70,31 @@ impl Job {
         let create = create_table(&self.table, &self.schema, &self.key, sql_type);
         tx.execute_batch(&create).map_err(|e| self.failed(e))?;
         // A column fills itself with a default, as the rowid (INTEGER PRIMARY KEY), or as a
-        // generated column (hidden 2 or 3). `DEFAULT NULL` (kept as the text NULL) fills
-        // nothing: such a note column was emptied on every export of its day.
-        let found: Vec<(String, bool)> = tx
+        // generated column (hidden 2 or 3).
+        let found: Vec<(String, Option<String>, bool)> = tx
             .prepare(&format!(
-                "SELECT name, coalesce(upper(trim(dflt_value)), 'NULL') <> 'NULL' \
-                 OR (pk = 1 AND upper(type) = 'INTEGER') \
-                 OR hidden IN (2, 3) FROM pragma_table_xinfo('{}')",
+                "SELECT name, dflt_value, (pk = 1 AND upper(type) = 'INTEGER') OR hidden IN (2, 3) \
+                 FROM pragma_table_xinfo('{}')",
                 self.table
             ))
-            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
             .map_err(|e| self.failed(e))?;
+        // A default that is NULL (`DEFAULT NULL`, `DEFAULT (CAST(NULL AS TEXT))`: a constant,
+        // as SQLite's defaults are) fills nothing: such a note column was emptied on every
+        // export of its day.
+        let not_null = |default: &str| {
+            let sql = format!("SELECT ({default}) IS NOT NULL");
+            tx.query_row(&sql, [], |r| r.get(0)).unwrap_or(true)
+        };
+        let found: Vec<(String, bool)> = (found.into_iter())
+            .map(|(name, default, own)| {
+                let fills = own || default.as_deref().is_some_and(not_null);
+                (name, fills)
+            })
+            .collect();
         let place = format!("table {} in {}", self.table, self.path.display());
         super::table_columns(&place, &found, &self.schema)?;
 
