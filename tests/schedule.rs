@@ -453,6 +453,17 @@ fn a_job_output_is_checked_at_start() {
         "{}",
         run.stderr
     );
+    // A bucket with no object named (it went to the network to fail there, exit 3).
+    let run = w.run(&["schedule", "--state", "gs://lake", "--once"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "dau: --state gs://lake names a folder: name the state object in it, such as \
+             gs://lake/dau-state.json"
+        ),
+        "{}",
+        run.stderr
+    );
     // A local state that is a folder, or empty: a setting's error before any job runs (they
     // failed when the state was saved, exit 3).
     std::fs::create_dir(w.join("states")).unwrap();

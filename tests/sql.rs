@@ -69,13 +69,15 @@ fn a_file_of_statements_and_stdin() {
         std::fs::write(w.join(name), text).unwrap();
         w.run(&["sql", "--lake", "lake", "--format", "csv", "-f", name])
     };
-    // A folder is a setting's error (it was exit 3, as a disk's).
-    let run = w.run(&["sql", "--lake", "lake", "-f", "lake"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert_eq!(
-        run.stderr,
-        "dau: -f lake is a folder: give a file of SQL statements\n"
-    );
+    // A folder is a setting's error (it was exit 3, as a disk's), said before the lake is read.
+    for lake in ["lake", "no-such-lake"] {
+        let run = w.run(&["sql", "--lake", lake, "-f", "lake"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert_eq!(
+            run.stderr,
+            "dau: -f lake is a folder: give a file of SQL statements\n"
+        );
+    }
     let run = script(
         "report.sql",
         format!(

@@ -906,11 +906,18 @@ impl StateStore {
             let lock = hold(&path)?;
             return Ok(StateStore::Local { path, _lock: lock });
         }
-        // An object's name: `gs://b/state/` was put as the object `state`.
-        if state.ends_with('/') {
+        // An object's name: `gs://b/state/` was put as the object `state`, and `gs://b` went
+        // to the network to fail there.
+        let object = state
+            .split_once("://")
+            .is_some_and(|(_, path)| path.contains('/'));
+        if state.ends_with('/') || !object {
             return Err(Error::usage(
                 format!("--state {state} names a folder"),
-                format!("name the state object in it, such as {state}dau-state.json"),
+                format!(
+                    "name the state object in it, such as {}/dau-state.json",
+                    state.trim_end_matches('/')
+                ),
             ));
         }
         let place = storage::open(state, options).map_err(|e| match e {

@@ -78,6 +78,13 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
         };
         return Err(Error::usage(what, hint));
     }
+    // (Said before the lake is opened: a lake out of reach was the error instead.)
+    if let Some(path) = args.file.as_deref().filter(|p| p.is_dir()) {
+        return Err(Error::usage(
+            format!("-f {} is a folder", path.display()),
+            "give a file of SQL statements",
+        ));
+    }
     let format = Format::resolve(args.format, args.output.as_deref())?;
     let lake = config.lake()?.to_string();
     let mut session = Session::open(config, &lake, format, args.output.clone()).await?;
@@ -94,12 +101,6 @@ pub async fn run(config: &Config, args: &SqlArgs) -> Result<()> {
             return session.meta(command.trim()).await.map(drop);
         }
         (Some(sql), _) => sql.clone(),
-        (None, Some(path)) if path.is_dir() => {
-            return Err(Error::usage(
-                format!("-f {} is a folder", path.display()),
-                "give a file of SQL statements",
-            ));
-        }
         (None, Some(path)) if !stdin_file => std::fs::read_to_string(path)
             .map_err(|e| Error::io("cannot read the SQL file", path, e))?,
         (None, None) if std::io::stdin().is_terminal() => return session.repl().await,
