@@ -268,6 +268,10 @@ fn the_lake_is_read_only_from_sql() {
         "DROP TABLE events; SELECT COUNT(*) FROM events".to_string(),
         "CREATE OR REPLACE TABLE events AS SELECT 1 AS x".to_string(),
         "CREATE OR REPLACE VIEW events AS SELECT 1 AS x".to_string(),
+        format!(
+            "CREATE OR REPLACE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}'",
+            target.display()
+        ),
     ] {
         let run = w.run(&["sql", "--lake", "lake", "-c", &sql]);
         assert_eq!(run.code, 1, "{sql}: {}", run.stderr);
@@ -460,6 +464,7 @@ fn a_day_filter_reads_only_that_partition() {
         let run = w.run(&["sql", "--lake", "lake", "-c", &sql]);
         assert_eq!(run.code, 4, "{sql}: {}", run.stderr);
         assert!(w.redact(&run.stderr).contains(named), "{}", run.stderr);
+        assert!(!run.stderr.contains("more bad file"), "{}", run.stderr);
     }
 }
 

@@ -210,6 +210,7 @@ impl<'a> Session<'a> {
             LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => events(&drop.name),
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(made)) => events(&made.name),
             LogicalPlan::Ddl(DdlStatement::CreateView(made)) => events(&made.name),
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(made)) => events(&made.name),
             _ => false,
         };
         if read_only.verify_plan(&plan).is_err() || replaces_events {

@@ -308,7 +308,8 @@ impl Lake {
             true => Err(Error::usage(
                 format!("{what} {place} is inside the lake {root}, as its data"),
                 format!(
-                    "keep it outside the lake, or in a hidden folder of it such as {root}/_dau"
+                    "keep it outside the lake, or in a hidden folder of it such as {}/_dau",
+                    root.trim_end_matches('/')
                 ),
             )),
         }

@@ -338,7 +338,16 @@ impl EventsTable {
         }
         // Every scan of the statement (a join reads events twice): a file that fails it is
         // named whichever scan read it.
-        (on.last_scan.lock().expect("last scan")).extend(good.iter().map(|r| (*r).clone()));
+        let mut scanned = on.last_scan.lock().expect("last scan");
+        for report in &good {
+            if !scanned
+                .iter()
+                .any(|r| r.meta.location == report.meta.location)
+            {
+                scanned.push((*report).clone());
+            }
+        }
+        drop(scanned);
         Ok(days
             .iter()
             .map(|d| {
