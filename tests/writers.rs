@@ -47,6 +47,35 @@ fn a_newest_day_of_null_ids_leaves_the_id_type_to_the_days_before() {
     assert_eq!(run.stdout, "users,opens\n3,7\n", "{}", run.stderr);
 }
 
+/// A page of another column than the user's that cannot be decoded fails the `dau sql`
+/// statement that reads it naming the file (exit 4); it was "query failed", exit 1, naming none.
+#[test]
+fn a_corrupt_page_of_another_column_is_named_in_sql() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.join("lake/date=2024-06-01")).unwrap();
+    let script = "import pyarrow as pa, pyarrow.parquet as pq\n\
+        n = 2000\n\
+        t = pa.table({'userId': pa.array([i % 300 for i in range(n)], pa.int64()),\n\
+                      's': [f'value-{i % 97}-' + 'x' * (i % 13) for i in range(n)]})\n\
+        p = 'lake/date=2024-06-01/a.parquet'\n\
+        pq.write_table(t, p, compression='snappy', use_dictionary=False)\n\
+        c = pq.ParquetFile(p).metadata.row_group(0).column(1)\n\
+        b = bytearray(open(p, 'rb').read())\n\
+        middle = c.data_page_offset + c.total_compressed_size // 2\n\
+        for i in range(middle, middle + 16): b[i] ^= 0xA5\n\
+        open(p, 'wb').write(b)\n";
+    python(w.path(), &["-c", script]);
+    let sql = "SELECT count(s) FROM events";
+    let run = w.run(&["sql", "--lake", "lake", "-c", sql]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let named =
+        "bad data file ([DIR]/lake/date=2024-06-01/a.parquet): a data page cannot be decoded";
+    assert!(w.redact(&run.stderr).contains(named), "{}", run.stderr);
+    // The user column reads: the metrics count the day.
+    let run = w.run(&["query", "dau", "--lake", "lake", "-f", "csv"]);
+    assert_eq!(run.stdout, "date,dau\n2024-06-01,300\n", "{}", run.stderr);
+}
+
 /// A file whose user column is all NULL, which pandas and pyarrow write as the Arrow type `null`
 /// (Parquet's logical type UNKNOWN), holds events with no user id: counted as NULL ids are,
 /// never a bad file (it was refused, exit 4; skipped, the day was said to be undercounted).

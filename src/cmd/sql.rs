@@ -29,6 +29,7 @@ use rustyline::{Context, Editor, Helper};
 
 use crate::config::Config;
 use crate::lake::Lake;
+use crate::lake::inspect::undecodable;
 use crate::lake::table::EventsTable;
 use crate::metrics::{Metric, functions, session, unreadable_files};
 use crate::output::{self, Format, say};
@@ -373,10 +374,21 @@ impl<'a> Session<'a> {
         }
         let files = self.events.last_scan();
         let (columns, ids) = (self.config.columns(), self.events.id_type());
-        let bad = match unreadable_files(&self.lake, &files, &columns, ids).await {
+        let mut bad = match unreadable_files(&self.lake, &files, &columns, ids).await {
             Ok(bad) => bad,
             Err(failure) => return failure,
         };
+        // A page of another column (the statement's, not the user's) failed inside Parquet:
+        // it was "query failed", naming no file. Every column of the files is decoded then.
+        if bad.is_empty() && error.to_string().contains("Parquet") {
+            for report in &files {
+                match undecodable(&self.lake, report).await {
+                    Ok(Some(reason)) => bad.push((report, reason)),
+                    Ok(None) => {}
+                    Err(failure) => return failure,
+                }
+            }
+        }
         match bad.first() {
             None => error,
             Some((first, reason)) => Error::BadFile {

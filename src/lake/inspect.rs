@@ -604,6 +604,28 @@ pub async fn scan_file(
     Ok(decode(bytes, report, columns, ids).map(|scan| FileScan { digest, ..scan }))
 }
 
+/// Why a file's pages (of any column, not only the user's) cannot be decoded, if they cannot:
+/// for a SQL statement that failed in a column dau itself never reads.
+pub async fn undecodable(lake: &Lake, report: &FileReport) -> Result<Option<String>> {
+    let bytes = match lake.store.get(&report.meta.location).await {
+        Ok(got) => got.bytes().await,
+        Err(e) => Err(e),
+    };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(e) if lake.is_remote() => return Err(lake.storage_error(&e)),
+        Err(e) => return Ok(Some(format!("cannot be read: {e}"))),
+    };
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+        .and_then(|builder| builder.build());
+    let failed = match reader {
+        Ok(mut batches) => batches.find_map(|batch| batch.err()).map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    Ok(failed.map(|e| format!("a data page cannot be decoded: {e}")))
+}
+
 /// Decodes the user (and in-file date) columns of a whole file.
 fn decode(
     bytes: bytes::Bytes,
