@@ -1473,45 +1473,48 @@ fn a_file_replaced_while_read_is_the_lake_changing() {
     let work = Workdir::new();
     let server = Server::gcs(&work);
     let direct = Access::gcs(&server);
-    let shape = ["--users", "300", "--days", "3"];
-    let made = direct.run(
-        &work,
-        &[&["gen", "--out", "gs://lake/x"], &shape[..]].concat(),
-    );
-    assert_eq!(made.code, 0, "{}", made.stderr);
-    let bigger = ["gen", "--out", "bigger", "--users", "3000", "--days", "3"];
-    assert_eq!(work.run(&bigger).code, 0);
-    let bigger = work.join("bigger/date=2024-06-02/part-00000.parquet");
-    let endpoint = server.endpoint();
-    // Replaced as dau's first read of its bytes reaches the server.
-    let mut replaced = false;
-    let replacing = Flaky::deciding(server.port, "200 OK", move |_, head| {
-        if head.contains("alt=media") && head.contains("2024-06-02") && !replaced {
-            replaced = true;
-            let name = "date=2024-06-02/part-00000.parquet";
-            upload_at(&endpoint, "gs://lake/x", name, &bigger);
-        }
-        Turn::Forward
-    });
-    let through = format!("http://127.0.0.1:{}", replacing.port);
-    let query = [
-        "query",
-        "dau",
-        "--lake",
-        "gs://lake/x",
-        "--rollups",
-        "off",
-        "--anonymous",
-    ];
-    let run = work.run(&[&query[..], &["--endpoint", &through, "--skip-bad-files"]].concat());
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    assert_eq!(run.stdout, "");
-    assert!(
-        run.stderr
-            .contains("was the lake changed while dau read it?"),
-        "{}",
-        run.stderr
-    );
+    // Small files (read whole), and files over a MiB (their footers read alone).
+    for (lake, users, more) in [("small", "300", "3000"), ("large", "400000", "500000")] {
+        let url = format!("gs://lake/{lake}");
+        let shape = ["--users", users, "--days", "2"];
+        let made = direct.run(&work, &[&["gen", "--out", &url], &shape[..]].concat());
+        assert_eq!(made.code, 0, "{}", made.stderr);
+        let local = format!("bigger-{lake}");
+        let bigger = ["gen", "--out", &local, "--users", more, "--days", "2"];
+        assert_eq!(work.run(&bigger).code, 0);
+        let bigger = work.join(&format!("{local}/date=2024-06-02/part-00000.parquet"));
+        let endpoint = server.endpoint();
+        // Replaced as dau's first read of its bytes reaches the server.
+        let mut replaced = false;
+        let from = url.clone();
+        let replacing = Flaky::deciding(server.port, "200 OK", move |_, head| {
+            if head.contains("alt=media") && head.contains("2024-06-02") && !replaced {
+                replaced = true;
+                let name = "date=2024-06-02/part-00000.parquet";
+                upload_at(&endpoint, &from, name, &bigger);
+            }
+            Turn::Forward
+        });
+        let through = format!("http://127.0.0.1:{}", replacing.port);
+        let query = [
+            "query",
+            "dau",
+            "--lake",
+            &url,
+            "--rollups",
+            "off",
+            "--anonymous",
+        ];
+        let run = work.run(&[&query[..], &["--endpoint", &through, "--skip-bad-files"]].concat());
+        assert_eq!(run.code, 3, "{lake}: {}", run.stderr);
+        assert_eq!(run.stdout, "");
+        assert!(
+            run.stderr
+                .contains("was the lake changed while dau read it?"),
+            "{lake}: {}",
+            run.stderr
+        );
+    }
 }
 
 /// A conditional put whose answer was lost, retried, meets its own write (412, as GCS answers

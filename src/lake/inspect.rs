@@ -416,24 +416,11 @@ pub async fn footer(
             range: Some(GetRange::Bounded(0..meta.size)),
             ..GetOptions::default()
         };
-        // Another object than the one listed (replaced since, larger or of another generation):
-        // its footer is not where the listing says, and it was called a bad file (skipped with
-        // --skip-bad-files, its day undercounted).
-        if let Ok(got) = lake.store.get_opts(&meta.location, whole).await {
-            let other_version =
-                matches!((&got.meta.version, &meta.version), (Some(a), Some(b)) if a != b);
-            if got.meta.size != meta.size || other_version {
-                let source = format!(
-                    "it is {} bytes, and was {} bytes when listed",
-                    got.meta.size, meta.size
-                );
-                let path = meta.location.to_string();
-                let changed = object_store::Error::Precondition {
-                    path,
-                    source: source.into(),
-                };
-                return Err(lake.storage_error(&changed));
-            }
+        // Another object than the one listed (see `changed`).
+        if let Ok(got) = lake.store.get_opts(&meta.location, whole).await
+            && let Some(changed) = changed(lake, meta, &got.meta)
+        {
+            return Err(changed);
         }
     }
     // One request for most footers; DataFusion then finds them in the lake's cache when it runs.
@@ -451,10 +438,35 @@ pub async fn footer(
         Ok(metadata) => Ok(Ok(readable(lake, meta, metadata))),
         Err(e) => match lake.storage_failure(&e) {
             Some(failure) => Err(failure),
+            // A larger file replaced since its listing, its footer read at the listed size.
+            None if lake.is_remote()
+                && let Ok(now) = lake.store.head(&meta.location).await
+                && let Some(changed) = changed(lake, meta, &now) =>
+            {
+                Err(changed)
+            }
             // DataFusion's own prefix would repeat the parquet crate's ("Parquet error: ").
             None => Ok(Err(format!("not a readable Parquet file: {}", e.message()))),
         },
     }
+}
+
+/// The error for a file that is `now` another object than the one listed (`meta`): of another
+/// size or generation, replaced since. Its footer is not where the listing says, and it was
+/// called a bad file (skipped with --skip-bad-files, its day undercounted).
+fn changed(lake: &Lake, meta: &ObjectMeta, now: &ObjectMeta) -> Option<Error> {
+    let other_version = matches!((&now.version, &meta.version), (Some(a), Some(b)) if a != b);
+    (now.size != meta.size || other_version).then(|| {
+        let source = format!(
+            "it is {} bytes, and was {} bytes when listed",
+            now.size, meta.size
+        );
+        let path = meta.location.to_string();
+        lake.storage_error(&object_store::Error::Precondition {
+            path,
+            source: source.into(),
+        })
+    })
 }
 
 /// A footer without the Arrow schema Arrow writers keep in it (`ARROW:schema`, their types)
