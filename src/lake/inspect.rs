@@ -603,30 +603,36 @@ pub async fn scan_file(
     columns: &Columns<'_>,
     ids: &DataType,
 ) -> Result<std::result::Result<FileScan, String>> {
-    let got = match lake.store.get(&report.meta.location).await {
-        Ok(got) => got.bytes().await,
-        Err(e) => Err(e),
-    };
-    let bytes = match got {
+    let bytes = match whole_file(lake, report).await? {
         Ok(bytes) => bytes,
-        Err(e) if lake.is_remote() => return Err(lake.storage_error(&e)),
-        Err(e) => return Ok(Err(format!("cannot be read: {e}"))),
+        Err(reason) => return Ok(Err(reason)),
     };
     let digest = foldhash::quality::FixedState::default().hash_one(&bytes[..]);
     Ok(decode(bytes, report, columns, ids).map(|scan| FileScan { digest, ..scan }))
 }
 
-/// Why a file's pages (of any column, not only the user's) cannot be decoded, if they cannot:
-/// for a SQL statement that failed in a column dau itself never reads.
-pub async fn undecodable(lake: &Lake, report: &FileReport) -> Result<Option<String>> {
-    let bytes = match lake.store.get(&report.meta.location).await {
+/// A file's bytes, or why it cannot be read; the outer error is a bucket failing.
+async fn whole_file(
+    lake: &Lake,
+    report: &FileReport,
+) -> Result<std::result::Result<bytes::Bytes, String>> {
+    let got = match lake.store.get(&report.meta.location).await {
         Ok(got) => got.bytes().await,
         Err(e) => Err(e),
     };
-    let bytes = match bytes {
+    match got {
+        Ok(bytes) => Ok(Ok(bytes)),
+        Err(e) if lake.is_remote() => Err(lake.storage_error(&e)),
+        Err(e) => Ok(Err(format!("cannot be read: {e}"))),
+    }
+}
+
+/// Why a file's pages (of any column, not only the user's) cannot be decoded, if they cannot:
+/// for a SQL statement that failed in a column dau itself never reads.
+pub async fn undecodable(lake: &Lake, report: &FileReport) -> Result<Option<String>> {
+    let bytes = match whole_file(lake, report).await? {
         Ok(bytes) => bytes,
-        Err(e) if lake.is_remote() => return Err(lake.storage_error(&e)),
-        Err(e) => return Ok(Some(format!("cannot be read: {e}"))),
+        Err(reason) => return Ok(Some(reason)),
     };
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
     let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
