@@ -345,6 +345,19 @@ fn an_empty_lake_or_an_endpoint_without_its_scheme() {
             run.stderr
         );
     }
+    // Credentials in it are not taken, and every storage error showed them.
+    let run = s3(
+        &["--endpoint", "http://me:secret@localhost:9000"],
+        ("AWS_ACCESS_KEY_ID", "x"),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the endpoint http://***@localhost holds a user or password"),
+        "{}",
+        run.stderr
+    );
     // The AWS tools' own variable is read when the store is made: a storage error.
     let run = s3(&[], ("AWS_ENDPOINT_URL", "localhost:9000"));
     assert_eq!(run.code, 3, "{}", run.stderr);

@@ -404,6 +404,15 @@ pub fn endpoint_url(text: &str) -> std::result::Result<Url, String> {
         ));
     }
     let url = Url::parse(text).map_err(|e| format!("the endpoint '{text}' is not a URL: {e}"))?;
+    // (The stores take no credentials from it, and every storage error would show them.)
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "the endpoint {}://***@{} holds a user or password: the stores' credentials are the \
+             AWS_* or GOOGLE_* variables'",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ));
+    }
     match (url.scheme(), url.host()) {
         ("http" | "https", Some(_)) => Ok(url),
         _ => Err(format!(
