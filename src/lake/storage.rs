@@ -393,7 +393,6 @@ fn s3(bucket: &str, options: &StorageOptions) -> Made {
     Ok((Arc::new(store), hint))
 }
 
-/// Timeouts for object_store's own clients (S3, and GCS credential requests).
 /// An endpoint as the stores take it: an http(s) URL with a host. `localhost:9000` (no scheme)
 /// reads as a URL of the scheme `localhost`, and the S3 store panicked on it.
 pub fn endpoint_url(text: &str) -> std::result::Result<Url, String> {
@@ -430,6 +429,7 @@ fn unmade(store: &'static str, what: String) -> (object_store::Error, String) {
     )
 }
 
+/// Timeouts for object_store's own clients (S3, and GCS credential requests).
 fn client_options(options: &StorageOptions) -> ClientOptions {
     ClientOptions::new()
         .with_timeout(options.timeout)

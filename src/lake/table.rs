@@ -24,6 +24,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use object_store::ObjectMeta;
+use object_store::path::Path as ObjectPath;
 
 use super::Lake;
 use super::inspect::{
@@ -80,8 +81,9 @@ struct OnDemand {
     config: Config,
     /// Warnings already shown, so that each shows once a session.
     warned: Mutex<BTreeSet<String>>,
-    /// The files the latest scan read, to find the culprit when reading fails.
-    last_scan: Mutex<Vec<FileReport>>,
+    /// The files the scans of the current statement read, by location, to find the culprit
+    /// when reading fails.
+    last_scan: Mutex<BTreeMap<ObjectPath, FileReport>>,
 }
 
 impl std::fmt::Debug for EventsTable {
@@ -162,7 +164,10 @@ impl EventsTable {
     pub fn last_scan(&self) -> Vec<FileReport> {
         match &self.files {
             Files::Checked(_) => Vec::new(),
-            Files::OnDemand(on) => on.last_scan.lock().expect("last scan").clone(),
+            Files::OnDemand(on) => (on.last_scan.lock().expect("last scan"))
+                .values()
+                .cloned()
+                .collect(),
         }
     }
 
@@ -300,12 +305,11 @@ impl EventsTable {
         // A column read of another type in older files than the newest day's, which the table
         // has: their values are cast to it, and where it is narrower, rounded or cut.
         // (The partition's columns and the in-file date are no file's values.)
+        let partitions = partition_fields(&self.lake);
         let no_file_values = |name: &str| {
             name == columns.user
                 || name == columns.date
-                || partition_fields(&self.lake)
-                    .iter()
-                    .any(|p| p.name() == name)
+                || partitions.iter().any(|p| p.name() == name)
         };
         for field in read.iter().filter(|f| !no_file_values(f.name())) {
             let other = (good.iter()).filter_map(|r| {
@@ -338,16 +342,8 @@ impl EventsTable {
         }
         // Every scan of the statement (a join reads events twice): a file that fails it is
         // named whichever scan read it.
-        let mut scanned = on.last_scan.lock().expect("last scan");
-        for report in &good {
-            if !scanned
-                .iter()
-                .any(|r| r.meta.location == report.meta.location)
-            {
-                scanned.push((*report).clone());
-            }
-        }
-        drop(scanned);
+        let reports = good.iter().map(|r| (r.meta.location.clone(), (*r).clone()));
+        (on.last_scan.lock().expect("last scan")).extend(reports);
         Ok(days
             .iter()
             .map(|d| {
