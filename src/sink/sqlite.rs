@@ -71,17 +71,23 @@ impl Job {
         tx.execute_batch(&create).map_err(|e| self.failed(e))?;
         // A column fills itself with a default, as the rowid (INTEGER PRIMARY KEY), or as a
         // generated column (hidden 2 or 3).
-        let found: Vec<(String, Option<String>, bool)> = tx
-            .prepare(&format!(
-                "SELECT name, dflt_value, (pk = 1 AND upper(type) = 'INTEGER') OR hidden IN (2, 3) \
-                 FROM pragma_table_xinfo('{}')",
-                self.table
-            ))
+        let found: Vec<(String, Option<String>, bool, String)> = tx
+            .prepare(
+                "SELECT name, dflt_value, (pk = 1 AND upper(type) = 'INTEGER') OR hidden IN (2, 3), \
+                 upper(type) FROM pragma_table_xinfo(?1)",
+            )
             .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
+                s.query_map([&self.table], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect()
             })
             .map_err(|e| self.failed(e))?;
+        // Days as the table keeps them: a TIMESTAMP or DATETIME column (pandas' to_sql makes
+        // one) as `2024-06-04 00:00:00`, which its readers parse beside the rows before.
+        let stamps = (found.iter()).any(|(name, _, _, kind)| {
+            name == "date" && (kind.contains("TIMESTAMP") || kind.contains("DATETIME"))
+        });
         // A default that is NULL (`DEFAULT NULL`, `DEFAULT (CAST(NULL AS TEXT))`: a constant,
         // as SQLite's defaults are) fills nothing: such a note column was emptied on every
         // export of its day.
@@ -90,7 +96,7 @@ impl Job {
             tx.query_row(&sql, [], |r| r.get(0)).unwrap_or(true)
         };
         let found: Vec<(String, bool)> = (found.into_iter())
-            .map(|(name, default, own)| {
+            .map(|(name, default, own, _)| {
                 let fills = own || default.as_deref().is_some_and(not_null);
                 (name, fills)
             })
@@ -114,15 +120,6 @@ impl Job {
         for d in dates_of(batches) {
             replace(d, d)?;
         }
-        // Days as the table keeps them: a TIMESTAMP or DATETIME column (pandas' to_sql makes
-        // one) as `2024-06-04 00:00:00`, which its readers parse beside the rows before.
-        let stamps = tx
-            .query_row(
-                "SELECT upper(type) FROM pragma_table_xinfo(?1) WHERE name = 'date'",
-                [&self.table],
-                |r| r.get::<_, String>(0),
-            )
-            .is_ok_and(|t| t.contains("TIMESTAMP") || t.contains("DATETIME"));
         let places = vec!["?"; self.schema.fields().len()].join(", ");
         let mut insert = tx
             .prepare(&format!(
