@@ -42,15 +42,29 @@ impl Cli {
         let parsed = command.try_get_matches_from(&args);
         parsed
             .and_then(|matches| Cli::from_arg_matches(&matches))
-            .unwrap_or_else(|e| {
-                let Some(variable) = from_environment(&e, &args) else {
-                    e.exit()
-                };
-                let _ = e.print();
-                eprintln!("note: the value is {variable}'s, from the environment");
-                std::process::exit(e.exit_code())
-            })
+            .unwrap_or_else(|e| refuse(&e, from_environment(&e, &args)))
     }
+}
+
+/// Ends the process on clap's `error` in the form of every other error, `dau: <what>`, its usage
+/// line and tips kept; `variable` is the one that gave the refused value. Help and version are
+/// printed as clap prints them.
+fn refuse(error: &clap::Error, variable: Option<String>) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit()
+    }
+    let text = error.render().to_string();
+    eprint!("dau: {}", text.strip_prefix("error: ").unwrap_or(&text));
+    if let Some(variable) = variable {
+        eprintln!("note: the value is {variable}'s, from the environment");
+    }
+    std::process::exit(error.exit_code())
 }
 
 /// The variable that gave the value `error` refuses, when the flag it names is not in `args`.

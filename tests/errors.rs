@@ -267,6 +267,33 @@ fn bad_config_file() {
     );
 }
 
+/// A flag clap refuses is said in the form of every other error, `dau: …`, its usage kept, so a
+/// log searched for `dau:` finds it too.
+#[test]
+fn a_flag_refused_by_the_parser_is_said_as_every_error() {
+    let w = Workdir::new();
+    let stderr = fails(&w, &["query", "dau", "--frm", "2024-06-01"], 2);
+    assert!(
+        stderr.starts_with("dau: unexpected argument '--frm' found\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Usage: dau query"), "{stderr}");
+    let mut cmd = w.command(&["query", "dau"]);
+    let run: Run = cmd.env("DAU_ENGINE", "fast").output().unwrap().into();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("dau: invalid value 'fast' for '--engine <ENGINE>'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.ends_with("note: the value is DAU_ENGINE's, from the environment\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("error:"), "{}", run.stderr);
+}
+
 #[test]
 fn bad_timezone() {
     let w = Workdir::new();
