@@ -282,12 +282,14 @@ fn a_flag_refused_by_the_parser_is_said_as_every_error() {
     let run: Run = cmd.env("DAU_ENGINE", "fast").output().unwrap().into();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.starts_with("dau: invalid value 'fast' for '--engine <ENGINE>'"),
+        run.stderr
+            .starts_with("dau: invalid value 'fast' for '--engine <ENGINE>'"),
         "{}",
         run.stderr
     );
     assert!(
-        run.stderr.ends_with("note: the value is DAU_ENGINE's, from the environment\n"),
+        run.stderr
+            .ends_with("note: the value is DAU_ENGINE's, from the environment\n"),
         "{}",
         run.stderr
     );

@@ -81,7 +81,8 @@ fn a_session_at_the_prompt() {
     s.exp_eof().unwrap();
 }
 
-/// `\lake` to a lake that is not there says so and keeps the session on its lake; `\o FILE`
+/// `\lake` to a lake that is not there says so and keeps the session on its lake, and a switch
+/// names the views that still read the lake before; `\o FILE`
 /// writes in the format its extension names, and a file that cannot be written is said at once;
 /// `\d` reads names as SQL does; a `;` in a comment does not end a statement.
 #[test]
@@ -89,10 +90,23 @@ fn a_failed_lake_switch_keeps_the_lake_and_o_follows_the_extension() {
     let w = Workdir::new();
     let rows = random_rows(9, day("2024-06-01"), 3, 50);
     write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    write_lake(&w.join("other"), &LakeSpec::default(), &rows[..5], &[]);
 
     let mut s = repl(&w);
     s.send_line("\\lake nowhere").unwrap();
     s.exp_string("lake not found").unwrap();
+    s.exp_string("dau> ").unwrap();
+    // A view made before a switch reads the lake it was made on, and is said to.
+    s.send_line("CREATE VIEW busy AS SELECT * FROM events;")
+        .unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\lake other").unwrap();
+    s.exp_string("now on ").unwrap();
+    s.exp_string("warning: busy still read ").unwrap();
+    s.exp_string("create them again to read this lake").unwrap();
+    s.exp_string("dau> ").unwrap();
+    s.send_line("\\lake lake").unwrap();
+    s.exp_string("now on ").unwrap();
     s.exp_string("dau> ").unwrap();
     s.send_line("\\o counted.csv").unwrap();
     s.exp_string("dau> ").unwrap();

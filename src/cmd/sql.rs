@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement as PlanStatement};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement as PlanStatement, TableType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -503,13 +503,22 @@ impl<'a> Session<'a> {
                 // opened leaves the session where it was.
                 let lake = Arc::new(Lake::open(url, self.config, None).await?);
                 self.events = register_lake(&self.ctx, self.config, &lake).await?;
-                self.lake = lake;
+                let before = std::mem::replace(&mut self.lake, lake);
                 eprintln!(
                     "now on {} ({} to {})",
                     self.lake.name,
                     self.lake.first_day(),
                     self.lake.last_day()
                 );
+                // A view holds the table it was made on: its numbers are the old lake's.
+                let views = self.views().await;
+                if !views.is_empty() {
+                    eprintln!(
+                        "warning: {} still read {}: create them again to read this lake",
+                        views.join(", "),
+                        before.name
+                    );
+                }
             }
             _ => {
                 return Err(Error::usage(
@@ -545,6 +554,33 @@ impl<'a> Session<'a> {
         if let Some(format) = self.screen_format.take() {
             self.format = format;
         }
+    }
+
+    /// The views of the session, by name (`schema.view` outside the default schema).
+    async fn views(&self) -> Vec<String> {
+        let mut views = Vec::new();
+        for catalog in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                for name in schema.table_names() {
+                    if let Ok(Some(table)) = schema.table(&name).await
+                        && table.table_type() == TableType::View
+                    {
+                        views.push(match schema_name.as_str() {
+                            "public" => name,
+                            _ => format!("{schema_name}.{name}"),
+                        });
+                    }
+                }
+            }
+        }
+        views.sort();
+        views
     }
 
     /// Runs a query of dau's own and shows it as a table.
