@@ -334,6 +334,44 @@ fn a_spark_streaming_sink_counts_only_the_files_its_log_lists() {
     assert_eq!(report["problems"], 1);
 }
 
+/// A Spark sink's log names its files as URIs, so a name with `%` in it (a partition of
+/// timestamps, `00%3A00%3A00` on disk) is logged with the `%` encoded again (`00%253A00%253A00`):
+/// the files are the logged ones (they were called missing, exit 4), and a file beside them that
+/// the log does not list is still left out.
+#[test]
+fn a_spark_log_names_its_files_as_uris() {
+    let w = Workdir::new();
+    let rows = random_rows(72, day("2024-06-01"), 2, 40);
+    let spec = LakeSpec::default();
+    let mut log = String::from("v1\n");
+    for d in [day("2024-06-01"), day("2024-06-02")] {
+        let users: Vec<u64> = rows.iter().filter(|r| r.0 == d).map(|r| r.1).collect();
+        let folder = format!("date={d} 00%3A00%3A00");
+        let path = w.join(&format!("lake/{folder}/part 0.parquet"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_file(&path, &spec, &users, d);
+        // Not in the log: a failed task's copy.
+        std::fs::copy(&path, w.join(&format!("lake/{folder}/part 1.parquet"))).unwrap();
+        let uri = format!(
+            "file://{}/lake/date={d}%2000%253A00%253A00/part%200.parquet",
+            w.path().display()
+        );
+        log.push_str(&format!(
+            "{{\"path\":\"{uri}\",\"size\":1,\"isDir\":false,\"modificationTime\":1,\
+             \"blockReplication\":1,\"blockSize\":1,\"action\":\"add\"}}\n"
+        ));
+    }
+    std::fs::create_dir(w.join("lake/_spark_metadata")).unwrap();
+    std::fs::write(w.join("lake/_spark_metadata/0"), log).unwrap();
+    for engine in ["sql", "bitmap", "bitmap"] {
+        let run = w.run(&[
+            "query", "opens", "--lake", "lake", "--format", "csv", "--engine", engine,
+        ]);
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        assert_eq!(run.first_fields(3), oracle_opens(&rows), "{engine}");
+    }
+}
+
 /// A lake partitioned by a column of timestamps, as pandas (pyarrow), Polars, DuckDB and Spark
 /// write one (`tests/timestamp_partitions.py`: `date=2024-06-01%2000%3A00%3A00…`, each in its own
 /// spelling), by day or by hour: each folder is its day's, in both engines, cold and from rollups,

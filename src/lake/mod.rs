@@ -857,6 +857,11 @@ pub const BUCKET_REQUESTS: usize = 64;
 /// `path` as the disk has it: links and `..` resolved as far as it exists, and the rest (to be
 /// made) appended, its `..` taken lexically.
 fn real_path(path: &std::path::Path) -> std::path::PathBuf {
+    resolve(path, 40)
+}
+
+/// [`real_path`], following at most `hops` links that point at nothing yet.
+fn resolve(path: &std::path::Path, hops: u8) -> std::path::PathBuf {
     use std::path::Component;
     let Ok(absolute) = std::path::absolute(path) else {
         return path.to_path_buf();
@@ -866,6 +871,14 @@ fn real_path(path: &std::path::Path) -> std::path::PathBuf {
     let mut real = loop {
         if let Ok(real) = existing.canonicalize() {
             break real;
+        }
+        // A link to a file not there yet: a write through it makes its target, which may be in
+        // the lake.
+        if hops > 0
+            && let Ok(target) = std::fs::read_link(existing)
+        {
+            let parent = existing.parent().unwrap_or(std::path::Path::new("/"));
+            break resolve(&parent.join(target), hops - 1);
         }
         match (existing.components().next_back(), existing.parent()) {
             (Some(last), Some(parent)) => {

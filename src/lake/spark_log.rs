@@ -115,9 +115,10 @@ impl SparkLog {
         let mut left = Vec::new();
         listed.retain(|meta| {
             // The file's folders below the base and its name, which end the logged path (the
-            // lake may have been copied since Spark wrote it).
+            // lake may have been copied since Spark wrote it). Listed names are as stored; the
+            // log's are a URI's, decoded once (`00%3A00` is logged as `00%253A00`).
             let below: Vec<String> = (meta.location.prefix_match(&self.base))
-                .map(|parts| parts.map(|p| decoded(p.as_ref())).collect())
+                .map(|parts| parts.map(|p| p.as_ref().to_string()).collect())
                 .unwrap_or_default();
             let found = (below.last())
                 .and_then(|name| by_name.get(name.as_str()))
