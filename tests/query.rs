@@ -120,6 +120,39 @@ fn firehose_hour_folders_are_their_day() {
     assert_eq!(report["days"][0]["files"], 3);
 }
 
+/// `YYYY-MM-DD` folders with no key: one that starts as a day but names none (`2024-6-2`, a
+/// trailing space) is skipped with a warning, as `date=2024-6-2` is (it was left out in silence);
+/// a folder of another name is a stray, for `dau check`.
+#[test]
+fn a_misspelt_day_without_a_key_is_warned_of() {
+    let w = Workdir::new();
+    let spec = LakeSpec {
+        layout: "plain",
+        ..LakeSpec::default()
+    };
+    let rows = random_rows(74, day("2024-06-01"), 3, 90);
+    write_lake(&w.join("lake"), &spec, &rows, &[]);
+    for folder in ["2024-6-2", "2024-06-02 "] {
+        let path = w.join(&format!("lake/{folder}/part-0.parquet"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_file(&path, &spec, &[1, 2, 3], day("2024-06-02"));
+    }
+    std::fs::create_dir_all(w.join("lake/errors")).unwrap();
+    for engine in ["bitmap", "sql"] {
+        let run = csv(&w, &["dau", "--engine", engine]);
+        let want = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-03"), &[]);
+        assert_eq!(run.series(), want, "{engine}");
+        let said = "skipped 2 folder(s) that do not name a day: 2024-06-02 , 2024-6-2";
+        assert!(run.stderr.contains(said), "{engine}: {}", run.stderr);
+    }
+    let check = w.run(&["check", "--lake", "lake", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["layout"], "YYYY-MM-DD");
+    assert_eq!(report["stray_files"], serde_json::json!(["errors/"]));
+    let skipped = serde_json::json!(["2024-06-02 ", "2024-6-2"]);
+    assert_eq!(report["skipped_folders"], skipped);
+}
+
 /// `dt=YYYY-MM-DD-HH` folders, as Kafka Connect's time-based partitioner writes with
 /// `path.format='dt'=YYYY-MM-dd-HH`: each is an hour of its day (not a day split over folders, so
 /// no warning), in both engines; an hour that is not one (`-24`) is skipped and named.
@@ -271,6 +304,31 @@ fn a_done_marker_named_like_data_is_no_data_file() {
     }
     let run = w.run(&["check", "--lake", "lake", "--done-marker", "DONE"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+/// A file whose name ends in `#` and digits is data, locally as in a bucket: the local store
+/// leaves such names out as its own unfinished uploads, and `run#2024` went uncounted, silently.
+#[test]
+fn a_file_named_as_an_upload_part_is_data() {
+    let w = Workdir::new();
+    let rows = random_rows(73, day("2024-06-01"), 2, 60);
+    let (kept, hashed) = rows.split_at(rows.len() / 2);
+    write_lake(&w.join("lake"), &LakeSpec::default(), kept, &[]);
+    for d in [day("2024-06-01"), day("2024-06-02")] {
+        let users: Vec<u64> = hashed.iter().filter(|r| r.0 == d).map(|r| r.1).collect();
+        let path = w.join(&format!("lake/date={d}/run#2024"));
+        write_file(&path, &LakeSpec::default(), &users, d);
+    }
+    let want = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-02"), &[]);
+    assert_ne!(
+        want,
+        oracle_window(kept, 1, day("2024-06-01"), day("2024-06-02"), &[])
+    );
+    for engine in ["bitmap", "sql"] {
+        let run = csv(&w, &["dau", "--to", "2024-06-02", "--engine", engine]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.series(), want, "{engine}");
+    }
 }
 
 /// Left to its default, `--to` is the lake's last day: when that is today (a partition that may
