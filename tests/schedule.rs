@@ -212,6 +212,28 @@ fn a_catch_up_keeps_each_day_it_delivered() {
     assert_eq!(kept, fired, "{}", run.stderr);
 }
 
+/// A catch-up from before the lake's first day (a server down longer than the lake keeps its
+/// days) skips those days with a warning and delivers the lake's: it failed on the first of them
+/// every night, for good, and delivered nothing more.
+#[test]
+fn a_catch_up_from_before_the_lake_skips_the_days_it_lacks() {
+    let w = Workdir::new();
+    let rows = setup(&w, "0 0 * * *");
+    let today = Utc::now().date_naive();
+    last_success(&w, today - Days::new(19));
+    let run = once(&w);
+    let first = today - Days::new(15);
+    for k in 16..=18 {
+        let skipped = format!(
+            "date {}: skipped, before the lake's first day, {first}",
+            today - Days::new(k)
+        );
+        assert!(run.stderr.contains(&skipped), "{}", run.stderr);
+    }
+    let lake: Vec<NaiveDate> = (1..=15).rev().map(|k| today - Days::new(k)).collect();
+    assert_eq!(exported(&w), dau_of(&rows, &lake), "{}", run.stderr);
+}
+
 /// With `redo_days`, a firing exports its day and then the days before it again: events that
 /// landed late in an earlier day reach its exported number. Days before the lake's first one are
 /// not exported.
@@ -678,6 +700,81 @@ fn a_failing_streak_alerts_once_and_recovery_once() {
     assert!(
         text.contains(&format!("recovered: job nightly exported {yesterday}")),
         "{text}"
+    );
+}
+
+/// An alert that the webhook refused (down for a moment: its three tries in a second and a
+/// half) is sent again at the next failure of the streak: the streak was taken as told, and a
+/// failure lasting days went unheard.
+#[test]
+fn an_alert_the_webhook_missed_is_sent_at_the_next_failure() {
+    let w = Workdir::new();
+    setup(&w, "* * * * * *");
+    let (url, alerts) = receiver_down_for(3);
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let toml = format!("{toml}\n[schedule]\nwebhooks = [\"{url}\"]\nretries = 0\n");
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
+    std::fs::write(&part, b"not parquet").unwrap();
+    let mut child = w
+        .command(&["schedule", "--state", "state.json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alerts.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("could not deliver an alert"), "{stderr}");
+    // Once through, the streak is told: no second alert.
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?} {stderr}");
+    assert!(
+        alerts[0].contains(&format!("failed: job nightly could not export {yesterday}")),
+        "{alerts:?}"
+    );
+}
+
+/// A schedule that cannot keep its state stops (exit 3), and tells the webhooks so: it stopped
+/// with a line in its log only, and no night after was delivered.
+#[test]
+fn a_state_that_cannot_be_written_is_alerted() {
+    let w = Workdir::new();
+    setup(&w, "* * * * * *");
+    let alerts = alert_without_retries(&w);
+    let mut child = w
+        .command(&["schedule", "--state", "state.json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Started: its state is written; then the file becomes a folder, which no write replaces.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !w.join("state.json").is_file() {
+        assert!(Instant::now() < deadline, "no state written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(w.join("state.json")).unwrap();
+    std::fs::create_dir_all(w.join("state.json/in-the-way")).unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the schedule did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?} {stderr}");
+    assert!(
+        alerts[0].contains("failed: dau schedule stopped: cannot write the schedule state"),
+        "{alerts:?}"
     );
 }
 

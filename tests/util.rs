@@ -547,12 +547,19 @@ pub type Alerts = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// A webhook receiver on loopback: every request body it gets, in order.
 pub fn receiver() -> (String, Alerts) {
+    receiver_down_for(0)
+}
+
+/// A webhook receiver that answers its first `down` requests 503 (not kept), as a webhook down
+/// for a moment; then every body it gets, in order.
+pub fn receiver_down_for(down: usize) -> (String, Alerts) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let bodies = got.clone();
     std::thread::spawn(move || {
+        let mut refused = 0;
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -568,6 +575,13 @@ pub fn receiver() -> (String, Alerts) {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
+            if refused < down {
+                refused += 1;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                continue;
+            }
             bodies
                 .lock()
                 .unwrap()

@@ -223,7 +223,11 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
                     break;
                 }
                 state.insert(job.job.name.clone(), fired);
-                store.save(&state).await?;
+                if let Err(e) = store.save(&state).await {
+                    // The schedule stops: said to the webhooks too, not only in its log.
+                    alert(config, &format!("failed: dau schedule stopped: {e}")).await;
+                    return Err(e);
+                }
             }
         }
         // From cron, a job that failed for good is the run's exit status (its error is logged),
@@ -247,15 +251,17 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
             .iter()
             .filter_map(|job| {
                 let after = state[&job.job.name].max(now);
-                job.cron
-                    .find_next_occurrence(&after.with_timezone(&job.timezone), false)
-                    .ok()
+                next_firing(&job.cron, &after.with_timezone(&job.timezone))
             })
             .map(|t| t.with_timezone(&Utc))
             .min();
+        // A minute at most: the sleep is on a clock that stops while the machine sleeps (and
+        // that a clock set forward does not move), and the firings a wake-up finds due wait
+        // no longer than that.
         let wait = next
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
-            .unwrap_or(Duration::from_secs(60));
+            .unwrap_or(MAX_SLEEP)
+            .min(MAX_SLEEP);
         if *stop.borrow() || pause(wait, &mut stop).await {
             tracing::info!("dau schedule: stopping");
             return Ok(());
@@ -426,7 +432,7 @@ fn due(
 ) -> BTreeMap<NaiveDate, DateTime<Utc>> {
     let mut days = BTreeMap::new();
     let mut t = last.with_timezone(&job.timezone);
-    while let Ok(next) = job.cron.find_next_occurrence(&t, false) {
+    while let Some(next) = next_firing(&job.cron, &t) {
         if next.with_timezone(&Utc) > now {
             break;
         }
@@ -437,6 +443,16 @@ fn due(
         t = next;
     }
     days
+}
+
+/// The first firing of `cron` after `t`. croner looks for a time a clock change skipped only
+/// two hours on and fails past a longer gap (Pacific/Apia skipped 2011-12-30 whole): the search
+/// goes on an hour later, for up to two days, where the job stopped for good in silence.
+fn next_firing(cron: &Cron, t: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+    (0..=48).find_map(|hours| {
+        let from = *t + chrono::Duration::hours(hours);
+        cron.find_next_occurrence(&from, hours > 0).ok()
+    })
 }
 
 /// What each job has done since the start, for `/metrics`.
@@ -454,6 +470,9 @@ struct JobStats {
     /// Failed for good since the last success (alerted once).
     failing: bool,
 }
+
+/// The longest the schedule sleeps before it looks at the wall clock again.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// Sleeps for `time`, unless the schedule is stopped meanwhile; returns whether it was.
 async fn pause(time: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
@@ -485,7 +504,8 @@ async fn run_job(
         let waiting = waiting.filter(|(until, _)| Instant::now() < *until);
         let tries = (attempt, attempts);
         match attempt_job(config, job, day, stats, tries, waiting.is_some()).await {
-            Ok(_) => {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) => {
                 if set_failing(stats, name, false) {
                     alert(config, &format!("recovered: job {name} exported {day}")).await;
                 }
@@ -518,7 +538,9 @@ async fn run_job(
         }
         attempt += 1;
     }
-    if !set_failing(stats, name, true)
+    // The streak counts as alerted once an alert got through: one lost to a webhook down for a
+    // moment is sent again at the next failure, not never.
+    if !failing(stats, name)
         && let Some(error) = &error
     {
         let stale = match not_there_yet(error) {
@@ -526,7 +548,9 @@ async fn run_job(
             false => "",
         };
         let text = format!("failed: job {name} could not export {day}{stale}: {error}");
-        alert(config, &text).await;
+        if alert(config, &text).await {
+            set_failing(stats, name, true);
+        }
     }
     Err(error)
 }
@@ -564,15 +588,27 @@ fn set_failing(stats: &Stats, name: &str, failing: bool) -> bool {
     std::mem::replace(&mut job.failing, failing)
 }
 
-/// Tells the webhooks of `what`; a failed delivery is logged.
-async fn alert(config: &Config, what: &str) {
-    for hook in crate::cmd::export::alert(&config.schedule.webhooks, what).await {
+/// Whether the job is in a failing streak that was alerted.
+fn failing(stats: &Stats, name: &str) -> bool {
+    let stats = stats.lock().expect("stats");
+    stats.get(name).is_some_and(|job| job.failing)
+}
+
+/// Tells the webhooks of `what`; a failed delivery is logged. Whether a webhook got it (or
+/// there is none to tell).
+async fn alert(config: &Config, what: &str) -> bool {
+    let webhooks = &config.schedule.webhooks;
+    let undelivered = crate::cmd::export::alert(webhooks, what).await;
+    for hook in &undelivered {
         tracing::error!(%hook, "dau schedule: could not deliver an alert");
     }
+    undelivered.len() < webhooks.iter().filter(|hook| !hook.is_empty()).count()
+        || undelivered.is_empty()
 }
 
 /// One export of one day of a job, logged and counted (a day whose data is not there yet, while
-/// `waiting` for it, is neither: the caller says so).
+/// `waiting` for it, is neither: the caller says so): the rows delivered, or None for a day
+/// before the lake's first, skipped.
 async fn attempt_job(
     config: &Config,
     job: &Scheduled,
@@ -580,7 +616,7 @@ async fn attempt_job(
     stats: &Stats,
     (attempt, attempts): (u32, u32),
     waiting: bool,
-) -> Result<u64> {
+) -> Result<Option<u64>> {
     let name = &job.job.name;
     let started = Instant::now();
     let deliver = |days| {
@@ -593,6 +629,19 @@ async fn attempt_job(
         )
     };
     let mut done = deliver((day, day)).await;
+    // A day before the lake's first is one it keeps no more (or never had): no wait or retry
+    // brings it, and a catch-up from before the lake failed on it every night, for good.
+    if let Err(Error::NoPartitions { to, first, .. }) = &done
+        && to < first
+    {
+        tracing::warn!(
+            job = %name,
+            %day,
+            outcome = "skipped",
+            "job {name} date {day}: skipped, before the lake's first day, {first}"
+        );
+        return Ok(None);
+    }
     // The days before it again (`redo_days`), for late events. The day is delivered whatever
     // becomes of them: a redo that fails is said (and alerted), and does not hold back the days
     // after this one.
@@ -624,7 +673,7 @@ async fn attempt_job(
     }
     let seconds = started.elapsed().as_secs_f64();
     if waiting && done.as_ref().is_err_and(not_there_yet) {
-        return done.map(|d| d.rows);
+        return done.map(|d| Some(d.rows));
     }
     let mut stats = stats.lock().expect("stats");
     let counted = stats.entry(name.clone()).or_default();
@@ -646,7 +695,7 @@ async fn attempt_job(
                 "job {name} date {day}: ok, {} row(s) in {seconds:.2} s",
                 done.rows
             );
-            Ok(done.rows)
+            Ok(Some(done.rows))
         }
         Err(e) => {
             counted.failures += 1;
@@ -753,7 +802,11 @@ async fn run_now(
         },
     };
     match attempt_job(&app.config, job, day, &app.stats, (1, 1), false).await {
-        Ok(rows) => {
+        Ok(None) => (
+            StatusCode::OK,
+            format!("job {name} date {day}: skipped, before the lake's first day\n"),
+        ),
+        Ok(Some(rows)) => {
             check_change(&app.config, job, day, &app.stats).await;
             (
                 StatusCode::OK,
@@ -1128,6 +1181,41 @@ mod tests {
         assert_eq!(poll(Duration::from_secs(3)), Duration::from_secs(1));
         assert_eq!(poll(Duration::from_secs(60)), Duration::from_secs(5));
         assert_eq!(poll(Duration::from_secs(10800)), Duration::from_secs(300));
+    }
+
+    /// A clock change that skips more than two hours (Samoa skipped 2011-12-30 whole) does not
+    /// stop a job: croner gives up on the skipped firing, and the job's firings stopped there for
+    /// good, in silence. The days go on after the gap.
+    #[test]
+    fn a_job_goes_on_after_a_day_its_zone_skipped() {
+        let job = Job {
+            name: "nightly".into(),
+            metrics: vec!["dau".into()],
+            cron: "0 0 * * *".into(),
+            timezone: Some("Pacific/Apia".into()),
+            range: "yesterday".into(),
+            output: "daily.csv".into(),
+            calendar: false,
+            wait_for_data: None,
+            redo_days: 0,
+            max_change: None,
+        };
+        let job = scheduled(&Config::default(), &job).unwrap();
+        let at = |d: &str| format!("{d}T12:00:00Z").parse::<DateTime<Utc>>().unwrap();
+        let days: Vec<String> = (due(&job, at("2011-12-26"), at("2012-01-02")).into_keys())
+            .map(|d| d.to_string())
+            .collect();
+        // Midnights of 12-27 … 12-29 and 12-31 … 01-03 in Apia (each a day back); 12-30 has none.
+        let want = [
+            "2011-12-26",
+            "2011-12-27",
+            "2011-12-28",
+            "2011-12-30",
+            "2011-12-31",
+            "2012-01-01",
+            "2012-01-02",
+        ];
+        assert_eq!(days, want);
     }
 
     /// Across both DST changes a daily job exports every day once: a firing time that does not
