@@ -189,6 +189,47 @@ fn dashed_hour_folders_are_their_day() {
     assert_eq!(report["days"][0]["files"], 3);
 }
 
+/// With a done marker in each hour folder (`dt=YYYY-MM-DD-HH`), a day is done once all its hours
+/// are: its 24 folders, or a later day's. The lake's last day, marked in each hour it has, was
+/// counted whole at midnight though its last hours had no folder yet (a nightly export
+/// delivered it short); a day before another lacks no hour (an hour with no events has none).
+#[test]
+fn hour_folders_with_markers_are_a_day_done_when_all_its_hours_are() {
+    let w = Workdir::new();
+    let rows = random_rows(75, day("2024-06-10"), 2, 300);
+    write_hours(&w, &rows, |d, hour| {
+        format!("lake/dt={d}-{:02}/part-0.parquet", hour * 7)
+    });
+    let folders: Vec<_> = std::fs::read_dir(w.join("lake")).unwrap().collect();
+    for folder in folders {
+        std::fs::write(folder.unwrap().path().join("_SUCCESS"), "").unwrap();
+    }
+    let (first, last) = (day("2024-06-10"), day("2024-06-11"));
+    let dau = |w: &Workdir, engine: &str| {
+        csv(w, &["dau", "--done-marker", "_SUCCESS", "--engine", engine])
+    };
+    for engine in ["bitmap", "sql"] {
+        let run = dau(&w, engine);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let want = oracle_window(&rows, 1, first, last, &[last]);
+        assert_eq!(run.series(), want, "{engine}");
+        let said = "1 day(s) have no _SUCCESS yet in lake (--done-marker), or not all their hours \
+                    (24, or a later day): 2024-06-11";
+        assert!(run.stderr.contains(said), "{engine}: {}", run.stderr);
+    }
+    // The day's other hours land, with no events in them.
+    for hour in (0..24).filter(|h| h % 7 != 0 || *h > 14) {
+        let folder = w.join(&format!("lake/dt={last}-{hour:02}"));
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+    }
+    for engine in ["bitmap", "sql"] {
+        let run = dau(&w, engine);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.series(), oracle_window(&rows, 1, first, last, &[]));
+    }
+}
+
 /// dau and mau from 2024-06-10 to 2024-06-30 from each of `engines`: the oracle's rows (NULL
 /// where a window holds a `missing` day), with `warning` on stderr.
 fn engines_give_the_oracle_rows(

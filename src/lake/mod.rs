@@ -601,7 +601,8 @@ impl Lake {
         for (day, mut files) in direct.into_iter().chain(from_store) {
             let folders = self.folders(day);
             let marker = self.done_marker().unwrap_or(SUCCESS);
-            let done = folders.iter().all(|f| self.has_marker(f, marker, &files));
+            let done = folders.iter().all(|f| self.has_marker(f, marker, &files))
+                && (self.done_marker.is_none() || self.hours_done(day));
             // A done marker named like data (DONE) is no data file.
             files.retain(|meta| meta.location.filename() != self.done_marker());
             files.retain(|meta| {
@@ -715,10 +716,14 @@ impl Lake {
             .collect();
         (!unfinished.is_empty()).then(|| {
             format!(
-                "{} day(s) have no {marker} yet in {} (--done-marker): {}; still being written, \
-                 they are missing (NULL)",
+                "{} day(s) have no {marker} yet in {} (--done-marker){}: {}; still being \
+                 written, they are missing (NULL)",
                 unfinished.len(),
                 self.name,
+                match self.hourly() {
+                    true => ", or not all their hours (24, or a later day)",
+                    false => "",
+                },
                 unfinished.join(", ")
             )
         })
@@ -749,6 +754,23 @@ impl Lake {
             true => listed.iter().any(|meta| meta.location == at),
             false => layout::local_path(&at).is_file(),
         }
+    }
+
+    /// Whether every hour of `day` is there, in a lake of hour folders (`dt=YYYY-MM-DD-HH`):
+    /// a done marker tells that an hour is written, not that no hour of its day is to come (a
+    /// day whose last hours had no folder yet was delivered short). All 24 are there, or a later
+    /// day is. Always, in a lake of day folders.
+    fn hours_done(&self, day: NaiveDate) -> bool {
+        !self.hourly() || self.folders(day).len() >= 24 || self.last_day() > day
+    }
+
+    /// Whether the lake's partitions are hours (`dt=YYYY-MM-DD-HH`).
+    fn hourly(&self) -> bool {
+        use layout::Spelling::Hour;
+        matches!(
+            self.layout,
+            Layout::Hive { spelling: Hour, .. } | Layout::Bare { spelling: Hour }
+        )
     }
 
     /// The partition folders of `day` (none when it has no partition).
