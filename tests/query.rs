@@ -1326,6 +1326,21 @@ fn a_pattern_counts_the_lakes_it_names_as_one() {
     );
 }
 
+/// A lake whose folders hold braces or a star in their names is that folder, not a pattern: it
+/// was refused as "no folder matches" (or "a pattern before its last folder") while naming it.
+#[test]
+fn a_lake_named_with_braces_is_its_folder() {
+    let w = Workdir::new();
+    let rows = random_rows(76, day("2024-06-01"), 3, 60);
+    let want = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-03"), &[]);
+    for lake in ["br{a}", "T{1,2}/ev", "st*r"] {
+        write_lake(&w.join(lake), &LakeSpec::default(), &rows, &[]);
+        let run = w.run(&["query", "dau", "--lake", lake, "--format", "csv"]);
+        assert_eq!(run.code, 0, "{lake}: {}", run.stderr);
+        assert_eq!(run.series(), want, "{lake}");
+    }
+}
+
 /// Folders of days in two layouts side by side are refused, naming both (the lake was read in
 /// one of them, the other's days left out: wrong numbers, exit 0); a key's folders that name no
 /// day do not make it the lake's key; a day's hour folders under `ds=` are its hours.

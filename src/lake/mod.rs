@@ -854,7 +854,18 @@ fn folder_markers(files: &[ObjectMeta], remote: bool) -> BTreeSet<Path> {
 fn split_pattern(name: &str) -> Result<(&str, Option<&str>)> {
     let trimmed = name.trim_end_matches('/');
     let (folder, last) = trimmed.rsplit_once('/').unwrap_or((".", trimmed));
-    let pattern = |text: &str| text.contains(['*', '{']);
+    // `*`, or braces of choices (`{ios,web}`); a folder on this disk named so is that folder.
+    let pattern = |text: &str| {
+        let braces = (text.split_once('{')).is_some_and(|(_, rest)| {
+            rest.split_once('}')
+                .is_some_and(|(choices, _)| choices.contains(','))
+        });
+        text.contains('*') || braces
+    };
+    let literal = !storage::is_bucket(name) && storage::local_path(name).is_dir();
+    if literal {
+        return Ok((name, None));
+    }
     match (pattern(folder), pattern(last)) {
         (false, false) => Ok((name, None)),
         (false, true) => Ok((folder, Some(last))),
