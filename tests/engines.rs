@@ -627,7 +627,8 @@ fn a_run_waits_for_the_rollups_lock_and_clears_what_crashed_runs_left() {
     );
 }
 
-/// A rollup file that is not one (truncated, overwritten) is read around, and rewritten.
+/// A rollup file that is not one (truncated, overwritten) is read around, and rewritten; a
+/// dictionary whose head is damaged is not used.
 #[test]
 fn a_damaged_rollup_is_rebuilt() {
     let w = Workdir::new();
@@ -647,6 +648,12 @@ fn a_damaged_rollup_is_rebuilt() {
         run.stdout
     );
     assert_eq!(std::fs::read(&victim).unwrap(), bytes);
+    // The dictionary's count of states, one bit flipped: it asked for 64 GiB, and every query of
+    // the lake aborted.
+    let mut ids = std::fs::read(dir.join("ids")).unwrap();
+    ids[22] ^= 1;
+    std::fs::write(dir.join("ids"), &ids).unwrap();
+    assert_eq!(series(&w, "dau", &[]), oracle_dau(&rows));
 }
 
 /// Rollups are used only with the dictionary they were made with, or one that grew from it: with

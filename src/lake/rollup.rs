@@ -41,8 +41,11 @@ use super::{Lake, storage};
 use crate::config::Config;
 use crate::{Error, Result};
 
-/// First bytes of every rollup file; a new layout gets a new number.
-const MAGIC: &[u8] = b"dau rollup 4\n";
+/// First bytes of every rollup file; a new layout gets a new number, and so does a change of
+/// what a day counts or refuses (a check that a rollup made before it would skip: days are
+/// checked only when they are read). 5: the in-file date column is checked without statistics
+/// and as YYYYMMDD integers, and whole decimals are signed ids.
+const MAGIC: &[u8] = b"dau rollup 5\n";
 
 /// First bytes of the file of counted windows.
 const WINDOWS_MAGIC: &[u8] = b"dau windows 2\n";
@@ -170,7 +173,9 @@ impl Rollups {
                 None => std::fs::read(dir.join(name)).ok(),
                 Some(head) => {
                     let file = std::fs::File::open(dir.join(name)).ok()?;
-                    let mut bytes = Vec::with_capacity(head as usize);
+                    // No more than the file holds: a damaged length asked for terabytes.
+                    let size = file.metadata().ok()?.len();
+                    let mut bytes = Vec::with_capacity(head.min(size) as usize);
                     file.take(head).read_to_end(&mut bytes).ok()?;
                     Some(bytes)
                 }
@@ -272,10 +277,13 @@ impl Rollups {
     /// The lineage of the lake's dictionary (from the head of its file), when it has one.
     pub async fn lineage(&self) -> Option<Lineage> {
         // Room for a few years of nightly states; a longer lineage is read again, whole.
-        let head = self.read(IDS, Some(Dictionary::HEAD + 16 * 4096)).await?;
+        let asked = Dictionary::HEAD + 16 * 4096;
+        let head = self.read(IDS, Some(asked)).await?;
         let length = Dictionary::head_len(&head)?;
         match length as usize <= head.len() {
             true => Dictionary::lineage_in(&head),
+            // The whole file, shorter than the lineage it says it has: damaged.
+            false if (head.len() as u64) < asked => None,
             false => Dictionary::lineage_in(&self.read(IDS, Some(length)).await?),
         }
     }
