@@ -185,6 +185,26 @@ fn the_demo_takes_no_other_lake_made_by_dau() {
         "dau: other holds another lake made by dau (500 users over 3 days from 2024-06-01, seed \
          42, 1 file(s) a day, Date layout, Int64 ids): choose another folder\n"
     );
+    // An older dau's marker is empty: its lake is the sample one only if it has its days (it
+    // was taken for a lake of 20000 users over 60 days, and most of its rows were NULL).
+    std::fs::write(w.join("other/.dau-gen-complete"), "").unwrap();
+    let run = w.run(&["demo", "--dir", "other"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "dau: other holds another lake made by dau: choose another folder\n"
+    );
+    let run = w.run(&["demo", "--dir", "demo"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    std::fs::write(w.join("demo/.dau-gen-complete"), "").unwrap();
+    let again = w.run(&["demo", "--dir", "demo"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("made a sample lake"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(again.stdout, run.stdout);
 }
 
 /// A sample lake damaged since it was made: the demo says to remove it (its hints offered

@@ -1081,6 +1081,34 @@ fn metrics_answer_while_the_lake_storage_hangs() {
 /// A second schedule on a symbolic link to a held state file is refused like one on the file
 /// (its lock was the link's own), and a state later than now is warned of (the job sat idle,
 /// silently, until then).
+/// A state file saved with a byte order mark is read; an empty one is refused as a bad state (not
+/// "bad config"), saying what it holds and how to start afresh.
+#[test]
+fn a_state_file_is_read_past_a_byte_order_mark_and_an_empty_one_is_explained() {
+    let w = Workdir::new();
+    let rows = setup(&w, "0 0 * * *");
+    let today = Utc::now().date_naive();
+    let state = last_success(&w, today - Days::new(2));
+    std::fs::write(w.join("state.json"), format!("\u{feff}{state}")).unwrap();
+    once(&w);
+    let days = [today - Days::new(2), today - Days::new(1)];
+    assert_eq!(exported(&w), dau_of(&rows, &days));
+    std::fs::write(w.join("state.json"), "").unwrap();
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("dau: bad schedule state (state.json): EOF while parsing"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("remove it to start the jobs afresh"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_link_to_a_held_state_is_refused_and_a_future_state_is_warned_of() {
     let w = Workdir::new();

@@ -225,14 +225,38 @@ fn list_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether the folders in `dir` are the partitions of the days of `shape` (in its `date=` layout
+/// with no prefix), and nothing else.
+fn has_the_days_of(dir: &Path, shape: &Shape) -> bool {
+    if shape.layout != GenLayout::Date || shape.prefix.is_some() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut folders: Vec<String> = (entries.flatten())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with(['.', '_']))
+        .collect();
+    folders.sort();
+    let days = (0..shape.days).map(|n| format!("date={}", shape.start + Days::new(n)));
+    folders.into_iter().eq(days)
+}
+
 /// Makes the lake in `dir` unless a finished one is there. Returns whether it made one.
 /// A folder with anything else in it is left alone.
 pub fn ensure(dir: &Path, shape: &Shape) -> Result<bool> {
     // A lake of another shape (`dau gen --users 5000` into the folder given) is not this one:
-    // the demo called it a lake of 20000 users. (An empty marker is an older dau's.)
+    // the demo called it a lake of 20000 users. (An empty marker is an older dau's, which wrote
+    // no shape: its lake is this one when its folders are this shape's days.)
     if let Ok(made) = std::fs::read_to_string(dir.join(COMPLETE_MARKER)) {
         return match made.trim() {
-            "" => Ok(false),
+            "" if has_the_days_of(dir, shape) => Ok(false),
+            "" => Err(Error::usage(
+                format!("{} holds another lake made by dau", dir.display()),
+                "choose another folder",
+            )),
             made if made == shape.describe() => Ok(false),
             made => Err(Error::usage(
                 format!("{} holds another lake made by dau ({made})", dir.display()),

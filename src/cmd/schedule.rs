@@ -1022,9 +1022,15 @@ impl StateStore {
                 String::from_utf8_lossy(&bytes).into_owned()
             }
         };
-        serde_json::from_str(&text).map_err(|e| Error::Config {
-            path: PathBuf::from(self.name()),
-            what: format!("not a dau schedule state file: {e}"),
+        // (A byte order mark, as some editors save, is no part of the JSON.)
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        serde_json::from_str(text).map_err(|e| {
+            Error::usage(
+                format!("bad schedule state ({}): {e}", self.name()),
+                "it keeps each job's last firing, as {\"nightly\": \"2024-06-29T00:00:00Z\"}: \
+                 fix it, or remove it to start the jobs afresh (the days missed before are then \
+                 not caught up)",
+            )
         })
     }
 
