@@ -179,6 +179,15 @@ struct LakeSection {
     done_marker: Option<String>,
 }
 
+/// A place as written where no shell made `~/` the home folder (dau.toml, a variable in a unit
+/// file, the REPL): `~/x` is in the home folder (it made a folder `~` in the working one).
+pub fn from_home(place: &str) -> String {
+    match (place.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest).display().to_string(),
+        _ => place.to_string(),
+    }
+}
+
 impl Config {
     pub fn resolve(args: &GlobalArgs) -> Result<Config> {
         let file = match &args.config {
@@ -188,7 +197,12 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let jobs = file.jobs;
+        let jobs: Vec<Job> = (file.jobs.into_iter())
+            .map(|job| Job {
+                output: from_home(&job.output),
+                ..job
+            })
+            .collect();
         let schedule = file.schedule;
         let lake = file.lake;
         let timezone = match args.timezone.as_ref().or(lake.timezone.as_ref()) {
@@ -285,7 +299,7 @@ impl Config {
                     "give a folder, a gs:// or s3:// prefix, or off",
                 ));
             }
-            Some(place) => Some(place),
+            Some(place) => Some(from_home(&place)),
             None => dirs::cache_dir().map(|d| d.join("dau").join("rollups").display().to_string()),
         };
         // An empty value (`DAU_DONE_MARKER=`) is none given.
@@ -305,7 +319,7 @@ impl Config {
             }
             name => name,
         };
-        let lake_url = args.lake.clone().or(lake.url);
+        let lake_url = args.lake.clone().or(lake.url).map(|url| from_home(&url));
         if lake_url.as_deref().is_some_and(|url| url.trim().is_empty()) {
             return Err(Error::usage(
                 "--lake, DAU_LAKE or [lake] url is empty",

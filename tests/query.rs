@@ -1341,6 +1341,28 @@ fn a_lake_named_with_braces_is_its_folder() {
     }
 }
 
+/// `~/` in dau.toml is the home folder, as a shell would make it: it made a folder `~` in the
+/// working one, and a later `rm -rf ~` to clear it away is a disaster.
+#[test]
+fn a_home_folder_in_dau_toml_is_the_home() {
+    let w = Workdir::new();
+    let rows = random_rows(77, day("2024-06-01"), 3, 60);
+    write_lake(&w.join("home/lake"), &LakeSpec::default(), &rows, &[]);
+    std::fs::write(
+        w.join("dau.toml"),
+        "[lake]\nurl = \"~/lake\"\nrollups = \"~/rollups\"\n",
+    )
+    .unwrap();
+    let mut cmd = w.command(&["query", "dau", "--format", "csv"]);
+    cmd.env_remove("DAU_ROLLUPS").env("HOME", w.join("home"));
+    let run: Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let want = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-03"), &[]);
+    assert_eq!(run.series(), want);
+    assert!(w.join("home/rollups").is_dir());
+    assert!(!w.join("~").exists());
+}
+
 /// Folders of days in two layouts side by side are refused, naming both (the lake was read in
 /// one of them, the other's days left out: wrong numbers, exit 0); a key's folders that name no
 /// day do not make it the lake's key; a day's hour folders under `ds=` are its hours.

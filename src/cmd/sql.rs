@@ -533,10 +533,7 @@ impl<'a> Session<'a> {
     /// Results into `file` (`~/` is the home folder), in the format its extension names, as
     /// --output does (.txt: as on the screen), until `\o` sends them back to the screen.
     fn output_to(&mut self, file: &str) -> Result<()> {
-        let path = match (file.strip_prefix("~/"), dirs::home_dir()) {
-            (Some(rest), Some(home)) => home.join(rest),
-            _ => PathBuf::from(file),
-        };
+        let path = PathBuf::from(crate::config::from_home(file));
         let format = Format::resolve(None, Some(&path))?;
         self.lake.refuse_inside(&path.to_string_lossy(), "\\o")?;
         output::writable(&path)?;

@@ -111,7 +111,7 @@ pub fn open(lake: &str, options: &StorageOptions) -> Result<Location> {
             // Taken as written: an object's name is any text (`events#2`, `événements`).
             let root = Path::parse(prefix).map_err(|e| {
                 Error::usage(
-                    format!("the lake URL '{lake}' has a prefix no object can be under: {e}"),
+                    format!("the URL '{lake}' has a prefix no object can be under: {e}"),
                     format!(
                         "write it as {scheme}://BUCKET/PREFIX, with no empty, '.' or '..' part"
                     ),
@@ -144,9 +144,10 @@ pub fn storage_error(lake: &str, error: &object_store::Error, credentials: &str)
 }
 
 /// The hint for an object named with an empty, `.` or `..` part (`a//b`, as writers that join
-/// prefixes badly make them).
+/// prefixes badly make them), or a control character.
 const INVALID_NAME: &str = "; an object's name has an empty, '.' or '..' part (such as \
-    date=2024-06-01//part-0.parquet), which dau cannot read past: rename or remove it";
+    date=2024-06-01//part-0.parquet) or a control character (a tab, a newline), which dau cannot \
+    read past: rename or remove it";
 
 /// The hint for a bucket that does not exist.
 const NO_BUCKET: &str = "; the bucket does not exist: check its name in the URL";
@@ -185,9 +186,13 @@ pub fn hint(error: &object_store::Error, credentials: &str) -> String {
         // A name object_store cannot hold (GCS, S3 listings): the whole listing fails.
         E::InvalidPath { .. } => INVALID_NAME.to_string(),
         E::Generic { source, .. }
-            if ["empty path segment", "invalid path"]
-                .iter()
-                .any(|w| source.to_string().contains(w)) =>
+            if [
+                "empty path segment",
+                "invalid path",
+                "illegal character sequence",
+            ]
+            .iter()
+            .any(|w| source.to_string().contains(w)) =>
         {
             INVALID_NAME.to_string()
         }
@@ -496,6 +501,10 @@ mod tests {
             generic(
                 "S3",
                 "Encountered object with invalid path: ev/date=2024-02-01/../r.parquet",
+            ),
+            generic(
+                "GCS",
+                "Encountered illegal character sequence \".\" whilst parsing path segment \".\"",
             ),
         ] {
             assert_eq!(hint(&error, ""), INVALID_NAME, "{error}");
