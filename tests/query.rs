@@ -514,8 +514,8 @@ fn every_id_type_gives_the_oracle_numbers() {
 }
 
 /// A lake folder whose name has `#`, `?`, `%` and spaces is read as named (not as a URL with a
-/// fragment, a query or escapes), and a `file://` URL is read as a URL: both engines give the
-/// oracle numbers from either.
+/// fragment, a query or escapes), and a `file://` (or `file:/`) URL is read as a URL: both
+/// engines give the oracle numbers from each.
 #[test]
 fn a_lake_folder_named_with_url_characters_is_read_as_named() {
     let w = Workdir::new();
@@ -523,8 +523,10 @@ fn a_lake_folder_named_with_url_characters_is_read_as_named() {
     let folder = "x #1 50%off?";
     write_lake(&w.join(folder), &LakeSpec::default(), &rows, &[]);
     let url = format!("file://{}/x%20%231%2050%25off%3F", w.path().display());
+    // As Hadoop and Spark print a path: one slash (it was a folder `file:` here, not found).
+    let hadoop = format!("file:{}/x%20%231%2050%25off%3F", w.path().display());
     let want = oracle_window(&rows, 30, day("2024-06-10"), day("2024-06-30"), &[]);
-    for lake in [folder, &url] {
+    for lake in [folder, &url, &hadoop] {
         for engine in ["bitmap", "sql"] {
             let run = w.run(&[
                 "query",

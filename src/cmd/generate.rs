@@ -130,7 +130,7 @@ pub fn run(config: &Config, args: &GenArgs) -> Result<()> {
     let text = args.out.to_string_lossy();
     let bucket = storage::is_bucket(&text);
     // `file:///data/lake`, as --lake takes it, is the folder /data/lake.
-    let out = &match text.starts_with("file://") {
+    let out = &match text.starts_with("file:") {
         true => storage::local_path(&text),
         false => args.out.clone(),
     };

@@ -78,9 +78,15 @@ fn bucket_scheme(scheme: &str) -> Option<&'static str> {
 
 /// The folder or file that a local place (a lake, rollups, gen's output) names: itself, or a
 /// `file://` URL's path, read as a URL (`file:///data/my%20lake` is `/data/my lake`) when it is
-/// one (`file://lake` is `lake`).
+/// one (`file://lake` is `lake`). `file:/data/lake`, as Hadoop and Spark print a path, is
+/// `file:///data/lake` (it was a folder `file:` in the working one).
 pub fn local_path(place: &str) -> std::path::PathBuf {
-    match place.strip_prefix("file://") {
+    let rest = (place.strip_prefix("file://")).or_else(|| {
+        place
+            .strip_prefix("file:")
+            .filter(|rest| rest.starts_with('/'))
+    });
+    match rest {
         None => place.into(),
         Some(rest) => Url::parse(place)
             .ok()
