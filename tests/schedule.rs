@@ -778,6 +778,45 @@ fn a_state_that_cannot_be_written_is_alerted() {
     );
 }
 
+/// From cron (`--once` each night), a failing streak is alerted once and its end too: the streak
+/// is kept in the state, where it lived in memory only (every failing night was alerted, and
+/// the recovery never was).
+#[test]
+fn a_failing_streak_over_runs_from_cron_alerts_once_and_recovery_once() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    let alerts = alert_without_retries(&w);
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
+    let good = std::fs::read(&part).unwrap();
+    std::fs::write(&part, b"not parquet").unwrap();
+    last_success(&w, yesterday);
+    for night in 0..2 {
+        let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+        assert_eq!(run.code, 4, "night {night}: {}", run.stderr);
+        assert!(state(&w).contains_key("nightly/failing"), "{:?}", state(&w));
+    }
+    assert_eq!(
+        alerts.lock().unwrap().len(),
+        1,
+        "{:?}",
+        alerts.lock().unwrap()
+    );
+    std::fs::write(&part, good).unwrap();
+    once(&w);
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(
+        alerts[1].contains(&format!("recovered: job nightly exported {yesterday}")),
+        "{alerts:?}"
+    );
+    assert!(
+        !state(&w).contains_key("nightly/failing"),
+        "{:?}",
+        state(&w)
+    );
+}
+
 #[test]
 fn json_logs_have_a_line_per_run() {
     let w = Workdir::new();

@@ -158,6 +158,13 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         }
     }
     let stats: Stats = Arc::default();
+    // A failing streak alerted before (by the run before this one: `--once` from cron, or before
+    // a restart) goes on: its failures are not alerted again, and its end is.
+    for name in jobs.iter().map(|job| &job.job.name) {
+        if state.contains_key(&streak(name)) {
+            set_failing(&stats, name, true);
+        }
+    }
     if let Some(listen) = args.listen.as_ref().or(config.schedule.listen.as_ref()) {
         let token = std::env::var("DAU_SCHEDULE_TOKEN")
             .ok()
@@ -223,11 +230,16 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
                     break;
                 }
                 state.insert(job.job.name.clone(), fired);
-                if let Err(e) = store.save(&state).await {
-                    // The schedule stops: said to the webhooks too, not only in its log.
-                    alert(config, &format!("failed: dau schedule stopped: {e}")).await;
-                    return Err(e);
-                }
+                keep(config, &mut store, &state).await?;
+            }
+            let key = streak(&job.job.name);
+            let changed = match (failing(&stats, &job.job.name), state.contains_key(&key)) {
+                (true, false) => state.insert(key, Utc::now()).is_none(),
+                (false, true) => state.remove(&key).is_some(),
+                _ => false,
+            };
+            if changed {
+                keep(config, &mut store, &state).await?;
             }
         }
         // From cron, a job that failed for good is the run's exit status (its error is logged),
@@ -267,6 +279,21 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
             return Ok(());
         }
     }
+}
+
+/// The state's key for a job's alerted failing streak (no job's name holds a `/`), whose value
+/// is when it was kept.
+fn streak(name: &str) -> String {
+    format!("{name}/failing")
+}
+
+/// Saves the state; one that cannot be saved stops the schedule, and the webhooks are told.
+async fn keep(config: &Config, store: &mut StateStore, state: &Firings) -> Result<()> {
+    let saved = store.save(state).await;
+    if let Err(e) = &saved {
+        alert(config, &format!("failed: dau schedule stopped: {e}")).await;
+    }
+    saved
 }
 
 fn scheduled(config: &Config, job: &Job) -> Result<Scheduled> {
