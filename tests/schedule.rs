@@ -434,6 +434,11 @@ fn a_job_output_is_checked_at_start() {
             format!("{toml}\n[schedule]\nwebhooks = [\"notaurl\"]\n"),
             "bad webhook 'notaurl' ([schedule] webhooks): give the webhook's http:// or https:// URL",
         ),
+        // An output inside the lake: refused at each firing, now at start.
+        (
+            toml.replace("\"daily.csv\"", "\"lake/daily.csv\""),
+            "job 'nightly': output lake/daily.csv is inside the lake",
+        ),
     ] {
         std::fs::write(w.join("dau.toml"), changed).unwrap();
         let run = w.run(&["schedule", "--state", "state.json", "--once"]);

@@ -118,6 +118,15 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         .iter()
         .map(|job| scheduled(config, job))
         .collect::<Result<Vec<_>>>()?;
+    // An output inside the lake, said now when the lake can be opened (one not reachable yet
+    // is checked at each firing).
+    if let Ok(lake) = Lake::open(config.lake()?, config, None).await {
+        for job in &jobs {
+            if let Some(place) = Sink::parse(&job.job.output).ok().and_then(|s| s.place()) {
+                lake.refuse_inside(&place, &format!("job '{}': output", job.job.name))?;
+            }
+        }
+    }
     let mut names = BTreeSet::new();
     if let Some(twice) = jobs.iter().find(|j| !names.insert(j.job.name.as_str())) {
         return Err(Error::usage(
