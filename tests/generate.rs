@@ -250,10 +250,18 @@ fn demo_makes_its_lake_once_and_shows_the_metrics() {
             first.stdout
         );
     }
-    let second = w.run(&["demo", "--dir", "demo"]);
+    // A lake given is not the one shown, and is said not to be (it was ignored in silence).
+    let second = w.run(&["demo", "--dir", "demo", "--lake", "mine"]);
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(
         second.stderr.contains("using the sample lake"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second
+            .stderr
+            .contains("shows its own sample lake, not mine"),
         "{}",
         second.stderr
     );

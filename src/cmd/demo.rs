@@ -29,6 +29,12 @@ pub struct DemoArgs {
 }
 
 pub async fn run(config: &Config, args: &DemoArgs) -> Result<()> {
+    // A lake given (`dau demo --lake mine`) is not the one shown: said, not ignored in silence.
+    if let Some(lake) = &config.lake {
+        eprintln!(
+            "dau demo: shows its own sample lake, not {lake}: `dau query dau` reads that one"
+        );
+    }
     let start: NaiveDate = DEMO_START.parse().expect("DEMO_START is a date");
     let shape = Shape {
         users: DEMO_USERS,

@@ -83,6 +83,18 @@ pub fn webhook(text: &str) -> std::result::Result<String, String> {
     }
 }
 
+/// A webhook as logs show it: its host only, as the rest of a Slack or Teams URL is its secret.
+pub fn shown_webhook(hook: &str) -> String {
+    match url::Url::parse(hook).ok().filter(|u| u.host().is_some()) {
+        Some(url) => format!(
+            "{}://{}/…",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ),
+        None => "a webhook".to_string(),
+    }
+}
+
 /// `--max-change`: a percentage.
 fn max_change(text: &str) -> std::result::Result<f64, String> {
     percent(text).ok_or_else(|| format!("'{text}' is not a change of dau such as 50%"))
@@ -128,6 +140,7 @@ pub async fn run(config: Result<Config>, args: &ExportArgs) -> Result<()> {
 /// Tells `webhooks` of `what`, warning of those that could not be told.
 async fn tell(webhooks: &[String], what: &str) {
     for hook in alert(webhooks, what).await {
+        let hook = shown_webhook(&hook);
         eprintln!("dau: warning: could not deliver an alert to {hook}");
     }
 }

@@ -118,9 +118,14 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         .iter()
         .map(|job| scheduled(config, job))
         .collect::<Result<Vec<_>>>()?;
-    // An output inside the lake, said now when the lake can be opened (one not reachable yet
-    // is checked at each firing).
-    if let Ok(lake) = Lake::open(config.lake()?, config, None).await {
+    // An output inside a lake on this machine, said now when the lake opens at once (a bucket,
+    // whose storage may not answer yet, or a folder that hangs, is checked at each firing).
+    let local = !storage::is_bucket(config.lake()?);
+    let opened = tokio::time::timeout(
+        Duration::from_secs(5),
+        Lake::open(config.lake()?, config, None),
+    );
+    if local && let Ok(Ok(lake)) = opened.await {
         for job in &jobs {
             if let Some(place) = Sink::parse(&job.job.output).ok().and_then(|s| s.place()) {
                 lake.refuse_inside(&place, &format!("job '{}': output", job.job.name))?;
@@ -636,7 +641,8 @@ async fn alert(config: &Config, what: &str) -> bool {
     let webhooks = &config.schedule.webhooks;
     let undelivered = crate::cmd::export::alert(webhooks, what).await;
     for hook in &undelivered {
-        tracing::error!(%hook, "dau schedule: could not deliver an alert");
+        let hook = crate::cmd::export::shown_webhook(hook);
+        tracing::error!(%hook, "dau schedule: could not deliver an alert to {hook}");
     }
     undelivered.len() < webhooks.iter().filter(|hook| !hook.is_empty()).count()
         || undelivered.is_empty()

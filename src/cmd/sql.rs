@@ -55,7 +55,8 @@ pub struct SqlArgs {
     #[arg(long, value_enum, ignore_case = true)]
     pub format: Option<Format>,
 
-    /// Write the result to this file instead of stdout (one statement)
+    /// Write the result to this file instead of stdout (of the last statement: those before it
+    /// may only set things up, such as SET or CREATE VIEW)
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
