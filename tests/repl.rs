@@ -105,8 +105,13 @@ fn a_failed_lake_switch_keeps_the_lake_and_o_follows_the_extension() {
     s.exp_string("warning: busy still read ").unwrap();
     s.exp_string("create them again to read this lake").unwrap();
     s.exp_string("dau> ").unwrap();
+    // Back on the lake it was made on: nothing to say (it named the lake just left).
     s.send_line("\\lake lake").unwrap();
     s.exp_string("now on ").unwrap();
+    let said = s.exp_string("dau> ").unwrap();
+    assert!(!said.contains("warning"), "{said}");
+    s.send_line("SELECT COUNT(*) AS n FROM busy;").unwrap();
+    s.exp_string(&format!("{}", rows.len())).unwrap();
     s.exp_string("dau> ").unwrap();
     s.send_line("\\o counted.csv").unwrap();
     s.exp_string("dau> ").unwrap();

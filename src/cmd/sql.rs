@@ -3,6 +3,7 @@
 //! The lake is read-only from SQL: statements that write (INSERT, UPDATE, DELETE, COPY) are refused;
 //! session views and in-memory tables are fine.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,9 +12,11 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use datafusion::common::TableReference;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::{ViewTable, source_as_provider};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement as PlanStatement, TableType};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement as PlanStatement};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -504,20 +507,18 @@ impl<'a> Session<'a> {
                 // opened leaves the session where it was.
                 let lake = Arc::new(Lake::open(url, self.config, None).await?);
                 self.events = register_lake(&self.ctx, self.config, &lake).await?;
-                let before = std::mem::replace(&mut self.lake, lake);
+                self.lake = lake;
                 eprintln!(
                     "now on {} ({} to {})",
                     self.lake.name,
                     self.lake.first_day(),
                     self.lake.last_day()
                 );
-                // A view holds the table it was made on: its numbers are the old lake's.
-                let views = self.views().await;
-                if !views.is_empty() {
+                // A view holds the table it was made on: its numbers are that lake's.
+                for (lake, views) in self.views_of_other_lakes().await {
                     eprintln!(
-                        "warning: {} still read {}: create them again to read this lake",
-                        views.join(", "),
-                        before.name
+                        "warning: {} still read {lake}: create them again to read this lake",
+                        views.join(", ")
                     );
                 }
             }
@@ -554,9 +555,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The views of the session, by name (`schema.view` outside the default schema).
-    async fn views(&self) -> Vec<String> {
-        let mut views = Vec::new();
+    /// The views of the session that read another lake's `events` than the session's, by that
+    /// lake (`schema.view` outside the default schema).
+    async fn views_of_other_lakes(&self) -> BTreeMap<String, Vec<String>> {
+        let mut views: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for catalog in self.ctx.catalog_names() {
             let Some(catalog) = self.ctx.catalog(&catalog) else {
                 continue;
@@ -566,19 +568,41 @@ impl<'a> Session<'a> {
                     continue;
                 };
                 for name in schema.table_names() {
-                    if let Ok(Some(table)) = schema.table(&name).await
-                        && table.table_type() == TableType::View
-                    {
-                        views.push(match schema_name.as_str() {
-                            "public" => name,
-                            _ => format!("{schema_name}.{name}"),
-                        });
+                    let Ok(Some(table)) = schema.table(&name).await else {
+                        continue;
+                    };
+                    let table: &dyn std::any::Any = table.as_ref();
+                    let Some(view) = table.downcast_ref::<ViewTable>() else {
+                        continue;
+                    };
+                    let shown = match schema_name.as_str() {
+                        "public" => name,
+                        _ => format!("{schema_name}.{name}"),
+                    };
+                    for lake in self.lakes_read_by(view.logical_plan()) {
+                        views.entry(lake).or_default().push(shown.clone());
                     }
                 }
             }
         }
-        views.sort();
         views
+    }
+
+    /// The lakes other than the session's whose `events` `plan` reads.
+    fn lakes_read_by(&self, plan: &LogicalPlan) -> BTreeSet<String> {
+        let mut lakes = BTreeSet::new();
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(events) =
+                    (provider.as_ref() as &dyn std::any::Any).downcast_ref::<EventsTable>()
+                && events.lake().name != self.lake.name
+            {
+                lakes.insert(events.lake().name.clone());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        lakes
     }
 
     /// Runs a query of dau's own and shows it as a table.

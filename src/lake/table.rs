@@ -98,6 +98,11 @@ impl std::fmt::Debug for EventsTable {
 }
 
 impl EventsTable {
+    /// The lake whose events this is.
+    pub fn lake(&self) -> &Arc<Lake> {
+        &self.lake
+    }
+
     /// A table over `days`, reading the files of `reports` (footers already read and found good).
     pub fn new(
         lake: Arc<Lake>,
