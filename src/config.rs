@@ -191,18 +191,13 @@ pub fn from_home(place: &str) -> String {
 impl Config {
     pub fn resolve(args: &GlobalArgs) -> Result<Config> {
         let file = match &args.config {
-            Some(path) => load(path)?,
+            Some(path) => load(Path::new(&from_home(&path.to_string_lossy())))?,
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
                 load(Path::new(DEFAULT_CONFIG_FILE))?
             }
             None => FileConfig::default(),
         };
-        let jobs: Vec<Job> = (file.jobs.into_iter())
-            .map(|job| Job {
-                output: from_home(&job.output),
-                ..job
-            })
-            .collect();
+        let jobs = file.jobs;
         let schedule = file.schedule;
         let lake = file.lake;
         let timezone = match args.timezone.as_ref().or(lake.timezone.as_ref()) {

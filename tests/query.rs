@@ -1343,25 +1343,39 @@ fn a_lake_named_with_braces_is_its_folder() {
     }
 }
 
-/// `~/` in dau.toml is the home folder, as a shell would make it: it made a folder `~` in the
-/// working one, and a later `rm -rf ~` to clear it away is a disaster.
+/// `~/` in dau.toml, a variable or a quoted flag is the home folder, as a shell would make it: it
+/// made a folder `~` in the working one, and a later `rm -rf ~` to clear it away is a disaster.
 #[test]
 fn a_home_folder_in_dau_toml_is_the_home() {
     let w = Workdir::new();
     let rows = random_rows(77, day("2024-06-01"), 3, 60);
     write_lake(&w.join("home/lake"), &LakeSpec::default(), &rows, &[]);
     std::fs::write(
-        w.join("dau.toml"),
+        w.join("home/dau.toml"),
         "[lake]\nurl = \"~/lake\"\nrollups = \"~/rollups\"\n",
     )
     .unwrap();
-    let mut cmd = w.command(&["query", "dau", "--format", "csv"]);
-    cmd.env_remove("DAU_ROLLUPS").env("HOME", w.join("home"));
-    let run: Run = cmd.output().unwrap().into();
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = |args: &[&str]| -> Run {
+        let mut cmd = w.command(args);
+        cmd.env_remove("DAU_ROLLUPS")
+            .env("HOME", w.join("home"))
+            .env("DAU_CONFIG", "~/dau.toml");
+        cmd.output().unwrap().into()
+    };
+    let query = run(&["query", "dau", "--format", "csv"]);
+    assert_eq!(query.code, 0, "{}", query.stderr);
     let want = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-03"), &[]);
-    assert_eq!(run.series(), want);
+    assert_eq!(query.series(), want);
     assert!(w.join("home/rollups").is_dir());
+    // Outputs too, as a job's in dau.toml or a flag in quotes give them.
+    for (output, file) in [
+        ("~/out/x.csv", "out/x.csv"),
+        ("sqlite://~/out/d.db", "out/d.db"),
+    ] {
+        let export = run(&["export", "dau", "--date", "2024-06-02", "-o", output]);
+        assert_eq!(export.code, 0, "{output}: {}", export.stderr);
+        assert!(w.join("home").join(file).is_file(), "{output}");
+    }
     assert!(!w.join("~").exists());
 }
 

@@ -153,7 +153,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         LogFormat::Json => logs.json().try_init(),
     };
     let state_path = match &args.state {
-        Some(path) => path.clone(),
+        Some(path) => crate::config::from_home(path),
         None => dirs::data_local_dir()
             .unwrap_or_else(std::env::temp_dir)
             .join("dau/schedule-state.json")

@@ -17,6 +17,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::prelude::SessionContext;
 
+use crate::config::from_home;
 use crate::lake::storage::{self, StorageOptions};
 use crate::metrics::Metric;
 use crate::output::{self, Format};
@@ -86,7 +87,7 @@ impl Sink {
                 ));
             }
             return Ok(Sink::Sqlite {
-                path: PathBuf::from(path),
+                path: PathBuf::from(from_home(&path)),
                 table: table_name(dest, table, false)?,
             });
         }
@@ -101,7 +102,9 @@ impl Sink {
                 tls,
             });
         }
-        let path = PathBuf::from(dest);
+        // A destination written where no shell makes `~/` the home folder (dau.toml, a quoted
+        // flag): there, as `sqlite://~/…` above.
+        let path = PathBuf::from(from_home(dest));
         if path.is_dir() {
             return Err(Error::usage(
                 format!("cannot export into {dest}: it is a folder"),
