@@ -228,6 +228,45 @@ fn hour_folders_with_markers_are_a_day_done_when_all_its_hours_are() {
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(run.series(), oracle_window(&rows, 1, first, last, &[]));
     }
+    // Each lake of a pattern on its own: all of web's hours are not ios's (the day's folders
+    // were counted together); and hours as timestamps, as pyarrow writes a column of them.
+    let marked = |w: &Workdir, folder: String| {
+        std::fs::create_dir_all(w.join(&folder)).unwrap();
+        std::fs::write(w.join(&folder).join("_SUCCESS"), "").unwrap();
+    };
+    let w = Workdir::new();
+    for app in ["ios", "web"] {
+        write_hours(&w, &rows, |d, hour| {
+            format!("lake/{app}/dt={d}-{:02}/part-0.parquet", hour * 7)
+        });
+        for hour in 0..24 {
+            marked(&w, format!("lake/{app}/dt={first}-{hour:02}"));
+        }
+        marked(&w, format!("lake/{app}/dt={last}-00"));
+    }
+    for hour in 1..24 {
+        marked(&w, format!("lake/web/dt={last}-{hour:02}"));
+    }
+    let w2 = Workdir::new();
+    write_hours(&w2, &rows, |d, hour| {
+        format!("lake/hour={d} {:02}%3A00%3A00/part-0.parquet", hour * 7)
+    });
+    for d in [first, last] {
+        for hour in [0, 7, 14] {
+            marked(&w2, format!("lake/hour={d} {hour:02}%3A00%3A00"));
+        }
+    }
+    for (w, lake) in [(&w, "lake/{ios,web}"), (&w2, "lake")] {
+        let args = ["query", "dau", "--lake", lake, "--format", "csv"];
+        let run = w.run(&[&args[..], &["--done-marker", "_SUCCESS"]].concat());
+        assert_eq!(run.code, 0, "{lake}: {}", run.stderr);
+        assert_eq!(run.series()[&last], None, "{lake}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("or not all their hours"),
+            "{}",
+            run.stderr
+        );
+    }
 }
 
 /// dau and mau from 2024-06-10 to 2024-06-30 from each of `engines`: the oracle's rows (NULL

@@ -78,6 +78,8 @@ pub struct Lake {
     listings: Mutex<HashMap<NaiveDate, Vec<ObjectMeta>>>,
     /// See [`Lake::done_marker`].
     done_marker: Option<String>,
+    /// See [`Lake::hourly`].
+    hourly: std::sync::OnceLock<bool>,
     /// See [`Lake::unmarked`].
     notice_unmarked: bool,
     /// Whether each listed day's folders hold the done marker (without one, Spark's `_SUCCESS`,
@@ -232,6 +234,7 @@ impl Lake {
             credentials: location.credentials,
             listings: Mutex::default(),
             done_marker: config.done_marker.clone(),
+            hourly: std::sync::OnceLock::new(),
             notice_unmarked: config.notice_unmarked,
             marked: Mutex::default(),
             parquet_footers: CacheManager::try_new(&CacheManagerConfig::default())?
@@ -756,27 +759,56 @@ impl Lake {
         }
     }
 
-    /// Whether every hour of `day` is there, in a lake of hour folders (`dt=YYYY-MM-DD-HH`):
-    /// a done marker tells that an hour is written, not that no hour of its day is to come (a
-    /// day whose last hours had no folder yet was delivered short). All 24 are there, or a later
-    /// day is. Always, in a lake of day folders.
+    /// Whether every hour of `day` is there, in a lake of hour folders (`dt=YYYY-MM-DD-HH`, or
+    /// timestamps at several times of a day): a done marker tells that an hour is written, not
+    /// that no hour of its day is to come (a day whose last hours had no folder yet was delivered
+    /// short). In each lake (of a pattern's), all 24 are there, or a later day is. Always, in a
+    /// lake of day folders.
     fn hours_done(&self, day: NaiveDate) -> bool {
-        !self.hourly() || self.folders(day).len() >= 24 || self.last_day() > day
+        if !self.hourly() {
+            return true;
+        }
+        let mut hours: BTreeMap<Path, usize> = BTreeMap::new();
+        for folder in self.folders(day) {
+            *hours.entry(parent(&folder)).or_default() += 1;
+        }
+        let later = |lake: &Path| {
+            (self.days.range(day..).skip(1))
+                .any(|(_, folders)| folders.iter().any(|f| parent(f) == *lake))
+        };
+        (hours.iter()).all(|(lake, hours)| *hours >= 24 || later(lake))
     }
 
-    /// Whether the lake's partitions are hours (`dt=YYYY-MM-DD-HH`).
+    /// Whether the lake's partitions are hours: `dt=YYYY-MM-DD-HH`, or timestamps of which a
+    /// day has several in one lake.
     fn hourly(&self) -> bool {
-        use layout::Spelling::Hour;
-        matches!(
-            self.layout,
-            Layout::Hive { spelling: Hour, .. } | Layout::Bare { spelling: Hour }
-        )
+        use layout::Spelling::{Hour, Timestamp};
+        *self.hourly.get_or_init(|| match self.layout {
+            Layout::Hive { spelling: Hour, .. } | Layout::Bare { spelling: Hour } => true,
+            Layout::Hive {
+                spelling: Timestamp,
+                ..
+            }
+            | Layout::Bare {
+                spelling: Timestamp,
+            } => (self.days.values()).any(|folders| {
+                let lakes: BTreeSet<Path> = folders.iter().map(parent).collect();
+                lakes.len() < folders.len()
+            }),
+            _ => false,
+        })
     }
 
     /// The partition folders of `day` (none when it has no partition).
     fn folders(&self, day: NaiveDate) -> Vec<Path> {
         self.days.get(&day).cloned().unwrap_or_default()
     }
+}
+
+/// The folder `path` is in.
+fn parent(path: &Path) -> Path {
+    let parts: Vec<_> = path.parts().collect();
+    Path::from_iter(parts[..parts.len().saturating_sub(1)].iter().cloned())
 }
 
 /// The file Spark and Hadoop leave in a partition once it is written.
