@@ -478,12 +478,36 @@ fn due(
             break;
         }
         days.insert(
-            next.date_naive() - Days::new(job.back),
+            days_back(&job.timezone, next.date_naive(), job.back),
             next.with_timezone(&Utc),
         );
         t = next;
     }
     days
+}
+
+/// The day `back` days before `date` in `zone`, counting the days the zone had: Samoa skipped
+/// 2011-12-30, so the day before its 12-31 is 12-29 (it was 12-30, which no lake kept there has,
+/// and 12-29 was never exported).
+fn days_back(zone: &Tz, date: NaiveDate, back: u64) -> NaiveDate {
+    use chrono::TimeZone;
+    let had = |day: NaiveDate| {
+        (0..24).any(|hour| {
+            let at = day.and_hms_opt(hour, 0, 0).expect("an hour of a day");
+            zone.from_local_datetime(&at).earliest().is_some()
+        })
+    };
+    let mut day = date;
+    for _ in 0..back {
+        day = day - Days::new(1);
+        // (Two days at most: no zone skipped more than one.)
+        for _ in 0..2 {
+            if !had(day) {
+                day = day - Days::new(1);
+            }
+        }
+    }
+    day
 }
 
 /// The first firing of `cron` after `t`. croner looks for a time a clock change skipped only
@@ -837,7 +861,7 @@ async fn run_now(
     };
     let today = Utc::now().with_timezone(&job.timezone).date_naive();
     let day = match params.get("date") {
-        None => today - Days::new(job.back),
+        None => days_back(&job.timezone, today, job.back),
         Some(text) => match parse_day(text, today) {
             Some(day) => day,
             None => return (StatusCode::BAD_REQUEST, format!("bad date '{text}'\n")),
@@ -1233,7 +1257,7 @@ mod tests {
 
     /// A clock change that skips more than two hours (Samoa skipped 2011-12-30 whole) does not
     /// stop a job: croner gives up on the skipped firing, and the job's firings stopped there for
-    /// good, in silence. The days go on after the gap.
+    /// good, in silence. The days go on after the gap, and the day before is the one the zone had.
     #[test]
     fn a_job_goes_on_after_a_day_its_zone_skipped() {
         let job = Job {
@@ -1253,12 +1277,13 @@ mod tests {
         let days: Vec<String> = (due(&job, at("2011-12-26"), at("2012-01-02")).into_keys())
             .map(|d| d.to_string())
             .collect();
-        // Midnights of 12-27 … 12-29 and 12-31 … 01-03 in Apia (each a day back); 12-30 has none.
+        // Midnights of 12-27 … 12-29 and 12-31 … 01-03 in Apia, each for the day before it that
+        // Apia had: 12-30 it had not, so 12-31's is 12-29.
         let want = [
             "2011-12-26",
             "2011-12-27",
             "2011-12-28",
-            "2011-12-30",
+            "2011-12-29",
             "2011-12-31",
             "2012-01-01",
             "2012-01-02",
