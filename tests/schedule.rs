@@ -52,6 +52,14 @@ fn alert_without_retries(w: &Workdir) -> Alerts {
     alerts
 }
 
+/// Starts the schedule as a server, its stderr kept.
+fn serve(w: &Workdir) -> std::process::Child {
+    (w.command(&["schedule", "--state", "state.json"]))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The exported CSV: date → dau.
 fn exported(w: &Workdir) -> BTreeMap<NaiveDate, u64> {
     let text = std::fs::read_to_string(w.join("daily.csv")).unwrap_or_default();
@@ -75,11 +83,7 @@ fn dau_of(rows: &[Row], days: &[NaiveDate]) -> BTreeMap<NaiveDate, u64> {
 fn a_job_fires_exports_records_its_state_and_stops_on_sigterm() {
     let w = Workdir::new();
     let rows = setup(&w, "* * * * * *");
-    let mut child = w
-        .command(&["schedule", "--state", "state.json"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&w);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !w.join("daily.csv").exists() {
         assert!(Instant::now() < deadline, "the job never fired");
@@ -658,11 +662,7 @@ fn a_failing_streak_alerts_once_and_recovery_once() {
     let good = std::fs::read(&part).unwrap();
     std::fs::write(&part, b"not parquet").unwrap();
 
-    let mut child = w
-        .command(&["schedule", "--state", "state.json"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&w);
     // Several firings fail (one a second); the webhook hears of it once.
     let deadline = Instant::now() + Duration::from_secs(60);
     while alerts.lock().unwrap().is_empty() {
@@ -722,11 +722,7 @@ fn an_alert_the_webhook_missed_is_sent_at_the_next_failure() {
     let yesterday = Utc::now().date_naive() - Days::new(1);
     let part = w.join(&format!("lake/date={yesterday}/part-0.parquet"));
     std::fs::write(&part, b"not parquet").unwrap();
-    let mut child = w
-        .command(&["schedule", "--state", "state.json"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&w);
     let deadline = Instant::now() + Duration::from_secs(60);
     while alerts.lock().unwrap().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -756,11 +752,7 @@ fn a_state_that_cannot_be_written_is_alerted() {
     let w = Workdir::new();
     setup(&w, "* * * * * *");
     let alerts = alert_without_retries(&w);
-    let mut child = w
-        .command(&["schedule", "--state", "state.json"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&w);
     // Started: its state is written; then the file becomes a folder, which no write replaces.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !w.join("state.json").is_file() {
@@ -1070,11 +1062,7 @@ fn a_firing_due_while_another_job_waits_runs_after_it() {
         Utc::now().to_rfc3339()
     );
     std::fs::write(w.join("state.json"), state).unwrap();
-    let mut child = w
-        .command(&["schedule", "--state", "state.json"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&w);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !w.join("later.csv").exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

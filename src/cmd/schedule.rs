@@ -1255,16 +1255,13 @@ mod tests {
         assert_eq!(poll(Duration::from_secs(10800)), Duration::from_secs(300));
     }
 
-    /// A clock change that skips more than two hours (Samoa skipped 2011-12-30 whole) does not
-    /// stop a job: croner gives up on the skipped firing, and the job's firings stopped there for
-    /// good, in silence. The days go on after the gap, and the day before is the one the zone had.
-    #[test]
-    fn a_job_goes_on_after_a_day_its_zone_skipped() {
+    /// A job exporting yesterday's dau into daily.csv on `cron` in `zone`.
+    fn nightly(cron: &str, zone: &str) -> Scheduled {
         let job = Job {
             name: "nightly".into(),
             metrics: vec!["dau".into()],
-            cron: "0 0 * * *".into(),
-            timezone: Some("Pacific/Apia".into()),
+            cron: cron.into(),
+            timezone: Some(zone.into()),
             range: "yesterday".into(),
             output: "daily.csv".into(),
             calendar: false,
@@ -1272,7 +1269,15 @@ mod tests {
             redo_days: 0,
             max_change: None,
         };
-        let job = scheduled(&Config::default(), &job).unwrap();
+        scheduled(&Config::default(), &job).unwrap()
+    }
+
+    /// A clock change that skips more than two hours (Samoa skipped 2011-12-30 whole) does not
+    /// stop a job: croner gives up on the skipped firing, and the job's firings stopped there for
+    /// good, in silence. The days go on after the gap, and the day before is the one the zone had.
+    #[test]
+    fn a_job_goes_on_after_a_day_its_zone_skipped() {
+        let job = nightly("0 0 * * *", "Pacific/Apia");
         let at = |d: &str| format!("{d}T12:00:00Z").parse::<DateTime<Utc>>().unwrap();
         let days: Vec<String> = (due(&job, at("2011-12-26"), at("2012-01-02")).into_keys())
             .map(|d| d.to_string())
@@ -1302,19 +1307,7 @@ mod tests {
             // Chile's clocks change at midnight: the night of 2026-09-06 has no 00:00.
             ("0 0 * * *", "America/Santiago", "2026-09-03", "2026-04-02"),
         ] {
-            let job = Job {
-                name: "nightly".into(),
-                metrics: vec!["dau".into()],
-                cron: cron.into(),
-                timezone: Some(zone.into()),
-                range: "yesterday".into(),
-                output: "daily.csv".into(),
-                calendar: false,
-                wait_for_data: None,
-                redo_days: 0,
-                max_change: None,
-            };
-            let job = scheduled(&Config::default(), &job).unwrap();
+            let job = nightly(cron, zone);
             for first in [spring, fall] {
                 let first: NaiveDate = first.parse().unwrap();
                 let at_noon = |d: NaiveDate| d.and_hms_opt(12, 0, 0).unwrap().and_utc();
