@@ -118,17 +118,14 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         .iter()
         .map(|job| scheduled(config, job))
         .collect::<Result<Vec<_>>>()?;
-    // An output inside a lake on this machine, said now when the lake opens at once (a bucket,
-    // whose storage may not answer yet, or a folder that hangs, is checked at each firing).
-    let local = !storage::is_bucket(config.lake()?);
-    let opened = tokio::time::timeout(
-        Duration::from_secs(5),
-        Lake::open(config.lake()?, config, None),
-    );
-    if local && let Ok(Ok(lake)) = opened.await {
+    // An output inside a lake on this machine, said now, from the lake's name (a bucket lake's
+    // is checked at each firing).
+    let lake = config.lake()?;
+    if !storage::is_bucket(lake) {
         for job in &jobs {
             if let Some(place) = Sink::parse(&job.job.output).ok().and_then(|s| s.place()) {
-                lake.refuse_inside(&place, &format!("job '{}': output", job.job.name))?;
+                let what = format!("job '{}': output", job.job.name);
+                crate::lake::refuse_inside_named(lake, &config.storage, &place, &what)?;
             }
         }
     }

@@ -291,31 +291,7 @@ impl Lake {
     /// inside the lake where readers list files: it would be read as data, or replace a day's
     /// file. A hidden folder of the lake (`_dau/`) is no reader's.
     pub fn refuse_inside(&self, place: &str, what: &str) -> Result<()> {
-        let root = self.describe(&self.root);
-        let visible = |rest: &str| !rest.trim_start_matches('/').starts_with(['_', '.']);
-        let inside = match storage::is_bucket(place) || self.is_remote() {
-            // As dau names them: `gcs://` and `s3a://` were let through, and so was anything in
-            // a lake at a bucket's root (`s3://b/`).
-            true => (storage::bucket_url(place))
-                .and_then(|at| Some(at.strip_prefix(root.trim_end_matches('/'))?.to_string()))
-                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-                .is_some_and(|rest| visible(&rest)),
-            // Compared as the disk has them: `lake/../lake/x` and a link to the lake were let
-            // through, and wrote into it.
-            false => (real_path(&storage::local_path(place)))
-                .strip_prefix(real_path(std::path::Path::new(&root)))
-                .is_ok_and(|rest| visible(&rest.to_string_lossy())),
-        };
-        match inside {
-            false => Ok(()),
-            true => Err(Error::usage(
-                format!("{what} {place} is inside the lake {root}, as its data"),
-                format!(
-                    "keep it outside the lake, or in a hidden folder of it such as {}/_dau",
-                    root.trim_end_matches('/')
-                ),
-            )),
-        }
+        refuse_inside(&self.describe(&self.root), self.is_remote(), place, what)
     }
 
     /// An object's name as a person can find it: a full local path, or a full URL.
@@ -905,6 +881,50 @@ fn split_pattern(name: &str) -> Result<(&str, Option<&str>)> {
             format!("the lake {name} has a pattern before its last folder"),
             "a pattern may name only the lake's last folder, whose folders each hold a lake of \
              days (events/app=*); the days below are found by themselves",
+        )),
+    }
+}
+
+/// [`Lake::refuse_inside`] for the lake `name` before it is opened, from its name alone: nothing
+/// is listed. A lake that cannot be found is let be here: opening it says so.
+pub fn refuse_inside_named(
+    name: &str,
+    options: &storage::StorageOptions,
+    place: &str,
+    what: &str,
+) -> Result<()> {
+    let Ok(location) = split_pattern(name).and_then(|(folder, _)| storage::open(folder, options))
+    else {
+        return Ok(());
+    };
+    let root = format!("{}{}", location.display_prefix, location.root);
+    refuse_inside(&root, !is_local(&location.store_url), place, what)
+}
+
+/// [`Lake::refuse_inside`] for the lake whose folder, as a person can find it, is `root`.
+fn refuse_inside(root: &str, remote: bool, place: &str, what: &str) -> Result<()> {
+    let visible = |rest: &str| !rest.trim_start_matches('/').starts_with(['_', '.']);
+    let inside = match storage::is_bucket(place) || remote {
+        // As dau names them: `gcs://` and `s3a://` were let through, and so was anything in a
+        // lake at a bucket's root (`s3://b/`).
+        true => (storage::bucket_url(place))
+            .and_then(|at| Some(at.strip_prefix(root.trim_end_matches('/'))?.to_string()))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .is_some_and(|rest| visible(&rest)),
+        // Compared as the disk has them: `lake/../lake/x` and a link to the lake were let
+        // through, and wrote into it.
+        false => (real_path(&storage::local_path(place)))
+            .strip_prefix(real_path(std::path::Path::new(root)))
+            .is_ok_and(|rest| visible(&rest.to_string_lossy())),
+    };
+    match inside {
+        false => Ok(()),
+        true => Err(Error::usage(
+            format!("{what} {place} is inside the lake {root}, as its data"),
+            format!(
+                "keep it outside the lake, or in a hidden folder of it such as {}/_dau",
+                root.trim_end_matches('/')
+            ),
         )),
     }
 }
