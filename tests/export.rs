@@ -2141,6 +2141,54 @@ fn a_killed_postgres_export_leaves_no_half_written_rows() {
     assert_eq!(pg.query("SELECT COUNT(*) FROM user_days"), before);
 }
 
+/// A server that takes the connection and never answers (frozen, or a stuck proxy): the export
+/// gives up after `connect_timeout`, as libpq does, instead of hanging a nightly job unalerted.
+#[test]
+fn a_postgres_server_that_never_answers_fails_the_export_in_time() {
+    let w = Workdir::new();
+    lake(&w);
+    // The kernel takes connections into the backlog of a socket that never accepts them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("postgres://dau@127.0.0.1:{port}/db?connect_timeout=2&sslmode=disable");
+    let args = [
+        "export",
+        "dau",
+        "--lake",
+        "lake",
+        "--date",
+        "2024-06-05",
+        "-o",
+        &url,
+    ];
+    let mut child = (w
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped()))
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the export still waits for the server after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did not answer within 2 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_workbook_has_a_sheet_per_metric_with_typed_cells() {
     use calamine::{Data, DataType, Reader, Xlsx};

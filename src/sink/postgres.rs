@@ -401,15 +401,33 @@ pub async fn write(
     let batches = ctx.table("new").await?.collect().await?;
     config.ssl_mode(tls.ssl_mode());
     let connector = tls.connector()?;
-    let (mut client, connection) = match config.connect(connector.clone()).await {
-        // As libpq does with `prefer`: a server whose TLS fails is tried again without it.
-        Err(e) if tls.mode == Mode::Prefer && e.to_string().contains("TLS handshake") => {
-            config.ssl_mode(SslMode::Disable);
-            config.connect(connector).await
+    // tokio-postgres bounds only the TCP connect by `connect_timeout`; libpq bounds the whole
+    // opening, so a server that takes the connection and never answers (frozen, or a stuck
+    // proxy) hung a nightly export for good, never alerted.
+    let limit = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(CONNECT_TIMEOUT);
+    let opening = async {
+        match config.connect(connector.clone()).await {
+            // As libpq does with `prefer`: a server whose TLS fails is tried again without it.
+            Err(e) if tls.mode == Mode::Prefer && e.to_string().contains("TLS handshake") => {
+                config.ssl_mode(SslMode::Disable);
+                config.connect(connector).await
+            }
+            connected => connected,
         }
-        connected => connected,
-    }
-    .map_err(failed)?;
+    };
+    let (mut client, connection) = tokio::time::timeout(limit, opening)
+        .await
+        .map_err(|_| {
+            sink(format!(
+                "the server took the connection but did not answer within {} s \
+                 (connect_timeout in the URL, or PGCONNECT_TIMEOUT)",
+                limit.as_secs()
+            ))
+        })?
+        .map_err(failed)?;
     let connection = tokio::spawn(connection);
 
     let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
