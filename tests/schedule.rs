@@ -1,11 +1,11 @@
 //! `dau schedule`: jobs fire on their cron, export, record their state, catch up missed days once,
 //! and stop on SIGTERM.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::{Datelike, Days, NaiveDate, Utc};
 
 use crate::util::*;
 
@@ -301,19 +301,68 @@ fn a_firing_redoes_the_days_before_it_for_late_events() {
     );
     std::fs::remove_file(junk).unwrap();
 
-    // A day the lake has lost: the rows delivered for it are kept, not made NULL by a redo.
+    // A day being written again (its folder there, its files not yet), then lost: the rows
+    // delivered for it are kept, not made NULL by a redo.
     let lost = today - Days::new(2);
-    std::fs::remove_dir_all(w.join("lake").join(format!("date={lost}"))).unwrap();
+    let folder = w.join("lake").join(format!("date={lost}"));
+    std::fs::rename(&folder, w.join("away")).unwrap();
+    for gone in [false, true] {
+        if !gone {
+            std::fs::create_dir(&folder).unwrap();
+        }
+        last_success(&w, yesterday);
+        let run = once(&w);
+        assert!(
+            run.stderr.contains(&format!(
+                "{bad} to {lost} are not exported again (redo_days): the lake has nothing to \
+                 count for {lost}"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(exported(&w), dau_of(&rows, &since), "{}", run.stderr);
+        std::fs::remove_dir_all(&folder).unwrap_or_default();
+    }
+}
+
+/// A calendar job's redo that reaches back into the month before delivers the late events of
+/// that month's last days: the month not over yet (NULL until it is) does not hold it back.
+#[test]
+fn a_calendar_redo_delivers_late_events_of_the_month_before() {
+    let w = Workdir::new();
+    let yesterday = Utc::now().date_naive() - Days::new(1);
+    let this_month = yesterday.with_day(1).unwrap();
+    let last_month = (this_month - Days::new(1)).with_day(1).unwrap();
+    let days = (yesterday - last_month).num_days() as u64 + 1;
+    let mut rows = random_rows(9, last_month, days, 300);
+    write_lake(&w.join("lake"), &LakeSpec::default(), &rows, &[]);
+    let toml = format!(
+        "[lake]\nurl = \"lake\"\n\n[[jobs]]\nname = \"nightly\"\nmetrics = [\"mau\"]\n\
+         calendar = true\ncron = \"0 0 * * *\"\ntimezone = \"UTC\"\nrange = \"yesterday\"\n\
+         output = \"monthly.csv\"\nredo_days = {}\n",
+        yesterday.day() + 1
+    );
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    // Late users of the month's last day, landed after it was delivered.
+    let late = this_month - Days::new(1);
+    let users: Vec<u64> = (9_000..9_025).collect();
+    let file = w.join("lake").join(format!("date={late}/late.parquet"));
+    write_file(&file, &LakeSpec::default(), &users, late);
+    rows.extend(users.iter().map(|u| (late, *u)));
+
     last_success(&w, yesterday);
     let run = once(&w);
+    let month: HashSet<u64> = (rows.iter())
+        .filter(|(d, _)| (last_month..this_month).contains(d))
+        .map(|(_, u)| *u)
+        .collect();
+    let text = std::fs::read_to_string(w.join("monthly.csv")).unwrap_or_default();
+    let row = format!("{last_month},{}", month.len());
     assert!(
-        run.stderr.contains(&format!(
-            "{bad} to {lost} are not exported again (redo_days): the lake lacks {lost}"
-        )),
-        "{}",
+        text.lines().any(|l| l == row),
+        "{row} in\n{text}\n{}",
         run.stderr
     );
-    assert_eq!(exported(&w), dau_of(&rows, &since), "{}", run.stderr);
 }
 
 /// `dau schedule --once` run from cron: the first start only records the job's state (nothing

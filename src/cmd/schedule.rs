@@ -33,7 +33,7 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
 use crate::cmd::export::{Exported, export, metrics_of, percent, unusual, webhook};
 use crate::config::{Config, Job};
-use crate::dates::parse_day;
+use crate::dates::{days, parse_day};
 use crate::lake::Lake;
 use crate::lake::storage::{self, StorageOptions};
 use crate::metrics::{Metric, Query as MetricQuery};
@@ -776,8 +776,9 @@ async fn attempt_job(
 }
 
 /// The days before `day` that its firing exports again (`redo_days`), from the first of them
-/// that the lake has; or, when the lake lacks a day those rows read (in their range, or in
-/// their windows), why they are not exported again: rows once delivered are not made NULL.
+/// that the lake has; or, when the lake has nothing to count for a day those rows read (in
+/// their range, or in their windows: no partition, no data file, no done marker), why they are
+/// not exported again: rows once delivered are not made NULL.
 async fn redo_span(
     config: &Config,
     job: &Scheduled,
@@ -793,15 +794,30 @@ async fn redo_span(
     let Some(first) = lake.days.range(from..=to).next().map(|(d, _)| *d) else {
         return Ok(Err(None));
     };
-    // (Days before the lake's first one are not missing: no export writes them.)
-    let missing: std::collections::BTreeSet<NaiveDate> = (queries(first)?.iter())
-        .flat_map(|q| q.missing_days(&lake))
+    // Days before the lake's first one are not missing: no export writes them. Days after `to`
+    // are not either: a calendar period that reaches past it holds `day`, whose firing writes
+    // that row anyway (a month not over yet is NULL until it is).
+    let read: BTreeSet<NaiveDate> = (queries(first)?.iter())
+        .flat_map(|q| {
+            let (start, end) = q.span();
+            days(start.max(lake.first_day()), end.min(to))
+        })
+        .collect();
+    let listed: Vec<NaiveDate> = (read.iter().copied())
+        .filter(|d| lake.days.contains_key(d))
+        .collect();
+    let files = lake.files(&listed).await?;
+    let empty = (listed.iter().zip(&files)).filter_map(|(d, files)| files.is_empty().then_some(*d));
+    let missing: BTreeSet<NaiveDate> = (read.iter().copied())
+        .filter(|d| !lake.days.contains_key(d))
+        .chain(empty)
         .collect();
     match missing.iter().next() {
         None => Ok(Ok((first, to))),
         Some(lacked) => Ok(Err(Some(format!(
-            "{from} to {to} are not exported again (redo_days): the lake lacks {lacked}{}, which \
-             their rows read, so the rows delivered for them are kept",
+            "{from} to {to} are not exported again (redo_days): the lake has nothing to count \
+             for {lacked}{} (no partition, no data file, or no done marker), which their rows \
+             read, so the rows delivered for them are kept",
             match missing.len() {
                 1 => String::new(),
                 n => format!(" and {} more day(s)", n - 1),
