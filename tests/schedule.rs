@@ -127,6 +127,39 @@ fn a_job_fires_exports_records_its_state_and_stops_on_sigterm() {
     once(&w);
 }
 
+/// A job that failed for good tries its day again at its next firing, not at each of the
+/// server's passes: another job firing every second made the failed one start over (its wait
+/// for data, its retries) every second, holding the others back.
+#[test]
+fn a_failed_job_waits_for_its_next_firing_while_another_fires() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    let closed = free_port();
+    let toml = format!(
+        "[lake]\nurl = \"lake\"\n\n[schedule]\nretries = 0\n\n\
+         [[jobs]]\nname = \"nightly\"\nmetrics = [\"dau\"]\ncron = \"0 0 * * *\"\n\
+         timezone = \"UTC\"\noutput = \"postgres://dau@127.0.0.1:{closed}/db?sslmode=disable\"\n\n\
+         [[jobs]]\nname = \"ticker\"\nmetrics = [\"dau\"]\ncron = \"* * * * * *\"\n\
+         timezone = \"UTC\"\noutput = \"tick.csv\"\n"
+    );
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    last_success(&w, Utc::now().date_naive() - Days::new(1));
+    let child = serve(&w);
+    std::thread::sleep(Duration::from_secs(5));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(w.join("tick.csv").exists(), "{stderr}");
+    let tries = (stderr.lines())
+        .filter(|l| l.contains("job nightly date") && l.contains("failed after"))
+        .count();
+    assert_eq!(tries, 1, "{stderr}");
+}
+
 /// `--once` stopped by SIGTERM after a job failed for good ends with that job's exit status (it
 /// ended 0, and cron saw a success).
 #[test]

@@ -225,10 +225,21 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         stopped().await;
         let _ = stopping.send(true);
     });
+    // A job that failed for good waits for its next firing before it tries its day again: the
+    // loop looks at the clock every minute, and it began the whole wait for data and retries
+    // anew each time, holding the other jobs back.
+    let mut held: HashMap<&str, DateTime<Utc>> = HashMap::new();
     loop {
         let now = Utc::now();
         let mut failed = Vec::new();
         for job in jobs.iter().take_while(|_| !*stop.borrow()) {
+            if held
+                .get(job.job.name.as_str())
+                .is_some_and(|until| *until > now)
+            {
+                continue;
+            }
+            held.remove(job.job.name.as_str());
             let last = state[&job.job.name];
             // Each day's progress is kept as it is made: a catch-up cut short (a failed day, a
             // deadline's kill, SIGTERM between days) goes on from there, not from its start.
@@ -238,6 +249,9 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
                 }
                 if let Err(error) = run_job(config, job, day, &stats, stop.clone()).await {
                     failed.extend(error.map(|e| (job.job.name.clone(), day, e.exit_code())));
+                    let next = next_firing(&job.cron, &now.with_timezone(&job.timezone));
+                    let until = next.map_or(DateTime::<Utc>::MAX_UTC, |t| t.with_timezone(&Utc));
+                    held.insert(&job.job.name, until);
                     break;
                 }
                 state.insert(job.job.name.clone(), fired);
