@@ -252,9 +252,9 @@ fn object_names(server: &Server, gcs: bool) -> Vec<String> {
     }
 }
 
-/// A prefix with a space, `#`, `%` and letters beyond ASCII, which object names may hold and
-/// which a URL would otherwise escape or cut.
-const ODD_PREFIX: &str = "événements #1 50%/app_opens";
+/// A prefix with a space, `#`, `%`, `;`, `@` and letters beyond ASCII, which object names may
+/// hold and which a URL would otherwise escape or cut (a server takes `;…` for path parameters).
+const ODD_PREFIX: &str = "événements #1 50%;v2@x/app_opens";
 
 fn a_lake_under_an_odd_prefix_gives_the_numbers_of_the_same_lake_on_disk(gcs: bool) {
     let work = Workdir::new();
@@ -1703,7 +1703,7 @@ fn object(server: &Server, gcs: bool, name: &str) -> Vec<u8> {
         let url = format!(
             "{}/download/storage/v1/b/lake/o/{}?alt=media",
             server.endpoint(),
-            name.replace('/', "%2F")
+            utf8_percent_encode(name, NON_ALPHANUMERIC)
         );
         Command::new("curl").args(["-sf", &url]).output().unwrap()
     } else {
@@ -1765,8 +1765,8 @@ fn exports_into_a_bucket_replace_their_days_and_keep_the_others() {
     let mau = oracle_window(&rows, 30, day("2024-06-01"), day("2024-06-20"), &[]);
     for gcs in [true, false] {
         let (server, scheme, name) = match gcs {
-            true => (Server::gcs(&work), "gs", "metrics/daily.csv"),
-            false => (Server::s3(&work), "s3", "metrics/daily.parquet"),
+            true => (Server::gcs(&work), "gs", "metrics;v2/daily.csv"),
+            false => (Server::s3(&work), "s3", "metrics;v2/daily.parquet"),
         };
         let access = match gcs {
             true => Access::gcs(&server),

@@ -20,6 +20,7 @@ use object_store::{
     MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
     PutResult,
 };
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
@@ -121,13 +122,23 @@ impl Gcs {
         })
     }
 
-    /// `{base}/{segments…}`, each segment escaped (an object name's `/` included).
+    /// `{base}/{segments…}`, each segment escaped as Google's clients do: all but letters,
+    /// digits and `-._~` (an object name's `/` included). The URL standard's path escaping
+    /// leaves `;`, `=`, `@`, … as they are, and a server may take `;…` for path parameters:
+    /// the object `part;0.parquet` was asked for as `part`.
     fn url(&self, segments: &[&str]) -> Url {
+        const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
         let mut url = self.base.clone();
-        url.path_segments_mut()
-            .expect("an http(s) endpoint has a path")
-            .pop_if_empty()
-            .extend(segments);
+        let mut path = url.path().trim_end_matches('/').to_string();
+        for segment in segments {
+            path.push('/');
+            path.extend(utf8_percent_encode(segment, SEGMENT));
+        }
+        url.set_path(&path);
         url
     }
 
