@@ -783,6 +783,21 @@ fn a_week_and_a_month_that_start_on_one_day_share_a_whole_row() {
     let run = export(&w, &[&args[..], &["-o", "periods.csv"]].concat());
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert_eq!(std::fs::read(w.join("periods.csv")).unwrap(), before);
+
+    // Once the lake has dropped March's first week, exporting a later day of March keeps the
+    // row of 2021-03-01 as delivered (its week went empty), and writes that day's week.
+    for gone in all_days("2021-02-22", "2021-03-09") {
+        std::fs::remove_dir_all(w.join(&format!("lake/date={gone}"))).unwrap();
+    }
+    let args = ["wau", "mau", "--calendar", "--date", "2021-03-17"];
+    let run = export(&w, &[&args[..], &["-o", "periods.csv"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let kept = "the row of 2021-03-01 (its week and its month) is not exported";
+    assert!(run.stderr.contains(kept), "{}", run.stderr);
+    let (_, got) = csv_rows(&std::fs::read_to_string(w.join("periods.csv")).unwrap());
+    assert_eq!(got["2021-03-01"], ["2021-03-01", &text(week), &text(month)]);
+    let third = count("2021-03-15", "2021-03-21");
+    assert_eq!(got["2021-03-15"][1], text(third));
 }
 
 /// An output that cannot be written is a storage error (exit 3) in every format; a folder given

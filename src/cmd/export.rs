@@ -307,7 +307,8 @@ pub async fn export(
     // number alone and blanked the week's.
     let month = from.with_day(1).expect("day 1 exists");
     let both = metrics.contains(&Metric::Wau) && metrics.contains(&Metric::Mau);
-    let rows_from = match calendar && both && month.weekday() == Weekday::Mon {
+    let shared_row = calendar && both && month.weekday() == Weekday::Mon;
+    let rows_from = match shared_row {
         true => month,
         false => from,
     };
@@ -340,6 +341,16 @@ pub async fn export(
             without_password(output)
         ));
     }
+    // A shared row whose week is wholly before the lake's first day is kept as the destination
+    // holds it: written, its delivered week went empty (and its month counted part of its days).
+    let keep_shared_row = shared_row && month + Days::new(6) < first && first <= to;
+    if keep_shared_row {
+        warnings.push(format!(
+            "the row of {month} (its week and its month) is not exported, and what {} holds \
+             for it is kept: that week is before the lake's first day {first}",
+            without_password(output)
+        ));
+    }
     let from = match first <= to {
         true => rows_from.max(first),
         false => rows_from,
@@ -366,6 +377,13 @@ pub async fn export(
         [Metric::UserDays] => (
             "SELECT * FROM m0".to_string(),
             vec!["date", &config.user_column],
+        ),
+        _ if keep_shared_row => (
+            format!(
+                "SELECT * FROM ({}) WHERE date <> DATE '{month}'",
+                wide(&ctx, queries.len()).await?
+            ),
+            vec!["date"],
         ),
         _ => (wide(&ctx, queries.len()).await?, vec!["date"]),
     };
