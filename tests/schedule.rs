@@ -900,6 +900,68 @@ fn a_failing_streak_over_runs_from_cron_alerts_once_and_recovery_once() {
     );
 }
 
+/// A run killed after a recovery, in the next day's retry backoff, leaves no alerted streak in
+/// the state: the next run alerts that day's failure (the state kept the old streak, and every
+/// failure after it went unheard, the webhook's last word "recovered").
+#[test]
+fn a_run_killed_after_a_recovery_alerts_the_next_failure() {
+    let w = Workdir::new();
+    setup(&w, "0 0 * * *");
+    let (url, alerts) = receiver();
+    let toml = std::fs::read_to_string(w.join("dau.toml")).unwrap();
+    let toml = format!("{toml}\n[schedule]\nwebhooks = [\"{url}\"]\n");
+    std::fs::write(w.join("dau.toml"), toml).unwrap();
+    let today = Utc::now().date_naive();
+    let part = w.join(&format!(
+        "lake/date={}/part-0.parquet",
+        today - Days::new(1)
+    ));
+    std::fs::write(&part, b"not parquet").unwrap();
+    let before = (today - Days::new(2))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let state_text = format!(
+        "{{\"nightly\": \"{0}\", \"nightly/failing\": \"{0}\"}}",
+        before.to_rfc3339()
+    );
+    std::fs::write(w.join("state.json"), state_text).unwrap();
+
+    // The day before yesterday is delivered (recovered); yesterday's first attempt fails, and
+    // the run is killed while it waits to try again.
+    let mut child = (w.command(&["schedule", "--state", "state.json", "--once"]))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let moved = |w: &Workdir| {
+        let text = std::fs::read_to_string(w.join("state.json")).unwrap_or_default();
+        let state: BTreeMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
+        state
+            .get("nightly")
+            .is_some_and(|t| !t.starts_with(&before.format("%FT%T").to_string()))
+    };
+    while !moved(&w) {
+        assert!(Instant::now() < deadline, "nothing delivered");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !state(&w).contains_key("nightly/failing"),
+        "{:?}",
+        state(&w)
+    );
+
+    let run = w.run(&["schedule", "--state", "state.json", "--once"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(alerts[0].contains("recovered: job nightly"), "{alerts:?}");
+    assert!(alerts[1].contains("failed: job nightly"), "{alerts:?}");
+}
+
 #[test]
 fn json_logs_have_a_line_per_run() {
     let w = Workdir::new();

@@ -255,15 +255,12 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
                     break;
                 }
                 state.insert(job.job.name.clone(), fired);
+                // With the day, that its streak ended (a `recovered` was sent): a run killed
+                // before the pass ends left the streak alerted, and no failure after was told.
+                note_streak(&mut state, &stats, &job.job.name);
                 keep(config, &mut store, &state).await?;
             }
-            let key = streak(&job.job.name);
-            let changed = match (failing(&stats, &job.job.name), state.contains_key(&key)) {
-                (true, false) => state.insert(key, Utc::now()).is_none(),
-                (false, true) => state.remove(&key).is_some(),
-                _ => false,
-            };
-            if changed {
+            if note_streak(&mut state, &stats, &job.job.name) {
                 keep(config, &mut store, &state).await?;
             }
         }
@@ -310,6 +307,17 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
 /// is when it was kept.
 fn streak(name: &str) -> String {
     format!("{name}/failing")
+}
+
+/// Records in `state` whether job `name` is in an alerted failing streak; returns whether that
+/// changed.
+fn note_streak(state: &mut Firings, stats: &Stats, name: &str) -> bool {
+    let key = streak(name);
+    match (failing(stats, name), state.contains_key(&key)) {
+        (true, false) => state.insert(key, Utc::now()).is_none(),
+        (false, true) => state.remove(&key).is_some(),
+        _ => false,
+    }
 }
 
 /// Saves the state; one that cannot be saved stops the schedule, and the webhooks are told.
