@@ -146,6 +146,21 @@ impl Access {
     }
 }
 
+/// A GCS or an S3 server with an empty bucket `lake`, and how `dau` reaches it.
+fn server_and_access(work: &Workdir, gcs: bool) -> (Server, Access) {
+    let server = if gcs {
+        Server::gcs(work)
+    } else {
+        Server::s3(work)
+    };
+    let access = if gcs {
+        Access::gcs(&server)
+    } else {
+        Access::s3(&server)
+    };
+    (server, access)
+}
+
 /// Makes the same generated lake in the bucket (through the server's API) and on local disk.
 fn gen_both(work: &Workdir, access: &Access, url: &str, local: &str, shape: &[&str]) {
     let remote = access.run(work, &[&["gen", "--out", url], shape].concat());
@@ -258,15 +273,8 @@ const ODD_PREFIX: &str = "événements #1 50%;v2@x/app_opens";
 
 fn a_lake_under_an_odd_prefix_gives_the_numbers_of_the_same_lake_on_disk(gcs: bool) {
     let work = Workdir::new();
-    let (server, scheme) = match gcs {
-        true => (Server::gcs(&work), "gs"),
-        false => (Server::s3(&work), "s3"),
-    };
-    let access = if gcs {
-        Access::gcs(&server)
-    } else {
-        Access::s3(&server)
-    };
+    let (server, access) = server_and_access(&work, gcs);
+    let scheme = if gcs { "gs" } else { "s3" };
     same_numbers_as_on_disk(&work, &access, &format!("{scheme}://lake/{ODD_PREFIX}"));
     // Named as written, not escaped: other tools reading the bucket find the same lake.
     let names = object_names(&server, gcs);
@@ -551,13 +559,11 @@ fn a_gcs_lake_with_a_spark_log_counts_only_the_files_it_lists() {
 /// both engines give the oracle's numbers.
 fn timestamp_partitions_in_a_bucket(gcs: bool) {
     let work = Workdir::new();
-    let (server, url) = match gcs {
-        true => (Server::gcs(&work), "gs://lake/events"),
-        false => (Server::s3(&work), "s3://lake/events"),
-    };
-    let access = match gcs {
-        true => Access::gcs(&server),
-        false => Access::s3(&server),
+    let (server, access) = server_and_access(&work, gcs);
+    let url = if gcs {
+        "gs://lake/events"
+    } else {
+        "s3://lake/events"
     };
     let shape = ["--users", "400", "--days", "3", "--start", "2024-05-01"];
     let made = work.run(&[&["gen", "--out", "local"], &shape[..]].concat());
@@ -599,13 +605,11 @@ fn an_s3_lake_partitioned_by_timestamps_names_its_days() {
 /// whole query failed, exit 3, blaming the endpoint.
 fn a_row_group_without_rows_in_a_bucket(gcs: bool) {
     let work = Workdir::new();
-    let (server, url) = match gcs {
-        true => (Server::gcs(&work), "gs://lake/events"),
-        false => (Server::s3(&work), "s3://lake/events"),
-    };
-    let access = match gcs {
-        true => Access::gcs(&server),
-        false => Access::s3(&server),
+    let (server, access) = server_and_access(&work, gcs);
+    let url = if gcs {
+        "gs://lake/events"
+    } else {
+        "s3://lake/events"
     };
     let shape = ["--users", "300", "--days", "3", "--start", "2024-05-01"];
     gen_both(&work, &access, url, "local", &shape);
@@ -1764,13 +1768,10 @@ fn exports_into_a_bucket_replace_their_days_and_keep_the_others() {
     let dau = oracle_window(&rows, 1, day("2024-06-01"), day("2024-06-20"), &[]);
     let mau = oracle_window(&rows, 30, day("2024-06-01"), day("2024-06-20"), &[]);
     for gcs in [true, false] {
-        let (server, scheme, name) = match gcs {
-            true => (Server::gcs(&work), "gs", "metrics;v2/daily.csv"),
-            false => (Server::s3(&work), "s3", "metrics;v2/daily.parquet"),
-        };
-        let access = match gcs {
-            true => Access::gcs(&server),
-            false => Access::s3(&server),
+        let (server, access) = server_and_access(&work, gcs);
+        let (scheme, name) = match gcs {
+            true => ("gs", "metrics;v2/daily.csv"),
+            false => ("s3", "metrics;v2/daily.parquet"),
         };
         let url = &format!("{scheme}://lake/{name}");
         let export = |args: &[&str]| {
@@ -1906,17 +1907,10 @@ fn a_schedule_keeps_its_state_in_a_bucket(gcs: bool) {
         )
     };
     std::fs::write(work.join("dau.toml"), toml("0 0 * * *")).unwrap();
-    let (server, access, url) = match gcs {
-        true => {
-            let server = Server::gcs(&work);
-            let access = Access::gcs(&server);
-            (server, access, "gs://lake/dau/state.json")
-        }
-        false => {
-            let server = Server::s3(&work);
-            let access = Access::s3(&server);
-            (server, access, "s3://lake/dau/state.json")
-        }
+    let (server, access) = server_and_access(&work, gcs);
+    let url = match gcs {
+        true => "gs://lake/dau/state.json",
+        false => "s3://lake/dau/state.json",
     };
     let state = || -> BTreeMap<String, DateTime<Utc>> {
         serde_json::from_slice(&object(&server, gcs, "dau/state.json")).unwrap()
