@@ -259,14 +259,19 @@ fn settings(url: &str) -> std::result::Result<Config, String> {
     {
         config.dbname(database);
     }
+    // (0, which libpq takes for no limit, is the default limit, as tokio-postgres takes the
+    // URL's `connect_timeout=0`: a nightly export is better failed than hung.)
     if config.get_connect_timeout().is_none() {
         let seconds = match var("PGCONNECT_TIMEOUT") {
             Some(s) => s
                 .parse()
                 .map_err(|_| format!("PGCONNECT_TIMEOUT '{s}' is not a number of seconds"))?,
-            None => CONNECT_TIMEOUT.as_secs(),
+            None => 0,
         };
-        config.connect_timeout(Duration::from_secs(seconds));
+        config.connect_timeout(match seconds {
+            0 => CONNECT_TIMEOUT,
+            seconds => Duration::from_secs(seconds),
+        });
     }
     if config.get_application_name().is_none() {
         config.application_name("dau");
