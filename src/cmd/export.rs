@@ -341,20 +341,28 @@ pub async fn export(
             without_password(output)
         ));
     }
-    // A shared row whose week is wholly before the lake's first day is kept as the destination
-    // holds it: written, its delivered week went empty (and its month counted part of its days).
-    let keep_shared_row = shared_row && month + Days::new(6) < first && first <= to;
-    if keep_shared_row {
-        warnings.push(format!(
-            "the row of {month} (its week and its month) is not exported, and what {} holds \
-             for it is kept: that week is before the lake's first day {first}",
-            without_password(output)
-        ));
-    }
     let from = match first <= to {
         true => rows_from.max(first),
         false => rows_from,
     };
+    // The rows start at the lake's first day: when the row they start in is shared and its week
+    // is wholly before that day, the row is kept as the destination holds it: written, its
+    // delivered week went empty (and its month counted part of its days). A workbook has a sheet
+    // per metric, so no shared row.
+    let month = from.with_day(1).expect("day 1 exists");
+    let keep_shared_row = calendar
+        && both
+        && !sink.is_workbook()
+        && month.weekday() == Weekday::Mon
+        && month + Days::new(6) < from;
+    if keep_shared_row {
+        warnings.push(format!(
+            "the row of {month} (its week and its month) is not exported, and what {} holds \
+             for it is kept: that week is before the lake's first day {first} (export mau alone \
+             for the month's count of the lake's days)",
+            without_password(output)
+        ));
+    }
     if from != rows_from {
         queries = Query::each(&metrics, from, to, calendar)?;
     }

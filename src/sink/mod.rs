@@ -69,6 +69,20 @@ impl Sink {
         }
     }
 
+    /// Whether it is an Excel workbook (a sheet per metric).
+    pub fn is_workbook(&self) -> bool {
+        matches!(
+            self,
+            Sink::File {
+                kind: FileKind::Workbook,
+                ..
+            } | Sink::Bucket {
+                kind: FileKind::Workbook,
+                ..
+            }
+        )
+    }
+
     pub fn parse(dest: &str) -> Result<Sink> {
         if let Some(rest) = dest.strip_prefix("sqlite://") {
             let (path, table) = take_parameter(rest, "table");
