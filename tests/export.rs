@@ -881,6 +881,67 @@ fn a_parquet_row_of_no_date_is_named_not_dropped() {
     refused_keeping(&w, &args, &file, "daily.parquet has 1 row(s) with no date");
 }
 
+/// Dates another tool wrote back as something other than days are named, exit 2, the file kept:
+/// a zoned time (pandas' `tz_localize`, in Parquet or CSV) was taken as its day in UTC, and every
+/// row moved a day back; a number (YYYYMMDD) was read as days since 1970; a CSV total row with
+/// no date was dropped.
+#[test]
+fn dates_that_are_not_days_in_a_destination_are_named() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int32Array, Int64Array, TimestampNanosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+
+    let w = Workdir::new();
+    lake(&w);
+    let csv = w.join("daily.csv");
+    for (text, says) in [
+        (
+            "date,dau,mau\n2024-06-01 00:00:00+09:00,5,6\n",
+            "daily.csv has the date '2024-06-01 00:00:00+09:00', which is not a day",
+        ),
+        (
+            "date,dau,mau\n2024-06-01,5,6\n,10,12\n",
+            "daily.csv has 1 row(s) with no date",
+        ),
+    ] {
+        std::fs::write(&csv, text).unwrap();
+        let args = ["dau", "mau", "--date", "2024-06-04", "-o", "daily.csv"];
+        refused_keeping(&w, &args, &csv, says);
+    }
+
+    let parquet = w.join("daily.parquet");
+    let seoul = Some("Asia/Seoul".into());
+    let midnight = (day("2024-06-01") - day("1970-01-01"))
+        .num_nanoseconds()
+        .unwrap()
+        - 9 * 3_600_000_000_000;
+    let dates: [(DataType, Arc<dyn datafusion::arrow::array::Array>, &str); 2] = [
+        (
+            DataType::Timestamp(TimeUnit::Nanosecond, seoul.clone()),
+            Arc::new(TimestampNanosecondArray::from(vec![midnight]).with_timezone_opt(seoul)),
+            "the date '2024-06-01T00:00:00+09:00'",
+        ),
+        (
+            DataType::Int32,
+            Arc::new(Int32Array::from(vec![20240601])),
+            "the date '20240601'",
+        ),
+    ];
+    for (kind, date, says) in dates {
+        write_batch(
+            &parquet,
+            vec![
+                Field::new("date", kind, true),
+                Field::new("dau", DataType::Int64, true),
+            ],
+            vec![date, Arc::new(Int64Array::from(vec![5]))],
+        );
+        let args = ["dau", "--date", "2024-06-04", "-o", "daily.parquet"];
+        refused_keeping(&w, &args, &parquet, says);
+    }
+}
+
 /// A Parquet file another tool wrote back, its dates as date64 and its counts as int32, merges and
 /// keeps this export's types (its dates came out as raw int64 milliseconds for every other
 /// reader); a text date that is no date (`Total`) is named, exit 2, the file kept (was exit 1).

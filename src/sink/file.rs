@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::kernels::cast_utils::Parser;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type,
@@ -144,6 +145,39 @@ fn first_unreadable_line(path: &Path, schema: &Schema) -> Option<String> {
     None
 }
 
+/// The first date (as text) that is a day with a time or a zone other than a midnight in UTC
+/// or with no zone (as other tools write days), or a number. (Text that is no date at all is
+/// named by the cast, with its line.)
+fn first_odd_date(batches: &[RecordBatch]) -> Option<String> {
+    const MIDNIGHTS: [&str; 9] = [
+        "",
+        " 00:00:00",
+        "T00:00:00",
+        " 00:00",
+        "T00:00",
+        "T00:00:00Z",
+        "T00:00:00+00:00",
+        " 00:00:00+00:00",
+        " 00:00:00Z",
+    ];
+    let odd = |date: &str| {
+        let (day, rest) = date.split_at_checked(10).unwrap_or((date, ""));
+        let timed =
+            NaiveDate::parse_from_str(day, "%Y-%m-%d").is_ok() && !MIDNIGHTS.contains(&rest);
+        timed || date.bytes().all(|b| b.is_ascii_digit())
+    };
+    (batches.iter())
+        .flat_map(|batch| {
+            let dates = batch.column(0).as_string::<i32>();
+            dates
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .find(|date| odd(date))
+}
+
 /// Registers the file's rows as `old`, after checking it has the columns of this export.
 async fn register_old(
     ctx: &SessionContext,
@@ -177,6 +211,31 @@ async fn register_old(
         .map(|f| f.name().clone())
         .collect();
     super::same_columns(&path.display().to_string(), &found, &schema)?;
+    // Each date as it is written (a CSV read again as text): one with a time of day or a zone
+    // would be cast to its day in UTC (a row of Seoul's 2024-06-01 moved to 05-31), and a number
+    // (20240601) to days since 1970.
+    let written = match format {
+        Format::Parquet => old.clone(),
+        _ => {
+            let text = found.iter().map(|n| Field::new(n, DataType::Utf8, true));
+            let text = Schema::new(text.collect::<Vec<_>>());
+            let options = (CsvReadOptions::new().has_header(true))
+                .file_extension("")
+                .schema(&text);
+            ctx.read_csv(file.as_str(), options).await?
+        }
+    };
+    let written = written.select(vec![cast(col("date"), DataType::Utf8).alias("date")])?;
+    if let Some(odd) = first_odd_date(&written.collect().await?) {
+        return Err(Error::usage(
+            format!(
+                "{} has the date '{odd}', which is not a day",
+                path.display()
+            ),
+            "its rows are days (YYYY-MM-DD): a time, a time zone or a number there would move \
+             rows to other days in the merge; write its dates as days, or export to another file",
+        ));
+    }
     // CSV is read again with this export's types, so that old and new rows are one table. The
     // file's columns may be in another order (the metrics listed otherwise in a command): they
     // are read in theirs, and taken by name.
@@ -201,11 +260,8 @@ async fn register_old(
         .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()));
     let old = old.select(typed.collect::<Vec<_>>())?;
     // A row of no day (a total someone added, a date lost on the way) would be dropped by the
-    // merge: it is named instead. (CSV's reader refuses an empty date itself: the line is named.)
-    let undated = match format {
-        Format::Parquet => old.clone().filter(col("date").is_null())?.count().await?,
-        _ => 0,
-    };
+    // merge: it is named instead.
+    let undated = old.clone().filter(col("date").is_null())?.count().await?;
     if undated > 0 {
         return Err(Error::usage(
             format!("{} has {undated} row(s) with no date", path.display()),
