@@ -2048,6 +2048,22 @@ fn tables_made_by_hand_take_the_rows_by_name_and_type() {
         .map(|d| format!("{d} 00:00:00 {}", oracle(&rows, day(d)).0))
         .collect();
     assert_eq!(got, want.join(","));
+    // Days as numbers (pandas' integer dates): named, the table kept (a second row was added
+    // for the day, which the numbers hid from the delete).
+    db.execute_batch("CREATE TABLE numbered (date INTEGER, dau INTEGER); INSERT INTO numbered VALUES (20240603, 1)")
+        .unwrap();
+    let numbered = format!("sqlite://{}?table=numbered", sqlite.display());
+    let run = export(&w, &["dau", "--date", "2024-06-03", "--output", &numbered]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("holds 1 date(s) as numbers"),
+        "{}",
+        run.stderr
+    );
+    let kept: u64 = db
+        .query_row("SELECT count(*) FROM numbered", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 1);
 
     // A count beyond the column's type: the server refuses it, and nothing is written.
     let dau = oracle(&rows, day("2024-06-05")).0;

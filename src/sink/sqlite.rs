@@ -103,6 +103,22 @@ impl Job {
             .collect();
         let place = format!("table {} in {}", self.table, self.path.display());
         super::table_columns(&place, &found, &self.schema)?;
+        // Days kept as numbers (20240603 from pandas' integer dates, Julian days) are not found
+        // by the text a day is deleted by: the day was in the table twice.
+        let numbers: u64 = tx
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE typeof(date) IN ('integer', 'real')"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.failed(e))?;
+        if numbers > 0 {
+            return Err(Error::usage(
+                format!("{place} holds {numbers} date(s) as numbers (such as 20240603)"),
+                "dau keeps days as text (YYYY-MM-DD), and would not replace those: make them \
+                 text, or export to another table",
+            ));
+        }
 
         // From the first day up to the day after the last, as text: a table made by hand may
         // hold its days as timestamps (`2024-06-04 00:00:00`, as pandas' to_sql writes them),
