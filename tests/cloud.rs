@@ -13,7 +13,8 @@ use chrono::NaiveDate;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::util::{
-    Run, Workdir, active, day, free_port, oracle_opens, oracle_window, python, read_lake_rows, venv,
+    Run, Workdir, active, day, free_port, oracle_opens, oracle_window, python, read_lake_rows,
+    receiver, venv,
 };
 
 /// A storage server, killed when dropped. Both servers log one line per request.
@@ -1946,6 +1947,27 @@ fn a_schedule_keeps_its_state_in_a_bucket(gcs: bool) {
     assert_eq!(exported, dau, "{}", run.stderr);
     let midnight = today.and_hms_opt(0, 0, 0).unwrap().and_utc();
     assert_eq!(state()["nightly"], midnight, "{}", run.stderr);
+
+    // A state in a bucket that does not exist: the first start cannot save it, exit 3, and the
+    // webhook is told (it stopped untold, and a container restarted so for ever).
+    let (hook, alerts) = receiver();
+    let missing = url.replace("//lake/", "//no-such-bucket/");
+    let args = [
+        "schedule",
+        "--once",
+        "--state",
+        &missing,
+        "--webhook",
+        &hook,
+    ];
+    let run = access.run(&work, &args);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let alerts = alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?} {}", run.stderr);
+    assert!(
+        alerts[0].contains("failed: dau schedule stopped"),
+        "{alerts:?}"
+    );
 
     if gcs {
         // A state that cannot be reached: exit 3, naming it, and nothing run.

@@ -218,7 +218,7 @@ pub async fn run(config: &Config, args: &ScheduleArgs) -> Result<()> {
         state.insert(name.to_string(), started);
     }
     if !new.is_empty() {
-        store.save(&state).await?;
+        keep(config, &mut store, &state).await?;
     }
     let (stopping, mut stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
