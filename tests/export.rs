@@ -991,6 +991,30 @@ fn a_parquet_file_of_other_types_merges_as_this_exports_types() {
     let says = "cannot merge this export into daily.parquet: Cannot cast string 'Total'";
     refused_keeping(&w, &args, &file, says);
 
+    // Counts as floats (pandas, after a NaN): whole ones merge; 8.7 is named (it was cut to 8).
+    for (count, merges) in [(762.0, true), (8.7, false)] {
+        write_batch(
+            &file,
+            vec![
+                Field::new("date", DataType::Date64, true),
+                Field::new("dau", DataType::Float64, true),
+            ],
+            vec![
+                Arc::new(Date64Array::from(vec![june_2])),
+                Arc::new(datafusion::arrow::array::Float64Array::from(vec![count])),
+            ],
+        );
+        match merges {
+            true => assert_eq!(export(&w, &args).code, 0),
+            false => refused_keeping(
+                &w,
+                &args,
+                &file,
+                "daily.parquet has dau values that are not whole",
+            ),
+        }
+    }
+
     // A file of another kind under the name: named, exit 2, kept (was exit 1 "query failed", or
     // exit 3 for a workbook).
     for (name, kind) in [

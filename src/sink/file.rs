@@ -256,6 +256,33 @@ async fn register_old(
     };
     // Each column as this export types it: a Parquet file written back by another tool (dates
     // as date64 or timestamps, counts as int32) would otherwise retype the merged file.
+    // A count written back as a float (pandas, after a NaN) must be whole: 8.7 was cut to 8.
+    let found_types = old.schema().clone();
+    for field in schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_integer())
+    {
+        let written = found_types.field_with_unqualified_name(field.name())?;
+        if !written.data_type().is_floating() {
+            continue;
+        }
+        let value = ident(field.name());
+        let whole = cast(cast(value.clone(), DataType::Int64), DataType::Float64);
+        let broken = old
+            .clone()
+            .filter(whole.not_eq(cast(value, DataType::Float64)))?;
+        if broken.count().await? > 0 {
+            return Err(Error::usage(
+                format!(
+                    "{} has {} values that are not whole",
+                    path.display(),
+                    field.name()
+                ),
+                "counts are whole numbers: mend them, or export to another file",
+            ));
+        }
+    }
     let typed = (schema.fields().iter())
         .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()));
     let old = old.select(typed.collect::<Vec<_>>())?;
