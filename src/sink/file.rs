@@ -254,8 +254,6 @@ async fn register_old(
             ctx.read_csv(file.as_str(), options).await?
         }
     };
-    // Each column as this export types it: a Parquet file written back by another tool (dates
-    // as date64 or timestamps, counts as int32) would otherwise retype the merged file.
     // A count written back as a float (pandas, after a NaN) must be whole: 8.7 was cut to 8.
     let found_types = old.schema().clone();
     for field in schema
@@ -283,6 +281,8 @@ async fn register_old(
             ));
         }
     }
+    // Each column as this export types it: a Parquet file written back by another tool (dates
+    // as date64 or timestamps, counts as int32) would otherwise retype the merged file.
     let typed = (schema.fields().iter())
         .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()));
     let old = old.select(typed.collect::<Vec<_>>())?;
