@@ -2326,6 +2326,40 @@ fn a_postgres_server_that_never_answers_fails_the_export_in_time() {
     );
 }
 
+/// A formula saved without its value (as openpyxl and pandas save them) is named, exit 2, the
+/// workbook kept: it read as an empty cell, and the delivered number was written back empty.
+#[test]
+fn a_formula_without_its_value_in_a_workbook_is_named() {
+    let w = Workdir::new();
+    lake(&w);
+    let args = [
+        "dau",
+        "--from",
+        "2024-06-02",
+        "--to",
+        "2024-06-03",
+        "-o",
+        "w.xlsx",
+    ];
+    let run = export(&w, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let edit = "import re, shutil, zipfile\n\
+                book = zipfile.ZipFile('w.xlsx')\n\
+                out = zipfile.ZipFile('e.xlsx', 'w', zipfile.ZIP_DEFLATED)\n\
+                for item in book.infolist():\n    \
+                    data = book.read(item.filename)\n    \
+                    if item.filename == 'xl/worksheets/sheet1.xml':\n        \
+                        data, n = re.subn(rb'(<c r=\"B2\"[^>]*>)<v>[^<]*</v>', rb'\\1<f>1+1</f>', data)\n        \
+                        assert n == 1, data\n    \
+                    out.writestr(item, data)\n\
+                out.close()\n\
+                shutil.move('e.xlsx', 'w.xlsx')\n";
+    python(w.path(), &["-c", edit]);
+    let args = ["dau", "--date", "2024-06-05", "-o", "w.xlsx"];
+    let says = "w.xlsx sheet dau row 2 has the formula =1+1 with no value saved";
+    refused_keeping(&w, &args, &w.join("w.xlsx"), says);
+}
+
 #[test]
 fn a_workbook_has_a_sheet_per_metric_with_typed_cells() {
     use calamine::{Data, DataType, Reader, Xlsx};

@@ -226,7 +226,28 @@ fn keep_other_days(
                 _ => None,
             })
             .collect();
+        // A formula saved without its value (openpyxl and pandas save them so; Excel saves the
+        // value too) reads as an empty cell: a delivered number was written back empty, and a
+        // total row of formulas was dropped.
+        let formulas = (book.worksheet_formula(&sheet.name)).map_err(|e| failed(path, e))?;
+        let (top, left) = range.start().unwrap_or((0, 0));
         for (row, line) in rows.zip(2..) {
+            let unsaved = (row.iter().enumerate())
+                .filter(|(_, value)| **value == Data::Empty)
+                .find_map(|(column, _)| {
+                    let at = (top + line - 1, left + column as u32);
+                    formulas.get_value(at).filter(|f| !f.is_empty())
+                });
+            if let Some(formula) = unsaved {
+                return Err(Error::usage(
+                    format!(
+                        "{place} row {line} has the formula ={formula} with no value saved: \
+                         this export would write that cell back empty"
+                    ),
+                    "open and save the workbook in Excel or LibreOffice (they save the values), \
+                     or write the value instead, or export to another workbook",
+                ));
+            }
             let mut cells: Vec<Cell> = row.iter().map(read).collect();
             // A date typed as text is that date; a row of no day (a total, a note) is not
             // dropped in silence.
