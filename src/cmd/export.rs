@@ -305,13 +305,14 @@ pub async fn export(
     // month starts on a Monday: that row is made whole, with its week too (from the month's
     // first day), or exporting a later day of the month replaced the row with the month's
     // number alone and blanked the week's.
-    let month = from.with_day(1).expect("day 1 exists");
     let both = metrics.contains(&Metric::Wau) && metrics.contains(&Metric::Mau);
-    let shared_row = calendar && both && month.weekday() == Weekday::Mon;
-    let rows_from = match shared_row {
-        true => month,
-        false => from,
+    // The first day of `day`'s month, when that row is shared (a workbook has a sheet per
+    // metric, but making its rows from the month's first day does no harm).
+    let shared_row = |day: NaiveDate| {
+        let month = day.with_day(1).expect("day 1 exists");
+        (calendar && both && month.weekday() == Weekday::Mon).then_some(month)
     };
+    let rows_from = shared_row(from).unwrap_or(from);
     let mut queries = Query::each(&metrics, rows_from, to, calendar)?;
     let near = Query::spans(&queries);
     let lake = Arc::new(Lake::open(config.lake()?, config, near).await?);
@@ -349,13 +350,9 @@ pub async fn export(
     // is wholly before that day, the row is kept as the destination holds it: written, its
     // delivered week went empty (and its month counted part of its days). A workbook has a sheet
     // per metric, so no shared row.
-    let month = from.with_day(1).expect("day 1 exists");
-    let keep_shared_row = calendar
-        && both
-        && !sink.is_workbook()
-        && month.weekday() == Weekday::Mon
-        && month + Days::new(6) < from;
-    if keep_shared_row {
+    let kept_row =
+        (shared_row(from)).filter(|month| !sink.is_workbook() && *month + Days::new(6) < from);
+    if let Some(month) = kept_row {
         warnings.push(format!(
             "the row of {month} (its week and its month) is not exported, and what {} holds \
              for it is kept: that week is before the lake's first day {first} (export mau alone \
@@ -386,14 +383,14 @@ pub async fn export(
             "SELECT * FROM m0".to_string(),
             vec!["date", &config.user_column],
         ),
-        _ if keep_shared_row => (
-            format!(
-                "SELECT * FROM ({}) WHERE date <> DATE '{month}'",
-                wide(&ctx, queries.len()).await?
-            ),
-            vec!["date"],
-        ),
-        _ => (wide(&ctx, queries.len()).await?, vec!["date"]),
+        _ => {
+            let wide = wide(&ctx, queries.len()).await?;
+            let sql = match kept_row {
+                Some(month) => format!("SELECT * FROM ({wide}) WHERE date <> DATE '{month}'"),
+                None => wide,
+            };
+            (sql, vec!["date"])
+        }
     };
     let new = ctx.sql(&sql).await?;
     let schema = Arc::new(new.schema().as_arrow().clone());
