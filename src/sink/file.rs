@@ -191,6 +191,7 @@ async fn register_old(
         .and_then(|p| url::Url::from_file_path(p).ok())
         .map_or_else(|| path.to_string_lossy().into_owned(), String::from);
     // Any extension: the reader's default (`.csv`) refused `daily.CSV` after its first export.
+    let csv = || CsvReadOptions::new().has_header(true).file_extension("");
     let old = match format {
         Format::Parquet => {
             let options = ParquetReadOptions {
@@ -199,10 +200,7 @@ async fn register_old(
             };
             ctx.read_parquet(file.as_str(), options).await?
         }
-        _ => {
-            let options = CsvReadOptions::new().has_header(true).file_extension("");
-            ctx.read_csv(file.as_str(), options).await?
-        }
+        _ => ctx.read_csv(file.as_str(), csv()).await?,
     };
     let found: Vec<String> = old
         .schema()
@@ -219,10 +217,7 @@ async fn register_old(
         _ => {
             let text = found.iter().map(|n| Field::new(n, DataType::Utf8, true));
             let text = Schema::new(text.collect::<Vec<_>>());
-            let options = (CsvReadOptions::new().has_header(true))
-                .file_extension("")
-                .schema(&text);
-            ctx.read_csv(file.as_str(), options).await?
+            ctx.read_csv(file.as_str(), csv().schema(&text)).await?
         }
     };
     let written = written.select(vec![cast(col("date"), DataType::Utf8).alias("date")])?;
@@ -248,10 +243,7 @@ async fn register_old(
                 field.expect("a column of the export").clone()
             });
             let in_file = Schema::new(in_file.collect::<Vec<_>>());
-            let options = (CsvReadOptions::new().has_header(true))
-                .file_extension("")
-                .schema(&in_file);
-            ctx.read_csv(file.as_str(), options).await?
+            ctx.read_csv(file.as_str(), csv().schema(&in_file)).await?
         }
     };
     // A count written back as a float (pandas, after a NaN) must be whole: 8.7 was cut to 8.
